@@ -1,0 +1,649 @@
+"""The service configuration: one frozen, validated `Config` built from layered sources.
+
+Precedence, highest first:
+
+1. ``overrides`` — a mapping of dotted keys to values, normally from command-line flags
+   (``{"kafka.group_id": "g2", "model.hidden_size": 64}``). ``None`` values mean "flag not
+   given" and are skipped.
+2. Environment variables ``STREAMLSTM_<SECTION>__<KEY>`` — the dotted key upper-cased with
+   ``.`` written as ``__``: ``STREAMLSTM_MODEL__HIDDEN_SIZE=64``,
+   ``STREAMLSTM_KAFKA__SECURITY__SSL_CAFILE=/ca.pem``. Top-level keys have no section:
+   ``STREAMLSTM_MAX_STREAMS=5000``, ``STREAMLSTM_LOG_LEVEL=debug``. Other ``STREAMLSTM_*``
+   variables without ``__`` are left alone (the CLI may use names like ``STREAMLSTM_CONFIG``);
+   a ``__`` variable naming an unknown key is an error.
+3. The YAML file.
+4. The dataclass defaults below (``config/default.yaml`` spells them all out).
+
+Values given as text (every environment variable, and string overrides) are read according
+to the setting's type: strings are taken verbatim (so ``group_id=123`` stays a string), lists
+of strings are comma-separated (``a:1,b:2``) or a YAML flow list (``[a:1, b:2]``), and
+everything else is parsed with ``yaml.safe_load`` (``64``, ``true``, ``null``,
+``{ssl_cafile: /ca.pem}``).
+
+Group model settings are partial: every setting a group leaves out is taken from the
+top-level ``model:`` section after all layers are applied.
+
+Every error is a `ConfigError` whose message starts with where the bad value came from
+(``config/app.yaml:12``, ``environment variable STREAMLSTM_MODEL__K2``, ``command line``)
+followed by the dotted key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from fnmatch import fnmatchcase
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from .hyperparams import CHOICES, RANGES
+
+__all__ = [
+    "CheckpointConfig",
+    "Config",
+    "ConfigError",
+    "GroupConfig",
+    "InputConfig",
+    "KafkaConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "dump_yaml",
+    "load_config",
+]
+
+ENV_PREFIX = "STREAMLSTM_"
+DEFAULT_GROUP = "default"
+
+# kafka-python settings that may appear under `kafka.security`. sasl_oauth_token_provider is
+# left out on purpose: it takes a Python object, which no config file can express.
+SECURITY_KEYS = frozenset({
+    "security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
+    "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname",
+    "sasl_kerberos_service_name",
+})
+SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password"})
+
+
+class ConfigError(ValueError):
+    """A configuration value that is unknown, mistyped or out of range; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Detector hyperparameters; the names match `LSTMDetector` / `MultiStreamDetector` kwargs."""
+
+    cell: str = "lstm"
+    hidden_size: int = 32
+    k1: int = 1
+    k2: int = 16
+    optimizer: str = "adam"
+    learning_rate: float = 3e-3
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    clip_norm: float = 1.0
+    weight_decay: float = 0.0
+    input_dropout: float = 0.0
+    loss: str = "mse"
+    huber_delta: float = 1.0
+    scaler_halflife: float = 1000.0
+    input_clip: float = 10.0
+    warmup: int = 300
+    short_window: int = 10
+    long_halflife: float = 2000.0
+    threshold: float = 0.5
+    on_anomaly: str = "downweight"
+    anomaly_weight: float = 0.1
+    dtype: str = "float32"
+    seed: int = 0
+    weight_mode: str = "per_stream"
+    backend: str = "cpu"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """Streams whose id matches any of `match` (fnmatch globs, case-sensitive) use `model`."""
+
+    name: str
+    match: tuple[str, ...]
+    model: ModelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class InputConfig:
+    format: str = "jsonl"
+    stream_field: str = "stream"
+    value_field: str = "value"
+    values_field: str = "values"
+    ts_field: str = "ts"
+    max_line_bytes: int = 1_000_000
+    default_stream: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    only_anomalies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointConfig:
+    state_dir: str | None = None
+    every_events: int = 100_000
+    every_seconds: float = 60.0
+    keep: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConfig:
+    bootstrap_servers: tuple[str, ...] = ("127.0.0.1:9092",)
+    topics: tuple[str, ...] = ()
+    group_id: str = "streamlstm"
+    output_topic: str = "streamlstm-scores"
+    dead_letter_topic: str = "streamlstm-errors"
+    changelog_topic: str | None = None
+    key_source: str = "key"
+    poll_max_records: int = 5000
+    poll_timeout_ms: int = 200
+    # Read-only view: pass as `KafkaConsumer(**cfg.kafka.security)`.
+    security: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    address: str = "127.0.0.1"
+    port: int = 9108
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str = "stdin"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    groups: tuple[GroupConfig, ...] = ()
+    max_streams: int = 100_000
+    batch_size: int = 4096
+    input: InputConfig = field(default_factory=InputConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log_format: str = "plain"
+    log_level: str = "INFO"
+
+    def model_for(self, stream_id: str) -> tuple[str, ModelConfig]:
+        """The (group name, model settings) for a stream: the first matching group wins."""
+        for group in self.groups:
+            if any(fnmatchcase(stream_id, pattern) for pattern in group.match):
+                return group.name, group.model
+        return DEFAULT_GROUP, self.model
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts/lists/scalars, in the shape of the YAML file (groups fully resolved)."""
+        return _plain(self)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "input": InputConfig,
+    "output": OutputConfig,
+    "checkpoint": CheckpointConfig,
+    "kafka": KafkaConfig,
+    "metrics": MetricsConfig,
+}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    env: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, object] = MappingProxyType({}),
+) -> Config:
+    """Build the effective configuration (see the module docstring for precedence)."""
+    tree = _Tree()
+    if path is not None:
+        tree.add_yaml(os.fspath(path))
+    tree.add_env(env)
+    tree.add_overrides(overrides)
+    return _build(tree)
+
+
+def dump_yaml(config: Config, redact_secrets: bool = True) -> str:
+    """The effective configuration as YAML that `load_config` reads back to the same Config."""
+    data = config.to_dict()
+    if redact_secrets:
+        security = data["kafka"]["security"]
+        for key in SECRET_KEYS & security.keys():
+            security[key] = "<redacted>"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+# --------------------------------------------------------------------------- value specs
+
+
+class _Bad(Exception):
+    """A value does not fit its spec.
+
+    `expect` says what was wanted; `subkey` names the offending entry when the value is a
+    mapping checked as a whole (`kafka.security`), and `got` is then that entry's value.
+    """
+
+    def __init__(self, expect: str, subkey: str | None = None, got: Any = None):
+        super().__init__(expect)
+        self.expect, self.subkey, self.got = expect, subkey, got
+
+
+class _Spec:
+    """How one setting is checked, and how it is read when given as text."""
+
+    expect = "a value"
+
+    def check(self, value: Any) -> Any:
+        """Return the value normalised (e.g. int -> float) or raise `_Bad`."""
+        raise NotImplementedError
+
+    def from_text(self, text: str) -> Any:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text  # reported by `check` as "expected ..., got '<text>'"
+
+
+class _Number(_Spec):
+    def __init__(self, kind: type, lo: float, lo_inc: bool = True,
+                 hi: float = float("inf"), hi_inc: bool = False):
+        self.kind, self.lo, self.lo_inc, self.hi, self.hi_inc = kind, lo, lo_inc, hi, hi_inc
+        name = kind.__name__
+        if hi == float("inf"):
+            self.expect = f"{name} {'≥' if lo_inc else '>'} {lo}"
+        else:
+            self.expect = f"{name} in {'[' if lo_inc else '('}{lo}, {hi}{']' if hi_inc else ')'}"
+
+    def check(self, value: Any) -> Any:
+        # bool is an int subclass in Python but `hidden_size: true` is a mistake, not 1.
+        ok_types = (int,) if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_types):
+            raise _Bad(self.expect)
+        value = self.kind(value)
+        above = value >= self.lo if self.lo_inc else value > self.lo
+        below = value <= self.hi if self.hi_inc else value < self.hi
+        if not (above and below):  # NaN fails both comparisons
+            raise _Bad(self.expect)
+        return value
+
+
+class _Choice(_Spec):
+    def __init__(self, options: tuple[str, ...], fold=None):
+        self.options, self.fold = options, fold
+        self.expect = "one of " + ", ".join(repr(o) for o in options)
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, str) and self.fold:
+            value = self.fold(value)
+        if value not in self.options:
+            raise _Bad(self.expect)
+        return value
+
+    def from_text(self, text: str) -> Any:
+        return text
+
+
+class _Str(_Spec):
+    def __init__(self, optional: bool = False):
+        self.optional = optional
+        self.expect = "non-empty string" + (" or null" if optional else "")
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if not isinstance(value, str) or not value:
+            raise _Bad(self.expect)
+        return value
+
+    def from_text(self, text: str) -> Any:
+        if self.optional and text.strip() in ("", "~", "null", "Null", "NULL"):
+            return None
+        return text
+
+
+class _Bool(_Spec):
+    expect = "true or false"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise _Bad(self.expect)
+        return value
+
+
+class _StrList(_Spec):
+    def __init__(self, nonempty: bool):
+        self.nonempty = nonempty
+        self.expect = ("non-empty " if nonempty else "") + "list of non-empty strings"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)) or (self.nonempty and not value):
+            raise _Bad(self.expect)
+        if not all(isinstance(v, str) and v for v in value):
+            raise _Bad(self.expect)
+        return tuple(value)
+
+    def from_text(self, text: str) -> Any:
+        if text.lstrip().startswith("["):
+            return super().from_text(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class _Security(_Spec):
+    expect = "mapping of kafka-python security settings"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _Bad(self.expect)
+        checked = {}
+        for key, item in value.items():
+            if key not in SECURITY_KEYS:
+                raise _Bad(f"one of {', '.join(sorted(SECURITY_KEYS))}", key, key)
+            try:
+                checked[key] = _security_item(key).check(item)
+            except _Bad as bad:
+                raise _Bad(bad.expect, key, item) from None
+        return MappingProxyType(checked)
+
+
+def _security_item(key: str) -> _Spec:
+    return _Bool() if key == "ssl_check_hostname" else _Str()
+
+
+def _model_spec(name: str, default: Any) -> _Spec:
+    # Ranges and choices come from the engine's own table so the two can never disagree.
+    if name in CHOICES:
+        return _Choice(CHOICES[name])
+    return _Number(type(default), *RANGES[name])
+
+
+_SPECS: dict[str, _Spec] = {
+    **{f"model.{f.name}": _model_spec(f.name, f.default) for f in fields(ModelConfig)},
+    "source": _Choice(("stdin", "kafka")),
+    "max_streams": _Number(int, *RANGES["max_streams"]),
+    "batch_size": _Number(int, 1),
+    "log_format": _Choice(("plain", "json")),
+    "log_level": _Choice(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), fold=str.upper),
+    "input.format": _Choice(("jsonl", "csv")),
+    "input.stream_field": _Str(),
+    "input.value_field": _Str(),
+    "input.values_field": _Str(),
+    "input.ts_field": _Str(),
+    "input.max_line_bytes": _Number(int, 1),
+    "input.default_stream": _Str(),
+    "output.only_anomalies": _Bool(),
+    "checkpoint.state_dir": _Str(optional=True),
+    "checkpoint.every_events": _Number(int, 1),
+    "checkpoint.every_seconds": _Number(float, 0, lo_inc=False),
+    "checkpoint.keep": _Number(int, 1),
+    "kafka.bootstrap_servers": _StrList(nonempty=True),
+    "kafka.topics": _StrList(nonempty=False),
+    "kafka.group_id": _Str(),
+    "kafka.output_topic": _Str(),
+    "kafka.dead_letter_topic": _Str(),
+    "kafka.changelog_topic": _Str(optional=True),
+    "kafka.key_source": _Choice(("key", "field")),
+    "kafka.poll_max_records": _Number(int, 1),
+    "kafka.poll_timeout_ms": _Number(int, 0),
+    "kafka.security": _Security(),
+    "metrics.address": _Str(),
+    "metrics.port": _Number(int, 0, True, 65535, True),
+    "metrics.enabled": _Bool(),
+}
+
+_TOP_SCALARS = ("source", "max_streams", "batch_size", "log_format", "log_level")
+_TOP_KEYS = [f.name for f in fields(Config)]
+
+
+def _text_spec(path: tuple) -> _Spec | None:
+    """The spec used to read a text value set at `path`, if the path names a setting."""
+    if len(path) == 3 and path[:2] == ("kafka", "security"):
+        return _security_item(path[2])
+    return _SPECS.get(".".join(path))
+
+
+# --------------------------------------------------------------------------- layering
+
+
+class _LineDict(dict):
+    """A YAML mapping that remembers the 1-based line of each key."""
+
+    line = 0
+    lines: dict
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings are `_LineDict`s, so errors can cite file:line."""
+
+    def construct_line_map(self, node: yaml.MappingNode):
+        data = _LineDict()
+        data.line = node.start_mark.line + 1
+        data.lines = {}
+        yield data
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node)
+            if key in seen and key != "<<":
+                # PyYAML silently keeps the last duplicate; a second `model:` is a mistake.
+                raise ConfigError(f"{self.name}:{key_node.start_mark.line + 1}: "
+                                  f"duplicate key {key!r}")
+            seen.add(key)
+        data.update(self.construct_mapping(node))
+        for key_node, _ in node.value:
+            data.lines.setdefault(self.construct_object(key_node), key_node.start_mark.line + 1)
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_line_map)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Tree:
+    """Raw settings merged from all layers, plus where each one came from."""
+
+    def __init__(self) -> None:
+        self.data: dict = {}
+        self.where: dict[tuple, str] = {}
+
+    def source(self, path: tuple) -> str:
+        """Where the value at `path` (or the nearest enclosing one) was set."""
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.where:
+                return self.where[path[:n]]
+        return "defaults"
+
+    def explicit(self, path: tuple) -> bool:
+        return path in self.where
+
+    def error(self, path: tuple, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source(path)}: {_dotted(path)}: {problem}")
+
+    def add_yaml(self, filename: str) -> None:
+        try:
+            with open(filename, "rb") as fh:
+                loader = _LineLoader(fh)
+                loader.name = filename
+                try:
+                    data = loader.get_single_data()
+                finally:
+                    loader.dispose()
+        except OSError as exc:
+            raise ConfigError(f"{filename}: cannot read config file: {exc.strerror}") from exc
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{filename}:{mark.line + 1}" if mark else filename
+            raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{filename}: invalid YAML: {exc}") from exc
+        if data is None:  # an empty file means "all defaults"
+            return
+        if not isinstance(data, dict):
+            raise ConfigError(f"{filename}:1: expected a mapping at the top level")
+        self._record_yaml(data, (), filename)
+        self.data = data
+
+    def _record_yaml(self, node: Any, path: tuple, filename: str) -> None:
+        if isinstance(node, _LineDict):
+            for key, value in node.items():
+                self.where[path + (key,)] = f"{filename}:{node.lines.get(key, node.line)}"
+                self._record_yaml(value, path + (key,), filename)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, _LineDict):
+                    self.where[path + (i,)] = f"{filename}:{item.line}"
+                self._record_yaml(item, path + (i,), filename)
+
+    def add_env(self, env: Mapping[str, str]) -> None:
+        found = []
+        for name, text in env.items():
+            if not name.startswith(ENV_PREFIX):
+                continue
+            path = tuple(name[len(ENV_PREFIX):].lower().split("__"))
+            if len(path) == 1 and path[0] not in _TOP_KEYS:
+                continue  # not a config variable (e.g. STREAMLSTM_CONFIG for the CLI)
+            found.append((path, text, f"environment variable {name}"))
+        self._apply(found)
+
+    def add_overrides(self, overrides: Mapping[str, object]) -> None:
+        found = []
+        for key, value in overrides.items():
+            if value is None:
+                continue  # a flag that was not given
+            path = tuple(key.split("."))
+            if not all(path):
+                raise ConfigError(f"command line: {key!r}: malformed dotted key")
+            found.append((path, value, "command line"))
+        self._apply(found)
+
+    def _apply(self, items: list[tuple[tuple, Any, str]]) -> None:
+        # Shallow paths first so `STREAMLSTM_MODEL__K2` refines `STREAMLSTM_MODEL='{...}'`.
+        for path, value, source in sorted(items, key=lambda item: (len(item[0]), item[0])):
+            if isinstance(value, str):
+                spec = _text_spec(path)
+                value = spec.from_text(value) if spec else _Spec().from_text(value)
+            self._set(path, value, source)
+
+    def _set(self, path: tuple, value: Any, source: str) -> None:
+        node = self.data
+        for n, key in enumerate(path[:-1], start=1):
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+                self.where.setdefault(path[:n], source)
+            node = node[key]
+        # A layer replaces what it sets, so stale provenance below it must go.
+        for old in [p for p in self.where if p[:len(path)] == path]:
+            del self.where[old]
+        node[path[-1]] = value
+        self.where[path] = source
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _check(tree: _Tree, path: tuple, spec: _Spec, value: Any) -> Any:
+    try:
+        return spec.check(value)
+    except _Bad as bad:
+        if bad.subkey is not None:
+            path, value = path + (bad.subkey,), bad.got
+        raise tree.error(path, f"expected {bad.expect}, got {value!r}") from None
+
+
+def _unknown(tree: _Tree, path: tuple, key: Any, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return tree.error(path + (key,), f"unknown key{hint}")
+
+
+def _section(tree: _Tree, cls: type, raw: Any, path: tuple, spec_section: str,
+             base: Any = None) -> Any:
+    """Build section `cls` from mapping `raw`; missing keys come from `base` or the defaults."""
+    if not isinstance(raw, Mapping):
+        raise tree.error(path, f"expected a mapping, got {raw!r}")
+    names = [f.name for f in fields(cls)]
+    for key in raw:
+        if key not in names:
+            raise _unknown(tree, path, key, names)
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            kwargs[name] = _check(tree, path + (name,), _SPECS[f"{spec_section}.{name}"], raw[name])
+        elif base is not None:
+            kwargs[name] = getattr(base, name)
+    return cls(**kwargs)
+
+
+def _check_model(tree: _Tree, model: ModelConfig, path: tuple) -> None:
+    if model.k2 < model.k1:
+        # Blame the setting the user actually wrote at this level.
+        key = "k2" if tree.explicit(path + ("k2",)) or not tree.explicit(path + ("k1",)) else "k1"
+        raise tree.error(path + (key,),
+                         f"k2 must be ≥ k1, got k1={model.k1}, k2={model.k2}")
+
+
+def _groups(tree: _Tree, raw: Any, model: ModelConfig) -> tuple[GroupConfig, ...]:
+    if not isinstance(raw, list):
+        raise tree.error(("groups",), f"expected a list of groups, got {raw!r}")
+    groups, names = [], {DEFAULT_GROUP}
+    for i, item in enumerate(raw):
+        path = ("groups", i)
+        if not isinstance(item, Mapping):
+            raise tree.error(path, f"expected a mapping with name, match, model; got {item!r}")
+        for key in item:
+            if key not in ("name", "match", "model"):
+                raise _unknown(tree, path, key, ["name", "match", "model"])
+        for key in ("name", "match"):
+            if key not in item:
+                raise tree.error(path, f"missing required key {key!r}")
+        name = _check(tree, path + ("name",), _Str(), item["name"])
+        if name in names:
+            raise tree.error(path + ("name",), f"group name {name!r} is reserved or repeated")
+        names.add(name)
+        match = _check(tree, path + ("match",), _StrList(nonempty=True), item["match"])
+        group_model = _section(tree, ModelConfig, item.get("model", {}), path + ("model",),
+                               "model", base=model)
+        _check_model(tree, group_model, path + ("model",))
+        groups.append(GroupConfig(name=name, match=match, model=group_model))
+    return tuple(groups)
+
+
+def _build(tree: _Tree) -> Config:
+    data = tree.data
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise _unknown(tree, (), key, _TOP_KEYS)
+    kwargs: dict[str, Any] = {
+        name: _section(tree, cls, data.get(name, {}), (name,), name)
+        for name, cls in SECTIONS.items()
+    }
+    _check_model(tree, kwargs["model"], ("model",))
+    kwargs["groups"] = _groups(tree, data.get("groups", []), kwargs["model"])
+    for name in _TOP_SCALARS:
+        if name in data:
+            kwargs[name] = _check(tree, (name,), _SPECS[name], data[name])
+    config = Config(**kwargs)
+    if config.source == "kafka" and not config.kafka.topics:
+        raise tree.error(("kafka", "topics"), "at least one topic is required when source is kafka")
+    return config
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj

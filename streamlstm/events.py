@@ -1,0 +1,306 @@
+"""Turn raw input lines into events, or into rejections that say why — never raise on input.
+
+JSON lines look like ``{"stream": "host-1/cpu", "ts": "2024-05-01T12:00:00Z", "value": 0.42}``
+(univariate) or ``{"stream": "s", "ts": 1714564800, "values": {"user": 0.3, "sys": null}}``
+(multivariate; ``null`` is a missing value, NaN to the engine). Field names come from
+`InputConfig`. A missing stream field means `InputConfig.default_stream`; a missing
+timestamp is allowed.
+
+Per stream the parsers remember the last timestamp (an earlier one is rejected as
+``ts_backwards``) and the feature names (a different set is ``feature_set_changed``). That
+memory is an LRU bounded by ``max_streams``, so a flood of distinct stream ids cannot grow it
+without limit; a stream that falls out is treated as new when it returns, just as the
+engine's own stream eviction does.
+
+Rejection kinds (`Rejected.reason`): empty_line, oversized_line, invalid_utf8,
+malformed_json, malformed_csv, wrong_type, missing_field, not_numeric, non_finite,
+bad_timestamp, ts_backwards, feature_set_changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from .config import InputConfig
+
+__all__ = ["CsvParser", "Event", "JsonlParser", "Rejected", "error_record", "parse_ts"]
+
+RAW_LIMIT = 200  # characters of the offending line kept in a rejection
+UNIVARIATE = ("value",)
+# Numbers as float() reads them, minus the spellings we do not want as timestamps
+# ("nan", "inf", "1_000").
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+class Event(NamedTuple):
+    seq: int                      # 1-based line number in the input
+    stream: str
+    features: tuple[str, ...]     # sorted feature names; ("value",) when univariate
+    values: tuple[float, ...]     # in `features` order; NaN = missing
+    ts: float | None              # epoch seconds
+    ts_raw: str | float | None    # the timestamp as given, for echoing
+    raw_values: dict[str, Any]    # the values as given (None = missing), for echoing
+
+
+class Rejected(NamedTuple):
+    seq: int
+    reason: str                   # short machine-readable kind, see the module docstring
+    detail: str                   # human-readable explanation
+    raw: str                      # start of the offending line
+
+
+def error_record(rej: Rejected) -> dict[str, Any]:
+    """The JSON error record written for a rejected line."""
+    return {"seq": rej.seq, "error": rej.reason, "detail": rej.detail, "raw": rej.raw}
+
+
+class _Bad(Exception):
+    """Internal: a line is rejected with (reason, detail)."""
+
+
+def parse_ts(raw: Any) -> float:
+    """Epoch seconds from a number, a numeric string, or ISO 8601 (naive means UTC)."""
+    if isinstance(raw, bool):
+        raise _Bad("bad_timestamp", f"timestamp must be a number or ISO 8601 string, got {raw!r}")
+    if isinstance(raw, (int, float)):
+        ts = float(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if _NUMBER.fullmatch(text):
+            ts = float(text)
+        else:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise _Bad("bad_timestamp", f"unparseable timestamp {raw!r}") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            ts = moment.timestamp()
+    else:
+        raise _Bad("bad_timestamp", f"timestamp must be a number or ISO 8601 string, got {raw!r}")
+    if not math.isfinite(ts):
+        raise _Bad("bad_timestamp", f"timestamp is not finite: {raw!r}")
+    return ts
+
+
+def _number(name: str, raw: Any, allow_missing: bool) -> float:
+    """A feature value as float; None (JSON null) is NaN when missing values are allowed."""
+    if raw is None:
+        if allow_missing:
+            return math.nan
+        raise _Bad("missing_field", f"{name!r} is null")
+    if isinstance(raw, bool) or isinstance(raw, (list, dict)):
+        raise _Bad("wrong_type", f"{name!r} must be a number, got {type(raw).__name__}")
+    if isinstance(raw, str):
+        raise _Bad("not_numeric", f"{name!r} must be a number, got string {raw[:50]!r}")
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer literal too large for a double
+        raise _Bad("non_finite", f"{name!r} is too large: {str(raw)[:50]}") from None
+    if not math.isfinite(value):
+        raise _Bad("non_finite", f"{name!r} is not finite: {raw!r}")
+    return value
+
+
+def _snippet(line: bytes) -> str:
+    """At most RAW_LIMIT characters of the line: text when it is UTF-8, else a bytes repr."""
+    head = line[: RAW_LIMIT * 4]  # a UTF-8 character is at most 4 bytes
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Cutting `head` may split a character; that is not the line's fault.
+        if len(head) < len(line) and exc.end == len(head) and exc.start > 0:
+            text = head[: exc.start].decode("utf-8", "replace")
+        else:
+            return repr(line[:RAW_LIMIT])[:RAW_LIMIT]
+    return text.rstrip("\r\n")[:RAW_LIMIT]
+
+
+class _StreamMemory:
+    """Per-stream last timestamp and feature names, bounded as an LRU of `max_streams`."""
+
+    def __init__(self, max_streams: int):
+        if max_streams < 1:
+            raise ValueError("max_streams must be >= 1")
+        self.max_streams = max_streams
+        self.streams: OrderedDict[str, tuple[tuple[str, ...], float | None]] = OrderedDict()
+
+    def admit(self, stream: str, features: tuple[str, ...], ts: float | None) -> None:
+        """Record an event of `stream`, or raise `_Bad` when it contradicts the stream's past."""
+        known = self.streams.get(stream)
+        if known is not None:
+            old_features, last_ts = known
+            if features != old_features:
+                raise _Bad("feature_set_changed",
+                           f"stream {stream!r} had features {list(old_features)}, "
+                           f"got {list(features)}")
+            if ts is not None and last_ts is not None and ts < last_ts:
+                raise _Bad("ts_backwards",
+                           f"stream {stream!r}: timestamp {ts} is before the previous {last_ts}")
+            if ts is None:
+                ts = last_ts  # an event without a timestamp does not reset the ordering check
+            self.streams.move_to_end(stream)
+        self.streams[stream] = (features, ts)
+        if len(self.streams) > self.max_streams:
+            self.streams.popitem(last=False)
+
+
+class JsonlParser:
+    """Parse JSON lines; keeps per-stream ordering/feature memory (see module docstring)."""
+
+    def __init__(self, input_config: InputConfig, max_streams: int = 100_000):
+        self.cfg = input_config
+        self.memory = _StreamMemory(max_streams)
+
+    def parse(self, seq: int, line: bytes) -> Event | Rejected:
+        try:
+            return self._parse(seq, line)
+        except _Bad as bad:
+            reason, detail = bad.args
+            return Rejected(seq, reason, detail, _snippet(line))
+
+    def _parse(self, seq: int, line: bytes) -> Event:
+        cfg = self.cfg
+        if len(line) > cfg.max_line_bytes:
+            raise _Bad("oversized_line", f"line of {len(line)} bytes exceeds {cfg.max_line_bytes}")
+        if not line.strip():
+            raise _Bad("empty_line", "empty line")
+        try:
+            # Decode explicitly: json.loads(bytes) would guess UTF-16/32 from the first bytes
+            # and misreport invalid UTF-8 as malformed JSON. utf-8-sig drops a leading BOM.
+            text = line.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise _Bad("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _Bad("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        except RecursionError:
+            raise _Bad("malformed_json", "invalid JSON: nested too deeply") from None
+        if not isinstance(obj, dict):
+            raise _Bad("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
+
+        stream = obj.get(cfg.stream_field, cfg.default_stream)
+        if not isinstance(stream, str) or not stream:
+            got = "an empty string" if stream == "" else type(stream).__name__
+            raise _Bad("wrong_type", f"{cfg.stream_field!r} must be a non-empty string, got {got}")
+
+        if cfg.value_field in obj and cfg.values_field in obj:
+            raise _Bad("wrong_type", f"give either {cfg.value_field!r} or {cfg.values_field!r}, "
+                                     "not both")
+        if cfg.value_field in obj:
+            raw = obj[cfg.value_field]
+            features = UNIVARIATE
+            values = (_number(cfg.value_field, raw, allow_missing=False),)
+            raw_values = {cfg.value_field: raw}
+        elif cfg.values_field in obj:
+            raw_values = obj[cfg.values_field]
+            if not isinstance(raw_values, dict) or not raw_values:
+                raise _Bad("wrong_type", f"{cfg.values_field!r} must be a non-empty object")
+            features = tuple(sorted(raw_values))
+            values = tuple(_number(f, raw_values[f], allow_missing=True) for f in features)
+        else:
+            raise _Bad("missing_field", f"neither {cfg.value_field!r} nor "
+                                        f"{cfg.values_field!r} present")
+
+        ts_raw = obj.get(cfg.ts_field)
+        ts = None if ts_raw is None else parse_ts(ts_raw)
+        self.memory.admit(stream, features, ts)
+        return Event(seq, stream, features, values, ts, ts_raw, raw_values)
+
+
+class CsvParser:
+    """Parse CSV rows described by a header line.
+
+    The timestamp column is the one named `ts_field`, else one named ``timestamp``; the
+    stream column (optional) is `stream_field`. All other columns are features; a lone
+    `value_field` column is univariate. An empty cell is a missing value. A bad header is a
+    usage error and raises ValueError here; bad rows are rejected by `parse`.
+    """
+
+    def __init__(self, input_config: InputConfig, header: bytes, max_streams: int = 100_000):
+        self.cfg = input_config
+        self.memory = _StreamMemory(max_streams)
+        try:
+            names = next(csv.reader([header.decode("utf-8-sig").strip("\r\n")]), [])
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"CSV header is not UTF-8: {exc.reason}") from None
+        names = [n.strip() for n in names]
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"CSV header has empty or repeated column names: {names}")
+        self.n_columns = len(names)
+        ts_name = input_config.ts_field if input_config.ts_field in names else "timestamp"
+        self.ts_col = names.index(ts_name) if ts_name in names else None
+        stream_name = input_config.stream_field
+        self.stream_col = names.index(stream_name) if stream_name in names else None
+        feature_cols = {n: i for i, n in enumerate(names) if i not in (self.ts_col, self.stream_col)}
+        if not feature_cols:
+            raise ValueError(f"CSV header has no value columns: {names}")
+        self.univariate = list(feature_cols) == [input_config.value_field]
+        self.features = UNIVARIATE if self.univariate else tuple(sorted(feature_cols))
+        self.names = [input_config.value_field] if self.univariate else list(self.features)
+        self.feature_idx = [feature_cols[n] for n in self.names]
+
+    def parse(self, seq: int, line: bytes) -> Event | Rejected:
+        try:
+            return self._parse(seq, line)
+        except _Bad as bad:
+            reason, detail = bad.args
+            return Rejected(seq, reason, detail, _snippet(line))
+
+    def _parse(self, seq: int, line: bytes) -> Event:
+        cfg = self.cfg
+        if len(line) > cfg.max_line_bytes:
+            raise _Bad("oversized_line", f"line of {len(line)} bytes exceeds {cfg.max_line_bytes}")
+        try:
+            text = line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise _Bad("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        if not text.strip():
+            raise _Bad("empty_line", "empty line")
+        # The csv module is only needed for quoted cells; plain split is much faster.
+        if '"' in text:
+            try:
+                row = next(csv.reader([text]))
+            except csv.Error as exc:
+                raise _Bad("malformed_csv", f"invalid CSV: {exc}") from None
+        else:
+            row = text.split(",")
+        if len(row) != self.n_columns:
+            raise _Bad("malformed_csv", f"expected {self.n_columns} columns, got {len(row)}")
+
+        stream = cfg.default_stream if self.stream_col is None else row[self.stream_col].strip()
+        if not stream:
+            raise _Bad("missing_field", f"empty {cfg.stream_field!r} column")
+
+        values, raw_values = [], {}
+        for name, idx in zip(self.names, self.feature_idx):
+            cell = row[idx].strip()
+            if not cell:
+                if self.univariate:
+                    raise _Bad("missing_field", f"empty {name!r} column")
+                values.append(math.nan)
+                raw_values[name] = None
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
+            if not math.isfinite(value):
+                raise _Bad("non_finite", f"{name!r} is not finite: {cell[:50]!r}")
+            values.append(value)
+            raw_values[name] = value
+
+        ts_raw = None
+        ts = None
+        if self.ts_col is not None and row[self.ts_col].strip():
+            ts_raw = row[self.ts_col].strip()
+            ts = parse_ts(ts_raw)
+        self.memory.admit(stream, self.features, ts)
+        return Event(seq, stream, self.features, tuple(values), ts, ts_raw, raw_values)

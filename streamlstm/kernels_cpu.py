@@ -1,0 +1,530 @@
+"""Compiled CPU kernels: LSTM/GRU cells, truncated BPTT, optimisers, the per-event step.
+
+Shape legend
+  D  inputs (features per event)
+  H  hidden units;  Hc = H for the LSTM cell state, 0 for the GRU (it has none)
+  G  gate columns: 4H for the LSTM [f | i | g | o], 3H for the GRU [z | r | n]
+  K  BPTT window (k2): training unrolls the cell over the last K inputs
+  P  parameters in one flat buffer (see params.py for the views W, b, Wy, by)
+  S  stream slots of a state table;  Q  parameter sets (S per_stream, 1 shared)
+
+All functions are pure over arrays they are handed (nothing is allocated per event) and
+use only `math`, so the same source also compiles for the CUDA target. Forward/backward
+come in named pairs; backward functions accumulate parameter gradients with `+=`.
+Missing inputs are NaN: a NaN input feeds the cell as 0, a NaN target is left out of the
+loss.
+
+Truncated BPTT(k1, k2): each stream keeps its last K+1 normalised inputs and the cell state
+from before the oldest of them. Every k1 events the window is re-run from that state with
+the current weights (so only ~K*D floats per stream are stored instead of every
+activation), the loss of the last k1 predictions is backpropagated through all K steps,
+and the weights are updated. The carried state (h, c) itself is advanced one step per
+event and never reset.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .gates import FASTMATH, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu
+from .params import LSTM, views
+from .scoring import ewma_update, likelihood_score
+
+kernel = njit(fastmath=FASTMATH, cache=True, nogil=True)
+
+# Columns of the per-stream float64 statistics row (see state.stats_width).
+#   [0, D)  input scaler mean      [D, 2D)  input scaler variance   [2D, 3D) observations
+#   3D      error mean             3D+1     error variance          3D+2...  ring of errors
+# Columns of the per-stream int64 counter row.
+C_SEEN, C_WIN, C_SINCE, C_RING, C_NERR, C_RNG = range(6)
+N_COUNTERS = 6
+
+
+class Workspace(NamedTuple):
+    """Scratch buffers reused by every event (the forward cache is what backward needs)."""
+
+    hs: np.ndarray  # (K+1, H)  hidden states of the window, hs[0] = state at its start
+    cs: np.ndarray  # (K+1, Hc) cell states of the window
+    acts: np.ndarray  # (K, G)  activated gates of each step
+    aux: np.ndarray  # (K, H)  tanh(c) per step (LSTM only)
+    xin: np.ndarray  # (K, D)  window inputs after dropout
+    dh: np.ndarray  # (2, H)  gradient w.r.t. h, double-buffered across steps
+    dc: np.ndarray  # (2, Hc)
+    dpre: np.ndarray  # (G,)  gradient w.r.t. gate pre-activations
+    grad: np.ndarray  # (P,)  flat gradient, same layout as theta
+    xn: np.ndarray  # (D,)  the event, normalised
+    y: np.ndarray  # (D,)  head output
+    dy: np.ndarray  # (D,)  gradient w.r.t. head output
+
+
+def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspace:
+    G = 4 * H if cell == LSTM else 3 * H
+    Hc = H if cell == LSTM else 0
+    z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    return Workspace(
+        hs=z(K + 1, H), cs=z(K + 1, Hc), acts=z(K, G), aux=z(K, H), xin=z(K, D),
+        dh=z(2, H), dc=z(2, Hc), dpre=z(G), grad=z(P), xn=z(D), y=z(D), dy=z(D),
+    )
+
+
+# ----------------------------------------------------------------------------- cells
+
+
+@kernel
+def lstm_step_forward(h, c, act, tc, x, h_prev, c_prev, W, b, H, D):
+    """One LSTM step; caches activated gates `act` and tanh(c) `tc` for backward.
+
+    h, c (H,) out;  act (4H,) out [f, i, C~, o];  tc (H,) out
+    x (D,) in;  h_prev, c_prev (H,) in;  W (H+D, 4H);  b (4H,)
+    """
+    G = 4 * H
+    for g in range(G):
+        act[g] = b[g]
+    for j in range(H):
+        a = h_prev[j]
+        for g in range(G):
+            act[g] += a * W[j, g]
+    for d in range(D):
+        a = x[d]
+        if not math.isnan(a):
+            for g in range(G):
+                act[g] += a * W[H + d, g]
+    for k in range(H):
+        f = sigmoid_cpu(act[k])
+        i = sigmoid_cpu(act[H + k])
+        g = math.tanh(act[2 * H + k])
+        o = sigmoid_cpu(act[3 * H + k])
+        act[k], act[H + k], act[2 * H + k], act[3 * H + k] = f, i, g, o
+        c[k] = lstm_cell_cpu(f, i, g, c_prev[k])
+        tc[k] = math.tanh(c[k])
+        h[k] = o * tc[k]
+
+
+@kernel
+def lstm_step_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, tc, x, h_prev, c_prev, W, H, D):
+    """Backward of `lstm_step_forward`.
+
+    dh_prev, dc_prev (H,) out (overwritten);  dW (H+D, 4H), db (4H,) accumulated with +=
+    dpre (4H,) scratch;  dh, dc (H,) in: gradients w.r.t. this step's h and c
+    act (4H,), tc (H,) forward cache;  x (D,), h_prev, c_prev (H,), W (H+D, 4H) as forward
+    """
+    G = 4 * H
+    for k in range(H):
+        f, i, g, o = act[k], act[H + k], act[2 * H + k], act[3 * H + k]
+        dct = dc[k] + dh[k] * o * dtanh_cpu(tc[k])
+        dc_prev[k] = dct * f
+        dpre[k] = dct * c_prev[k] * dsigmoid_cpu(f)
+        dpre[H + k] = dct * g * dsigmoid_cpu(i)
+        dpre[2 * H + k] = dct * i * dtanh_cpu(g)
+        dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(o)
+    for g in range(G):
+        db[g] += dpre[g]
+    for j in range(H):
+        a = h_prev[j]
+        s = 0.0
+        for g in range(G):
+            dW[j, g] += a * dpre[g]
+            s += W[j, g] * dpre[g]
+        dh_prev[j] = s
+    for d in range(D):
+        a = x[d]
+        if not math.isnan(a):
+            for g in range(G):
+                dW[H + d, g] += a * dpre[g]
+
+
+@kernel
+def gru_step_forward(h, act, x, h_prev, W, b, H, D):
+    """One GRU step (Cho et al. 2014): z, r gates; n = tanh(W_n x + U_n (r*h_prev) + b_n).
+
+    h (H,) out;  act (3H,) out [z, r, n] activated;  x (D,);  h_prev (H,)
+    W (H+D, 3H);  b (3H,)
+    """
+    G = 3 * H
+    for g in range(G):
+        act[g] = b[g]
+    for d in range(D):
+        a = x[d]
+        if not math.isnan(a):
+            for g in range(G):
+                act[g] += a * W[H + d, g]
+    for j in range(H):
+        a = h_prev[j]
+        for g in range(2 * H):
+            act[g] += a * W[j, g]
+    for k in range(2 * H):
+        act[k] = sigmoid_cpu(act[k])
+    for j in range(H):
+        a = act[H + j] * h_prev[j]
+        for k in range(H):
+            act[2 * H + k] += a * W[j, 2 * H + k]
+    for k in range(H):
+        n = math.tanh(act[2 * H + k])
+        act[2 * H + k] = n
+        h[k] = gru_hidden_cpu(act[k], n, h_prev[k])
+
+
+@kernel
+def gru_step_backward(dh_prev, dW, db, dpre, dh, act, x, h_prev, W, H, D):
+    """Backward of `gru_step_forward`.
+
+    dh_prev (H,) out (overwritten);  dW (H+D, 3H), db (3H,) accumulated with +=
+    dpre (3H,) scratch;  dh (H,) in;  act (3H,) forward cache;  x, h_prev, W as forward
+    """
+    G = 3 * H
+    for k in range(H):
+        z, n = act[k], act[2 * H + k]
+        dpre[k] = dh[k] * (h_prev[k] - n) * dsigmoid_cpu(z)
+        dpre[2 * H + k] = dh[k] * (1.0 - z) * dtanh_cpu(n)
+    # Candidate columns see r*h_prev; this pass also yields the reset-gate gradient.
+    for j in range(H):
+        r = act[H + j]
+        a = r * h_prev[j]
+        s = 0.0
+        for k in range(H):
+            dW[j, 2 * H + k] += a * dpre[2 * H + k]
+            s += W[j, 2 * H + k] * dpre[2 * H + k]
+        dpre[H + j] = s * h_prev[j] * dsigmoid_cpu(r)
+        dh_prev[j] = dh[j] * act[j] + s * r
+    for j in range(H):
+        a = h_prev[j]
+        s = 0.0
+        for g in range(2 * H):
+            dW[j, g] += a * dpre[g]
+            s += W[j, g] * dpre[g]
+        dh_prev[j] += s
+    for g in range(G):
+        db[g] += dpre[g]
+    for d in range(D):
+        a = x[d]
+        if not math.isnan(a):
+            for g in range(G):
+                dW[H + d, g] += a * dpre[g]
+
+
+@kernel
+def cell_forward(h, c, act, aux, x, h_prev, c_prev, W, b, cell, H, D):
+    """One step of either cell; `c`, `c_prev` are (0,) for the GRU and `aux` unused."""
+    if cell == LSTM:
+        lstm_step_forward(h, c, act, aux, x, h_prev, c_prev, W, b, H, D)
+    else:
+        gru_step_forward(h, act, x, h_prev, W, b, H, D)
+
+
+@kernel
+def cell_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, aux, x, h_prev, c_prev, W, cell, H, D):
+    if cell == LSTM:
+        lstm_step_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, aux, x, h_prev, c_prev, W, H, D)
+    else:
+        gru_step_backward(dh_prev, dW, db, dpre, dh, act, x, h_prev, W, H, D)
+
+
+# ------------------------------------------------------------------------------ head
+
+
+@kernel
+def head_forward(y, h, Wy, by, H, D):
+    """y (D,) out = Wy^T h + by;  h (H,);  Wy (H, D);  by (D,)"""
+    for d in range(D):
+        y[d] = by[d]
+    for j in range(H):
+        a = h[j]
+        for d in range(D):
+            y[d] += a * Wy[j, d]
+
+
+@kernel
+def head_backward(dWy, dby, dh, dy, h, Wy, H, D):
+    """dWy (H, D), dby (D,), dh (H,) accumulated with +=;  dy (D,) in;  h (H,), Wy as forward"""
+    for d in range(D):
+        dby[d] += dy[d]
+    for j in range(H):
+        a = h[j]
+        s = 0.0
+        for d in range(D):
+            dWy[j, d] += a * dy[d]
+            s += Wy[j, d] * dy[d]
+        dh[j] += s
+
+
+@kernel
+def loss_gradient(dy, y, target, weight, loss, huber_delta, D):
+    """dy (D,) out: weighted gradient of the mean over observed features of
+    0.5*r^2 (MSE) or Huber(r) with r = y - target; NaN targets are left out."""
+    n = 0
+    for d in range(D):
+        if not math.isnan(target[d]):
+            n += 1
+    for d in range(D):
+        t = target[d]
+        if math.isnan(t) or n == 0:
+            dy[d] = 0.0
+        else:
+            r = y[d] - t
+            if loss == 1:
+                r = min(max(r, -huber_delta), huber_delta)
+            dy[d] = weight * r / n
+
+
+# ------------------------------------------------------------------- window (BPTT)
+
+
+@kernel
+def window_forward(ws, theta, L, cell, H, D):
+    """Run the cell over ws.xin[:L] from (ws.hs[0], ws.cs[0]); fills the forward cache."""
+    W, b, _, _ = views(theta, cell, D, H)
+    for t in range(L):
+        cell_forward(ws.hs[t + 1], ws.cs[t + 1], ws.acts[t], ws.aux[t], ws.xin[t],
+                     ws.hs[t], ws.cs[t], W, b, cell, H, D)
+
+
+@kernel
+def window_backward(ws, theta, targets, weights, L, n_loss, hy):
+    """Accumulate into ws.grad the gradient of the loss of the last `n_loss` predictions.
+
+    targets (L, D): targets[t] is predicted from ws.hs[t+1];  weights (L,) per-target weight
+    The forward cache in `ws` must come from `window_forward` over the same L steps.
+    """
+    H, D, cell = hy.H, hy.D, hy.cell
+    W, _, Wy, by = views(theta, cell, D, H)
+    dW, db, dWy, dby = views(ws.grad, cell, D, H)
+    cur = 0
+    ws.dh[cur, :] = 0.0
+    ws.dc[cur, :] = 0.0
+    for t in range(L - 1, -1, -1):
+        if t >= L - n_loss and weights[t] > 0.0:
+            head_forward(ws.y, ws.hs[t + 1], Wy, by, H, D)
+            loss_gradient(ws.dy, ws.y, targets[t], weights[t], hy.loss, hy.huber_delta, D)
+            head_backward(dWy, dby, ws.dh[cur], ws.dy, ws.hs[t + 1], Wy, H, D)
+        nxt = 1 - cur
+        cell_backward(ws.dh[nxt], ws.dc[nxt], dW, db, ws.dpre, ws.dh[cur], ws.dc[cur],
+                      ws.acts[t], ws.aux[t], ws.xin[t], ws.hs[t], ws.cs[t], W, cell, H, D)
+        cur = nxt
+
+
+# ------------------------------------------------------------------------ optimisers
+
+
+@kernel
+def regularise_and_clip(grad, theta, weight_decay, clip_norm):
+    """grad (P,) += weight_decay*theta, then rescaled to global norm <= clip_norm."""
+    ss = 0.0
+    for p in range(grad.shape[0]):
+        grad[p] += weight_decay * theta[p]
+        ss += grad[p] * grad[p]
+    norm = math.sqrt(ss)
+    if norm > clip_norm:
+        scale = clip_norm / norm
+        for p in range(grad.shape[0]):
+            grad[p] *= scale
+
+
+@kernel
+def adam_update(theta, m, v, grad, step, lr, beta1, beta2):
+    """Adam (Kingma & Ba) with bias correction; `step` counts updates from 1."""
+    c1 = 1.0 / (1.0 - beta1**step)
+    c2 = 1.0 / (1.0 - beta2**step)
+    for p in range(theta.shape[0]):
+        g = grad[p]
+        m[p] = beta1 * m[p] + (1.0 - beta1) * g
+        v[p] = beta2 * v[p] + (1.0 - beta2) * g * g
+        theta[p] -= lr * (m[p] * c1) / (math.sqrt(v[p] * c2) + 1e-8)
+
+
+@kernel
+def sgd_update(theta, m, grad, lr, momentum):
+    """SGD with (heavy-ball) momentum."""
+    for p in range(theta.shape[0]):
+        m[p] = momentum * m[p] + grad[p]
+        theta[p] -= lr * m[p]
+
+
+# ---------------------------------------------------------------- one stream, one event
+
+
+@kernel
+def scaler_std(var, mean):
+    """Standard deviation with a floor, so constant series do not divide by zero."""
+    return max(math.sqrt(max(var, 0.0)), 1e-3 * abs(mean) + 1e-9)
+
+
+@kernel
+def normalise(xn, x, stats, clip, D):
+    """xn (D,) out: x scaled by the stream's running mean/std, clipped to +-clip.
+
+    NaN where the feature is missing or has been seen fewer than twice (no scale yet).
+    """
+    for d in range(D):
+        if math.isnan(x[d]) or stats[2 * D + d] < 2.0:
+            xn[d] = math.nan
+        else:
+            z = (x[d] - stats[d]) / scaler_std(stats[D + d], stats[d])
+            xn[d] = min(max(z, -clip), clip)
+
+
+@kernel
+def update_scaler(stats, x, alpha, D):
+    """EWMA mean/variance per observed feature; exact running moments until 1/n < alpha."""
+    for d in range(D):
+        if not math.isnan(x[d]):
+            n = stats[2 * D + d] + 1.0
+            stats[2 * D + d] = n
+            stats[d], stats[D + d] = ewma_update(stats[d], stats[D + d], x[d], max(1.0 / n, alpha))
+
+
+@kernel
+def xorshift_uniform(counters):
+    """Next uniform [0, 1) draw of the stream's xorshift64 generator (state in counters)."""
+    s = np.uint64(counters[C_RNG])
+    s ^= s << np.uint64(13)
+    s ^= s >> np.uint64(7)
+    s ^= s << np.uint64(17)
+    counters[C_RNG] = np.int64(s)
+    return (s >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@kernel
+def score_event(pred_out, x, s, streams, ws, hy):
+    """Score one event of stream slot `s` without changing any state.
+
+    pred_out (D,) out: the forecast of this event in original units (NaN before any).
+    Returns (score, error); fills ws.xn with the normalised, clipped event.
+    """
+    D = hy.D
+    stats, counters = streams.stats[s], streams.counters[s]
+    normalise(ws.xn, x, stats, hy.input_clip, D)
+    n_seen = counters[C_SEEN]
+    ss = 0.0
+    n_obs = 0
+    for d in range(D):
+        if n_seen == 0:
+            pred_out[d] = math.nan
+        else:
+            pred_out[d] = stats[d] + scaler_std(stats[D + d], stats[d]) * streams.pred[s, d]
+        if not math.isnan(ws.xn[d]) and n_seen > 0:
+            r = streams.pred[s, d] - ws.xn[d]
+            ss += r * r
+            n_obs += 1
+    if n_obs == 0:
+        return 0.0, math.nan
+    error = math.sqrt(ss / n_obs)
+    if n_seen < hy.warmup or counters[C_NERR] < 2:
+        return 0.0, error
+    # Short-term mean: this error and the previous (w-1) in the ring.
+    w = hy.short_window
+    filled = min(counters[C_RING], w)
+    oldest = counters[C_RING] % w
+    total = error
+    n_short = 1
+    ring = stats[3 * D + 2:]
+    for k in range(filled):
+        if filled == w and k == oldest:
+            continue
+        total += ring[k]
+        n_short += 1
+    return likelihood_score(total / n_short, n_short, stats[3 * D], stats[3 * D + 1]), error
+
+
+@kernel
+def learn_event(s, q, x, error, flagged, streams, params, ws, hy):
+    """Learn event `x` (D,) of stream slot `s`, whose normalised form is in ws.xn (from
+    `score_event`), using parameter set `q`: push it into the BPTT window, train every
+    k1 events, update the input scaler and error statistics, advance the carried state."""
+    H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
+    counters, stats = streams.counters[s], streams.stats[s]
+    theta = params.theta[q]
+    W, b, Wy, by = views(theta, cell, D, H)
+    win, winw = streams.win[s], streams.winw[s]
+
+    # 1. Push the event into the window; when full, roll the window start forward a step.
+    n_win = counters[C_WIN]
+    if n_win == K + 1:
+        ws.hs[0, :] = streams.h0[s]
+        ws.cs[0, :] = streams.c0[s]
+        cell_forward(streams.h0[s], streams.c0[s], ws.acts[0], ws.aux[0], win[0],
+                     ws.hs[0], ws.cs[0], W, b, cell, H, D)
+        for t in range(K):
+            win[t, :] = win[t + 1]
+            winw[t] = winw[t + 1]
+        n_win = K
+    win[n_win, :] = ws.xn
+    winw[n_win] = hy.anomaly_weight if flagged else 1.0
+    counters[C_WIN] = n_win + 1
+
+    # 2. Every k1 events: re-run the window with current weights, backpropagate, update.
+    counters[C_SINCE] += 1
+    L = n_win  # inputs win[:L] predict targets win[1:L+1]
+    if counters[C_SINCE] >= hy.k1 and L >= 1:
+        counters[C_SINCE] = 0
+        n_loss = min(hy.k1, L)
+        if weighted_loss_present(winw, L, n_loss):
+            ws.hs[0, :] = streams.h0[s]
+            ws.cs[0, :] = streams.c0[s]
+            for t in range(L):
+                for d in range(D):
+                    keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
+                    ws.xin[t, d] = win[t, d] / (1.0 - hy.input_dropout) if keep else math.nan
+            window_forward(ws, theta, L, cell, H, D)
+            ws.grad[:] = 0.0
+            window_backward(ws, theta, win[1:], winw[1:], L, n_loss, hy)
+            regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
+            params.step[q] += 1
+            if hy.optimizer == 0:
+                adam_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy.lr, hy.beta1, hy.beta2)
+            else:
+                sgd_update(theta, params.m[q], ws.grad, hy.lr, hy.momentum)
+
+    # 3. Statistics, updated only now: this event was normalised and scored without them.
+    update_scaler(stats, x, hy.scaler_alpha, D)
+    if not math.isnan(error):
+        w = hy.short_window
+        stats[3 * D + 2 + counters[C_RING] % w] = error
+        counters[C_RING] += 1
+        # The first half of the warm-up only trains the model: its large early errors
+        # would otherwise inflate the long-term error statistics for a long time.
+        if counters[C_SEEN] >= hy.warmup // 2:
+            counters[C_NERR] += 1
+            alpha = max(1.0 / counters[C_NERR], hy.long_alpha)
+            stats[3 * D], stats[3 * D + 1] = ewma_update(stats[3 * D], stats[3 * D + 1], error, alpha)
+
+    # 4. Carry the state one step with the new weights and forecast the next event.
+    ws.hs[0, :] = streams.h[s]
+    ws.cs[0, :] = streams.c[s]
+    cell_forward(streams.h[s], streams.c[s], ws.acts[0], ws.aux[0], ws.xn,
+                 ws.hs[0], ws.cs[0], W, b, cell, H, D)
+    head_forward(ws.y, streams.h[s], Wy, by, H, D)
+    streams.pred[s, :] = ws.y
+    counters[C_SEEN] += 1
+
+
+@kernel
+def weighted_loss_present(winw, L, n_loss):
+    """Whether any of the last n_loss targets (winw[L-n_loss+1 .. L]) has a positive weight."""
+    for t in range(L - n_loss + 1, L + 1):
+        if winw[t] > 0.0:
+            return True
+    return False
+
+
+@kernel
+def process_batch(scores, flags, preds, errors, slots, X, learn, streams, params, ws, hy):
+    """Score, then (if `learn`) learn, each event in order.
+
+    scores, errors (N,) out;  flags (N,) bool out;  preds (N, D) out (original units)
+    slots (N,) stream slot of each event;  X (N, D) events (NaN = missing)
+    streams: state.StreamArrays of S slots;  params: state.ParamArrays of Q sets
+    """
+    for n in range(slots.shape[0]):
+        s = slots[n]
+        x = X[n]
+        score, error = score_event(preds[n], x, s, streams, ws, hy)
+        flag = score >= hy.threshold
+        scores[n] = score
+        errors[n] = error
+        flags[n] = flag
+        if learn:
+            learn_event(s, 0 if hy.shared else s, x, error, flag, streams, params, ws, hy)

@@ -1,0 +1,205 @@
+"""`MultiStreamDetector`: many streams keyed by id, advanced in micro-batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from . import hyperparams, snapshot
+from .hyperparams import DEFAULTS, MULTI_DEFAULTS
+from .kernels_cpu import C_RNG, make_workspace, process_batch
+from .params import init_params, param_size
+from .state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, row_bytes, stream_rng_seed
+
+
+class BatchResult(NamedTuple):
+    scores: np.ndarray  # (N,) float64 in [0, 1); 0 during warm-up
+    flags: np.ndarray  # (N,) bool, score >= threshold
+    predictions: np.ndarray  # (N, D) forecast of each event made before seeing it (NaN for a stream's first)
+    errors: np.ndarray  # (N,) RMS prediction error in the stream's normalised units (NaN if none)
+
+
+class MultiStreamDetector:
+    """Online LSTM/GRU anomaly detection for many streams of `n_features` values each.
+
+    Every event is first scored against the forecast its stream made, then learnt.
+    `weight_mode="per_stream"` gives each stream its own weights and optimiser state;
+    `"shared"` learns one set of weights from all streams, each stream keeping only its
+    own recurrent state, BPTT window and statistics (about 1 KiB at the default size).
+    At most `max_streams` streams are held; the least recently seen is evicted first.
+
+    >>> import numpy as np
+    >>> m = MultiStreamDetector(n_features=1, warmup=20, seed=1)
+    >>> t = np.arange(200)
+    >>> ids = ["a", "b"] * 100
+    >>> X = np.sin(t / 5.0)[:, None]
+    >>> res = m.process(ids, X)
+    >>> res.scores.shape, res.flags.dtype, m.n_streams
+    ((200,), dtype('bool'), 2)
+    >>> bool(res.scores[:40].max() == 0.0)  # warm-up: 20 events per stream
+    True
+    >>> m2 = MultiStreamDetector.from_bytes(m.to_bytes())
+    >>> x = np.array([[0.5]])
+    >>> bool(m.process(["a"], x).scores[0] == m2.process(["a"], x).scores[0])
+    True
+    """
+
+    def __init__(self, n_features: int = 1, *, weight_mode: str = MULTI_DEFAULTS["weight_mode"],
+                 max_streams: int = MULTI_DEFAULTS["max_streams"], **hyperparameters: Any):
+        unknown = set(hyperparameters) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
+        if not isinstance(n_features, int) or n_features < 1:
+            raise ValueError(f"n_features: expected an integer >= 1, got {n_features!r}")
+        self.settings = {**DEFAULTS, **hyperparameters}
+        hyperparams.validate({**self.settings, "weight_mode": weight_mode, "max_streams": max_streams})
+        self.n_features = n_features
+        self.weight_mode = weight_mode
+        self.max_streams = max_streams
+        s = self.settings
+        self.hyper = hyperparams.kernel_hyper(s, n_features, shared=weight_mode == "shared")
+        self.dtype = np.dtype(s["dtype"])
+        self.theta0 = init_params(self.hyper.cell, n_features, s["hidden_size"], s["seed"], self.dtype)
+        self.table = StreamTable(max_streams)
+        self._capacity = 0
+        self.streams = self._alloc_streams(0)
+        self.params = alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam")
+        self.work = make_workspace(self.hyper.cell, n_features, s["hidden_size"], s["k2"],
+                                   param_size(self.hyper.cell, n_features, s["hidden_size"]), self.dtype)
+
+    # ------------------------------------------------------------------ processing
+
+    def process(self, stream_ids: Sequence[str], X, learn: bool = True) -> BatchResult:
+        """Score then learn each event in order; X (N, D) with NaN for missing values."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        N = len(stream_ids)
+        if X.ndim != 2 or X.shape != (N, self.n_features):
+            raise ValueError(f"X must have shape ({N}, {self.n_features}), got {X.shape}")
+        out = BatchResult(np.zeros(N), np.zeros(N, dtype=bool),
+                          np.empty((N, self.n_features)), np.empty(N))
+        done = 0
+        while done < N:
+            slots, new = self.table.assign(stream_ids[done:])
+            self._reset_slots(new)
+            end = done + len(slots)
+            process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
+                          out.errors[done:end], slots, X[done:end], learn,
+                          self.streams, self.params, self.work, self.hyper)
+            done = end
+        return out
+
+    def learn_one(self, stream_id: str, x) -> None:
+        self.process([stream_id], np.asarray(x, dtype=np.float64).reshape(1, -1))
+
+    def score_one(self, stream_id: str, x) -> float:
+        """Score of `x` for `stream_id`; changes nothing (an unknown stream scores 0)."""
+        slot = self.table.get(stream_id)
+        if slot is None:
+            return 0.0
+        out = BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, self.n_features)), np.empty(1))
+        process_batch(*out, np.array([slot]), np.asarray(x, dtype=np.float64).reshape(1, -1), False,
+                      self.streams, self.params, self.work, self.hyper)
+        return float(out.scores[0])
+
+    @property
+    def n_streams(self) -> int:
+        return len(self.table)
+
+    @property
+    def stream_ids(self) -> list[str]:
+        """Held stream ids, least recently seen first."""
+        return list(self.table.slots)
+
+    def bytes_per_stream(self) -> int:
+        """State bytes one more stream costs (its parameter rows included in per_stream mode)."""
+        per_stream = row_bytes(self.streams)
+        if not self.hyper.shared:
+            per_stream += row_bytes(self.params)
+        return per_stream
+
+    # ------------------------------------------------------------------ slots
+
+    def _alloc_streams(self, S: int) -> StreamArrays:
+        s = self.settings
+        return alloc_streams(S, self.hyper.cell, self.n_features, s["hidden_size"], s["k2"],
+                             s["short_window"], self.dtype)
+
+    def _grow(self, needed: int) -> None:
+        """Double the slot capacity (up to max_streams) until `needed` slots fit."""
+        if needed <= self._capacity:
+            return
+        cap = max(self._capacity, 16)
+        while cap < needed:
+            cap *= 2
+        cap = min(cap, self.max_streams)
+        old, n = self.streams, self._capacity
+        self.streams = self._alloc_streams(cap)
+        for dst, src in zip(self.streams, old):
+            dst[:n] = src[:n]
+        if not self.hyper.shared:
+            bigger = alloc_params(cap, self.theta0, self.settings["optimizer"] == "adam")
+            for dst, src in zip(bigger, self.params):
+                dst[:n] = src[:n]
+            self.params = bigger
+        self._capacity = cap
+
+    def _reset_slots(self, new: list[tuple[int, str]]) -> None:
+        """Give each (slot, id) a fresh state (and fresh weights in per_stream mode)."""
+        if not new:
+            return
+        self._grow(max(slot for slot, _ in new) + 1)
+        for slot, sid in new:
+            for a in self.streams:
+                a[slot] = 0
+            self.streams.counters[slot, C_RNG] = stream_rng_seed(self.settings["seed"], sid)
+            if not self.hyper.shared:
+                self.params.theta[slot] = self.theta0
+                for a in self.params[1:]:
+                    a[slot] = 0
+
+    # ------------------------------------------------------------------ snapshots
+
+    def to_bytes(self) -> bytes:
+        """The whole detector (settings and state) as a pickle-free snapshot."""
+        n = self.n_streams
+        arrays = {f"stream.{k}": v[:n] for k, v in self.streams._asdict().items()}
+        q = 1 if self.hyper.shared else n
+        arrays.update({f"param.{k}": v[:q] for k, v in self.params._asdict().items()})
+        meta = {
+            "kind": "MultiStreamDetector",
+            "n_features": self.n_features,
+            "weight_mode": self.weight_mode,
+            "max_streams": self.max_streams,
+            "settings": self.settings,
+            "stream_ids": self.stream_ids,
+            "slots": [self.table.slots[k] for k in self.stream_ids],
+            "evicted": self.table.evicted,
+        }
+        return snapshot.pack(arrays, meta)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MultiStreamDetector:
+        arrays, meta = snapshot.unpack(data)
+        if meta.get("kind") != "MultiStreamDetector":
+            raise snapshot.SnapshotError(f"not a MultiStreamDetector snapshot: {meta.get('kind')!r}")
+        det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
+                  **meta["settings"])
+        n = len(meta["stream_ids"])
+        det._grow(n)
+        for name, dst in det.streams._asdict().items():
+            dst[:n] = arrays[f"stream.{name}"]
+        for name, dst in det.params._asdict().items():
+            src = arrays[f"param.{name}"]
+            dst[: len(src)] = src
+        det.table.slots.update(zip(meta["stream_ids"], meta["slots"]))
+        det.table.evicted = meta["evicted"]
+        return det
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path) -> MultiStreamDetector:
+        return cls.from_bytes(Path(path).read_bytes())

@@ -1,0 +1,125 @@
+"""Per-stream state tables and the mapping from stream ids to their rows (slots).
+
+Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
+S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import OrderedDict
+from typing import NamedTuple
+
+import numpy as np
+
+from .kernels_cpu import C_RNG, N_COUNTERS
+from .params import LSTM
+
+
+class StreamArrays(NamedTuple):
+    """Everything a stream owns besides (in per_stream mode) its weights; row s = slot s."""
+
+    h: np.ndarray  # (S, H)  carried hidden state
+    c: np.ndarray  # (S, Hc) carried cell state
+    h0: np.ndarray  # (S, H)  state at the start of the BPTT window
+    c0: np.ndarray  # (S, Hc)
+    win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
+    winw: np.ndarray  # (S, K+1)  loss weight of each of them (anomaly policy)
+    pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
+    stats: np.ndarray  # (S, 3D+2+w) float64: input scaler, error statistics, error ring
+    counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, ring position, rng
+
+
+class ParamArrays(NamedTuple):
+    theta: np.ndarray  # (Q, P) flat parameters
+    m: np.ndarray  # (Q, P) first moment (Adam) or momentum (SGD)
+    v: np.ndarray  # (Q, P) Adam second moment; (Q, 0) for SGD
+    step: np.ndarray  # (Q,) int64 optimiser steps taken
+
+
+def stats_width(D: int, short_window: int) -> int:
+    return 3 * D + 2 + short_window
+
+
+def alloc_streams(S: int, cell: int, D: int, H: int, K: int, short_window: int, dtype) -> StreamArrays:
+    Hc = H if cell == LSTM else 0
+    z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+    return StreamArrays(
+        h=z(S, H), c=z(S, Hc), h0=z(S, H), c0=z(S, Hc), win=z(S, K + 1, D), winw=z(S, K + 1),
+        pred=z(S, D), stats=np.zeros((S, stats_width(D, short_window))),
+        counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
+    )
+
+
+def alloc_params(Q: int, theta0: np.ndarray, adam: bool) -> ParamArrays:
+    P = theta0.shape[0]
+    return ParamArrays(
+        theta=np.tile(theta0, (Q, 1)),
+        m=np.zeros((Q, P), dtype=theta0.dtype),
+        v=np.zeros((Q, P if adam else 0), dtype=theta0.dtype),
+        step=np.zeros(Q, dtype=np.int64),
+    )
+
+
+def row_bytes(arrays: tuple) -> int:
+    """Bytes one slot occupies across a tuple of (rows, ...) arrays."""
+    return sum(a[0:1].nbytes for a in arrays)
+
+
+def stream_rng_seed(seed: int, stream_id: str) -> int:
+    """Nonzero xorshift64 state from the model seed and the stream id (as signed int64)."""
+    x = (seed * 0x9E3779B97F4A7C15 + zlib.crc32(stream_id.encode())) & (2**64 - 1)
+    x = (x ^ (x >> 31)) | 1
+    return x - 2**64 if x >= 2**63 else x
+
+
+class StreamTable:
+    """Stream id -> slot, least-recently-seen order, and slot (re)initialisation.
+
+    Eviction policy: when a new stream arrives and `max_streams` are held, the stream seen
+    least recently is forgotten and its slot reset for the newcomer (its state is lost; if
+    it returns it starts again with warm-up).
+    """
+
+    def __init__(self, max_streams: int):
+        self.max_streams = max_streams
+        self.slots: OrderedDict[str, int] = OrderedDict()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def get(self, stream_id: str) -> int | None:
+        return self.slots.get(stream_id)
+
+    def assign(self, stream_ids) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """Slots for `stream_ids` in order, touching each as most recent.
+
+        Returns (slots, new) where `new` lists (slot, id) of slots that must be reset
+        before use. Stops early (returns fewer slots) rather than evict a stream that an
+        earlier event of the same call still needs; the caller processes the prefix and
+        calls again.
+        """
+        slots = np.empty(len(stream_ids), dtype=np.int64)
+        new: list[tuple[int, str]] = []
+        used_now: set[int] = set()
+        table = self.slots
+        for n, sid in enumerate(stream_ids):
+            slot = table.get(sid)
+            if slot is not None:
+                table.move_to_end(sid)
+            elif len(table) < self.max_streams:
+                slot = len(table)
+                table[sid] = slot
+                new.append((slot, sid))
+            else:
+                victim = next(iter(table))
+                if table[victim] in used_now:
+                    return slots[:n], new
+                slot = table.pop(victim)
+                self.evicted += 1
+                table[sid] = slot
+                new.append((slot, sid))
+            used_now.add(slot)
+            slots[n] = slot
+        return slots, new

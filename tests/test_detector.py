@@ -1,0 +1,145 @@
+"""LSTMDetector: river conventions, determinism, snapshots and detection sanity."""
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+from river import checks, compose, preprocessing
+
+from streamlstm import LSTMDetector, MultiStreamDetector
+from streamlstm.hyperparams import DEFAULTS
+from streamlstm.snapshot import SnapshotError
+from synthetic import SHIFT, SPIKES, sine_with_anomalies
+
+
+def test_signature_defaults_are_the_shared_defaults():
+    sig = inspect.signature(LSTMDetector)
+    assert {k: p.default for k, p in sig.parameters.items()} == DEFAULTS
+
+
+def _labelled_stream(n, seed=0):
+    """Stand-in for river's CreditCard sample (a download, impossible offline): 30
+    correlated features, about 2 % of rows shifted far from the rest and labelled 1."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 30)) * 0.3 + np.sin(np.arange(n) / 7.0)[:, None]
+    labels = rng.random(n) < 0.02
+    base[labels] += rng.choice([-6.0, 6.0], size=(labels.sum(), 30))
+    for row, y in zip(base, labels):
+        yield {f"V{i}": float(v) for i, v in enumerate(row)}, bool(y)
+
+
+@pytest.mark.parametrize("params", list(LSTMDetector._unit_test_params()), ids=["lstm", "gru"])
+def test_river_check_estimator(params, monkeypatch):
+    # river's anomaly checks stream `datasets.CreditCard`, downloaded on first use; CI has
+    # no internet, so feed the same checks an equivalent local stream.
+    monkeypatch.setattr(checks, "_yield_datasets", lambda model, scale=1: iter([_labelled_stream(1000 * scale)]))
+    checks.check_estimator(LSTMDetector(**params))
+
+
+def test_learn_one_returns_none_and_score_one_is_pure():
+    det = LSTMDetector(warmup=5)
+    for t in range(50):
+        assert det.learn_one({"a": math.sin(t), "b": t % 3}) is None
+    before = det.to_bytes()
+    s1 = det.score_one({"a": 9.0, "b": 1.0})
+    s2 = det.score_one({"a": 9.0, "b": 1.0})
+    assert s1 == s2 > 0.0
+    assert det.to_bytes() == before
+
+
+def test_predict_one_forecasts_next_value():
+    det = LSTMDetector(warmup=10, seed=3)
+    assert det.predict_one() == {}
+    for t in range(1500):
+        det.learn_one({"v": 10.0 + math.sin(2 * math.pi * t / 40)})
+    forecast = det.predict_one()["v"]
+    assert abs(forecast - (10.0 + math.sin(2 * math.pi * 1500 / 40))) < 0.3
+
+
+def test_same_seed_same_scores_and_different_seed_differs():
+    x = sine_with_anomalies()[:800]
+
+    def run(seed):
+        det = LSTMDetector(warmup=50, seed=seed, input_dropout=0.1)
+        out = []
+        for v in x:
+            out.append(det.score_one({"v": v}))
+            det.learn_one({"v": v})
+        return np.array(out)
+
+    a, b, c = run(1), run(1), run(2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("kw", [{}, {"cell": "gru", "dtype": "float64", "k1": 3, "optimizer": "adam"}])
+def test_snapshot_restore_continues_bit_identically(tmp_path, kw):
+    x = sine_with_anomalies()[:600]
+    straight = LSTMDetector(warmup=20, input_dropout=0.2, **kw)
+    restored = LSTMDetector(warmup=20, input_dropout=0.2, **kw)
+    for v in x[:300]:
+        straight.learn_one({"v": v})
+        restored.learn_one({"v": v})
+    restored.save(tmp_path / "det.npz")
+    restored = LSTMDetector.load(tmp_path / "det.npz")
+    for v in x[300:]:
+        assert straight.score_one({"v": v}) == restored.score_one({"v": v})
+        straight.learn_one({"v": v})
+        restored.learn_one({"v": v})
+        assert straight.last_score == restored.last_score
+    assert straight.predict_one() == restored.predict_one()
+
+
+def test_snapshot_rejects_garbage_and_other_kinds():
+    with pytest.raises(SnapshotError):
+        LSTMDetector.from_bytes(b"not a snapshot")
+    with pytest.raises(SnapshotError):
+        LSTMDetector.from_bytes(MultiStreamDetector(1).to_bytes())
+
+
+def test_bad_hyperparameters_fail_at_construction():
+    with pytest.raises(ValueError, match="hidden_size"):
+        LSTMDetector(hidden_size=0)
+    with pytest.raises(ValueError, match="k1"):
+        LSTMDetector(k1=20, k2=16)
+    with pytest.raises(ValueError, match="cell"):
+        LSTMDetector(cell="rnn")
+
+
+def test_warmup_scores_zero_and_never_flags():
+    det = LSTMDetector(warmup=100)
+    for t in range(100):
+        assert det.score_one({"v": 1e6 * (t % 2)}) == 0.0
+        det.learn_one({"v": 1e6 * (t % 2)})
+        assert not det.last_flag
+
+
+def test_pipeline_after_river_transformer():
+    model = compose.Pipeline(preprocessing.StandardScaler(), LSTMDetector(warmup=20))
+    for t in range(100):
+        model.learn_one({"v": math.sin(t / 5)})
+    assert 0.0 <= model.score_one({"v": 0.3}) < 1.0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_detects_spikes_and_learns_level_shift(cell):
+    x = sine_with_anomalies()
+    det = MultiStreamDetector(1, cell=cell)
+    res = det.process(["s"] * len(x), x[:, None])
+    scores = res.scores
+    outside_shift = np.ones(len(x), bool)
+    outside_shift[SHIFT:SHIFT + 300] = False
+    # Each spike is among the 10 highest scores away from the shift, and flagged.
+    top = np.argsort(-np.where(outside_shift, scores, -1.0))[:10]
+    assert set(SPIKES) <= set(top), (top, scores[list(SPIKES)])
+    assert res.flags[list(SPIKES)].all()
+    # The shift is flagged within a few events ...
+    assert res.flags[SHIFT:SHIFT + 5].any()
+    # ... then learnt: scores return to their normal range and nothing is flagged.
+    normal = scores[1000:1400]
+    assert not res.flags[SHIFT + 500:].any()
+    assert scores[SHIFT + 500:].mean() < 2 * normal.mean() + 0.02
+    # Few false alarms on the normal stretch.
+    assert res.flags[500:1400].sum() <= 5
+    assert 0.0 <= scores.min() and scores.max() < 1.0

@@ -1,0 +1,101 @@
+"""Numba kernels against the NumPy reference in tests/naive.py, and gradient checks."""
+
+import numpy as np
+import pytest
+
+from naive import cell_step, head, numerical_gradient, window_loss
+from streamlstm import hyperparams
+from streamlstm.kernels_cpu import cell_forward, head_forward, make_workspace, window_backward, window_forward
+from streamlstm.params import GRU, LSTM, init_params, param_size, views
+
+CELLS = [pytest.param(LSTM, id="lstm"), pytest.param(GRU, id="gru")]
+D, H, K = 3, 5, 6
+
+
+def setup(cell, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    theta = init_params(cell, D, H, seed, dtype)
+    theta += rng.normal(0, 0.3, theta.shape).astype(dtype)  # move off the symmetric init
+    ws = make_workspace(cell, D, H, K, theta.size, dtype)
+    h0 = rng.normal(0, 0.5, H)
+    c0 = rng.normal(0, 0.5, H) if cell == LSTM else np.zeros(0)
+    xs = rng.normal(size=(K, D))
+    xs[2, 1] = np.nan  # a missing input feeds the cell as 0
+    targets = rng.normal(size=(K, D))
+    targets[4, 0] = np.nan  # a missing target is left out of the loss
+    weights = rng.uniform(0.1, 1.0, K)
+    return theta, ws, h0, c0, xs, targets, weights
+
+
+def hyper(cell, **kw):
+    settings = {**hyperparams.DEFAULTS, "cell": ("lstm", "gru")[cell], "hidden_size": H, "k2": K, **kw}
+    return hyperparams.kernel_hyper(settings, D, shared=False)
+
+
+def test_param_views_share_the_flat_buffer():
+    theta = init_params(LSTM, D, H, 0, np.float32)
+    W, b, Wy, by = views(theta, LSTM, D, H)
+    assert theta.size == param_size(LSTM, D, H) == W.size + b.size + Wy.size + by.size
+    W[0, 0] = 42.0
+    assert theta[0] == 42.0
+    assert np.all(b[:H] == 1.0) and np.all(b[H:] == 0.0)  # forget-gate bias 1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_forward_matches_reference(cell, dtype, tol):
+    theta, ws, h0, c0, xs, *_ = setup(cell, dtype)
+    ws.hs[0], ws.cs[0], ws.xin[:] = h0, c0, xs
+    window_forward(ws, theta, K, cell, H, D)
+    h, c = h0, (c0 if cell == LSTM else np.zeros(H))
+    for t in range(K):
+        h, c = cell_step(cell, theta.astype(np.float64), xs[t], h, c, D, H)
+        np.testing.assert_allclose(ws.hs[t + 1], h, rtol=0, atol=tol)
+        if cell == LSTM:
+            np.testing.assert_allclose(ws.cs[t + 1], c, rtol=0, atol=tol)
+    W, b, Wy, by = views(theta, cell, D, H)
+    y = np.zeros(D, dtype)
+    head_forward(y, ws.hs[K], Wy, by, H, D)
+    np.testing.assert_allclose(y, head(theta.astype(np.float64), h, cell, D, H), atol=tol)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+@pytest.mark.parametrize("n_loss", [1, 3, K])
+def test_bptt_gradient_matches_finite_differences(cell, loss, n_loss):
+    theta, ws, h0, c0, xs, targets, weights = setup(cell)
+    hy = hyper(cell, loss=loss, huber_delta=0.5)
+    ws.hs[0], ws.cs[0], ws.xin[:] = h0, c0, xs
+    window_forward(ws, theta, K, cell, H, D)
+    ws.grad[:] = 0.0
+    window_backward(ws, theta, targets, weights, K, n_loss, hy)
+    numeric = numerical_gradient(
+        lambda th: window_loss(th, cell, D, H, h0, c0 if cell == LSTM else np.zeros(H), xs, targets, weights,
+                               n_loss, loss, 0.5),
+        theta.copy())
+    assert np.abs(numeric).max() > 1e-3  # the check is not vacuous
+    np.testing.assert_allclose(ws.grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_backward_accumulates():
+    theta, ws, h0, c0, xs, targets, weights = setup(LSTM)
+    hy = hyper(LSTM)
+    ws.hs[0], ws.cs[0], ws.xin[:] = h0, c0, xs
+    window_forward(ws, theta, K, LSTM, H, D)
+    ws.grad[:] = 0.0
+    window_backward(ws, theta, targets, weights, K, 2, hy)
+    once = ws.grad.copy()
+    window_backward(ws, theta, targets, weights, K, 2, hy)
+    np.testing.assert_allclose(ws.grad, 2 * once, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_nan_input_reads_as_zero(cell):
+    theta, ws, h0, c0, *_ = setup(cell)
+    W, b, *_ = views(theta, cell, D, H)
+    out = [np.zeros(H), np.zeros(H if cell == LSTM else 0)]
+    ref = [np.zeros(H), np.zeros(H if cell == LSTM else 0)]
+    act, aux = np.zeros_like(ws.acts[0]), np.zeros(H)
+    cell_forward(out[0], out[1], act, aux, np.array([np.nan, 1.0, np.nan]), h0, c0, W, b, cell, H, D)
+    cell_forward(ref[0], ref[1], act, aux, np.array([0.0, 1.0, 0.0]), h0, c0, W, b, cell, H, D)
+    np.testing.assert_array_equal(out[0], ref[0])

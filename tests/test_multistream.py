@@ -1,0 +1,97 @@
+"""MultiStreamDetector: batching, weight modes, eviction, snapshots, memory per stream."""
+
+import numpy as np
+import pytest
+
+from streamlstm import MultiStreamDetector
+from synthetic import sine_with_anomalies
+
+
+def interleaved(n_streams=5, n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in rng.integers(0, n_streams, n)]
+    X = np.stack([sine_with_anomalies(seed=seed)[:n], rng.normal(size=n)], axis=1)
+    X[rng.random((n, 2)) < 0.05] = np.nan  # missing values
+    return ids, X
+
+
+def test_per_stream_results_do_not_depend_on_other_streams():
+    ids, X = interleaved()
+    together = MultiStreamDetector(2, warmup=10).process(ids, X)
+    for sid in set(ids):
+        rows = [n for n, s in enumerate(ids) if s == sid]
+        alone = MultiStreamDetector(2, warmup=10).process([sid] * len(rows), X[rows])
+        np.testing.assert_array_equal(together.scores[rows], alone.scores)
+        np.testing.assert_array_equal(together.predictions[rows], alone.predictions)
+
+
+@pytest.mark.parametrize("mode", ["per_stream", "shared"])
+def test_one_batch_equals_event_by_event(mode):
+    ids, X = interleaved()
+    batch = MultiStreamDetector(2, warmup=10, weight_mode=mode).process(ids, X)
+    single = MultiStreamDetector(2, warmup=10, weight_mode=mode)
+    for n, sid in enumerate(ids):
+        assert single.score_one(sid, X[n]) == batch.scores[n]  # pure scoring agrees
+        r = single.process([sid], X[n:n + 1])
+        assert r.scores[0] == batch.scores[n]
+        assert r.errors[0] == batch.errors[n] or np.isnan(batch.errors[n])
+
+
+def test_shared_mode_shares_weights_and_is_small():
+    ids, X = interleaved()
+    shared = MultiStreamDetector(1, weight_mode="shared", hidden_size=32, k2=16)
+    shared.process(ids, X[:, :1])
+    assert shared.params.theta.shape[0] == 1 and shared.params.step[0] > 0
+    assert shared.bytes_per_stream() <= 1024
+    per_stream = MultiStreamDetector(1, hidden_size=32, k2=16)
+    per_stream.process(ids, X[:, :1])
+    assert per_stream.bytes_per_stream() > 20 * shared.bytes_per_stream()
+
+
+def test_first_event_has_no_prediction_and_missing_values_are_tolerated():
+    m = MultiStreamDetector(2, warmup=0)
+    r = m.process(["a", "a", "a"], np.array([[1.0, np.nan], [np.nan, np.nan], [2.0, 3.0]]))
+    assert np.isnan(r.predictions[0]).all()
+    assert np.isnan(r.errors[1])  # nothing observed
+    assert np.isfinite(m.params.theta).all()
+
+
+def test_max_streams_evicts_least_recently_seen():
+    m = MultiStreamDetector(1, max_streams=3, warmup=0)
+    for sid in ["a", "b", "c", "a", "d"]:  # "b" is the least recently seen when "d" comes
+        m.learn_one(sid, [1.0])
+    assert m.stream_ids == ["c", "a", "d"]
+    assert m.table.evicted == 1
+    # A batch with more distinct streams than the cap is processed in order, in parts.
+    r = m.process([f"x{i}" for i in range(10)], np.ones((10, 1)))
+    assert len(r.scores) == 10 and m.n_streams == 3
+    assert m.stream_ids == ["x7", "x8", "x9"]
+
+
+def test_cardinality_flood_keeps_memory_bounded():
+    m = MultiStreamDetector(1, max_streams=1000, weight_mode="shared")
+    for start in range(0, 20_000, 2000):
+        m.process([f"id{i}" for i in range(start, start + 2000)], np.ones((2000, 1)))
+    assert m.n_streams == 1000 and m.streams.h.shape[0] == 1000
+
+
+@pytest.mark.parametrize("mode", ["per_stream", "shared"])
+def test_snapshot_continuity_is_bit_identical(tmp_path, mode):
+    ids, X = interleaved(n=400)
+    straight = MultiStreamDetector(2, warmup=20, weight_mode=mode, input_dropout=0.1)
+    a = straight.process(ids, X)
+    first = MultiStreamDetector(2, warmup=20, weight_mode=mode, input_dropout=0.1)
+    b1 = first.process(ids[:150], X[:150])
+    first.save(tmp_path / "m.npz")
+    b2 = MultiStreamDetector.load(tmp_path / "m.npz").process(ids[150:], X[150:])
+    for name in ("scores", "errors", "predictions", "flags"):
+        np.testing.assert_array_equal(getattr(a, name), np.concatenate([getattr(b1, name), getattr(b2, name)]))
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="unknown"):
+        MultiStreamDetector(1, hiden_size=3)
+    with pytest.raises(ValueError, match="weight_mode"):
+        MultiStreamDetector(1, weight_mode="both")
+    with pytest.raises(ValueError, match="shape"):
+        MultiStreamDetector(2).process(["a"], np.ones((1, 3)))
