@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from fnmatch import fnmatchcase
@@ -40,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from .hyperparams import CHOICES, RANGES
+from .hyperparams import CHOICES, DEFAULTS, MULTI_DEFAULTS, RANGES
 
 __all__ = [
     "CheckpointConfig",
@@ -75,33 +76,36 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """Detector hyperparameters; the names match `LSTMDetector` / `MultiStreamDetector` kwargs."""
+    """Detector hyperparameters; the names match `LSTMDetector` / `MultiStreamDetector` kwargs.
 
-    cell: str = "lstm"
-    hidden_size: int = 32
-    k1: int = 1
-    k2: int = 16
-    optimizer: str = "adam"
-    learning_rate: float = 3e-3
-    momentum: float = 0.9
-    beta1: float = 0.9
-    beta2: float = 0.999
-    clip_norm: float = 1.0
-    weight_decay: float = 0.0
-    input_dropout: float = 0.0
-    loss: str = "mse"
-    huber_delta: float = 1.0
-    scaler_halflife: float = 1000.0
-    input_clip: float = 10.0
-    warmup: int = 300
-    short_window: int = 10
-    long_halflife: float = 2000.0
-    threshold: float = 0.5
-    on_anomaly: str = "downweight"
-    anomaly_weight: float = 0.1
-    dtype: str = "float32"
-    seed: int = 0
-    weight_mode: str = "per_stream"
+    Defaults come from the engine's table (`streamlstm.hyperparams`) so they cannot drift.
+    """
+
+    cell: str = DEFAULTS["cell"]
+    hidden_size: int = DEFAULTS["hidden_size"]
+    k1: int = DEFAULTS["k1"]
+    k2: int = DEFAULTS["k2"]
+    optimizer: str = DEFAULTS["optimizer"]
+    learning_rate: float = DEFAULTS["learning_rate"]
+    momentum: float = DEFAULTS["momentum"]
+    beta1: float = DEFAULTS["beta1"]
+    beta2: float = DEFAULTS["beta2"]
+    clip_norm: float = DEFAULTS["clip_norm"]
+    weight_decay: float = DEFAULTS["weight_decay"]
+    input_dropout: float = DEFAULTS["input_dropout"]
+    loss: str = DEFAULTS["loss"]
+    huber_delta: float = DEFAULTS["huber_delta"]
+    scaler_halflife: float = DEFAULTS["scaler_halflife"]
+    input_clip: float = DEFAULTS["input_clip"]
+    warmup: int = DEFAULTS["warmup"]
+    short_window: int = DEFAULTS["short_window"]
+    long_halflife: float = DEFAULTS["long_halflife"]
+    threshold: float = DEFAULTS["threshold"]
+    on_anomaly: str = DEFAULTS["on_anomaly"]
+    anomaly_weight: float = DEFAULTS["anomaly_weight"]
+    dtype: str = DEFAULTS["dtype"]
+    seed: int = DEFAULTS["seed"]
+    weight_mode: str = MULTI_DEFAULTS["weight_mode"]
     backend: str = "cpu"
 
 
@@ -165,7 +169,7 @@ class Config:
     source: str = "stdin"
     model: ModelConfig = field(default_factory=ModelConfig)
     groups: tuple[GroupConfig, ...] = ()
-    max_streams: int = 100_000
+    max_streams: int = MULTI_DEFAULTS["max_streams"]
     batch_size: int = 4096
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -247,7 +251,7 @@ class _Spec:
 
     def from_text(self, text: str) -> Any:
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=_Loader)
         except yaml.YAMLError:
             return text  # reported by `check` as "expected ..., got '<text>'"
 
@@ -357,15 +361,15 @@ def _security_item(key: str) -> _Spec:
     return _Bool() if key == "ssl_check_hostname" else _Str()
 
 
-def _model_spec(name: str, default: Any) -> _Spec:
+def _model_spec(name: str, annotation: str) -> _Spec:
     # Ranges and choices come from the engine's own table so the two can never disagree.
     if name in CHOICES:
         return _Choice(CHOICES[name])
-    return _Number(type(default), *RANGES[name])
+    return _Number({"int": int, "float": float}[annotation], *RANGES[name])
 
 
 _SPECS: dict[str, _Spec] = {
-    **{f"model.{f.name}": _model_spec(f.name, f.default) for f in fields(ModelConfig)},
+    **{f"model.{f.name}": _model_spec(f.name, f.type) for f in fields(ModelConfig)},
     "source": _Choice(("stdin", "kafka")),
     "max_streams": _Number(int, *RANGES["max_streams"]),
     "batch_size": _Number(int, 1),
@@ -412,6 +416,21 @@ def _text_spec(path: tuple) -> _Spec | None:
 # --------------------------------------------------------------------------- layering
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e-3` as a float.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (`1.0e-3`); `learning_rate: 1e-3`
+    would otherwise arrive as the string '1e-3'.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 class _LineDict(dict):
     """A YAML mapping that remembers the 1-based line of each key."""
 
@@ -419,7 +438,7 @@ class _LineDict(dict):
     lines: dict
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(_Loader):
     """SafeLoader whose mappings are `_LineDict`s, so errors can cite file:line."""
 
     def construct_line_map(self, node: yaml.MappingNode):

@@ -91,6 +91,8 @@ def parse_ts(raw: Any) -> float:
 
 def _number(name: str, raw: Any, allow_missing: bool) -> float:
     """A feature value as float; None (JSON null) is NaN when missing values are allowed."""
+    if type(raw) is float and math.isfinite(raw):  # the common case, checked first
+        return raw
     if raw is None:
         if allow_missing:
             return math.nan
@@ -173,10 +175,12 @@ class JsonlParser:
             raise _Bad("empty_line", "empty line")
         try:
             # Decode explicitly: json.loads(bytes) would guess UTF-16/32 from the first bytes
-            # and misreport invalid UTF-8 as malformed JSON. utf-8-sig drops a leading BOM.
-            text = line.decode("utf-8-sig")
+            # and misreport invalid UTF-8 as malformed JSON.
+            text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Bad("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        if text.startswith("\ufeff"):  # a UTF-8 byte order mark ("utf-8-sig" is much slower)
+            text = text[1:]
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:

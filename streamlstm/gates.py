@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 # No 'nnan'/'ninf': missing features are NaN and the kernels test for them.
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
+# Constants are float32 so float32 kernels stay in single precision (a float64 literal
+# would promote every gate to double); with float64 operands they promote exactly.
+ZERO = np.float32(0.0)
+ONE = np.float32(1.0)
+
 
 def sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
+    return ONE / (ONE + math.exp(-x))
 
 
 def dsigmoid(y):
     """Derivative of the sigmoid at its output y."""
-    return y * (1.0 - y)
+    return y * (ONE - y)
 
 
 def dtanh(y):
     """Derivative of tanh at its output y."""
-    return 1.0 - y * y
+    return ONE - y * y
 
 
 def lstm_cell(f, i, g, c_prev):
@@ -35,11 +41,11 @@ def lstm_cell(f, i, g, c_prev):
 
 def gru_hidden(z, n, h_prev):
     """New hidden state h = (1-z)*n + z*h_prev."""
-    return (1.0 - z) * n + z * h_prev
+    return (ONE - z) * n + z * h_prev
 
 
 SCALAR_FUNCTIONS = (sigmoid, dsigmoid, dtanh, lstm_cell, gru_hidden)
 
 sigmoid_cpu, dsigmoid_cpu, dtanh_cpu, lstm_cell_cpu, gru_hidden_cpu = (
-    njit(fastmath=FASTMATH, cache=True)(f) for f in SCALAR_FUNCTIONS
+    njit(fastmath=FASTMATH, error_model="numpy", cache=True)(f) for f in SCALAR_FUNCTIONS
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
+
 # name -> (default, validator description, check)
 CHOICES = {
     "cell": ("lstm", "gru"),
@@ -144,6 +146,9 @@ def halflife_to_alpha(halflife: float) -> float:
 
 
 def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> KernelHyper:
+    # Training scalars take the model's precision so float32 updates stay float32; the
+    # statistics (scaler, error, threshold) are float64 whatever the model precision.
+    real = np.dtype(settings["dtype"]).type
     return KernelHyper(
         cell=CELL_CODES[settings["cell"]],
         H=settings["hidden_size"],
@@ -151,21 +156,21 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         K=settings["k2"],
         k1=settings["k1"],
         optimizer=OPT_CODES[settings["optimizer"]],
-        lr=float(settings["learning_rate"]),
-        momentum=float(settings["momentum"]),
-        beta1=float(settings["beta1"]),
-        beta2=float(settings["beta2"]),
-        clip_norm=float(settings["clip_norm"]),
-        weight_decay=float(settings["weight_decay"]),
-        input_dropout=float(settings["input_dropout"]),
+        lr=real(settings["learning_rate"]),
+        momentum=real(settings["momentum"]),
+        beta1=real(settings["beta1"]),
+        beta2=real(settings["beta2"]),
+        clip_norm=real(settings["clip_norm"]),
+        weight_decay=real(settings["weight_decay"]),
+        input_dropout=real(settings["input_dropout"]),
         loss=LOSS_CODES[settings["loss"]],
-        huber_delta=float(settings["huber_delta"]),
+        huber_delta=real(settings["huber_delta"]),
         scaler_alpha=halflife_to_alpha(settings["scaler_halflife"]),
         input_clip=float(settings["input_clip"]),
         warmup=int(settings["warmup"]),
         short_window=int(settings["short_window"]),
         long_alpha=halflife_to_alpha(settings["long_halflife"]),
         threshold=float(settings["threshold"]),
-        anomaly_weight=POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"])),
+        anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
         shared=shared,
     )

@@ -30,11 +30,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .gates import FASTMATH, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu
+from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu
 from .params import LSTM, views
 from .scoring import ewma_update, likelihood_score
 
-kernel = njit(fastmath=FASTMATH, cache=True, nogil=True)
+# error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
+kernel = njit(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 
 # Columns of the per-stream float64 statistics row (see state.stats_width).
 #   [0, D)  input scaler mean      [D, 2D)  input scaler variance   [2D, 3D) observations
@@ -115,17 +116,17 @@ def lstm_step_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, tc, x, h_pre
     G = 4 * H
     for k in range(H):
         f, i, g, o = act[k], act[H + k], act[2 * H + k], act[3 * H + k]
-        dct = dc[k] + dh[k] * o * dtanh_cpu(tc[k])
+        dct = dc[k] + dh[k] * o * dmath.tanh(tc[k])
         dc_prev[k] = dct * f
         dpre[k] = dct * c_prev[k] * dsigmoid_cpu(f)
         dpre[H + k] = dct * g * dsigmoid_cpu(i)
-        dpre[2 * H + k] = dct * i * dtanh_cpu(g)
+        dpre[2 * H + k] = dct * i * dmath.tanh(g)
         dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(o)
     for g in range(G):
         db[g] += dpre[g]
     for j in range(H):
         a = h_prev[j]
-        s = 0.0
+        s = ZERO
         for g in range(G):
             dW[j, g] += a * dpre[g]
             s += W[j, g] * dpre[g]
@@ -179,12 +180,12 @@ def gru_step_backward(dh_prev, dW, db, dpre, dh, act, x, h_prev, W, H, D):
     for k in range(H):
         z, n = act[k], act[2 * H + k]
         dpre[k] = dh[k] * (h_prev[k] - n) * dsigmoid_cpu(z)
-        dpre[2 * H + k] = dh[k] * (1.0 - z) * dtanh_cpu(n)
+        dpre[2 * H + k] = dh[k] * (ONE - z) * dmath.tanh(n)
     # Candidate columns see r*h_prev; this pass also yields the reset-gate gradient.
     for j in range(H):
         r = act[H + j]
         a = r * h_prev[j]
-        s = 0.0
+        s = ZERO
         for k in range(H):
             dW[j, 2 * H + k] += a * dpre[2 * H + k]
             s += W[j, 2 * H + k] * dpre[2 * H + k]
@@ -192,7 +193,7 @@ def gru_step_backward(dh_prev, dW, db, dpre, dh, act, x, h_prev, W, H, D):
         dh_prev[j] = dh[j] * act[j] + s * r
     for j in range(H):
         a = h_prev[j]
-        s = 0.0
+        s = ZERO
         for g in range(2 * H):
             dW[j, g] += a * dpre[g]
             s += W[j, g] * dpre[g]
@@ -244,7 +245,7 @@ def head_backward(dWy, dby, dh, dy, h, Wy, H, D):
         dby[d] += dy[d]
     for j in range(H):
         a = h[j]
-        s = 0.0
+        s = ZERO
         for d in range(D):
             dWy[j, d] += a * dy[d]
             s += Wy[j, d] * dy[d]
@@ -259,15 +260,16 @@ def loss_gradient(dy, y, target, weight, loss, huber_delta, D):
     for d in range(D):
         if not math.isnan(target[d]):
             n += 1
+    scale = dy.dtype.type(weight / max(n, 1))
     for d in range(D):
         t = target[d]
-        if math.isnan(t) or n == 0:
+        if math.isnan(t):
             dy[d] = 0.0
         else:
             r = y[d] - t
             if loss == 1:
                 r = min(max(r, -huber_delta), huber_delta)
-            dy[d] = weight * r / n
+            dy[d] = scale * r
 
 
 # ------------------------------------------------------------------- window (BPTT)
@@ -312,7 +314,7 @@ def window_backward(ws, theta, targets, weights, L, n_loss, hy):
 @kernel
 def regularise_and_clip(grad, theta, weight_decay, clip_norm):
     """grad (P,) += weight_decay*theta, then rescaled to global norm <= clip_norm."""
-    ss = 0.0
+    ss = ZERO
     for p in range(grad.shape[0]):
         grad[p] += weight_decay * theta[p]
         ss += grad[p] * grad[p]
@@ -326,13 +328,15 @@ def regularise_and_clip(grad, theta, weight_decay, clip_norm):
 @kernel
 def adam_update(theta, m, v, grad, step, lr, beta1, beta2):
     """Adam (Kingma & Ba) with bias correction; `step` counts updates from 1."""
-    c1 = 1.0 / (1.0 - beta1**step)
-    c2 = 1.0 / (1.0 - beta2**step)
+    real = theta.dtype.type  # keep float32 models in single precision
+    step_size = real(lr / (1.0 - beta1**step))
+    c2 = real(1.0 / (1.0 - beta2**step))
+    eps = real(1e-8)
     for p in range(theta.shape[0]):
         g = grad[p]
-        m[p] = beta1 * m[p] + (1.0 - beta1) * g
-        v[p] = beta2 * v[p] + (1.0 - beta2) * g * g
-        theta[p] -= lr * (m[p] * c1) / (math.sqrt(v[p] * c2) + 1e-8)
+        m[p] = beta1 * m[p] + (ONE - beta1) * g
+        v[p] = beta2 * v[p] + (ONE - beta2) * g * g
+        theta[p] -= step_size * m[p] / (math.sqrt(v[p] * c2) + eps)
 
 
 @kernel

@@ -14,7 +14,7 @@ delay is ``nan`` when no event was detected.
 from __future__ import annotations
 
 import csv
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 

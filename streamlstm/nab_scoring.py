@@ -315,6 +315,8 @@ class SeriesScores:
 
     def __post_init__(self):
         self.scores = np.asarray(self.scores, dtype=np.float64)
+        if np.any(self.scores == np.inf):
+            raise ValueError(f"{self.name}: +inf anomaly scores are not supported")
         self.windows = [(int(s), int(e)) for s, e in self.windows]
 
     @property
@@ -404,7 +406,7 @@ def sweep_thresholds(series: Sequence[SeriesScores],
     else:
         sc = np.empty(0)
         de = np.empty(0)
-    keep = np.isfinite(sc) | (sc == np.inf)
+    keep = np.isfinite(sc)  # NaN (mapped to -inf) never detects
     sc, de = sc[keep], de[keep]
     order = np.argsort(-sc, kind="stable")
     sc, de = sc[order], de[order]

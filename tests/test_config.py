@@ -59,6 +59,10 @@ def test_gpu_yaml():
     assert cfg.max_streams > Config().max_streams
 
 
+def test_yaml_exponent_without_dot_is_a_float(tmp_path):
+    assert load(write(tmp_path, "model:\n  learning_rate: 1e-3\n")).model.learning_rate == 1e-3
+
+
 def test_empty_file_means_defaults(tmp_path):
     assert load(write(tmp_path, "")) == Config()
 

@@ -1,0 +1,39 @@
+"""Output records: what is written for a scored event (stdin filter and Kafka alike)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .events import UNIVARIATE
+from .pool import Scored
+
+
+def _num(v: float) -> float | None:
+    """JSON has no NaN: a missing number is null."""
+    return None if math.isnan(v) else v
+
+
+def result_record(s: Scored) -> dict[str, Any]:
+    """`seq`, `stream`, `ts` (if given), the input value(s), `prediction`, `error`, `score`,
+    `is_anomaly`. Univariate streams carry `value`/`prediction` as numbers, multivariate
+    ones `values`/`prediction` as objects keyed by feature."""
+    ev = s.event
+    rec: dict[str, Any] = {"seq": ev.seq, "stream": ev.stream}
+    if ev.ts_raw is not None:
+        rec["ts"] = ev.ts_raw
+    if ev.features == UNIVARIATE:
+        rec["value"] = _num(ev.values[0])
+        rec["prediction"] = _num(s.prediction[0])
+    else:
+        rec["values"] = {f: _num(v) for f, v in zip(ev.features, ev.values)}
+        rec["prediction"] = {f: _num(v) for f, v in zip(ev.features, s.prediction)}
+    rec["error"] = _num(s.error)
+    rec["score"] = s.score
+    rec["is_anomaly"] = s.is_anomaly
+    return rec
+
+
+def dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), allow_nan=False)

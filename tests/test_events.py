@@ -1,0 +1,195 @@
+import math
+
+import pytest
+
+from streamlstm.config import InputConfig
+from streamlstm.events import CsvParser, Event, JsonlParser, Rejected, error_record, parse_ts
+
+
+@pytest.fixture
+def parser():
+    return JsonlParser(InputConfig())
+
+
+def reason(result):
+    assert isinstance(result, Rejected), result
+    return result.reason
+
+
+# --------------------------------------------------------------------- JSON lines
+
+
+def test_univariate_event(parser):
+    ev = parser.parse(1, b'{"stream": "a", "ts": 1700000000, "value": 2}\n')
+    assert ev == Event(1, "a", ("value",), (2.0,), 1700000000.0, 1700000000, {"value": 2})
+
+
+def test_multivariate_event_sorted_features_and_null_is_missing(parser):
+    ev = parser.parse(3, b'{"stream": "h", "values": {"sys": 0.1, "user": null, "idle": 5}}')
+    assert ev.features == ("idle", "sys", "user")
+    assert ev.values[:2] == (5.0, 0.1) and math.isnan(ev.values[2])
+    assert ev.raw_values == {"sys": 0.1, "user": None, "idle": 5}
+    assert ev.ts is None and ev.ts_raw is None
+
+
+def test_default_stream_and_custom_fields():
+    cfg = InputConfig(stream_field="s", value_field="v", ts_field="time", default_stream="main")
+    p = JsonlParser(cfg)
+    assert p.parse(1, b'{"v": 1.5}').stream == "main"
+    ev = p.parse(2, b'{"s": "x", "v": 1.5, "time": "2024-01-01T00:00:00Z"}')
+    assert (ev.stream, ev.values, ev.raw_values, ev.ts) == ("x", (1.5,), {"v": 1.5}, 1704067200.0)
+
+
+def test_utf8_bom_accepted(parser):
+    assert parser.parse(1, b'\xef\xbb\xbf{"value": 1}').values == (1.0,)
+
+
+@pytest.mark.parametrize("line, kind", [
+    (b"", "empty_line"),
+    (b"  \r\n", "empty_line"),
+    (b'{"value": 1', "malformed_json"),
+    (b"not json", "malformed_json"),
+    (b"[" * 200_000, "malformed_json"),
+    (b'\xff\xfe{"value": 1}', "invalid_utf8"),
+    (b'{"stream": "\xc3\x28", "value": 1}', "invalid_utf8"),
+    (b'[1, 2]', "wrong_type"),
+    (b'{"stream": 5, "value": 1}', "wrong_type"),
+    (b'{"stream": "", "value": 1}', "wrong_type"),
+    (b'{"value": true}', "wrong_type"),
+    (b'{"value": [1]}', "wrong_type"),
+    (b'{"values": [1, 2]}', "wrong_type"),
+    (b'{"values": {}}', "wrong_type"),
+    (b'{"values": {"a": "x"}}', "not_numeric"),
+    (b'{"value": 1, "values": {"a": 1}}', "wrong_type"),
+    (b'{"stream": "a"}', "missing_field"),
+    (b'{"value": null}', "missing_field"),
+    (b'{"value": "1.5"}', "not_numeric"),
+    (b'{"value": NaN}', "non_finite"),
+    (b'{"value": -Infinity}', "non_finite"),
+    (b'{"value": 1e999}', "non_finite"),
+    (b'{"value": 1' + b"0" * 400 + b"}", "non_finite"),
+    (b'{"value": 1, "ts": "yesterday"}', "bad_timestamp"),
+    (b'{"value": 1, "ts": true}', "bad_timestamp"),
+    (b'{"value": 1, "ts": [1]}', "bad_timestamp"),
+])
+def test_bad_input_kinds(parser, line, kind):
+    rej = parser.parse(7, line)
+    assert reason(rej) == kind
+    assert rej.seq == 7 and rej.detail
+
+
+def test_oversized_line():
+    p = JsonlParser(InputConfig(max_line_bytes=50))
+    rej = p.parse(1, b'{"value": 1, "pad": "' + b"x" * 1000 + b'"}')
+    assert reason(rej) == "oversized_line"
+    assert len(rej.raw) == 200 and rej.raw.startswith('{"value": 1')
+
+
+def test_raw_is_truncated_text_or_bytes_repr(parser):
+    rej = parser.parse(1, b"\xe2\x82\xac" * 1000)  # valid UTF-8 ("€"), not JSON
+    assert rej.raw == "€" * 200
+    rej = parser.parse(1, b"\xff" * 1000)
+    assert rej.raw.startswith("b'\\xff") and len(rej.raw) == 200
+
+
+def test_error_record(parser):
+    rej = parser.parse(4, b'{"value": "high"}\n')
+    assert error_record(rej) == {"seq": 4, "error": "not_numeric", "detail": rej.detail,
+                                 "raw": '{"value": "high"}'}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (1700000000, 1700000000.0),
+    (1700000000.25, 1700000000.25),
+    ("1700000000.5", 1700000000.5),
+    ("2024-01-01T00:00:00Z", 1704067200.0),
+    ("2024-01-01T00:00:00", 1704067200.0),               # naive = UTC
+    ("2024-01-01 02:00:00+02:00", 1704067200.0),
+    ("2024-01-01T00:00:00.500Z", 1704067200.5),
+    ("2024-01-01", 1704067200.0),
+])
+def test_parse_ts(raw, expected):
+    assert parse_ts(raw) == expected
+
+
+def test_ts_backwards_is_per_stream_and_state_not_advanced_by_rejects(parser):
+    assert isinstance(parser.parse(1, b'{"stream": "a", "ts": 100, "value": 1}'), Event)
+    assert isinstance(parser.parse(2, b'{"stream": "b", "ts": 50, "value": 1}'), Event)
+    assert reason(parser.parse(3, b'{"stream": "a", "ts": 99, "value": 1}')) == "ts_backwards"
+    assert isinstance(parser.parse(4, b'{"stream": "a", "ts": 100, "value": 1}'), Event)  # equal ok
+    assert isinstance(parser.parse(5, b'{"stream": "a", "value": 1}'), Event)  # no ts is fine
+    assert reason(parser.parse(6, b'{"stream": "a", "ts": 99.9, "value": 1}')) == "ts_backwards"
+    # A rejected event (bad value) must not move the stream's clock forward.
+    assert reason(parser.parse(7, b'{"stream": "a", "ts": 500, "value": "x"}')) == "not_numeric"
+    assert isinstance(parser.parse(8, b'{"stream": "a", "ts": 200, "value": 1}'), Event)
+
+
+def test_feature_set_changed(parser):
+    assert isinstance(parser.parse(1, b'{"stream": "a", "values": {"x": 1, "y": 2}}'), Event)
+    assert isinstance(parser.parse(2, b'{"stream": "a", "values": {"y": 3, "x": 1}}'), Event)
+    rej = parser.parse(3, b'{"stream": "a", "values": {"x": 1}}')
+    assert reason(rej) == "feature_set_changed" and "['x', 'y']" in rej.detail
+    assert reason(parser.parse(4, b'{"stream": "a", "value": 1}')) == "feature_set_changed"
+    assert isinstance(parser.parse(5, b'{"stream": "b", "value": 1}'), Event)
+
+
+def test_stream_memory_is_an_lru_bounded_by_max_streams():
+    p = JsonlParser(InputConfig(), max_streams=3)
+    for i in range(1000):
+        assert isinstance(p.parse(i, b'{"stream": "s%d", "ts": 10, "value": 1}' % i), Event)
+    assert len(p.memory.streams) == 3
+    assert list(p.memory.streams) == ["s997", "s998", "s999"]
+    # Touching a stream makes it most recent, so it survives the next insertion.
+    p.parse(2000, b'{"stream": "s997", "ts": 11, "value": 1}')
+    p.parse(2001, b'{"stream": "new", "ts": 0, "value": 1}')
+    assert list(p.memory.streams) == ["s999", "s997", "new"]
+    # An evicted stream is new again: its old timestamp is forgotten.
+    assert isinstance(p.parse(2002, b'{"stream": "s0", "ts": 1, "value": 1}'), Event)
+
+
+# --------------------------------------------------------------------- CSV
+
+
+def test_csv_univariate_with_timestamp_column():
+    p = CsvParser(InputConfig(), b"timestamp,value\n")
+    ev = p.parse(2, b"2024-01-01T00:00:00Z,1.5\r\n")
+    assert ev == Event(2, "default", ("value",), (1.5,), 1704067200.0,
+                       "2024-01-01T00:00:00Z", {"value": 1.5})
+    assert p.parse(3, b"1704067201,2").ts == 1704067201.0
+
+
+def test_csv_multivariate_with_stream_column_and_quotes():
+    p = CsvParser(InputConfig(), b"ts,stream,mem,cpu\n")
+    ev = p.parse(2, b'5,"host,1",10,0.5')
+    assert ev.stream == "host,1" and ev.features == ("cpu", "mem") and ev.values == (0.5, 10.0)
+    ev = p.parse(3, b"6,host-2,,0.7")
+    assert math.isnan(ev.values[1]) and ev.raw_values == {"cpu": 0.7, "mem": None}
+
+
+@pytest.mark.parametrize("line, kind", [
+    (b"", "empty_line"),
+    (b"1,2,3", "malformed_csv"),
+    (b"1", "malformed_csv"),
+    (b"1,abc", "not_numeric"),
+    (b"1,nan", "non_finite"),
+    (b"1,inf", "non_finite"),
+    (b"1,", "missing_field"),
+    (b"soon,1", "bad_timestamp"),
+    (b"1,\xff", "invalid_utf8"),
+])
+def test_csv_bad_rows(line, kind):
+    p = CsvParser(InputConfig(), b"timestamp,value")
+    assert reason(p.parse(1, line)) == kind
+
+
+def test_csv_ts_backwards():
+    p = CsvParser(InputConfig(), b"timestamp,stream,value")
+    assert isinstance(p.parse(1, b"10,a,1"), Event)
+    assert reason(p.parse(2, b"9,a,1")) == "ts_backwards"
+    assert isinstance(p.parse(3, b"9,b,1"), Event)
+
+
+@pytest.mark.parametrize("header", [b"timestamp", b"a,a", b"ts,,x", b"\xff,value"])
+def test_csv_bad_header_raises(header):
+    with pytest.raises(ValueError):
+        CsvParser(InputConfig(), header)

@@ -1,0 +1,63 @@
+"""Tests for streamlstm.labelled_metrics on hand-made cases."""
+import math
+
+import numpy as np
+import pytest
+
+from streamlstm.labelled_metrics import label_events, labelled_metrics, read_labelled_csv
+
+TOL = 1e-9
+
+
+def test_label_events():
+    assert label_events([0, 1, 1, 0, 0, 1, 0, 1]) == [(1, 2), (5, 5), (7, 7)]
+    assert label_events([1, 1, 1]) == [(0, 2)]
+    assert label_events([0, 0]) == []
+
+
+def test_row_and_event_metrics():
+    # rows:    0 1 2 3 4 5 6 7 8 9
+    labels = [0, 1, 1, 1, 0, 0, 1, 1, 0, 0]   # events (1,3) and (6,7)
+    flags = [1, 0, 1, 1, 0, 0, 0, 0, 0, 1]
+    m = labelled_metrics(labels, flags)
+    # TP rows 2,3 -> 2; FP rows 0,9 -> 2; FN rows 1,6,7 -> 3; TN rows 4,5,8 -> 3
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 2, 3, 3)
+    # precision 2/4, recall 2/5, F1 = 2*0.5*0.4/0.9 = 4/9
+    assert abs(m["precision"] - 0.5) < TOL
+    assert abs(m["recall"] - 0.4) < TOL
+    assert abs(m["f1"] - 4.0 / 9.0) < TOL
+    # event (1,3) detected first at row 2 -> delay 1; event (6,7) missed
+    assert m["n_events"] == 2 and m["events_detected"] == 1
+    assert abs(m["event_recall"] - 0.5) < TOL
+    assert abs(m["mean_delay"] - 1.0) < TOL
+
+
+def test_mean_delay_over_detected_events():
+    labels = [1, 1, 0, 1, 1, 1, 1, 0]          # events (0,1), (3,6)
+    flags = [True, True, False, False, False, False, True, True]
+    m = labelled_metrics(labels, flags)
+    # delays: event 1 at row 0 -> 0, event 2 at row 6 -> 3; mean 1.5
+    assert m["events_detected"] == 2 and abs(m["event_recall"] - 1.0) < TOL
+    assert abs(m["mean_delay"] - 1.5) < TOL
+    # rows: TP 0,1,6 = 3; FP row 7 = 1; FN rows 3,4,5 = 3
+    assert abs(m["precision"] - 0.75) < TOL
+    assert abs(m["recall"] - 0.5) < TOL
+    assert abs(m["f1"] - 0.6) < TOL  # 2*0.75*0.5/1.25
+
+
+def test_degenerate_cases():
+    m = labelled_metrics([0, 0, 0], [0, 0, 0])
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0
+    assert m["n_events"] == 0 and math.isnan(m["event_recall"]) and math.isnan(m["mean_delay"])
+    m = labelled_metrics([0, 1, 0], [0, 0, 0])
+    assert m["event_recall"] == 0.0 and math.isnan(m["mean_delay"])
+    with pytest.raises(ValueError):
+        labelled_metrics([0, 1], [0, 1, 0])
+
+
+def test_read_labelled_csv(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("timestamp,value,label\n2020-01-01 00:00:00,1.5,0\n"
+                 "2020-01-01 00:01:00,2.5,1\n")
+    values, labels = read_labelled_csv(p)
+    assert np.allclose(values, [1.5, 2.5]) and list(labels) == [0, 1]
