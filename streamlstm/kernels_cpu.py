@@ -116,11 +116,11 @@ def lstm_step_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, tc, x, h_pre
     G = 4 * H
     for k in range(H):
         f, i, g, o = act[k], act[H + k], act[2 * H + k], act[3 * H + k]
-        dct = dc[k] + dh[k] * o * dmath.tanh(tc[k])
+        dct = dc[k] + dh[k] * o * dtanh_cpu(tc[k])
         dc_prev[k] = dct * f
         dpre[k] = dct * c_prev[k] * dsigmoid_cpu(f)
         dpre[H + k] = dct * g * dsigmoid_cpu(i)
-        dpre[2 * H + k] = dct * i * dmath.tanh(g)
+        dpre[2 * H + k] = dct * i * dtanh_cpu(g)
         dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(o)
     for g in range(G):
         db[g] += dpre[g]
@@ -180,7 +180,7 @@ def gru_step_backward(dh_prev, dW, db, dpre, dh, act, x, h_prev, W, H, D):
     for k in range(H):
         z, n = act[k], act[2 * H + k]
         dpre[k] = dh[k] * (h_prev[k] - n) * dsigmoid_cpu(z)
-        dpre[2 * H + k] = dh[k] * (ONE - z) * dmath.tanh(n)
+        dpre[2 * H + k] = dh[k] * (ONE - z) * dtanh_cpu(n)
     # Candidate columns see r*h_prev; this pass also yields the reset-gate gradient.
     for j in range(H):
         r = act[H + j]
