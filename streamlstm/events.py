@@ -152,6 +152,13 @@ class _StreamMemory:
         if len(self.streams) > self.max_streams:
             self.streams.popitem(last=False)
 
+    def to_json(self) -> list:
+        """The memory in LRU order as JSON-able lists, for checkpoints."""
+        return [[s, list(f), ts] for s, (f, ts) in self.streams.items()]
+
+    def load_json(self, items: list) -> None:
+        self.streams = OrderedDict((s, (tuple(f), ts)) for s, f, ts in items)
+
 
 class JsonlParser:
     """Parse JSON lines; keeps per-stream ordering/feature memory (see module docstring)."""

@@ -37,3 +37,22 @@ def result_record(s: Scored) -> dict[str, Any]:
 
 def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), allow_nan=False)
+
+
+def csv_header(record: dict[str, Any]) -> list[str]:
+    """CSV columns for results shaped like `record` (see `csv_row`)."""
+    if "value" in record:
+        return ["seq", "stream", "ts", "value", "prediction", "error", "score", "is_anomaly"]
+    feats = list(record["values"])
+    return (["seq", "stream", "ts"] + [f"value_{f}" for f in feats] + [f"prediction_{f}" for f in feats]
+            + ["error", "score", "is_anomaly"])
+
+
+def csv_row(record: dict[str, Any]) -> list[Any]:
+    blank = lambda v: "" if v is None else v  # noqa: E731
+    head = [record["seq"], record["stream"], blank(record.get("ts"))]
+    if "value" in record:
+        middle = [blank(record["value"]), blank(record["prediction"])]
+    else:
+        middle = [blank(v) for v in record["values"].values()] + [blank(v) for v in record["prediction"].values()]
+    return head + middle + [blank(record["error"]), record["score"], "true" if record["is_anomaly"] else "false"]

@@ -1,0 +1,209 @@
+"""The `streamlstm` command.
+
+Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ConfigError, dump_yaml, load_config
+
+log = logging.getLogger("streamlstm")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
+               "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _load(ctx: click.Context, overrides: dict):
+    """The effective config (flags > STREAMLSTM_* env > YAML > defaults); exit 2 if invalid."""
+    try:
+        config = load_config(ctx.obj["config_path"], overrides=overrides)
+    except (ConfigError, OSError) as exc:
+        raise click.UsageError(str(exc)) from None
+    setup_logging(ctx.obj["log_format"] or config.log_format, ctx.obj["log_level"] or config.log_level)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
+@click.version_option(__version__, prog_name="streamlstm")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="STREAMLSTM_CONFIG",
+              help="YAML configuration file (also $STREAMLSTM_CONFIG).")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default=None, help="Log line format on stderr.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              default=None, help="Log verbosity.")
+@click.pass_context
+def main(ctx: click.Context, config_path, log_format, log_level) -> None:
+    """Streaming, online-learning LSTM anomaly detection.
+
+    \b
+    cat events.jsonl | streamlstm run > scores.jsonl
+    streamlstm score series.csv --output scores.csv --plot scores.png
+    """
+    ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
+
+
+@main.command()
+@click.option("--source", type=click.Choice(["stdin", "kafka"]), default=None, help="Where events come from.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None, help="stdin format.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Restore state from here at start; checkpoint here periodically and at exit.")
+@click.option("--skip-consumed", is_flag=True,
+              help="The input is replayed from its start: skip the lines the restored checkpoint covers.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write error records for rejected input here instead of stderr.")
+@click.option("--only-anomalies", is_flag=True, default=None, help="Output flagged events only.")
+@click.option("--bootstrap-servers", default=None, help="Kafka bootstrap servers, comma-separated.")
+@click.option("--topic", "topics", multiple=True, help="Kafka topic to consume (repeatable).")
+@click.option("--group", default=None, help="Kafka consumer group id.")
+@click.option("--output-topic", default=None, help="Kafka topic for results.")
+@click.option("--dead-letter-topic", default=None, help="Kafka topic for rejected messages.")
+@click.pass_context
+def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies, bootstrap_servers, topics, group,
+        output_topic, dead_letter_topic) -> None:
+    """Score events from stdin (or Kafka) and write one JSON result line per event.
+
+    Input lines look like {"stream": "host-1/cpu", "value": 0.73} or
+    {"stream": "s", "values": {"cpu": 0.7, "mem": 0.3}}, with an optional "ts".
+    Runs until end of input or SIGTERM/SIGINT.
+    """
+    overrides = {
+        "source": source, "input.format": fmt, "checkpoint.state_dir": state_dir,
+        "output.only_anomalies": only_anomalies,
+        "kafka.bootstrap_servers": bootstrap_servers.split(",") if bootstrap_servers else None,
+        "kafka.topics": list(topics) or None, "kafka.group_id": group, "kafka.output_topic": output_topic,
+        "kafka.dead_letter_topic": dead_letter_topic,
+    }
+    config = _load(ctx, overrides)
+    if config.source == "kafka":
+        from .kafka_daemon import run_kafka
+
+        stop = threading.Event()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda *_: stop.set())
+        sys.exit(run_kafka(config, stop))
+    from .filter_loop import FilterRunner, reader
+
+    errors = open(errors_path, "a") if errors_path else sys.stderr  # noqa: SIM115
+    try:
+        runner = FilterRunner(config, sys.stdout, errors, skip_consumed=skip_consumed)
+        sys.exit(runner.run(reader(sys.stdin)))
+    finally:
+        if errors_path:
+            errors.close()
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Results file: .csv or .jsonl (default: JSON lines on stdout).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Also render a PNG.")
+@click.option("--stream", default=None, help="Stream id for a file without a stream column (default: file name).")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Start from the state here (if any) and checkpoint the final state here.")
+@click.pass_context
+def score(ctx, file, output, plot_path, stream, state_dir) -> None:
+    """Replay a CSV (timestamp,value[,more]) or JSONL file through the detector."""
+    from .filter_loop import FilterRunner, reader
+
+    path = Path(file)
+    for target in (output, plot_path):
+        if target:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+    fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
+                         "input.default_stream": stream or path.stem})
+    buffer = io.StringIO()
+    errors = io.StringIO()
+    runner = FilterRunner(config, buffer, errors)
+    with path.open("rb") as f:
+        if sys.stderr.isatty():
+            with click.progressbar(length=path.stat().st_size, label=f"scoring {path.name}", file=sys.stderr) as bar:
+                runner.progress = bar.update
+                status = runner.run(reader(f))
+        else:
+            status = runner.run(reader(f))
+    sys.stderr.write(errors.getvalue())
+    records = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    _write_results(records, output)
+    if plot_path:
+        from .plot import plot_results
+
+        if records:
+            plot_results(records, plot_path, threshold=config.model.threshold)
+            log.info("wrote %s", plot_path)
+    sys.exit(status)
+
+
+def _write_results(records: list[dict], output: str | None) -> None:
+    from .records import csv_header, csv_row, dumps
+
+    if output and output.lower().endswith(".csv"):
+        with open(output, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            if records:
+                w.writerow(csv_header(records[0]))
+                w.writerows(csv_row(r) for r in records)
+        return
+    out = open(output, "w") if output else sys.stdout  # noqa: SIM115
+    try:
+        out.writelines(dumps(r) + "\n" for r in records)
+    finally:
+        if output:
+            out.close()
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
+@click.option("--stream", default=None, help="Only this stream (default: one panel per stream).")
+@click.pass_context
+def plot(ctx, results, output, stream) -> None:
+    """Render a results file (JSONL or CSV) as a PNG: series, forecast band, flags, score."""
+    from .plot import plot_results, read_results
+
+    config = _load(ctx, {})
+    try:
+        n = plot_results(read_results(results), output, stream=stream, threshold=config.model.threshold)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    log.info("wrote %s (%d stream panel%s)", output, n, "s" * (n != 1))
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+def check_config(ctx, file) -> None:
+    """Validate a configuration file and print the effective configuration."""
+    ctx.obj["config_path"] = file
+    click.echo(dump_yaml(_load(ctx, {})), nl=False)
+
+
+if __name__ == "__main__":
+    main()

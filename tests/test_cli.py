@@ -1,0 +1,189 @@
+"""The `streamlstm` command end to end: click's runner and real subprocesses with pipes."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from streamlstm import __version__
+from streamlstm.cli import main
+
+SMALL = ["--config", None]  # placeholder replaced per test by a small-model config
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text("model:\n  hidden_size: 8\n  k2: 4\n  warmup: 20\ncheckpoint:\n  every_events: 50\n")
+    return str(path)
+
+
+def events(n=300, streams=("a", "b")):
+    lines = []
+    for t in range(n):
+        for s in streams:
+            lines.append(json.dumps({"stream": s, "ts": 1_700_000_000 + t, "value": math.sin(t / 5) + (s == "b")}))
+    return "\n".join(lines) + "\n"
+
+
+def invoke(args, stdin=""):
+    return CliRunner().invoke(main, args, input=stdin, catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert __version__ in invoke(["--version"]).output
+    for cmd in ([], ["run"], ["score"], ["plot"], ["check-config"]):
+        assert invoke(cmd + ["--help"]).exit_code == 0
+
+
+def test_run_happy_path_one_output_per_event(small_config):
+    res = invoke(["--config", small_config, "run"], events(100))
+    out = [json.loads(line) for line in res.stdout.splitlines()]
+    assert res.exit_code == 0 and len(out) == 200
+    assert [o["seq"] for o in out] == list(range(1, 201))
+    first = out[0]
+    assert set(first) == {"seq", "stream", "ts", "value", "prediction", "error", "score", "is_anomaly"}
+    assert first["prediction"] is None and out[-1]["prediction"] is not None
+    assert all(0.0 <= o["score"] < 1.0 for o in out)
+
+
+def test_multivariate_and_feature_set_change(small_config):
+    lines = [json.dumps({"stream": "m", "values": {"cpu": 0.1 * t, "mem": None if t == 3 else 0.5}}) for t in range(10)]
+    lines.append(json.dumps({"stream": "m", "values": {"cpu": 1.0}}))
+    res = invoke(["--config", small_config, "run"], "\n".join(lines) + "\n")
+    out = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(out) == 10 and out[3]["values"]["mem"] is None
+    assert set(out[-1]["prediction"]) == {"cpu", "mem"}
+    errors = [json.loads(x) for x in res.stderr.splitlines() if x.startswith("{")]
+    assert [e["error"] for e in errors] == ["feature_set_changed"] and errors[0]["seq"] == 11
+
+
+BAD_LINES = {
+    "malformed_json": b'{"stream": "a", "value": ',
+    "not_numeric": b'{"stream": "a", "value": "high"}',
+    "non_finite": b'{"stream": "a", "value": NaN}',
+    "missing_field": b'{"stream": "a"}',
+    "wrong_type": b'["stream", 1]',
+    "oversized_line": b'{"stream": "a", "value": 1, "pad": "' + b"x" * 300 + b'"}',
+    "invalid_utf8": b'{"stream": "a\xff", "value": 1}',
+    "ts_backwards": b'{"stream": "a", "ts": 1, "value": 1}',
+    "bad_timestamp": b'{"stream": "a", "ts": "yesterday", "value": 1}',
+}
+
+
+def test_every_bad_input_kind_is_reported_and_processing_continues(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  hidden_size: 4\n  k2: 2\ninput:\n  max_line_bytes: 200\n")
+    good = lambda t: json.dumps({"stream": "a", "ts": 100 + t, "value": t}).encode()  # noqa: E731
+    lines = [good(0)]
+    for k, bad in enumerate(BAD_LINES.values()):
+        lines += [bad, good(k + 1)]
+    errors_path = tmp_path / "errors.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", str(cfg), "run", "--errors",
+                           str(errors_path)], input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [o["value"] for o in out] == list(range(len(BAD_LINES) + 1))  # every good line answered
+    errors = [json.loads(x) for x in errors_path.read_text().splitlines()]
+    assert [e["error"] for e in errors] == list(BAD_LINES)
+    assert [e["seq"] for e in errors] == list(range(2, 2 * len(BAD_LINES) + 1, 2))
+    assert all(len(e["raw"]) <= 200 and e["detail"] for e in errors)
+    assert "rejected 9" in proc.stderr.decode()  # the summary at exit
+
+
+def test_config_errors_exit_2_and_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  hidden_size: 8\n  hiden: 3\n")
+    res = CliRunner().invoke(main, ["check-config", str(bad)])
+    assert res.exit_code == 2 and "bad.yaml:3" in res.output and "model.hiden" in res.output
+    res = CliRunner().invoke(main, ["run"], env={"STREAMLSTM_MODEL__K1": "zero"})
+    assert res.exit_code == 2 and "STREAMLSTM_MODEL__K1" in res.output
+
+
+def test_check_config_prints_effective_config(small_config):
+    res = invoke(["check-config", small_config])
+    assert res.exit_code == 0 and "hidden_size: 8" in res.output and "k2: 4" in res.output
+
+
+def _spawn(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "streamlstm.cli", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
+    data = events(300).encode()
+    whole = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run"], input=data,
+                           capture_output=True, timeout=120).stdout.decode().splitlines()
+    lines = data.splitlines(keepends=True)
+    state = tmp_path / "state"
+    first = _spawn(["--config", small_config, "run", "--state-dir", str(state)])
+    first.stdin.write(b"".join(lines[:250]))
+    first.stdin.flush()
+    got = []
+    while len(got) < 250:  # wait for the answers, then stop it while it waits for input
+        got.append(first.stdout.readline().decode())
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0
+    got += first.stdout.read().decode().splitlines(keepends=True)
+    # Restart with the same input replayed from the start: the consumed lines are skipped.
+    second = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run", "--state-dir",
+                             str(state), "--skip-consumed"], input=data, capture_output=True, timeout=120)
+    assert second.returncode == 0
+    assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
+
+
+def test_kill_9_loses_only_what_followed_the_last_checkpoint(tmp_path, small_config):
+    data = events(300).encode()
+    whole = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run"], input=data,
+                           capture_output=True, timeout=120).stdout.decode().splitlines()
+    state = tmp_path / "state"
+    proc = _spawn(["--config", small_config, "run", "--state-dir", str(state)])
+    proc.stdin.write(data[: len(data) * 2 // 3])
+    proc.stdin.flush()
+    deadline = time.time() + 60
+    while not list(state.glob("ckpt-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    replay = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run", "--state-dir",
+                             str(state), "--skip-consumed"], input=data, capture_output=True, timeout=120)
+    tail = replay.stdout.decode().splitlines()
+    assert tail and tail == whole[len(whole) - len(tail):]  # the replay reproduces the rest bit for bit
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, small_config):
+    data = events(200).encode()
+    state = tmp_path / "state"
+    run = lambda inp, *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run", "--state-dir", str(state), *extra],
+        input=inp, capture_output=True, timeout=120)
+    assert run(data).returncode == 0
+    ckpts = sorted(state.glob("ckpt-*"))
+    assert len(ckpts) >= 2  # a periodic one and the final one
+    ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:100])  # truncate the newest
+    res = run(b"")
+    assert res.returncode == 0
+    assert "ckpt-" in res.stderr.decode() and "restored checkpoint" in res.stderr.decode()
+
+
+def test_score_csv_writes_results_and_plot(tmp_path, small_config):
+    csv_in = tmp_path / "series.csv"
+    csv_in.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{math.sin(t / 4)}\n" for t in range(200)))
+    out, png = tmp_path / "r.csv", tmp_path / "r.png"
+    res = invoke(["--config", small_config, "score", str(csv_in), "--output", str(out), "--plot", str(png)])
+    assert res.exit_code == 0
+    rows = out.read_text().splitlines()
+    assert rows[0] == "seq,stream,ts,value,prediction,error,score,is_anomaly" and len(rows) == 201
+    assert rows[1].startswith("2,series,")
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    res = invoke(["plot", str(out), "--output", str(tmp_path / "again.png"), "--stream", "series"])
+    assert res.exit_code == 0 and (tmp_path / "again.png").exists()
+    assert CliRunner().invoke(main, ["plot", str(out), "-o", str(tmp_path / "x.png"), "--stream", "nope"]).exit_code == 2
