@@ -205,5 +205,57 @@ def check_config(ctx, file) -> None:
     click.echo(dump_yaml(_load(ctx, {})), nl=False)
 
 
+@main.group()
+def evaluate() -> None:
+    """Measure detection quality on labelled data."""
+
+
+@evaluate.command("nab")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="NAB labels (labels/combined_windows.json).")
+@click.option("--output", "results_dir", type=click.Path(file_okay=False), required=True,
+              help="Results directory (NAB layout).")
+@click.option("--detector", default="streamlstm", show_default=True, help="Detector name in the results layout.")
+@click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
+@click.pass_context
+def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> None:
+    """Run every NAB series online, write NAB results, print the three profiles' scores."""
+    from .nab_runner import format_report, run_nab, series_files
+    from .nab_scoring import load_windows
+
+    config = _load(ctx, {})
+    n = len(series_files(Path(data_dir), load_windows(labels_path)))
+    with click.progressbar(length=n, label="NAB series", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        run = run_nab(config, data_dir, labels_path, results_dir, detector, workers, progress=lambda _: bar.update(1))
+    click.echo(format_report(run))
+
+
+@evaluate.command("labelled")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--value-column", default="value", show_default=True)
+@click.pass_context
+def evaluate_labelled(ctx, files, label_column, value_column) -> None:
+    """Precision, recall, F1 and event-level recall with delay for CSVs with a 0/1 label column."""
+    import numpy as np
+
+    from .labelled_metrics import labelled_metrics, read_labelled_csv
+    from .pool import detector_for
+
+    config = _load(ctx, {})
+    header = f"{'file':40s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'events':>7s} {'ev.recall':>9s} {'delay':>6s}"
+    click.echo(header)
+    for path in files:
+        values, labels = read_labelled_csv(path, label_column=label_column, value_column=value_column)
+        name = Path(path).stem
+        det = detector_for(config.model_for(name)[1], 1, max_streams=1)
+        flags = det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None]).flags
+        m = labelled_metrics(labels, flags)
+        click.echo(f"{name:40s} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['n_events']:7d} "
+                   f"{m['event_recall']:9.3f} {m['mean_delay']:6.1f}")
+
+
 if __name__ == "__main__":
     main()

@@ -101,6 +101,7 @@ class ModelConfig:
     short_window: int = DEFAULTS["short_window"]
     long_halflife: float = DEFAULTS["long_halflife"]
     threshold: float = DEFAULTS["threshold"]
+    alert_cooldown: int = DEFAULTS["alert_cooldown"]
     on_anomaly: str = DEFAULTS["on_anomaly"]
     anomaly_weight: float = DEFAULTS["anomaly_weight"]
     dtype: str = DEFAULTS["dtype"]

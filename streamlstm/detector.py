@@ -62,6 +62,9 @@ class LSTMDetector(base.AnomalyDetector):
         distribution with half-life `long_halflife` events.
     threshold
         An event is flagged when its score is at least this.
+    alert_cooldown
+        After a flag, the next `alert_cooldown` events score 0 and are not flagged, so one
+        incident raises one alert.
     on_anomaly, anomaly_weight
         What learning does with a flagged event: "learn" it fully, "downweight" its loss by
         `anomaly_weight`, or "skip" it (the recurrent state still advances).
@@ -116,6 +119,7 @@ class LSTMDetector(base.AnomalyDetector):
         short_window: int = 3,
         long_halflife: float = 500.0,
         threshold: float = 0.5,
+        alert_cooldown: int = 0,
         on_anomaly: str = "downweight",
         anomaly_weight: float = 0.1,
         dtype: str = "float32",
@@ -141,6 +145,7 @@ class LSTMDetector(base.AnomalyDetector):
         self.short_window = short_window
         self.long_halflife = long_halflife
         self.threshold = threshold
+        self.alert_cooldown = alert_cooldown
         self.on_anomaly = on_anomaly
         self.anomaly_weight = anomaly_weight
         self.dtype = dtype

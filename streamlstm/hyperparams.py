@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "short_window": 3,
     "long_halflife": 500.0,
     "threshold": 0.5,
+    "alert_cooldown": 0,
     "on_anomaly": "downweight",
     "anomaly_weight": 0.1,
     "dtype": "float32",
@@ -71,6 +72,7 @@ RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "short_window": (1, True, 10_000, True),
     "long_halflife": (1.0, True, math.inf, False),
     "threshold": (0.0, False, 1.0, False),
+    "alert_cooldown": (0, True, 10**9, True),
     "anomaly_weight": (0.0, True, 1.0, True),
     "seed": (0, True, 2**63 - 1, True),
     "max_streams": (1, True, 10**9, True),
@@ -136,6 +138,7 @@ class KernelHyper(NamedTuple):
     short_window: int
     long_alpha: float
     threshold: float
+    alert_cooldown: int
     anomaly_weight: float
     shared: bool
 
@@ -171,6 +174,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         short_window=int(settings["short_window"]),
         long_alpha=halflife_to_alpha(settings["long_halflife"]),
         threshold=float(settings["threshold"]),
+        alert_cooldown=int(settings["alert_cooldown"]),
         anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
         shared=shared,
     )

@@ -41,8 +41,8 @@ kernel = njit(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 #   [0, D)  input scaler mean      [D, 2D)  input scaler variance   [2D, 3D) observations
 #   3D      error mean             3D+1     error variance          3D+2...  ring of errors
 # Columns of the per-stream int64 counter row.
-C_SEEN, C_WIN, C_SINCE, C_RING, C_NERR, C_RNG = range(6)
-N_COUNTERS = 6
+C_SEEN, C_WIN, C_SINCE, C_RING, C_NERR, C_RNG, C_QUIET = range(7)
+N_COUNTERS = 7
 
 
 class Workspace(NamedTuple):
@@ -521,14 +521,26 @@ def process_batch(scores, flags, preds, errors, slots, X, learn, streams, params
     scores, errors (N,) out;  flags (N,) bool out;  preds (N, D) out (original units)
     slots (N,) stream slot of each event;  X (N, D) events (NaN = missing)
     streams: state.StreamArrays of S slots;  params: state.ParamArrays of Q sets
+
+    After a flag, the stream's next `alert_cooldown` events report score 0 and no flag: one
+    incident raises one alert. Learning still sees the unsuppressed verdict, so the
+    anomaly policy keeps protecting the model during the cooldown.
     """
     for n in range(slots.shape[0]):
         s = slots[n]
         x = X[n]
+        counters = streams.counters[s]
         score, error = score_event(preds[n], x, s, streams, ws, hy)
+        surprising = score >= hy.threshold
+        if counters[C_QUIET] > 0:
+            score = 0.0
         flag = score >= hy.threshold
         scores[n] = score
         errors[n] = error
         flags[n] = flag
         if learn:
-            learn_event(s, 0 if hy.shared else s, x, error, flag, streams, params, ws, hy)
+            learn_event(s, 0 if hy.shared else s, x, error, surprising, streams, params, ws, hy)
+            if flag:
+                counters[C_QUIET] = hy.alert_cooldown
+            elif counters[C_QUIET] > 0:
+                counters[C_QUIET] -= 1

@@ -27,7 +27,7 @@ class Scored(NamedTuple):
     is_anomaly: bool
 
 
-def _detector_for(model: ModelConfig, n_features: int, max_streams: int) -> MultiStreamDetector:
+def detector_for(model: ModelConfig, n_features: int, max_streams: int) -> MultiStreamDetector:
     settings = {k: getattr(model, k) for k in model.__slots__ if k not in ("weight_mode", "backend")}
     return MultiStreamDetector(n_features, weight_mode=model.weight_mode, max_streams=max_streams, **settings)
 
@@ -42,7 +42,7 @@ class DetectorPool:
         key = (group, features)
         det = self.detectors.get(key)
         if det is None:
-            det = self.detectors[key] = _detector_for(model, len(features), self.config.max_streams)
+            det = self.detectors[key] = detector_for(model, len(features), self.config.max_streams)
         return det
 
     def process(self, events: Sequence[Event]) -> list[Scored]:
