@@ -25,7 +25,7 @@ from .checkpoint import DirectoryStore
 from .config import Config
 from .events import CsvParser, JsonlParser, Rejected, error_record
 from .pool import DetectorPool, Scored
-from .records import dumps, result_record
+from .records import dumps, result_line
 
 log = logging.getLogger("streamlstm")
 
@@ -42,7 +42,7 @@ def reader(stream) -> Callable[[int], bytes]:
         fd = stream.fileno()
     except (OSError, ValueError, io.UnsupportedOperation):  # in-memory streams (tests)
         return getattr(stream, "buffer", stream).read1
-    return lambda n: os.read(fd, n)
+    return lambda n, _open=stream: os.read(fd, n)  # _open keeps the stream (and fd) alive
 
 
 def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: int) -> Iterator[list[bytes]]:
@@ -200,7 +200,7 @@ class FilterRunner:
 
     def _emit(self, scored: list[Scored], rejected: list[Rejected]) -> None:
         only_anomalies = self.config.output.only_anomalies
-        lines = [dumps(result_record(s)) for s in scored if s.is_anomaly or not only_anomalies]
+        lines = [result_line(s) for s in scored if s.is_anomaly or not only_anomalies]
         if lines:
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()

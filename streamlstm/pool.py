@@ -48,9 +48,14 @@ class DetectorPool:
     def process(self, events: Sequence[Event]) -> list[Scored]:
         """Score then learn each event; one batched call per detector."""
         parts: dict[int, tuple[MultiStreamDetector, list[int]]] = {}
+        route: dict[tuple[str, tuple[str, ...]], list[int]] = {}  # this batch's routing, per stream
         for n, ev in enumerate(events):
-            det = self.detector(ev.stream, ev.features)
-            parts.setdefault(id(det), (det, []))[1].append(n)
+            key = (ev.stream, ev.features)
+            rows = route.get(key)
+            if rows is None:
+                det = self.detector(*key)
+                rows = route[key] = parts.setdefault(id(det), (det, []))[1]
+            rows.append(n)
         out: list[Scored | None] = [None] * len(events)
         for det, rows in parts.values():
             X = np.array([events[n].values for n in rows], dtype=np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from .events import UNIVARIATE
@@ -37,6 +38,22 @@ def result_record(s: Scored) -> dict[str, Any]:
 
 def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), allow_nan=False)
+
+
+def _f(v: float) -> str:
+    return "null" if v != v else repr(v)
+
+
+def result_line(s: Scored) -> str:
+    """`dumps(result_record(s))`, several times faster for the common univariate case
+    (output formatting is a large share of the filter's per-event cost)."""
+    ev = s.event
+    if ev.features != UNIVARIATE or not (ev.ts_raw is None or isinstance(ev.ts_raw, (str, int, float))):
+        return dumps(result_record(s))
+    ts = "" if ev.ts_raw is None else f',"ts":{_quote(ev.ts_raw) if isinstance(ev.ts_raw, str) else repr(ev.ts_raw)}'
+    return (f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{_f(ev.values[0])},'
+            f'"prediction":{_f(s.prediction[0])},"error":{_f(s.error)},"score":{s.score!r},'
+            f'"is_anomaly":{"true" if s.is_anomaly else "false"}}}')
 
 
 def csv_header(record: dict[str, Any]) -> list[str]:
