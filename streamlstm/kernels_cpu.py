@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu
+from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .params import LSTM, views
 from .scoring import ewma_update, likelihood_score
 
@@ -97,11 +97,11 @@ def lstm_step_forward(h, c, act, tc, x, h_prev, c_prev, W, b, H, D):
     for k in range(H):
         f = sigmoid_cpu(act[k])
         i = sigmoid_cpu(act[H + k])
-        g = math.tanh(act[2 * H + k])
+        g = tanh_cpu(act[2 * H + k])
         o = sigmoid_cpu(act[3 * H + k])
         act[k], act[H + k], act[2 * H + k], act[3 * H + k] = f, i, g, o
         c[k] = lstm_cell_cpu(f, i, g, c_prev[k])
-        tc[k] = math.tanh(c[k])
+        tc[k] = tanh_cpu(c[k])
         h[k] = o * tc[k]
 
 
@@ -164,7 +164,7 @@ def gru_step_forward(h, act, x, h_prev, W, b, H, D):
         for k in range(H):
             act[2 * H + k] += a * W[j, 2 * H + k]
     for k in range(H):
-        n = math.tanh(act[2 * H + k])
+        n = tanh_cpu(act[2 * H + k])
         act[2 * H + k] = n
         h[k] = gru_hidden_cpu(act[k], n, h_prev[k])
 
