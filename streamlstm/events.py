@@ -27,6 +27,8 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+import orjson
+
 from .config import InputConfig
 
 __all__ = ["CsvParser", "Event", "JsonlParser", "Rejected", "error_record", "parse_ts"]
@@ -189,7 +191,12 @@ class JsonlParser:
         if text.startswith("\ufeff"):  # a UTF-8 byte order mark ("utf-8-sig" is much slower)
             text = text[1:]
         try:
-            obj = json.loads(text)
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            obj = None  # orjson refuses some lines json reads (NaN, 1e400): let json say why
+        try:
+            if obj is None:
+                obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise _Bad("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         except RecursionError:

@@ -1,0 +1,272 @@
+"""Per-partition state stores for the Kafka daemon.
+
+The daemon keeps one `DetectorPool` per assigned input partition and snapshots it here,
+together with the next input offset the snapshot includes. Two stores share one interface:
+
+* `DirectoryStateStore(root)` — a `checkpoint.DirectoryStore` per partition under
+  ``root/<topic>-<partition>/`` (fsynced files; the newest ``keep`` are kept). Good for one
+  instance, or several sharing a volume.
+* `KafkaChangelogStore(bootstrap, changelog_topic)` — the latest snapshot of each partition in
+  a compacted changelog topic, so any instance of the consumer group can take a partition
+  over with its state. See the class docstring for the record layout.
+
+Interface (``StateStore``)::
+
+    load(tps) -> {tp: (payload, meta)}   latest snapshot of each partition that has one
+    save(tp, payload, meta)              write a snapshot (may be buffered)
+    flush()                              every saved snapshot is durable when this returns
+    close()
+
+The daemon calls ``save`` for the partitions it checkpoints, then ``flush``, and only then
+commits the input offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Protocol
+
+from .checkpoint import CheckpointError, DirectoryStore
+
+__all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
+
+log = logging.getLogger("streamlstm.state")
+
+CHUNK_BYTES = 512 * 1024  # below Kafka's default 1 MB message / request / fetch limits
+
+
+def partition_key(tp) -> str:
+    """``"<topic>-<partition>"``: the state key of an input partition."""
+    return f"{tp.topic}-{tp.partition}"
+
+
+class StateStore(Protocol):
+    def load(self, tps: Iterable) -> dict[Any, tuple[bytes, dict[str, Any]]]: ...
+    def save(self, tp, payload: bytes, meta: dict[str, Any]) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class DirectoryStateStore:
+    """One checkpoint directory per partition: ``root/<topic>-<partition>/ckpt-*.slc``.
+
+    `save` is durable when it returns (fsync + rename), so `flush` has nothing to do.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], keep: int = 3):
+        self.root = Path(root)
+        self.keep = keep
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._stores: dict[str, DirectoryStore] = {}
+
+    def _store(self, tp) -> DirectoryStore:
+        key = partition_key(tp)
+        store = self._stores.get(key)
+        if store is None:
+            store = self._stores[key] = DirectoryStore(self.root / key, keep=self.keep)
+        return store
+
+    def load(self, tps: Iterable) -> dict[Any, tuple[bytes, dict[str, Any]]]:
+        out = {}
+        for tp in tps:
+            if not (self.root / partition_key(tp)).is_dir():
+                continue
+            loaded = self._store(tp).load_latest()
+            if loaded is not None:
+                out[tp] = loaded
+        return out
+
+    def save(self, tp, payload: bytes, meta: dict[str, Any]) -> None:
+        self._store(tp).save(payload, meta)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._stores.clear()
+
+
+class KafkaChangelogStore:
+    """The latest snapshot per partition in a compacted Kafka topic.
+
+    Snapshots can be megabytes, larger than Kafka's default 1 MB message limit, so each one
+    is split into chunks of at most `chunk_bytes` (512 KiB) written under their own keys,
+    followed by a small JSON manifest under the partition's key::
+
+        key "<topic>-<partition>/<snapshot id>/<i>"  value: chunk i of the snapshot bytes
+        key "<topic>-<partition>"                    value: {"snapshot", "chunks", "length",
+                                                             "sha256", "meta", "created"}
+
+    A manifest is only written after its chunks, and the previous snapshot's chunks are
+    deleted (tombstoned) only after the new manifest is durable, so compaction never leaves
+    a manifest without its chunks. No broker or topic size settings need changing.
+
+    The topic is created with ``cleanup.policy=compact`` (one partition; replication up to 3)
+    if it does not exist; create it yourself for other settings. Restoring reads the whole
+    topic up to its high watermark and keeps the last value per key, so it also works on
+    brokers that never compact (it is then slower as the topic grows).
+    """
+
+    def __init__(self, bootstrap_servers, changelog_topic: str,
+                 security: Mapping[str, Any] | None = None, *, chunk_bytes: int = CHUNK_BYTES,
+                 create: bool = True, flush_timeout_s: float = 60.0):
+        from kafka import KafkaProducer
+
+        self.bootstrap = list(bootstrap_servers) if not isinstance(bootstrap_servers, str) \
+            else bootstrap_servers.split(",")
+        self.topic = changelog_topic
+        self.security = dict(security or {})
+        self.chunk_bytes = chunk_bytes
+        self.flush_timeout_s = flush_timeout_s
+        if create:
+            self._ensure_topic()
+        self.producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                                      retries=5, max_request_size=max(1 << 20, 2 * chunk_bytes),
+                                      client_id="streamlstm-changelog", **self.security)
+        self._futures: list = []
+        self._current: dict[str, tuple[str, int]] = {}  # key -> (snapshot id, chunks) last saved/loaded
+        self._obsolete: list[bytes] = []  # chunk keys to tombstone once the next flush succeeded
+
+    # ------------------------------------------------------------------ topic
+
+    def _ensure_topic(self) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="streamlstm-changelog-admin",
+                                 **self.security)
+        try:
+            if self.topic in set(admin.list_topics()):
+                return
+            try:
+                brokers = len(admin.describe_cluster().get("brokers", [])) or 1
+            except Exception:  # noqa: BLE001 - not every broker answers DescribeCluster
+                brokers = 1
+            topic = NewTopic(name=self.topic, num_partitions=1, replication_factor=min(3, brokers),
+                             topic_configs={"cleanup.policy": "compact"})
+            try:
+                admin.create_topics([topic])
+                log.info("created changelog topic %s (cleanup.policy=compact)", self.topic)
+            except TopicAlreadyExistsError:
+                pass
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                md = admin.describe_topics([self.topic])
+                if md and md[0].get("partitions"):
+                    return
+                time.sleep(0.05)
+        finally:
+            admin.close()
+
+    # ------------------------------------------------------------------ store interface
+
+    def save(self, tp, payload: bytes, meta: dict[str, Any]) -> None:
+        key = partition_key(tp)
+        snap = uuid.uuid4().hex[:16]
+        n = max(1, -(-len(payload) // self.chunk_bytes))
+        for i in range(n):
+            chunk = payload[i * self.chunk_bytes:(i + 1) * self.chunk_bytes]
+            self._send(f"{key}/{snap}/{i}".encode(), chunk)
+        manifest = {"snapshot": snap, "chunks": n, "length": len(payload),
+                    "sha256": hashlib.sha256(payload).hexdigest(), "meta": meta, "created": time.time()}
+        self._send(key.encode(), json.dumps(manifest, sort_keys=True).encode())
+        old = self._current.get(key)
+        if old is not None:
+            self._obsolete.extend(f"{key}/{old[0]}/{i}".encode() for i in range(old[1]))
+        self._current[key] = (snap, n)
+
+    def flush(self) -> None:
+        """Block until every snapshot saved so far is acknowledged; raise if one failed."""
+        self.producer.flush(timeout=self.flush_timeout_s)
+        futures, self._futures = self._futures, []
+        for fut in futures:
+            fut.get(timeout=self.flush_timeout_s)  # raises the send error, if any
+        # The new manifests are durable: the chunks of the snapshots they replace can go.
+        obsolete, self._obsolete = self._obsolete, []
+        for chunk_key in obsolete:
+            self._send(chunk_key, None)
+
+    def load(self, tps: Iterable) -> dict[Any, tuple[bytes, dict[str, Any]]]:
+        wanted = {partition_key(tp): tp for tp in tps}
+        if not wanted:
+            return {}
+        manifests, chunks = self._read(set(wanted))
+        out = {}
+        for key, raw in manifests.items():
+            manifest = json.loads(raw)
+            snap, n = manifest["snapshot"], manifest["chunks"]
+            parts = [chunks.get((key, snap, i)) for i in range(n)]
+            if any(p is None for p in parts):
+                raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} misses chunks")
+            payload = b"".join(parts)
+            if len(payload) != manifest["length"] or hashlib.sha256(payload).hexdigest() != manifest["sha256"]:
+                raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} is corrupt")
+            out[wanted[key]] = (payload, manifest["meta"])
+            self._current[key] = (snap, n)
+            # Chunks of other snapshots (left by a crash between chunks and manifest) go.
+            self._obsolete.extend(f"{k}/{s}/{i}".encode() for (k, s, i) in chunks if k == key and s != snap)
+        return out
+
+    def close(self) -> None:
+        try:
+            self.producer.flush(timeout=self.flush_timeout_s)
+        finally:
+            self.producer.close(timeout=5)
+
+    # ------------------------------------------------------------------ internals
+
+    def _send(self, key: bytes, value: bytes | None) -> None:
+        self._futures.append(self.producer.send(self.topic, key=key, value=value))
+
+    def _read(self, wanted: set[str]) -> tuple[dict[str, bytes], dict[tuple[str, str, int], bytes]]:
+        """The last manifest and the chunks of each wanted key, reading up to the high watermark."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 client_id="streamlstm-changelog-restore", **self.security)
+        manifests: dict[str, bytes] = {}
+        chunks: dict[tuple[str, str, int], bytes] = {}
+        try:
+            parts = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            if not tps:
+                return manifests, chunks
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            pending = set(tps)
+            deadline = time.monotonic() + 300
+            while pending:
+                if time.monotonic() > deadline:
+                    raise CheckpointError(f"changelog {self.topic}: restore did not reach the end in 300 s")
+                for recs in consumer.poll(timeout_ms=200).values():
+                    for rec in recs:
+                        key = rec.key.decode("utf-8", "replace") if rec.key is not None else ""
+                        base, _, rest = key.partition("/")
+                        if base not in wanted:
+                            continue
+                        if not rest:
+                            if rec.value is None:
+                                manifests.pop(base, None)
+                            else:
+                                manifests[base] = rec.value
+                            continue
+                        snap, _, idx = rest.partition("/")
+                        ck = (base, snap, int(idx))
+                        if rec.value is None:
+                            chunks.pop(ck, None)
+                        else:
+                            chunks[ck] = rec.value
+                for tp in list(pending):
+                    hw = consumer.highwater(tp)
+                    if hw is not None and consumer.position(tp) >= hw:
+                        pending.discard(tp)
+        finally:
+            consumer.close()
+        return manifests, chunks
