@@ -42,19 +42,24 @@ def _tanh_float32(x):
     return x * p / q
 
 
-def tanh(x):
+def _tanh_dispatch(x):
+    """Stand-in resolved at compile time by the overload below (by precision)."""
     return math.tanh(x)
 
 
-@overload(tanh, inline="always", fastmath=FASTMATH)
+@overload(_tanh_dispatch, inline="always", fastmath=FASTMATH)
 def _tanh_by_precision(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return _tanh_float32
     return lambda x: math.tanh(x)
 
 
+def tanh(x):
+    return _tanh_dispatch(x)
+
+
 def sigmoid(x):
-    return HALF * tanh(HALF * x) + HALF
+    return HALF * _tanh_dispatch(HALF * x) + HALF
 
 
 def dsigmoid(y):

@@ -94,15 +94,17 @@ def lstm_step_forward(h, c, act, tc, x, h_prev, c_prev, W, b, H, D):
         if not math.isnan(a):
             for g in range(G):
                 act[g] += a * W[H + d, g]
+    # Simple loops per gate block so each one vectorises.
+    for k in range(2 * H):
+        act[k] = sigmoid_cpu(act[k])
+    for k in range(2 * H, 3 * H):
+        act[k] = tanh_cpu(act[k])
+    for k in range(3 * H, G):
+        act[k] = sigmoid_cpu(act[k])
     for k in range(H):
-        f = sigmoid_cpu(act[k])
-        i = sigmoid_cpu(act[H + k])
-        g = tanh_cpu(act[2 * H + k])
-        o = sigmoid_cpu(act[3 * H + k])
-        act[k], act[H + k], act[2 * H + k], act[3 * H + k] = f, i, g, o
-        c[k] = lstm_cell_cpu(f, i, g, c_prev[k])
+        c[k] = lstm_cell_cpu(act[k], act[H + k], act[2 * H + k], c_prev[k])
         tc[k] = tanh_cpu(c[k])
-        h[k] = o * tc[k]
+        h[k] = act[3 * H + k] * tc[k]
 
 
 @kernel
