@@ -84,9 +84,12 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
 @click.option("--group", default=None, help="Kafka consumer group id.")
 @click.option("--output-topic", default=None, help="Kafka topic for results.")
 @click.option("--dead-letter-topic", default=None, help="Kafka topic for rejected messages.")
+@click.option("--changelog-topic", default=None,
+              help="Compacted Kafka topic for partition state (lets partitions move between instances).")
+@click.option("--metrics-port", type=int, default=None, help="Port of /metrics, /healthz, /readyz (Kafka mode).")
 @click.pass_context
 def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies, bootstrap_servers, topics, group,
-        output_topic, dead_letter_topic) -> None:
+        output_topic, dead_letter_topic, changelog_topic, metrics_port) -> None:
     """Score events from stdin (or Kafka) and write one JSON result line per event.
 
     Input lines look like {"stream": "host-1/cpu", "value": 0.73} or
@@ -98,7 +101,8 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         "output.only_anomalies": only_anomalies,
         "kafka.bootstrap_servers": bootstrap_servers.split(",") if bootstrap_servers else None,
         "kafka.topics": list(topics) or None, "kafka.group_id": group, "kafka.output_topic": output_topic,
-        "kafka.dead_letter_topic": dead_letter_topic,
+        "kafka.dead_letter_topic": dead_letter_topic, "kafka.changelog_topic": changelog_topic,
+        "metrics.port": metrics_port,
     }
     config = _load(ctx, overrides)
     if config.source == "kafka":

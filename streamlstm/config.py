@@ -154,6 +154,8 @@ class KafkaConfig:
     key_source: str = "key"
     poll_max_records: int = 5000
     poll_timeout_ms: int = 200
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
     # Read-only view: pass as `KafkaConsumer(**cfg.kafka.security)`.
     security: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -397,6 +399,8 @@ _SPECS: dict[str, _Spec] = {
     "kafka.key_source": _Choice(("key", "field")),
     "kafka.poll_max_records": _Number(int, 1),
     "kafka.poll_timeout_ms": _Number(int, 0),
+    "kafka.session_timeout_ms": _Number(int, 1),
+    "kafka.heartbeat_interval_ms": _Number(int, 1),
     "kafka.security": _Security(),
     "metrics.address": _Str(),
     "metrics.port": _Number(int, 0, True, 65535, True),

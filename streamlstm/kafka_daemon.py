@@ -86,11 +86,15 @@ def _listener_class():
     from kafka import ConsumerRebalanceListener
 
     class Listener(ConsumerRebalanceListener):
+        """Rebalance hooks. kafka-python 3 runs them on the consumer's IO thread while the main
+        thread waits in `poll()`, so they may touch the daemon's state but must not call the
+        consumer's blocking APIs: revoke awaits an async commit, assign defers to the loop."""
+
         def __init__(self, daemon: "KafkaDaemon"):
             self.daemon = daemon
 
-        def on_partitions_revoked(self, revoked):
-            self.daemon.on_revoked(revoked)
+        async def on_partitions_revoked(self, revoked):
+            await self.daemon.on_revoked(revoked)
 
         def on_partitions_assigned(self, assigned):
             self.daemon.on_assigned(assigned)
@@ -109,6 +113,8 @@ class KafkaDaemon:
         self.metrics = metrics or DaemonMetrics()
         self.states: dict[Any, PartitionState] = {}
         self.parked: dict[Any, PartitionState] = {}  # revoked states, reused if reassigned unchanged
+        self.pending_assign: list = []  # assigned partitions whose state the loop must restore
+        self.joined = False  # an assignment (possibly empty) has been received
         self.fatal: BaseException | None = None
         self.send_error: BaseException | None = None
         self.consumer = self.producer = self.store = None
@@ -124,8 +130,9 @@ class KafkaDaemon:
         k = self.config.kafka
         security = dict(k.security)
         consumer_opts = {
-            "session_timeout_ms": getattr(k, "session_timeout_ms", 10_000),
-            "heartbeat_interval_ms": getattr(k, "heartbeat_interval_ms", 3_000),
+            "session_timeout_ms": k.session_timeout_ms,
+            "heartbeat_interval_ms": k.heartbeat_interval_ms,
+            "fetch_max_wait_ms": 100,  # bounds latency on brokers that hold fetches for the full wait
             **self.client_options.get("consumer", {}),
         }
         self.consumer = KafkaConsumer(
@@ -146,14 +153,21 @@ class KafkaDaemon:
 
     # ------------------------------------------------------------------ rebalance
 
-    def on_revoked(self, revoked) -> None:
+    async def on_revoked(self, revoked) -> None:
         """Flush, checkpoint and commit the revoked partitions, then release their state."""
+        self.pending_assign = [tp for tp in self.pending_assign if tp not in revoked]
         revoked = [tp for tp in revoked if tp in self.states]
         if not revoked:
             return
         try:
             if self.fatal is None:
-                self.checkpoint_and_commit(revoked)
+                offsets = self.checkpoint(revoked)
+                if offsets:
+                    try:
+                        await self.consumer.commit_async(offsets)
+                    except Exception as exc:  # noqa: BLE001 - the checkpoint says where to resume
+                        self.metrics.errors.labels(kind="commit").inc()
+                        log.warning("commit on revoke failed (state is checkpointed, so this is safe): %r", exc)
         except Exception as exc:  # noqa: BLE001 - kafka-python swallows listener errors
             log.exception("checkpoint on revoke failed")
             self.fatal = exc
@@ -171,13 +185,23 @@ class KafkaDaemon:
             log.info("revoked %s", sorted(partition_key(tp) for tp in revoked))
 
     def on_assigned(self, assigned) -> None:
-        """Restore each new partition's state and seek to the offset that state includes."""
-        try:
-            self._assign(list(assigned))
-        except Exception as exc:  # noqa: BLE001
-            log.exception("restoring assigned partitions failed")
-            self.fatal = exc
-        self.metrics.assigned = True
+        """Pause the new partitions; the loop restores their state and seeks before resuming."""
+        new = [tp for tp in assigned if tp not in self.states]
+        if new:
+            self.consumer.pause(*new)
+        self.pending_assign = new
+        self.joined = True
+
+    def _restore_pending(self) -> None:
+        pending, self.pending_assign = self.pending_assign, []
+        if pending:
+            try:
+                self._assign(pending)
+            except Exception:
+                log.exception("restoring assigned partitions failed")
+                raise
+            self.consumer.resume(*pending)
+        self.metrics.assigned = self.joined
         self.metrics.partitions.set(len(self.states))
 
     def _assign(self, assigned) -> None:
@@ -210,17 +234,18 @@ class KafkaDaemon:
             st.committed = committed[tp]
             if st.next_offset is not None:
                 self.consumer.seek(tp, st.next_offset)
+            else:
+                self.consumer.seek_to_beginning(tp)  # auto_offset_reset=earliest, made explicit
             log.info("assigned %s: %s state, %d streams, from offset %s (committed %s)", partition_key(tp),
                      how, st.pool.n_streams, st.next_offset, committed[tp])
         self.metrics.streams.set(sum(s.pool.n_streams for s in self.states.values()))
 
     # ------------------------------------------------------------------ checkpoint + commit
 
-    def checkpoint_and_commit(self, tps=None) -> None:
-        """Flush results, make the states durable, then commit their offsets."""
+    def checkpoint(self, tps) -> dict:
+        """Flush results and make the states of `tps` durable; returns the offsets to commit."""
         from kafka import OffsetAndMetadata
 
-        tps = list(self.states) if tps is None else tps
         self.producer.flush()
         if self.send_error is not None:
             raise RuntimeError(f"producing results failed: {self.send_error!r}")
@@ -244,18 +269,24 @@ class KafkaDaemon:
                 raise
             for st in saved:
                 st.checkpointed = st.next_offset
-        if offsets:
-            try:
-                self.consumer.commit(offsets)
-            except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
-                # Harmless for correctness: the checkpoint says where to resume.
-                self.metrics.errors.labels(kind="commit").inc()
-                log.warning("commit failed (state is checkpointed, so this is safe): %r", exc)
-            else:
-                for tp, om in offsets.items():
-                    self.states[tp].committed = om.offset
         self.since_commit = 0
         self.last_commit = self.metrics.last_checkpoint = time.monotonic()
+        return offsets
+
+    def checkpoint_and_commit(self) -> None:
+        """Flush results, make every state durable, then commit their offsets (main thread)."""
+        offsets = self.checkpoint(list(self.states))
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
+            # Harmless for correctness: the checkpoint says where to resume.
+            self.metrics.errors.labels(kind="commit").inc()
+            log.warning("commit failed (state is checkpointed, so this is safe): %r", exc)
+        else:
+            for tp, om in offsets.items():
+                self.states[tp].committed = om.offset
 
     # ------------------------------------------------------------------ processing
 
@@ -339,10 +370,11 @@ class KafkaDaemon:
                 self.metrics.last_poll = time.monotonic()
                 if self.fatal is not None:
                     raise self.fatal
-                if records:
+                if records:  # (records of partitions still pending restore are dropped: we seek)
                     t0 = time.perf_counter()
                     self.process(records)
                     self.metrics.batch_latency.observe(time.perf_counter() - t0)
+                self._restore_pending()
                 self._update_gauges()
                 if (self.since_commit >= every_events
                         or (time.monotonic() - self.last_commit >= every_s)):

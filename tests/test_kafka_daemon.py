@@ -1,0 +1,311 @@
+"""The Kafka daemon against a real Kafka-protocol broker (tansu; skipped when missing).
+
+Every test compares the daemon's results with a reference computed in-process: per input
+partition, one `DetectorPool` fed that partition's events in offset order. Scoring is
+deterministic, so the reference is what an uninterrupted single daemon produces (the first
+test checks exactly that), and crash/restart and partition moves must reproduce it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
+
+kafka = pytest.importorskip("kafka")
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+
+from streamlstm.config import load_config  # noqa: E402
+from streamlstm.events import JsonlParser, Rejected  # noqa: E402
+from streamlstm.kafka_daemon import KafkaDaemon  # noqa: E402
+from streamlstm.metrics import DaemonMetrics  # noqa: E402
+from streamlstm.pool import DetectorPool  # noqa: E402
+
+PARTITIONS = 2
+FAST = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
+RUNNER = Path(__file__).with_name("kafka_daemon_proc.py")
+STREAMS = {0: ["s0", "s1"], 1: ["s2", "s3"]}  # streams per input partition
+
+
+def _uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _write_config(tmp_path: Path, broker, name: str, **kafka_extra) -> tuple[Path, dict]:
+    topic = _uniq(f"{name}-in")
+    for t in (topic,):
+        broker.create_topic(t, partitions=PARTITIONS)
+    data = {
+        "source": "kafka",
+        "model": {"hidden_size": 4, "k1": 4, "k2": 4, "warmup": 5, "threshold": 0.9},
+        "checkpoint": {"every_events": 100, "every_seconds": 30.0, "state_dir": str(tmp_path / "state")},
+        "kafka": {"bootstrap_servers": [broker.bootstrap], "topics": [topic], "group_id": _uniq(f"{name}-g"),
+                  "output_topic": _uniq(f"{name}-out"), "dead_letter_topic": _uniq(f"{name}-dlq"),
+                  "poll_max_records": 40, "poll_timeout_ms": 100, **kafka_extra},
+        "metrics": {"enabled": False},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, data
+
+
+def _events(partition: int, start: int, n: int) -> list[tuple[str, bytes]]:
+    """(key, value) messages for one partition; a spike now and then."""
+    out = []
+    for i in range(start, start + n):
+        stream = STREAMS[partition][i % 2]
+        x = math.sin(i / 7.0 + partition) + (6.0 if i % 97 == 50 else 0.0)
+        out.append((stream, json.dumps({"stream": stream, "ts": 1_700_000_000 + i, "value": round(x, 6)}).encode()))
+    return out
+
+
+class Feed:
+    """Produces messages to the input topic and remembers them per partition in offset order."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.topic = topic
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        self.sent: dict[int, dict[int, bytes]] = {p: {} for p in range(PARTITIONS)}
+        self.count = {p: 0 for p in range(PARTITIONS)}
+
+    def produce(self, n_per_partition: int, extra: dict[int, list[bytes]] | None = None) -> None:
+        futures = []
+        for p in range(PARTITIONS):
+            msgs = _events(p, self.count[p], n_per_partition)
+            self.count[p] += n_per_partition
+            for key, value in msgs:
+                futures.append((p, value, self.producer.send(self.topic, key=key.encode(), value=value, partition=p)))
+            for value in (extra or {}).get(p, []):
+                futures.append((p, value, self.producer.send(self.topic, key=b"bad", value=value, partition=p)))
+        self.producer.flush()
+        for p, value, fut in futures:
+            self.sent[p][fut.get(timeout=10).offset] = value
+
+    def offsets(self) -> set[tuple[int, int]]:
+        return {(p, o) for p, offs in self.sent.items() for o in offs}
+
+
+class Reader:
+    """Reads a topic from the beginning, accumulating JSON values."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                      auto_offset_reset="earliest")
+        self.topic = topic
+        self.records: list[dict] = []
+        self.keys: list[bytes] = []
+        self.assigned = False
+
+    def _assign(self) -> bool:
+        parts = self.consumer.partitions_for_topic(self.topic)
+        if not parts:
+            return False
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+        self.assigned = True
+        return True
+
+    def until(self, done, timeout_s: float = 60.0, what: str = "records") -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while not done(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: have {len(self.records)}")
+            if not self.assigned and not self._assign():
+                time.sleep(0.2)
+                continue
+            for recs in self.consumer.poll(timeout_ms=200).values():
+                for r in recs:
+                    self.records.append(json.loads(r.value))
+                    self.keys.append(r.key)
+        return self.records
+
+    def close(self):
+        self.consumer.close()
+
+
+def _covers(offsets: set) -> callable:
+    return lambda recs: offsets <= {(r["partition"], r["offset"]) for r in recs}
+
+
+def _reference(config_path: Path, feed: Feed) -> dict[tuple[int, int], dict]:
+    """Per partition, one pool fed that partition's events in offset order."""
+    config = load_config(config_path)
+    ref = {}
+    for p, msgs in feed.sent.items():
+        parser, pool = JsonlParser(config.input, max_streams=config.max_streams), DetectorPool(config)
+        events = [e for o, v in sorted(msgs.items()) if not isinstance(e := parser.parse(o, v), Rejected)]
+        for s in pool.process(events):
+            ref[(p, s.event.seq)] = {"score": s.score, "error": s.error, "prediction": s.prediction[0],
+                                     "is_anomaly": s.is_anomaly, "stream": s.event.stream}
+    return ref
+
+
+def _assert_matches(results: list[dict], ref: dict, exact_once: bool) -> None:
+    last = {}
+    for r in results:
+        last[(r["partition"], r["offset"])] = r
+    assert set(last) == set(ref), "every input offset has exactly one result offset"
+    if exact_once:
+        assert len(results) == len(ref), f"{len(results) - len(ref)} duplicate results"
+    for key, want in ref.items():
+        got = last[key]
+        assert got["stream"] == want["stream"]
+        assert got["score"] == want["score"], (key, got, want)
+        assert got["is_anomaly"] == want["is_anomaly"], key
+        if not math.isnan(want["error"]):
+            assert got["error"] == want["error"], key
+            assert got["prediction"] == want["prediction"], key
+
+
+def _start_thread(config, **kw) -> tuple[KafkaDaemon, threading.Event, threading.Thread, list]:
+    stop = threading.Event()
+    daemon = KafkaDaemon(config, stop, client_options=FAST, **kw)
+    status: list = []
+    thread = threading.Thread(target=lambda: status.append(daemon.run()), daemon=True)
+    thread.start()
+    return daemon, stop, thread, status
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path):
+    path, data = _write_config(tmp_path, kafka_broker, "e2e")
+    data["metrics"] = {"enabled": True, "address": "127.0.0.1", "port": 0}
+    path.write_text(yaml.safe_dump(data))
+    k = data["kafka"]
+    feed = Feed(kafka_broker.bootstrap, k["topics"][0])
+    bad = {0: [b'{"stream": "s0", "value": ', b"not json"], 1: [b'{"stream": "s2", "value": "x"}']}
+    feed.produce(150, extra=bad)
+    daemon, stop, thread, status = _start_thread(load_config(path), metrics=DaemonMetrics())
+    out, dlq = Reader(kafka_broker.bootstrap, k["output_topic"]), Reader(kafka_broker.bootstrap, k["dead_letter_topic"])
+    try:
+        ref = _reference(path, feed)
+        results = out.until(_covers(set(ref)), what="results")
+        errors = dlq.until(lambda r: len(r) >= 3, what="dead letters")
+        # Metrics and probes while running.
+        base = f"http://127.0.0.1:{daemon.server.port}"
+        assert _get(base + "/healthz")[0] == 200
+        assert _get(base + "/readyz")[0] == 200
+        code, text = _get(base + "/metrics")
+        assert code == 200 and "streamlstm_events_total 300.0" in text
+        assert 'streamlstm_errors_total{kind="malformed_json"} 2.0' in text
+        assert "streamlstm_consumer_lag" in text and "streamlstm_batch_seconds_bucket" in text
+    finally:
+        stop.set()
+        thread.join(30)
+        out.close()
+        dlq.close()
+    assert status == [0]
+    _assert_matches(results, ref, exact_once=True)
+    # Results are keyed by stream id and carry their source.
+    assert {key.decode() for key in out.keys} == {"s0", "s1", "s2", "s3"}
+    assert all(r["topic"] == k["topics"][0] for r in results)
+    bad_offsets = set(feed.offsets()) - set(ref)
+    assert {(e["partition"], e["offset"]) for e in errors} == bad_offsets
+    assert sorted(e["error"] for e in errors) == ["malformed_json", "malformed_json", "not_numeric"]
+    assert all(e["topic"] == k["topics"][0] and e["detail"] and e["key"] == "bad" for e in errors)
+    # The shutdown committed everything: a new member of the group would start at the end.
+    check = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=k["group_id"], enable_auto_commit=False)
+    try:
+        for p in range(PARTITIONS):
+            assert check.committed(TopicPartition(k["topics"][0], p)) == max(feed.sent[p]) + 1
+    finally:
+        check.close()
+    # Per-partition checkpoints on disk.
+    assert sorted(d.name for d in (tmp_path / "state").iterdir()) == [f"{k['topics'][0]}-{p}" for p in range(PARTITIONS)]
+
+
+def _spawn(path: Path, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, str(RUNNER), str(path)], stdout=subprocess.DEVNULL,
+                            stderr=open(log_path, "ab"), env=env)
+
+
+def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, tmp_path):
+    path, data = _write_config(tmp_path, kafka_broker, "kill")
+    k = data["kafka"]
+    feed = Feed(kafka_broker.bootstrap, k["topics"][0])
+    feed.produce(400)
+    out = Reader(kafka_broker.bootstrap, k["output_topic"])
+    log_path = tmp_path / "daemon.log"
+    proc = _spawn(path, log_path)
+    try:
+        out.until(lambda r: len(r) >= 250, what="first results")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        seen_before = len(out.records)
+        feed.produce(300)
+        proc = _spawn(path, log_path)
+        ref = _reference(path, feed)
+        results = out.until(_covers(set(ref)), timeout_s=90, what="results after restart")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log_path.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out.close()
+    assert seen_before < len(ref), "the kill should land mid-stream"
+    _assert_matches(results, ref, exact_once=False)
+    assert "restored state" in log_path.read_text()
+
+
+def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
+    path, data = _write_config(tmp_path, kafka_broker, "move", changelog_topic=_uniq("move-changelog"))
+    data["checkpoint"]["state_dir"] = None
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    k = data["kafka"]
+    feed = Feed(kafka_broker.bootstrap, k["topics"][0])
+    out = Reader(kafka_broker.bootstrap, k["output_topic"])
+    a = b = None
+    try:
+        feed.produce(150)
+        a = _start_thread(config)
+        out.until(_covers(feed.offsets()), what="phase 1 results")
+        b = _start_thread(config)
+        deadline = time.monotonic() + 30
+        while not (len(a[0].states) == 1 and len(b[0].states) == 1):
+            assert time.monotonic() < deadline, "the two daemons did not split the partitions"
+            time.sleep(0.1)
+        moved = next(iter(b[0].states))
+        feed.produce(150)
+        out.until(_covers(feed.offsets()), what="phase 2 results")
+        assert b[0].states[moved].events == 300  # it carried phase 1's state: 150 + 150 events
+        b[1].set()  # B leaves the group; A takes its partition back with B's state
+        b[2].join(30)
+        assert b[3] == [0]
+        deadline = time.monotonic() + 30
+        while len(a[0].states) != PARTITIONS:
+            assert time.monotonic() < deadline, "A did not get the partition back"
+            time.sleep(0.1)
+        feed.produce(150)
+        ref = _reference(path, feed)
+        results = out.until(_covers(set(ref)), what="phase 3 results")
+    finally:
+        for d in (a, b):
+            if d is not None:
+                d[1].set()
+                d[2].join(30)
+        out.close()
+    assert a[3] == [0]
+    _assert_matches(results, ref, exact_once=True)
