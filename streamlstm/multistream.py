@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from . import hyperparams, snapshot
+from .backend import resolve_backend
 from .hyperparams import DEFAULTS, MULTI_DEFAULTS
 from .kernels_cpu import C_RNG, make_workspace, process_batch
 from .params import init_params, param_size
@@ -47,14 +48,16 @@ class MultiStreamDetector:
     """
 
     def __init__(self, n_features: int = 1, *, weight_mode: str = MULTI_DEFAULTS["weight_mode"],
-                 max_streams: int = MULTI_DEFAULTS["max_streams"], **hyperparameters: Any):
+                 max_streams: int = MULTI_DEFAULTS["max_streams"], backend: str = "cpu",
+                 **hyperparameters: Any):
         unknown = set(hyperparameters) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
         if not isinstance(n_features, int) or n_features < 1:
             raise ValueError(f"n_features: expected an integer >= 1, got {n_features!r}")
         self.settings = {**DEFAULTS, **hyperparameters}
-        hyperparams.validate({**self.settings, "weight_mode": weight_mode, "max_streams": max_streams})
+        hyperparams.validate({**self.settings, "weight_mode": weight_mode, "max_streams": max_streams,
+                              "backend": backend})
         self.n_features = n_features
         self.weight_mode = weight_mode
         self.max_streams = max_streams
@@ -68,6 +71,13 @@ class MultiStreamDetector:
         self.params = alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam")
         self.work = make_workspace(self.hyper.cell, n_features, s["hidden_size"], s["k2"],
                                    param_size(self.hyper.cell, n_features, s["hidden_size"]), self.dtype)
+        # backend "cuda": the tables live on the device (self.streams/self.params stay empty).
+        self.backend = resolve_backend(backend)
+        self._engine = None
+        if self.backend == "cuda":
+            from .device_state import CudaEngine
+
+            self._engine = CudaEngine(self.hyper, self.streams, self.params, self.theta0)
 
     # ------------------------------------------------------------------ processing
 
@@ -84,9 +94,14 @@ class MultiStreamDetector:
             slots, new = self.table.assign(stream_ids[done:])
             self._reset_slots(new)
             end = done + len(slots)
-            process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
-                          out.errors[done:end], slots, X[done:end], learn,
-                          self.streams, self.params, self.work, self.hyper)
+            if self._engine is not None:
+                res = self._engine.process(slots, X[done:end], learn)
+                for dst, src in zip(out, res):
+                    dst[done:end] = src
+            else:
+                process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
+                              out.errors[done:end], slots, X[done:end], learn,
+                              self.streams, self.params, self.work, self.hyper)
             done = end
         return out
 
@@ -98,8 +113,11 @@ class MultiStreamDetector:
         slot = self.table.get(stream_id)
         if slot is None:
             return 0.0
+        x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+        if self._engine is not None:
+            return float(self._engine.process(np.array([slot]), x, learn=False)[0][0])
         out = BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, self.n_features)), np.empty(1))
-        process_batch(*out, np.array([slot]), np.asarray(x, dtype=np.float64).reshape(1, -1), False,
+        process_batch(*out, np.array([slot]), x, False,
                       self.streams, self.params, self.work, self.hyper)
         return float(out.scores[0])
 
@@ -114,6 +132,8 @@ class MultiStreamDetector:
 
     def bytes_per_stream(self) -> int:
         """State bytes one more stream costs (its parameter rows included in per_stream mode)."""
+        if self._engine is not None:
+            return self._engine.bytes_per_stream()
         per_stream = row_bytes(self.streams)
         if not self.hyper.shared:
             per_stream += row_bytes(self.params)
@@ -134,6 +154,10 @@ class MultiStreamDetector:
         while cap < needed:
             cap *= 2
         cap = min(cap, self.max_streams)
+        if self._engine is not None:
+            self._engine.ensure_capacity(cap)
+            self._capacity = cap
+            return
         old, n = self.streams, self._capacity
         self.streams = self._alloc_streams(cap)
         for dst, src in zip(self.streams, old):
@@ -150,6 +174,10 @@ class MultiStreamDetector:
         if not new:
             return
         self._grow(max(slot for slot, _ in new) + 1)
+        if self._engine is not None:
+            self._engine.reset_slots([slot for slot, _ in new],
+                                     [stream_rng_seed(self.settings["seed"], sid) for _, sid in new])
+            return
         for slot, sid in new:
             for a in self.streams:
                 a[slot] = 0
@@ -164,9 +192,10 @@ class MultiStreamDetector:
     def to_bytes(self) -> bytes:
         """The whole detector (settings and state) as a pickle-free snapshot."""
         n = self.n_streams
-        arrays = {f"stream.{k}": v[:n] for k, v in self.streams._asdict().items()}
+        streams, params = self._engine.to_host() if self._engine is not None else (self.streams, self.params)
+        arrays = {f"stream.{k}": v[:n] for k, v in streams._asdict().items()}
         q = 1 if self.hyper.shared else n
-        arrays.update({f"param.{k}": v[:q] for k, v in self.params._asdict().items()})
+        arrays.update({f"param.{k}": v[:q] for k, v in params._asdict().items()})
         meta = {
             "kind": "MultiStreamDetector",
             "n_features": self.n_features,
@@ -180,7 +209,7 @@ class MultiStreamDetector:
         return snapshot.pack(arrays, meta)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> MultiStreamDetector:
+    def from_bytes(cls, data: bytes, backend: str = "cpu") -> MultiStreamDetector:
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "MultiStreamDetector":
             raise snapshot.SnapshotError(f"not a MultiStreamDetector snapshot: {meta.get('kind')!r}")
@@ -195,11 +224,17 @@ class MultiStreamDetector:
             dst[: len(src)] = src
         det.table.slots.update(zip(meta["stream_ids"], meta["slots"]))
         det.table.evicted = meta["evicted"]
+        if resolve_backend(backend) == "cuda":
+            from .device_state import CudaEngine
+
+            det.backend = "cuda"
+            det._engine = CudaEngine(det.hyper, det.streams, det.params, det.theta0)
+            det.streams, det.params = det._alloc_streams(0), ParamArrays(*(a[:0] for a in det.params))
         return det
 
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path) -> MultiStreamDetector:
-        return cls.from_bytes(Path(path).read_bytes())
+    def load(cls, path: str | Path, backend: str = "cpu") -> MultiStreamDetector:
+        return cls.from_bytes(Path(path).read_bytes(), backend)

@@ -29,7 +29,8 @@ class Scored(NamedTuple):
 
 def detector_for(model: ModelConfig, n_features: int, max_streams: int) -> MultiStreamDetector:
     settings = {k: getattr(model, k) for k in model.__slots__ if k not in ("weight_mode", "backend")}
-    return MultiStreamDetector(n_features, weight_mode=model.weight_mode, max_streams=max_streams, **settings)
+    return MultiStreamDetector(n_features, weight_mode=model.weight_mode, max_streams=max_streams,
+                               backend=model.backend, **settings)
 
 
 class DetectorPool:

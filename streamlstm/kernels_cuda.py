@@ -1,0 +1,425 @@
+"""CUDA kernels: a micro-batch of streams advanced one event each, one thread per event.
+
+The host (device_state.CudaEngine) splits a micro-batch into *waves*: wave w holds the
+(w+1)-th event of every stream present, so a wave has at most one event per stream and
+the events of one stream stay in order across waves. Each wave is launched with one
+thread per event (in chunks of at most `max_wave` threads).
+
+Per thread, exactly what `kernels_cpu.process_batch` does for one event:
+  1. score the event               -> kernels_cpu.score_event, called as is
+  2. learn it                      -> `learn_begin` (window push, forward over the window
+                                      from its start, backward, regularise+clip), then
+                                      the optimiser update, then `learn_end`
+                                      (statistics, carried-state step, next forecast)
+  3. alert cooldown bookkeeping.
+
+Gate math is written once: the cell/head forward and backward passes, the BPTT window
+passes, the optimisers, the scaler and the likelihood score are the `@njit` functions of
+kernels_cpu / scoring / gates, which numba-cuda compiles again as device functions when a
+kernel calls them. Only `learn_event` (and `process_batch`) have CUDA-side variants here,
+for two reasons:
+  * they copy rows with slice assignment (`ws.hs[0, :] = streams.h0[s]`, `win[t, :] =
+    win[t + 1]`); Numba lowers an array-to-array slice assignment with an overlap check
+    that may allocate a temporary copy, which needs the NRT allocator, which CUDA kernels
+    do not have ("NRT required but not enabled"). The variants copy rows with a loop.
+  * shared weight mode needs learn_event split at the optimiser update (see below).
+The helpers below are `@njit` too (not CUDA-only), so they also run on the CPU and under
+the CUDA simulator, where a simulated kernel calls the compiled CPU versions.
+
+Per-thread workspace: a `Workspace` of global scratch arrays with one leading row per
+thread (`thread_workspace(scratch, t)` takes row t of each); no cuda.local arrays, so
+sizes (H, K, D) are runtime values and any model size compiles into the same kernel.
+
+Weight modes
+  per_stream  one kernel per wave: every thread updates its own stream's parameter row
+              right after its backward pass, exactly as the CPU path does; results match
+              the CPU path up to floating-point reassociation.
+  shared      three kernels per wave:
+                event_kernel          score + learn_begin; each thread leaves its (clipped,
+                                      weight-decayed) gradient in its own scratch row
+                                      `scratch.grad[t]` and whether it trained in io.trained
+                shared_update_kernel  one thread per parameter: SUMS the gradient rows of
+                                      the threads that trained and applies the optimiser
+                                      ONCE per wave (step counter +1 per wave)
+                shared_finish_kernel  learn_end (statistics, carried state, forecast) with
+                                      the updated weights
+              The CPU path applies one optimiser update per event, sequentially; the GPU
+              applies one update per wave with the summed gradient (for SGD without
+              momentum, n sequential steps equal one summed step to first order in the
+              learning rate). A sum rather than a mean keeps the learning rate per event
+              the same as on the CPU, and a wave of one event gives exactly the CPU result.
+
+Kernels are compiled lazily (no signatures), so importing this module needs neither a
+GPU nor numba-cuda; `get_kernels()` imports numba.cuda and builds the launchable kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from . import gates
+from .kernels_cpu import (
+    C_NERR,
+    C_QUIET,
+    C_RING,
+    C_RNG,
+    C_SEEN,
+    C_SINCE,
+    C_WIN,
+    Workspace,
+    adam_update,
+    cell_forward,
+    head_forward,
+    regularise_and_clip,
+    score_event,
+    sgd_update,
+    update_scaler,
+    weighted_loss_present,
+    window_backward,
+    window_forward,
+    xorshift_uniform,
+)
+from .kernels_cpu import kernel as device_fn  # the CPU njit options; numba-cuda recompiles them
+from .params import views
+from .scoring import ewma_update
+
+cuda = None  # numba.cuda, bound by get_kernels() (kept lazy: importing must not need CUDA)
+
+
+class WaveIO(NamedTuple):
+    """Per-event inputs and outputs of one launch (row t = thread t)."""
+
+    scores: np.ndarray  # (N,) float64 out
+    flags: np.ndarray  # (N,) bool out
+    preds: np.ndarray  # (N, D) float64 out, original units
+    errors: np.ndarray  # (N,) float64 out
+    slots: np.ndarray  # (N,) int64 in: stream slot of each event (distinct within a wave)
+    X: np.ndarray  # (N, D) float64 in
+    trained: np.ndarray  # (N,) bool: the thread's gradient row holds a gradient (shared mode)
+
+
+class ResetArgs(NamedTuple):
+    rows: np.ndarray  # (n,) int64 slots to reset
+    seeds: np.ndarray  # (n,) int64 xorshift state of each
+    theta0: np.ndarray  # (P,) initial parameters (per_stream mode)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@device_fn
+def thread_workspace(scratch, t):
+    """Row t of every scratch array, as the Workspace the CPU functions take."""
+    return Workspace(scratch.hs[t], scratch.cs[t], scratch.acts[t], scratch.aux[t], scratch.xin[t],
+                     scratch.dh[t], scratch.dc[t], scratch.dpre[t], scratch.grad[t], scratch.xn[t],
+                     scratch.y[t], scratch.dy[t])
+
+
+@device_fn
+def copy_row(dst, src):
+    """dst[:] = src for 1-D arrays, as a loop (slice assignment would need NRT on CUDA)."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@device_fn
+def fill(dst, value):
+    for i in range(dst.shape[0]):
+        dst[i] = value
+
+
+@device_fn
+def optimiser_update(theta, m, v, grad, step, hy):
+    if hy.optimizer == 0:
+        adam_update(theta, m, v, grad, step, hy.lr, hy.beta1, hy.beta2)
+    else:
+        sgd_update(theta, m, grad, hy.lr, hy.momentum)
+
+
+@device_fn
+def learn_begin(s, flagged, streams, theta, ws, hy):
+    """Steps 1-2 of kernels_cpu.learn_event up to (not including) the optimiser update.
+
+    Pushes ws.xn into stream s's window (advancing the window start with `theta`), and
+    every k1 events runs forward+backward over the window and regularises/clips the
+    gradient into ws.grad. Returns whether a gradient was computed.
+    """
+    H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
+    counters = streams.counters[s]
+    W, b, Wy, by = views(theta, cell, D, H)
+    win, winw = streams.win[s], streams.winw[s]
+
+    n_win = counters[C_WIN]
+    if n_win == K + 1:
+        copy_row(ws.hs[0], streams.h0[s])
+        copy_row(ws.cs[0], streams.c0[s])
+        cell_forward(streams.h0[s], streams.c0[s], ws.acts[0], ws.aux[0], win[0],
+                     ws.hs[0], ws.cs[0], W, b, cell, H, D)
+        for t in range(K):
+            copy_row(win[t], win[t + 1])
+            winw[t] = winw[t + 1]
+        n_win = K
+    copy_row(win[n_win], ws.xn)
+    winw[n_win] = hy.anomaly_weight if flagged else 1.0
+    counters[C_WIN] = n_win + 1
+
+    counters[C_SINCE] += 1
+    L = n_win
+    if counters[C_SINCE] >= hy.k1 and L >= 1:
+        counters[C_SINCE] = 0
+        n_loss = min(hy.k1, L)
+        if weighted_loss_present(winw, L, n_loss):
+            copy_row(ws.hs[0], streams.h0[s])
+            copy_row(ws.cs[0], streams.c0[s])
+            for t in range(L):
+                for d in range(D):
+                    keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
+                    ws.xin[t, d] = win[t, d] / (1.0 - hy.input_dropout) if keep else math.nan
+            window_forward(ws, theta, L, cell, H, D)
+            fill(ws.grad, 0.0)
+            window_backward(ws, theta, win[1:], winw[1:], L, n_loss, hy)
+            regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
+            return True
+    return False
+
+
+@device_fn
+def learn_end(s, x, error, streams, theta, ws, hy):
+    """Steps 3-4 of kernels_cpu.learn_event: statistics, then the carried-state step and
+    the forecast of the next event with `theta` (the weights after this event's update)."""
+    H, D, cell = hy.H, hy.D, hy.cell
+    counters, stats = streams.counters[s], streams.stats[s]
+    W, b, Wy, by = views(theta, cell, D, H)
+
+    update_scaler(stats, x, hy.scaler_alpha, D)
+    if not math.isnan(error):
+        w = hy.short_window
+        stats[3 * D + 2 + counters[C_RING] % w] = error
+        counters[C_RING] += 1
+        if counters[C_SEEN] >= hy.warmup // 2:
+            counters[C_NERR] += 1
+            alpha = max(1.0 / counters[C_NERR], hy.long_alpha)
+            stats[3 * D], stats[3 * D + 1] = ewma_update(stats[3 * D], stats[3 * D + 1], error, alpha)
+
+    copy_row(ws.hs[0], streams.h[s])
+    copy_row(ws.cs[0], streams.c[s])
+    cell_forward(streams.h[s], streams.c[s], ws.acts[0], ws.aux[0], ws.xn,
+                 ws.hs[0], ws.cs[0], W, b, cell, H, D)
+    head_forward(ws.y, streams.h[s], Wy, by, H, D)
+    copy_row(streams.pred[s], ws.y)
+    counters[C_SEEN] += 1
+
+
+@device_fn
+def event_step(t, learn, io, streams, params, ws, hy):
+    """Event t of a wave: the body of kernels_cpu.process_batch's loop.
+
+    In shared mode the optimiser update and `learn_end` are left to the next two kernels.
+    """
+    s = io.slots[t]
+    x = io.X[t]
+    counters = streams.counters[s]
+    score, error = score_event(io.preds[t], x, s, streams, ws, hy)
+    surprising = score >= hy.threshold
+    if counters[C_QUIET] > 0:
+        score = 0.0
+    flag = score >= hy.threshold
+    io.scores[t] = score
+    io.errors[t] = error
+    io.flags[t] = flag
+    io.trained[t] = False
+    if learn:
+        q = 0 if hy.shared else s
+        theta = params.theta[q]
+        trained = learn_begin(s, surprising, streams, theta, ws, hy)
+        if hy.shared:
+            io.trained[t] = trained
+        else:
+            if trained:
+                params.step[q] += 1
+                optimiser_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy)
+            learn_end(s, x, error, streams, theta, ws, hy)
+        if flag:
+            counters[C_QUIET] = hy.alert_cooldown
+        elif counters[C_QUIET] > 0:
+            counters[C_QUIET] -= 1
+
+
+@device_fn
+def shared_update_param(p, n, trained, grad, params, hy):
+    """Parameter p of the shared set: sum column p of the gradient rows of the n threads
+    of the wave that trained, then one optimiser update of that parameter (the optimiser
+    functions are elementwise, so they run on one-element slices)."""
+    g = grad.dtype.type(0.0)  # zero of the model's precision
+    count = 0
+    for r in range(n):
+        if trained[r]:
+            g += grad[r, p]
+            count += 1
+    if count > 0:
+        grad[0, p] = g  # only this thread touches column p
+        step = params.step[0] + 1  # bumped once by shared_finish_kernel's thread 0
+        # params.v is (1, 0) for SGD, whose update does not read it.
+        optimiser_update(params.theta[0, p:p + 1], params.m[0, p:p + 1], params.v[0, p:p + 1],
+                         grad[0, p:p + 1], step, hy)
+
+
+@device_fn
+def count_trained(trained, n):
+    count = 0
+    for r in range(n):
+        if trained[r]:
+            count += 1
+    return count
+
+
+@device_fn
+def reset_slot(i, args, streams, params, reset_params):
+    """Fresh state for slot args.rows[i] (and fresh weights when reset_params)."""
+    s = args.rows[i]
+    fill(streams.h[s], 0.0)
+    fill(streams.c[s], 0.0)
+    fill(streams.h0[s], 0.0)
+    fill(streams.c0[s], 0.0)
+    for t in range(streams.win.shape[1]):
+        fill(streams.win[s, t], 0.0)
+    fill(streams.winw[s], 0.0)
+    fill(streams.pred[s], 0.0)
+    fill(streams.stats[s], 0.0)
+    for k in range(streams.counters.shape[1]):
+        streams.counters[s, k] = 0
+    streams.counters[s, C_RNG] = args.seeds[i]
+    if reset_params:
+        copy_row(params.theta[s], args.theta0)
+        fill(params.m[s], 0.0)
+        fill(params.v[s], 0.0)
+        params.step[s] = 0
+
+
+# --------------------------------------------------------------------------- kernels
+# Plain Python functions, turned into CUDA kernels by get_kernels(); `cuda` is the
+# numba.cuda module bound there (the simulator swaps it for its fake module).
+
+
+def event_kernel_py(n, learn, io, streams, params, scratch, hy):
+    t = cuda.grid(1)
+    if t < n:
+        event_step(t, learn, io, streams, params, thread_workspace(scratch, t), hy)
+
+
+def shared_update_kernel_py(n, io, params, scratch, hy):
+    p = cuda.grid(1)
+    if p < params.theta.shape[1]:
+        shared_update_param(p, n, io.trained, scratch.grad, params, hy)
+
+
+def shared_finish_kernel_py(n, io, streams, params, scratch, hy):
+    t = cuda.grid(1)
+    if t < n:
+        learn_end(io.slots[t], io.X[t], io.errors[t], streams, params.theta[0], thread_workspace(scratch, t), hy)
+        if t == 0 and count_trained(io.trained, n) > 0:
+            params.step[0] += 1
+
+
+def reset_kernel_py(n, args, streams, params, reset_params):
+    i = cuda.grid(1)
+    if i < n:
+        reset_slot(i, args, streams, params, reset_params)
+
+
+KERNEL_FUNCTIONS = {
+    "event": event_kernel_py,
+    "shared_update": shared_update_kernel_py,
+    "shared_finish": shared_finish_kernel_py,
+    "reset": reset_kernel_py,
+}
+
+
+class Kernels(NamedTuple):
+    event: object
+    shared_update: object
+    shared_finish: object
+    reset: object
+
+
+_kernels: Kernels | None = None
+_overloads_registered = False
+
+
+def _cuda_tanh(x):
+    """CUDA typing of gates' tanh stub: the same choice as its CPU overload (the float32
+    rational function, libm tanh otherwise)."""
+    from numba.core import types
+
+    f32 = getattr(gates, "_tanh_float32", None)
+    if f32 is not None and isinstance(x, types.Float) and x.bitwidth == 32:
+        return f32
+    return lambda x: math.tanh(x)
+
+
+def _register_gate_overloads():
+    """gates resolves tanh by precision with a `numba.extending.overload(inline="always")`
+    of a Python stub. numba-cuda sees that overload but cannot lower its IR-inlined float32
+    body (every arithmetic op on the argument fails to type: "mul(omitted, omitted)"), so
+    the stub gets a CUDA overload of its own, which takes precedence for the CUDA target.
+    The body is the same function; NVVM inlines it anyway."""
+    from numba.cuda.extending import overload as cuda_overload
+
+    for name in ("_tanh_dispatch", "tanh"):
+        stub = getattr(gates, name, None)
+        if stub is not None and callable(stub) and not hasattr(stub, "py_func"):
+            cuda_overload(stub)(_cuda_tanh)
+
+
+def bind_cuda():
+    """Import numba.cuda, bind it for the kernels, and register the CUDA typing of the
+    gate functions that the CPU side gives through `numba.extending.overload` (numba-cuda
+    keeps its own overload registry). Returns the numba.cuda module."""
+    global cuda, _overloads_registered
+    from numba import cuda as numba_cuda
+
+    cuda = numba_cuda
+    if not _overloads_registered and not numba_cuda.config.ENABLE_CUDASIM:
+        _register_gate_overloads()
+        _overloads_registered = True
+    return numba_cuda
+
+
+def get_kernels() -> Kernels:
+    """The launchable kernels (compiled on first launch for the argument types)."""
+    global _kernels
+    if _kernels is None:
+        numba_cuda = bind_cuda()
+        _kernels = Kernels(**{name: numba_cuda.jit(fn) for name, fn in KERNEL_FUNCTIONS.items()})
+    return _kernels
+
+
+# ------------------------------------------------------------- signatures (for tests)
+
+
+def example_arguments(hy, dtype, n_events: int = 4, n_slots: int = 8) -> dict[str, tuple]:
+    """Host arrays shaped and typed as the engine passes them, per kernel name; numba's
+    `typeof` of these gives the kernel signatures (used to compile PTX ahead of time)."""
+    from .kernels_cpu import make_workspace
+    from .params import init_params
+    from .state import alloc_params, alloc_streams
+
+    theta0 = init_params(hy.cell, hy.D, hy.H, 0, dtype)
+    streams = alloc_streams(n_slots, hy.cell, hy.D, hy.H, hy.K, hy.short_window, dtype)
+    params = alloc_params(1 if hy.shared else n_slots, theta0, hy.optimizer == 0)
+    ws = make_workspace(hy.cell, hy.D, hy.H, hy.K, theta0.size, dtype)
+    scratch = Workspace(*(np.zeros((n_events,) + a.shape, a.dtype) for a in ws))
+    N, D = n_events, hy.D
+    io = WaveIO(np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, D)), np.zeros(N),
+                np.zeros(N, dtype=np.int64), np.zeros((N, D)), np.zeros(N, dtype=bool))
+    reset = ResetArgs(np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64), theta0)
+    n = np.int64(N)
+    return {
+        "event": (n, True, io, streams, params, scratch, hy),
+        "shared_update": (n, io, params, scratch, hy),
+        "shared_finish": (n, io, streams, params, scratch, hy),
+        "reset": (n, reset, streams, params, True),
+    }

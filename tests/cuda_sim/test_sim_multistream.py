@@ -1,0 +1,42 @@
+"""MultiStreamDetector(backend="cuda") under the CUDA simulator against backend="cpu"."""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    pytest.skip("CUDA simulator tests: run through tests/test_cuda_sim.py", allow_module_level=True)
+
+from streamlstm import MultiStreamDetector  # noqa: E402
+
+KW = dict(hidden_size=4, k2=3, k1=2, warmup=5, dtype="float64", input_dropout=0.1)
+
+
+def data(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in rng.integers(0, 5, n)]
+    X = np.stack([np.sin(np.arange(n) / 3.0), rng.normal(size=n)], axis=1)
+    return ids, X
+
+
+def close(a, b):
+    for name in ("scores", "flags", "predictions", "errors"):
+        np.testing.assert_allclose(np.asarray(getattr(a, name), float), np.asarray(getattr(b, name), float),
+                                   rtol=1e-5, atol=1e-8)
+
+
+def test_cuda_backend_matches_cpu_with_eviction_and_snapshots(tmp_path):
+    ids, X = data()
+    cpu = MultiStreamDetector(2, max_streams=4, **KW)
+    gpu = MultiStreamDetector(2, max_streams=4, backend="cuda", **KW)
+    close(gpu.process(ids[:30], X[:30]), cpu.process(ids[:30], X[:30]))
+    assert gpu.stream_ids == cpu.stream_ids and gpu.table.evicted == cpu.table.evicted > 0
+    assert gpu.score_one(ids[0], X[0]) == pytest.approx(cpu.score_one(ids[0], X[0]), rel=1e-6)
+    gpu.save(tmp_path / "g.npz")
+    back = MultiStreamDetector.load(tmp_path / "g.npz", backend="cuda")
+    close(back.process(ids[30:], X[30:]), cpu.process(ids[30:], X[30:]))
+    cpu2 = MultiStreamDetector.load(tmp_path / "g.npz")  # a cuda snapshot continues on the cpu
+    close(cpu2.process(ids[30:], X[30:]), MultiStreamDetector.load(tmp_path / "g.npz", backend="cuda").process(
+        ids[30:], X[30:]))
+    assert gpu.bytes_per_stream() == cpu.bytes_per_stream()

@@ -1,0 +1,58 @@
+"""Backend selection, and that importing streamlstm never needs CUDA."""
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from streamlstm.backend import cuda_device_name, resolve_backend
+
+NO_GPU = cuda_device_name() is None
+
+
+def test_import_does_not_need_cuda():
+    code = ("import sys, builtins\n"
+            "real = builtins.__import__\n"
+            "def guard(name, *a, **k):\n"
+            "    if name.startswith(('numba.cuda', 'numba_cuda', 'cuda')) or (name == 'numba' and a and a[2]\n"
+            "            and 'cuda' in a[2]):\n"
+            "        raise ImportError('blocked: ' + name)\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = guard\n"
+            "import streamlstm, streamlstm.backend, streamlstm.kernels_cuda, streamlstm.device_state\n"
+            "assert streamlstm.backend.resolve_backend('auto') == 'cpu'\n"
+            "assert not any(m.startswith('numba_cuda') or m == 'numba.cuda' for m in sys.modules), "
+            "[m for m in sys.modules if 'cuda' in m]\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_cpu_is_always_available():
+    assert resolve_backend("cpu") == "cpu"
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="backend"):
+        resolve_backend("tpu")
+
+
+@pytest.mark.skipif(not NO_GPU, reason="a CUDA device is present")
+def test_auto_falls_back_to_cpu_and_says_so(caplog):
+    with caplog.at_level(logging.INFO, logger="streamlstm"):
+        assert resolve_backend("auto") == "cpu"
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert "cpu" in caplog.records[0].getMessage()
+
+
+@pytest.mark.skipif(not NO_GPU, reason="a CUDA device is present")
+def test_cuda_without_a_device_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="backend 'cuda' was requested but .*(no CUDA device|numba-cuda)"):
+        resolve_backend("cuda")
+
+
+@pytest.mark.skipif(NO_GPU, reason="no CUDA device")
+def test_auto_picks_the_gpu():
+    assert resolve_backend("auto") == "cuda"
