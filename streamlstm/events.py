@@ -162,12 +162,10 @@ class _StreamMemory:
         self.streams = OrderedDict((s, (tuple(f), ts)) for s, f, ts in items)
 
 
-class JsonlParser:
-    """Parse JSON lines; keeps per-stream ordering/feature memory (see module docstring)."""
+class _LineParser:
+    """`parse` turns a line into an Event, or a Rejected saying why; subclasses do `_parse`."""
 
-    def __init__(self, input_config: InputConfig, max_streams: int = 100_000):
-        self.cfg = input_config
-        self.memory = _StreamMemory(max_streams)
+    memory: _StreamMemory
 
     def parse(self, seq: int, line: bytes) -> Event | Rejected:
         try:
@@ -175,6 +173,17 @@ class JsonlParser:
         except _Bad as bad:
             reason, detail = bad.args
             return Rejected(seq, reason, detail, _snippet(line))
+
+    def _parse(self, seq: int, line: bytes) -> Event:
+        raise NotImplementedError
+
+
+class JsonlParser(_LineParser):
+    """Parse JSON lines; keeps per-stream ordering/feature memory (see module docstring)."""
+
+    def __init__(self, input_config: InputConfig, max_streams: int = 100_000):
+        self.cfg = input_config
+        self.memory = _StreamMemory(max_streams)
 
     def _parse(self, seq: int, line: bytes) -> Event:
         cfg = self.cfg
@@ -233,7 +242,7 @@ class JsonlParser:
         return Event(seq, stream, features, values, ts, ts_raw, raw_values)
 
 
-class CsvParser:
+class CsvParser(_LineParser):
     """Parse CSV rows described by a header line.
 
     The timestamp column is the one named `ts_field`, else one named ``timestamp``; the
@@ -264,13 +273,6 @@ class CsvParser:
         self.features = UNIVARIATE if self.univariate else tuple(sorted(feature_cols))
         self.names = [input_config.value_field] if self.univariate else list(self.features)
         self.feature_idx = [feature_cols[n] for n in self.names]
-
-    def parse(self, seq: int, line: bytes) -> Event | Rejected:
-        try:
-            return self._parse(seq, line)
-        except _Bad as bad:
-            reason, detail = bad.args
-            return Rejected(seq, reason, detail, _snippet(line))
 
     def _parse(self, seq: int, line: bytes) -> Event:
         cfg = self.cfg

@@ -90,5 +90,6 @@ def format_report(run: NabRun) -> str:
     std = run.results["standard"]
     lines += ["", "standard profile by category:", f"{'category':28s} {'score':>7s} {'TP':>4s} {'FN':>4s} {'FP':>5s}"]
     for cat, c in sorted(std.per_category.items()):
-        lines.append(f"{cat:28s} {c.normalized_score:7.1f} {c.tp:4d} {c.fn:4d} {c.fp:5d}")
+        score = f"{c.normalized_score:7.1f}" if c.n_windows else f"{'-':>7s}"  # no windows: no normalised score
+        lines.append(f"{cat:28s} {score} {c.tp:4d} {c.fn:4d} {c.fp:5d}")
     return "\n".join(lines)
