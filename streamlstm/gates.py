@@ -47,7 +47,7 @@ def _tanh_dispatch(x):
     return math.tanh(x)
 
 
-@overload(_tanh_dispatch, inline="always", fastmath=FASTMATH)
+@overload(_tanh_dispatch, target="cpu", inline="always", fastmath=FASTMATH)  # CUDA: kernels_cuda registers its own
 def _tanh_by_precision(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return _tanh_float32
