@@ -72,6 +72,9 @@ class LSTMDetector(base.AnomalyDetector):
         "float32" or "float64" weights and state.
     seed
         Seeds the weight initialisation and input dropout.
+    backend
+        "cpu", "cuda" or "auto" (CUDA when a device is present). One stream has no
+        parallelism to offer a GPU; the setting exists so configurations carry over.
 
     Examples
     --------
@@ -124,6 +127,7 @@ class LSTMDetector(base.AnomalyDetector):
         anomaly_weight: float = 0.1,
         dtype: str = "float32",
         seed: int = 0,
+        backend: str = "cpu",
     ):
         self.cell = cell
         self.hidden_size = hidden_size
@@ -150,6 +154,7 @@ class LSTMDetector(base.AnomalyDetector):
         self.anomaly_weight = anomaly_weight
         self.dtype = dtype
         self.seed = seed
+        self.backend = backend
         # Fail at construction, not at the first event, on a bad setting.
         hyperparams.validate(self._get_params())
         self._engine: MultiStreamDetector | None = None

@@ -15,7 +15,7 @@ from synthetic import SHIFT, SPIKES, sine_with_anomalies
 
 def test_signature_defaults_are_the_shared_defaults():
     sig = inspect.signature(LSTMDetector)
-    assert {k: p.default for k, p in sig.parameters.items()} == DEFAULTS
+    assert {k: p.default for k, p in sig.parameters.items()} == {**DEFAULTS, "backend": "cpu"}
 
 
 def _labelled_stream(n, seed=0):
@@ -96,6 +96,12 @@ def test_snapshot_rejects_garbage_and_other_kinds():
         LSTMDetector.from_bytes(b"not a snapshot")
     with pytest.raises(SnapshotError):
         LSTMDetector.from_bytes(MultiStreamDetector(1).to_bytes())
+
+
+def test_backend_choice():
+    assert LSTMDetector(backend="auto").backend == "auto"  # resolved to cpu here, at first learn
+    with pytest.raises(ValueError, match="backend"):
+        LSTMDetector(backend="tpu")
 
 
 def test_bad_hyperparameters_fail_at_construction():
