@@ -83,7 +83,7 @@ def main() -> int:
             return total - free
 
         used0 = mem_used()
-        streams = alloc_streams(0, hy.cell, 1, hy.H, hy.K, hy.short_window, dtype)
+        streams = alloc_streams(0, hy, dtype)
         params = alloc_params(1 if shared else 0, theta0, False)
         eng = CudaEngine(hy, streams, params, theta0, max_wave=args.max_wave, threads_per_block=args.tpb)
         slots = np.arange(S, dtype=np.int64)
@@ -100,7 +100,7 @@ def main() -> int:
 
         # CPU path on the same model and event pattern (a bounded number of events).
         n_cpu = min(args.cpu_events, S * args.rounds)
-        cs = alloc_streams(S, hy.cell, 1, hy.H, hy.K, hy.short_window, dtype)
+        cs = alloc_streams(S, hy, dtype)
         cs.counters[:, C_RNG] = (slots * 0x9E3779B9) | 1
         cp = alloc_params(1 if shared else S, theta0, False)
         ws = make_workspace(hy.cell, 1, hy.H, hy.K, P, dtype)

@@ -141,6 +141,9 @@ class KernelHyper(NamedTuple):
     alert_cooldown: int
     anomaly_weight: float
     shared: bool
+    # Backpropagate through the window's recorded forward pass instead of re-running it
+    # (per_stream mode without input dropout; see kernels_cpu "Truncated BPTT").
+    cached_window: bool
 
 
 def halflife_to_alpha(halflife: float) -> float:
@@ -177,4 +180,5 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         alert_cooldown=int(settings["alert_cooldown"]),
         anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
         shared=shared,
+        cached_window=not shared and settings["input_dropout"] == 0.0,
     )

@@ -14,12 +14,18 @@ come in named pairs; backward functions accumulate parameter gradients with `+=`
 Missing inputs are NaN: a NaN input feeds the cell as 0, a NaN target is left out of the
 loss.
 
-Truncated BPTT(k1, k2): each stream keeps its last K+1 normalised inputs and the cell state
-from before the oldest of them. Every k1 events the window is re-run from that state with
-the current weights (so only ~K*D floats per stream are stored instead of every
-activation), the loss of the last k1 predictions is backpropagated through all K steps,
-and the weights are updated. The carried state (h, c) itself is advanced one step per
-event and never reset.
+Truncated BPTT(k1, k2): each stream keeps its last K+1 normalised inputs. Every k1 events
+the loss of the last k1 predictions is backpropagated through the K steps of the window
+and the weights are updated. The carried state (h, c) is advanced one step per event with
+the current weights and never reset. The forward cache backward needs comes from either
+  cached window  (per_stream mode): each carried step records its activations, so the
+                 gradient runs through the trajectory the stream actually took (Williams
+                 & Peng's online BPTT): one cell step forward per event, ~15 KB per stream
+                 at H=32, K=16;
+  re-run window  (shared mode, or input dropout): only the state from before the oldest
+                 input is kept and the window is re-run with the current weights, K+1
+                 forward steps per event, so a stream costs about 1 KiB; shared weights
+                 change with every stream's events, so a recording would be stale anyway.
 """
 
 from __future__ import annotations
@@ -436,55 +442,99 @@ def score_event(pred_out, x, s, streams, ws, hy):
 
 
 @kernel
-def learn_event(s, q, x, error, flagged, streams, params, ws, hy):
-    """Learn event `x` (D,) of stream slot `s`, whose normalised form is in ws.xn (from
-    `score_event`), using parameter set `q`: push it into the BPTT window, train every
-    k1 events, update the input scaler and error statistics, advance the carried state."""
+def copy_row(dst, src):
+    """dst[:] = src for 1-D arrays, as a loop: Numba lowers slice assignment with an
+    overlap check that may allocate, which CUDA kernels cannot (these run on both)."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@kernel
+def fill(dst, value):
+    for i in range(dst.shape[0]):
+        dst[i] = value
+
+
+@kernel
+def shift_rows(a, n):
+    """a[0:n-1] = a[1:n] for a 2-D array, row by row (drops the oldest row)."""
+    for t in range(n - 1):
+        copy_row(a[t], a[t + 1])
+
+
+@kernel
+def optimiser_update(theta, m, v, grad, step, hy):
+    if hy.optimizer == 0:
+        adam_update(theta, m, v, grad, step, hy.lr, hy.beta1, hy.beta2)
+    else:
+        sgd_update(theta, m, grad, hy.lr, hy.momentum)
+
+
+@kernel
+def learn_begin(s, flagged, streams, theta, ws, hy):
+    """Push ws.xn (the event normalised by `score_event`) into stream s's window and, every
+    k1 events, backpropagate through the window into ws.grad (regularised and clipped).
+    Returns whether a gradient was computed; the optimiser update is the caller's, so that
+    the GPU's shared mode can sum the gradients of many streams first."""
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
-    counters, stats = streams.counters[s], streams.stats[s]
-    theta = params.theta[q]
-    W, b, Wy, by = views(theta, cell, D, H)
+    counters = streams.counters[s]
+    W, b, _, _ = views(theta, cell, D, H)
     win, winw = streams.win[s], streams.winw[s]
 
-    # 1. Push the event into the window; when full, roll the window start forward a step.
+    # Push; when the window is full, drop its oldest input (a re-run window first moves
+    # its start state past that input, with the current weights).
     n_win = counters[C_WIN]
     if n_win == K + 1:
-        ws.hs[0, :] = streams.h0[s]
-        ws.cs[0, :] = streams.c0[s]
-        cell_forward(streams.h0[s], streams.c0[s], ws.acts[0], ws.aux[0], win[0],
-                     ws.hs[0], ws.cs[0], W, b, cell, H, D)
+        if not hy.cached_window:
+            copy_row(ws.hs[0], streams.h0[s])
+            copy_row(ws.cs[0], streams.c0[s])
+            cell_forward(streams.h0[s], streams.c0[s], ws.acts[0], ws.aux[0], win[0],
+                         ws.hs[0], ws.cs[0], W, b, cell, H, D)
+        shift_rows(win, K + 1)
         for t in range(K):
-            win[t, :] = win[t + 1]
             winw[t] = winw[t + 1]
         n_win = K
-    win[n_win, :] = ws.xn
+    copy_row(win[n_win], ws.xn)
     winw[n_win] = hy.anomaly_weight if flagged else 1.0
     counters[C_WIN] = n_win + 1
 
-    # 2. Every k1 events: re-run the window with current weights, backpropagate, update.
     counters[C_SINCE] += 1
     L = n_win  # inputs win[:L] predict targets win[1:L+1]
-    if counters[C_SINCE] >= hy.k1 and L >= 1:
-        counters[C_SINCE] = 0
-        n_loss = min(hy.k1, L)
-        if weighted_loss_present(winw, L, n_loss):
-            ws.hs[0, :] = streams.h0[s]
-            ws.cs[0, :] = streams.c0[s]
-            for t in range(L):
-                for d in range(D):
-                    keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
-                    ws.xin[t, d] = win[t, d] / (1.0 - hy.input_dropout) if keep else math.nan
-            window_forward(ws, theta, L, cell, H, D)
-            ws.grad[:] = 0.0
-            window_backward(ws, theta, win[1:], winw[1:], L, n_loss, hy)
-            regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
-            params.step[q] += 1
-            if hy.optimizer == 0:
-                adam_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy.lr, hy.beta1, hy.beta2)
-            else:
-                sgd_update(theta, params.m[q], ws.grad, hy.lr, hy.momentum)
+    if counters[C_SINCE] < hy.k1 or L < 1:
+        return False
+    counters[C_SINCE] = 0
+    n_loss = min(hy.k1, L)
+    if not weighted_loss_present(winw, L, n_loss):
+        return False
+    if hy.cached_window:
+        # The recorded steps consumed exactly win[:L] (see learn_end).
+        cache = Workspace(streams.hs[s], streams.cs[s], streams.acts[s], streams.aux[s], win,
+                          ws.dh, ws.dc, ws.dpre, ws.grad, ws.xn, ws.y, ws.dy)
+    else:
+        copy_row(ws.hs[0], streams.h0[s])
+        copy_row(ws.cs[0], streams.c0[s])
+        for t in range(L):
+            for d in range(D):
+                keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
+                ws.xin[t, d] = win[t, d] / (1.0 - hy.input_dropout) if keep else math.nan
+        window_forward(ws, theta, L, cell, H, D)
+        cache = ws
+    fill(ws.grad, 0.0)
+    window_backward(cache, theta, win[1:], winw[1:], L, n_loss, hy)
+    regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
+    return True
 
-    # 3. Statistics, updated only now: this event was normalised and scored without them.
+
+@kernel
+def learn_end(s, x, error, streams, theta, ws, hy):
+    """Update stream s's input scaler and error statistics with event `x` (D,) and its
+    `error`, then advance the carried state one step with `theta` (the weights after this
+    event's update) and forecast the next event."""
+    H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
+    counters, stats = streams.counters[s], streams.stats[s]
+    W, b, Wy, by = views(theta, cell, D, H)
+
+    # Statistics, updated only now: this event was normalised and scored without them.
     update_scaler(stats, x, hy.scaler_alpha, D)
     if not math.isnan(error):
         w = hy.short_window
@@ -497,14 +547,43 @@ def learn_event(s, q, x, error, flagged, streams, params, ws, hy):
             alpha = max(1.0 / counters[C_NERR], hy.long_alpha)
             stats[3 * D], stats[3 * D + 1] = ewma_update(stats[3 * D], stats[3 * D + 1], error, alpha)
 
-    # 4. Carry the state one step with the new weights and forecast the next event.
-    ws.hs[0, :] = streams.h[s]
-    ws.cs[0, :] = streams.c[s]
-    cell_forward(streams.h[s], streams.c[s], ws.acts[0], ws.aux[0], ws.xn,
-                 ws.hs[0], ws.cs[0], W, b, cell, H, D)
+    if hy.cached_window:
+        # Record the step in the window's forward cache: step t consumes win[t], so the
+        # cache holds as many steps as the window holds inputs before this event.
+        hs, cs, acts, aux = streams.hs[s], streams.cs[s], streams.acts[s], streams.aux[s]
+        t = counters[C_WIN] - 1
+        if t == K:
+            shift_rows(hs, K + 1)
+            shift_rows(cs, K + 1)
+            shift_rows(acts, K)
+            shift_rows(aux, K)
+            t = K - 1
+        elif t == 0:
+            copy_row(hs[0], streams.h[s])
+            copy_row(cs[0], streams.c[s])
+        cell_forward(hs[t + 1], cs[t + 1], acts[t], aux[t], ws.xn, hs[t], cs[t], W, b, cell, H, D)
+        copy_row(streams.h[s], hs[t + 1])
+        copy_row(streams.c[s], cs[t + 1])
+    else:
+        copy_row(ws.hs[0], streams.h[s])
+        copy_row(ws.cs[0], streams.c[s])
+        cell_forward(streams.h[s], streams.c[s], ws.acts[0], ws.aux[0], ws.xn,
+                     ws.hs[0], ws.cs[0], W, b, cell, H, D)
     head_forward(ws.y, streams.h[s], Wy, by, H, D)
-    streams.pred[s, :] = ws.y
+    copy_row(streams.pred[s], ws.y)
     counters[C_SEEN] += 1
+
+
+@kernel
+def learn_event(s, q, x, error, flagged, streams, params, ws, hy):
+    """Learn event `x` (D,) of stream slot `s`, whose normalised form is in ws.xn (from
+    `score_event`), with parameter set `q`: window push and (every k1 events) a BPTT
+    update, then statistics and the carried-state step."""
+    theta = params.theta[q]
+    if learn_begin(s, flagged, streams, theta, ws, hy):
+        params.step[q] += 1
+        optimiser_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy)
+    learn_end(s, x, error, streams, theta, ws, hy)
 
 
 @kernel

@@ -6,25 +6,20 @@ the events of one stream stay in order across waves. Each wave is launched with 
 thread per event (in chunks of at most `max_wave` threads).
 
 Per thread, exactly what `kernels_cpu.process_batch` does for one event:
-  1. score the event               -> kernels_cpu.score_event, called as is
-  2. learn it                      -> `learn_begin` (window push, forward over the window
-                                      from its start, backward, regularise+clip), then
-                                      the optimiser update, then `learn_end`
-                                      (statistics, carried-state step, next forecast)
+  1. score the event               -> kernels_cpu.score_event
+  2. learn it                      -> kernels_cpu.learn_begin (window push, backward over
+                                      the window, regularise+clip), the optimiser update,
+                                      kernels_cpu.learn_end (statistics, carried-state
+                                      step, next forecast)
   3. alert cooldown bookkeeping.
 
-Gate math is written once: the cell/head forward and backward passes, the BPTT window
-passes, the optimisers, the scaler and the likelihood score are the `@njit` functions of
-kernels_cpu / scoring / gates, which numba-cuda compiles again as device functions when a
-kernel calls them. Only `learn_event` (and `process_batch`) have CUDA-side variants here,
-for two reasons:
-  * they copy rows with slice assignment (`ws.hs[0, :] = streams.h0[s]`, `win[t, :] =
-    win[t + 1]`); Numba lowers an array-to-array slice assignment with an overlap check
-    that may allocate a temporary copy, which needs the NRT allocator, which CUDA kernels
-    do not have ("NRT required but not enabled"). The variants copy rows with a loop.
-  * shared weight mode needs learn_event split at the optimiser update (see below).
-The helpers below are `@njit` too (not CUDA-only), so they also run on the CPU and under
-the CUDA simulator, where a simulated kernel calls the compiled CPU versions.
+All the math is written once: these are the `@njit` functions of kernels_cpu / scoring /
+gates, which numba-cuda compiles again as device functions when a kernel calls them (they
+copy rows with loops, not slice assignment, for that reason). Only the per-event driver
+(`event_step`, the body of process_batch's loop) is CUDA-side, because shared weight mode
+needs it split at the optimiser update (see below). The helpers below are `@njit` too, so
+they also run on the CPU and under the CUDA simulator, where a simulated kernel calls the
+compiled CPU versions.
 
 Per-thread workspace: a `Workspace` of global scratch arrays with one leading row per
 thread (`thread_workspace(scratch, t)` takes row t of each); no cuda.local arrays, so
@@ -62,29 +57,17 @@ import numpy as np
 
 from . import gates
 from .kernels_cpu import (
-    C_NERR,
     C_QUIET,
-    C_RING,
     C_RNG,
-    C_SEEN,
-    C_SINCE,
-    C_WIN,
     Workspace,
-    adam_update,
-    cell_forward,
-    head_forward,
-    regularise_and_clip,
+    copy_row,
+    fill,
+    learn_begin,
+    learn_end,
+    optimiser_update,
     score_event,
-    sgd_update,
-    update_scaler,
-    weighted_loss_present,
-    window_backward,
-    window_forward,
-    xorshift_uniform,
 )
 from .kernels_cpu import kernel as device_fn  # the CPU njit options; numba-cuda recompiles them
-from .params import views
-from .scoring import ewma_update
 
 cuda = None  # numba.cuda, bound by get_kernels() (kept lazy: importing must not need CUDA)
 
@@ -116,101 +99,6 @@ def thread_workspace(scratch, t):
     return Workspace(scratch.hs[t], scratch.cs[t], scratch.acts[t], scratch.aux[t], scratch.xin[t],
                      scratch.dh[t], scratch.dc[t], scratch.dpre[t], scratch.grad[t], scratch.xn[t],
                      scratch.y[t], scratch.dy[t])
-
-
-@device_fn
-def copy_row(dst, src):
-    """dst[:] = src for 1-D arrays, as a loop (slice assignment would need NRT on CUDA)."""
-    for i in range(dst.shape[0]):
-        dst[i] = src[i]
-
-
-@device_fn
-def fill(dst, value):
-    for i in range(dst.shape[0]):
-        dst[i] = value
-
-
-@device_fn
-def optimiser_update(theta, m, v, grad, step, hy):
-    if hy.optimizer == 0:
-        adam_update(theta, m, v, grad, step, hy.lr, hy.beta1, hy.beta2)
-    else:
-        sgd_update(theta, m, grad, hy.lr, hy.momentum)
-
-
-@device_fn
-def learn_begin(s, flagged, streams, theta, ws, hy):
-    """Steps 1-2 of kernels_cpu.learn_event up to (not including) the optimiser update.
-
-    Pushes ws.xn into stream s's window (advancing the window start with `theta`), and
-    every k1 events runs forward+backward over the window and regularises/clips the
-    gradient into ws.grad. Returns whether a gradient was computed.
-    """
-    H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
-    counters = streams.counters[s]
-    W, b, Wy, by = views(theta, cell, D, H)
-    win, winw = streams.win[s], streams.winw[s]
-
-    n_win = counters[C_WIN]
-    if n_win == K + 1:
-        copy_row(ws.hs[0], streams.h0[s])
-        copy_row(ws.cs[0], streams.c0[s])
-        cell_forward(streams.h0[s], streams.c0[s], ws.acts[0], ws.aux[0], win[0],
-                     ws.hs[0], ws.cs[0], W, b, cell, H, D)
-        for t in range(K):
-            copy_row(win[t], win[t + 1])
-            winw[t] = winw[t + 1]
-        n_win = K
-    copy_row(win[n_win], ws.xn)
-    winw[n_win] = hy.anomaly_weight if flagged else 1.0
-    counters[C_WIN] = n_win + 1
-
-    counters[C_SINCE] += 1
-    L = n_win
-    if counters[C_SINCE] >= hy.k1 and L >= 1:
-        counters[C_SINCE] = 0
-        n_loss = min(hy.k1, L)
-        if weighted_loss_present(winw, L, n_loss):
-            copy_row(ws.hs[0], streams.h0[s])
-            copy_row(ws.cs[0], streams.c0[s])
-            for t in range(L):
-                for d in range(D):
-                    keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
-                    ws.xin[t, d] = win[t, d] / (1.0 - hy.input_dropout) if keep else math.nan
-            window_forward(ws, theta, L, cell, H, D)
-            fill(ws.grad, 0.0)
-            window_backward(ws, theta, win[1:], winw[1:], L, n_loss, hy)
-            regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
-            return True
-    return False
-
-
-@device_fn
-def learn_end(s, x, error, streams, theta, ws, hy):
-    """Steps 3-4 of kernels_cpu.learn_event: statistics, then the carried-state step and
-    the forecast of the next event with `theta` (the weights after this event's update)."""
-    H, D, cell = hy.H, hy.D, hy.cell
-    counters, stats = streams.counters[s], streams.stats[s]
-    W, b, Wy, by = views(theta, cell, D, H)
-
-    update_scaler(stats, x, hy.scaler_alpha, D)
-    if not math.isnan(error):
-        w = hy.short_window
-        stats[3 * D + 2 + counters[C_RING] % w] = error
-        counters[C_RING] += 1
-        if counters[C_SEEN] >= hy.warmup // 2:
-            counters[C_NERR] += 1
-            alpha = max(1.0 / counters[C_NERR], hy.long_alpha)
-            stats[3 * D], stats[3 * D + 1] = ewma_update(stats[3 * D], stats[3 * D + 1], error, alpha)
-
-    copy_row(ws.hs[0], streams.h[s])
-    copy_row(ws.cs[0], streams.c[s])
-    cell_forward(streams.h[s], streams.c[s], ws.acts[0], ws.aux[0], ws.xn,
-                 ws.hs[0], ws.cs[0], W, b, cell, H, D)
-    head_forward(ws.y, streams.h[s], Wy, by, H, D)
-    copy_row(streams.pred[s], ws.y)
-    counters[C_SEEN] += 1
 
 
 @device_fn
@@ -284,8 +172,9 @@ def reset_slot(i, args, streams, params, reset_params):
     fill(streams.c[s], 0.0)
     fill(streams.h0[s], 0.0)
     fill(streams.c0[s], 0.0)
-    for t in range(streams.win.shape[1]):
-        fill(streams.win[s, t], 0.0)
+    for table in (streams.hs, streams.cs, streams.acts, streams.aux, streams.win):
+        for t in range(table.shape[1]):
+            fill(table[s, t], 0.0)
     fill(streams.winw[s], 0.0)
     fill(streams.pred[s], 0.0)
     fill(streams.stats[s], 0.0)
@@ -408,7 +297,7 @@ def example_arguments(hy, dtype, n_events: int = 4, n_slots: int = 8) -> dict[st
     from .state import alloc_params, alloc_streams
 
     theta0 = init_params(hy.cell, hy.D, hy.H, 0, dtype)
-    streams = alloc_streams(n_slots, hy.cell, hy.D, hy.H, hy.K, hy.short_window, dtype)
+    streams = alloc_streams(n_slots, hy, dtype)
     params = alloc_params(1 if hy.shared else n_slots, theta0, hy.optimizer == 0)
     ws = make_workspace(hy.cell, hy.D, hy.H, hy.K, theta0.size, dtype)
     scratch = Workspace(*(np.zeros((n_events,) + a.shape, a.dtype) for a in ws))

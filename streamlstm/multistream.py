@@ -142,9 +142,7 @@ class MultiStreamDetector:
     # ------------------------------------------------------------------ slots
 
     def _alloc_streams(self, S: int) -> StreamArrays:
-        s = self.settings
-        return alloc_streams(S, self.hyper.cell, self.n_features, s["hidden_size"], s["k2"],
-                             s["short_window"], self.dtype)
+        return alloc_streams(S, self.hyper, self.dtype)
 
     def _grow(self, needed: int) -> None:
         """Double the slot capacity (up to max_streams) until `needed` slots fit."""

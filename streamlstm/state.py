@@ -13,7 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .kernels_cpu import C_RNG, N_COUNTERS
-from .params import LSTM
+from .hyperparams import KernelHyper
+from .params import LSTM, gate_width
 
 
 class StreamArrays(NamedTuple):
@@ -21,8 +22,13 @@ class StreamArrays(NamedTuple):
 
     h: np.ndarray  # (S, H)  carried hidden state
     c: np.ndarray  # (S, Hc) carried cell state
-    h0: np.ndarray  # (S, H)  state at the start of the BPTT window
+    h0: np.ndarray  # (S, H)  state at the start of the BPTT window (re-run windows only)
     c0: np.ndarray  # (S, Hc)
+    # Forward cache of the last K carried steps (cached windows only; 0 rows otherwise):
+    hs: np.ndarray  # (S, K+1, H)  hidden states, hs[t] before and hs[t+1] after step t
+    cs: np.ndarray  # (S, K+1, Hc) cell states
+    acts: np.ndarray  # (S, K, G)  activated gates
+    aux: np.ndarray  # (S, K, H)  tanh(c) (LSTM)
     win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
     winw: np.ndarray  # (S, K+1)  loss weight of each of them (anomaly policy)
     pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
@@ -41,12 +47,19 @@ def stats_width(D: int, short_window: int) -> int:
     return 3 * D + 2 + short_window
 
 
-def alloc_streams(S: int, cell: int, D: int, H: int, K: int, short_window: int, dtype) -> StreamArrays:
-    Hc = H if cell == LSTM else 0
+def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
+    """Zeroed tables of S slots for the model described by `hy` (hyperparams.KernelHyper)."""
+    H, D, K = hy.H, hy.D, hy.K
+    Hc = H if hy.cell == LSTM else 0
+    G = gate_width(hy.cell, H)
+    # A cached window replaces the window-start state with the recorded forward pass.
+    k = K if hy.cached_window else 0
+    h0 = 0 if hy.cached_window else H
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     return StreamArrays(
-        h=z(S, H), c=z(S, Hc), h0=z(S, H), c0=z(S, Hc), win=z(S, K + 1, D), winw=z(S, K + 1),
-        pred=z(S, D), stats=np.zeros((S, stats_width(D, short_window))),
+        h=z(S, H), c=z(S, Hc), h0=z(S, h0), c0=z(S, min(h0, Hc)),
+        hs=z(S, k + 1 if k else 0, H), cs=z(S, k + 1 if k else 0, Hc), acts=z(S, k, G), aux=z(S, k, H),
+        win=z(S, K + 1, D), winw=z(S, K + 1), pred=z(S, D), stats=np.zeros((S, stats_width(D, hy.short_window))),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
     )
 

@@ -48,6 +48,24 @@ def test_shared_mode_shares_weights_and_is_small():
     assert per_stream.bytes_per_stream() > 20 * shared.bytes_per_stream()
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("n", [5, 7, 40])  # window filling, just rolled, rolled many times
+def test_cached_window_gradient_equals_rerun_window(cell, n):
+    """per_stream mode backpropagates through the recorded trajectory, shared mode re-runs
+    the window from its start state: with weights that do not move (a learning rate far
+    below float64 resolution) both see the same trajectory, so the gradients agree."""
+    ids, X = interleaved(n_streams=1, n=n)
+    grads = []
+    for mode in ("per_stream", "shared"):
+        m = MultiStreamDetector(2, weight_mode=mode, cell=cell, hidden_size=6, k2=5, k1=2, dtype="float64",
+                                learning_rate=1e-300, momentum=0.0, on_anomaly="learn")
+        assert m.hyper.cached_window == (mode == "per_stream")
+        m.process(ids, X)
+        grads.append(m.work.grad.copy())
+    assert np.abs(grads[0]).max() > 1e-3  # not vacuous
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-15)
+
+
 def test_first_event_has_no_prediction_and_missing_values_are_tolerated():
     m = MultiStreamDetector(2, warmup=0)
     r = m.process(["a", "a", "a"], np.array([[1.0, np.nan], [np.nan, np.nan], [2.0, 3.0]]))

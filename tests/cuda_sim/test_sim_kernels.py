@@ -32,7 +32,7 @@ def setup(cell="lstm", shared=False, n=50, seed=0, **kw):
                 "warmup": 6, "input_dropout": 0.1, "threshold": 0.3, "alert_cooldown": 2, **kw}
     hy = hyperparams.kernel_hyper(settings, D, shared)
     theta0 = init_params(hy.cell, D, H, 0, np.float64)
-    streams = alloc_streams(S, hy.cell, D, H, K, hy.short_window, np.float64)
+    streams = alloc_streams(S, hy, np.float64)
     params = alloc_params(1 if shared else S, theta0, settings["optimizer"] == "adam")
     for i in range(S):
         streams.counters[i, C_RNG] = stream_rng_seed(0, f"s{i}")
@@ -186,7 +186,7 @@ def test_reset_and_grow_slots():
     g_streams, g_params = eng.to_host()
     for a, b in zip(g_streams, before):  # untouched rows kept
         np.testing.assert_array_equal(a[[0, 2, 3, 4]], b[[0, 2, 3, 4]])
-        assert b[1].any()
+        assert b[1].any() or b[1].size == 0  # (empty: tables this mode does not use)
     g_streams.counters[[1, 7], C_RNG] -= [11, 12]
     for a in g_streams:
         assert not a[[1, 7]].any()
