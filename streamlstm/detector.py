@@ -26,8 +26,11 @@ def _as_float(value) -> float:
 class LSTMDetector(base.AnomalyDetector):
     """Online LSTM (or GRU) forecaster whose surprising errors are anomalies.
 
-    Each event is forecast from the recurrent state before it is seen; the prediction error,
-    normalised by the stream's own error history, becomes a calibrated score in [0, 1).
+    Each event is forecast from the recurrent state before it is seen; the prediction
+    error, how far the value is from its usual level and from its previous value, and a
+    value outside the range seen so far become a calibrated score in [0, 1) (see
+    streamlstm.scoring). One stream has no timestamps here, so the time-of-day channel of
+    the multi-stream detector is off.
     The feature set is fixed by the first `learn_one`: later missing features are treated
     as missing values (NaN), unknown ones are ignored.
 
@@ -58,13 +61,19 @@ class LSTMDetector(base.AnomalyDetector):
     warmup
         Events during which the score is 0 and nothing is flagged.
     short_window, long_halflife
-        Anomaly likelihood: mean of the last `short_window` errors against the error
-        distribution with half-life `long_halflife` events.
+        Anomaly likelihood: the mean of each channel's last `short_window` inputs against
+        their distribution with half-life `long_halflife` events.
+    seasonal_bins
+        Bins of the time-of-day profile (used only where events carry timestamps, i.e.
+        by MultiStreamDetector; 0 = off).
+    range_novelty
+        Surprise (-log10 probability) of a value outside the range seen so far; 0 = off.
     threshold
         An event is flagged when its score is at least this.
-    alert_cooldown
-        After a flag, the next `alert_cooldown` events score 0 and are not flagged, so one
-        incident raises one alert.
+    alert_cooldown, alert_penalty, penalty_halflife
+        After a flag, the next `alert_cooldown` events score 0 and are not flagged, and
+        the bar for the next alert rises by `alert_penalty` (-log10 units), decaying with
+        half-life `penalty_halflife` events: one incident raises one alert.
     on_anomaly, anomaly_weight
         What learning does with a flagged event: "learn" it fully, "downweight" its loss by
         `anomaly_weight`, or "skip" it (the recurrent state still advances).
@@ -119,10 +128,14 @@ class LSTMDetector(base.AnomalyDetector):
         scaler_halflife: float = 1000.0,
         input_clip: float = 10.0,
         warmup: int = 300,
-        short_window: int = 3,
-        long_halflife: float = 500.0,
+        short_window: int = 10,
+        long_halflife: float = 2000.0,
+        seasonal_bins: int = 24,
+        range_novelty: float = 30.0,
         threshold: float = 0.5,
-        alert_cooldown: int = 0,
+        alert_cooldown: int = 30,
+        alert_penalty: float = 5.0,
+        penalty_halflife: float = 100.0,
         on_anomaly: str = "downweight",
         anomaly_weight: float = 0.1,
         dtype: str = "float32",
@@ -148,8 +161,12 @@ class LSTMDetector(base.AnomalyDetector):
         self.warmup = warmup
         self.short_window = short_window
         self.long_halflife = long_halflife
+        self.seasonal_bins = seasonal_bins
+        self.range_novelty = range_novelty
         self.threshold = threshold
         self.alert_cooldown = alert_cooldown
+        self.alert_penalty = alert_penalty
+        self.penalty_halflife = penalty_halflife
         self.on_anomaly = on_anomaly
         self.anomaly_weight = anomaly_weight
         self.dtype = dtype

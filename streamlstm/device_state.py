@@ -118,9 +118,10 @@ class CudaEngine:
 
     # ------------------------------------------------------------ processing
 
-    def process(self, slots, X, learn: bool = True):
+    def process(self, slots, X, learn: bool = True, timestamps=None):
         """Score then (if `learn`) learn each event; same results as kernels_cpu.process_batch
-        in per_stream mode. slots (N,) int; X (N, D) float64 with NaN for missing values.
+        in per_stream mode. slots (N,) int; X (N, D) float64 with NaN for missing values;
+        timestamps (N,) epoch seconds, NaN (or None for all) = unknown.
 
         Returns (scores, flags, preds, errors) as host arrays in event order.
         """
@@ -129,6 +130,9 @@ class CudaEngine:
         N, D = len(slots), self.hy.D
         if X.shape != (N, D):
             raise ValueError(f"X must have shape ({N}, {D}), got {X.shape}")
+        T = np.full(N, np.nan) if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.float64)
+        if T.shape != (N,):
+            raise ValueError(f"timestamps must have shape ({N},), got {T.shape}")
         if N == 0:
             return np.zeros(0), np.zeros(0, dtype=bool), np.zeros((0, D)), np.zeros(0)
         if N and (slots.min() < 0 or slots.max() >= self.capacity):
@@ -141,8 +145,10 @@ class CudaEngine:
         host, io = self._host, self._io
         host.slots[:N] = slots[order]
         host.X[:N] = X[order]
+        host.T[:N] = T[order]
         io.slots[:N].copy_to_device(host.slots[:N])
         io.X[:N].copy_to_device(host.X[:N])
+        io.T[:N].copy_to_device(host.T[:N])
         self._ensure_scratch(min(N, self.max_wave))
 
         hy = self.hy
@@ -218,7 +224,7 @@ class CudaEngine:
         rows = max(rows, 2 * self._io_rows)
         cuda, D = self.cuda, self.hy.D
         specs = WaveIO(((rows,), np.float64), ((rows,), np.bool_), ((rows, D), np.float64), ((rows,), np.float64),
-                       ((rows,), np.int64), ((rows, D), np.float64), ((rows,), np.bool_))
+                       ((rows,), np.int64), ((rows, D), np.float64), ((rows,), np.float64), ((rows,), np.bool_))
         self._io = WaveIO(*(cuda.device_array(shape, dtype=dt) for shape, dt in specs))
         self._host = WaveIO(*(cuda.pinned_array(shape, dtype=dt) for shape, dt in specs))
         self._io_rows = rows

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .scoring import SEASONAL_HALFLIFE
+
 # name -> (default, validator description, check)
 CHOICES = {
     "cell": ("lstm", "gru"),
@@ -40,10 +42,14 @@ DEFAULTS: dict[str, Any] = {
     "scaler_halflife": 1000.0,
     "input_clip": 10.0,
     "warmup": 300,
-    "short_window": 3,
-    "long_halflife": 500.0,
+    "short_window": 10,
+    "long_halflife": 2000.0,
+    "seasonal_bins": 24,
+    "range_novelty": 30.0,
     "threshold": 0.5,
-    "alert_cooldown": 0,
+    "alert_cooldown": 30,
+    "alert_penalty": 5.0,
+    "penalty_halflife": 100.0,
     "on_anomaly": "downweight",
     "anomaly_weight": 0.1,
     "dtype": "float32",
@@ -71,8 +77,12 @@ RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "warmup": (0, True, 10**12, True),
     "short_window": (1, True, 10_000, True),
     "long_halflife": (1.0, True, math.inf, False),
+    "seasonal_bins": (0, True, 1440, True),
+    "range_novelty": (0.0, True, math.inf, False),
     "threshold": (0.0, False, 1.0, False),
     "alert_cooldown": (0, True, 10**9, True),
+    "alert_penalty": (0.0, True, math.inf, False),
+    "penalty_halflife": (1.0, True, math.inf, False),
     "anomaly_weight": (0.0, True, 1.0, True),
     "seed": (0, True, 2**63 - 1, True),
     "max_streams": (1, True, 10**9, True),
@@ -137,8 +147,13 @@ class KernelHyper(NamedTuple):
     warmup: int
     short_window: int
     long_alpha: float
+    seasonal_bins: int
+    seasonal_alpha: float
+    range_novelty: float
     threshold: float
     alert_cooldown: int
+    alert_penalty: float
+    penalty_decay: float  # factor applied to the alert penalty every event
     anomaly_weight: float
     shared: bool
     # Backpropagate through the window's recorded forward pass instead of re-running it
@@ -176,8 +191,13 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         warmup=int(settings["warmup"]),
         short_window=int(settings["short_window"]),
         long_alpha=halflife_to_alpha(settings["long_halflife"]),
+        seasonal_bins=int(settings["seasonal_bins"]),
+        seasonal_alpha=halflife_to_alpha(SEASONAL_HALFLIFE),
+        range_novelty=float(settings["range_novelty"]),
         threshold=float(settings["threshold"]),
         alert_cooldown=int(settings["alert_cooldown"]),
+        alert_penalty=float(settings["alert_penalty"]),
+        penalty_decay=0.5 ** (1.0 / settings["penalty_halflife"]),
         anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
         shared=shared,
         cached_window=not shared and settings["input_dropout"] == 0.0,

@@ -38,17 +38,23 @@ from numba import njit
 
 from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .params import LSTM, views
-from .scoring import ewma_update, likelihood_score
+from .scoring import (N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS, SEASONAL_WARM, day_bin, ewma_update, rms,
+                      surprise, to_score, window_mean)
 
 # error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
 kernel = njit(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 
-# Columns of the per-stream float64 statistics row (see state.stats_width).
-#   [0, D)  input scaler mean      [D, 2D)  input scaler variance   [2D, 3D) observations
-#   3D      error mean             3D+1     error variance          3D+2...  ring of errors
+# Columns of the per-stream float64 statistics row (see state.stats_width); the scaler is
+# also the value statistics of the likelihood channels (see scoring.py).
+#   [0, D)   input scaler mean     [D, 2D)  input scaler variance   [2D, 3D) observations
+#   [3D, 4D) last observed value   [4D, 5D) smallest value seen     [5D, 6D) largest
+#   6D + 3c + (0, 1, 2)            channel c's long-term mean, variance, number of updates
+#   6D + 3*N_CHANNELS              alert penalty P (-log10 units)
+# The channels' short windows are streams.ring[s] (N_CHANNELS, w) and the seasonal profile
+# streams.bins[s] (D, seasonal_bins, 3: mean, variance, visits), both float32.
 # Columns of the per-stream int64 counter row.
-C_SEEN, C_WIN, C_SINCE, C_RING, C_NERR, C_RNG, C_QUIET = range(7)
-N_COUNTERS = 7
+C_SEEN, C_WIN, C_SINCE, C_RNG, C_QUIET = range(5)
+N_COUNTERS = 5
 
 
 class Workspace(NamedTuple):
@@ -379,13 +385,83 @@ def normalise(xn, x, stats, clip, D):
 
 
 @kernel
-def update_scaler(stats, x, alpha, D):
-    """EWMA mean/variance per observed feature; exact running moments until 1/n < alpha."""
+def value_inputs(x, t, stats, bins, hy):
+    """Inputs of the value channels for event x (D,) at time t, under the statistics from
+    before it: (value, step, seasonal) RMS over observed features (NaN when none; see
+    scoring.py) and whether some feature left the range of all its earlier values."""
+    D = hy.D
+    b = day_bin(t, hy.seasonal_bins)
+    sum_z = 0.0
+    sum_step = 0.0
+    sum_seas = 0.0
+    n = 0
+    n_seas = 0
+    outside = False
     for d in range(D):
-        if not math.isnan(x[d]):
-            n = stats[2 * D + d] + 1.0
-            stats[2 * D + d] = n
-            stats[d], stats[D + d] = ewma_update(stats[d], stats[D + d], x[d], max(1.0 / n, alpha))
+        v = x[d]
+        if math.isnan(v) or stats[2 * D + d] < 1.0:
+            continue
+        sd = scaler_std(stats[D + d], stats[d])
+        z = (v - stats[d]) / sd
+        step = (v - stats[3 * D + d]) / sd
+        sum_z += z * z
+        sum_step += step * step
+        n += 1
+        lo, hi = stats[4 * D + d], stats[5 * D + d]
+        if hi > lo and (v > hi or v < lo):
+            outside = True
+        if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
+            r = (v - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
+            sum_seas += r * r
+            n_seas += 1
+    return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), outside
+
+
+@kernel
+def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
+    """Per observed feature: scaler (EWMA mean/variance, exact running moments until
+    1/n < alpha), last value, range, and the seasonal bin of time t."""
+    D = hy.D
+    b = day_bin(t, hy.seasonal_bins)
+    for d in range(D):
+        v = x[d]
+        if math.isnan(v):
+            continue
+        n = stats[2 * D + d] + 1.0
+        stats[2 * D + d] = n
+        stats[d], stats[D + d] = ewma_update(stats[d], stats[D + d], v, max(1.0 / n, alpha))
+        stats[3 * D + d] = v
+        if n == 1.0:
+            stats[4 * D + d] = v
+            stats[5 * D + d] = v
+        else:
+            stats[4 * D + d] = min(stats[4 * D + d], v)
+            stats[5 * D + d] = max(stats[5 * D + d], v)
+        if b >= 0:
+            visits = min(bins[d, b, 2] + 1.0, SEASONAL_MAX_VISITS)
+            bins[d, b, 2] = visits
+            bins[d, b, 0], bins[d, b, 1] = ewma_update(bins[d, b, 0], bins[d, b, 1], v,
+                                                       max(1.0 / visits, seasonal_alpha))
+
+
+@kernel
+def channel_surprise(stats, ring, c, x, p, filled, D):
+    """Surprise of channel c given its input x this event (see scoring.py)."""
+    o = 6 * D + 3 * c
+    return surprise(window_mean(ring[c], x, p, filled), stats[o], stats[o + 1], stats[o + 2])
+
+
+@kernel
+def channel_learn(stats, ring, c, x, p, filled, update, long_alpha, D):
+    """Fold channel c's window mean (with input x) into its long-term Gaussian when
+    `update`, then store x (NaN: none) in the ring slot p."""
+    m = window_mean(ring[c], x, p, filled)
+    if update and not math.isnan(m):
+        o = 6 * D + 3 * c
+        n = stats[o + 2] + 1.0
+        stats[o + 2] = n
+        stats[o], stats[o + 1] = ewma_update(stats[o], stats[o + 1], m, max(1.0 / n, long_alpha))
+    ring[c, p] = x
 
 
 @kernel
@@ -400,11 +476,14 @@ def xorshift_uniform(counters):
 
 
 @kernel
-def score_event(pred_out, x, s, streams, ws, hy):
-    """Score one event of stream slot `s` without changing any state.
+def score_event(pred_out, x, t, s, streams, ws, hy):
+    """Surprise of one event of stream slot `s` at time `t` (NaN: unknown), without
+    changing any state.
 
     pred_out (D,) out: the forecast of this event in original units (NaN before any).
-    Returns (score, error); fills ws.xn with the normalised, clipped event.
+    Returns (L, error): the event's surprise in -log10 units before alert suppression
+    (0 during warm-up; see scoring.py and `alert_step`) and its RMS prediction error
+    (NaN if none). Fills ws.xn with the normalised, clipped event.
     """
     D = hy.D
     stats, counters = streams.stats[s], streams.counters[s]
@@ -421,24 +500,45 @@ def score_event(pred_out, x, s, streams, ws, hy):
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
             n_obs += 1
-    if n_obs == 0:
-        return 0.0, math.nan
-    error = math.sqrt(ss / n_obs)
-    if n_seen < hy.warmup or counters[C_NERR] < 2:
+    error = rms(ss, n_obs)
+    if n_seen < hy.warmup:
         return 0.0, error
-    # Short-term mean: this error and the previous (w-1) in the ring.
+    z, step, seas, outside = value_inputs(x, t, stats, streams.bins[s], hy)
+    ring = streams.ring[s]
     w = hy.short_window
-    filled = min(counters[C_RING], w)
-    oldest = counters[C_RING] % w
-    total = error
-    n_short = 1
-    ring = stats[3 * D + 2:]
-    for k in range(filled):
-        if filled == w and k == oldest:
-            continue
-        total += ring[k]
-        n_short += 1
-    return likelihood_score(total / n_short, n_short, stats[3 * D], stats[3 * D + 1]), error
+    p = n_seen % w
+    filled = min(n_seen, w)
+    L = (channel_surprise(stats, ring, 0, error, p, filled, D)
+         + channel_surprise(stats, ring, 1, z, p, filled, D)
+         + channel_surprise(stats, ring, 2, step, p, filled, D)) / 3.0
+    L = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D))
+    if outside:
+        L = max(L, hy.range_novelty)
+    return L, error
+
+
+@kernel
+def alert_step(L, s, streams, learn, hy):
+    """Score and flag of an event of surprise L, after alert suppression: during a
+    cooldown the score is 0; otherwise score = to_score(max(L - P, 0)) with the stream's
+    penalty P. With `learn`, an alert starts a cooldown and raises P by alert_penalty;
+    P decays every event. Returns (score, flag)."""
+    stats, counters = streams.stats[s], streams.counters[s]
+    o = 6 * hy.D + 3 * N_CHANNELS
+    penalty = stats[o]
+    score = to_score(max(L - penalty, 0.0))
+    quiet = counters[C_QUIET]
+    if quiet > 0:
+        score = 0.0
+    flag = score >= hy.threshold
+    if learn:
+        if quiet > 0:
+            counters[C_QUIET] = quiet - 1
+        elif flag:
+            counters[C_QUIET] = hy.alert_cooldown
+            penalty += hy.alert_penalty
+        stats[o] = penalty * hy.penalty_decay
+    return score, flag
 
 
 @kernel
@@ -526,26 +626,29 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
 
 
 @kernel
-def learn_end(s, x, error, streams, theta, ws, hy):
-    """Update stream s's input scaler and error statistics with event `x` (D,) and its
-    `error`, then advance the carried state one step with `theta` (the weights after this
+def learn_end(s, x, t, error, streams, theta, ws, hy):
+    """Update stream s's statistics (scaler, value range, seasonal profile, likelihood
+    channels) with event `x` (D,) at time `t` and its `error`, then advance the carried state one step with `theta` (the weights after this
     event's update) and forecast the next event."""
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
     counters, stats = streams.counters[s], streams.stats[s]
     W, b, Wy, by = views(theta, cell, D, H)
 
     # Statistics, updated only now: this event was normalised and scored without them.
-    update_scaler(stats, x, hy.scaler_alpha, D)
-    if not math.isnan(error):
-        w = hy.short_window
-        stats[3 * D + 2 + counters[C_RING] % w] = error
-        counters[C_RING] += 1
-        # The first half of the warm-up only trains the model: its large early errors
-        # would otherwise inflate the long-term error statistics for a long time.
-        if counters[C_SEEN] >= hy.warmup // 2:
-            counters[C_NERR] += 1
-            alpha = max(1.0 / counters[C_NERR], hy.long_alpha)
-            stats[3 * D], stats[3 * D + 1] = ewma_update(stats[3 * D], stats[3 * D + 1], error, alpha)
+    # The channels' long-term statistics start after half the warm-up: the model's large
+    # early errors would otherwise inflate them for a long time.
+    bins, ring = streams.bins[s], streams.ring[s]
+    n_seen = counters[C_SEEN]
+    z, step, seas, _ = value_inputs(x, t, stats, bins, hy)
+    w = hy.short_window
+    p = n_seen % w
+    filled = min(n_seen, w)
+    update = n_seen >= hy.warmup // 2
+    channel_learn(stats, ring, 0, error, p, filled, update, hy.long_alpha, D)
+    channel_learn(stats, ring, 1, z, p, filled, update, hy.long_alpha, D)
+    channel_learn(stats, ring, 2, step, p, filled, update, hy.long_alpha, D)
+    channel_learn(stats, ring, 3, seas, p, filled, update, hy.long_alpha, D)
+    update_value_stats(stats, bins, x, t, hy.scaler_alpha, hy.seasonal_alpha, hy)
 
     if hy.cached_window:
         # Record the step in the window's forward cache: step t consumes win[t], so the
@@ -575,15 +678,15 @@ def learn_end(s, x, error, streams, theta, ws, hy):
 
 
 @kernel
-def learn_event(s, q, x, error, flagged, streams, params, ws, hy):
-    """Learn event `x` (D,) of stream slot `s`, whose normalised form is in ws.xn (from
+def learn_event(s, q, x, t, error, flagged, streams, params, ws, hy):
+    """Learn event `x` (D,) at time `t` of stream slot `s`, whose normalised form is in ws.xn (from
     `score_event`), with parameter set `q`: window push and (every k1 events) a BPTT
     update, then statistics and the carried-state step."""
     theta = params.theta[q]
     if learn_begin(s, flagged, streams, theta, ws, hy):
         params.step[q] += 1
         optimiser_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy)
-    learn_end(s, x, error, streams, theta, ws, hy)
+    learn_end(s, x, t, error, streams, theta, ws, hy)
 
 
 @kernel
@@ -596,32 +699,26 @@ def weighted_loss_present(winw, L, n_loss):
 
 
 @kernel
-def process_batch(scores, flags, preds, errors, slots, X, learn, streams, params, ws, hy):
+def process_batch(scores, flags, preds, errors, slots, X, T, learn, streams, params, ws, hy):
     """Score, then (if `learn`) learn, each event in order.
 
     scores, errors (N,) out;  flags (N,) bool out;  preds (N, D) out (original units)
     slots (N,) stream slot of each event;  X (N, D) events (NaN = missing)
+    T (N,) float64 timestamps in epoch seconds (NaN = unknown: no seasonal channel)
     streams: state.StreamArrays of S slots;  params: state.ParamArrays of Q sets
 
-    After a flag, the stream's next `alert_cooldown` events report score 0 and no flag: one
-    incident raises one alert. Learning still sees the unsuppressed verdict, so the
-    anomaly policy keeps protecting the model during the cooldown.
+    Alerts are suppressed by `alert_step` (cooldown and penalty). Learning sees the
+    unsuppressed verdict (surprise at or above the threshold), so the anomaly policy
+    keeps protecting the model during a cooldown.
     """
     for n in range(slots.shape[0]):
         s = slots[n]
         x = X[n]
-        counters = streams.counters[s]
-        score, error = score_event(preds[n], x, s, streams, ws, hy)
-        surprising = score >= hy.threshold
-        if counters[C_QUIET] > 0:
-            score = 0.0
-        flag = score >= hy.threshold
+        L, error = score_event(preds[n], x, T[n], s, streams, ws, hy)
+        score, flag = alert_step(L, s, streams, learn, hy)
         scores[n] = score
         errors[n] = error
         flags[n] = flag
         if learn:
-            learn_event(s, 0 if hy.shared else s, x, error, surprising, streams, params, ws, hy)
-            if flag:
-                counters[C_QUIET] = hy.alert_cooldown
-            elif counters[C_QUIET] > 0:
-                counters[C_QUIET] -= 1
+            surprising = to_score(L) >= hy.threshold
+            learn_event(s, 0 if hy.shared else s, x, T[n], error, surprising, streams, params, ws, hy)

@@ -11,7 +11,7 @@ Per thread, exactly what `kernels_cpu.process_batch` does for one event:
                                       the window, regularise+clip), the optimiser update,
                                       kernels_cpu.learn_end (statistics, carried-state
                                       step, next forecast)
-  3. alert cooldown bookkeeping.
+  3. alert suppression bookkeeping -> kernels_cpu.alert_step (before learning, as there).
 
 All the math is written once: these are the `@njit` functions of kernels_cpu / scoring /
 gates, which numba-cuda compiles again as device functions when a kernel calls them (they
@@ -57,9 +57,9 @@ import numpy as np
 
 from . import gates
 from .kernels_cpu import (
-    C_QUIET,
     C_RNG,
     Workspace,
+    alert_step,
     copy_row,
     fill,
     learn_begin,
@@ -67,6 +67,7 @@ from .kernels_cpu import (
     optimiser_update,
     score_event,
 )
+from .scoring import to_score
 from .kernels_cpu import kernel as device_fn  # the CPU njit options; numba-cuda recompiles them
 
 cuda = None  # numba.cuda, bound by get_kernels() (kept lazy: importing must not need CUDA)
@@ -81,6 +82,7 @@ class WaveIO(NamedTuple):
     errors: np.ndarray  # (N,) float64 out
     slots: np.ndarray  # (N,) int64 in: stream slot of each event (distinct within a wave)
     X: np.ndarray  # (N, D) float64 in
+    T: np.ndarray  # (N,) float64 in: timestamps, epoch seconds (NaN = unknown)
     trained: np.ndarray  # (N,) bool: the thread's gradient row holds a gradient (shared mode)
 
 
@@ -109,12 +111,8 @@ def event_step(t, learn, io, streams, params, ws, hy):
     """
     s = io.slots[t]
     x = io.X[t]
-    counters = streams.counters[s]
-    score, error = score_event(io.preds[t], x, s, streams, ws, hy)
-    surprising = score >= hy.threshold
-    if counters[C_QUIET] > 0:
-        score = 0.0
-    flag = score >= hy.threshold
+    L, error = score_event(io.preds[t], x, io.T[t], s, streams, ws, hy)
+    score, flag = alert_step(L, s, streams, learn, hy)
     io.scores[t] = score
     io.errors[t] = error
     io.flags[t] = flag
@@ -122,18 +120,14 @@ def event_step(t, learn, io, streams, params, ws, hy):
     if learn:
         q = 0 if hy.shared else s
         theta = params.theta[q]
-        trained = learn_begin(s, surprising, streams, theta, ws, hy)
+        trained = learn_begin(s, to_score(L) >= hy.threshold, streams, theta, ws, hy)
         if hy.shared:
             io.trained[t] = trained
         else:
             if trained:
                 params.step[q] += 1
                 optimiser_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy)
-            learn_end(s, x, error, streams, theta, ws, hy)
-        if flag:
-            counters[C_QUIET] = hy.alert_cooldown
-        elif counters[C_QUIET] > 0:
-            counters[C_QUIET] -= 1
+            learn_end(s, x, io.T[t], error, streams, theta, ws, hy)
 
 
 @device_fn
@@ -178,6 +172,11 @@ def reset_slot(i, args, streams, params, reset_params):
     fill(streams.winw[s], 0.0)
     fill(streams.pred[s], 0.0)
     fill(streams.stats[s], 0.0)
+    for c in range(streams.ring.shape[1]):
+        fill(streams.ring[s, c], 0.0)
+    for d in range(streams.bins.shape[1]):
+        for b in range(streams.bins.shape[2]):
+            fill(streams.bins[s, d, b], 0.0)
     for k in range(streams.counters.shape[1]):
         streams.counters[s, k] = 0
     streams.counters[s, C_RNG] = args.seeds[i]
@@ -208,7 +207,7 @@ def shared_update_kernel_py(n, io, params, scratch, hy):
 def shared_finish_kernel_py(n, io, streams, params, scratch, hy):
     t = cuda.grid(1)
     if t < n:
-        learn_end(io.slots[t], io.X[t], io.errors[t], streams, params.theta[0], thread_workspace(scratch, t), hy)
+        learn_end(io.slots[t], io.X[t], io.T[t], io.errors[t], streams, params.theta[0], thread_workspace(scratch, t), hy)
         if t == 0 and count_trained(io.trained, n) > 0:
             params.step[0] += 1
 
@@ -303,7 +302,7 @@ def example_arguments(hy, dtype, n_events: int = 4, n_slots: int = 8) -> dict[st
     scratch = Workspace(*(np.zeros((n_events,) + a.shape, a.dtype) for a in ws))
     N, D = n_events, hy.D
     io = WaveIO(np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, D)), np.zeros(N),
-                np.zeros(N, dtype=np.int64), np.zeros((N, D)), np.zeros(N, dtype=bool))
+                np.zeros(N, dtype=np.int64), np.zeros((N, D)), np.zeros(N), np.zeros(N, dtype=bool))
     reset = ResetArgs(np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64), theta0)
     n = np.int64(N)
     return {

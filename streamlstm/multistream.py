@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -81,12 +82,19 @@ class MultiStreamDetector:
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, stream_ids: Sequence[str], X, learn: bool = True) -> BatchResult:
-        """Score then learn each event in order; X (N, D) with NaN for missing values."""
+    def process(self, stream_ids: Sequence[str], X, timestamps=None, learn: bool = True) -> BatchResult:
+        """Score then learn each event in order; X (N, D) with NaN for missing values.
+
+        timestamps: optional (N,) event times in epoch seconds (UTC), NaN where unknown;
+        they feed the time-of-day (seasonal) channel, which is skipped for events without.
+        """
         X = np.ascontiguousarray(X, dtype=np.float64)
         N = len(stream_ids)
         if X.ndim != 2 or X.shape != (N, self.n_features):
             raise ValueError(f"X must have shape ({N}, {self.n_features}), got {X.shape}")
+        T = np.full(N, np.nan) if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.float64)
+        if T.shape != (N,):
+            raise ValueError(f"timestamps must have shape ({N},), got {T.shape}")
         out = BatchResult(np.zeros(N), np.zeros(N, dtype=bool),
                           np.empty((N, self.n_features)), np.empty(N))
         done = 0
@@ -95,29 +103,30 @@ class MultiStreamDetector:
             self._reset_slots(new)
             end = done + len(slots)
             if self._engine is not None:
-                res = self._engine.process(slots, X[done:end], learn)
+                res = self._engine.process(slots, X[done:end], learn, T[done:end])
                 for dst, src in zip(out, res):
                     dst[done:end] = src
             else:
                 process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
-                              out.errors[done:end], slots, X[done:end], learn,
+                              out.errors[done:end], slots, X[done:end], T[done:end], learn,
                               self.streams, self.params, self.work, self.hyper)
             done = end
         return out
 
-    def learn_one(self, stream_id: str, x) -> None:
-        self.process([stream_id], np.asarray(x, dtype=np.float64).reshape(1, -1))
+    def learn_one(self, stream_id: str, x, timestamp: float = math.nan) -> None:
+        self.process([stream_id], np.asarray(x, dtype=np.float64).reshape(1, -1), [timestamp])
 
-    def score_one(self, stream_id: str, x) -> float:
+    def score_one(self, stream_id: str, x, timestamp: float = math.nan) -> float:
         """Score of `x` for `stream_id`; changes nothing (an unknown stream scores 0)."""
         slot = self.table.get(stream_id)
         if slot is None:
             return 0.0
         x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+        T = np.array([timestamp], dtype=np.float64)
         if self._engine is not None:
-            return float(self._engine.process(np.array([slot]), x, learn=False)[0][0])
+            return float(self._engine.process(np.array([slot]), x, False, T)[0][0])
         out = BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, self.n_features)), np.empty(1))
-        process_batch(*out, np.array([slot]), x, False,
+        process_batch(*out, np.array([slot]), x, T, False,
                       self.streams, self.params, self.work, self.hyper)
         return float(out.scores[0])
 
@@ -216,7 +225,11 @@ class MultiStreamDetector:
         n = len(meta["stream_ids"])
         det._grow(n)
         for name, dst in det.streams._asdict().items():
-            dst[:n] = arrays[f"stream.{name}"]
+            src = arrays.get(f"stream.{name}")
+            if src is None or src.shape[1:] != dst.shape[1:]:
+                raise snapshot.SnapshotError(f"snapshot from an incompatible version: stream.{name} "
+                                             f"{'missing' if src is None else src.shape} vs {dst.shape}")
+            dst[:n] = src
         for name, dst in det.params._asdict().items():
             src = arrays[f"param.{name}"]
             dst[: len(src)] = src

@@ -12,13 +12,15 @@ import csv
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from .config import Config
-from .nab_scoring import PROFILES, CorpusResult, SeriesScores, load_windows, read_nab_csv, score_corpus, window_rows
+from .nab_scoring import (PROFILES, CorpusResult, SeriesScores, load_windows, parse_timestamp, read_nab_csv,
+                          score_corpus, window_rows)
 from .config import ModelConfig
 from .pool import detector_for
 
@@ -30,11 +32,20 @@ class NabRun:
     n_rows: int
 
 
+def epoch_seconds(timestamp: str) -> float:
+    """Epoch seconds of a NAB timestamp; naive times (all of NAB's) are read as UTC."""
+    t = parse_timestamp(timestamp)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.timestamp()
+
+
 def _score_file(args: tuple[ModelConfig, str, str]) -> tuple[str, np.ndarray]:
     model, path, name = args
-    _, values = read_nab_csv(path)
+    timestamps, values = read_nab_csv(path)
     det = detector_for(model, 1, max_streams=1)
-    return name, det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None]).scores
+    T = np.array([epoch_seconds(t) for t in timestamps])
+    return name, det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None], T).scores
 
 
 def series_files(data_dir: Path, labels: dict) -> list[tuple[str, Path]]:

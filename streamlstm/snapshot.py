@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: cached BPTT windows, multi-channel scoring state
 _META_KEY = "__meta__"
 
 

@@ -1,7 +1,8 @@
 """Per-stream state tables and the mapping from stream ids to their rows (slots).
 
 Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
-S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window.
+S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window,
+B seasonal bins, N_CHANNELS likelihood channels (see scoring.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .kernels_cpu import C_RNG, N_COUNTERS
+from .scoring import N_CHANNELS
 from .hyperparams import KernelHyper
 from .params import LSTM, gate_width
 
@@ -32,8 +34,11 @@ class StreamArrays(NamedTuple):
     win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
     winw: np.ndarray  # (S, K+1)  loss weight of each of them (anomaly policy)
     pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
-    stats: np.ndarray  # (S, 3D+2+w) float64: input scaler, error statistics, error ring
-    counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, ring position, rng
+    stats: np.ndarray  # (S, 6D+3*N_CHANNELS+1) float64: scaler, last value, range, channels, penalty
+    # float32: scores only need a few digits, and these are most of a stream's scoring state
+    ring: np.ndarray  # (S, N_CHANNELS, w) float32: channel inputs of the last w events (NaN: none)
+    bins: np.ndarray  # (S, D, B, 3) float32: seasonal mean, variance, visits per feature and bin
+    counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, BPTT phase, rng, cooldown
 
 
 class ParamArrays(NamedTuple):
@@ -43,8 +48,9 @@ class ParamArrays(NamedTuple):
     step: np.ndarray  # (Q,) int64 optimiser steps taken
 
 
-def stats_width(D: int, short_window: int) -> int:
-    return 3 * D + 2 + short_window
+def stats_width(D: int) -> int:
+    """Columns of the float64 statistics row (layout in kernels_cpu)."""
+    return 6 * D + 3 * N_CHANNELS + 1
 
 
 def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
@@ -59,7 +65,9 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
     return StreamArrays(
         h=z(S, H), c=z(S, Hc), h0=z(S, h0), c0=z(S, min(h0, Hc)),
         hs=z(S, k + 1 if k else 0, H), cs=z(S, k + 1 if k else 0, Hc), acts=z(S, k, G), aux=z(S, k, H),
-        win=z(S, K + 1, D), winw=z(S, K + 1), pred=z(S, D), stats=np.zeros((S, stats_width(D, hy.short_window))),
+        win=z(S, K + 1, D), winw=z(S, K + 1), pred=z(S, D), stats=np.zeros((S, stats_width(D))),
+        ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.float32),
+        bins=np.zeros((S, D, hy.seasonal_bins, 3), dtype=np.float32),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from streamlstm.params import LSTM, views
@@ -64,3 +66,107 @@ def numerical_gradient(f, theta, eps=1e-6):
         theta[p] = old
         g[p] = (up - down) / (2 * eps)
     return g
+
+
+# ------------------------------------------------------------------------- scoring
+
+
+def neg_log10_tail(z):
+    """-log10 P(Z >= z), from the complementary error function (asymptotic beyond 30)."""
+    if z < 30.0:
+        return -math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
+    return (0.5 * z * z + math.log(z * math.sqrt(2.0 * math.pi))) / math.log(10.0)
+
+
+def _rms(a):
+    return math.sqrt(float(np.mean(np.square(a)))) if len(a) else math.nan
+
+
+def _f32(v):
+    return float(np.float32(v))
+
+
+def score_stream(errors, X, T, settings):
+    """Scores and flags the scoring of streamlstm gives one stream, from its prediction
+    errors (N,), events X (N, D) and timestamps T (N,) (NaN = unknown): a plain
+    re-implementation of scoring.py's description, one event at a time. The channel
+    inputs and the seasonal profile are kept in float32, as the detector stores them."""
+    s = settings
+    N, D = X.shape
+    W, B = s["short_window"], s["seasonal_bins"]
+    alpha = lambda hl: 1.0 - 0.5 ** (1.0 / hl)  # noqa: E731
+    a_val, a_long, a_seas = alpha(s["scaler_halflife"]), alpha(s["long_halflife"]), alpha(50.0)
+    decay = 0.5 ** (1.0 / s["penalty_halflife"])
+    mean, var, nobs = np.zeros(D), np.zeros(D), np.zeros(D)
+    prev, lo, hi = np.zeros(D), np.zeros(D), np.zeros(D)
+    bins = np.zeros((D, B, 3))
+    history = []  # channel inputs of every earlier event
+    chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
+    penalty, quiet = 0.0, 0
+    scores, flags = np.zeros(N), np.zeros(N, dtype=bool)
+    for i in range(N):
+        x, t = X[i], T[i]
+        sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-3 * np.abs(mean) + 1e-9)
+        obs = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
+        b = None if B == 0 or math.isnan(t) else int((t % 86400.0) / 86400.0 * B)
+        seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
+        inputs = [errors[i],
+                  _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
+                  _rms([(x[d] - prev[d]) / sd[d] for d in obs]),
+                  _rms([(x[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
+                        for d in seas_d])]
+        outside = any(hi[d] > lo[d] and not lo[d] <= x[d] <= hi[d] for d in obs)
+        means = []
+        for c in range(4):
+            window = [inputs[c]] + [h[c] for h in history[max(0, i - W + 1):]]
+            window = [v for v in window if not math.isnan(v)]
+            means.append(math.nan if math.isnan(inputs[c]) else sum(window) / len(window))
+
+        def surprise(c):
+            mu, v, n = chan[c]
+            if math.isnan(means[c]) or n < 2:
+                return 0.0
+            return neg_log10_tail((means[c] - mu) / max(math.sqrt(max(v, 0.0)), 1e-3 * abs(mu) + 1e-12))
+
+        L = 0.0
+        if i >= s["warmup"]:
+            L = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3),
+                    s["range_novelty"] if outside else 0.0)
+        # alert suppression
+        Le = max(L - penalty, 0.0)
+        score = 0.0 if quiet > 0 else Le / (Le + 5.0)
+        flag = score >= s["threshold"]
+        if quiet > 0:
+            quiet -= 1
+        elif flag:
+            quiet = s["alert_cooldown"]
+            penalty += s["alert_penalty"]
+        penalty *= decay
+        scores[i], flags[i] = score, flag
+        # learning: channel statistics, then the value statistics
+        for c in range(4):
+            if i >= s["warmup"] // 2 and not math.isnan(means[c]):
+                chan[c, 2] += 1
+                a = max(1.0 / chan[c, 2], a_long)
+                d = means[c] - chan[c, 0]
+                chan[c, 0] += a * d
+                chan[c, 1] = (1 - a) * (chan[c, 1] + a * d * d)
+        history.append([_f32(v) for v in inputs])
+        for d in range(D):
+            v = x[d]
+            if math.isnan(v):
+                continue
+            nobs[d] += 1
+            a = max(1.0 / nobs[d], a_val)
+            delta = v - mean[d]
+            mean[d] += a * delta
+            var[d] = (1 - a) * (var[d] + a * delta * delta)
+            lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
+            prev[d] = v
+            if b is not None:
+                bm, bv, bc = bins[d, b]
+                bc = bc + 1
+                a = max(1.0 / bc, a_seas)
+                delta = v - bm
+                bins[d, b] = _f32(bm + a * delta), _f32((1 - a) * (bv + a * delta * delta)), bc
+    return scores, flags

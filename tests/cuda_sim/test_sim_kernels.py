@@ -48,11 +48,12 @@ def copy_tables(streams, params):
     return StreamArrays(*(a.copy() for a in streams)), ParamArrays(*(a.copy() for a in params))
 
 
-def cpu_batch(hy, streams, params, slots, X, learn=True):
+def cpu_batch(hy, streams, params, slots, X, learn=True, T=None):
     ws = make_workspace(hy.cell, hy.D, hy.H, hy.K, params.theta.shape[1], np.float64)
     N = len(slots)
     out = (np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, hy.D)), np.zeros(N))
-    process_batch(*out, np.asarray(slots, dtype=np.int64), X, learn, streams, params, ws, hy)
+    T = np.full(N, np.nan) if T is None else T
+    process_batch(*out, np.asarray(slots, dtype=np.int64), X, T, learn, streams, params, ws, hy)
     return out
 
 
@@ -76,8 +77,10 @@ def test_wave_ranks_keep_each_stream_in_order():
 def test_per_stream_matches_cpu(cell, optimizer):
     hy, theta0, streams, params, slots, X = setup(cell, optimizer=optimizer)
     eng = CudaEngine(hy, streams, params, theta0, threads_per_block=TPB)
-    got = eng.process(slots, X)
-    want = cpu_batch(hy, streams, params, slots, X)
+    T = 1.7e9 + 3600.0 * np.arange(len(X))  # hourly: the seasonal channel travels through WaveIO
+    T[::7] = np.nan
+    got = eng.process(slots, X, True, T)
+    want = cpu_batch(hy, streams, params, slots, X, T=T)
     assert want[1].any() and np.isfinite(want[0]).all()  # something was flagged
     assert_outputs_close(got, want)
     g_streams, g_params = eng.to_host()
@@ -127,7 +130,7 @@ def emulate_shared(hy, streams, params, slots, X, chunk):
                 total += pre_p.theta[0] - pa.theta[0]
                 trained |= bool(pa.step[0] > pre_p.step[0])
                 s = slots[n]
-                for name in ("h0", "c0", "win", "winw", "stats", "counters"):
+                for name in ("h0", "c0", "win", "winw", "stats", "ring", "bins", "counters"):
                     getattr(streams, name)[s] = getattr(st, name)[s]
             if trained:
                 params.step[0] += 1
@@ -178,7 +181,7 @@ def test_shared_mode_with_one_stream_is_the_cpu_path():
 def test_reset_and_grow_slots():
     hy, theta0, streams, params, slots, X = setup()
     eng = CudaEngine(hy, streams, params, theta0, threads_per_block=TPB)
-    eng.process(slots, X)
+    eng.process(slots, X, True, 1.7e9 + 3600.0 * np.arange(len(X)))  # timestamps: the profile fills too
     before, _ = eng.to_host()
     eng.ensure_capacity(9)
     assert eng.capacity == 9

@@ -1,0 +1,133 @@
+"""The anomaly scoring (scoring.py and its wiring in kernels_cpu) against the plain
+re-implementation in tests/naive.py, and what each channel is for."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import naive
+from streamlstm import MultiStreamDetector, scoring
+from streamlstm.hyperparams import DEFAULTS
+
+HOUR = 3600.0
+T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400.0  # a UTC midnight
+
+
+@pytest.mark.parametrize("z", [-3.0, 0.0, 1.0, 4.2649, 8.0, 29.9, 30.0, 35.0, 200.0])
+def test_neg_log10_tail(z):
+    want = -norm.logsf(z) / math.log(10.0)
+    assert scoring.neg_log10_tail(z) == pytest.approx(want, rel=2e-3 if z >= 30 else 1e-9)
+
+
+def test_surprise_and_score():
+    assert scoring.surprise(math.nan, 0.0, 1.0, 10.0) == 0.0  # no input
+    assert scoring.surprise(5.0, 0.0, 1.0, 1.0) == 0.0  # fewer than 2 earlier means
+    assert scoring.surprise(3.0, 1.0, 4.0, 10.0) == pytest.approx(naive.neg_log10_tail(1.0))
+    assert scoring.to_score(5.0) == 0.5 and scoring.to_score(0.0) == 0.0
+
+
+def test_window_mean_rms_day_bin():
+    ring = np.array([1.0, np.nan, 3.0, 100.0], dtype=np.float32)
+    assert scoring.window_mean(ring, 2.0, 3, 4) == pytest.approx((2.0 + 1.0 + 3.0) / 3)  # slot 3 is overwritten
+    assert scoring.window_mean(ring, 2.0, 1, 1) == pytest.approx(1.5)  # only slot 0 filled yet
+    assert math.isnan(scoring.window_mean(ring, math.nan, 0, 4))
+    assert scoring.rms(8.0, 2) == 2.0 and math.isnan(scoring.rms(0.0, 0))
+    for t in [T0, T0 + 1.5 * HOUR, T0 + 86399.999, T0 - 1.0, -7.5 * HOUR]:
+        assert scoring.day_bin(t, 24) == int((t % 86400.0) / HOUR)
+    assert scoring.day_bin(math.nan, 24) == -1 and scoring.day_bin(T0, 0) == -1
+
+
+def _daily_stream(n, D, seed, nan_frac=0.0):
+    rng = np.random.default_rng(seed)
+    T = T0 + HOUR * np.arange(n)
+    hour = (T % 86400.0) / HOUR
+    X = np.sin(2 * np.pi * hour / 24.0)[:, None] * np.arange(1, D + 1) + 0.2 * rng.normal(size=(n, D))
+    X[600::397] += 4.0  # a few spikes
+    X[rng.random((n, D)) < nan_frac] = np.nan
+    T[rng.random(n) < nan_frac] = np.nan
+    return X, T
+
+
+@pytest.mark.parametrize("D,nan_frac,settings", [
+    (1, 0.0, {}),
+    (2, 0.05, {}),
+    (1, 0.02, dict(short_window=4, long_halflife=300.0, seasonal_bins=6, range_novelty=12.0, alert_cooldown=5,
+                   alert_penalty=3.0, penalty_halflife=20.0, threshold=0.4)),
+])
+def test_scores_match_naive_reference(D, nan_frac, settings):
+    """Given the detector's own prediction errors, its scores and flags are what the
+    plain re-implementation computes from the events and their timestamps."""
+    X, T = _daily_stream(1500, D, seed=D, nan_frac=nan_frac)
+    det = MultiStreamDetector(D, warmup=100, **settings)
+    res = det.process(["s"] * len(X), X, T)
+    want_scores, want_flags = naive.score_stream(res.errors, X, T, {**det.settings})
+    assert want_flags.sum() >= 2 and (want_scores > 0).sum() > 20  # not vacuous
+    np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(res.flags, want_flags)
+
+
+def test_missing_timestamps_only_disable_the_seasonal_channel():
+    X, T = _daily_stream(900, 2, seed=3, nan_frac=0.05)
+    ids = ["s"] * len(X)
+    without = MultiStreamDetector(2, warmup=100).process(ids, X)
+    all_nan = MultiStreamDetector(2, warmup=100).process(ids, X, np.full(len(X), np.nan))
+    no_bins = MultiStreamDetector(2, warmup=100, seasonal_bins=0).process(ids, X, T)
+    np.testing.assert_array_equal(without.scores, all_nan.scores)
+    np.testing.assert_array_equal(without.scores, no_bins.scores)
+    with_t = MultiStreamDetector(2, warmup=100).process(ids, X, T)
+    assert not np.array_equal(with_t.scores, without.scores)
+    with pytest.raises(ValueError, match="timestamps"):
+        MultiStreamDetector(2).process(ids[:2], X[:2], T[:3])
+
+
+def _two_regime_day(n_days, seed):
+    """Hourly values: about 0 from 00:00 to 11:59 UTC, about 1 from 12:00 to 23:59."""
+    rng = np.random.default_rng(seed)
+    T = T0 + HOUR * np.arange(24 * n_days)
+    x = ((T % 86400.0) >= 12 * HOUR).astype(float) + 0.05 * rng.normal(size=len(T))
+    return x, T
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_seasonal_channel_flags_a_value_wrong_for_its_hour(seed):
+    """Day 30, 03:00-06:59: the afternoon level (about 1) in the morning. Normal globally
+    (half the values are like it, inside the range seen), abnormal for the hour."""
+    x, T = _two_regime_day(40, seed)
+    start = 24 * 30 + 3
+    x[start:start + 4] = 1.0 + 0.05 * np.random.default_rng(seed).normal(size=4)
+    assert x[:start].min() < x[start:start + 4].min() and x[start:start + 4].max() < x[:start].max()
+    window = slice(start, start + 6)
+    flagged = {}
+    for bins in (24, 0):
+        # No alert suppression: an unrelated false alarm just before must not hide it.
+        det = MultiStreamDetector(1, seasonal_bins=bins, seed=seed, alert_cooldown=0, alert_penalty=0.0)
+        flagged[bins] = det.process(["s"] * len(x), x[:, None], T).flags[window].any()
+    assert flagged[24] and not flagged[0]
+
+
+@pytest.mark.parametrize("D", [1, 3])
+def test_value_outside_the_seen_range_is_flagged(D):
+    """Uniform noise in [0, 1]; a 1.15 (a modest z of 2.3) is new territory."""
+    rng = np.random.default_rng(D)
+    X = rng.uniform(0.0, 1.0, size=(2000, D))
+    X[1500, D - 1] = 1.15
+    for novelty, expect in ((DEFAULTS["range_novelty"], True), (0.0, False)):
+        res = MultiStreamDetector(D, range_novelty=novelty).process(["s"] * len(X), X)
+        assert res.flags[1500] == expect
+        assert res.scores[1500] > 0.8 if expect else res.scores[1500] < 0.5
+
+
+def test_penalty_and_cooldown_suppress_repeated_alerts():
+    """Spikes every 10 events: the first is flagged, the cooldown hides the next two, and
+    the penalty keeps the later ones below the threshold for a while."""
+    rng = np.random.default_rng(0)
+    x = np.sin(np.arange(1500) / 5.0) + 0.05 * rng.normal(size=1500)
+    x[1000:1100:10] += 6.0
+    res = MultiStreamDetector(1).process(["s"] * len(x), x[:, None])
+    flags = np.flatnonzero(res.flags[1000:1100]) + 1000
+    assert flags[0] == 1000 and res.scores[1010] == res.scores[1020] == 0.0  # cooldown
+    assert len(flags) <= 4
+    lone = MultiStreamDetector(1, alert_cooldown=0, alert_penalty=0.0).process(["s"] * len(x), x[:, None])
+    assert lone.flags[1000:1100].sum() >= 8  # without suppression every spike alerts
