@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
+import numba
 import numpy as np
 
 from . import hyperparams, snapshot
@@ -75,6 +76,7 @@ class MultiStreamDetector:
         # backend "cuda": the tables live on the device (self.streams/self.params stay empty).
         self.backend = resolve_backend(backend)
         self._engine = None
+        self._compiled = None  # process_batch's compiled overload, once known
         if self.backend == "cuda":
             from .device_state import CudaEngine
 
@@ -107,11 +109,30 @@ class MultiStreamDetector:
                 for dst, src in zip(out, res):
                     dst[done:end] = src
             else:
-                process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
-                              out.errors[done:end], slots, X[done:end], T[done:end], learn,
-                              self.streams, self.params, self.work, self.hyper)
+                self._process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
+                                    out.errors[done:end], slots, X[done:end], T[done:end], bool(learn))
             done = end
         return out
+
+    def _process_batch(self, *events) -> None:
+        """kernels_cpu.process_batch over this detector's tables.
+
+        Numba's dispatcher derives the types of all arguments on every call, about 6 us for
+        these tuples of arrays: more than scoring one event costs. They never change for a
+        detector (process() passes fixed-dtype contiguous arrays), so the compiled overload
+        is looked up once and called directly.
+        """
+        args = (*events, self.streams, self.params, self.work, self.hyper)
+        if self._compiled is not None:
+            self._compiled(*args)
+            return
+        process_batch(*args)  # compiles or loads the overload for these types
+        self._compiled = process_batch.overloads[tuple(numba.typeof(a) for a in args)].entry_point
+
+    def __getstate__(self) -> dict:
+        # The compiled entry point cannot be pickled (copy/pickle of a detector, as river's
+        # checks do); it is looked up again on first use.
+        return {**self.__dict__, "_compiled": None}
 
     def learn_one(self, stream_id: str, x, timestamp: float = math.nan) -> None:
         self.process([stream_id], np.asarray(x, dtype=np.float64).reshape(1, -1), [timestamp])
@@ -126,8 +147,7 @@ class MultiStreamDetector:
         if self._engine is not None:
             return float(self._engine.process(np.array([slot]), x, False, T)[0][0])
         out = BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, self.n_features)), np.empty(1))
-        process_batch(*out, np.array([slot]), x, T, False,
-                      self.streams, self.params, self.work, self.hyper)
+        self._process_batch(*out, np.array([slot]), x, T, False)
         return float(out.scores[0])
 
     @property
