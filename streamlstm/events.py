@@ -68,11 +68,13 @@ class _Bad(Exception):
 
 def parse_ts(raw: Any) -> float:
     """Epoch seconds from a number, a numeric string, or ISO 8601 (naive means UTC)."""
-    if isinstance(raw, bool):
-        raise _Bad("bad_timestamp", f"timestamp must be a number or ISO 8601 string, got {raw!r}")
-    if isinstance(raw, (int, float)):
-        ts = float(raw)
-    elif isinstance(raw, str):
+    kind = type(raw)  # exact types: JSON gives no subclasses, and bool is not a timestamp
+    if kind is int or kind is float:
+        try:
+            ts = float(raw)
+        except OverflowError:  # an integer too large for a double
+            raise _Bad("bad_timestamp", f"timestamp is too large: {str(raw)[:50]}") from None
+    elif kind is str:
         text = raw.strip()
         if _NUMBER.fullmatch(text):
             ts = float(text)
@@ -137,22 +139,23 @@ class _StreamMemory:
 
     def admit(self, stream: str, features: tuple[str, ...], ts: float | None) -> None:
         """Record an event of `stream`, or raise `_Bad` when it contradicts the stream's past."""
-        known = self.streams.get(stream)
-        if known is not None:
-            old_features, last_ts = known
-            if features != old_features:
-                raise _Bad("feature_set_changed",
-                           f"stream {stream!r} had features {list(old_features)}, "
-                           f"got {list(features)}")
-            if ts is not None and last_ts is not None and ts < last_ts:
-                raise _Bad("ts_backwards",
-                           f"stream {stream!r}: timestamp {ts} is before the previous {last_ts}")
-            if ts is None:
-                ts = last_ts  # an event without a timestamp does not reset the ordering check
-            self.streams.move_to_end(stream)
-        self.streams[stream] = (features, ts)
-        if len(self.streams) > self.max_streams:
-            self.streams.popitem(last=False)
+        streams = self.streams
+        known = streams.get(stream)
+        if known is None:
+            streams[stream] = (features, ts)
+            if len(streams) > self.max_streams:
+                streams.popitem(last=False)
+            return
+        old_features, last_ts = known
+        if features != old_features:
+            raise _Bad("feature_set_changed",
+                       f"stream {stream!r} had features {list(old_features)}, got {list(features)}")
+        if ts is None:
+            ts = last_ts  # an event without a timestamp does not reset the ordering check
+        elif last_ts is not None and ts < last_ts:
+            raise _Bad("ts_backwards", f"stream {stream!r}: timestamp {ts} is before the previous {last_ts}")
+        streams.move_to_end(stream)
+        streams[stream] = (features, ts)
 
     def to_json(self) -> list:
         """The memory in LRU order as JSON-able lists, for checkpoints."""
@@ -189,39 +192,22 @@ class JsonlParser(_LineParser):
         cfg = self.cfg
         if len(line) > cfg.max_line_bytes:
             raise _Bad("oversized_line", f"line of {len(line)} bytes exceeds {cfg.max_line_bytes}")
-        if not line.strip():
-            raise _Bad("empty_line", "empty line")
         try:
-            # Decode explicitly: json.loads(bytes) would guess UTF-16/32 from the first bytes
-            # and misreport invalid UTF-8 as malformed JSON.
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _Bad("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-        if text.startswith("\ufeff"):  # a UTF-8 byte order mark ("utf-8-sig" is much slower)
-            text = text[1:]
-        try:
-            obj = orjson.loads(text)
+            obj = orjson.loads(line)  # the common case: orjson checks the UTF-8 itself
         except orjson.JSONDecodeError:
-            obj = None  # orjson refuses some lines json reads (NaN, 1e400): let json say why
-        try:
-            if obj is None:
-                obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _Bad("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-        except RecursionError:
-            raise _Bad("malformed_json", "invalid JSON: nested too deeply") from None
-        if not isinstance(obj, dict):
+            obj = self._load_carefully(line)
+        if type(obj) is not dict:
             raise _Bad("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
 
         stream = obj.get(cfg.stream_field, cfg.default_stream)
-        if not isinstance(stream, str) or not stream:
+        if type(stream) is not str or not stream:
             got = "an empty string" if stream == "" else type(stream).__name__
             raise _Bad("wrong_type", f"{cfg.stream_field!r} must be a non-empty string, got {got}")
 
-        if cfg.value_field in obj and cfg.values_field in obj:
-            raise _Bad("wrong_type", f"give either {cfg.value_field!r} or {cfg.values_field!r}, "
-                                     "not both")
         if cfg.value_field in obj:
+            if cfg.values_field in obj:
+                raise _Bad("wrong_type", f"give either {cfg.value_field!r} or {cfg.values_field!r}, "
+                                         "not both")
             raw = obj[cfg.value_field]
             features = UNIVARIATE
             values = (_number(cfg.value_field, raw, allow_missing=False),)
@@ -240,6 +226,31 @@ class JsonlParser(_LineParser):
         ts = None if ts_raw is None else parse_ts(ts_raw)
         self.memory.admit(stream, features, ts)
         return Event(seq, stream, features, values, ts, ts_raw, raw_values)
+
+    @staticmethod
+    def _load_carefully(line: bytes) -> Any:
+        """What orjson refused: say exactly why, or read what only `json` reads (NaN, 1e400,
+        integers beyond 64 bits — rejected later with the right reason) and a UTF-8 BOM."""
+        if not line.strip():
+            raise _Bad("empty_line", "empty line")
+        try:
+            # Decode explicitly: json.loads(bytes) would guess UTF-16/32 from the first bytes
+            # and misreport invalid UTF-8 as malformed JSON.
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Bad("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        if text.startswith("\ufeff"):  # a UTF-8 byte order mark ("utf-8-sig" is much slower)
+            text = text[1:]
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _Bad("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        except RecursionError:
+            raise _Bad("malformed_json", "invalid JSON: nested too deeply") from None
 
 
 class CsvParser(_LineParser):

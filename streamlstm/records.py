@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
+import orjson
+
 from .events import UNIVARIATE
-from .pool import Scored
+from .multistream import BatchResult
+from .pool import Routed, Scored, scored_part
 
 
 def _num(v: float) -> float | None:
@@ -54,6 +58,49 @@ def result_line(s: Scored) -> str:
     return (f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{_f(ev.values[0])},'
             f'"prediction":{_f(s.prediction[0])},"error":{_f(s.error)},"score":{s.score!r},'
             f'"is_anomaly":{"true" if s.is_anomaly else "false"}}}')
+
+
+def _reprs(values: list[float]) -> list[str]:
+    """`_f(v)` for each float, formatted in one orjson call (~10x faster than repr each).
+
+    orjson writes the same shortest round-trip digits as repr and null for NaN, but spells
+    small magnitudes differently (0.00001 and 1e-7 where repr gives 1e-05 and 1e-07):
+    those few are re-formatted with repr.
+    """
+    text = orjson.dumps(values).decode()[1:-1]
+    tokens = text.split(",")
+    if "e-" in text or "0.0000" in text:
+        tokens = [repr(float(t)) if "e-" in t or t.startswith(("0.0000", "-0.0000")) else t for t in tokens]
+    return tokens
+
+
+def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies: bool = False) -> list[str]:
+    """`result_line` of every scored event of a micro-batch (`pool.advance(routed)` gave
+    `results`), in input order; with `only_anomalies`, of the flagged ones only.
+
+    Univariate parts are formatted column by column, which costs a fraction of formatting
+    each `Scored` on its own; multivariate parts go through `result_line`.
+    """
+    events = routed.events
+    lines: list[str | None] = [None] * len(events)
+    for part, res in zip(routed.parts, results):
+        if events[part.rows[0]].features != UNIVARIATE:
+            for n, s in scored_part(events, part, res):
+                if s.is_anomaly or not only_anomalies:
+                    lines[n] = result_line(s)
+            continue
+        columns = zip(part.rows, _reprs(part.X[:, 0].tolist()), _reprs(res.predictions[:, 0].tolist()),
+                      _reprs(res.errors.tolist()), _reprs(res.scores.tolist()), res.flags.tolist())
+        for n, value, pred, error, score, flag in columns:
+            if only_anomalies and not flag:
+                continue
+            ev = events[n]
+            ts = ev.ts_raw
+            ts = "" if ts is None else f',"ts":{_quote(ts) if type(ts) is str else repr(ts)}'
+            lines[n] = (f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{value},'
+                        f'"prediction":{pred},"error":{error},"score":{score},'
+                        f'"is_anomaly":{"true" if flag else "false"}}}')
+    return [line for line in lines if line is not None]
 
 
 def csv_header(record: dict[str, Any]) -> list[str]:

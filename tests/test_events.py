@@ -71,6 +71,9 @@ def test_utf8_bom_accepted(parser):
     (b'{"value": 1, "ts": "yesterday"}', "bad_timestamp"),
     (b'{"value": 1, "ts": true}', "bad_timestamp"),
     (b'{"value": 1, "ts": [1]}', "bad_timestamp"),
+    (b'{"value": 1, "ts": 1' + b"0" * 400 + b"}", "bad_timestamp"),  # too large for a double
+    (b'{"stream": "\xed\xa0\x80", "value": 1}', "invalid_utf8"),  # an encoded surrogate
+    (b"\xef\xbb\xbf", "malformed_json"),  # a byte order mark alone
 ])
 def test_bad_input_kinds(parser, line, kind):
     rej = parser.parse(7, line)

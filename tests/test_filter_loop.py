@@ -1,0 +1,185 @@
+"""The filter's pipeline (kernel in a worker thread, parse and output in the main thread):
+same results as processing one batch after the other, in input order, with checkpoints
+that only cover written results and prompt answers on a slow pipe."""
+
+import io
+import json
+import math
+import os
+import select
+import sys
+import threading
+
+import pytest
+
+from streamlstm.config import load_config
+from streamlstm.events import Event, JsonlParser, error_record
+from streamlstm.filter_loop import FilterRunner, line_batches, reader
+from streamlstm.pool import DetectorPool, Scored, advance, scored
+from streamlstm.records import dumps, result_line, result_lines
+
+
+def small_config(tmp_path, **overrides):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  hidden_size: 4\n  k2: 2\n  warmup: 5\n"
+                    "groups:\n  - name: fast\n    match: ['f-*']\n    model: {hidden_size: 3}\n")
+    return load_config(path, env={}, overrides={"batch_size": 7, **overrides})
+
+
+def mixed_input(n=120):
+    """Univariate and multivariate streams, two model groups, bad lines and blank lines."""
+    lines = []
+    for t in range(n):
+        lines.append({"stream": f"s{t % 3}", "ts": 1000 + t, "value": math.sin(t)})
+        lines.append({"stream": f"f-{t % 2}", "ts": f"2024-01-01T00:{t // 60:02d}:{t % 60:02d}Z", "value": t % 5})
+        if t % 4 == 0:
+            lines.append({"stream": "m", "values": {"cpu": t / 10, "mem": None if t % 8 else 0.5}})
+        if t % 17 == 0:
+            lines.append({"stream": "s0", "value": "high"})
+    text = [json.dumps(x) for x in lines]
+    text[10:10] = ["", "{not json"]
+    return ("\n".join(text) + "\n").encode()
+
+
+def reference(config, data):
+    """What the filter writes, computed one batch after the other without threads."""
+    parser, pool = JsonlParser(config.input, max_streams=config.max_streams), DetectorPool(config)
+    out, errors, seq = [], [], 0
+    for lines in line_batches(io.BytesIO(data).read1, config.input.max_line_bytes, config.batch_size):
+        parsed = [parser.parse(seq + k + 1, line) for k, line in enumerate(lines)]
+        seq += len(lines)
+        out += [result_line(s) for s in pool.process([p for p in parsed if isinstance(p, Event)])]
+        errors += [dumps(error_record(p)) for p in parsed if not isinstance(p, Event) and p.reason != "empty_line"]
+    return out, errors
+
+
+def run_filter(config, data, runner_class=FilterRunner):
+    out, errors = io.StringIO(), io.StringIO()
+    runner = runner_class(config, out, errors)
+    assert runner.run(io.BytesIO(data).read1) == 0
+    return runner, out.getvalue().splitlines(), errors.getvalue().splitlines()
+
+
+def test_pipelined_filter_writes_exactly_what_one_batch_after_another_does(tmp_path):
+    config = small_config(tmp_path)
+    data = mixed_input()
+    _, out, errors = run_filter(config, data)
+    assert (out, errors) == reference(config, data)
+    seqs = [json.loads(line)["seq"] for line in out]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    assert {json.loads(line)["seq"] for line in errors} == {
+        k + 1 for k, line in enumerate(data.splitlines()) if line.startswith(b"{not") or b'"high"' in line}
+
+
+def test_only_anomalies(tmp_path):
+    config = small_config(tmp_path, **{"output.only_anomalies": True, "model.threshold": 0.05})
+    data = mixed_input()
+    _, out, _ = run_filter(config, data)
+    everything, _ = reference(small_config(tmp_path, **{"model.threshold": 0.05}), data)
+    assert out and out == [line for line in everything if json.loads(line)["is_anomaly"]]
+
+
+def test_result_lines_equal_result_line_of_each_event(tmp_path):
+    config = small_config(tmp_path)
+    nan = float("nan")
+    events = [Event(1, "a", ("value",), (1e-7,), None, None, {}),
+              Event(2, 'q"\u00e9', ("value",), (-2.5e-05,), 5.0, "2024-01-01T00:00:00Z", {}),
+              Event(3, "m", ("cpu", "mem"), (0.5, nan), None, None, {}),
+              Event(4, "a", ("value",), (3e16,), 7.0, 7, {}),
+              Event(5, "b", ("value",), (0.1,), 7.5, 7.5, {})]
+    pool = DetectorPool(config)
+    routed = pool.route(events)
+    results = advance(routed)
+    expected = [result_line(s) for s in scored(routed, results)]
+    assert result_lines(routed, results) == expected
+    flagged = [s.is_anomaly for s in scored(routed, results)]
+    assert result_lines(routed, results, only_anomalies=True) == [x for x, f in zip(expected, flagged) if f]
+    # Numbers orjson spells differently from repr (small magnitudes) come out as repr has them.
+    res = results[[p.detector.n_features for p in routed.parts].index(1)]
+    res.scores[:] = [3e-05, 1.5e-10, 0.0001, 0.25][: len(res.scores)]
+    res.predictions[:, 0] = [nan, -1e-5, 1e16, 2.0][: len(res.predictions)]
+    assert result_lines(routed, results) == [result_line(s) for s in scored(routed, results)]
+    assert result_line(Scored(events[0], (0.00001,), nan, 0.0, False)) == dumps(
+        {"seq": 1, "stream": "a", "value": 1e-7, "prediction": 1e-05, "error": None, "score": 0.0, "is_anomaly": False})
+
+
+def test_checkpoints_cover_exactly_the_written_results(tmp_path):
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state"),
+                                       "checkpoint.every_events": 10})
+    seen = []
+
+    class Watched(FilterRunner):
+        def checkpoint(self):
+            written = [json.loads(line)["seq"] for line in self.out.getvalue().splitlines()]
+            seen.append((self.seq, written[-1] if written else 0, sum(self.counts.values())))
+            super().checkpoint()
+
+    data = mixed_input()
+    _, out, _ = run_filter(config, data, Watched)
+    assert len(seen) > 5
+    for consumed, last_written, handled in seen:
+        assert handled == consumed  # every line up to `consumed` has its result or error record ...
+        assert last_written <= consumed  # ... and no later line has one yet
+    assert seen[-1][0] == len(data.splitlines())
+
+
+def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    data = mixed_input()
+    chunks = [data[i:i + 200] for i in range(0, len(data), 200)]
+    out, errors = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, out, errors)
+
+    def read(n):
+        if len(chunks) < 20:
+            runner.stopping = True  # as the signal handler does
+        return chunks.pop(0) if chunks else b""
+
+    assert runner.run(read) == 0
+    written = out.getvalue().splitlines()
+    full, _ = reference(config, data)
+    assert written == full[: len(written)] and 0 < len(written) < len(full)
+    restarted = FilterRunner(config, io.StringIO(), io.StringIO())
+    restarted.restore()
+    consumed = restarted.seq
+    assert json.loads(written[-1])["seq"] <= consumed
+    assert all(json.loads(line)["seq"] > consumed for line in full[len(written):])
+
+
+def test_kernel_errors_reach_the_caller(tmp_path, monkeypatch):
+    import streamlstm.filter_loop as filter_loop
+
+    def broken(routed):
+        raise RuntimeError("kernel failed")
+
+    monkeypatch.setattr(filter_loop, "advance", broken)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        FilterRunner(small_config(tmp_path), io.StringIO(), io.StringIO()).run(io.BytesIO(mixed_input()).read1)
+
+
+def test_switch_interval_is_restored(tmp_path):
+    before = sys.getswitchinterval()
+    run_filter(small_config(tmp_path), mixed_input(10))
+    assert sys.getswitchinterval() == before
+
+
+def test_slow_pipe_gets_each_line_answered_before_the_next_arrives(tmp_path):
+    r, w = os.pipe()
+    out_r, out_w = os.pipe()
+    answered = []
+
+    def client():  # writes a line, waits (at most 10 s) for its answer, then writes the next
+        with open(out_r, "rb") as answers:
+            for t in range(30):
+                os.write(w, json.dumps({"stream": "a", "value": t}).encode() + b"\n")
+                if not select.select([answers], [], [], 10)[0]:
+                    break
+                answered.append(json.loads(answers.readline())["seq"])
+        os.close(w)
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    with open(r, "rb", buffering=0) as inp, open(out_w, "w") as out:
+        assert FilterRunner(small_config(tmp_path), out, io.StringIO()).run(reader(inp)) == 0
+    thread.join(timeout=30)
+    assert answered == list(range(1, 31))
