@@ -39,6 +39,7 @@ class Part(NamedTuple):
     rows: list[int]          # their positions in the micro-batch
     stream_ids: list[str]
     X: np.ndarray            # (len(rows), D) values, NaN = missing
+    T: np.ndarray            # (len(rows),) timestamps in epoch seconds, NaN = none given
 
 
 class Routed(NamedTuple):
@@ -59,7 +60,7 @@ def advance(routed: Routed) -> list[BatchResult]:
     The only step that reads or changes model state; safe to run in another thread while
     the caller routes the next micro-batch, as long as one `advance` runs at a time.
     """
-    return [part.detector.process(part.stream_ids, part.X) for part in routed.parts]
+    return [part.detector.process(part.stream_ids, part.X, part.T) for part in routed.parts]
 
 
 def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
@@ -110,9 +111,11 @@ class DetectorPool:
             if rows is None:
                 rows = groups[det] = []
             rows.append(n)
+        nan = float("nan")
         return Routed(events, [Part(det, rows, [events[n].stream for n in rows],
                                     np.array([v for n in rows for v in events[n].values],
-                                             dtype=np.float64).reshape(len(rows), det.n_features))
+                                             dtype=np.float64).reshape(len(rows), det.n_features),
+                                    np.array([nan if events[n].ts is None else events[n].ts for n in rows]))
                                for det, rows in groups.items()])
 
     def process(self, events: Sequence[Event]) -> list[Scored]:

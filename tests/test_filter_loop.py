@@ -183,3 +183,15 @@ def test_slow_pipe_gets_each_line_answered_before_the_next_arrives(tmp_path):
         assert FilterRunner(small_config(tmp_path), out, io.StringIO()).run(reader(inp)) == 0
     thread.join(timeout=30)
     assert answered == list(range(1, 31))
+
+
+def test_timestamps_reach_the_detectors(tmp_path):
+    """Event times (epoch seconds or ISO 8601; none given = NaN) go to the kernel's
+    time-of-day channel with their events."""
+    config = small_config(tmp_path)
+    parser = JsonlParser(config.input, max_streams=config.max_streams)
+    lines = [b'{"stream": "s", "ts": 60, "value": 1}', b'{"stream": "s", "value": 2}',
+             b'{"stream": "s", "ts": "1970-01-01T00:02:00Z", "value": 3}']
+    routed = DetectorPool(config).route([parser.parse(n + 1, line) for n, line in enumerate(lines)])
+    (part,) = routed.parts
+    assert part.T[0] == 60.0 and math.isnan(part.T[1]) and part.T[2] == 120.0
