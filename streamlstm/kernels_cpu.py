@@ -50,6 +50,7 @@ kernel = njit(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 #   [3D, 4D) last observed value   [4D, 5D) smallest value seen     [5D, 6D) largest
 #   6D + 3c + (0, 1, 2)            channel c's long-term mean, variance, number of updates
 #   6D + 3*N_CHANNELS              alert penalty P (-log10 units)
+#   6D + 3*N_CHANNELS + 1          surprise L of the stream's last alert
 # The channels' short windows are streams.ring[s] (N_CHANNELS, w) and the seasonal profile
 # streams.bins[s] (D, seasonal_bins, 3: mean, variance, visits), both float32.
 # Columns of the per-stream int64 counter row.
@@ -388,7 +389,8 @@ def normalise(xn, x, stats, clip, D):
 def value_inputs(x, t, stats, bins, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over observed features (NaN when none; see
-    scoring.py) and whether some feature left the range of all its earlier values."""
+    scoring.py) and how far the farthest feature left the range [lo, hi] of all its earlier
+    values, in units of hi - lo (0 when all are inside)."""
     D = hy.D
     b = day_bin(t, hy.seasonal_bins)
     sum_z = 0.0
@@ -396,7 +398,7 @@ def value_inputs(x, t, stats, bins, hy):
     sum_seas = 0.0
     n = 0
     n_seas = 0
-    outside = False
+    outside = 0.0
     for d in range(D):
         v = x[d]
         if math.isnan(v) or stats[2 * D + d] < 1.0:
@@ -408,8 +410,8 @@ def value_inputs(x, t, stats, bins, hy):
         sum_step += step * step
         n += 1
         lo, hi = stats[4 * D + d], stats[5 * D + d]
-        if hi > lo and (v > hi or v < lo):
-            outside = True
+        if hi > lo:
+            outside = max(outside, (v - hi) / (hi - lo), (lo - v) / (hi - lo))
         if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
             r = (v - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
             sum_seas += r * r
@@ -512,22 +514,27 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
          + channel_surprise(stats, ring, 1, z, p, filled, D)
          + channel_surprise(stats, ring, 2, step, p, filled, D)) / 3.0
     L = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D))
-    if outside:
-        L = max(L, hy.range_novelty)
+    if outside > 0.0:
+        # Graded, so a value far outside the range outranks a marginal new record.
+        L = max(L, hy.range_novelty * (1.0 + outside))
     return L, error
 
 
 @kernel
 def alert_step(L, s, streams, learn, hy):
     """Score and flag of an event of surprise L, after alert suppression: during a
-    cooldown the score is 0; otherwise score = to_score(max(L - P, 0)) with the stream's
-    penalty P. With `learn`, an alert starts a cooldown and raises P by alert_penalty;
-    P decays every event. Returns (score, flag)."""
+    cooldown the score is 0, unless L exceeds the surprise of the alert that started it by
+    more than alert_penalty (a cooldown hides repeats of an incident, not a stronger one);
+    otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With `learn`,
+    an alert starts a cooldown and raises P by alert_penalty; P decays every event.
+    Returns (score, flag)."""
     stats, counters = streams.stats[s], streams.counters[s]
     o = 6 * hy.D + 3 * N_CHANNELS
     penalty = stats[o]
     score = to_score(max(L - penalty, 0.0))
     quiet = counters[C_QUIET]
+    if quiet > 0 and L > stats[o + 1] + hy.alert_penalty:
+        quiet = 0
     if quiet > 0:
         score = 0.0
     flag = score >= hy.threshold
@@ -537,6 +544,7 @@ def alert_step(L, s, streams, learn, hy):
         elif flag:
             counters[C_QUIET] = hy.alert_cooldown
             penalty += hy.alert_penalty
+            stats[o + 1] = L
         stats[o] = penalty * hy.penalty_decay
     return score, flag
 

@@ -102,7 +102,7 @@ def score_stream(errors, X, T, settings):
     bins = np.zeros((D, B, 3))
     history = []  # channel inputs of every earlier event
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
-    penalty, quiet = 0.0, 0
+    penalty, quiet, last_alert = 0.0, 0, 0.0
     scores, flags = np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
@@ -115,7 +115,7 @@ def score_stream(errors, X, T, settings):
                   _rms([(x[d] - prev[d]) / sd[d] for d in obs]),
                   _rms([(x[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
-        outside = any(hi[d] > lo[d] and not lo[d] <= x[d] <= hi[d] for d in obs)
+        outside = max([max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]) for d in obs if hi[d] > lo[d]] + [0.0])
         means = []
         for c in range(4):
             window = [inputs[c]] + [h[c] for h in history[max(0, i - W + 1):]]
@@ -131,8 +131,10 @@ def score_stream(errors, X, T, settings):
         L = 0.0
         if i >= s["warmup"]:
             L = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3),
-                    s["range_novelty"] if outside else 0.0)
-        # alert suppression
+                    s["range_novelty"] * (1.0 + outside) if outside > 0 else 0.0)
+        # alert suppression: a cooldown ends early for an event stronger than its alert
+        if quiet > 0 and L > last_alert + s["alert_penalty"]:
+            quiet = 0
         Le = max(L - penalty, 0.0)
         score = 0.0 if quiet > 0 else Le / (Le + 5.0)
         flag = score >= s["threshold"]
@@ -141,6 +143,7 @@ def score_stream(errors, X, T, settings):
         elif flag:
             quiet = s["alert_cooldown"]
             penalty += s["alert_penalty"]
+            last_alert = L
         penalty *= decay
         scores[i], flags[i] = score, flag
         # learning: channel statistics, then the value statistics

@@ -131,3 +131,17 @@ def test_penalty_and_cooldown_suppress_repeated_alerts():
     assert len(flags) <= 4
     lone = MultiStreamDetector(1, alert_cooldown=0, alert_penalty=0.0).process(["s"] * len(x), x[:, None])
     assert lone.flags[1000:1100].sum() >= 8  # without suppression every spike alerts
+
+
+def test_cooldown_does_not_hide_a_stronger_anomaly():
+    """A marginal new record starts a cooldown; a spike far outside the range ten events
+    later is still flagged (it is more surprising than the alert that started it), while
+    a repeat of the same strength stays hidden."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.0, 1.0, size=(2000, 1))
+    X[1500] = 1.01
+    X[1510] = 1.02  # a repeat: barely beyond the new record
+    X[1520] = 3.0  # two range-widths outside
+    res = MultiStreamDetector(1).process(["s"] * len(X), X)
+    assert res.flags[1500] and not res.flags[1510] and res.flags[1520]
+    assert res.scores[1520] > res.scores[1500]
