@@ -2,14 +2,22 @@
 
     python bench/bench_kafka.py [--events 100000] [--streams 100] [--partitions 2]
                                 [--rate 2000] [--latency-events 10000] [--hidden-size 32]
+                                [--output-mode batch|event] [--serial]
 
 1. Produces `--events` events (univariate, `--streams` streams keyed by stream id) into a fresh
    topic on a Tansu broker this script starts.
-2. Raw consume: a bare kafka-python consumer reads that topic from the beginning (messages/s).
-3. Throughput: starts the daemon (a subprocess running `run_kafka`, as the CLI does) on the
-   backlog and measures sustained events/s from its first result to its last.
+2. Raw consume: a bare kafka-python consumer (its default settings) reads that topic from the
+   beginning (messages/s). For context it is repeated with the daemon's fetch settings and the
+   compiled CRC-32C the daemon installs (`streamlstm.kafka_crc`); from then on this process
+   (including the results reader below) uses that CRC too.
+3. Throughput: starts the daemon (bench/kafka_daemon_proc.py, as the CLI runs it) on the
+   backlog and measures sustained events/s from its first result to its last; the daemon's
+   own per-stage time breakdown (from its shutdown log line) is printed too.
 4. Latency: produces `--latency-events` more at `--rate` events/s, each carrying its produce
    time as `ts`, and measures result arrival − produce time (p50/p99); the results echo `ts`.
+5. Kernel only: `MultiStreamDetector.process` with the project's default model on the same
+   events, per input partition in offset order and in micro-batches of the daemon's size
+   (`kafka.poll_max_records` / partitions) — the rate the daemon cannot exceed.
 """
 
 from __future__ import annotations
@@ -32,9 +40,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import numpy as np  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from kafka_broker import TansuBroker  # noqa: E402
+from streamlstm import kafka_crc  # noqa: E402
+from streamlstm.config import load_config  # noqa: E402
+from streamlstm.events import JsonlParser, Rejected  # noqa: E402
+from streamlstm.kafka_daemon import CONSUMER_DEFAULTS, OUTPUT_MODES  # noqa: E402
+from streamlstm.pool import detector_for  # noqa: E402
 
 
 def produce(producer, topic, streams, start, n, rate=None, ts_now=False):
@@ -79,11 +93,15 @@ class Results:
             for recs in self.c.poll(timeout_ms=100).values():
                 now = time.time()
                 for r in recs:
-                    self.arrivals.append((now, json.loads(r.value)["ts"]))
+                    value = json.loads(r.value)  # a result, or (output_mode batch) a list of them
+                    if type(value) is list:
+                        self.arrivals.extend((now, v["ts"]) for v in value)
+                    else:
+                        self.arrivals.append((now, value["ts"]))
 
 
-def raw_consume(bootstrap, topic, n):
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+def raw_consume(bootstrap, topic, n, **settings):
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **settings)
     tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
     c.assign(tps)
     c.seek_to_beginning(*tps)
@@ -98,6 +116,41 @@ def raw_consume(bootstrap, topic, n):
     return got / dt
 
 
+def read_topic(bootstrap, topic, n):
+    """The first `n` messages of `topic`: {partition: [(offset, key, value)] in offset order}."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    out, got = {tp.partition: [] for tp in tps}, 0
+    while got < n:
+        for tp, recs in c.poll(timeout_ms=200, max_records=5000).items():
+            out[tp.partition].extend((r.offset, r.key, r.value) for r in recs)
+            got += len(recs)
+    c.close()
+    return out
+
+
+def kernel_only(config, messages, batch):
+    """events/s of `MultiStreamDetector.process` alone on the daemon's events and batches."""
+    parts = []
+    for msgs in messages.values():
+        parser = JsonlParser(config.input, max_streams=config.max_streams)
+        events = [e for o, k, v in msgs if not isinstance(e := parser.parse(o, v), Rejected)]
+        parts.append(([e.stream for e in events], np.array([e.values for e in events], dtype=np.float64)))
+    warm = detector_for(config.model, 1, config.max_streams)
+    warm.process(parts[0][0][:1], parts[0][1][:1])  # load the compiled kernel
+    n, dt = 0, 0.0
+    for ids, X in parts:
+        det = detector_for(config.model, 1, config.max_streams)
+        t0 = time.perf_counter()
+        for a in range(0, len(ids), batch):
+            det.process(ids[a:a + batch], X[a:a + batch])
+        dt += time.perf_counter() - t0
+        n += len(ids)
+    return n / dt
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -110,7 +163,10 @@ def main():
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--rate", type=float, default=2000.0)
     ap.add_argument("--latency-events", type=int, default=10_000)
-    ap.add_argument("--hidden-size", type=int, default=32)
+    ap.add_argument("--hidden-size", type=int, default=None,
+                    help="model.hidden_size (default: the project default)")
+    ap.add_argument("--output-mode", choices=OUTPUT_MODES, default="batch")
+    ap.add_argument("--serial", action="store_true", help="daemon without kernel/IO overlap")
     args = ap.parse_args()
 
     with TansuBroker() as broker, tempfile.TemporaryDirectory() as tmp:
@@ -123,10 +179,12 @@ def main():
         print(f"produced {args.events} events in {dt:.1f} s ({args.events / dt:,.0f}/s)", file=sys.stderr)
 
         raw = raw_consume(bs, topic, args.events)
+        crc = kafka_crc.install()
+        raw_tuned = raw_consume(bs, topic, args.events, **CONSUMER_DEFAULTS)
 
         cfg = {
             "source": "kafka",
-            "model": {"hidden_size": args.hidden_size},
+            "model": {} if args.hidden_size is None else {"hidden_size": args.hidden_size},
             "checkpoint": {"state_dir": f"{tmp}/state"},
             "kafka": {"bootstrap_servers": [bs], "topics": [topic], "group_id": f"bench-{uuid.uuid4().hex[:6]}",
                       "output_topic": out, "dead_letter_topic": f"{out}-dlq"},
@@ -136,7 +194,8 @@ def main():
         cfg_path.write_text(yaml.safe_dump(cfg))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         log = open(Path(tmp) / "daemon.log", "wb")
-        proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kafka_daemon_proc.py"), str(cfg_path)],
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "kafka_daemon_proc.py"), str(cfg_path),
+                                 "--output-mode", args.output_mode] + ["--serial"] * args.serial,
                                 stderr=log, env=env)
         try:
             results = Results(bs, out)
@@ -157,17 +216,31 @@ def main():
         finally:
             if proc.poll() is None:
                 proc.kill()
+        daemon_log = (Path(tmp) / "daemon.log").read_text()
         if rc != 0:
-            print((Path(tmp) / "daemon.log").read_text()[-3000:], file=sys.stderr)
+            print(daemon_log[-3000:], file=sys.stderr)
+        stages = [line.split("streamlstm.kafka: ", 1)[1] for line in daemon_log.splitlines()
+                  if "µs per event" in line]
 
+        config = load_config(cfg_path, env={})
+        kernel = kernel_only(config, read_topic(bs, topic, args.events),
+                             max(1, config.kafka.poll_max_records // args.partitions))
+
+        m = config.model
         print(f"\nKafka daemon on Tansu (memory storage), {args.partitions} partitions, {args.streams} streams, "
-              f"hidden_size {args.hidden_size}, {os.cpu_count()} CPUs, daemon exit {rc}")
-        print(f"{'measure':44s} {'value':>14s}")
-        print(f"{'raw kafka-python consume (msgs/s)':44s} {raw:14,.0f}")
-        print(f"{'daemon sustained, backlog of %d (events/s)' % args.events:44s} {throughput:14,.0f}")
-        print(f"{'end-to-end latency p50 at %g ev/s (ms)' % args.rate:44s} {pct(lat, 0.5):14.1f}")
-        print(f"{'end-to-end latency p99 at %g ev/s (ms)' % args.rate:44s} {pct(lat, 0.99):14.1f}")
-        print(f"{'end-to-end latency max (ms)':44s} {max(lat):14.1f}")
+              f"model hidden_size {m.hidden_size} k1 {m.k1} k2 {m.k2} {m.dtype}, output_mode {args.output_mode}"
+              f"{' (serial)' if args.serial else ''}, {os.cpu_count()} CPUs, daemon exit {rc}")
+        print(f"{'measure':56s} {'value':>12s}")
+        print(f"{'bare kafka-python consume, default settings (msgs/s)':56s} {raw:12,.0f}")
+        print(f"{'  same, daemon fetch settings + %s CRC (msgs/s)' % crc.split()[0]:56s} {raw_tuned:12,.0f}")
+        print(f"{'kernel only, MultiStreamDetector.process (events/s)':56s} {kernel:12,.0f}")
+        print(f"{'daemon sustained, backlog of %d (events/s)' % args.events:56s} {throughput:12,.0f}")
+        print(f"{'  of bare consume / of kernel':56s} {f'{throughput / raw:.0%} / {throughput / kernel:.0%}':>12s}")
+        print(f"{'end-to-end latency p50 at %g ev/s (ms)' % args.rate:56s} {pct(lat, 0.5):12.1f}")
+        print(f"{'end-to-end latency p99 at %g ev/s (ms)' % args.rate:56s} {pct(lat, 0.99):12.1f}")
+        print(f"{'end-to-end latency max (ms)':56s} {max(lat):12.1f}")
+        for line in stages:
+            print(f"daemon: {line}")
 
 
 if __name__ == "__main__":

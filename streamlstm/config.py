@@ -156,6 +156,7 @@ class KafkaConfig:
     dead_letter_topic: str = "streamlstm-errors"
     changelog_topic: str | None = None
     key_source: str = "key"
+    output_mode: str = "batch"
     poll_max_records: int = 5000
     poll_timeout_ms: int = 200
     session_timeout_ms: int = 10_000
@@ -401,6 +402,7 @@ _SPECS: dict[str, _Spec] = {
     "kafka.dead_letter_topic": _Str(),
     "kafka.changelog_topic": _Str(optional=True),
     "kafka.key_source": _Choice(("key", "field")),
+    "kafka.output_mode": _Choice(("batch", "event")),
     "kafka.poll_max_records": _Number(int, 1),
     "kafka.poll_timeout_ms": _Number(int, 0),
     "kafka.session_timeout_ms": _Number(int, 1),

@@ -1,9 +1,12 @@
 """The Kafka daemon: consume events, produce scores, keep per-partition state durable.
 
     poll (≤ poll_max_records) → parse (stream id = message key, or the JSON field)
-    → score+learn with the DetectorPool of the record's partition
-    → produce results (keyed by stream id) and dead letters
-    → when due: flush producer → checkpoint partition states → commit offsets
+    → score+learn with the DetectorPool of the record's partition (in a worker thread,
+      overlapping the next poll and parse: the compiled kernel releases the GIL)
+    → produce results (keyed by stream id; `kafka.output_mode` batch: one JSON array per
+      stream per micro-batch, event: one message per result) and dead letters
+    → when due: finish the batch in flight → flush producer → checkpoint partition states
+      → commit offsets
 
 State follows partitions: every assigned input partition has its own `DetectorPool` and
 parser memory, snapshotted together with the next input offset the snapshot includes. Offsets
@@ -22,23 +25,61 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Mapping
 
+import numpy as np
+
+from . import kafka_crc
 from .config import Config
 from .events import JsonlParser, Rejected, error_record
 from .metrics import DaemonMetrics, MetricsServer
-from .pool import DetectorPool
-from .records import dumps, result_record
+from .pool import DetectorPool, advance
+from .records import dumps, result_lines
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
 
-__all__ = ["KafkaDaemon", "run_kafka"]
+__all__ = ["OUTPUT_MODES", "KafkaDaemon", "pack_results", "run_kafka"]
 
 log = logging.getLogger("streamlstm.kafka")
 
 _KEY_FIELD = "\x00streamlstm-message-key"  # a JSON field name no input uses
+
+# `kafka.output_mode`: "batch" produces one message per stream per polled micro-batch whose
+# value is a JSON array of that stream's result records (in offset order, each the same
+# record "event" mode produces alone); "event" produces one message per result.
+OUTPUT_MODES = ("batch", "event")  # config.py validates kafka.output_mode against the same
+BATCH_MESSAGE_BYTES = 512 * 1024  # a batch message is split before it grows past this
+
+# Client settings (overridable through `client_options`). The producer batches generously
+# (results are flushed before every commit anyway) and does not compress; the consumer
+# fetches up to 4 MiB per partition per request instead of 1 MiB.
+CONSUMER_DEFAULTS = {"fetch_max_wait_ms": 100,  # bounds latency on brokers that hold fetches for the full wait
+                     "max_partition_fetch_bytes": 4 * 1024 * 1024}
+PRODUCER_DEFAULTS = {"acks": "all", "linger_ms": 5, "retries": 5, "batch_size": 512 * 1024,
+                     "compression_type": None}
+
+# main thread: poll, parse, wait (for the worker), produce, checkpoint; worker: score
+SWITCH_INTERVAL = 0.0005  # s; sys.setswitchinterval while the daemon runs
+_STAGES = ("poll", "parse", "score", "wait", "produce", "checkpoint")
+
+
+def pack_results(lines: list[str], limit: int = BATCH_MESSAGE_BYTES) -> list[bytes]:
+    """JSON arrays of the JSON objects in `lines`, each array at most ~`limit` bytes (an
+    array always holds at least one record)."""
+    out, start, size = [], 0, 2
+    for i, line in enumerate(lines):
+        n = len(line) + 1
+        if size + n > limit and i > start:
+            out.append(("[" + ",".join(lines[start:i]) + "]").encode())
+            start, size = i, 2
+        size += n
+    out.append(("[" + ",".join(lines[start:]) + "]").encode())
+    return out
 
 
 class _KeyInput:
@@ -56,11 +97,17 @@ class PartitionState:
     pool: DetectorPool
     by_field: JsonlParser  # stream id from the JSON field
     by_key: JsonlParser  # stream id from the message key; shares by_field's memory
-    next_offset: int | None = None  # next input offset to process
+    next_offset: int | None = None  # next input offset to process (everything before it is produced)
+    parsed_to: int | None = None  # next input offset to parse (ahead of next_offset while a batch is scored)
     checkpointed: int | None = None  # next_offset of the newest durable checkpoint
     committed: int | None = None
     events: int = 0
     extra: dict = field(default_factory=dict)
+    # `"topic":…,"partition":…,"offset":` — what a result record adds after the scored event
+    source: str = ""
+
+    def __post_init__(self):
+        self.source = f',"topic":{_quote(self.tp.topic)},"partition":{int(self.tp.partition)},"offset":'
 
     @classmethod
     def fresh(cls, tp, config: Config) -> "PartitionState":
@@ -80,6 +127,18 @@ class PartitionState:
         self.by_field.memory.load_json(extra["parser"])
         self.next_offset = self.checkpointed = extra["next_offset"]
         self.events = extra.get("events", 0)
+
+
+@dataclass
+class _Batch:
+    """One partition's part of a polled micro-batch, on its way through the pipeline."""
+    tp: Any
+    state: PartitionState
+    routed: Any  # pool.Routed: the accepted events split per detector (None when there are none)
+    rejected: list  # (Rejected, message key)
+    next_offset: int  # the partition's next offset once this batch is produced
+    parse_s: float = 0.0  # its share of the time parsing its poll took
+    results: list = field(default_factory=list)  # pool.advance(routed)
 
 
 def _listener_class():
@@ -102,12 +161,44 @@ def _listener_class():
     return Listener
 
 
+class _KeyPartitions:
+    """The output partition kafka-python's default partitioner picks for a key (murmur2 of
+    the key over the topic's sorted partitions), cached per key: computing it per message in
+    pure Python costs several µs. `refresh()` (once per batch) follows partition changes."""
+
+    MAX_KEYS = 100_000
+
+    def __init__(self, producer, topic: str):
+        self.producer, self.topic = producer, topic
+        self.partitions: list[int] | None = None
+        self.cache: dict[bytes, int] = {}
+
+    def refresh(self) -> None:
+        parts = sorted(self.producer.partitions_for(self.topic))
+        if parts != self.partitions:
+            self.partitions, self.cache = parts, {}
+
+    def __call__(self, key: bytes) -> int:
+        p = self.cache.get(key)
+        if p is None:
+            from kafka.partitioner.default import murmur2
+
+            if len(self.cache) >= self.MAX_KEYS:
+                self.cache.clear()
+            p = self.cache[key] = self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
+        return p
+
+
 class KafkaDaemon:
     """One consumer-group member. `run()` returns the exit status."""
 
     def __init__(self, config: Config, stop: threading.Event, *,
-                 client_options: Mapping[str, Any] | None = None, metrics: DaemonMetrics | None = None):
+                 client_options: Mapping[str, Any] | None = None, metrics: DaemonMetrics | None = None,
+                 output_mode: str | None = None):
         self.config = config
+        self.output_mode = output_mode or config.kafka.output_mode
+        if self.output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}")
         self.stop = stop
         self.client_options = dict(client_options or {})
         self.metrics = metrics or DaemonMetrics()
@@ -121,6 +212,14 @@ class KafkaDaemon:
         self.server: MetricsServer | None = None
         self.since_commit = 0
         self.last_commit = time.monotonic()
+        self.partition_of = None  # output partition of a key, when the default partitioner is in use
+        self.stage_s = dict.fromkeys(_STAGES, 0.0)  # seconds spent per stage (logged at shutdown)
+        self.pipelined = True  # False: parse, score and produce each batch in turn (for comparison)
+        self.worker: ThreadPoolExecutor | None = None  # scores the batch in flight
+        self.inflight: tuple[list[_Batch], Future] | None = None
+        self.drain_lock = threading.Lock()
+        self.processed = 0
+        self._stages_logged: tuple[int, dict] = (0, dict(self.stage_s))
 
     # ------------------------------------------------------------------ setup
 
@@ -128,20 +227,25 @@ class KafkaDaemon:
         from kafka import KafkaConsumer, KafkaProducer
 
         k = self.config.kafka
+        crc = kafka_crc.install()
+        log.info("CRC-32C: %s", crc)
         security = dict(k.security)
         consumer_opts = {
             "session_timeout_ms": k.session_timeout_ms,
             "heartbeat_interval_ms": k.heartbeat_interval_ms,
-            "fetch_max_wait_ms": 100,  # bounds latency on brokers that hold fetches for the full wait
+            **CONSUMER_DEFAULTS,
             **self.client_options.get("consumer", {}),
         }
         self.consumer = KafkaConsumer(
             bootstrap_servers=list(k.bootstrap_servers), group_id=k.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=k.poll_max_records,
             client_id=f"streamlstm-{os.getpid()}", **security, **consumer_opts)
+        producer_opts = {**PRODUCER_DEFAULTS, **self.client_options.get("producer", {})}
         self.producer = KafkaProducer(
-            bootstrap_servers=list(k.bootstrap_servers), acks="all", linger_ms=5, retries=5,
-            client_id=f"streamlstm-{os.getpid()}", **security, **self.client_options.get("producer", {}))
+            bootstrap_servers=list(k.bootstrap_servers), client_id=f"streamlstm-{os.getpid()}",
+            **security, **producer_opts)
+        if "partitioner" not in producer_opts:
+            self.partition_of = _KeyPartitions(self.producer, k.output_topic)
         if k.changelog_topic:
             self.store = KafkaChangelogStore(k.bootstrap_servers, k.changelog_topic, security)
         elif self.config.checkpoint.state_dir:
@@ -232,6 +336,7 @@ class KafkaDaemon:
                         log.warning("%s: committed offset %d but no state snapshot; starting models fresh",
                                     partition_key(tp), committed[tp])
             st.committed = committed[tp]
+            st.parsed_to = st.next_offset
             if st.next_offset is not None:
                 self.consumer.seek(tp, st.next_offset)
             else:
@@ -246,6 +351,7 @@ class KafkaDaemon:
         """Flush results and make the states of `tps` durable; returns the offsets to commit."""
         from kafka import OffsetAndMetadata
 
+        self.drain()
         self.producer.flush()
         if self.send_error is not None:
             raise RuntimeError(f"producing results failed: {self.send_error!r}")
@@ -294,54 +400,163 @@ class KafkaDaemon:
         self.send_error = exc
         self.metrics.errors.labels(kind="produce").inc()
 
-    def process(self, records) -> None:
-        cfg = self.config
-        by_key = cfg.kafka.key_source == "key"
-        only_anomalies = cfg.output.only_anomalies
-        out_topic, dlq = cfg.kafka.output_topic, cfg.kafka.dead_letter_topic
-        send, errback = self.producer.send, self._on_send_error
-        m = self.metrics
+    # Processing is a pipeline one micro-batch deep: while the compiled kernel (which releases
+    # the GIL) scores batch i in the worker thread, the main thread polls and parses batch i+1;
+    # then it starts scoring batch i+1 and produces batch i's results meanwhile. `drain()`
+    # completes the batch in flight; everything that snapshots or hands over state
+    # (checkpoints, so also revocation and shutdown) drains first, so a snapshot always holds
+    # exactly the events before its `next_offset`, parser memory included.
+
+    def parse(self, records) -> list[_Batch]:
+        """Parse one poll's records, per partition (main thread)."""
+        by_key = self.config.kafka.key_source == "key"
+        t0 = time.perf_counter()
+        out = []
         for tp, recs in records.items():
             st = self.states.get(tp)
             if st is None:  # not ours any more (cannot normally happen)
                 continue
-            if st.next_offset is not None:
-                recs = [r for r in recs if r.offset >= st.next_offset]
+            if st.parsed_to is not None and recs[0].offset < st.parsed_to:
+                recs = [r for r in recs if r.offset >= st.parsed_to]
             if not recs:
                 continue
             events, rejected = [], []
+            by_key_parse, by_field_parse, key_input = st.by_key.parse, st.by_field.parse, st.by_key.cfg
             for rec in recs:
                 key = rec.key
                 if by_key and key is not None:
-                    st.by_key.cfg.default_stream = key.decode("utf-8", "replace")
-                    parsed = st.by_key.parse(rec.offset, rec.value or b"")
+                    key_input.default_stream = key.decode("utf-8", "replace")
+                    parsed = by_key_parse(rec.offset, rec.value or b"")
                 else:
-                    parsed = st.by_field.parse(rec.offset, rec.value or b"")
-                if isinstance(parsed, Rejected):
+                    parsed = by_field_parse(rec.offset, rec.value or b"")
+                if parsed.__class__ is Rejected:
                     rejected.append((parsed, key))
                 else:
                     events.append(parsed)
-            scored = st.pool.process(events) if events else []
-            anomalies = 0
-            for s in scored:
-                anomalies += s.is_anomaly
-                if only_anomalies and not s.is_anomaly:
-                    continue
-                rec = result_record(s)
-                rec["topic"], rec["partition"], rec["offset"] = tp.topic, tp.partition, s.event.seq
-                send(out_topic, key=s.event.stream.encode(), value=dumps(rec).encode()).add_errback(errback)
-                m.results.inc()
-            for rej, key in rejected:
+            st.parsed_to = recs[-1].offset + 1
+            out.append(_Batch(tp, st, st.pool.route(events) if events else None, rejected, st.parsed_to))
+        dt = time.perf_counter() - t0
+        self.stage_s["parse"] += dt
+        for b in out:
+            b.parse_s = dt / len(out)
+        return out
+
+    @staticmethod
+    def _score(batches: list[_Batch]) -> float:
+        """Score and learn (worker thread); returns the seconds it took."""
+        t0 = time.perf_counter()
+        for b in batches:
+            if b.routed is not None:
+                b.results = advance(b.routed)
+        return time.perf_counter() - t0
+
+    def step(self, batches: list[_Batch]) -> None:
+        """Main loop: take the batch in flight, start scoring `batches`, then produce the
+        results of the one taken (overlapping with the new scoring)."""
+        with self.drain_lock:
+            done = self._take()
+            if batches:
+                if self.worker is None:
+                    self.worker = ThreadPoolExecutor(1, thread_name_prefix="streamlstm-score")
+                self.inflight = (batches, self.worker.submit(self._score, batches))
+            if done is not None:
+                self._emit_timed(*done)
+
+    def drain(self) -> None:
+        """Wait for the batch in flight, produce its results and advance its offsets."""
+        with self.drain_lock:
+            done = self._take()
+            if done is not None:
+                self._emit_timed(*done)
+
+    def _take(self) -> tuple[list[_Batch], float] | None:
+        if self.inflight is None:
+            return None
+        batches, future = self.inflight
+        self.inflight = None
+        t0 = time.perf_counter()
+        took = future.result()
+        self.stage_s["score"] += took
+        self.stage_s["wait"] += time.perf_counter() - t0
+        return batches, took
+
+    def _emit_timed(self, batches: list[_Batch], took: float) -> None:
+        t0 = time.perf_counter()
+        self.emit(batches)
+        dt = time.perf_counter() - t0
+        self.stage_s["produce"] += dt
+        self.metrics.batch_latency.observe(sum(b.parse_s for b in batches) + took + dt)
+
+    def process(self, records) -> None:
+        """Parse, score and produce one poll's records, all in the calling thread."""
+        batches = self.parse(records)
+        took = self._score(batches)
+        self.stage_s["score"] += took
+        self._emit_timed(batches, took)
+
+    def emit(self, batches: list[_Batch]) -> None:
+        """Produce the results and dead letters of scored batches; advance their offsets.
+
+        A result is `records.result_record` of the scored event plus its source topic,
+        partition and offset (the event's `seq`), as JSON (`records.result_lines`)."""
+        cfg = self.config
+        only_anomalies = cfg.output.only_anomalies
+        batch_mode = self.output_mode == "batch"
+        out_topic, dlq = cfg.kafka.output_topic, cfg.kafka.dead_letter_topic
+        send, errback = self.producer.send, self._on_send_error
+        partition_of = self.partition_of
+        if partition_of is not None and any(b.routed is not None for b in batches):
+            partition_of.refresh()
+        m = self.metrics
+        for b in batches:
+            tp, st = b.tp, b.state
+            n_events = anomalies = produced = 0
+            if b.routed is not None:
+                events = b.routed.events
+                n_events = len(events)
+                anomalies = sum(int(res.flags.sum()) for res in b.results)
+                lines = result_lines(b.routed, b.results, only_anomalies)
+                if only_anomalies and len(lines) != n_events:
+                    flagged = [False] * n_events
+                    for part, res in zip(b.routed.parts, b.results):
+                        for n in (np.flatnonzero(res.flags)).tolist():
+                            flagged[part.rows[n]] = True
+                    events = [ev for ev, f in zip(events, flagged) if f]
+                source = st.source
+                produced = len(lines)
+                if batch_mode:
+                    per_stream: dict[str, list[str]] = {}
+                    for ev, line in zip(events, lines):
+                        group = per_stream.get(ev.stream)
+                        if group is None:
+                            group = per_stream[ev.stream] = []
+                        group.append(f"{line[:-1]}{source}{ev.seq}}}")
+                    for stream, group in per_stream.items():
+                        key = stream.encode()
+                        part = partition_of(key) if partition_of is not None else None
+                        for value in pack_results(group):
+                            send(out_topic, key=key, value=value, partition=part).add_errback(errback)
+                else:
+                    for ev, line in zip(events, lines):
+                        key = ev.stream.encode()
+                        send(out_topic, key=key, value=f"{line[:-1]}{source}{ev.seq}}}".encode(),
+                             partition=partition_of(key) if partition_of is not None else None
+                             ).add_errback(errback)
+            for rej, key in b.rejected:
                 rec = error_record(rej)
                 rec.update(topic=tp.topic, partition=tp.partition, offset=rej.seq,
                            key=key.decode("utf-8", "replace") if key is not None else None)
                 send(dlq, key=key, value=dumps(rec).encode()).add_errback(errback)
                 m.errors.labels(kind=rej.reason).inc()
-            st.next_offset = recs[-1].offset + 1
-            st.events += len(events)
-            self.since_commit += len(events)
-            m.events.inc(len(events))
-            m.anomalies.inc(anomalies)
+            st.next_offset = b.next_offset
+            st.events += n_events
+            self.since_commit += n_events
+            self.processed += n_events
+            m.events.inc(n_events)
+            if anomalies:
+                m.anomalies.inc(anomalies)
+            if produced:
+                m.results.inc(produced)
 
     def _update_gauges(self) -> None:
         m = self.metrics
@@ -359,28 +574,43 @@ class KafkaDaemon:
             self.server = MetricsServer(self.metrics, cfg.metrics.address, cfg.metrics.port).start()
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
+        # The main thread would otherwise keep the GIL for up to 5 ms each time the worker
+        # needs it briefly around the kernel call (as the stdin filter does too).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._kafka_clients()
             self.consumer.subscribe(list(cfg.kafka.topics), listener=_listener_class()(self))
             log.info("consuming %s as group %s", ",".join(cfg.kafka.topics), cfg.kafka.group_id)
             every_events, every_s = cfg.checkpoint.every_events, cfg.checkpoint.every_seconds
+            clock, stage = time.perf_counter, self.stage_s
             while not self.stop.is_set():
-                records = self.consumer.poll(timeout_ms=cfg.kafka.poll_timeout_ms,
+                t_poll = clock()
+                # With a batch in flight only take what is already fetched: its results wait.
+                records = self.consumer.poll(timeout_ms=0 if self.inflight else cfg.kafka.poll_timeout_ms,
                                              max_records=cfg.kafka.poll_max_records)
                 self.metrics.last_poll = time.monotonic()
                 if self.fatal is not None:
                     raise self.fatal
+                batches = []
                 if records:  # (records of partitions still pending restore are dropped: we seek)
-                    t0 = time.perf_counter()
-                    self.process(records)
-                    self.metrics.batch_latency.observe(time.perf_counter() - t0)
+                    stage["poll"] += clock() - t_poll  # (only polls that returned records)
+                    if not self.pipelined:
+                        self.process(records)
+                    else:
+                        batches = self.parse(records)
+                self.step(batches)
                 self._restore_pending()
                 self._update_gauges()
                 if (self.since_commit >= every_events
                         or (time.monotonic() - self.last_commit >= every_s)):
+                    t0 = clock()
                     self.checkpoint_and_commit()
+                    stage["checkpoint"] += clock() - t0
+                    self._log_stages(since_last=True)
             log.info("stopping: final checkpoint and commit")
             self.checkpoint_and_commit()
+            self._log_stages()
         except Exception:
             log.exception("kafka daemon failed; offsets after the last checkpoint are not committed")
             self.fatal = self.fatal or RuntimeError("failed")
@@ -388,9 +618,28 @@ class KafkaDaemon:
         finally:
             self.metrics.alive = status == 0
             self._close(commit=False)
+            sys.setswitchinterval(switch_interval)
         return status
 
+    def _log_stages(self, since_last: bool = False) -> None:
+        """Log the time per event spent in each stage: at DEBUG since the previous periodic
+        checkpoint, at INFO (shutdown) in all."""
+        if since_last:
+            if not log.isEnabledFor(logging.DEBUG):
+                return
+            last_n, last = self._stages_logged
+            n, stages = self.processed - last_n, {k: v - last[k] for k, v in self.stage_s.items()}
+            self._stages_logged = (self.processed, dict(self.stage_s))
+        else:
+            n, stages = self.processed, self.stage_s
+        if n:
+            per = ", ".join(f"{k} {1e6 * v / n:.1f}" for k, v in stages.items())
+            log.log(logging.DEBUG if since_last else logging.INFO, "%s %d events (%s output); µs per event: %s",
+                    "since the last checkpoint:" if since_last else "processed", n, self.output_mode, per)
+
     def _close(self, commit: bool) -> None:
+        if self.worker is not None:
+            self.worker.shutdown(wait=True)
         for name, closer in (("consumer", lambda: self.consumer.close(autocommit=commit)),
                              ("producer", lambda: self.producer.close(timeout=10)),
                              ("store", lambda: self.store.close())):
@@ -405,9 +654,11 @@ class KafkaDaemon:
 
 
 def run_kafka(config: Config, stop: threading.Event, *, client_options: Mapping[str, Any] | None = None,
-              metrics: DaemonMetrics | None = None) -> int:
+              metrics: DaemonMetrics | None = None, output_mode: str | None = None) -> int:
     """Run the daemon until `stop` is set (exit status 0) or a fatal error (1).
 
-    `client_options` adds kafka-python settings: ``{"consumer": {...}, "producer": {...}}``.
+    `client_options` adds kafka-python settings: ``{"consumer": {...}, "producer": {...}}``;
+    `output_mode` ("batch" or "event") overrides `kafka.output_mode`.
     """
-    return KafkaDaemon(config, stop, client_options=client_options, metrics=metrics).run()
+    return KafkaDaemon(config, stop, client_options=client_options, metrics=metrics,
+                       output_mode=output_mode).run()

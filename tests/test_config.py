@@ -186,6 +186,7 @@ def test_wrong_types(key, value):
     ("source", "file"),
     ("input.format", "xml"),
     ("kafka.key_source", "value"),
+    ("kafka.output_mode", "stream"),
     ("log_level", "loud"),
 ])
 def test_out_of_range(key, value):

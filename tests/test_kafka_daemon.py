@@ -30,7 +30,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.events import JsonlParser, Rejected  # noqa: E402
-from streamlstm.kafka_daemon import KafkaDaemon  # noqa: E402
+from streamlstm.kafka_daemon import OUTPUT_MODES, KafkaDaemon, pack_results  # noqa: E402
 from streamlstm.metrics import DaemonMetrics  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402
 
@@ -107,6 +107,7 @@ class Reader:
         self.topic = topic
         self.records: list[dict] = []
         self.keys: list[bytes] = []
+        self.messages: list[tuple[bytes, object]] = []  # (key, decoded value) per message
         self.assigned = False
 
     def _assign(self) -> bool:
@@ -120,6 +121,8 @@ class Reader:
         return True
 
     def until(self, done, timeout_s: float = 60.0, what: str = "records") -> list[dict]:
+        """Records until `done(records)`; a message holding a JSON array (output_mode batch)
+        counts as its records, each with the message's key."""
         deadline = time.monotonic() + timeout_s
         while not done(self.records):
             if time.monotonic() > deadline:
@@ -129,8 +132,11 @@ class Reader:
                 continue
             for recs in self.consumer.poll(timeout_ms=200).values():
                 for r in recs:
-                    self.records.append(json.loads(r.value))
-                    self.keys.append(r.key)
+                    value = json.loads(r.value)
+                    self.messages.append((r.key, value))
+                    for rec in value if isinstance(value, list) else [value]:
+                        self.records.append(rec)
+                        self.keys.append(r.key)
         return self.records
 
     def close(self):
@@ -188,7 +194,8 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path):
+@pytest.mark.parametrize("output_mode", OUTPUT_MODES)
+def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, output_mode):
     path, data = _write_config(tmp_path, kafka_broker, "e2e")
     data["metrics"] = {"enabled": True, "address": "127.0.0.1", "port": 0}
     path.write_text(yaml.safe_dump(data))
@@ -196,7 +203,8 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path):
     feed = Feed(kafka_broker.bootstrap, k["topics"][0])
     bad = {0: [b'{"stream": "s0", "value": ', b"not json"], 1: [b'{"stream": "s2", "value": "x"}']}
     feed.produce(150, extra=bad)
-    daemon, stop, thread, status = _start_thread(load_config(path), metrics=DaemonMetrics())
+    daemon, stop, thread, status = _start_thread(load_config(path), metrics=DaemonMetrics(),
+                                                 output_mode=output_mode)
     out, dlq = Reader(kafka_broker.bootstrap, k["output_topic"]), Reader(kafka_broker.bootstrap, k["dead_letter_topic"])
     try:
         ref = _reference(path, feed)
@@ -219,7 +227,15 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path):
     _assert_matches(results, ref, exact_once=True)
     # Results are keyed by stream id and carry their source.
     assert {key.decode() for key in out.keys} == {"s0", "s1", "s2", "s3"}
+    assert all(key.decode() == r["stream"] for key, r in zip(out.keys, results))
     assert all(r["topic"] == k["topics"][0] for r in results)
+    if output_mode == "batch":  # one array per stream and poll: fewer messages than results
+        assert all(isinstance(v, list) and v for _, v in out.messages)
+        assert len(out.messages) < len(results) / 2
+        for _, v in out.messages:  # in offset order within a message
+            assert [r["offset"] for r in v] == sorted(r["offset"] for r in v)
+    else:
+        assert all(isinstance(v, dict) for _, v in out.messages)
     bad_offsets = set(feed.offsets()) - set(ref)
     assert {(e["partition"], e["offset"]) for e in errors} == bad_offsets
     assert sorted(e["error"] for e in errors) == ["malformed_json", "malformed_json", "not_numeric"]
@@ -309,3 +325,121 @@ def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
         out.close()
     assert a[3] == [0]
     _assert_matches(results, ref, exact_once=True)
+
+
+# ---------------------------------------------------------------- without a broker
+
+
+class _Sent:
+    def add_errback(self, fn):
+        return self
+
+
+class _FakeProducer:
+    def __init__(self):
+        self.sent: list[tuple[str, bytes | None, bytes, int | None]] = []
+
+    def send(self, topic, key=None, value=None, partition=None):
+        self.sent.append((topic, key, value, partition))
+        return _Sent()
+
+
+def _offline_daemon(output_mode: str, only_anomalies: bool):
+    from streamlstm.kafka_daemon import PartitionState
+
+    config = load_config(None, env={}, overrides={
+        "model.hidden_size": 4, "model.k1": 4, "model.k2": 4, "model.warmup": 5, "model.threshold": 0.6,
+        "output.only_anomalies": only_anomalies, "kafka.output_topic": "out", "kafka.dead_letter_topic": "dlq"})
+    daemon = KafkaDaemon(config, threading.Event(), output_mode=output_mode)
+    daemon.producer = _FakeProducer()
+    tp = TopicPartition("in", 0)
+    st = daemon.states[tp] = PartitionState.fresh(tp, config)
+    st.next_offset = st.parsed_to = 0
+    return daemon, config, tp
+
+
+def _offline_messages():
+    from collections import namedtuple
+
+    Rec = namedtuple("Rec", "offset key value")
+    multi = [("m0", json.dumps({"stream": "m0", "ts": f"2024-05-01T00:{i // 60:02d}:{i % 60:02d}Z",
+                                "values": {"b": None if i % 9 == 4 else math.cos(i / 5), "a": i % 7}}).encode())
+             for i in range(60)]
+    uni = _events(0, 0, 120) + [("bad", b"not json")] + _events(1, 120, 100)
+    msgs = [m for pair in zip(uni, multi + [None] * len(uni)) for m in pair if m is not None]
+    return [Rec(o, k.encode(), v) for o, (k, v) in enumerate(msgs)]
+
+
+@pytest.mark.parametrize("only_anomalies", [False, True])
+@pytest.mark.parametrize("output_mode", OUTPUT_MODES)
+def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
+    """Byte for byte: each result is `records.dumps` of `result_record` plus its source, alone
+    (event) or in per-stream JSON arrays in offset order (batch); serial and pipelined agree."""
+    from streamlstm.records import dumps, result_record
+
+    recs = _offline_messages()
+    runs = []
+    for pipelined in (False, True):
+        daemon, config, tp = _offline_daemon(output_mode, only_anomalies)
+        for a in range(0, len(recs), 70):  # five polls
+            if pipelined:
+                daemon.step(daemon.parse({tp: recs[a:a + 70]}))
+            else:
+                daemon.process({tp: recs[a:a + 70]})
+        daemon.drain()
+        if daemon.worker is not None:
+            daemon.worker.shutdown()
+        assert daemon.states[tp].next_offset == len(recs) and daemon.inflight is None
+        runs.append(daemon.producer.sent)
+    assert runs[0] == runs[1]
+    sent = runs[0]
+
+    parser, pool = JsonlParser(config.input, max_streams=config.max_streams), DetectorPool(config)
+    want = {}
+    for s in pool.process([e for r in recs if not isinstance(e := parser.parse(r.offset, r.value), Rejected)]):
+        if s.is_anomaly or not only_anomalies:
+            want.setdefault(s.event.stream, []).append(
+                dumps({**result_record(s), "topic": "in", "partition": 0, "offset": s.event.seq}))
+    assert sum(map(len, want.values())) > (0 if only_anomalies else 270)
+
+    results = [m for m in sent if m[0] == "out"]
+    got: dict[str, list[str]] = {}
+    for _, key, value, partition in results:
+        text = value.decode()
+        if output_mode == "batch":
+            assert text.startswith("[") and text.endswith("]")
+            lines = [json.dumps(r, separators=(",", ":")) for r in json.loads(text)]
+            assert text == "[" + ",".join(lines) + "]"
+        else:
+            lines = [text]
+        assert all(json.loads(line)["stream"] == key.decode() for line in lines)
+        got.setdefault(key.decode(), []).extend(lines)
+    assert got == want
+    if output_mode == "batch":  # at most one message per stream per poll
+        assert len(results) <= 5 * len(want)
+    else:
+        assert len(results) == sum(map(len, want.values()))
+    dead = [m for m in sent if m[0] == "dlq"]
+    bad_offset = next(r.offset for r in recs if r.key == b"bad")
+    assert len(dead) == 1 and json.loads(dead[0][2])["offset"] == bad_offset and dead[0][1] == b"bad"
+    assert "m0" in want  # multivariate results too
+
+
+def test_pack_results_splits_large_batches():
+    lines = [json.dumps({"offset": i, "pad": "x" * 50}) for i in range(100)]
+    packed = pack_results(lines, limit=1000)
+    assert len(packed) > 1 and all(len(p) <= 1000 for p in packed)
+    assert [r for p in packed for r in json.loads(p)] == [json.loads(line) for line in lines]
+    assert pack_results(["{}"], limit=1) == [b"[{}]"]  # an oversized record still goes out alone
+
+
+def test_compiled_crc32c_matches_kafka_python():
+    from kafka.record import _crc32c
+
+    from streamlstm import kafka_crc
+
+    data = bytes(range(256)) * 40 + b"streamlstm"
+    for chunk in (b"", b"123456789", data, memoryview(bytearray(data))[3:999]):
+        assert kafka_crc.crc32c(chunk) == _crc32c.crc(bytes(chunk))
+    assert kafka_crc.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert kafka_crc.install() in ("compiled (numba)", "crc32c (C extension)")
