@@ -102,6 +102,8 @@ class ModelConfig:
     long_halflife: float = DEFAULTS["long_halflife"]
     seasonal_bins: int = DEFAULTS["seasonal_bins"]
     range_novelty: float = DEFAULTS["range_novelty"]
+    range_tolerance: float = DEFAULTS["range_tolerance"]
+    error_weight: float = DEFAULTS["error_weight"]
     threshold: float = DEFAULTS["threshold"]
     alert_cooldown: int = DEFAULTS["alert_cooldown"]
     alert_penalty: float = DEFAULTS["alert_penalty"]

@@ -66,8 +66,12 @@ class LSTMDetector(base.AnomalyDetector):
     seasonal_bins
         Bins of the time-of-day profile (used only where events carry timestamps, i.e.
         by MultiStreamDetector; 0 = off).
-    range_novelty
-        Surprise (-log10 probability) of a value outside the range seen so far; 0 = off.
+    range_novelty, range_tolerance
+        Surprise (-log10 probability) of a value more than `range_tolerance` x (the range's
+        width) outside the range seen so far; 0 = off.
+    error_weight
+        The LSTM error channel's surprise, times this, may raise an alert on its own (it
+        is also averaged with the value channels); 0 = only in the average.
     threshold
         An event is flagged when its score is at least this.
     alert_cooldown, alert_penalty, penalty_halflife
@@ -129,9 +133,11 @@ class LSTMDetector(base.AnomalyDetector):
         input_clip: float = 10.0,
         warmup: int = 300,
         short_window: int = 10,
-        long_halflife: float = 2000.0,
+        long_halflife: float = 8000.0,
         seasonal_bins: int = 24,
         range_novelty: float = 30.0,
+        range_tolerance: float = 0.02,
+        error_weight: float = 0.7,
         threshold: float = 0.5,
         alert_cooldown: int = 30,
         alert_penalty: float = 5.0,
@@ -163,6 +169,8 @@ class LSTMDetector(base.AnomalyDetector):
         self.long_halflife = long_halflife
         self.seasonal_bins = seasonal_bins
         self.range_novelty = range_novelty
+        self.range_tolerance = range_tolerance
+        self.error_weight = error_weight
         self.threshold = threshold
         self.alert_cooldown = alert_cooldown
         self.alert_penalty = alert_penalty

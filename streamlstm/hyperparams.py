@@ -43,9 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "input_clip": 10.0,
     "warmup": 300,
     "short_window": 10,
-    "long_halflife": 2000.0,
+    "long_halflife": 8000.0,
     "seasonal_bins": 24,
     "range_novelty": 30.0,
+    "range_tolerance": 0.02,
+    "error_weight": 0.7,
     "threshold": 0.5,
     "alert_cooldown": 30,
     "alert_penalty": 5.0,
@@ -79,6 +81,8 @@ RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "long_halflife": (1.0, True, math.inf, False),
     "seasonal_bins": (0, True, 1440, True),
     "range_novelty": (0.0, True, math.inf, False),
+    "range_tolerance": (0.0, True, math.inf, False),
+    "error_weight": (0.0, True, math.inf, False),
     "threshold": (0.0, False, 1.0, False),
     "alert_cooldown": (0, True, 10**9, True),
     "alert_penalty": (0.0, True, math.inf, False),
@@ -150,6 +154,8 @@ class KernelHyper(NamedTuple):
     seasonal_bins: int
     seasonal_alpha: float
     range_novelty: float
+    range_tolerance: float
+    error_weight: float
     threshold: float
     alert_cooldown: int
     alert_penalty: float
@@ -194,6 +200,8 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         seasonal_bins=int(settings["seasonal_bins"]),
         seasonal_alpha=halflife_to_alpha(SEASONAL_HALFLIFE),
         range_novelty=float(settings["range_novelty"]),
+        range_tolerance=float(settings["range_tolerance"]),
+        error_weight=float(settings["error_weight"]),
         threshold=float(settings["threshold"]),
         alert_cooldown=int(settings["alert_cooldown"]),
         alert_penalty=float(settings["alert_penalty"]),

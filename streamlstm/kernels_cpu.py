@@ -50,7 +50,6 @@ kernel = njit(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
 #   [3D, 4D) last observed value   [4D, 5D) smallest value seen     [5D, 6D) largest
 #   6D + 3c + (0, 1, 2)            channel c's long-term mean, variance, number of updates
 #   6D + 3*N_CHANNELS              alert penalty P (-log10 units)
-#   6D + 3*N_CHANNELS + 1          surprise L of the stream's last alert
 # The channels' short windows are streams.ring[s] (N_CHANNELS, w) and the seasonal profile
 # streams.bins[s] (D, seasonal_bins, 3: mean, variance, visits), both float32.
 # Columns of the per-stream int64 counter row.
@@ -510,33 +509,28 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
-    L = (channel_surprise(stats, ring, 0, error, p, filled, D)
+    L_error = channel_surprise(stats, ring, 0, error, p, filled, D)
+    L = (L_error
          + channel_surprise(stats, ring, 1, z, p, filled, D)
          + channel_surprise(stats, ring, 2, step, p, filled, D)) / 3.0
-    L = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D))
-    if outside > 0.0:
-        # Graded, so a value far outside the range outranks a marginal new record.
+    L = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D), hy.error_weight * L_error)
+    if outside > hy.range_tolerance:
+        # Graded, so a value far outside the range outranks one just past the tolerance.
         L = max(L, hy.range_novelty * (1.0 + outside))
     return L, error
 
 
 @kernel
 def alert_step(L, s, streams, learn, hy):
-    """Score and flag of an event of surprise L, after alert suppression: during a
-    cooldown the score is 0, unless L exceeds the surprise of the alert that started it by
-    more than alert_penalty (a cooldown hides repeats of an incident, not a stronger one);
-    otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With `learn`,
-    an alert starts a cooldown and raises P by alert_penalty; P decays every event.
-    Returns (score, flag)."""
+    """Score and flag of an event of surprise L, after alert suppression: 0 during a
+    cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With
+    `learn`, an alert starts a cooldown and raises P by alert_penalty; P decays every
+    event. Returns (score, flag)."""
     stats, counters = streams.stats[s], streams.counters[s]
     o = 6 * hy.D + 3 * N_CHANNELS
     penalty = stats[o]
-    score = to_score(max(L - penalty, 0.0))
     quiet = counters[C_QUIET]
-    if quiet > 0 and L > stats[o + 1] + hy.alert_penalty:
-        quiet = 0
-    if quiet > 0:
-        score = 0.0
+    score = 0.0 if quiet > 0 else to_score(max(L - penalty, 0.0))
     flag = score >= hy.threshold
     if learn:
         if quiet > 0:
@@ -544,7 +538,6 @@ def alert_step(L, s, streams, learn, hy):
         elif flag:
             counters[C_QUIET] = hy.alert_cooldown
             penalty += hy.alert_penalty
-            stats[o + 1] = L
         stats[o] = penalty * hy.penalty_decay
     return score, flag
 

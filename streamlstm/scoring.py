@@ -18,19 +18,18 @@ detector):
 
     L_c = -log10 P(Z >= (m - mu) / sd),  Z ~ N(0, 1)      "how many nines" of surprise
 
-A value outside the range [lo, hi] of every value the stream has shown gets the surprise
-`range_novelty` * (1 + e), e = its distance outside in units of hi - lo (Numenta's NAB
-detector has the same "spatial anomaly" rule; the grading lets a spike far outside the
-range outrank a marginal new record).
-The event's surprise is
+A value more than `range_tolerance` x (hi - lo) outside the range [lo, hi] of every value
+the stream has shown gets the surprise `range_novelty` * (1 + e), e = its distance outside
+in units of hi - lo (Numenta's NAB detector has the same "spatial anomaly" rule with a 5 %
+tolerance: a new record by a hair is not news; the grading lets a spike far outside the
+range outrank one just past the tolerance). The event's surprise is
 
-    L = max( (L_0 + L_1 + L_2) / 3,  L_3,  L_range )
+    L = max( (L_0 + L_1 + L_2) / 3,  L_3,  error_weight * L_0,  L_range )
 
-and repeated alarms are suppressed (kernels_cpu.alert_step): after an alert the next
-`alert_cooldown` events score 0 (unless one is more surprising than that alert by more
-than `alert_penalty`: a cooldown hides repeats of an incident, not a stronger one), and a
-penalty P rises by `alert_penalty` per alert and decays with half-life
-`penalty_halflife` events:
+(the LSTM error may alert on its own at a higher bar: it is the one channel that sees a
+change of rhythm) and repeated alarms are suppressed (kernels_cpu.alert_step): after an
+alert the next `alert_cooldown` events score 0, and a penalty P rises by `alert_penalty`
+per alert and decays with half-life `penalty_halflife` events:
 
     Le = max(L - P, 0),   score = Le / (Le + L_HALF)      in [0, 1), 0.5 at Le = 5
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 2  # 2: cached BPTT windows, multi-channel scoring state
+FORMAT_VERSION = 3  # 2: cached BPTT windows, multi-channel scoring state; 3: no last-alert column
 _META_KEY = "__meta__"
 
 

@@ -102,7 +102,7 @@ def score_stream(errors, X, T, settings):
     bins = np.zeros((D, B, 3))
     history = []  # channel inputs of every earlier event
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
-    penalty, quiet, last_alert = 0.0, 0, 0.0
+    penalty, quiet = 0.0, 0
     scores, flags = np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
@@ -131,10 +131,8 @@ def score_stream(errors, X, T, settings):
         L = 0.0
         if i >= s["warmup"]:
             L = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3),
-                    s["range_novelty"] * (1.0 + outside) if outside > 0 else 0.0)
-        # alert suppression: a cooldown ends early for an event stronger than its alert
-        if quiet > 0 and L > last_alert + s["alert_penalty"]:
-            quiet = 0
+                    s["error_weight"] * surprise(0),
+                    s["range_novelty"] * (1.0 + outside) if outside > s["range_tolerance"] else 0.0)
         Le = max(L - penalty, 0.0)
         score = 0.0 if quiet > 0 else Le / (Le + 5.0)
         flag = score >= s["threshold"]
@@ -143,7 +141,6 @@ def score_stream(errors, X, T, settings):
         elif flag:
             quiet = s["alert_cooldown"]
             penalty += s["alert_penalty"]
-            last_alert = L
         penalty *= decay
         scores[i], flags[i] = score, flag
         # learning: channel statistics, then the value statistics
