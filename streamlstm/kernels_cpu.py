@@ -105,10 +105,18 @@ def lstm_step_forward(h, c, act, tc, x, h_prev, c_prev, W, b, H, D):
     G = 4 * H
     for g in range(G):
         act[g] = b[g]
-    for j in range(H):
+    # Four rows of W per pass, so act is loaded and stored once per four rows, not per row.
+    j = 0
+    while j + 4 <= H:
+        a0, a1, a2, a3 = h_prev[j], h_prev[j + 1], h_prev[j + 2], h_prev[j + 3]
+        for g in range(G):
+            act[g] += a0 * W[j, g] + a1 * W[j + 1, g] + a2 * W[j + 2, g] + a3 * W[j + 3, g]
+        j += 4
+    while j < H:
         a = h_prev[j]
         for g in range(G):
             act[g] += a * W[j, g]
+        j += 1
     for d in range(D):
         a = x[d]
         if not math.isnan(a):
