@@ -188,35 +188,45 @@ def lstm_weight_gradient(dW, Z, dpre, L):
 
     Z (>=L, R): what row r of W multiplied at step t (h_prev or the input);  dpre (>=L, G)
     One product over the window instead of a rank-1 update per step, which loads and stores
-    all of dW every step and is bound by those loads and stores: here each pass takes two
-    rows and four steps, so a dpre value loaded feeds two FMAs and a dW value is loaded and
-    stored once per four steps.
+    all of dW every step and is bound by those loads and stores: here each pass takes four
+    rows and four steps, so a dpre value loaded feeds four FMAs and a dW value is loaded and
+    stored once per four steps (the 16 multipliers and 4 partial sums fit in registers).
     """
     R, G = dW.shape
     r = 0
-    while r + 2 <= R:
+    while r + 4 <= R:
         t = 0
         while t + 4 <= L:
             a0, a1, a2, a3 = zero_nan(Z[t, r]), zero_nan(Z[t + 1, r]), zero_nan(Z[t + 2, r]), zero_nan(Z[t + 3, r])
             b0, b1, b2, b3 = (zero_nan(Z[t, r + 1]), zero_nan(Z[t + 1, r + 1]), zero_nan(Z[t + 2, r + 1]),
                               zero_nan(Z[t + 3, r + 1]))
+            c0, c1, c2, c3 = (zero_nan(Z[t, r + 2]), zero_nan(Z[t + 1, r + 2]), zero_nan(Z[t + 2, r + 2]),
+                              zero_nan(Z[t + 3, r + 2]))
+            d0, d1, d2, d3 = (zero_nan(Z[t, r + 3]), zero_nan(Z[t + 1, r + 3]), zero_nan(Z[t + 2, r + 3]),
+                              zero_nan(Z[t + 3, r + 3]))
             for g in range(G):
                 p0, p1, p2, p3 = dpre[t, g], dpre[t + 1, g], dpre[t + 2, g], dpre[t + 3, g]
                 dW[r, g] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3
                 dW[r + 1, g] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3
+                dW[r + 2, g] += c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3
+                dW[r + 3, g] += d0 * p0 + d1 * p1 + d2 * p2 + d3 * p3
             t += 4
         while t < L:
-            a, b = zero_nan(Z[t, r]), zero_nan(Z[t, r + 1])
+            a, b, c, d = zero_nan(Z[t, r]), zero_nan(Z[t, r + 1]), zero_nan(Z[t, r + 2]), zero_nan(Z[t, r + 3])
             for g in range(G):
-                dW[r, g] += a * dpre[t, g]
-                dW[r + 1, g] += b * dpre[t, g]
+                p = dpre[t, g]
+                dW[r, g] += a * p
+                dW[r + 1, g] += b * p
+                dW[r + 2, g] += c * p
+                dW[r + 3, g] += d * p
             t += 1
-        r += 2
-    if r < R:
+        r += 4
+    while r < R:
         for t in range(L):
             a = zero_nan(Z[t, r])
             for g in range(G):
                 dW[r, g] += a * dpre[t, g]
+        r += 1
 
 
 @kernel
