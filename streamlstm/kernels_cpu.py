@@ -145,14 +145,20 @@ def lstm_step_backward(dh_prev, dc_prev, db, dpre, dh, dc, act, tc, c_prev, W, H
     act (4H,), tc (H,) forward cache;  c_prev (H,), W (H+D, 4H) as forward
     """
     G = 4 * H
+    # One loop per output: a loop over many arrays vectorises behind a runtime overlap check
+    # of every (stored, loaded) pair, which took longer than its arithmetic.
+    for k in range(H):  # dc_prev holds the gradient w.r.t. c until the last loop
+        dc_prev[k] = dc[k] + dh[k] * act[3 * H + k] * dtanh_cpu(tc[k])
     for k in range(H):
-        f, i, g, o = act[k], act[H + k], act[2 * H + k], act[3 * H + k]
-        dct = dc[k] + dh[k] * o * dtanh_cpu(tc[k])
-        dc_prev[k] = dct * f
-        dpre[k] = dct * c_prev[k] * dsigmoid_cpu(f)
-        dpre[H + k] = dct * g * dsigmoid_cpu(i)
-        dpre[2 * H + k] = dct * i * dtanh_cpu(g)
-        dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(o)
+        dpre[k] = dc_prev[k] * c_prev[k] * dsigmoid_cpu(act[k])
+    for k in range(H):
+        dpre[H + k] = dc_prev[k] * act[2 * H + k] * dsigmoid_cpu(act[H + k])
+    for k in range(H):
+        dpre[2 * H + k] = dc_prev[k] * act[H + k] * dtanh_cpu(act[2 * H + k])
+    for k in range(H):
+        dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(act[3 * H + k])
+    for k in range(H):
+        dc_prev[k] *= act[k]
     for g in range(G):
         db[g] += dpre[g]
     # Four rows of W per pass: each dpre value loaded feeds four FMAs (the loop is bound by
