@@ -417,9 +417,13 @@ def window_backward(ws, theta, targets, weights, L, n_loss, hy):
 def regularise_and_clip(grad, theta, weight_decay, clip_norm):
     """grad (P,) += weight_decay*theta, then rescaled to global norm <= clip_norm."""
     ss = ZERO
-    for p in range(grad.shape[0]):
-        grad[p] += weight_decay * theta[p]
-        ss += grad[p] * grad[p]
+    if weight_decay == 0.0:  # the default: a pass that only reads, twice as fast
+        for p in range(grad.shape[0]):
+            ss += grad[p] * grad[p]
+    else:
+        for p in range(grad.shape[0]):
+            grad[p] += weight_decay * theta[p]
+            ss += grad[p] * grad[p]
     norm = math.sqrt(ss)
     if norm > clip_norm:
         scale = clip_norm / norm
