@@ -200,9 +200,7 @@ class LSTMDetector(base.AnomalyDetector):
         if self._engine is None:
             self._features = sorted(x)
             self._engine = MultiStreamDetector(len(self._features), max_streams=1, **self._get_params())
-        res = self._engine.process([_STREAM], self._vector(x))
-        self.last_flag = bool(res.flags[0])
-        self.last_score = float(res.scores[0])
+        self.last_score, self.last_flag = self._engine.process_one(_STREAM, self._vector(x))
 
     def score_one(self, x: dict) -> float:
         if self._engine is None:

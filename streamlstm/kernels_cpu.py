@@ -42,7 +42,14 @@ from .scoring import (N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS, SEASONAL_
                       surprise, to_score, window_mean)
 
 # error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
-kernel = njit(fastmath=FASTMATH, error_model="numpy", cache=True, nogil=True)
+KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "nogil": True}
+# _nrt=False: no reference counting. With it, every array view a kernel takes (a row, a
+# Workspace field, the parameter views) and every array passed to a call that is not inlined
+# costs an atomic incref/decref pair: about 30% of an event's time, for nothing, since the
+# kernels allocate nothing and only borrow arrays their caller keeps alive. Numba boxes an
+# array returned to Python as its parent without NRT, so a helper that returns a view to
+# Python (params.views, kernels_cuda.thread_workspace under the simulator) must keep it.
+kernel = njit(**KERNEL_OPTIONS, _nrt=False)
 
 # Columns of the per-stream float64 statistics row (see state.stats_width); the scaler is
 # also the value statistics of the likelihood channels (see scoring.py).
@@ -67,7 +74,7 @@ class Workspace(NamedTuple):
     xin: np.ndarray  # (K, D)  window inputs after dropout
     dh: np.ndarray  # (2, H)  gradient w.r.t. h, double-buffered across steps
     dc: np.ndarray  # (2, Hc)
-    dpre: np.ndarray  # (G,)  gradient w.r.t. gate pre-activations
+    dpre: np.ndarray  # (K, G)  gradient w.r.t. gate pre-activations of each step
     grad: np.ndarray  # (P,)  flat gradient, same layout as theta
     xn: np.ndarray  # (D,)  the event, normalised
     y: np.ndarray  # (D,)  head output
@@ -80,7 +87,7 @@ def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspac
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     return Workspace(
         hs=z(K + 1, H), cs=z(K + 1, Hc), acts=z(K, G), aux=z(K, H), xin=z(K, D),
-        dh=z(2, H), dc=z(2, Hc), dpre=z(G), grad=z(P), xn=z(D), y=z(D), dy=z(D),
+        dh=z(2, H), dc=z(2, Hc), dpre=z(K, G), grad=z(P), xn=z(D), y=z(D), dy=z(D),
     )
 
 
@@ -97,10 +104,18 @@ def lstm_step_forward(h, c, act, tc, x, h_prev, c_prev, W, b, H, D):
     G = 4 * H
     for g in range(G):
         act[g] = b[g]
-    for j in range(H):
+    # Four rows of W per pass, so act is loaded and stored once per four rows, not per row.
+    j = 0
+    while j + 4 <= H:
+        a0, a1, a2, a3 = h_prev[j], h_prev[j + 1], h_prev[j + 2], h_prev[j + 3]
+        for g in range(G):
+            act[g] += a0 * W[j, g] + a1 * W[j + 1, g] + a2 * W[j + 2, g] + a3 * W[j + 3, g]
+        j += 4
+    while j < H:
         a = h_prev[j]
         for g in range(G):
             act[g] += a * W[j, g]
+        j += 1
     for d in range(D):
         a = x[d]
         if not math.isnan(a):
@@ -120,36 +135,103 @@ def lstm_step_forward(h, c, act, tc, x, h_prev, c_prev, W, b, H, D):
 
 
 @kernel
-def lstm_step_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, tc, x, h_prev, c_prev, W, H, D):
-    """Backward of `lstm_step_forward`.
+def lstm_step_backward(dh_prev, dc_prev, db, dpre, dh, dc, act, tc, c_prev, W, H):
+    """Backward of `lstm_step_forward`, except for dW: see `lstm_weight_gradient`.
 
-    dh_prev, dc_prev (H,) out (overwritten);  dW (H+D, 4H), db (4H,) accumulated with +=
-    dpre (4H,) scratch;  dh, dc (H,) in: gradients w.r.t. this step's h and c
-    act (4H,), tc (H,) forward cache;  x (D,), h_prev, c_prev (H,), W (H+D, 4H) as forward
+    dh_prev, dc_prev (H,) out (overwritten);  db (4H,) accumulated with +=
+    dpre (4H,) out: gradient w.r.t. the gate pre-activations
+    dh, dc (H,) in: gradients w.r.t. this step's h and c
+    act (4H,), tc (H,) forward cache;  c_prev (H,), W (H+D, 4H) as forward
     """
     G = 4 * H
+    # One loop per output: a loop over many arrays vectorises behind a runtime overlap check
+    # of every (stored, loaded) pair, which took longer than its arithmetic.
+    for k in range(H):  # dc_prev holds the gradient w.r.t. c until the last loop
+        dc_prev[k] = dc[k] + dh[k] * act[3 * H + k] * dtanh_cpu(tc[k])
     for k in range(H):
-        f, i, g, o = act[k], act[H + k], act[2 * H + k], act[3 * H + k]
-        dct = dc[k] + dh[k] * o * dtanh_cpu(tc[k])
-        dc_prev[k] = dct * f
-        dpre[k] = dct * c_prev[k] * dsigmoid_cpu(f)
-        dpre[H + k] = dct * g * dsigmoid_cpu(i)
-        dpre[2 * H + k] = dct * i * dtanh_cpu(g)
-        dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(o)
+        dpre[k] = dc_prev[k] * c_prev[k] * dsigmoid_cpu(act[k])
+    for k in range(H):
+        dpre[H + k] = dc_prev[k] * act[2 * H + k] * dsigmoid_cpu(act[H + k])
+    for k in range(H):
+        dpre[2 * H + k] = dc_prev[k] * act[H + k] * dtanh_cpu(act[2 * H + k])
+    for k in range(H):
+        dpre[3 * H + k] = dh[k] * tc[k] * dsigmoid_cpu(act[3 * H + k])
+    for k in range(H):
+        dc_prev[k] *= act[k]
     for g in range(G):
         db[g] += dpre[g]
-    for j in range(H):
-        a = h_prev[j]
+    # Four rows of W per pass: each dpre value loaded feeds four FMAs (the loop is bound by
+    # loads, not FMAs).
+    j = 0
+    while j + 4 <= H:
+        s0 = s1 = s2 = s3 = ZERO
+        for g in range(G):
+            p = dpre[g]
+            s0 += W[j, g] * p
+            s1 += W[j + 1, g] * p
+            s2 += W[j + 2, g] * p
+            s3 += W[j + 3, g] * p
+        dh_prev[j], dh_prev[j + 1], dh_prev[j + 2], dh_prev[j + 3] = s0, s1, s2, s3
+        j += 4
+    while j < H:
         s = ZERO
         for g in range(G):
-            dW[j, g] += a * dpre[g]
             s += W[j, g] * dpre[g]
         dh_prev[j] = s
-    for d in range(D):
-        a = x[d]
-        if not math.isnan(a):
+        j += 1
+
+
+@kernel
+def zero_nan(a):
+    """a, or 0 where it is NaN (a missing input)."""
+    return ZERO if math.isnan(a) else a
+
+
+@kernel
+def lstm_weight_gradient(dW, Z, dpre, L):
+    """dW (R, G) += sum over steps t < L of outer(Z[t], dpre[t]); NaN in Z reads as 0.
+
+    Z (>=L, R): what row r of W multiplied at step t (h_prev or the input);  dpre (>=L, G)
+    One product over the window instead of a rank-1 update per step, which loads and stores
+    all of dW every step and is bound by those loads and stores: here each pass takes four
+    rows and four steps, so a dpre value loaded feeds four FMAs and a dW value is loaded and
+    stored once per four steps (the 16 multipliers and 4 partial sums fit in registers).
+    """
+    R, G = dW.shape
+    r = 0
+    while r + 4 <= R:
+        t = 0
+        while t + 4 <= L:
+            a0, a1, a2, a3 = zero_nan(Z[t, r]), zero_nan(Z[t + 1, r]), zero_nan(Z[t + 2, r]), zero_nan(Z[t + 3, r])
+            b0, b1, b2, b3 = (zero_nan(Z[t, r + 1]), zero_nan(Z[t + 1, r + 1]), zero_nan(Z[t + 2, r + 1]),
+                              zero_nan(Z[t + 3, r + 1]))
+            c0, c1, c2, c3 = (zero_nan(Z[t, r + 2]), zero_nan(Z[t + 1, r + 2]), zero_nan(Z[t + 2, r + 2]),
+                              zero_nan(Z[t + 3, r + 2]))
+            d0, d1, d2, d3 = (zero_nan(Z[t, r + 3]), zero_nan(Z[t + 1, r + 3]), zero_nan(Z[t + 2, r + 3]),
+                              zero_nan(Z[t + 3, r + 3]))
             for g in range(G):
-                dW[H + d, g] += a * dpre[g]
+                p0, p1, p2, p3 = dpre[t, g], dpre[t + 1, g], dpre[t + 2, g], dpre[t + 3, g]
+                dW[r, g] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3
+                dW[r + 1, g] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3
+                dW[r + 2, g] += c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3
+                dW[r + 3, g] += d0 * p0 + d1 * p1 + d2 * p2 + d3 * p3
+            t += 4
+        while t < L:
+            a, b, c, d = zero_nan(Z[t, r]), zero_nan(Z[t, r + 1]), zero_nan(Z[t, r + 2]), zero_nan(Z[t, r + 3])
+            for g in range(G):
+                p = dpre[t, g]
+                dW[r, g] += a * p
+                dW[r + 1, g] += b * p
+                dW[r + 2, g] += c * p
+                dW[r + 3, g] += d * p
+            t += 1
+        r += 4
+    while r < R:
+        for t in range(L):
+            a = zero_nan(Z[t, r])
+            for g in range(G):
+                dW[r, g] += a * dpre[t, g]
+        r += 1
 
 
 @kernel
@@ -232,8 +314,9 @@ def cell_forward(h, c, act, aux, x, h_prev, c_prev, W, b, cell, H, D):
 
 @kernel
 def cell_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, aux, x, h_prev, c_prev, W, cell, H, D):
+    """One step of either cell's backward; the LSTM leaves dW to `lstm_weight_gradient`."""
     if cell == LSTM:
-        lstm_step_backward(dh_prev, dc_prev, dW, db, dpre, dh, dc, act, aux, x, h_prev, c_prev, W, H, D)
+        lstm_step_backward(dh_prev, dc_prev, db, dpre, dh, dc, act, aux, c_prev, W, H)
     else:
         gru_step_backward(dh_prev, dW, db, dpre, dh, act, x, h_prev, W, H, D)
 
@@ -304,6 +387,7 @@ def window_backward(ws, theta, targets, weights, L, n_loss, hy):
 
     targets (L, D): targets[t] is predicted from ws.hs[t+1];  weights (L,) per-target weight
     The forward cache in `ws` must come from `window_forward` over the same L steps.
+    ws.dpre[t] keeps step t's gate gradient until the LSTM's dW is formed after the loop.
     """
     H, D, cell = hy.H, hy.D, hy.cell
     W, _, Wy, by = views(theta, cell, D, H)
@@ -317,9 +401,12 @@ def window_backward(ws, theta, targets, weights, L, n_loss, hy):
             loss_gradient(ws.dy, ws.y, targets[t], weights[t], hy.loss, hy.huber_delta, D)
             head_backward(dWy, dby, ws.dh[cur], ws.dy, ws.hs[t + 1], Wy, H, D)
         nxt = 1 - cur
-        cell_backward(ws.dh[nxt], ws.dc[nxt], dW, db, ws.dpre, ws.dh[cur], ws.dc[cur],
+        cell_backward(ws.dh[nxt], ws.dc[nxt], dW, db, ws.dpre[t], ws.dh[cur], ws.dc[cur],
                       ws.acts[t], ws.aux[t], ws.xin[t], ws.hs[t], ws.cs[t], W, cell, H, D)
         cur = nxt
+    if cell == LSTM:
+        lstm_weight_gradient(dW[:H], ws.hs, ws.dpre, L)
+        lstm_weight_gradient(dW[H:], ws.xin, ws.dpre, L)
 
 
 # ------------------------------------------------------------------------ optimisers
@@ -329,9 +416,13 @@ def window_backward(ws, theta, targets, weights, L, n_loss, hy):
 def regularise_and_clip(grad, theta, weight_decay, clip_norm):
     """grad (P,) += weight_decay*theta, then rescaled to global norm <= clip_norm."""
     ss = ZERO
-    for p in range(grad.shape[0]):
-        grad[p] += weight_decay * theta[p]
-        ss += grad[p] * grad[p]
+    if weight_decay == 0.0:  # the default: a pass that only reads, twice as fast
+        for p in range(grad.shape[0]):
+            ss += grad[p] * grad[p]
+    else:
+        for p in range(grad.shape[0]):
+            grad[p] += weight_decay * theta[p]
+            ss += grad[p] * grad[p]
     norm = math.sqrt(ss)
     if norm > clip_norm:
         scale = clip_norm / norm

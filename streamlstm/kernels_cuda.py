@@ -54,10 +54,12 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from . import gates
 from .kernels_cpu import (
     C_RNG,
+    KERNEL_OPTIONS,
     Workspace,
     alert_step,
     copy_row,
@@ -68,7 +70,10 @@ from .kernels_cpu import (
     score_event,
 )
 from .scoring import to_score
-from .kernels_cpu import kernel as device_fn  # the CPU njit options; numba-cuda recompiles them
+
+# The CPU options, NRT included (see kernels_cpu.kernel): under the simulator these helpers
+# are called from Python, and thread_workspace returns views. numba-cuda recompiles them.
+device_fn = njit(**KERNEL_OPTIONS)
 
 cuda = None  # numba.cuda, bound by get_kernels() (kept lazy: importing must not need CUDA)
 

@@ -32,6 +32,9 @@ def test_one_batch_equals_event_by_event(mode):
     single = MultiStreamDetector(2, warmup=10, weight_mode=mode)
     for n, sid in enumerate(ids):
         assert single.score_one(sid, X[n]) == batch.scores[n]  # pure scoring agrees
+        if n % 2:  # process_one takes a shortcut for known streams
+            assert single.process_one(sid, X[n]) == (batch.scores[n], batch.flags[n])
+            continue
         r = single.process([sid], X[n:n + 1])
         assert r.scores[0] == batch.scores[n]
         assert r.errors[0] == batch.errors[n] or np.isnan(batch.errors[n])
