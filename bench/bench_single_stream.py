@@ -1,12 +1,14 @@
 """Events/s per core for learn+score of one stream, against river's HalfSpaceTrees.
 
-    python bench/bench_single_stream.py [--events 20000]
+    python bench/bench_single_stream.py [--events 20000] [--warmup 100000] [--rounds 3]
 
-Model: H=32, D=1, K=16, k1=1, float32, SGD (the default) and Adam. Both detectors see the
-same noisy sine, event by event, in one process on one core. Each detector is timed in
-`--rounds` interleaved rounds and its best round is reported, so a burst of load from other
-processes does not decide the comparison. Also prints the fraction of the CPU's
-single-precision FMA peak the kernel reaches (FMAs counted analytically).
+Model: H=32, D=1, K=16, k1=1, float32, SGD (the default) and Adam. Every detector sees the
+same noisy sine, event by event, in one process on one core: `--warmup` events untimed
+(a long-running stream, not a fresh model: Adam once slowed to 1/3 after ~90k events on
+subnormal floats, which a short run never saw), then `--events` timed. Each detector is
+timed in `--rounds` interleaved rounds and its best round is reported, so a burst of load
+from other processes does not decide the comparison. Also prints the fraction of the
+CPU's single-precision FMA peak the kernel reaches (FMAs counted analytically).
 """
 
 from __future__ import annotations
@@ -43,43 +45,52 @@ def cpu_peak() -> tuple[float, int]:
 
 
 def best_rates(fns: list, n: int, rounds: int) -> list[float]:
-    """Events/s of each fn's best round; rounds interleave the fns."""
+    """Events/s of each fn's best round (fn returns the seconds its timed events took);
+    rounds interleave the fns."""
     best = [0.0] * len(fns)
     for _ in range(rounds):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = max(best[i], n / (time.perf_counter() - t0))
+            best[i] = max(best[i], n / fn())
     return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--warmup", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    n = args.events
-    x = np.sin(np.arange(n) / 8.0) + 0.1 * np.random.default_rng(0).normal(size=n)
+    n, w = args.events, args.warmup
+    x = np.sin(np.arange(w + n) / 8.0) + 0.1 * np.random.default_rng(0).normal(size=w + n)
     rows = [{"value": float(v)} for v in x]
 
-    def river_hst():
-        model = compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=0))
-        for r in rows:
-            model.score_one(r)
-            model.learn_one(r)
+    def timed(model):
+        """Seconds for score_one+learn_one of the last n rows, after the first w untimed."""
+        score, learn = model.score_one, model.learn_one
+        for r in rows[:w]:
+            score(r)
+            learn(r)
+        t0 = time.perf_counter()
+        for r in rows[w:]:
+            score(r)
+            learn(r)
+        return time.perf_counter() - t0
+
+    def river_hst():  # a fresh model each round: every round learns the same stream
+        return timed(compose.Pipeline(preprocessing.MinMaxScaler(), anomaly.HalfSpaceTrees(seed=0)))
 
     def streamlstm_one(**kw):
-        def run():  # a fresh detector each round: every round learns the same stream
-            det = LSTMDetector(hidden_size=H, k2=K, k1=1, **kw)
-            for r in rows:
-                det.score_one(r)
-                det.learn_one(r)
+        def run():
+            return timed(LSTMDetector(hidden_size=H, k2=K, k1=1, **kw))
         return run
 
     def streamlstm_batch(**kw):
         def run():
             m = MultiStreamDetector(1, hidden_size=H, k2=K, k1=1, **kw)
-            m.process(["s"] * n, x[:, None])
+            m.process(["s"] * w, x[:w, None])
+            t0 = time.perf_counter()
+            m.process(["s"] * n, x[w:, None])
+            return time.perf_counter() - t0
         return run
 
     LSTMDetector().learn_one(rows[0])  # load the compiled kernels outside the timing
@@ -98,7 +109,7 @@ def main() -> None:
         frac = f"{100 * rate * fmas_per_event() / peak:8.1f}%" if counted else f"{'':>9s}"
         print(f"{name:62s} {rate:10,.0f} {rate / base:6.1f}x {frac}")
     print(f"\n{fmas_per_event():,} FMAs/event; peak {peak / 1e9:.0f} GFMA/s/core ({lanes} float32 FMAs/cycle"
-          f" at {ghz:.2f} GHz); best of {args.rounds} rounds of {n:,} events"
+          f" at {ghz:.2f} GHz); best of {args.rounds} rounds of {n:,} events after {w:,} untimed"
           f" (LSTMDetector.score_one+learn_one scores each event twice)")
 
 

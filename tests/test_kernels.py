@@ -5,7 +5,8 @@ import pytest
 
 from naive import cell_step, head, numerical_gradient, window_loss
 from streamlstm import hyperparams
-from streamlstm.kernels_cpu import cell_forward, head_forward, make_workspace, window_backward, window_forward
+from streamlstm.kernels_cpu import (ADAM_EPS, adam_update, cell_forward, head_forward, make_workspace, regularise_and_clip,
+                                    sgd_update, window_backward, window_forward)
 from streamlstm.params import GRU, LSTM, init_params, param_size, views
 
 CELLS = [pytest.param(LSTM, id="lstm"), pytest.param(GRU, id="gru")]
@@ -99,3 +100,40 @@ def test_nan_input_reads_as_zero(cell):
     cell_forward(out[0], out[1], act, aux, np.array([np.nan, 1.0, np.nan]), h0, c0, W, b, cell, H, D)
     cell_forward(ref[0], ref[1], act, aux, np.array([0.0, 1.0, 0.0]), h0, c0, W, b, cell, H, D)
     np.testing.assert_array_equal(out[0], ref[0])
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-13), (np.float32, 2e-6)])  # a few ulps of |theta| ~ 2
+def test_optimisers_match_their_textbook_updates(dtype, tol):
+    rng = np.random.default_rng(3)
+    lr, beta1, beta2, momentum = 0.01, 0.9, 0.999, 0.5
+    grads = rng.normal(0, 1e-2, (5, 40))
+    grads[:, 0] = 0.0  # a parameter that never gets a gradient does not move
+    start = rng.normal(size=40)
+    theta, m, v = start.astype(dtype), np.zeros(40, dtype), np.zeros(40, dtype)
+    s_theta, s_m = start.astype(dtype), np.zeros(40, dtype)
+    ref_m, ref_v, ref_theta, ref_vel, ref_sgd = np.zeros(40), np.zeros(40), start.copy(), np.zeros(40), start.copy()
+    for step, g in enumerate(grads, start=1):
+        adam_update(theta, m, v, g.astype(dtype), step, lr, dtype(beta1), dtype(beta2))
+        sgd_update(s_theta, s_m, g.astype(dtype), dtype(lr), dtype(momentum))
+        ref_m = beta1 * ref_m + (1 - beta1) * g
+        ref_v = beta2 * ref_v + (1 - beta2) * g * g
+        m_hat, v_hat = ref_m / (1 - beta1**step), ref_v / (1 - beta2**step)
+        ref_theta -= lr * m_hat / np.sqrt(v_hat + ADAM_EPS**2)
+        ref_vel = momentum * ref_vel + g
+        ref_sgd -= lr * ref_vel
+    assert np.abs(ref_theta - start).max() > 2 * lr  # five Adam steps of ~lr each: not vacuous
+    np.testing.assert_allclose(theta, ref_theta, rtol=0, atol=tol)
+    np.testing.assert_allclose(s_theta, ref_sgd, rtol=0, atol=tol)
+    assert theta[0] == start.astype(dtype)[0]
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("clip_norm", [0.5, 100.0])
+def test_regularise_and_clip(weight_decay, clip_norm):
+    rng = np.random.default_rng(4)
+    grad, theta = rng.normal(size=30), rng.normal(size=30)
+    ref = grad + weight_decay * theta
+    ref *= min(1.0, clip_norm / np.linalg.norm(ref))
+    regularise_and_clip(grad, theta, weight_decay, clip_norm)
+    np.testing.assert_allclose(grad, ref, rtol=1e-13)
+    assert np.linalg.norm(grad) <= clip_norm * (1 + 1e-12)

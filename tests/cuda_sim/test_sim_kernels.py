@@ -20,7 +20,7 @@ pytest.importorskip("numba.cuda")
 from streamlstm import MultiStreamDetector, hyperparams, snapshot  # noqa: E402
 from streamlstm.backend import resolve_backend  # noqa: E402
 from streamlstm.device_state import CudaEngine, wave_ranks  # noqa: E402
-from streamlstm.kernels_cpu import C_RNG, make_workspace, process_batch  # noqa: E402
+from streamlstm.kernels_cpu import ADAM_EPS, C_RNG, make_workspace, process_batch  # noqa: E402
 from streamlstm.params import init_params  # noqa: E402
 from streamlstm.state import ParamArrays, StreamArrays, alloc_params, alloc_streams, stream_rng_seed  # noqa: E402
 
@@ -139,7 +139,7 @@ def emulate_shared(hy, streams, params, slots, X, chunk):
                     params.m[0] = hy.beta1 * params.m[0] + (1 - hy.beta1) * total
                     params.v[0] = hy.beta2 * params.v[0] + (1 - hy.beta2) * total * total
                     params.theta[0] -= (hy.lr / (1 - hy.beta1 ** t) * params.m[0]
-                                        / (np.sqrt(params.v[0] / (1 - hy.beta2 ** t)) + 1e-8))
+                                        / np.sqrt(params.v[0] / (1 - hy.beta2 ** t) + ADAM_EPS**2))
                 else:
                     params.m[0] = hy.momentum * params.m[0] + total
                     params.theta[0] -= hy.lr * params.m[0]
