@@ -137,7 +137,7 @@ class LSTMDetector(base.AnomalyDetector):
         seasonal_bins: int = 24,
         range_novelty: float = 30.0,
         range_tolerance: float = 0.02,
-        error_weight: float = 0.7,
+        error_weight: float = 0.65,
         threshold: float = 0.5,
         alert_cooldown: int = 30,
         alert_penalty: float = 5.0,

@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "seasonal_bins": 24,
     "range_novelty": 30.0,
     "range_tolerance": 0.02,
-    "error_weight": 0.7,
+    "error_weight": 0.65,
     "threshold": 0.5,
     "alert_cooldown": 30,
     "alert_penalty": 5.0,

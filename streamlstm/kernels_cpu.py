@@ -512,7 +512,8 @@ def value_inputs(x, t, stats, bins, hy):
         if hi > lo:
             outside = max(outside, (v - hi) / (hi - lo), (lo - v) / (hi - lo))
         if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
-            r = (v - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
+            # The profile holds deviations from the running mean (see update_value_stats).
+            r = (v - stats[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
             sum_seas += r * r
             n_seas += 1
     return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), outside
@@ -521,13 +522,16 @@ def value_inputs(x, t, stats, bins, hy):
 @kernel
 def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
     """Per observed feature: scaler (EWMA mean/variance, exact running moments until
-    1/n < alpha), last value, range, and the seasonal bin of time t."""
+    1/n < alpha), last value, range, and the seasonal bin of time t. The bin learns the
+    value's deviation from the running mean before this event, so a drifting level moves
+    the whole profile with it instead of leaving every bin behind until its next visits."""
     D = hy.D
     b = day_bin(t, hy.seasonal_bins)
     for d in range(D):
         v = x[d]
         if math.isnan(v):
             continue
+        dev = v - stats[d]
         n = stats[2 * D + d] + 1.0
         stats[2 * D + d] = n
         stats[d], stats[D + d] = ewma_update(stats[d], stats[D + d], v, max(1.0 / n, alpha))
@@ -541,7 +545,7 @@ def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
         if b >= 0:
             visits = min(bins[d, b, 2] + 1.0, SEASONAL_MAX_VISITS)
             bins[d, b, 2] = visits
-            bins[d, b, 0], bins[d, b, 1] = ewma_update(bins[d, b, 0], bins[d, b, 1], v,
+            bins[d, b, 0], bins[d, b, 1] = ewma_update(bins[d, b, 0], bins[d, b, 1], dev,
                                                        max(1.0 / visits, seasonal_alpha))
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 3  # 2: cached BPTT windows, multi-channel scoring state; 3: no last-alert column
+FORMAT_VERSION = 4  # 2: cached BPTT windows, multi-channel scoring state; 3: no last-alert column;
+#                   4: seasonal profile of deviations from the running mean
 _META_KEY = "__meta__"
 
 

@@ -113,7 +113,7 @@ def score_stream(errors, X, T, settings):
         inputs = [errors[i],
                   _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
                   _rms([(x[d] - prev[d]) / sd[d] for d in obs]),
-                  _rms([(x[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
+                  _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
         outside = max([max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]) for d in obs if hi[d] > lo[d]] + [0.0])
         means = []
@@ -156,6 +156,7 @@ def score_stream(errors, X, T, settings):
             v = x[d]
             if math.isnan(v):
                 continue
+            dev = v - mean[d]  # the seasonal profile learns deviations from the mean
             nobs[d] += 1
             a = max(1.0 / nobs[d], a_val)
             delta = v - mean[d]
@@ -167,6 +168,6 @@ def score_stream(errors, X, T, settings):
                 bm, bv, bc = bins[d, b]
                 bc = bc + 1
                 a = max(1.0 / bc, a_seas)
-                delta = v - bm
+                delta = dev - bm
                 bins[d, b] = _f32(bm + a * delta), _f32((1 - a) * (bv + a * delta * delta)), bc
     return scores, flags
