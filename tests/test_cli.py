@@ -187,3 +187,18 @@ def test_score_csv_writes_results_and_plot(tmp_path, small_config):
     res = invoke(["plot", str(out), "--output", str(tmp_path / "again.png"), "--stream", "series"])
     assert res.exit_code == 0 and (tmp_path / "again.png").exists()
     assert CliRunner().invoke(main, ["plot", str(out), "-o", str(tmp_path / "x.png"), "--stream", "nope"]).exit_code == 2
+
+
+def test_bundled_example_flags_each_anomaly_and_nothing_else(tmp_path):
+    """The README's quickstart claim: the four injected anomalies of the example are
+    flagged, each within its labelled rows, and no other row is."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    out = tmp_path / "example.csv"
+    res = invoke(["score", str(examples / "server_temperature.csv"), "--output", str(out)])
+    assert res.exit_code == 0
+    flagged = [i for i, line in enumerate(out.read_text().splitlines()[1:]) if line.endswith(",true")]
+    labels = [line.split(",") for line in (examples / "server_temperature.labels.csv").read_text().splitlines()[1:]]
+    spans = {kind: (int(first), int(last)) for kind, first, last in labels}
+    for kind, (first, last) in spans.items():
+        assert any(first <= i <= last for i in flagged), f"{kind} not flagged"
+    assert all(any(first <= i <= last for first, last in spans.values()) for i in flagged), flagged
