@@ -3,8 +3,8 @@
 Subnormal floats (|x| < 1.2e-38 in float32) take a microcode assist on x86 that costs
 ~100 cycles per vector operation. An online learner makes them without doing anything
 wrong: gradients of saturated gates are ~1e-36, Adam squares them and gradient clipping
-scales them further. Measured on one stream with Adam: 110k events/s for the first 90k
-events, then 85-100k as subnormals spread through the moments. GPUs flush subnormals to
+scales them further. Measured on one stream with Adam: 65-100k events/s for the first
+~90k events, then ~30k as subnormals spread through the moments. GPUs flush subnormals to
 zero under fast math; `kernels_cpu.process_batch` does the same on x86 by setting MXCSR's
 FTZ (results flush to zero) and DAZ (inputs read as zero) bits for its duration and
 restoring the caller's word before it returns, so NumPy and Python keep IEEE gradual
