@@ -39,8 +39,8 @@ from numba import njit
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .params import LSTM, views
-from .scoring import (N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS, SEASONAL_WARM, day_bin, ewma_update, rms,
-                      surprise, to_score, window_mean)
+from .scoring import (CALIB_C, CALIB_ETA, CALIB_P, N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS, SEASONAL_WARM,
+                      day_bin, ewma_update, rms, surprise, to_score, window_mean)
 
 # error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "nogil": True}
@@ -58,6 +58,7 @@ kernel = njit(**KERNEL_OPTIONS, _nrt=False)
 #   [3D, 4D) last observed value   [4D, 5D) smallest value seen     [5D, 6D) largest
 #   6D + 3c + (0, 1, 2)            channel c's long-term mean, variance, number of updates
 #   6D + 3*N_CHANNELS              alert penalty P (-log10 units)
+#   6D + 3*N_CHANNELS + 1          running CALIB_P quantile q of the channel surprise
 # The channels' short windows are streams.ring[s] (N_CHANNELS, w) and the seasonal profile
 # streams.bins[s] (D, seasonal_bins, 3: mean, variance, visits), both float32.
 # Columns of the per-stream int64 counter row.
@@ -586,9 +587,10 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     changing any state.
 
     pred_out (D,) out: the forecast of this event in original units (NaN before any).
-    Returns (L, error): the event's surprise in -log10 units before alert suppression
-    (0 during warm-up; see scoring.py and `alert_step`) and its RMS prediction error
-    (NaN if none). Fills ws.xn with the normalised, clipped event.
+    Returns (L, error, Lc): the event's surprise in -log10 units before alert suppression
+    (0 during warm-up; see scoring.py and `alert_step`), its RMS prediction error (NaN if
+    none) and its channel surprise before the stream's calibration (-1 during warm-up:
+    nothing for the quantile tracker). Fills ws.xn with the normalised, clipped event.
     """
     D = hy.D
     stats, counters = streams.stats[s], streams.counters[s]
@@ -607,7 +609,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
             n_obs += 1
     error = rms(ss, n_obs)
     if n_seen < hy.warmup:
-        return 0.0, error
+        return 0.0, error, -1.0
     z, step, seas, outside = value_inputs(x, t, stats, streams.bins[s], hy)
     ring = streams.ring[s]
     w = hy.short_window
@@ -617,19 +619,22 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     L = (L_error
          + channel_surprise(stats, ring, 1, z, p, filled, D)
          + channel_surprise(stats, ring, 2, step, p, filled, D)) / 3.0
-    L = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D), hy.error_weight * L_error)
+    Lc = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D), hy.error_weight * L_error)
+    q = stats[6 * D + 3 * N_CHANNELS + 1]
+    L = Lc * CALIB_C / q if q > CALIB_C else Lc
     if outside > hy.range_tolerance:
         # Graded, so a value far outside the range outranks one just past the tolerance.
         L = max(L, hy.range_novelty * (1.0 + outside))
-    return L, error
+    return L, error, Lc
 
 
 @kernel
-def alert_step(L, s, streams, learn, hy):
+def alert_step(L, Lc, s, streams, learn, hy):
     """Score and flag of an event of surprise L, after alert suppression: 0 during a
     cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With
     `learn`, an alert starts a cooldown and raises P by alert_penalty; P decays every
-    event. Returns (score, flag)."""
+    event; and the stream's quantile q of the channel surprise takes one step towards
+    Lc's CALIB_P quantile (not when Lc < 0: warm-up). Returns (score, flag)."""
     stats, counters = streams.stats[s], streams.counters[s]
     o = 6 * hy.D + 3 * N_CHANNELS
     penalty = stats[o]
@@ -643,6 +648,9 @@ def alert_step(L, s, streams, learn, hy):
             counters[C_QUIET] = hy.alert_cooldown
             penalty += hy.alert_penalty
         stats[o] = penalty * hy.penalty_decay
+        if Lc >= 0.0:
+            q = stats[o + 1]
+            stats[o + 1] = q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P))
     return score, flag
 
 
@@ -822,8 +830,8 @@ def process_batch(scores, flags, preds, errors, slots, X, T, learn, streams, par
     for n in range(slots.shape[0]):
         s = slots[n]
         x = X[n]
-        L, error = score_event(preds[n], x, T[n], s, streams, ws, hy)
-        score, flag = alert_step(L, s, streams, learn, hy)
+        L, error, Lc = score_event(preds[n], x, T[n], s, streams, ws, hy)
+        score, flag = alert_step(L, Lc, s, streams, learn, hy)
         scores[n] = score
         errors[n] = error
         flags[n] = flag

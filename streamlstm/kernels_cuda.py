@@ -116,8 +116,8 @@ def event_step(t, learn, io, streams, params, ws, hy):
     """
     s = io.slots[t]
     x = io.X[t]
-    L, error = score_event(io.preds[t], x, io.T[t], s, streams, ws, hy)
-    score, flag = alert_step(L, s, streams, learn, hy)
+    L, error, Lc = score_event(io.preds[t], x, io.T[t], s, streams, ws, hy)
+    score, flag = alert_step(L, Lc, s, streams, learn, hy)
     io.scores[t] = score
     io.errors[t] = error
     io.flags[t] = flag

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 4  # 2: cached BPTT windows, multi-channel scoring state; 3: no last-alert column;
-#                   4: seasonal profile of deviations from the running mean
+FORMAT_VERSION = 5  # 2: cached BPTT windows, multi-channel scoring state; 3: no last-alert column;
+#                   4: seasonal profile of deviations from the running mean;
+#                   5: per-stream quantile of the channel surprise (self-calibration)
 _META_KEY = "__meta__"
 
 

@@ -103,6 +103,7 @@ def score_stream(errors, X, T, settings):
     history = []  # channel inputs of every earlier event
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
     penalty, quiet = 0.0, 0
+    q = 0.0  # running CALIB_P quantile of the channel surprise (self-calibration)
     scores, flags = np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
@@ -130,9 +131,10 @@ def score_stream(errors, X, T, settings):
 
         L = 0.0
         if i >= s["warmup"]:
-            L = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3),
-                    s["error_weight"] * surprise(0),
+            Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0))
+            L = max(Lc * min(1.0, 6.0 / q) if q > 0 else Lc,
                     s["range_novelty"] * (1.0 + outside) if outside > s["range_tolerance"] else 0.0)
+            q += 0.2 * ((1.0 if Lc > q else 0.0) - 0.005)
         Le = max(L - penalty, 0.0)
         score = 0.0 if quiet > 0 else Le / (Le + 5.0)
         flag = score >= s["threshold"]
