@@ -39,8 +39,8 @@ from numba import njit
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .params import LSTM, views
-from .scoring import (CALIB_C, CALIB_ETA, CALIB_P, N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS, SEASONAL_WARM,
-                      day_bin, ewma_update, rms, surprise, to_score, window_mean)
+from .scoring import (CALIB_C, CALIB_ETA, CALIB_P, CALIB_Q_MAX, N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS,
+                      SEASONAL_WARM, day_bin, ewma_update, rms, surprise, to_score, window_mean)
 
 # error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "nogil": True}
@@ -650,7 +650,7 @@ def alert_step(L, Lc, s, streams, learn, hy):
         stats[o] = penalty * hy.penalty_decay
         if Lc >= 0.0:
             q = stats[o + 1]
-            stats[o + 1] = q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P))
+            stats[o + 1] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
     return score, flag
 
 

@@ -132,9 +132,9 @@ def score_stream(errors, X, T, settings):
         L = 0.0
         if i >= s["warmup"]:
             Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0))
-            L = max(Lc * min(1.0, 6.0 / q) if q > 0 else Lc,
+            L = max(Lc * min(1.0, 5.0 / q) if q > 0 else Lc,
                     s["range_novelty"] * (1.0 + outside) if outside > s["range_tolerance"] else 0.0)
-            q += 0.2 * ((1.0 if Lc > q else 0.0) - 0.005)
+            q = min(q + 0.2 * ((1.0 if Lc > q else 0.0) - 0.005), 5.0 / 0.75)
         Le = max(L - penalty, 0.0)
         score = 0.0 if quiet > 0 else Le / (Le + 5.0)
         flag = score >= s["threshold"]

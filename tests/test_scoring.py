@@ -147,3 +147,22 @@ def test_a_marginal_new_record_is_not_news():
     assert not res.flags[1500] and res.flags[1510]
     res = MultiStreamDetector(1, range_tolerance=0.0).process(["s"] * len(X), X)
     assert res.flags[1500] and not res.flags[1510]
+
+
+def test_self_calibration_damps_a_chronically_surprised_stream_by_at_most_a_quarter():
+    """Log-normal noise keeps surprising a Gaussian reference: the stream's running surprise
+    quantile q climbs past the alert level (damping on) and stops at the cap (damping at
+    most 25 %), and the scores match the reference."""
+    x = np.exp(np.random.default_rng(1).normal(0.0, 1.5, size=(4000, 1)))
+    det = MultiStreamDetector(1)
+    q_col = 6 + 3 * scoring.N_CHANNELS + 1
+    qs = []
+    for row in x:  # one event at a time, to watch q
+        det.process_one("s", row)
+        qs.append(det.streams.stats[det.table.get("s"), q_col])
+    assert qs[-1] > scoring.CALIB_C
+    assert max(qs) == scoring.CALIB_Q_MAX == scoring.CALIB_C / 0.75
+    res = MultiStreamDetector(1).process(["s"] * len(x), x)
+    want_scores, want_flags = naive.score_stream(res.errors, x, np.full(len(x), np.nan), {**det.settings})
+    np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(res.flags, want_flags)
