@@ -634,7 +634,8 @@ def alert_step(L, Lc, s, streams, learn, hy):
     cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With
     `learn`, an alert starts a cooldown and raises P by alert_penalty; P decays every
     event; and the stream's quantile q of the channel surprise takes one step towards
-    Lc's CALIB_P quantile (not when Lc < 0: warm-up). Returns (score, flag)."""
+    Lc's CALIB_P quantile, capped at CALIB_Q_MAX (not when Lc < 0: warm-up). Returns
+    (score, flag)."""
     stats, counters = streams.stats[s], streams.counters[s]
     o = 6 * hy.D + 3 * N_CHANNELS
     penalty = stats[o]
