@@ -59,6 +59,8 @@ kernel = njit(**KERNEL_OPTIONS, _nrt=False)
 #   6D + 3c + (0, 1, 2)            channel c's long-term mean, variance, number of updates
 #   6D + 3*N_CHANNELS              alert penalty P (-log10 units)
 #   6D + 3*N_CHANNELS + 1          running CALIB_P quantile q of the channel surprise
+#   6D + 3*N_CHANNELS + 2 + d      mean absolute step |v - last value| of feature d (EWMA,
+#                                  scaler half-life): the step channel's unit
 # The channels' short windows are streams.ring[s] (N_CHANNELS, w) and the seasonal profile
 # streams.bins[s] (D, seasonal_bins, 3: mean, variance, visits), both float32.
 # Columns of the per-stream int64 counter row.
@@ -492,6 +494,7 @@ def value_inputs(x, t, stats, bins, hy):
     scoring.py) and how far the farthest feature left the range [lo, hi] of all its earlier
     values, in units of hi - lo (0 when all are inside)."""
     D = hy.D
+    o_step = 6 * D + 3 * N_CHANNELS + 2  # the features' mean absolute steps
     b = day_bin(t, hy.seasonal_bins)
     sum_z = 0.0
     sum_step = 0.0
@@ -505,7 +508,10 @@ def value_inputs(x, t, stats, bins, hy):
             continue
         sd = scaler_std(stats[D + d], stats[d])
         z = (v - stats[d]) / sd
-        step = (v - stats[3 * D + d]) / sd
+        # Steps in units of the typical step, not of the value's sd: a level shift inflates
+        # the sd for thousands of events, and hid the steps that follow it in sd units.
+        # (Floored like the sd, so a constant series does not divide by zero.)
+        step = (v - stats[3 * D + d]) / max(stats[o_step + d], 1e-3 * abs(stats[d]) + 1e-9)
         sum_z += z * z
         sum_step += step * step
         n += 1
@@ -523,10 +529,12 @@ def value_inputs(x, t, stats, bins, hy):
 @kernel
 def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
     """Per observed feature: scaler (EWMA mean/variance, exact running moments until
-    1/n < alpha), last value, range, and the seasonal bin of time t. The bin learns the
-    value's deviation from the running mean before this event, so a drifting level moves
-    the whole profile with it instead of leaving every bin behind until its next visits."""
+    1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
+    of time t. The bin learns the value's deviation from the running mean before this
+    event, so a drifting level moves the whole profile with it instead of leaving every
+    bin behind until its next visits."""
     D = hy.D
+    o_step = 6 * D + 3 * N_CHANNELS + 2  # the features' mean absolute steps
     b = day_bin(t, hy.seasonal_bins)
     for d in range(D):
         v = x[d]
@@ -536,6 +544,8 @@ def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
         n = stats[2 * D + d] + 1.0
         stats[2 * D + d] = n
         stats[d], stats[D + d] = ewma_update(stats[d], stats[D + d], v, max(1.0 / n, alpha))
+        if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
+            stats[o_step + d] += max(1.0 / (n - 1.0), alpha) * (abs(v - stats[3 * D + d]) - stats[o_step + d])
         stats[3 * D + d] = v
         if n == 1.0:
             stats[4 * D + d] = v

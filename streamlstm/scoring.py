@@ -5,13 +5,15 @@ An event is judged by four *likelihood channels*. Each channel sees one non-nega
 
     0  the LSTM's prediction error (RMS over observed features, normalised units)
     1  how far the value is from its running mean:     RMS_d |v_d - mean_d| / sd_d
-    2  how far it moved since the stream's last value: RMS_d |v_d - prev_d| / sd_d
+    2  how far it moved since the stream's last value: RMS_d |v_d - prev_d| / step_d
     3  how far it is from the usual value at this time of day (seasonal residual):
                                                        RMS_d |v_d - mean_d - bin mean_d| / bin sd_d
 
-(mean_d, sd_d are the stream's input scaler, half-life `scaler_halflife`; the seasonal
-profile is `seasonal_bins` bins of the day, each with its own EWMA mean and variance of
-the value's deviation from mean_d, so a drifting level carries the profile along.)
+(mean_d, sd_d are the stream's input scaler, half-life `scaler_halflife`; step_d is the
+stream's mean absolute step, same half-life: a level shift inflates sd_d for thousands of
+events, and steps in sd units then hid what followed it. The seasonal profile is
+`seasonal_bins` bins of the day, each with its own EWMA mean and variance of the value's
+deviation from mean_d, so a drifting level carries the profile along.)
 Every channel keeps its inputs of the last `short_window` events and a long-term
 exponentially weighted Gaussian (mu, var; half-life `long_halflife`) of their mean m, and
 asks how improbable the current m is (the anomaly-likelihood idea of Numenta's HTM

@@ -34,7 +34,7 @@ class StreamArrays(NamedTuple):
     win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
     winw: np.ndarray  # (S, K+1)  loss weight of each of them (anomaly policy)
     pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
-    stats: np.ndarray  # (S, 6D+3*N_CHANNELS+2) float64: scaler, last value, range, channels, alerts, calibration
+    stats: np.ndarray  # (S, 7D+3*N_CHANNELS+2) float64: scaler, last value, range, channels, alerts, calibration, step unit
     # float32: scores only need a few digits, and these are most of a stream's scoring state
     ring: np.ndarray  # (S, N_CHANNELS, w) float32: channel inputs of the last w events (NaN: none)
     bins: np.ndarray  # (S, D, B, 3) float32: seasonal mean, variance, visits per feature and bin
@@ -50,7 +50,7 @@ class ParamArrays(NamedTuple):
 
 def stats_width(D: int) -> int:
     """Columns of the float64 statistics row (layout in kernels_cpu)."""
-    return 6 * D + 3 * N_CHANNELS + 2
+    return 7 * D + 3 * N_CHANNELS + 2
 
 
 def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:

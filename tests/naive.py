@@ -99,6 +99,7 @@ def score_stream(errors, X, T, settings):
     decay = 0.5 ** (1.0 / s["penalty_halflife"])
     mean, var, nobs = np.zeros(D), np.zeros(D), np.zeros(D)
     prev, lo, hi = np.zeros(D), np.zeros(D), np.zeros(D)
+    step_unit = np.zeros(D)  # mean absolute step |v - prev|
     bins = np.zeros((D, B, 3))
     history = []  # channel inputs of every earlier event
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
@@ -113,7 +114,7 @@ def score_stream(errors, X, T, settings):
         seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
         inputs = [errors[i],
                   _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
-                  _rms([(x[d] - prev[d]) / sd[d] for d in obs]),
+                  _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-3 * abs(mean[d]) + 1e-9) for d in obs]),
                   _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
         outside = max([max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]) for d in obs if hi[d] > lo[d]] + [0.0])
@@ -164,6 +165,8 @@ def score_stream(errors, X, T, settings):
             delta = v - mean[d]
             mean[d] += a * delta
             var[d] = (1 - a) * (var[d] + a * delta * delta)
+            if nobs[d] >= 2:
+                step_unit[d] += max(1.0 / (nobs[d] - 1), a_val) * (abs(v - prev[d]) - step_unit[d])
             lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
             prev[d] = v
             if b is not None:
