@@ -121,6 +121,23 @@ def test_value_outside_the_seen_range_is_flagged(D):
         assert res.scores[1500] > 0.8 if expect else res.scores[1500] < 0.5
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_sudden_dip_after_a_level_shift_is_flagged(seed):
+    """Noise of sd 0.1 ramps up by 20 (200 sd) over 200 events; the value's sd stays
+    inflated for thousands of events, so a dip of 2 (20 noise sd) 1,300 events later is
+    0.4 sd, inside the range and nothing to the value channel. The step channel measures
+    steps in units of the typical step, which the ramp barely moved, and sees two steps
+    of ~17 typical ones. (In units of the inflated sd, as before, it scored 0.03.)"""
+    rng = np.random.default_rng(seed)
+    x = 0.1 * rng.normal(size=4000)
+    x[2000:2200] += np.linspace(0.0, 20.0, 200)
+    x[2200:] += 20.0
+    x[3500] -= 2.0
+    res = MultiStreamDetector(1, seed=seed).process(["s"] * len(x), x[:, None])
+    assert res.flags[3500:3503].any()
+    assert not res.flags[2300:3500].any()
+
+
 def test_penalty_and_cooldown_suppress_repeated_alerts():
     """Spikes every 10 events: the first is flagged, the cooldown hides the next two, and
     the penalty keeps the later ones below the threshold for a while."""
