@@ -13,14 +13,17 @@ without limit; a stream that falls out is treated as new when it returns, just a
 engine's own stream eviction does.
 
 Rejection kinds (`Rejected.reason`): empty_line, oversized_line, invalid_utf8,
-malformed_json, malformed_csv, wrong_type, missing_field, not_numeric, non_finite,
-bad_timestamp, ts_backwards, feature_set_changed.
+invalid_unicode, malformed_json, malformed_csv, wrong_type, missing_field, not_numeric,
+non_finite, bad_timestamp, ts_backwards, feature_set_changed, and internal_error: a bug
+in the parser, reported with the exception's class, so that even then the line gets its
+error record and the input goes on.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 from collections import OrderedDict
@@ -32,6 +35,8 @@ import orjson
 from .config import InputConfig
 
 __all__ = ["CsvParser", "Event", "JsonlParser", "Rejected", "error_record", "parse_ts"]
+
+log = logging.getLogger("streamlstm")
 
 RAW_LIMIT = 200  # characters of the offending line kept in a rejection
 UNIVARIATE = ("value",)
@@ -114,6 +119,27 @@ def _number(name: str, raw: Any, allow_missing: bool) -> float:
     return value
 
 
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one beyond int()'s digit limit (4,300 by default: a guard against
+    quadratic conversion) is read as a float, which is then infinite and rejected as such
+    wherever the line uses it."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _check_unicode(name: str, text: str) -> None:
+    """Reject a string holding a lone surrogate: JSON can escape one ("\\ud800"), but it
+    is not Unicode, so it has no UTF-8 form (a Kafka key, the stream's seed)."""
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError as exc:
+            raise _Bad("invalid_unicode", f"{name} holds a lone surrogate "
+                                          f"{text[exc.start]!r} at position {exc.start}") from None
+
+
 def _snippet(line: bytes) -> str:
     """At most RAW_LIMIT characters of the line: text when it is UTF-8, else a bytes repr."""
     head = line[: RAW_LIMIT * 4]  # a UTF-8 character is at most 4 bytes
@@ -176,6 +202,9 @@ class _LineParser:
         except _Bad as bad:
             reason, detail = bad.args
             return Rejected(seq, reason, detail, _snippet(line))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: see the module docstring
+            log.debug("parsing line %d failed", seq, exc_info=True)
+            return Rejected(seq, "internal_error", f"{type(exc).__name__}: {exc}"[:RAW_LIMIT], _snippet(line))
 
     def _parse(self, seq: int, line: bytes) -> Event:
         raise NotImplementedError
@@ -203,6 +232,7 @@ class JsonlParser(_LineParser):
         if type(stream) is not str or not stream:
             got = "an empty string" if stream == "" else type(stream).__name__
             raise _Bad("wrong_type", f"{cfg.stream_field!r} must be a non-empty string, got {got}")
+        _check_unicode(repr(cfg.stream_field), stream)
 
         if cfg.value_field in obj:
             if cfg.values_field in obj:
@@ -217,6 +247,8 @@ class JsonlParser(_LineParser):
             if not isinstance(raw_values, dict) or not raw_values:
                 raise _Bad("wrong_type", f"{cfg.values_field!r} must be a non-empty object")
             features = tuple(sorted(raw_values))
+            for f in features:
+                _check_unicode(f"feature name {f!r}", f)
             values = tuple(_number(f, raw_values[f], allow_missing=True) for f in features)
         else:
             raise _Bad("missing_field", f"neither {cfg.value_field!r} nor "
@@ -246,7 +278,7 @@ class JsonlParser(_LineParser):
         except orjson.JSONDecodeError:
             pass
         try:
-            return json.loads(text)
+            return json.loads(text, parse_int=_json_int)
         except json.JSONDecodeError as exc:
             raise _Bad("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         except RecursionError:

@@ -88,8 +88,9 @@ def row_bytes(arrays: tuple) -> int:
 
 
 def stream_rng_seed(seed: int, stream_id: str) -> int:
-    """Nonzero xorshift64 state from the model seed and the stream id (as signed int64)."""
-    x = (seed * 0x9E3779B97F4A7C15 + zlib.crc32(stream_id.encode())) & (2**64 - 1)
+    """Nonzero xorshift64 state from the model seed and the stream id (as signed int64).
+    Lone surrogates are encoded as they are ("surrogatepass"): any str is a valid id."""
+    x = (seed * 0x9E3779B97F4A7C15 + zlib.crc32(stream_id.encode("utf-8", "surrogatepass"))) & (2**64 - 1)
     x = (x ^ (x >> 31)) | 1
     return x - 2**64 if x >= 2**63 else x
 

@@ -98,6 +98,19 @@ def test_every_bad_input_kind_is_reported_and_processing_continues(tmp_path):
     assert "rejected 9" in proc.stderr.decode()  # the summary at exit
 
 
+@pytest.mark.parametrize("poison, kind", [
+    (b'{"stream":"a","value":' + b"1" * 4301 + b"}", "non_finite"),  # beyond int()'s digit limit
+    (b'{"stream":"\\ud800","value":1}', "invalid_unicode"),  # a lone surrogate as stream id
+])
+def test_poison_pills_get_an_error_record_and_the_input_goes_on(small_config, poison, kind):
+    lines = b'{"stream":"a","value":1}\n' + poison + b'\n{"stream":"a","value":2}\n'
+    res = CliRunner().invoke(main, ["--config", small_config, "run"], input=lines)
+    assert res.exit_code == 0, res.output
+    assert [json.loads(x)["value"] for x in res.stdout.splitlines()] == [1, 2]
+    errors = [json.loads(x) for x in res.stderr.splitlines() if x.startswith("{")]
+    assert [(e["seq"], e["error"]) for e in errors] == [(2, kind)]
+
+
 def test_config_errors_exit_2_and_name_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n  hiden: 3\n")

@@ -74,11 +74,32 @@ def test_utf8_bom_accepted(parser):
     (b'{"value": 1, "ts": 1' + b"0" * 400 + b"}", "bad_timestamp"),  # too large for a double
     (b'{"stream": "\xed\xa0\x80", "value": 1}', "invalid_utf8"),  # an encoded surrogate
     (b"\xef\xbb\xbf", "malformed_json"),  # a byte order mark alone
+    # Integers beyond int()'s 4,300-digit limit, which json.loads raises ValueError for:
+    (b'{"value": ' + b"1" * 4301 + b"}", "non_finite"),
+    (b'{"value": 1, "ts": ' + b"1" * 5000 + b"}", "bad_timestamp"),
+    # Lone surrogates are valid JSON escapes but not Unicode: no UTF-8 Kafka key, no seed.
+    (b'{"stream": "\\ud800", "value": 1}', "invalid_unicode"),
+    (b'{"stream": "a", "values": {"x\\udfff": 1}}', "invalid_unicode"),
 ])
 def test_bad_input_kinds(parser, line, kind):
     rej = parser.parse(7, line)
     assert reason(rej) == kind
     assert rej.seq == 7 and rej.detail
+
+
+def test_a_huge_integer_in_an_unused_field_is_read_and_ignored(parser):
+    ev = parser.parse(1, b'{"stream": "a", "value": 2, "note": ' + b"9" * 10_000 + b"}")
+    assert isinstance(ev, Event) and ev.values == (2.0,)
+
+
+def test_a_parser_bug_is_an_error_record_naming_the_exception(parser, monkeypatch):
+    def broken(raw):
+        raise KeyError("boom")
+
+    monkeypatch.setattr("streamlstm.events.parse_ts", broken)
+    rej = parser.parse(5, b'{"stream": "a", "ts": 1, "value": 1}')
+    assert reason(rej) == "internal_error" and "KeyError" in rej.detail and rej.raw.startswith('{"stream"')
+    assert isinstance(parser.parse(6, b'{"stream": "a", "value": 1}'), Event)  # and parsing goes on
 
 
 def test_oversized_line():

@@ -201,7 +201,8 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
     path.write_text(yaml.safe_dump(data))
     k = data["kafka"]
     feed = Feed(kafka_broker.bootstrap, k["topics"][0])
-    bad = {0: [b'{"stream": "s0", "value": ', b"not json"], 1: [b'{"stream": "s2", "value": "x"}']}
+    bad = {0: [b'{"stream": "s0", "value": ', b"not json"],
+           1: [b'{"stream": "s2", "value": "x"}', b'{"stream": "s2", "value": ' + b"1" * 4301 + b"}"]}
     feed.produce(150, extra=bad)
     daemon, stop, thread, status = _start_thread(load_config(path), metrics=DaemonMetrics(),
                                                  output_mode=output_mode)
@@ -209,7 +210,7 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
     try:
         ref = _reference(path, feed)
         results = out.until(_covers(set(ref)), what="results")
-        errors = dlq.until(lambda r: len(r) >= 3, what="dead letters")
+        errors = dlq.until(lambda r: len(r) >= 4, what="dead letters")
         # Metrics and probes while running.
         base = f"http://127.0.0.1:{daemon.server.port}"
         assert _get(base + "/healthz")[0] == 200
@@ -238,7 +239,7 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
         assert all(isinstance(v, dict) for _, v in out.messages)
     bad_offsets = set(feed.offsets()) - set(ref)
     assert {(e["partition"], e["offset"]) for e in errors} == bad_offsets
-    assert sorted(e["error"] for e in errors) == ["malformed_json", "malformed_json", "not_numeric"]
+    assert sorted(e["error"] for e in errors) == ["malformed_json", "malformed_json", "non_finite", "not_numeric"]
     assert all(e["topic"] == k["topics"][0] and e["detail"] and e["key"] == "bad" for e in errors)
     # The shutdown committed everything: a new member of the group would start at the end.
     check = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=k["group_id"], enable_auto_commit=False)
