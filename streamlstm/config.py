@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from .hyperparams import CHOICES, DEFAULTS, MULTI_DEFAULTS, RANGES
+from .scoring import VALUE_LIMIT
 
 __all__ = [
     "CheckpointConfig",
@@ -134,6 +135,9 @@ class InputConfig:
     ts_field: str = "ts"
     max_line_bytes: int = 1_000_000
     default_stream: str = "default"
+    # Values beyond +-this are rejected (out_of_range); the engine limits what it is given
+    # to +-VALUE_LIMIT, within which no statistic can overflow.
+    max_abs_value: float = VALUE_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +396,7 @@ _SPECS: dict[str, _Spec] = {
     "input.ts_field": _Str(),
     "input.max_line_bytes": _Number(int, 1),
     "input.default_stream": _Str(),
+    "input.max_abs_value": _Number(float, 0, False, VALUE_LIMIT, True),
     "output.only_anomalies": _Bool(),
     "checkpoint.state_dir": _Str(optional=True),
     "checkpoint.every_events": _Number(int, 1),

@@ -14,7 +14,7 @@ engine's own stream eviction does.
 
 Rejection kinds (`Rejected.reason`): empty_line, oversized_line, invalid_utf8,
 invalid_unicode, malformed_json, malformed_csv, wrong_type, missing_field, not_numeric,
-non_finite, bad_timestamp, ts_backwards, feature_set_changed, and internal_error: a bug
+non_finite, out_of_range, bad_timestamp, ts_backwards, feature_set_changed, and internal_error: a bug
 in the parser, reported with the exception's class, so that even then the line gets its
 error record and the input goes on.
 """
@@ -98,9 +98,9 @@ def parse_ts(raw: Any) -> float:
     return ts
 
 
-def _number(name: str, raw: Any, allow_missing: bool) -> float:
+def _number(name: str, raw: Any, allow_missing: bool, limit: float) -> float:
     """A feature value as float; None (JSON null) is NaN when missing values are allowed."""
-    if type(raw) is float and math.isfinite(raw):  # the common case, checked first
+    if type(raw) is float and -limit <= raw <= limit:  # the common case, checked first
         return raw
     if raw is None:
         if allow_missing:
@@ -114,8 +114,15 @@ def _number(name: str, raw: Any, allow_missing: bool) -> float:
         value = float(raw)
     except OverflowError:  # an integer literal too large for a double
         raise _Bad("non_finite", f"{name!r} is too large: {str(raw)[:50]}") from None
+    return _bounded(name, value, raw, limit)
+
+
+def _bounded(name: str, value: float, raw: Any, limit: float) -> float:
+    """`value`, or a rejection when it is not finite or beyond +-`limit` (input.max_abs_value)."""
     if not math.isfinite(value):
-        raise _Bad("non_finite", f"{name!r} is not finite: {raw!r}")
+        raise _Bad("non_finite", f"{name!r} is not finite: {str(raw)[:50]}")
+    if abs(value) > limit:
+        raise _Bad("out_of_range", f"{name!r} is {value:g}, beyond input.max_abs_value {limit:g}")
     return value
 
 
@@ -240,7 +247,7 @@ class JsonlParser(_LineParser):
                                          "not both")
             raw = obj[cfg.value_field]
             features = UNIVARIATE
-            values = (_number(cfg.value_field, raw, allow_missing=False),)
+            values = (_number(cfg.value_field, raw, False, cfg.max_abs_value),)
             raw_values = {cfg.value_field: raw}
         elif cfg.values_field in obj:
             raw_values = obj[cfg.values_field]
@@ -249,7 +256,7 @@ class JsonlParser(_LineParser):
             features = tuple(sorted(raw_values))
             for f in features:
                 _check_unicode(f"feature name {f!r}", f)
-            values = tuple(_number(f, raw_values[f], allow_missing=True) for f in features)
+            values = tuple(_number(f, raw_values[f], True, cfg.max_abs_value) for f in features)
         else:
             raise _Bad("missing_field", f"neither {cfg.value_field!r} nor "
                                         f"{cfg.values_field!r} present")
@@ -355,9 +362,7 @@ class CsvParser(_LineParser):
                 value = float(cell)
             except ValueError:
                 raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
-            if not math.isfinite(value):
-                raise _Bad("non_finite", f"{name!r} is not finite: {cell[:50]!r}")
-            values.append(value)
+            values.append(_bounded(name, value, cell, cfg.max_abs_value))
             raw_values[name] = value
 
         ts_raw = None

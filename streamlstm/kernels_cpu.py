@@ -40,7 +40,8 @@ from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .params import LSTM, views
 from .scoring import (CALIB_C, CALIB_ETA, CALIB_P, CALIB_Q_MAX, N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS,
-                      SEASONAL_WARM, day_bin, ewma_update, rms, surprise, to_score, window_mean)
+                      SEASONAL_WARM, OUTSIDE_LIMIT, bounded, day_bin, ewma_update, rms, surprise, to_score,
+                      window_mean)
 
 # error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "nogil": True}
@@ -483,7 +484,7 @@ def normalise(xn, x, stats, clip, D):
         if math.isnan(x[d]) or stats[2 * D + d] < 2.0:
             xn[d] = math.nan
         else:
-            z = (x[d] - stats[d]) / scaler_std(stats[D + d], stats[d])
+            z = (bounded(x[d]) - stats[d]) / scaler_std(stats[D + d], stats[d])
             xn[d] = min(max(z, -clip), clip)
 
 
@@ -492,7 +493,8 @@ def value_inputs(x, t, stats, bins, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over observed features (NaN when none; see
     scoring.py) and how far the farthest feature left the range [lo, hi] of all its earlier
-    values, in units of hi - lo (0 when all are inside)."""
+    values, in units of hi - lo (0 when all are inside). Values are limited to
+    +-VALUE_LIMIT, as everywhere (scoring.py)."""
     D = hy.D
     o_step = 6 * D + 3 * N_CHANNELS + 2  # the features' mean absolute steps
     b = day_bin(t, hy.seasonal_bins)
@@ -506,6 +508,7 @@ def value_inputs(x, t, stats, bins, hy):
         v = x[d]
         if math.isnan(v) or stats[2 * D + d] < 1.0:
             continue
+        v = bounded(v)
         sd = scaler_std(stats[D + d], stats[d])
         z = (v - stats[d]) / sd
         # Steps in units of the typical step, not of the value's sd: a level shift inflates
@@ -523,7 +526,7 @@ def value_inputs(x, t, stats, bins, hy):
             r = (v - stats[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
             sum_seas += r * r
             n_seas += 1
-    return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), outside
+    return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
 
 
 @kernel
@@ -532,7 +535,7 @@ def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
     1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
     of time t. The bin learns the value's deviation from the running mean before this
     event, so a drifting level moves the whole profile with it instead of leaving every
-    bin behind until its next visits."""
+    bin behind until its next visits. Values are limited to +-VALUE_LIMIT (scoring.py)."""
     D = hy.D
     o_step = 6 * D + 3 * N_CHANNELS + 2  # the features' mean absolute steps
     b = day_bin(t, hy.seasonal_bins)
@@ -540,6 +543,7 @@ def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
         v = x[d]
         if math.isnan(v):
             continue
+        v = bounded(v)
         dev = v - stats[d]
         n = stats[2 * D + d] + 1.0
         stats[2 * D + d] = n

@@ -92,6 +92,8 @@ class MultiStreamDetector:
 
         timestamps: optional (N,) event times in epoch seconds (UTC), NaN where unknown;
         they feed the time-of-day (seasonal) channel, which is skipped for events without.
+        Values beyond +-1e18 (scoring.VALUE_LIMIT) count as +-1e18, so that no finite input
+        can make the state overflow.
         """
         X = np.ascontiguousarray(X, dtype=np.float64)
         N = len(stream_ids)

@@ -80,6 +80,13 @@ CALIB_P = 0.995
 CALIB_C = L_HALF
 CALIB_Q_MAX = CALIB_C / 0.75
 CALIB_ETA = 0.2
+# Every statistic sees a value limited to +-VALUE_LIMIT (the parsers reject larger ones:
+# input.max_abs_value). Within it nothing can overflow: squared deviations stay below 4e36,
+# under the 3.4e38 maximum of the float32 seasonal variances, and channel inputs below
+# 1e29, whose squares float64 holds. The range distance is capped at OUTSIDE_LIMIT ranges:
+# a range of 1e-300 would otherwise make it infinite.
+VALUE_LIMIT = 1e18
+OUTSIDE_LIMIT = 1e12
 _LN10 = math.log(10.0)
 _SQRT2 = math.sqrt(2.0)
 _ASYMPTOTIC_Z = 30.0  # erfc underflows beyond this; use the asymptotic tail instead
@@ -102,6 +109,12 @@ def surprise(m, mu, var, n):
         return 0.0
     sd = max(math.sqrt(max(var, 0.0)), 1e-3 * abs(mu) + 1e-12)
     return neg_log10_tail((m - mu) / sd)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def bounded(v):
+    """A (non-NaN) value limited to +-VALUE_LIMIT."""
+    return min(max(v, -VALUE_LIMIT), VALUE_LIMIT)
 
 
 @njit(fastmath=FASTMATH, cache=True)

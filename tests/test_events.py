@@ -80,6 +80,9 @@ def test_utf8_bom_accepted(parser):
     # Lone surrogates are valid JSON escapes but not Unicode: no UTF-8 Kafka key, no seed.
     (b'{"stream": "\\ud800", "value": 1}', "invalid_unicode"),
     (b'{"stream": "a", "values": {"x\\udfff": 1}}', "invalid_unicode"),
+    (b'{"value": 1.5e18}', "out_of_range"),  # beyond input.max_abs_value
+    (b'{"value": -2000000000000000000}', "out_of_range"),
+    (b'{"values": {"a": 1, "b": -1e300}}', "out_of_range"),
 ])
 def test_bad_input_kinds(parser, line, kind):
     rej = parser.parse(7, line)
@@ -100,6 +103,14 @@ def test_a_parser_bug_is_an_error_record_naming_the_exception(parser, monkeypatc
     rej = parser.parse(5, b'{"stream": "a", "ts": 1, "value": 1}')
     assert reason(rej) == "internal_error" and "KeyError" in rej.detail and rej.raw.startswith('{"stream"')
     assert isinstance(parser.parse(6, b'{"stream": "a", "value": 1}'), Event)  # and parsing goes on
+
+
+def test_max_abs_value_is_configurable():
+    p = JsonlParser(InputConfig(max_abs_value=100.0))
+    assert p.parse(1, b'{"value": -100}').values == (-100.0,)
+    assert reason(p.parse(2, b'{"value": 100.5}')) == "out_of_range"
+    csv_parser = CsvParser(InputConfig(max_abs_value=100.0), b"timestamp,value\n")
+    assert reason(csv_parser.parse(2, b"2024-01-01,1e3")) == "out_of_range"
 
 
 def test_oversized_line():

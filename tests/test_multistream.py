@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamlstm import MultiStreamDetector
 from synthetic import sine_with_anomalies
@@ -122,3 +124,25 @@ def test_rejects_bad_arguments():
         MultiStreamDetector(1, weight_mode="both")
     with pytest.raises(ValueError, match="shape"):
         MultiStreamDetector(2).process(["a"], np.ones((1, 3)))
+
+
+EXTREMES = [1e300, -1e300, 1e-300, -1e-300, 3.4e38, -3.4e38, 1e18, -1e18, 1e160, 0.0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(burst=st.lists(st.one_of(st.sampled_from(EXTREMES), st.floats(allow_nan=False, allow_infinity=False)),
+                      min_size=1, max_size=12),
+       mode=st.sampled_from([("per_stream", "lstm"), ("shared", "gru")]))
+def test_no_finite_input_makes_a_later_score_or_forecast_non_finite(burst, mode):
+    """Any finite values, however extreme (each feature limited to +-1e18 by the engine),
+    leave every statistic finite: every later score, forecast and error is a number."""
+    weight_mode, cell = mode
+    normal = 5.0 + np.sin(np.arange(60) / 3.0)
+    x = np.concatenate([normal, burst, normal, -np.asarray(burst), normal])
+    m = MultiStreamDetector(2, weight_mode=weight_mode, cell=cell, hidden_size=4, k2=4, warmup=20)
+    X = np.stack([x, x[::-1]], axis=1)
+    res = m.process(["s"] * len(x), X)
+    assert np.isfinite(res.scores).all() and ((res.scores >= 0) & (res.scores <= 1)).all()
+    assert np.isfinite(res.predictions[1:]).all() and np.isfinite(res.errors[2:]).all()  # (none before a scale)
+    assert all(np.isfinite(a).all() for a in m.streams if a.dtype.kind == "f" and a is not m.streams.ring)
+    assert not np.isinf(m.streams.ring).any()  # NaN there means "no input"
