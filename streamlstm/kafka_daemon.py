@@ -510,11 +510,14 @@ class KafkaDaemon:
         m = self.metrics
         for b in batches:
             tp, st = b.tp, b.state
-            n_events = anomalies = produced = 0
+            n_events = produced = 0
             if b.routed is not None:
                 events = b.routed.events
                 n_events = len(events)
-                anomalies = sum(int(res.flags.sum()) for res in b.results)
+                for part, res in zip(b.routed.parts, b.results):  # one detector, so one group, per part
+                    n_flagged = int(res.flags.sum())
+                    if n_flagged:
+                        m.anomalies.labels(group=part.group).inc(n_flagged)
                 lines = result_lines(b.routed, b.results, only_anomalies)
                 if only_anomalies and len(lines) != n_events:
                     flagged = [False] * n_events
@@ -553,8 +556,6 @@ class KafkaDaemon:
             self.since_commit += n_events
             self.processed += n_events
             m.events.inc(n_events)
-            if anomalies:
-                m.anomalies.inc(anomalies)
             if produced:
                 m.results.inc(produced)
 

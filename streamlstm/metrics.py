@@ -26,7 +26,9 @@ class DaemonMetrics:
         r = self.registry
         self.events = Counter("streamlstm_events", "Events scored and learnt (rate() gives events/s).",
                               registry=r)
-        self.anomalies = Counter("streamlstm_anomalies", "Events flagged as anomalies.", registry=r)
+        self.anomalies = Counter("streamlstm_anomalies", "Events flagged as anomalies, by the model group of "
+                                 "their stream (config groups; \"default\" when none matches).", ["group"],
+                                 registry=r)
         self.results = Counter("streamlstm_results_produced", "Result records produced.", registry=r)
         self.errors = Counter("streamlstm_errors", "Errors by kind: rejected input (its reason), "
                               "produce, checkpoint, commit.", ["kind"], registry=r)
@@ -34,6 +36,11 @@ class DaemonMetrics:
                          ["topic", "partition"], registry=r)
         self.streams = Gauge("streamlstm_streams", "Streams held in memory (all assigned partitions).",
                              registry=r)
+        self.state_bytes = Gauge("streamlstm_state_bytes", "Bytes of detector state held (all assigned partitions).",
+                                 registry=r)
+        self.evictions = Counter("streamlstm_evictions", "Streams or models evicted (their state forgotten) to "
+                                 "stay within a limit, by reason: max_streams (the stream cap), max_state_bytes "
+                                 "(the state byte budget), max_models (the model cap).", ["reason"], registry=r)
         self.partitions = Gauge("streamlstm_assigned_partitions", "Input partitions assigned.", registry=r)
         self.checkpoint_age = Gauge("streamlstm_checkpoint_age_seconds",
                                     "Seconds since the last checkpoint+commit.", registry=r)

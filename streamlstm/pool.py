@@ -40,6 +40,7 @@ class Part(NamedTuple):
     stream_ids: list[str]
     X: np.ndarray            # (len(rows), D) values, NaN = missing
     T: np.ndarray            # (len(rows),) timestamps in epoch seconds, NaN = none given
+    group: str               # the detector's model group (`Config.model_for`)
 
 
 class Routed(NamedTuple):
@@ -112,10 +113,12 @@ class DetectorPool:
                 rows = groups[det] = []
             rows.append(n)
         nan = float("nan")
+        group_of = {det: group for (group, _), det in self.detectors.items()}
         return Routed(events, [Part(det, rows, [events[n].stream for n in rows],
                                     np.array([v for n in rows for v in events[n].values],
                                              dtype=np.float64).reshape(len(rows), det.n_features),
-                                    np.array([nan if events[n].ts is None else events[n].ts for n in rows]))
+                                    np.array([nan if events[n].ts is None else events[n].ts for n in rows]),
+                                    group_of[det])
                                for det, rows in groups.items()])
 
     def process(self, events: Sequence[Event]) -> list[Scored]:

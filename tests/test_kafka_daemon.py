@@ -345,12 +345,13 @@ class _FakeProducer:
         return _Sent()
 
 
-def _offline_daemon(output_mode: str, only_anomalies: bool):
+def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
     from streamlstm.kafka_daemon import PartitionState
 
     config = load_config(None, env={}, overrides={
         "model.hidden_size": 4, "model.k1": 4, "model.k2": 4, "model.warmup": 5, "model.threshold": 0.6,
-        "output.only_anomalies": only_anomalies, "kafka.output_topic": "out", "kafka.dead_letter_topic": "dlq"})
+        "output.only_anomalies": only_anomalies, "kafka.output_topic": "out", "kafka.dead_letter_topic": "dlq",
+        **overrides})
     daemon = KafkaDaemon(config, threading.Event(), output_mode=output_mode)
     daemon.producer = _FakeProducer()
     tp = TopicPartition("in", 0)
@@ -424,6 +425,26 @@ def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
     bad_offset = next(r.offset for r in recs if r.key == b"bad")
     assert len(dead) == 1 and json.loads(dead[0][2])["offset"] == bad_offset and dead[0][1] == b"bad"
     assert "m0" in want  # multivariate results too
+
+
+def test_anomalies_are_counted_per_model_group():
+    """streamlstm_anomalies_total{group} is each group's count of flagged events; streams no
+    group matches (here s0, s2 and the multivariate m0, two detectors) count as "default"."""
+    groups = [{"name": "odd", "match": ["s1", "s3"], "model": {"hidden_size": 3}}]
+    daemon, config, tp = _offline_daemon("batch", False, groups=groups)
+    recs = _offline_messages()
+    for a in range(0, len(recs), 70):
+        daemon.step(daemon.parse({tp: recs[a:a + 70]}))
+    daemon.drain()
+    daemon.worker.shutdown()
+
+    parser, pool = JsonlParser(config.input, max_streams=config.max_streams), DetectorPool(config)
+    want = {"odd": 0, "default": 0}
+    for s in pool.process([e for r in recs if not isinstance(e := parser.parse(r.offset, r.value), Rejected)]):
+        want[config.model_for(s.event.stream)[0]] += s.is_anomaly
+    assert all(want.values()), want  # both groups have anomalies to count
+    registry = daemon.metrics.registry
+    assert {g: registry.get_sample_value("streamlstm_anomalies_total", {"group": g}) for g in want} == want
 
 
 def test_pack_results_splits_large_batches():
