@@ -184,6 +184,8 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     groups: tuple[GroupConfig, ...] = ()
     max_streams: int = MULTI_DEFAULTS["max_streams"]
+    max_state_bytes: int = 1 << 30
+    max_models: int = 1000
     batch_size: int = 4096
     input: InputConfig = field(default_factory=InputConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -386,6 +388,8 @@ _SPECS: dict[str, _Spec] = {
     **{f"model.{f.name}": _model_spec(f.name, f.type) for f in fields(ModelConfig)},
     "source": _Choice(("stdin", "kafka")),
     "max_streams": _Number(int, *RANGES["max_streams"]),
+    "max_state_bytes": _Number(int, 1 << 24),
+    "max_models": _Number(int, 1),
     "batch_size": _Number(int, 1),
     "log_format": _Choice(("plain", "json")),
     "log_level": _Choice(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), fold=str.upper),
@@ -420,7 +424,7 @@ _SPECS: dict[str, _Spec] = {
     "metrics.enabled": _Bool(),
 }
 
-_TOP_SCALARS = ("source", "max_streams", "batch_size", "log_format", "log_level")
+_TOP_SCALARS = ("source", "max_streams", "max_state_bytes", "max_models", "batch_size", "log_format", "log_level")
 _TOP_KEYS = [f.name for f in fields(Config)]
 
 

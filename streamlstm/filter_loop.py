@@ -218,8 +218,10 @@ class FilterRunner:
                 signal.signal(s, handler)
         self.checkpoint()
         accepted = self.counts.pop("accepted", 0)
-        log.info("processed %d events, rejected %d%s", accepted, sum(self.counts.values()),
-                 "".join(f", {k}={v}" for k, v in sorted(self.counts.items())))
+        evicted = sum(self.pool.budget.evictions.values())
+        log.info("processed %d events, rejected %d%s%s", accepted, sum(self.counts.values()),
+                 "".join(f", {k}={v}" for k, v in sorted(self.counts.items())),
+                 f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
         return 0
 
     def _loop(self, read: Callable[[int], bytes]) -> None:
@@ -271,7 +273,10 @@ class FilterRunner:
             parsed = [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
             events = [p for p in parsed if type(p) is not Rejected]
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
-            yield _Batch(self.pool.route(events), rejected)
+            routed = self.pool.route(events)
+            if routed.rejected:  # no model could take them (max_models)
+                rejected = sorted(rejected + routed.rejected, key=lambda r: r.seq)
+            yield _Batch(routed, rejected)
 
     def _emit(self, batch: _Batch) -> None:
         """Write the results of `batch` (waiting for the kernel) and its error records."""

@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quote
@@ -36,6 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import kafka_crc
+from .budget import StateBudget
 from .config import Config
 from .events import JsonlParser, Rejected, error_record
 from .metrics import DaemonMetrics, MetricsServer
@@ -110,11 +112,11 @@ class PartitionState:
         self.source = f',"topic":{_quote(self.tp.topic)},"partition":{int(self.tp.partition)},"offset":'
 
     @classmethod
-    def fresh(cls, tp, config: Config) -> "PartitionState":
+    def fresh(cls, tp, config: Config, budget: StateBudget) -> "PartitionState":
         by_field = JsonlParser(config.input, max_streams=config.max_streams)
         by_key = JsonlParser(_KeyInput(config.input), max_streams=config.max_streams)  # type: ignore[arg-type]
         by_key.memory = by_field.memory
-        return cls(tp, DetectorPool(config), by_field, by_key)
+        return cls(tp, DetectorPool(config, budget), by_field, by_key)
 
     def snapshot(self) -> tuple[bytes, dict[str, Any]]:
         meta = {"topic": self.tp.topic, "partition": self.tp.partition, "next_offset": self.next_offset,
@@ -203,6 +205,9 @@ class KafkaDaemon:
         self.client_options = dict(client_options or {})
         self.metrics = metrics or DaemonMetrics()
         self.states: dict[Any, PartitionState] = {}
+        # The state limits of the whole process, across all partitions' pools (budget.py).
+        self.budget = StateBudget(config.max_streams, config.max_state_bytes, config.max_models)
+        self._evictions_counted: Counter[str] = Counter()  # budget.evictions already in the metric
         self.parked: dict[Any, PartitionState] = {}  # revoked states, reused if reassigned unchanged
         self.pending_assign: list = []  # assigned partitions whose state the loop must restore
         self.joined = False  # an assignment (possibly empty) has been received
@@ -279,13 +284,14 @@ class KafkaDaemon:
             for tp in revoked:
                 st = self.states.pop(tp)
                 if st.next_offset is not None and st.next_offset == st.checkpointed:
-                    self.parked[tp] = st
+                    self.parked[tp] = st  # its state stays held (and within the budget) meanwhile
+                else:
+                    self.budget.release(st.pool)
                 try:
                     self.metrics.lag.remove(tp.topic, str(tp.partition))
                 except KeyError:
                     pass
             self.metrics.partitions.set(len(self.states))
-            self.metrics.streams.set(sum(s.pool.n_streams for s in self.states.values()))
             log.info("revoked %s", sorted(partition_key(tp) for tp in revoked))
 
     def on_assigned(self, assigned) -> None:
@@ -316,16 +322,18 @@ class KafkaDaemon:
         for tp in new:
             st = parked.get(tp)
             if st is not None and st.next_offset == committed[tp]:
-                self.states[tp] = st  # nobody moved it on since we checkpointed it
+                self.states[tp] = parked.pop(tp)  # nobody moved it on since we checkpointed it
             else:
                 to_load.append(tp)
+        for st in parked.values():  # moved on elsewhere, or not ours any more
+            self.budget.release(st.pool)
         loaded = self.store.load(to_load) if (self.store is not None and to_load) else {}
         for tp in new:
             if tp in self.states:
                 st = self.states[tp]
                 how = "kept"
             else:
-                st = self.states[tp] = PartitionState.fresh(tp, self.config)
+                st = self.states[tp] = PartitionState.fresh(tp, self.config, self.budget)
                 if tp in loaded:
                     st.restore(loaded[tp][0])
                     how = "restored"
@@ -343,7 +351,6 @@ class KafkaDaemon:
                 self.consumer.seek_to_beginning(tp)  # auto_offset_reset=earliest, made explicit
             log.info("assigned %s: %s state, %d streams, from offset %s (committed %s)", partition_key(tp),
                      how, st.pool.n_streams, st.next_offset, committed[tp])
-        self.metrics.streams.set(sum(s.pool.n_streams for s in self.states.values()))
 
     # ------------------------------------------------------------------ checkpoint + commit
 
@@ -434,7 +441,12 @@ class KafkaDaemon:
                 else:
                     events.append(parsed)
             st.parsed_to = recs[-1].offset + 1
-            out.append(_Batch(tp, st, st.pool.route(events) if events else None, rejected, st.parsed_to))
+            routed = st.pool.route(events) if events else None
+            if routed is not None and routed.rejected:  # no model could take them (max_models)
+                keys = {r.offset: r.key for r in recs}
+                rejected = sorted(rejected + [(rej, keys[rej.seq]) for rej in routed.rejected],
+                                  key=lambda item: item[0].seq)
+            out.append(_Batch(tp, st, routed, rejected, st.parsed_to))
         dt = time.perf_counter() - t0
         self.stage_s["parse"] += dt
         for b in out:
@@ -560,8 +572,14 @@ class KafkaDaemon:
                 m.results.inc(produced)
 
     def _update_gauges(self) -> None:
-        m = self.metrics
-        m.streams.set(sum(s.pool.n_streams for s in self.states.values()))
+        m, budget = self.metrics, self.budget
+        m.streams.set(budget.n_streams)
+        m.state_bytes.set(budget.bytes)
+        for reason, n in budget.evictions.items():
+            seen = self._evictions_counted[reason]
+            if n > seen:
+                m.evictions.labels(reason=reason).inc(n - seen)
+                self._evictions_counted[reason] = n
         for tp, st in self.states.items():
             hw = self.consumer.highwater(tp)
             if hw is not None and st.next_offset is not None:

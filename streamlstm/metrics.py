@@ -36,11 +36,13 @@ class DaemonMetrics:
                          ["topic", "partition"], registry=r)
         self.streams = Gauge("streamlstm_streams", "Streams held in memory (all assigned partitions).",
                              registry=r)
-        self.state_bytes = Gauge("streamlstm_state_bytes", "Bytes of detector state held (all assigned partitions).",
+        self.state_bytes = Gauge("streamlstm_state_bytes", "Bytes of model state allocated, as the state budget counts "
+                                 "them (max_state_bytes; all assigned partitions).",
                                  registry=r)
-        self.evictions = Counter("streamlstm_evictions", "Streams or models evicted (their state forgotten) to "
-                                 "stay within a limit, by reason: max_streams (the stream cap), max_state_bytes "
-                                 "(the state byte budget), max_models (the model cap).", ["reason"], registry=r)
+        self.evictions = Counter("streamlstm_evictions", "Streams evicted (their state forgotten) to stay within "
+                                 "the state limits, by reason: max_streams or max_state_bytes. Events of a "
+                                 "model beyond max_models are rejected instead: "
+                                 "streamlstm_errors_total{kind=\"too_many_models\"}.", ["reason"], registry=r)
         self.partitions = Gauge("streamlstm_assigned_partitions", "Input partitions assigned.", registry=r)
         self.checkpoint_age = Gauge("streamlstm_checkpoint_age_seconds",
                                     "Seconds since the last checkpoint+commit.", registry=r)

@@ -194,6 +194,22 @@ class MultiStreamDetector:
             per_stream += row_bytes(self.params)
         return per_stream
 
+    def fixed_bytes(self) -> int:
+        """State bytes that do not grow with the streams: initial and shared weights, scratch."""
+        params = sum(a.nbytes for a in self.params) if self.hyper.shared else 0
+        return self.theta0.nbytes + sum(a.nbytes for a in self.work) + params
+
+    @property
+    def capacity(self) -> int:
+        """Stream slots allocated (held streams, free slots and room to grow)."""
+        return self._capacity
+
+    def evict(self, stream_ids) -> None:
+        """Forget these held streams (unknown ids are ignored); their slots are reused first."""
+        for sid in stream_ids:
+            if sid in self.table.slots:
+                self.table.remove(sid)
+
     # ------------------------------------------------------------------ slots
 
     def _alloc_streams(self, S: int) -> StreamArrays:
@@ -206,21 +222,26 @@ class MultiStreamDetector:
         cap = max(self._capacity, 16)
         while cap < needed:
             cap *= 2
-        cap = min(cap, self.max_streams)
+        self.reserve(min(cap, self.max_streams))
+
+    def reserve(self, capacity: int) -> None:
+        """Allocate `capacity` stream slots, keeping the held ones (never shrinks)."""
+        if capacity <= self._capacity:
+            return
         if self._engine is not None:
-            self._engine.ensure_capacity(cap)
-            self._capacity = cap
+            self._engine.ensure_capacity(capacity)
+            self._capacity = capacity
             return
         old, n = self.streams, self._capacity
-        self.streams = self._alloc_streams(cap)
+        self.streams = self._alloc_streams(capacity)
         for dst, src in zip(self.streams, old):
             dst[:n] = src[:n]
         if not self.hyper.shared:
-            bigger = alloc_params(cap, self.theta0, self.settings["optimizer"] == "adam")
+            bigger = alloc_params(capacity, self.theta0, self.settings["optimizer"] == "adam")
             for dst, src in zip(bigger, self.params):
                 dst[:n] = src[:n]
             self.params = bigger
-        self._capacity = cap
+        self._capacity = capacity
 
     def _reset_slots(self, new: list[tuple[int, str]]) -> None:
         """Give each (slot, id) a fresh state (and fresh weights in per_stream mode)."""
@@ -243,12 +264,14 @@ class MultiStreamDetector:
     # ------------------------------------------------------------------ snapshots
 
     def to_bytes(self) -> bytes:
-        """The whole detector (settings and state) as a pickle-free snapshot."""
+        """The whole detector (settings and state) as a pickle-free snapshot.
+
+        The held streams' rows are stored in least-recently-seen order, as slots 0..n-1."""
         n = self.n_streams
         streams, params = self._engine.to_host() if self._engine is not None else (self.streams, self.params)
-        arrays = {f"stream.{k}": v[:n] for k, v in streams._asdict().items()}
-        q = 1 if self.hyper.shared else n
-        arrays.update({f"param.{k}": v[:q] for k, v in params._asdict().items()})
+        rows = np.fromiter(self.table.slots.values(), dtype=np.int64, count=n)
+        arrays = {f"stream.{k}": v[rows] for k, v in streams._asdict().items()}
+        arrays.update({f"param.{k}": v[:1] if self.hyper.shared else v[rows] for k, v in params._asdict().items()})
         meta = {
             "kind": "MultiStreamDetector",
             "n_features": self.n_features,
@@ -256,7 +279,7 @@ class MultiStreamDetector:
             "max_streams": self.max_streams,
             "settings": self.settings,
             "stream_ids": self.stream_ids,
-            "slots": [self.table.slots[k] for k in self.stream_ids],
+            "slots": list(range(n)),
             "evicted": self.table.evicted,
         }
         return snapshot.pack(arrays, meta)

@@ -6,6 +6,9 @@ different feature sets never share a model. A micro-batch of events is split per
 detector (keeping each stream's order), each detector advances its part in one call,
 and results come back in input order.
 
+Every pool lives within a `StateBudget` (budget.py): the process-wide limits on streams,
+state bytes and models, kept by evicting the least recently seen streams of any model.
+
 `process` does all three steps. The stdin filter calls them one by one — `route`,
 `advance`, then `scored` or `records.result_lines` — so that the kernel (`advance`, the
 only step that reads or changes model state) can run in a worker thread while the main
@@ -14,15 +17,20 @@ thread routes the next micro-batch and writes the previous one's results.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import snapshot
+from .budget import Model, StateBudget
 from .config import Config, ModelConfig
-from .events import Event
+from .events import RAW_LIMIT, Event, Rejected
+from .hyperparams import RANGES
 from .multistream import BatchResult, MultiStreamDetector
+
+UNBOUNDED = int(RANGES["max_streams"][2])  # a pool's detectors: the budget bounds their streams
 
 
 class Scored(NamedTuple):
@@ -41,27 +49,44 @@ class Part(NamedTuple):
     X: np.ndarray            # (len(rows), D) values, NaN = missing
     T: np.ndarray            # (len(rows),) timestamps in epoch seconds, NaN = none given
     group: str               # the detector's model group (`Config.model_for`)
+    capacity: int            # stream slots the detector needs for them (budget.py)
 
 
 class Routed(NamedTuple):
     """A micro-batch split per detector (see `DetectorPool.route`)."""
-    events: Sequence[Event]
+    events: Sequence[Event]  # the accepted events; `Part.rows` index them
     parts: list[Part]
+    evictions: list[tuple[MultiStreamDetector, list[str]]]  # to apply before the parts
+    rejected: list[Rejected]  # events no model could take (too_many_models)
 
 
-def detector_for(model: ModelConfig, n_features: int, max_streams: int) -> MultiStreamDetector:
+def detector_for(model: ModelConfig, n_features: int, max_streams: int = UNBOUNDED) -> MultiStreamDetector:
+    """A detector with `model`'s settings. In a pool its streams are bounded by the pool's
+    budget, not by its own `max_streams`."""
     settings = {k: getattr(model, k) for k in model.__slots__ if k not in ("weight_mode", "backend")}
     return MultiStreamDetector(n_features, weight_mode=model.weight_mode, max_streams=max_streams,
                                backend=model.backend, **settings)
 
 
+def evict(evictions: Sequence[tuple[MultiStreamDetector, list[str]]]) -> None:
+    for det, streams in evictions:
+        det.evict(streams)
+
+
 def advance(routed: Routed) -> list[BatchResult]:
-    """Score then learn every event of `routed`: one batched kernel call per detector.
+    """Apply the evictions `routed` carries, then score and learn its events: one batched
+    kernel call per detector.
 
     The only step that reads or changes model state; safe to run in another thread while
-    the caller routes the next micro-batch, as long as one `advance` runs at a time.
+    the caller routes the next micro-batch, as long as one `advance` runs at a time, in
+    routing order.
     """
-    return [part.detector.process(part.stream_ids, part.X, part.T) for part in routed.parts]
+    evict(routed.evictions)
+    results = []
+    for part in routed.parts:
+        part.detector.reserve(part.capacity)
+        results.append(part.detector.process(part.stream_ids, part.X, part.T))
+    return results
 
 
 def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
@@ -82,47 +107,76 @@ def scored_part(events: Sequence[Event], part: Part, res: BatchResult) -> Iterat
 
 
 class DetectorPool:
-    def __init__(self, config: Config):
-        self.config = config
-        self.detectors: dict[tuple[str, tuple[str, ...]], MultiStreamDetector] = {}
-        # (stream, features) -> its detector: spares `model_for` (pattern matching) per event.
-        # A cache, cleared when it outgrows the streams the detectors can hold.
-        self._routes: dict[tuple[str, tuple[str, ...]], MultiStreamDetector] = {}
+    """The detectors of one process (or, in the Kafka daemon, of one input partition),
+    within a `StateBudget` that may be shared with other pools."""
 
-    def detector(self, stream: str, features: tuple[str, ...]) -> MultiStreamDetector:
-        group, model = self.config.model_for(stream)
-        key = (group, features)
-        det = self.detectors.get(key)
-        if det is None:
-            det = self.detectors[key] = detector_for(model, len(features), self.config.max_streams)
-        return det
+    def __init__(self, config: Config, budget: StateBudget | None = None):
+        self.config = config
+        self.budget = budget or StateBudget(config.max_streams, config.max_state_bytes, config.max_models)
+        self.models: dict[tuple[str, tuple[str, ...]], Model] = {}  # by (group, features)
+
+    @property
+    def detectors(self) -> dict[tuple[str, tuple[str, ...]], MultiStreamDetector]:
+        return {key: model.det for key, model in self.models.items()}
+
+    def _model(self, stream: str, features: tuple[str, ...]) -> Model | None:
+        """The model of a stream new to the budget, created if needed; None when that would
+        exceed max_models."""
+        group, settings = self.config.model_for(stream)
+        model = self.models.get((group, features))
+        if model is None:
+            if len(self.budget.models) >= self.budget.max_models:
+                return None
+            model = self._adopt((group, features), detector_for(settings, len(features)))
+        return model
+
+    def _adopt(self, key: tuple[str, tuple[str, ...]], det: MultiStreamDetector) -> Model:
+        model = self.models[key] = Model(det, self, key, det.bytes_per_stream(), det.fixed_bytes(),
+                                         capacity=det.capacity)
+        self.budget.add_model(model)
+        return model
+
+    def forget(self, model: Model) -> None:
+        """Drop a model the budget left without streams."""
+        if self.models.get(model.key) is model:
+            del self.models[model.key]
 
     def route(self, events: Sequence[Event]) -> Routed:
-        """Split `events` per detector, keeping each stream's order; creates detectors as needed."""
-        routes = self._routes
-        if len(routes) > 2 * self.config.max_streams * max(1, len(self.detectors)):
-            routes.clear()
-        groups: dict[MultiStreamDetector, list[int]] = {}
-        for n, ev in enumerate(events):
-            key = (ev.stream, ev.features)
-            det = routes.get(key)
-            if det is None:
-                det = routes[key] = self.detector(*key)
-            rows = groups.get(det)
+        """Split `events` per detector, keeping each stream's order; creates detectors as
+        needed and plans the evictions the budget needs (see budget.py)."""
+        budget = self.budget
+        lru = budget.lru
+        touched: set = set()
+        groups: dict[Model, list[int]] = {}
+        accepted: list[Event] = []
+        rejected: list[Rejected] = []
+        for ev in events:
+            key = (self, ev.stream, ev.features)
+            model = lru.get(key)
+            if model is None:
+                model = self._model(ev.stream, ev.features)
+                if model is None:
+                    rejected.append(_too_many_models(ev, budget.max_models))
+                    continue
+            budget.touch(key, model)
+            touched.add(key)
+            rows = groups.get(model)
             if rows is None:
-                rows = groups[det] = []
-            rows.append(n)
+                rows = groups[model] = []
+            rows.append(len(accepted))
+            accepted.append(ev)
+        budget.settle(len(touched), [m for m in groups if m.live > m.capacity])
         nan = float("nan")
-        group_of = {det: group for (group, _), det in self.detectors.items()}
-        return Routed(events, [Part(det, rows, [events[n].stream for n in rows],
-                                    np.array([v for n in rows for v in events[n].values],
-                                             dtype=np.float64).reshape(len(rows), det.n_features),
-                                    np.array([nan if events[n].ts is None else events[n].ts for n in rows]),
-                                    group_of[det])
-                               for det, rows in groups.items()])
+        parts = [Part(m.det, rows, [accepted[n].stream for n in rows],
+                      np.array([v for n in rows for v in accepted[n].values],
+                               dtype=np.float64).reshape(len(rows), m.det.n_features),
+                      np.array([nan if accepted[n].ts is None else accepted[n].ts for n in rows]),
+                      m.key[0], m.capacity)
+                 for m, rows in groups.items()]
+        return Routed(accepted, parts, budget.take_pending(), rejected)
 
     def process(self, events: Sequence[Event]) -> list[Scored]:
-        """Score then learn each event; one batched call per detector."""
+        """Score then learn each accepted event; one batched call per detector."""
         routed = self.route(events)
         return scored(routed, advance(routed))
 
@@ -133,21 +187,38 @@ class DetectorPool:
     # ------------------------------------------------------------------ snapshots
 
     def to_bytes(self, extra: dict[str, Any] | None = None) -> bytes:
-        """All detectors in one pickle-free snapshot; `extra` is stored as JSON alongside."""
-        keys = list(self.detectors)
-        arrays = {f"detector.{i}": np.frombuffer(self.detectors[k].to_bytes(), dtype=np.uint8)
+        """All detectors in one pickle-free snapshot; `extra` is stored as JSON alongside.
+        Call it with no micro-batch in flight: it applies the budget's pending evictions."""
+        evict(self.budget.take_pending())
+        keys = list(self.models)
+        arrays = {f"detector.{i}": np.frombuffer(self.models[k].det.to_bytes(), dtype=np.uint8)
                   for i, k in enumerate(keys)}
         meta = {"kind": "DetectorPool", "keys": [[g, list(f)] for g, f in keys], "extra": extra or {}}
         return snapshot.pack(arrays, meta)
 
     def restore(self, data: bytes) -> dict[str, Any]:
-        """Replace all detectors by those in `data`; returns the snapshot's `extra`."""
+        """Replace all detectors by those in `data`; returns the snapshot's `extra`. Their
+        streams count as seen most recently; the budget evicts others (or, at the next
+        micro-batch, them) if they do not fit."""
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "DetectorPool":
             raise snapshot.SnapshotError(f"not a DetectorPool snapshot: {meta.get('kind')!r}")
-        self.detectors = {
-            (g, tuple(f)): MultiStreamDetector.from_bytes(arrays[f"detector.{i}"].tobytes())
-            for i, (g, f) in enumerate(meta["keys"])
-        }
-        self._routes.clear()
+        detectors = {(g, tuple(f)): MultiStreamDetector.from_bytes(arrays[f"detector.{i}"].tobytes())
+                     for i, (g, f) in enumerate(meta["keys"])}
+        self.budget.release(self)
+        self.models = {}
+        touched = 0
+        for key, det in detectors.items():
+            model = self._adopt(key, det)
+            for stream in det.stream_ids:
+                self.budget.touch((self, stream, key[1]), model)
+            touched += det.n_streams
+        self.budget.settle(touched, [])
         return meta["extra"]
+
+
+def _too_many_models(ev: Event, max_models: int) -> Rejected:
+    raw = json.dumps({"stream": ev.stream, "features": list(ev.features)})[:RAW_LIMIT]
+    return Rejected(ev.seq, "too_many_models",
+                    f"max_models ({max_models}) models are held, and stream {ev.stream!r} with features "
+                    f"{list(ev.features)} would need another: one per model group and feature set", raw)

@@ -84,7 +84,7 @@ def alloc_params(Q: int, theta0: np.ndarray, adam: bool) -> ParamArrays:
 
 def row_bytes(arrays: tuple) -> int:
     """Bytes one slot occupies across a tuple of (rows, ...) arrays."""
-    return sum(a[0:1].nbytes for a in arrays)
+    return sum(a.itemsize * int(np.prod(a.shape[1:])) for a in arrays)
 
 
 def stream_rng_seed(seed: int, stream_id: str) -> int:
@@ -100,12 +100,14 @@ class StreamTable:
 
     Eviction policy: when a new stream arrives and `max_streams` are held, the stream seen
     least recently is forgotten and its slot reset for the newcomer (its state is lost; if
-    it returns it starts again with warm-up).
+    it returns it starts again with warm-up). `remove` forgets a stream on request (the
+    DetectorPool's process-wide budget); its slot is reused before any new one.
     """
 
     def __init__(self, max_streams: int):
         self.max_streams = max_streams
         self.slots: OrderedDict[str, int] = OrderedDict()
+        self.free: list[int] = []  # slots below the highest in use that no stream holds
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -113,6 +115,10 @@ class StreamTable:
 
     def get(self, stream_id: str) -> int | None:
         return self.slots.get(stream_id)
+
+    def remove(self, stream_id: str) -> None:
+        """Forget a held stream; its slot is free for the next new one."""
+        self.free.append(self.slots.pop(stream_id))
 
     def assign(self, stream_ids) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Slots for `stream_ids` in order, touching each as most recent.
@@ -125,13 +131,13 @@ class StreamTable:
         slots = np.empty(len(stream_ids), dtype=np.int64)
         new: list[tuple[int, str]] = []
         used_now: set[int] = set()
-        table = self.slots
+        table, free = self.slots, self.free
         for n, sid in enumerate(stream_ids):
             slot = table.get(sid)
             if slot is not None:
                 table.move_to_end(sid)
             elif len(table) < self.max_streams:
-                slot = len(table)
+                slot = free.pop() if free else len(table)  # without free slots, 0..len-1 are held
                 table[sid] = slot
                 new.append((slot, sid))
             else:

@@ -355,7 +355,7 @@ def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
     daemon = KafkaDaemon(config, threading.Event(), output_mode=output_mode)
     daemon.producer = _FakeProducer()
     tp = TopicPartition("in", 0)
-    st = daemon.states[tp] = PartitionState.fresh(tp, config)
+    st = daemon.states[tp] = PartitionState.fresh(tp, config, daemon.budget)
     st.next_offset = st.parsed_to = 0
     return daemon, config, tp
 
