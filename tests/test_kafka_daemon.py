@@ -447,6 +447,33 @@ def test_anomalies_are_counted_per_model_group():
     assert {g: registry.get_sample_value("streamlstm_anomalies_total", {"group": g}) for g in want} == want
 
 
+def test_one_state_budget_spans_all_partitions():
+    """max_streams holds across the pools of all assigned partitions: the least recently
+    seen stream of any partition goes, and the metrics count it."""
+    from collections import namedtuple
+
+    from streamlstm.kafka_daemon import PartitionState
+
+    Rec = namedtuple("Rec", "offset key value")
+    daemon, config, tp0 = _offline_daemon("batch", False, max_streams=3)
+    tp1 = TopicPartition("in", 1)
+    st1 = daemon.states[tp1] = PartitionState.fresh(tp1, config, daemon.budget)
+    st1.next_offset = st1.parsed_to = 0
+    daemon.consumer = type("NoLag", (), {"highwater": lambda self, tp: None})()
+    value = json.dumps({"value": 1.5}).encode()
+    daemon.step(daemon.parse({tp0: [Rec(0, b"a", value), Rec(1, b"b", value)], tp1: [Rec(0, b"c", value)]}))
+    daemon.step(daemon.parse({tp1: [Rec(1, b"d", value)]}))  # a fourth stream: "a" of partition 0 goes
+    daemon.drain()
+    daemon.worker.shutdown()
+    assert [daemon.states[tp].pool.n_streams for tp in (tp0, tp1)] == [1, 2]
+    assert daemon.states[tp0].pool.detectors[("default", ("value",))].stream_ids == ["b"]
+    daemon._update_gauges()
+    registry = daemon.metrics.registry
+    assert registry.get_sample_value("streamlstm_evictions_total", {"reason": "max_streams"}) == 1
+    assert registry.get_sample_value("streamlstm_streams") == 3
+    assert registry.get_sample_value("streamlstm_state_bytes") == daemon.budget.bytes > 0
+
+
 def test_pack_results_splits_large_batches():
     lines = [json.dumps({"offset": i, "pad": "x" * 50}) for i in range(100)]
     packed = pack_results(lines, limit=1000)
