@@ -56,6 +56,7 @@ from numba import njit
 from .gates import FASTMATH
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
+L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
 N_CHANNELS = 4  # likelihood channels: 0 LSTM error, 1 value, 2 step, 3 seasonal residual
 DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
 # Seasonal bins: each bin's mean/variance is an EWMA over the visits of that bin with this
@@ -119,7 +120,9 @@ def bounded(v):
 
 @njit(fastmath=FASTMATH, cache=True)
 def to_score(L):
-    """Surprise L (>= 0, in -log10 units) -> score in [0, 1)."""
+    """Surprise L (>= 0, in -log10 units) -> score in [0, 1). L is capped at L_MAX, where
+    the score is 1 - 5e-12: beyond ~1e17 L / (L + L_HALF) would round to 1."""
+    L = min(L, L_MAX)
     return L / (L + L_HALF)
 
 
