@@ -474,6 +474,28 @@ def test_one_state_budget_spans_all_partitions():
     assert registry.get_sample_value("streamlstm_state_bytes") == daemon.budget.bytes > 0
 
 
+def test_the_daemon_answers_every_hostile_message_exactly_once():
+    """The hostile corpus of tests/hostile.py as messages without keys: each offset gets
+    exactly one result or one dead letter, and every score is finite."""
+    from collections import namedtuple
+
+    from hostile import MAX_LINE_BYTES, answers, corpus
+
+    Rec = namedtuple("Rec", "offset key value")
+    daemon, config, tp = _offline_daemon("event", False, max_models=50, **{"input.max_line_bytes": MAX_LINE_BYTES})
+    lines = corpus(1500, seed=2)
+    recs = [Rec(offset, None, line) for offset, (_, line) in enumerate(lines)]
+    for a in range(0, len(recs), 100):
+        daemon.step(daemon.parse({tp: recs[a:a + 100]}))
+    daemon.drain()
+    daemon.worker.shutdown()
+    results = [json.loads(value) for topic, _, value, _ in daemon.producer.sent if topic == "out"]
+    dead = [json.loads(value) for topic, _, value, _ in daemon.producer.sent if topic == "dlq"]
+    figures = answers(lines, results, dead, seq_of=lambda rec: rec["offset"] + 1)
+    assert figures["answered_once"] == len(lines) and figures["wrong_answer"] == 0, figures
+    assert figures["non_finite_scores"] == 0 and daemon.states[tp].next_offset == len(lines)
+
+
 def test_pack_results_splits_large_batches():
     lines = [json.dumps({"offset": i, "pad": "x" * 50}) for i in range(100)]
     packed = pack_results(lines, limit=1000)
