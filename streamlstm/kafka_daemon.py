@@ -319,15 +319,20 @@ class KafkaDaemon:
                 self.states[tp] = st  # nobody moved it on since we checkpointed it
             else:
                 to_load.append(tp)
-        loaded = self.store.load(to_load) if (self.store is not None and to_load) else {}
+
+        def restore(tp, payload: bytes, meta: dict[str, Any]) -> PartitionState:
+            st = PartitionState.fresh(tp, self.config)
+            st.restore(payload)
+            return st
+
+        loaded = self.store.load(to_load, restore) if (self.store is not None and to_load) else {}
         for tp in new:
             if tp in self.states:
                 st = self.states[tp]
                 how = "kept"
             else:
-                st = self.states[tp] = PartitionState.fresh(tp, self.config)
+                st = self.states[tp] = loaded[tp] if tp in loaded else PartitionState.fresh(tp, self.config)
                 if tp in loaded:
-                    st.restore(loaded[tp][0])
                     how = "restored"
                 else:
                     st.next_offset = committed[tp]
