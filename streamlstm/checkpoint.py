@@ -16,7 +16,8 @@ alone) is still read.
 
 Files are written to a temporary name in the same directory, fsynced, renamed into place and
 the directory fsynced, so a crash leaves either the old set of checkpoints or the new one,
-never a half-written file under a checkpoint name. Reading still verifies everything,
+never a half-written file under a checkpoint name. The directory is checked to be writable
+when the store is opened, not at its first checkpoint. Reading still verifies everything,
 because disks and people corrupt files too: an unreadable newest checkpoint — damaged,
 from a newer streamlstm, or with a payload the caller cannot restore — is skipped with a
 warning and the previous one is used. One writer per directory is assumed.
@@ -24,6 +25,7 @@ warning and the previous one is used. One writer per directory is assumed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -36,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["CheckpointError", "DirectoryStore", "FORMAT_VERSION"]
+__all__ = ["CheckpointError", "DirectoryStore", "FORMAT_VERSION", "prepare_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +48,13 @@ _FIELDS = struct.Struct(">6sHI")  # magic, version, header length: covered by th
 _PREFIX = struct.Struct(">6sHII")  # the same, then the CRC
 _NAME = re.compile(r"ckpt-(\d{12})\.slc")
 _TMP_SUFFIX = ".tmp"
+_PROBE = f"ckpt-probe.slc{_TMP_SUFFIX}"  # named like a temporary file, so a leftover is removed
 
 _T = TypeVar("_T")
 
 
 class CheckpointError(Exception):
-    """Checkpoints exist but none can be used; the message says what to do."""
+    """Checkpoints cannot be written, or exist but none can be used; the message says what to do."""
 
 
 class _Corrupt(Exception):
@@ -71,6 +74,27 @@ def _as_is(payload: bytes, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any]]
     return payload, meta
 
 
+def prepare_dir(path: Path) -> None:
+    """Create `path` if needed and check that a file can be written and fsynced there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / _PROBE
+        _write_file(probe, b"probe")
+        probe.unlink()
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+
+
+def _cannot_write(path: Path, exc: OSError, room: str | None = None) -> CheckpointError:
+    """The error for a failed write, saying what to do: `room` says how much space is needed."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = f"free space: {room} must fit" if room else "free some space"
+    else:
+        todo = "make the directory writable or choose another state directory"
+    return CheckpointError(f"cannot write checkpoints to {path}: {exc.strerror or exc} "
+                           f"(errno {exc.errno}); {todo}")
+
+
 def _write_file(path: Path, *parts: bytes) -> None:
     with open(path, "wb") as fh:
         for part in parts:
@@ -87,7 +111,7 @@ class DirectoryStore:
             raise ValueError("keep must be >= 1")
         self.path = Path(path)
         self.keep = keep
-        self.path.mkdir(parents=True, exist_ok=True)
+        prepare_dir(self.path)
         # Leftovers of a crash in the middle of `save`; they were never checkpoints.
         for stale in self.path.glob(f"ckpt-*.slc{_TMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
@@ -95,7 +119,10 @@ class DirectoryStore:
         self._next_seq = existing[-1][0] + 1 if existing else 1
 
     def save(self, payload: bytes, meta: dict[str, Any]) -> Path:
-        """Write a checkpoint durably and prune old ones; returns the new file's path."""
+        """Write a checkpoint durably and prune old ones; returns the new file's path.
+
+        Raises CheckpointError when the file cannot be written.
+        """
         seq = self._next_seq
         header = json.dumps({
             "seq": seq,
@@ -110,15 +137,20 @@ class DirectoryStore:
         final = self.path / f"ckpt-{seq:012d}.slc"
         tmp = final.with_name(final.name + _TMP_SUFFIX)
         try:
-            _write_file(tmp, fields, crc, header, payload)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._fsync_dir()  # make the rename itself durable
-        self._next_seq = seq + 1
-        for _, old in self._checkpoints()[: -self.keep]:
-            old.unlink(missing_ok=True)
+            try:
+                _write_file(tmp, fields, crc, header, payload)
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)  # gone after the rename; half-written otherwise
+            self._fsync_dir()  # make the rename itself durable
+            self._next_seq = seq + 1
+            for _, old in self._checkpoints()[: -self.keep]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            # The temporary file is written while the `keep` old checkpoints still exist.
+            size = _PREFIX.size + len(header) + len(payload)
+            raise _cannot_write(self.path, exc, f"keep + 1 = {self.keep + 1} checkpoints of {size} bytes "
+                                                f"({(self.keep + 1) * size} bytes)") from exc
         return final
 
     def load_latest(self, restore: Callable[[bytes, dict[str, Any]], _T] = _as_is) -> _T | None:

@@ -299,11 +299,7 @@ class KafkaDaemon:
     def _restore_pending(self) -> None:
         pending, self.pending_assign = self.pending_assign, []
         if pending:
-            try:
-                self._assign(pending)
-            except Exception:
-                log.exception("restoring assigned partitions failed")
-                raise
+            self._assign(pending)  # a failure is fatal: `run` reports it
             self.consumer.resume(*pending)
         self.metrics.assigned = self.joined
         self.metrics.partitions.set(len(self.states))
@@ -616,8 +612,10 @@ class KafkaDaemon:
             log.info("stopping: final checkpoint and commit")
             self.checkpoint_and_commit()
             self._log_stages()
-        except Exception:
-            log.exception("kafka daemon failed; offsets after the last checkpoint are not committed")
+        except Exception as exc:
+            log.error("kafka daemon failed: %s: %s; offsets after the last checkpoint are not committed",
+                      type(exc).__name__, exc)
+            log.debug("traceback of the error above", exc_info=True)
             self.fatal = self.fatal or RuntimeError("failed")
             status = 1
         finally:

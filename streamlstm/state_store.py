@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
-from .checkpoint import CheckpointError, DirectoryStore
+from .checkpoint import CheckpointError, DirectoryStore, prepare_dir
 
 __all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
 
@@ -70,7 +70,7 @@ class DirectoryStateStore:
     def __init__(self, root: str | os.PathLike[str], keep: int = 3):
         self.root = Path(root)
         self.keep = keep
-        self.root.mkdir(parents=True, exist_ok=True)
+        prepare_dir(self.root)  # fail at start-up, not at the first assignment or checkpoint
         self._stores: dict[str, DirectoryStore] = {}
 
     def _store(self, tp) -> DirectoryStore:

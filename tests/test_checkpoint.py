@@ -1,9 +1,12 @@
 import logging
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
+from faults import full_disk_for_checkpoints
 from streamlstm.checkpoint import MAGIC, CheckpointError, DirectoryStore
 
 
@@ -195,3 +198,34 @@ def test_keep_must_be_positive(tmp_path):
     with pytest.raises(ValueError):
         DirectoryStore(tmp_path, keep=0)
 
+
+def test_unwritable_directory_fails_at_start_with_what_to_do(tmp_path):
+    (tmp_path / "file").write_text("a regular file")
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoints to .*file/state: Not a directory "
+                                              r"\(errno 20\); make the directory writable or choose another"):
+        DirectoryStore(tmp_path / "file" / "state")
+
+
+def test_directory_even_root_cannot_write_fails_at_start():
+    """sysfs refuses new files to everyone, root included (the tests run as root)."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no /sys")
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoints to /sys/kernel: .*\(errno \d+\)"):
+        DirectoryStore("/sys/kernel")
+
+
+def test_disk_full_says_how_much_room_keep_plus_one_checkpoints_need(tmp_path, monkeypatch):
+    payload = b"x" * 1000
+    size = DirectoryStore(tmp_path / "elsewhere").save(payload, {}).stat().st_size
+    store = DirectoryStore(tmp_path / "state", keep=3)
+    store.save(b"old", {})
+
+    full_disk_for_checkpoints(monkeypatch)
+    with pytest.raises(CheckpointError) as err:
+        store.save(payload, {})
+    message = str(err.value)
+    assert "No space left on device (errno 28)" in message
+    # The header's `created` time is a float whose repr may differ in length by a few digits.
+    found = re.search(r"keep \+ 1 = 4 checkpoints of (\d+) bytes", message)
+    assert found and abs(int(found.group(1)) - size) < 5, message
+    assert names(tmp_path / "state") == ["ckpt-000000000001.slc"]  # no temporary file left, the old one kept

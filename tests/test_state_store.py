@@ -38,6 +38,12 @@ def test_directory_store_falls_back_past_a_snapshot_it_cannot_restore(tmp_path, 
     assert "cannot restore it" in caplog.text
 
 
+def test_directory_store_checks_its_root_is_writable_at_start(tmp_path):
+    (tmp_path / "file").write_text("a regular file")
+    with pytest.raises(CheckpointError, match="cannot write checkpoints to .*Not a directory"):
+        DirectoryStateStore(tmp_path / "file" / "state")
+
+
 def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker):  # noqa: F811
     topic = f"changelog-{uuid.uuid4().hex[:8]}"
     good, bad = TP("t", 0), TP("t", 1)
