@@ -108,6 +108,18 @@ def test_config_errors_exit_2_and_name_the_key(tmp_path):
     assert res.exit_code == 2 and "STREAMLSTM_MODEL__K1" in res.output
 
 
+def test_empty_state_dir_is_a_usage_error_not_no_state_dir():
+    res = CliRunner().invoke(main, ["run", "--state-dir", ""], input=events(10))
+    assert res.exit_code == 2 and "checkpoint.state_dir: expected non-empty string or null, got ''" in res.output
+
+
+def test_hostile_config_file_is_a_usage_error(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("model: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    res = CliRunner().invoke(main, ["check-config", str(deep)])
+    assert res.exit_code == 2 and "deep.yaml:1: nested deeper than 64 levels" in res.output
+
+
 def test_check_config_prints_effective_config(small_config):
     res = invoke(["check-config", small_config])
     assert res.exit_code == 0 and "hidden_size: 8" in res.output and "k2: 4" in res.output
