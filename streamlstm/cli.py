@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, launcher
 from .checkpoint import CheckpointError
 from .config import ConfigError, dump_yaml, load_config
 
@@ -82,6 +81,8 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     streamlstm score series.csv --output scores.csv --plot scores.png
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
+    if ctx.invoked_subcommand != "run":  # only `run` stops cleanly on SIGTERM/SIGINT
+        launcher.release()
 
 
 @main.command()
@@ -124,8 +125,7 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         from .kafka_daemon import run_kafka
 
         stop = threading.Event()
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, lambda *_: stop.set())
+        launcher.take_over(lambda *_: stop.set())
         sys.exit(run_kafka(config, stop))
     from .filter_loop import FilterRunner, reader
 

@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
+from . import launcher
 from .checkpoint import DirectoryStore
 from .config import Config
 from .events import CsvParser, JsonlParser, Rejected, error_record
@@ -206,7 +207,7 @@ class FilterRunner:
         When `read` has a `ready()` method (see `reader`), results are all written before a
         read that would block; otherwise `read` is assumed never to block.
         """
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = launcher.take_over(self._on_signal)  # also gets a signal from before we started
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from faults import full_disk_for_checkpoints
+from faults import full_disk_for_checkpoints, sigterm_during_start_up
 from streamlstm import __version__
+from streamlstm.checkpoint import DirectoryStore
 from streamlstm.cli import main
 
 SMALL = ["--config", None]  # placeholder replaced per test by a small-model config
@@ -150,6 +151,22 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
                              str(state), "--skip-consumed"], input=data, capture_output=True, timeout=120)
     assert second.returncode == 0
     assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
+
+
+def test_sigterm_during_start_up_exits_0_after_checkpointing(tmp_path, small_config):
+    """A supervisor's SIGTERM while the detector's imports still load (~0.6 s) used to kill the
+    filter (status -15)."""
+    state = tmp_path / "state"
+    res = sigterm_during_start_up(["--config", small_config, "run", "--state-dir", str(state)], events(50).encode())
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout == b"" and "Traceback" not in res.stderr.decode()  # no input consumed
+    assert DirectoryStore(state).load_latest()[1] == {"lines_consumed": 0}
+
+
+def test_sigterm_during_start_up_of_other_commands_keeps_its_default_action(small_config):
+    """Only `run` stops cleanly: for the others the recorded signal is re-delivered (rather than
+    ignored, which would make e.g. `evaluate` impossible to stop)."""
+    assert sigterm_during_start_up(["check-config", small_config]).returncode == -signal.SIGTERM
 
 
 def test_kill_9_loses_only_what_followed_the_last_checkpoint(tmp_path, small_config):

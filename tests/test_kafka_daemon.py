@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from faults import sigterm_during_start_up
 from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
 
 kafka = pytest.importorskip("kafka")
@@ -480,3 +481,11 @@ def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_brok
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
         assert KafkaDaemon(load_config(path), threading.Event(), client_options=FAST).run() == 1
     assert "cannot be restored" in _fatal_error_record(caplog)
+
+
+def test_sigterm_during_start_up_exits_0(kafka_broker, tmp_path):
+    """`streamlstm run --source kafka` honours a SIGTERM that arrived before its handler."""
+    path, _ = _write_config(tmp_path, kafka_broker, "early")
+    res = sigterm_during_start_up(["--config", str(path), "run"])
+    assert res.returncode == 0, res.stderr.decode()
+    assert "Traceback" not in res.stderr.decode() and "stopping: final checkpoint" in res.stderr.decode()
