@@ -76,11 +76,13 @@ def _as_is(payload: bytes, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any]]
 
 def prepare_dir(path: Path) -> None:
     """Create `path` if needed and check that a file can be written and fsynced there."""
+    probe = path / _PROBE
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / _PROBE
-        _write_file(probe, b"probe")
-        probe.unlink()
+        try:
+            _write_file(probe, b"probe")
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as exc:
         raise _cannot_write(path, exc) from exc
 
@@ -177,9 +179,9 @@ class DirectoryStore:
                 log.warning("skipping checkpoint %s: cannot restore it: %s", path, exc)
                 log.debug("restoring %s failed", path, exc_info=True)
         if newer:
-            raise CheckpointError(f"no usable checkpoint in {self.path}: the intact ones were written by a newer "
-                                  f"streamlstm (format version {max(newer)}; this one reads up to {FORMAT_VERSION}); "
-                                  "upgrade streamlstm, or move them away to start fresh")
+            raise CheckpointError(f"no usable checkpoint in {self.path} (see warnings); some were written by a "
+                                  f"newer streamlstm (format version {max(newer)}; this one reads up to "
+                                  f"{FORMAT_VERSION}): upgrade streamlstm, or move them away to start fresh")
         if checkpoints:
             raise CheckpointError(f"none of the {len(checkpoints)} checkpoints in {self.path} "
                                   "is usable (see warnings); move them away to start fresh")
