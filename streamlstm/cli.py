@@ -1,6 +1,8 @@
 """The `streamlstm` command.
 
-Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error.
+Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error. A fatal error is
+one line on stderr saying what failed, where, and what to do; its traceback is logged only
+at DEBUG.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ import csv
 import io
 import json
 import logging
-import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, launcher
+from .checkpoint import CheckpointError
 from .config import ConfigError, dump_yaml, load_config
 
 log = logging.getLogger("streamlstm")
@@ -51,6 +54,17 @@ def _load(ctx: click.Context, overrides: dict):
     return config
 
 
+@contextmanager
+def _fatal_errors():
+    """Checkpoint and I/O errors end the command: one line at ERROR, the traceback at DEBUG, exit 1."""
+    try:
+        yield
+    except (CheckpointError, OSError) as exc:
+        log.error("%s", exc)
+        log.debug("traceback of the error above", exc_info=True)
+        sys.exit(1)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
 @click.version_option(__version__, prog_name="streamlstm")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="STREAMLSTM_CONFIG",
@@ -67,6 +81,8 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     streamlstm score series.csv --output scores.csv --plot scores.png
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
+    if ctx.invoked_subcommand != "run":  # only `run` stops cleanly on SIGTERM/SIGINT
+        launcher.release()
 
 
 @main.command()
@@ -109,18 +125,19 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         from .kafka_daemon import run_kafka
 
         stop = threading.Event()
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, lambda *_: stop.set())
+        launcher.take_over(lambda *_: stop.set())
         sys.exit(run_kafka(config, stop))
     from .filter_loop import FilterRunner, reader
 
-    errors = open(errors_path, "a") if errors_path else sys.stderr  # noqa: SIM115
-    try:
-        runner = FilterRunner(config, sys.stdout, errors, skip_consumed=skip_consumed)
-        sys.exit(runner.run(reader(sys.stdin)))
-    finally:
-        if errors_path:
-            errors.close()
+    with _fatal_errors():
+        errors = open(errors_path, "a") if errors_path else sys.stderr  # noqa: SIM115
+        try:
+            runner = FilterRunner(config, sys.stdout, errors, skip_consumed=skip_consumed)
+            status = runner.run(reader(sys.stdin))
+        finally:
+            if errors_path:
+                errors.close()
+    sys.exit(status)
 
 
 @main.command()
@@ -137,29 +154,30 @@ def score(ctx, file, output, plot_path, stream, state_dir) -> None:
     from .filter_loop import FilterRunner, reader
 
     path = Path(file)
-    for target in (output, plot_path):
-        if target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
     fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
                          "input.default_stream": stream or path.stem})
-    buffer = io.StringIO()
-    errors = io.StringIO()
-    runner = FilterRunner(config, buffer, errors)
-    with path.open("rb") as f:
-        if sys.stderr.isatty():
-            with click.progressbar(length=path.stat().st_size, label=f"scoring {path.name}", file=sys.stderr) as bar:
-                runner.progress = bar.update
+    with _fatal_errors():
+        for target in (output, plot_path):
+            if target:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.StringIO()
+        errors = io.StringIO()
+        runner = FilterRunner(config, buffer, errors)
+        with path.open("rb") as f:
+            if sys.stderr.isatty():
+                with click.progressbar(length=path.stat().st_size, label=f"scoring {path.name}",
+                                       file=sys.stderr) as bar:
+                    runner.progress = bar.update
+                    status = runner.run(reader(f))
+            else:
                 status = runner.run(reader(f))
-        else:
-            status = runner.run(reader(f))
-    sys.stderr.write(errors.getvalue())
-    records = [json.loads(line) for line in buffer.getvalue().splitlines()]
-    _write_results(records, output)
-    if plot_path:
-        from .plot import plot_results
+        sys.stderr.write(errors.getvalue())
+        records = [json.loads(line) for line in buffer.getvalue().splitlines()]
+        _write_results(records, output)
+        if plot_path and records:
+            from .plot import plot_results
 
-        if records:
             plot_results(records, plot_path, threshold=config.model.threshold)
             log.info("wrote %s", plot_path)
     sys.exit(status)

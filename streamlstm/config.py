@@ -26,6 +26,11 @@ top-level ``model:`` section after all layers are applied.
 Every error is a `ConfigError` whose message starts with where the bad value came from
 (``config/app.yaml:12``, ``environment variable STREAMLSTM_MODEL__K2``, ``command line``)
 followed by the dotted key.
+
+A config file may have at most `MAX_BYTES` bytes, and YAML (files and text values alike) at
+most `MAX_DEPTH` levels of nesting and `MAX_NODES` nodes with aliases expanded, and no alias
+of a node inside that node: a real configuration is a few hundred nodes, while deep nesting
+exhausts Python's recursion and an alias bomb takes minutes to walk.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ __all__ = [
 
 ENV_PREFIX = "STREAMLSTM_"
 DEFAULT_GROUP = "default"
+MAX_BYTES = 1 << 20  # of a config file
+MAX_DEPTH = 64  # levels of nesting
+MAX_NODES = 100_000  # scalars, lists and mappings, counting an aliased node at each use
 
 # kafka-python settings that may appear under `kafka.security`. sasl_oauth_token_provider is
 # left out on purpose: it takes a Python object, which no config file can express.
@@ -268,7 +276,7 @@ class _Spec:
     def from_text(self, text: str) -> Any:
         try:
             return yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ConfigError):  # ConfigError: over a document limit
             return text  # reported by `check` as "expected ..., got '<text>'"
 
 
@@ -324,7 +332,8 @@ class _Str(_Spec):
         return value
 
     def from_text(self, text: str) -> Any:
-        if self.optional and text.strip() in ("", "~", "null", "Null", "NULL"):
+        # An empty value is an error, not null: `--state-dir ''` must not quietly mean "none".
+        if self.optional and text.strip() in ("~", "null", "Null", "NULL"):
             return None
         return text
 
@@ -439,11 +448,48 @@ def _text_spec(path: tuple) -> _Spec | None:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a float.
+    """SafeLoader that also reads `1e-3` as a float, and enforces the document limits.
 
     PyYAML follows YAML 1.1, where a float needs a dot (`1.0e-3`); `learning_rate: 1e-3`
-    would otherwise arrive as the string '1e-3'.
+    would otherwise arrive as the string '1e-3'. The limits are checked while composing,
+    before anything is constructed: each node's size counts its aliased children in full,
+    so an alias bomb stops at its first node over `MAX_NODES`.
     """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+        self._open: set[str] = set()  # anchors of the nodes being composed
+        self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
+
+    def _refuse(self, mark, problem: str) -> ConfigError:
+        return ConfigError(f"{self.name}:{mark.line + 1}: {problem}")
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise self._refuse(event.start_mark, f"alias *{event.anchor} refers to a node that contains it")
+            return super().compose_node(parent, index)
+        if self._depth == MAX_DEPTH:
+            raise self._refuse(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        self._open.add(event.anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open.discard(event.anchor)
+        if isinstance(node, yaml.ScalarNode):
+            children = []
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = [child for pair in node.value for child in pair]
+        size = self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
+        if size > MAX_NODES:
+            raise self._refuse(node.start_mark, f"more than {MAX_NODES} nodes (counting each use of an alias)")
+        return node
 
 
 _Loader.add_implicit_resolver(
@@ -514,12 +560,15 @@ class _Tree:
     def add_yaml(self, filename: str) -> None:
         try:
             with open(filename, "rb") as fh:
-                loader = _LineLoader(fh)
-                loader.name = filename
-                try:
-                    data = loader.get_single_data()
-                finally:
-                    loader.dispose()
+                text = fh.read(MAX_BYTES + 1)
+            if len(text) > MAX_BYTES:
+                raise ConfigError(f"{filename}: larger than {MAX_BYTES} bytes, the limit for config files")
+            loader = _LineLoader(text)
+            loader.name = filename
+            try:
+                data = loader.get_single_data()
+            finally:
+                loader.dispose()
         except OSError as exc:
             raise ConfigError(f"{filename}: cannot read config file: {exc.strerror}") from exc
         except yaml.MarkedYAMLError as exc:

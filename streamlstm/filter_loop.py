@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
+from . import launcher
 from .checkpoint import DirectoryStore
 from .config import Config
 from .events import CsvParser, JsonlParser, Rejected, error_record
@@ -141,21 +142,25 @@ class FilterRunner:
     # ------------------------------------------------------------------ state
 
     def restore(self) -> None:
-        loaded = self.store.load_latest() if self.store else None
-        if loaded is None:
+        """Take the state of the newest checkpoint this runner can use (older ones are fallbacks)."""
+        consumed = self.store.load_latest(self._restore_from) if self.store else None
+        if consumed is None:
             return
-        payload, _ = loaded
+        if self.skip_consumed:
+            self.resume_after, self.seq = consumed, 0
+        log.info("restored checkpoint: %d streams, %d input lines consumed%s", self.pool.n_streams,
+                 consumed, " (skipping them in this input)" if self.skip_consumed else "")
+
+    def _restore_from(self, payload: bytes, meta: dict) -> int:
+        """Take the state in one checkpoint's payload and return the input lines it covers;
+        raises if the payload is not the filter's state."""
         extra = self.pool.restore(payload)
-        self.seq = extra["lines_consumed"]
-        self.counts.update(extra["counts"])
-        if extra["csv_header"] is not None:
-            self.csv_header = extra["csv_header"].encode()
+        seq, counts, csv_header = extra["lines_consumed"], Counter(extra["counts"]), extra["csv_header"]
+        self.csv_header = csv_header.encode() if csv_header is not None else None
         self.parser = self._make_parser()
         self.parser.memory.load_json(extra["parser"])
-        if self.skip_consumed:
-            self.resume_after, self.seq = self.seq, 0
-        log.info("restored checkpoint: %d streams, %d input lines consumed%s", self.pool.n_streams,
-                 extra["lines_consumed"], " (skipping them in this input)" if self.skip_consumed else "")
+        self.seq, self.counts = seq, counts
+        return seq
 
     def checkpoint(self) -> None:
         if self.store is None:
@@ -202,7 +207,7 @@ class FilterRunner:
         When `read` has a `ready()` method (see `reader`), results are all written before a
         read that would block; otherwise `read` is assumed never to block.
         """
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = launcher.take_over(self._on_signal)  # also gets a signal from before we started
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:

@@ -305,11 +305,7 @@ class KafkaDaemon:
     def _restore_pending(self) -> None:
         pending, self.pending_assign = self.pending_assign, []
         if pending:
-            try:
-                self._assign(pending)
-            except Exception:
-                log.exception("restoring assigned partitions failed")
-                raise
+            self._assign(pending)  # a failure is fatal: `run` reports it
             self.consumer.resume(*pending)
         self.metrics.assigned = self.joined
         self.metrics.partitions.set(len(self.states))
@@ -327,15 +323,25 @@ class KafkaDaemon:
                 to_load.append(tp)
         for st in parked.values():  # moved on elsewhere, or not ours any more
             self.budget.release(st.pool)
-        loaded = self.store.load(to_load) if (self.store is not None and to_load) else {}
+
+        def restore(tp, payload: bytes, meta: dict[str, Any]) -> PartitionState:
+            st = PartitionState.fresh(tp, self.config, self.budget)
+            try:
+                st.restore(payload)
+            except BaseException:
+                self.budget.release(st.pool)  # the store tries an older snapshot, or gives up
+                raise
+            return st
+
+        loaded = self.store.load(to_load, restore) if (self.store is not None and to_load) else {}
         for tp in new:
             if tp in self.states:
                 st = self.states[tp]
                 how = "kept"
             else:
-                st = self.states[tp] = PartitionState.fresh(tp, self.config, self.budget)
+                st = self.states[tp] = loaded[tp] if tp in loaded else PartitionState.fresh(tp, self.config,
+                                                                                           self.budget)
                 if tp in loaded:
-                    st.restore(loaded[tp][0])
                     how = "restored"
                 else:
                     st.next_offset = committed[tp]
@@ -630,8 +636,10 @@ class KafkaDaemon:
             log.info("stopping: final checkpoint and commit")
             self.checkpoint_and_commit()
             self._log_stages()
-        except Exception:
-            log.exception("kafka daemon failed; offsets after the last checkpoint are not committed")
+        except Exception as exc:
+            log.error("kafka daemon failed: %s: %s; offsets after the last checkpoint are not committed",
+                      type(exc).__name__, exc)
+            log.debug("traceback of the error above", exc_info=True)
             self.fatal = self.fatal or RuntimeError("failed")
             status = 1
         finally:

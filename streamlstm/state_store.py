@@ -12,13 +12,17 @@ together with the next input offset the snapshot includes. Two stores share one 
 
 Interface (``StateStore``)::
 
-    load(tps) -> {tp: (payload, meta)}   latest snapshot of each partition that has one
+    load(tps, restore) -> {tp: restore(tp, payload, meta)}
+                                         the latest usable snapshot of each partition that has
+                                         one; `restore` raises if it cannot use a snapshot
     save(tp, payload, meta)              write a snapshot (may be buffered)
     flush()                              every saved snapshot is durable when this returns
     close()
 
 The daemon calls ``save`` for the partitions it checkpoints, then ``flush``, and only then
-commits the input offsets.
+commits the input offsets. A snapshot that cannot be restored is skipped in favour of the
+partition's previous one in the directory store; the changelog keeps only one, so there it
+is an error.
 """
 
 from __future__ import annotations
@@ -29,16 +33,20 @@ import logging
 import os
 import time
 import uuid
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
-from .checkpoint import CheckpointError, DirectoryStore
+from .checkpoint import CheckpointError, DirectoryStore, prepare_dir
 
 __all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
 
 log = logging.getLogger("streamlstm.state")
 
 CHUNK_BYTES = 512 * 1024  # below Kafka's default 1 MB message / request / fetch limits
+
+_T = TypeVar("_T")
+Restore = Callable[[Any, bytes, dict[str, Any]], _T]  # (tp, payload, meta) -> the restored state
 
 
 def partition_key(tp) -> str:
@@ -47,7 +55,7 @@ def partition_key(tp) -> str:
 
 
 class StateStore(Protocol):
-    def load(self, tps: Iterable) -> dict[Any, tuple[bytes, dict[str, Any]]]: ...
+    def load(self, tps: Iterable, restore: Restore[_T]) -> dict[Any, _T]: ...
     def save(self, tp, payload: bytes, meta: dict[str, Any]) -> None: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
@@ -62,7 +70,7 @@ class DirectoryStateStore:
     def __init__(self, root: str | os.PathLike[str], keep: int = 3):
         self.root = Path(root)
         self.keep = keep
-        self.root.mkdir(parents=True, exist_ok=True)
+        prepare_dir(self.root)  # fail at start-up, not at the first assignment or checkpoint
         self._stores: dict[str, DirectoryStore] = {}
 
     def _store(self, tp) -> DirectoryStore:
@@ -72,12 +80,12 @@ class DirectoryStateStore:
             store = self._stores[key] = DirectoryStore(self.root / key, keep=self.keep)
         return store
 
-    def load(self, tps: Iterable) -> dict[Any, tuple[bytes, dict[str, Any]]]:
+    def load(self, tps: Iterable, restore: Restore[_T]) -> dict[Any, _T]:
         out = {}
         for tp in tps:
             if not (self.root / partition_key(tp)).is_dir():
                 continue
-            loaded = self._store(tp).load_latest()
+            loaded = self._store(tp).load_latest(partial(restore, tp))
             if loaded is not None:
                 out[tp] = loaded
         return out
@@ -193,22 +201,31 @@ class KafkaChangelogStore:
         for chunk_key in obsolete:
             self._send(chunk_key, None)
 
-    def load(self, tps: Iterable) -> dict[Any, tuple[bytes, dict[str, Any]]]:
+    def load(self, tps: Iterable, restore: Restore[_T]) -> dict[Any, _T]:
         wanted = {partition_key(tp): tp for tp in tps}
         if not wanted:
             return {}
         manifests, chunks = self._read(set(wanted))
         out = {}
         for key, raw in manifests.items():
-            manifest = json.loads(raw)
-            snap, n = manifest["snapshot"], manifest["chunks"]
+            try:
+                manifest = json.loads(raw)
+                snap, n, meta = manifest["snapshot"], int(manifest["chunks"]), manifest["meta"]
+                length, digest = manifest["length"], manifest["sha256"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"changelog {self.topic}: the manifest of {key} is malformed ({exc})") from exc
             parts = [chunks.get((key, snap, i)) for i in range(n)]
             if any(p is None for p in parts):
                 raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} misses chunks")
             payload = b"".join(parts)
-            if len(payload) != manifest["length"] or hashlib.sha256(payload).hexdigest() != manifest["sha256"]:
+            if len(payload) != length or hashlib.sha256(payload).hexdigest() != digest:
                 raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} is corrupt")
-            out[wanted[key]] = (payload, manifest["meta"])
+            try:
+                out[wanted[key]] = restore(wanted[key], payload, meta)
+            except Exception as exc:  # noqa: BLE001 - whatever the reason, there is no older snapshot to use
+                raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} cannot be restored "
+                                      f"({exc}); it is the only one kept: produce a tombstone (null value) for key {key} "
+                                      "to start that partition afresh") from exc
             self._current[key] = (snap, n)
             # Chunks of other snapshots (left by a crash between chunks and manifest) go.
             self._obsolete.extend(f"{k}/{s}/{i}".encode() for (k, s, i) in chunks if k == key and s != snap)

@@ -1,8 +1,12 @@
 import logging
+import re
 import struct
+import zlib
+from pathlib import Path
 
 import pytest
 
+from faults import full_disk_for_checkpoints
 from streamlstm.checkpoint import MAGIC, CheckpointError, DirectoryStore
 
 
@@ -88,14 +92,81 @@ def test_wrong_magic(tmp_path, caplog):
     assert "not a streamlstm checkpoint" in caplog.text
 
 
-def test_newer_format_version_is_an_error(tmp_path):
+def with_version(path, version, crc_rule="whole"):
+    """Rewrite a checkpoint with another format version, its CRC computed as that version
+    would: over the 12 bytes before the CRC plus the header ("whole", every version from 2
+    on, as the module docstring promises), or over the header alone (version 1)."""
+    data = path.read_bytes()
+    header_len = struct.unpack_from(">I", data, 8)[0]
+    header, payload = data[16:16 + header_len], data[16 + header_len:]
+    fields = MAGIC + struct.pack(">HI", version, header_len)
+    crc = zlib.crc32(fields + header) if crc_rule == "whole" else zlib.crc32(header)
+    path.write_bytes(fields + struct.pack(">I", crc) + header + payload)
+
+
+@pytest.mark.parametrize("offset", range(16))  # magic, version, header length, header CRC
+def test_any_damaged_byte_before_the_header_is_corruption(tmp_path, caplog, offset):
+    """A flipped version byte used to read as "format version 254 is newer" and stop the restart."""
     store = DirectoryStore(tmp_path)
-    store.save(b"good", {})
-    latest = store.save(b"newer", {})
-    data = latest.read_bytes()
-    latest.write_bytes(data[:6] + struct.pack(">H", 99) + data[8:])
-    with pytest.raises(CheckpointError, match="format version 99"):
+    store.save(b"good", {"n": 1})
+    latest = store.save(b"newer", {"n": 2})
+    data = bytearray(latest.read_bytes())
+    data[offset] ^= 0xFF
+    latest.write_bytes(bytes(data))
+    assert store.load_latest() == (b"good", {"n": 1})
+    assert latest.name in caplog.text
+
+
+def test_version_1_files_are_still_read(tmp_path, caplog):
+    store = DirectoryStore(tmp_path)
+    old = store.save(b"written by 0.1", {"n": 1})
+    with_version(old, 1, crc_rule="header")
+    assert store.load_latest() == (b"written by 0.1", {"n": 1})
+    data = bytearray(old.read_bytes())
+    data[7] ^= 0xFF  # a damaged version field of a version-1 file is corruption too
+    old.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="none of the 1 checkpoints"):
         store.load_latest()
+
+
+def test_newer_format_with_older_good_checkpoints_falls_back(tmp_path, caplog):
+    store = DirectoryStore(tmp_path)
+    store.save(b"good", {"n": 1})
+    with_version(store.save(b"from the future", {"n": 2}), 99)
+    with caplog.at_level(logging.WARNING, logger="streamlstm.checkpoint"):
+        assert store.load_latest() == (b"good", {"n": 1})
+    assert "newer streamlstm" in caplog.text and "format version 99" in caplog.text
+
+
+@pytest.mark.parametrize("older", ["none", "corrupt"])
+def test_newer_format_and_nothing_usable_says_to_upgrade(tmp_path, older):
+    store = DirectoryStore(tmp_path)
+    first = store.save(b"a", {})
+    if older == "corrupt":
+        first.write_bytes(b"junk")
+    else:
+        with_version(first, 98)
+    with_version(store.save(b"b", {}), 99)
+    with pytest.raises(CheckpointError, match=r"format version 99\b.*upgrade streamlstm"):
+        store.load_latest()
+
+
+def test_a_checkpoint_the_caller_cannot_use_is_skipped(tmp_path, caplog):
+    store = DirectoryStore(tmp_path)
+    store.save(b"usable", {"n": 1})
+    latest = store.save(b"valid checksums, wrong contents", {"n": 2})
+
+    def restore(payload, meta):
+        if payload != b"usable":
+            raise ValueError("not a snapshot")
+        return meta["n"]
+
+    assert store.load_latest(restore) == 1
+    assert latest.name in caplog.text and "not a snapshot" in caplog.text
+    store.save(b"also wrong", {"n": 3})
+    (tmp_path / "ckpt-000000000001.slc").unlink()
+    with pytest.raises(CheckpointError, match="none of the 2 checkpoints .* is usable"):
+        store.load_latest(restore)
 
 
 def test_all_unreadable_is_an_error(tmp_path, caplog):
@@ -126,3 +197,35 @@ def test_meta_must_be_json(tmp_path):
 def test_keep_must_be_positive(tmp_path):
     with pytest.raises(ValueError):
         DirectoryStore(tmp_path, keep=0)
+
+
+def test_unwritable_directory_fails_at_start_with_what_to_do(tmp_path):
+    (tmp_path / "file").write_text("a regular file")
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoints to .*file/state: Not a directory "
+                                              r"\(errno 20\); make the directory writable or choose another"):
+        DirectoryStore(tmp_path / "file" / "state")
+
+
+def test_directory_even_root_cannot_write_fails_at_start():
+    """sysfs refuses new files to everyone, root included (the tests run as root)."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no /sys")
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoints to /sys/kernel: .*\(errno \d+\)"):
+        DirectoryStore("/sys/kernel")
+
+
+def test_disk_full_says_how_much_room_keep_plus_one_checkpoints_need(tmp_path, monkeypatch):
+    payload = b"x" * 1000
+    size = DirectoryStore(tmp_path / "elsewhere").save(payload, {}).stat().st_size
+    store = DirectoryStore(tmp_path / "state", keep=3)
+    store.save(b"old", {})
+
+    full_disk_for_checkpoints(monkeypatch)
+    with pytest.raises(CheckpointError) as err:
+        store.save(payload, {})
+    message = str(err.value)
+    assert "No space left on device (errno 28)" in message
+    # The header's `created` time is a float whose repr may differ in length by a few digits.
+    found = re.search(r"keep \+ 1 = 4 checkpoints of (\d+) bytes", message)
+    assert found and abs(int(found.group(1)) - size) < 5, message
+    assert names(tmp_path / "state") == ["ckpt-000000000001.slc"]  # no temporary file left, the old one kept

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from faults import full_disk_for_checkpoints, sigterm_during_start_up
 from streamlstm import __version__
+from streamlstm.checkpoint import DirectoryStore
 from streamlstm.cli import main
 
 SMALL = ["--config", None]  # placeholder replaced per test by a small-model config
@@ -121,6 +123,18 @@ def test_config_errors_exit_2_and_name_the_key(tmp_path):
     assert res.exit_code == 2 and "STREAMLSTM_MODEL__K1" in res.output
 
 
+def test_empty_state_dir_is_a_usage_error_not_no_state_dir():
+    res = CliRunner().invoke(main, ["run", "--state-dir", ""], input=events(10))
+    assert res.exit_code == 2 and "checkpoint.state_dir: expected non-empty string or null, got ''" in res.output
+
+
+def test_hostile_config_file_is_a_usage_error(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("model: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    res = CliRunner().invoke(main, ["check-config", str(deep)])
+    assert res.exit_code == 2 and "deep.yaml:1: nested deeper than 64 levels" in res.output
+
+
 def test_check_config_prints_effective_config(small_config):
     res = invoke(["check-config", small_config])
     assert res.exit_code == 0 and "hidden_size: 8" in res.output and "k2: 4" in res.output
@@ -151,6 +165,22 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
                              str(state), "--skip-consumed"], input=data, capture_output=True, timeout=120)
     assert second.returncode == 0
     assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
+
+
+def test_sigterm_during_start_up_exits_0_after_checkpointing(tmp_path, small_config):
+    """A supervisor's SIGTERM while the detector's imports still load (~0.6 s) used to kill the
+    filter (status -15)."""
+    state = tmp_path / "state"
+    res = sigterm_during_start_up(["--config", small_config, "run", "--state-dir", str(state)], events(50).encode())
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout == b"" and "Traceback" not in res.stderr.decode()  # no input consumed
+    assert DirectoryStore(state).load_latest()[1] == {"lines_consumed": 0}
+
+
+def test_sigterm_during_start_up_of_other_commands_keeps_its_default_action(small_config):
+    """Only `run` stops cleanly: for the others the recorded signal is re-delivered (rather than
+    ignored, which would make e.g. `evaluate` impossible to stop)."""
+    assert sigterm_during_start_up(["check-config", small_config]).returncode == -signal.SIGTERM
 
 
 def test_kill_9_loses_only_what_followed_the_last_checkpoint(tmp_path, small_config):
@@ -186,6 +216,62 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, small_config
     res = run(b"")
     assert res.returncode == 0
     assert "ckpt-" in res.stderr.decode() and "restored checkpoint" in res.stderr.decode()
+
+
+def _cli(*args, stdin=b""):
+    return subprocess.run([sys.executable, "-m", "streamlstm.cli", *args], input=stdin, capture_output=True,
+                          timeout=120)
+
+
+def _one_error_line(stderr: bytes) -> str:
+    """The fatal error's line, checking it is the only ERROR line and no traceback was printed."""
+    text = stderr.decode()
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
+@pytest.mark.parametrize("where", ["under a file", "sysfs"])
+def test_unwritable_state_dir_fails_at_start_in_one_line(tmp_path, small_config, where):
+    """Even root cannot create files in sysfs (the tests run as root, so chmod would not do)."""
+    if where == "sysfs":
+        if not Path("/sys/kernel").is_dir():
+            pytest.skip("no /sys")
+        state = "/sys/kernel"
+    else:
+        (tmp_path / "file").write_text("a regular file")
+        state = str(tmp_path / "file" / "state")
+    res = _cli("--config", small_config, "run", "--state-dir", state, stdin=events(100).encode())
+    assert res.returncode == 1
+    assert res.stdout == b""  # it failed before consuming any input, not at its first checkpoint
+    line = _one_error_line(res.stderr)
+    assert f"cannot write checkpoints to {state}: " in line and "make the directory writable" in line
+    debug = _cli("--config", small_config, "--log-level", "DEBUG", "run", "--state-dir", state)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr.decode()
+
+
+def test_all_checkpoints_corrupt_is_one_line(tmp_path, small_config):
+    state = tmp_path / "state"
+    assert _cli("--config", small_config, "run", "--state-dir", str(state), stdin=events(100).encode()).returncode == 0
+    for ckpt in state.glob("ckpt-*"):
+        ckpt.write_bytes(b"junk")
+    res = _cli("--config", small_config, "run", "--state-dir", str(state), stdin=events(10).encode())
+    assert res.returncode == 1 and res.stdout == b""
+    assert "is usable (see warnings); move them away to start fresh" in _one_error_line(res.stderr)
+
+
+@pytest.mark.parametrize("command", ["run", "score"])
+def test_disk_full_exits_1_saying_how_much_room_is_needed(tmp_path, small_config, monkeypatch, command):
+    series = tmp_path / "series.jsonl"
+    series.write_text(events(100))
+    args = ["run"] if command == "run" else ["score", str(series), "-o", str(tmp_path / "out.jsonl")]
+    full_disk_for_checkpoints(monkeypatch)
+    res = CliRunner().invoke(main, ["--config", small_config, *args, "--state-dir", str(tmp_path / "state")],
+                             input=events(100))
+    assert res.exit_code == 1
+    assert "No space left on device (errno 28); free space: keep + 1 = 4 checkpoints of" in res.stderr
+    assert isinstance(res.exception, SystemExit)  # the error was handled, not raised out of the command
 
 
 def test_score_csv_writes_results_and_plot(tmp_path, small_config):

@@ -239,6 +239,54 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load(write(tmp_path, "- 1\n", "list.yaml"))
 
 
+# --------------------------------------------------------------------- hostile documents
+
+
+@pytest.mark.parametrize("nest", ["[", "{a: "])
+def test_deep_nesting_is_a_config_error(tmp_path, nest):
+    """20,000 levels used to raise RecursionError."""
+    close = "]" if nest == "[" else "}"
+    path = write(tmp_path, "model:\n  k1: " + nest * 20_000 + "1" + close * 20_000 + "\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:2: nested deeper than 64 levels"):
+        load(path)
+
+
+@pytest.mark.parametrize("doc", ["model: &m [1, *m]\n", "model: &m\n  k1: *m\n"])
+def test_recursive_alias_is_a_config_error(tmp_path, doc):
+    """A node containing an alias of itself used to raise RecursionError."""
+    path = write(tmp_path, doc)
+    with pytest.raises(ConfigError, match=rf"^{path}:\d: alias \*m refers to a node that contains it"):
+        load(path)
+
+
+def test_alias_bomb_is_refused_before_it_expands(tmp_path):
+    """Nine levels of nine aliases each: 387 million nodes, which took minutes to walk."""
+    lines = ["a: &a [" + ", ".join(["x"] * 9) + "]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:6: more than 100000 nodes"):
+        load(path)
+
+
+def test_oversized_file_is_a_config_error(tmp_path):
+    path = write(tmp_path, "model:\n  k1: 1\n" + "#" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: larger than 1048576 bytes"):
+        load(path)
+
+
+@pytest.mark.parametrize("key", ["checkpoint.state_dir", "kafka.changelog_topic"])
+def test_empty_optional_string_is_an_error_not_null(tmp_path, key):
+    """`--state-dir ''` used to mean "no state dir" without a word."""
+    env = "STREAMLSTM_" + key.upper().replace(".", "__")
+    section, name = key.split(".")
+    for source in ({"env": {env: ""}}, {"overrides": {key: ""}},
+                   {"path": write(tmp_path, f"{section}:\n  {name}: ''\n")}):
+        with pytest.raises(ConfigError, match=rf"{key}: expected non-empty string or null, got ''"):
+            load(**source)
+    assert getattr(getattr(load(env={env: "null"}), section), name) is None
+
+
 # --------------------------------------------------------------------- groups
 
 

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from streamlstm.checkpoint import DirectoryStore
 from streamlstm.config import load_config
 from streamlstm.events import Event, JsonlParser, error_record
 from streamlstm.filter_loop import FilterRunner, line_batches, reader
@@ -144,6 +145,21 @@ def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
     consumed = restarted.seq
     assert json.loads(written[-1])["seq"] <= consumed
     assert all(json.loads(line)["seq"] > consumed for line in full[len(written):])
+
+
+def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
+    """Checksums intact but not the filter's state: this used to stop the restart (SnapshotError)."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    data = mixed_input()
+    runner, _, _ = run_filter(config, data)
+    store = DirectoryStore(tmp_path / "state", keep=5)
+    store.save(b"not a snapshot", {})
+    store.save(DetectorPool(config).to_bytes({}), {})  # a detector snapshot without the filter's fields
+    restarted = FilterRunner(config, io.StringIO(), io.StringIO())
+    restarted.restore()
+    assert restarted.seq == runner.seq == len(data.splitlines())
+    assert restarted.pool.n_streams == runner.pool.n_streams > 0
+    assert caplog.text.count("cannot restore it") == 2
 
 
 def test_kernel_errors_reach_the_caller(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ test checks exactly that), and crash/restart and partition moves must reproduce 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from faults import sigterm_during_start_up
 from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
 
 kafka = pytest.importorskip("kafka")
@@ -33,6 +35,7 @@ from streamlstm.events import JsonlParser, Rejected  # noqa: E402
 from streamlstm.kafka_daemon import OUTPUT_MODES, KafkaDaemon, pack_results  # noqa: E402
 from streamlstm.metrics import DaemonMetrics  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402
+from streamlstm.state_store import KafkaChangelogStore  # noqa: E402
 
 PARTITIONS = 2
 FAST = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
@@ -514,3 +517,46 @@ def test_compiled_crc32c_matches_kafka_python():
         assert kafka_crc.crc32c(chunk) == _crc32c.crc(bytes(chunk))
     assert kafka_crc.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     assert kafka_crc.install() in ("compiled (numba)", "crc32c (C extension)")
+
+
+def _fatal_error_record(caplog):
+    """The fatal error's record, checking it is the only ERROR from streamlstm and carries no traceback,
+    and that the traceback was logged at DEBUG."""
+    ours = [r for r in caplog.records if r.name.startswith("streamlstm")]
+    errors = [r for r in ours if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None, [r.getMessage() for r in errors]
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in ours)
+    return errors[0].getMessage()
+
+
+def test_unwritable_state_dir_is_one_error_line(kafka_broker, tmp_path, caplog):
+    path, data = _write_config(tmp_path, kafka_broker, "unwritable")
+    (tmp_path / "file").write_text("a regular file")
+    data["checkpoint"]["state_dir"] = str(tmp_path / "file" / "state")
+    path.write_text(yaml.safe_dump(data))
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(load_config(path), threading.Event(), client_options=FAST).run() == 1
+    assert "cannot write checkpoints to" in _fatal_error_record(caplog)
+
+
+def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_broker, tmp_path, caplog):
+    path, data = _write_config(tmp_path, kafka_broker, "unrestorable", changelog_topic=_uniq("unrestorable-cl"))
+    data["checkpoint"]["state_dir"] = None
+    path.write_text(yaml.safe_dump(data))
+    store = KafkaChangelogStore(kafka_broker.bootstrap, data["kafka"]["changelog_topic"])
+    try:
+        store.save(TopicPartition(data["kafka"]["topics"][0], 0), b"valid checksum, not a snapshot", {})
+        store.flush()
+    finally:
+        store.close()
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(load_config(path), threading.Event(), client_options=FAST).run() == 1
+    assert "cannot be restored" in _fatal_error_record(caplog)
+
+
+def test_sigterm_during_start_up_exits_0(kafka_broker, tmp_path):
+    """`streamlstm run --source kafka` honours a SIGTERM that arrived before its handler."""
+    path, _ = _write_config(tmp_path, kafka_broker, "early")
+    res = sigterm_during_start_up(["--config", str(path), "run"])
+    assert res.returncode == 0, res.stderr.decode()
+    assert "Traceback" not in res.stderr.decode() and "stopping: final checkpoint" in res.stderr.decode()

@@ -1,0 +1,63 @@
+"""The Kafka daemon's state stores: the directory store falls back past a snapshot the daemon
+cannot restore; the changelog, which keeps one snapshot per partition, refuses it clearly."""
+
+import uuid
+from collections import namedtuple
+
+import pytest
+
+from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
+from streamlstm.checkpoint import CheckpointError
+from streamlstm.config import Config
+from streamlstm.kafka_daemon import PartitionState
+from streamlstm.state_store import DirectoryStateStore, KafkaChangelogStore
+
+TP = namedtuple("TP", "topic partition")
+
+
+def restore(tp, payload, meta):
+    """What the daemon does with a partition's snapshot on assignment."""
+    state = PartitionState.fresh(tp, Config())
+    state.restore(payload)
+    return state
+
+
+def snapshot(tp, next_offset):
+    state = PartitionState.fresh(tp, Config())
+    state.next_offset = next_offset
+    return state.snapshot()
+
+
+def test_directory_store_falls_back_past_a_snapshot_it_cannot_restore(tmp_path, caplog):
+    store = DirectoryStateStore(tmp_path / "state")
+    tp = TP("t", 0)
+    store.save(tp, *snapshot(tp, 42))
+    store.save(tp, b"valid checksums, not a snapshot", {})
+    loaded = store.load([tp, TP("t", 1)], restore)
+    assert list(loaded) == [tp] and loaded[tp].next_offset == 42
+    assert "cannot restore it" in caplog.text
+
+
+def test_directory_store_checks_its_root_is_writable_at_start(tmp_path):
+    (tmp_path / "file").write_text("a regular file")
+    with pytest.raises(CheckpointError, match="cannot write checkpoints to .*Not a directory"):
+        DirectoryStateStore(tmp_path / "file" / "state")
+
+
+def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker):  # noqa: F811
+    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    good, bad = TP("t", 0), TP("t", 1)
+    writer = KafkaChangelogStore(kafka_broker.bootstrap, topic)
+    try:
+        writer.save(good, *snapshot(good, 7))
+        writer.save(bad, b"valid checksum, not a snapshot", {})
+        writer.flush()
+    finally:
+        writer.close()
+    reader = KafkaChangelogStore(kafka_broker.bootstrap, topic)
+    try:
+        assert reader.load([good], restore)[good].next_offset == 7
+        with pytest.raises(CheckpointError, match=f"changelog {topic}: snapshot \\w+ of t-1 cannot be restored"):
+            reader.load([good, bad], restore)
+    finally:
+        reader.close()
