@@ -112,7 +112,7 @@ class PartitionState:
         self.source = f',"topic":{_quote(self.tp.topic)},"partition":{int(self.tp.partition)},"offset":'
 
     @classmethod
-    def fresh(cls, tp, config: Config, budget: StateBudget) -> "PartitionState":
+    def fresh(cls, tp, config: Config, budget: StateBudget | None = None) -> "PartitionState":
         by_field = JsonlParser(config.input, max_streams=config.max_streams)
         by_key = JsonlParser(_KeyInput(config.input), max_streams=config.max_streams)  # type: ignore[arg-type]
         by_key.memory = by_field.memory
@@ -278,7 +278,7 @@ class KafkaDaemon:
                         self.metrics.errors.labels(kind="commit").inc()
                         log.warning("commit on revoke failed (state is checkpointed, so this is safe): %r", exc)
         except Exception as exc:  # noqa: BLE001 - kafka-python swallows listener errors
-            log.exception("checkpoint on revoke failed")
+            log.debug("checkpoint on revoke failed", exc_info=True)  # the loop reports it as fatal
             self.fatal = exc
         finally:
             for tp in revoked:
@@ -674,8 +674,9 @@ class KafkaDaemon:
                 continue
             try:
                 closer()
-            except Exception:  # noqa: BLE001
-                log.exception("closing the %s failed", name)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("closing the %s failed: %s: %s", name, type(exc).__name__, exc)
+                log.debug("traceback of the warning above", exc_info=True)
         if self.server is not None:
             self.server.stop()
 

@@ -33,6 +33,8 @@ def pack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
 
 
 def unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if not data.startswith(b"PK"):  # numpy would guess a pickle and blame allow_pickle
+        raise SnapshotError(f"not a snapshot: no .npz archive (starts with {data[:16]!r})")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
