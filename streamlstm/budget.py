@@ -6,8 +6,8 @@ all of them, bounds
 
 * the streams held, at most `max_streams`;
 * the bytes of state allocated, at most `max_state_bytes`: every model's slot tables
-  (held streams, free slots and room to grow) and fixed buffers, plus PY_BYTES_PER_STREAM
-  of bookkeeping per stream;
+  (held streams, free slots and room to grow) and fixed buffers, plus PY_BYTES_PER_MODEL
+  per model and PY_BYTES_PER_STREAM per stream of bookkeeping;
 * the models held, at most `max_models`: an event that would need one more is rejected
   (`too_many_models`), since its feature set is most likely a mistake or an attack.
 
@@ -16,8 +16,9 @@ of any model are evicted (as if never seen: one that returns starts again with w
 and a model left without streams is dropped. Streams of the micro-batch itself are never
 evicted for it, so one micro-batch with more new streams than the limits allow exceeds them
 until the next. A model grows its tables by doubling while the budget has room, and only
-by what it needs when it has not. Its allocation is not given back while it holds any
-stream; its free slots take its next new streams.
+by what it needs when it has not; a stream evicted for bytes gives its slot back (the
+model's tables shrink, moving at most as many rows as were evicted), one evicted for the
+stream cap leaves its slot to the model's next new stream.
 
 Planning happens when a micro-batch is routed (the main thread) and eviction when it is
 advanced (the kernel thread, in routing order), so the budget's view is the state after
@@ -28,12 +29,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .multistream import MultiStreamDetector
 
-__all__ = ["PY_BYTES_PER_STREAM", "Model", "StateBudget"]
+__all__ = ["PY_BYTES_PER_MODEL", "PY_BYTES_PER_STREAM", "Model", "StateBudget"]
 
 log = logging.getLogger("streamlstm")
 
@@ -41,23 +43,37 @@ log = logging.getLogger("streamlstm")
 # budget's and the detector's ordered-dict entries, the parser's per-stream memory and the
 # stream id itself (docs/operations.md).
 PY_BYTES_PER_STREAM = 600
+# Memory a model costs beyond its tables' data, measured as RSS over 1,000 one-stream
+# models: the detector's Python objects, array headers and the allocator's overhead on
+# its ~30 small arrays (docs/operations.md).
+PY_BYTES_PER_MODEL = 24 * 1024
 
 
 @dataclass(eq=False)
 class Model:
-    """One detector as the budget sees it, after every routed micro-batch."""
+    """One detector as the budget sees it, after every routed micro-batch.
 
-    det: MultiStreamDetector
+    A new model's detector is built where its first events are advanced (`detector()`),
+    after the evictions that make room for it: built when routed, a flood of new models
+    would hold its memory beside that of the streams evicted for it."""
+
     owner: Any  # the DetectorPool holding it
     key: tuple[str, tuple[str, ...]]  # (group, features) in the owner
     row_bytes: int
     fixed_bytes: int
+    det: MultiStreamDetector | None = None
+    build: Callable[[], MultiStreamDetector] | None = None  # makes `det` when there is none
     live: int = 0  # streams held
     capacity: int = 0  # slots allocated
 
     @property
     def bytes(self) -> int:
         return self.fixed_bytes + self.capacity * self.row_bytes
+
+    def detector(self) -> MultiStreamDetector:
+        if self.det is None:
+            self.det = self.build()
+        return self.det
 
 
 class StateBudget:
@@ -70,13 +86,17 @@ class StateBudget:
         self.models: set[Model] = set()
         self.bytes = 0  # allocated: sum of Model.bytes + PY_BYTES_PER_STREAM per stream
         self.evictions: Counter[str] = Counter()  # by reason: max_streams, max_state_bytes
-        # Streams evicted by `settle` whose detectors still hold them: the next micro-batch
-        # to be advanced (or a snapshot) evicts them first.
-        self.pending: dict[MultiStreamDetector, list[str]] = {}
+        # Changes planned by `settle` that the detectors have not seen yet: the streams to
+        # evict from each model, and its capacity (0: dropped, tables freed). The next
+        # micro-batch to be advanced applies them first (or a snapshot does). A dropped
+        # model's tables go then, not when the last micro-batch that used it is written:
+        # that would hold its memory beside its successors'.
+        self.pending: dict[Model, list[str]] = {}
 
-    def take_pending(self) -> list[tuple[MultiStreamDetector, list[str]]]:
+    def take_pending(self) -> list[tuple[Model, list[str], int]]:
+        """(model, streams to evict, capacity to resize to) of every planned change."""
         pending, self.pending = self.pending, {}
-        return list(pending.items())
+        return [(model, streams, model.capacity) for model, streams in pending.items()]
 
     def add_model(self, model: Model) -> None:
         self.models.add(model)
@@ -85,7 +105,8 @@ class StateBudget:
     def drop_model(self, model: Model) -> None:
         self.models.discard(model)
         self.bytes -= model.bytes + PY_BYTES_PER_STREAM * model.live
-        self.pending.pop(model.det, None)
+        model.capacity = 0
+        self.pending.setdefault(model, [])
         model.owner.forget(model)
 
     def release(self, owner: Any) -> None:
@@ -95,7 +116,7 @@ class StateBudget:
         for model in [m for m in self.models if m.owner is owner]:
             self.models.discard(model)
             self.bytes -= model.bytes + PY_BYTES_PER_STREAM * model.live
-            self.pending.pop(model.det, None)
+            self.pending.pop(model, None)
 
     def touch(self, key: tuple[Any, str, tuple[str, ...]], model: Model) -> None:
         """Record an event of stream `key` of `model`: most recently seen from now on."""
@@ -111,7 +132,8 @@ class StateBudget:
         """Evict least recently seen streams until the limits hold again, sparing the last
         `touched` (the micro-batch's own), counting the slots that the models in `growing`
         lack for their streams; then grow those models, by doubling where the budget has
-        room. Evicted streams are queued in `pending`."""
+        room. A stream evicted for bytes gives its slot back (its model shrinks to fit),
+        unless its model's new streams take the slot. Changes are queued in `pending`."""
         lru = self.lru
         lacking = {m for m in growing if m.live > m.capacity}
         need = sum((m.live - m.capacity) * m.row_bytes for m in lacking)
@@ -123,19 +145,21 @@ class StateBudget:
                             "evicting the least recently seen streams, which start over when they return",
                             len(lru) + 1, self.bytes + need, self.max_streams, self.max_state_bytes)
             self.evictions[reason] += 1
-            if model in lacking:  # its new streams take the slot
-                need -= model.row_bytes
-                if model.live - 1 == model.capacity:
-                    lacking.discard(model)
+            self.pending.setdefault(model, []).append(stream)
             model.live -= 1
             self.bytes -= PY_BYTES_PER_STREAM
-            if model.live == 0:
+            if model in lacking:
+                need -= model.row_bytes
+                if model.live == model.capacity:
+                    lacking.discard(model)
+            elif model.live == 0:
                 self.drop_model(model)
-            else:
-                self.pending.setdefault(model.det, []).append(stream)
+            elif reason == "max_state_bytes":
+                self._resize(model, model.live)
         for model in lacking:
             room = (self.max_state_bytes - self.bytes) // (model.row_bytes + PY_BYTES_PER_STREAM)
             self._resize(model, max(model.live, min(2 * model.capacity, model.capacity + room)))
+            self.pending.setdefault(model, [])
 
     def _resize(self, model: Model, capacity: int) -> None:
         self.bytes += (capacity - model.capacity) * model.row_bytes

@@ -222,25 +222,32 @@ class MultiStreamDetector:
         cap = max(self._capacity, 16)
         while cap < needed:
             cap *= 2
-        self.reserve(min(cap, self.max_streams))
+        self.resize(min(cap, self.max_streams))
 
-    def reserve(self, capacity: int) -> None:
-        """Allocate `capacity` stream slots, keeping the held ones (never shrinks)."""
-        if capacity <= self._capacity:
+    def resize(self, capacity: int) -> None:
+        """Allocate exactly `capacity` stream slots (at least the streams held), keeping the
+        held streams: those in slots above it move into free slots below it first."""
+        if capacity < len(self.table):
+            raise ValueError(f"capacity {capacity} is below the {len(self.table)} streams held")
+        if capacity == self._capacity:
             return
-        if self._engine is not None:
-            self._engine.ensure_capacity(capacity)
+        engine = self._engine
+        if engine is not None and capacity > self._capacity:
+            engine.ensure_capacity(capacity)
             self._capacity = capacity
             return
-        old, n = self.streams, self._capacity
-        self.streams = self._alloc_streams(capacity)
-        for dst, src in zip(self.streams, old):
-            dst[:n] = src[:n]
-        if not self.hyper.shared:
-            bigger = alloc_params(capacity, self.theta0, self.settings["optimizer"] == "adam")
-            for dst, src in zip(bigger, self.params):
-                dst[:n] = src[:n]
-            self.params = bigger
+        streams, params = engine.to_host() if engine is not None else (self.streams, self.params)
+        tables = (*streams, *(() if self.hyper.shared else params))
+        for src, dst in self.table.pack(capacity):
+            for a in tables:
+                a[dst] = a[src]
+        # In place, new rows zero: the C allocator's realloc moves a large block by remapping
+        # its pages, so growing costs no second copy of the tables (which would double the
+        # peak memory the state budget has to allow for), and shrinking gives pages back.
+        for a in tables:
+            a.resize((capacity, *a.shape[1:]), refcheck=False)
+        if engine is not None:
+            engine.from_host(streams, params)
         self._capacity = capacity
 
     def _reset_slots(self, new: list[tuple[int, str]]) -> None:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import snapshot
-from .budget import Model, StateBudget
+from .budget import PY_BYTES_PER_MODEL, Model, StateBudget
 from .config import Config, ModelConfig
 from .events import RAW_LIMIT, Event, Rejected
 from .hyperparams import RANGES
@@ -43,20 +44,19 @@ class Scored(NamedTuple):
 
 class Part(NamedTuple):
     """The events of one micro-batch that go to one detector, in input order."""
-    detector: MultiStreamDetector
+    model: Model
     rows: list[int]          # their positions in the micro-batch
     stream_ids: list[str]
     X: np.ndarray            # (len(rows), D) values, NaN = missing
     T: np.ndarray            # (len(rows),) timestamps in epoch seconds, NaN = none given
     group: str               # the detector's model group (`Config.model_for`)
-    capacity: int            # stream slots the detector needs for them (budget.py)
 
 
 class Routed(NamedTuple):
     """A micro-batch split per detector (see `DetectorPool.route`)."""
     events: Sequence[Event]  # the accepted events; `Part.rows` index them
     parts: list[Part]
-    evictions: list[tuple[MultiStreamDetector, list[str]]]  # to apply before the parts
+    changes: list[tuple[Model, list[str], int]]  # to apply before the parts (see apply)
     rejected: list[Rejected]  # events no model could take (too_many_models)
 
 
@@ -68,25 +68,27 @@ def detector_for(model: ModelConfig, n_features: int, max_streams: int = UNBOUND
                                backend=model.backend, **settings)
 
 
-def evict(evictions: Sequence[tuple[MultiStreamDetector, list[str]]]) -> None:
-    for det, streams in evictions:
+def apply(changes: Sequence[tuple[Model, list[str], int]]) -> None:
+    """Make the changes the budget planned: evict the streams, then resize the tables
+    (a model dropped before its detector was built has none to change)."""
+    for model, streams, capacity in changes:
+        if model.det is None and capacity == 0:
+            continue
+        det = model.detector()
         det.evict(streams)
+        det.resize(capacity)
 
 
 def advance(routed: Routed) -> list[BatchResult]:
-    """Apply the evictions `routed` carries, then score and learn its events: one batched
-    kernel call per detector.
+    """Make the changes to the detectors that `routed` carries (budget.py), then score and
+    learn its events: one batched kernel call per detector.
 
     The only step that reads or changes model state; safe to run in another thread while
     the caller routes the next micro-batch, as long as one `advance` runs at a time, in
     routing order.
     """
-    evict(routed.evictions)
-    results = []
-    for part in routed.parts:
-        part.detector.reserve(part.capacity)
-        results.append(part.detector.process(part.stream_ids, part.X, part.T))
-    return results
+    apply(routed.changes)
+    return [part.model.detector().process(part.stream_ids, part.X, part.T) for part in routed.parts]
 
 
 def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
@@ -114,10 +116,12 @@ class DetectorPool:
         self.config = config
         self.budget = budget or StateBudget(config.max_streams, config.max_state_bytes, config.max_models)
         self.models: dict[tuple[str, tuple[str, ...]], Model] = {}  # by (group, features)
+        self._sizes: dict[tuple[str, int], tuple[int, int]] = {}  # (group, D) -> a detector's sizes
 
     @property
     def detectors(self) -> dict[tuple[str, tuple[str, ...]], MultiStreamDetector]:
-        return {key: model.det for key, model in self.models.items()}
+        """The detectors built so far (see budget.Model), by (group, features)."""
+        return {key: model.det for key, model in self.models.items() if model.det is not None}
 
     def _model(self, stream: str, features: tuple[str, ...]) -> Model | None:
         """The model of a stream new to the budget, created if needed; None when that would
@@ -127,12 +131,16 @@ class DetectorPool:
         if model is None:
             if len(self.budget.models) >= self.budget.max_models:
                 return None
-            model = self._adopt((group, features), detector_for(settings, len(features)))
+            sizes = self._sizes.get((group, len(features)))
+            if sizes is None:
+                probe = detector_for(settings, len(features))
+                sizes = self._sizes[group, len(features)] = (probe.bytes_per_stream(), probe.fixed_bytes())
+            model = self._add(Model(self, (group, features), sizes[0], sizes[1] + PY_BYTES_PER_MODEL,
+                                    build=partial(detector_for, settings, len(features))))
         return model
 
-    def _adopt(self, key: tuple[str, tuple[str, ...]], det: MultiStreamDetector) -> Model:
-        model = self.models[key] = Model(det, self, key, det.bytes_per_stream(), det.fixed_bytes(),
-                                         capacity=det.capacity)
+    def _add(self, model: Model) -> Model:
+        self.models[model.key] = model
         self.budget.add_model(model)
         return model
 
@@ -167,11 +175,11 @@ class DetectorPool:
             accepted.append(ev)
         budget.settle(len(touched), [m for m in groups if m.live > m.capacity])
         nan = float("nan")
-        parts = [Part(m.det, rows, [accepted[n].stream for n in rows],
+        parts = [Part(m, rows, [accepted[n].stream for n in rows],
                       np.array([v for n in rows for v in accepted[n].values],
-                               dtype=np.float64).reshape(len(rows), m.det.n_features),
+                               dtype=np.float64).reshape(len(rows), len(m.key[1])),
                       np.array([nan if accepted[n].ts is None else accepted[n].ts for n in rows]),
-                      m.key[0], m.capacity)
+                      m.key[0])
                  for m, rows in groups.items()]
         return Routed(accepted, parts, budget.take_pending(), rejected)
 
@@ -188,10 +196,10 @@ class DetectorPool:
 
     def to_bytes(self, extra: dict[str, Any] | None = None) -> bytes:
         """All detectors in one pickle-free snapshot; `extra` is stored as JSON alongside.
-        Call it with no micro-batch in flight: it applies the budget's pending evictions."""
-        evict(self.budget.take_pending())
+        Call it with no micro-batch in flight: it applies the budget's pending changes."""
+        apply(self.budget.take_pending())
         keys = list(self.models)
-        arrays = {f"detector.{i}": np.frombuffer(self.models[k].det.to_bytes(), dtype=np.uint8)
+        arrays = {f"detector.{i}": np.frombuffer(self.models[k].detector().to_bytes(), dtype=np.uint8)
                   for i, k in enumerate(keys)}
         meta = {"kind": "DetectorPool", "keys": [[g, list(f)] for g, f in keys], "extra": extra or {}}
         return snapshot.pack(arrays, meta)
@@ -209,7 +217,8 @@ class DetectorPool:
         self.models = {}
         touched = 0
         for key, det in detectors.items():
-            model = self._adopt(key, det)
+            model = self._add(Model(self, key, det.bytes_per_stream(), det.fixed_bytes() + PY_BYTES_PER_MODEL,
+                                    det, capacity=det.capacity))
             for stream in det.stream_ids:
                 self.budget.touch((self, stream, key[1]), model)
             touched += det.n_streams

@@ -75,7 +75,7 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
 def alloc_params(Q: int, theta0: np.ndarray, adam: bool) -> ParamArrays:
     P = theta0.shape[0]
     return ParamArrays(
-        theta=np.tile(theta0, (Q, 1)),
+        theta=np.tile(theta0, (Q, 1)).copy(),  # its own buffer, which MultiStreamDetector.resize resizes
         m=np.zeros((Q, P), dtype=theta0.dtype),
         v=np.zeros((Q, P if adam else 0), dtype=theta0.dtype),
         step=np.zeros(Q, dtype=np.int64),
@@ -119,6 +119,24 @@ class StreamTable:
     def remove(self, stream_id: str) -> None:
         """Forget a held stream; its slot is free for the next new one."""
         self.free.append(self.slots.pop(stream_id))
+
+    def pack(self, capacity: int) -> list[tuple[int, int]]:
+        """Renumber the held streams so that every slot is below `capacity` (>= the number
+        held), moving those above it into the lowest free slots; returns the (from, to)
+        moves to make in the tables."""
+        movers = [(sid, slot) for sid, slot in self.slots.items() if slot >= capacity]
+        free = sorted((slot for slot in self.free if slot < capacity), reverse=True)
+        fresh = min(len(self.slots) + len(self.free), capacity)  # slots below are held or free
+        moves = []
+        for sid, src in movers:
+            if free:
+                dst = free.pop()
+            else:
+                dst, fresh = fresh, fresh + 1
+            self.slots[sid] = dst
+            moves.append((src, dst))
+        self.free = free
+        return moves
 
     def assign(self, stream_ids) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Slots for `stream_ids` in order, touching each as most recent.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from streamlstm.budget import PY_BYTES_PER_STREAM
+from streamlstm.budget import PY_BYTES_PER_MODEL, PY_BYTES_PER_STREAM
 from streamlstm.cli import main
 from streamlstm.config import load_config
 from streamlstm.events import Event
@@ -26,7 +26,7 @@ def event(seq: int, stream: str, feature: str = "value", ts: float | None = None
 def allocated(pool: DetectorPool) -> int:
     """What the detectors really hold, counted from their tables, plus the bookkeeping."""
     dets = pool.detectors.values()
-    return (sum(d.fixed_bytes() + d.capacity * d.bytes_per_stream() for d in dets)
+    return (sum(d.fixed_bytes() + PY_BYTES_PER_MODEL + d.capacity * d.bytes_per_stream() for d in dets)
             + PY_BYTES_PER_STREAM * sum(d.n_streams for d in dets))
 
 
@@ -55,7 +55,7 @@ def test_the_byte_budget_bounds_what_is_allocated(mode):
     det = next(iter(pool.detectors.values()))
     row = det.bytes_per_stream() + PY_BYTES_PER_STREAM
     assert pool.budget.bytes == allocated(pool) <= budget
-    assert det.n_streams >= (budget - det.fixed_bytes()) // row - 50  # all but one micro-batch's worth
+    assert det.n_streams >= (budget - det.fixed_bytes() - PY_BYTES_PER_MODEL) // row - 50  # all but a batch's worth
     assert pool.budget.evictions["max_state_bytes"] > 0
 
 

@@ -96,7 +96,7 @@ def test_result_lines_equal_result_line_of_each_event(tmp_path):
     flagged = [s.is_anomaly for s in scored(routed, results)]
     assert result_lines(routed, results, only_anomalies=True) == [x for x, f in zip(expected, flagged) if f]
     # Numbers orjson spells differently from repr (small magnitudes) come out as repr has them.
-    res = results[[p.detector.n_features for p in routed.parts].index(1)]
+    res = results[[p.X.shape[1] for p in routed.parts].index(1)]
     res.scores[:] = [3e-05, 1.5e-10, 0.0001, 0.25][: len(res.scores)]
     res.predictions[:, 0] = [nan, -1e-5, 1e16, 2.0][: len(res.predictions)]
     assert result_lines(routed, results) == [result_line(s) for s in scored(routed, results)]
