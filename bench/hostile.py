@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import yaml
@@ -70,6 +72,11 @@ def run_filter(tmp: Path, lines) -> dict:
     return figures
 
 
+def _partition(line: bytes, i: int) -> int:
+    stream = re.search(rb'"stream":\s*"([^"]*)"', line)
+    return zlib.crc32(stream.group(1)) % 2 if stream else i % 2
+
+
 def run_kafka(tmp: Path, lines) -> dict:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka_broker import TansuBroker
@@ -79,7 +86,10 @@ def run_kafka(tmp: Path, lines) -> dict:
         broker.create_topic(topic, partitions=2)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=4 << 20)
         where = {}  # (partition, offset) -> line index
-        futures = [(i, producer.send(topic, value=line, partition=i % 2)) for i, (_, line) in enumerate(lines)]
+        # A stream's lines go to one partition, as a producer keying by stream id would send
+        # them (ts_backwards and feature_set_changed are only wrong within one stream).
+        futures = [(i, producer.send(topic, value=line, partition=_partition(line, i)))
+                   for i, (_, line) in enumerate(lines)]
         producer.flush()
         for i, fut in futures:
             md = fut.get(timeout=30)

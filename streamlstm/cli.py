@@ -22,6 +22,7 @@ import click
 from . import __version__, launcher
 from .checkpoint import CheckpointError
 from .config import ConfigError, dump_yaml, load_config
+from .events import InputFormatError
 
 log = logging.getLogger("streamlstm")
 
@@ -56,13 +57,14 @@ def _load(ctx: click.Context, overrides: dict):
 
 @contextmanager
 def _fatal_errors():
-    """Checkpoint and I/O errors end the command: one line at ERROR, the traceback at DEBUG, exit 1."""
+    """Checkpoint and I/O errors end the command: one line at ERROR, the traceback at DEBUG,
+    exit 1; an input that cannot be read as a whole (a bad CSV header) likewise, exit 2."""
     try:
         yield
-    except (CheckpointError, OSError) as exc:
+    except (CheckpointError, OSError, InputFormatError) as exc:
         log.error("%s", exc)
         log.debug("traceback of the error above", exc_info=True)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, InputFormatError) else 1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})

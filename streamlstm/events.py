@@ -34,7 +34,7 @@ import orjson
 
 from .config import InputConfig
 
-__all__ = ["CsvParser", "Event", "JsonlParser", "Rejected", "error_record", "parse_ts"]
+__all__ = ["CsvParser", "Event", "InputFormatError", "JsonlParser", "Rejected", "error_record", "parse_ts"]
 
 log = logging.getLogger("streamlstm")
 
@@ -65,6 +65,10 @@ class Rejected(NamedTuple):
 def error_record(rej: Rejected) -> dict[str, Any]:
     """The JSON error record written for a rejected line."""
     return {"seq": rej.seq, "error": rej.reason, "detail": rej.detail, "raw": rej.raw}
+
+
+class InputFormatError(ValueError):
+    """The input as a whole cannot be read (a CSV header without usable columns)."""
 
 
 class _Bad(Exception):
@@ -298,7 +302,7 @@ class CsvParser(_LineParser):
     The timestamp column is the one named `ts_field`, else one named ``timestamp``; the
     stream column (optional) is `stream_field`. All other columns are features; a lone
     `value_field` column is univariate. An empty cell is a missing value. A bad header is a
-    usage error and raises ValueError here; bad rows are rejected by `parse`.
+    usage error and raises InputFormatError here; bad rows are rejected by `parse`.
     """
 
     def __init__(self, input_config: InputConfig, header: bytes, max_streams: int = 100_000):
@@ -307,10 +311,10 @@ class CsvParser(_LineParser):
         try:
             names = next(csv.reader([header.decode("utf-8-sig").strip("\r\n")]), [])
         except UnicodeDecodeError as exc:
-            raise ValueError(f"CSV header is not UTF-8: {exc.reason}") from None
+            raise InputFormatError(f"CSV header is not UTF-8: {exc.reason}") from None
         names = [n.strip() for n in names]
         if len(set(names)) != len(names) or not all(names):
-            raise ValueError(f"CSV header has empty or repeated column names: {names}")
+            raise InputFormatError(f"CSV header has empty or repeated column names: {names}")
         self.n_columns = len(names)
         ts_name = input_config.ts_field if input_config.ts_field in names else "timestamp"
         self.ts_col = names.index(ts_name) if ts_name in names else None
@@ -318,7 +322,7 @@ class CsvParser(_LineParser):
         self.stream_col = names.index(stream_name) if stream_name in names else None
         feature_cols = {n: i for i, n in enumerate(names) if i not in (self.ts_col, self.stream_col)}
         if not feature_cols:
-            raise ValueError(f"CSV header has no value columns: {names}")
+            raise InputFormatError(f"CSV header has no value columns: {names}")
         self.univariate = list(feature_cols) == [input_config.value_field]
         self.features = UNIVARIATE if self.univariate else tuple(sorted(feature_cols))
         self.names = [input_config.value_field] if self.univariate else list(self.features)

@@ -114,6 +114,14 @@ def test_poison_pills_get_an_error_record_and_the_input_goes_on(small_config, po
     assert [(e["seq"], e["error"]) for e in errors] == [(2, kind)]
 
 
+def test_unreadable_csv_header_is_one_line_and_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "run", "--format", "csv"],
+                          input=b"a,a\n1,2\n", capture_output=True, timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "repeated column names" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not proc.stdout
+
+
 def test_config_errors_exit_2_and_name_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  hidden_size: 8\n  hiden: 3\n")
