@@ -141,7 +141,8 @@ def rss_mib(pid: int) -> float:
 
 def run_flood(tmp: Path, n_ids: int, n_feature_sets: int, budget_mib: int) -> dict:
     cfg = config_file(tmp, "flood", {"max_state_bytes": budget_mib << 20, "max_models": 1000})
-    proc = subprocess.Popen([*CLI, "--config", str(cfg), "run"], stdin=subprocess.PIPE,
+    errors = tmp / "flood-errors.jsonl"  # too_many_models records: a pipe would fill and block
+    proc = subprocess.Popen([*CLI, "--config", str(cfg), "run", "--errors", str(errors)], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     proc.stdin.write(b'{"stream":"warm-up","value":1}\n')  # loads the compiled kernels
     proc.stdin.flush()
