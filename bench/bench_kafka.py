@@ -46,7 +46,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka_broker import TansuBroker  # noqa: E402
 from streamlstm import kafka_crc  # noqa: E402
 from streamlstm.config import load_config  # noqa: E402
-from streamlstm.events import JsonlParser, Rejected  # noqa: E402
+from streamlstm.event import Rejected  # noqa: E402
+from streamlstm.events import JsonlParser  # noqa: E402
 from streamlstm.kafka_daemon import CONSUMER_DEFAULTS, OUTPUT_MODES  # noqa: E402
 from streamlstm.pool import detector_for  # noqa: E402
 

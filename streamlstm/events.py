@@ -28,43 +28,20 @@ import math
 import re
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from .config import InputConfig
+from .event import RAW_LIMIT, UNIVARIATE, Event, Rejected, error_record
 
 __all__ = ["CsvParser", "Event", "InputFormatError", "JsonlParser", "Rejected", "error_record", "parse_ts"]
 
 log = logging.getLogger("streamlstm")
 
-RAW_LIMIT = 200  # characters of the offending line kept in a rejection
-UNIVARIATE = ("value",)
 # Numbers as float() reads them, minus the spellings we do not want as timestamps
 # ("nan", "inf", "1_000").
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-class Event(NamedTuple):
-    seq: int                      # 1-based line number in the input
-    stream: str
-    features: tuple[str, ...]     # sorted feature names; ("value",) when univariate
-    values: tuple[float, ...]     # in `features` order; NaN = missing
-    ts: float | None              # epoch seconds
-    ts_raw: str | float | None    # the timestamp as given, for echoing
-    raw_values: dict[str, Any]    # the values as given (None = missing), for echoing
-
-
-class Rejected(NamedTuple):
-    seq: int
-    reason: str                   # short machine-readable kind, see the module docstring
-    detail: str                   # human-readable explanation
-    raw: str                      # start of the offending line
-
-
-def error_record(rej: Rejected) -> dict[str, Any]:
-    """The JSON error record written for a rejected line."""
-    return {"seq": rej.seq, "error": rej.reason, "detail": rej.detail, "raw": rej.raw}
 
 
 class InputFormatError(ValueError):

@@ -34,7 +34,8 @@ from typing import TextIO
 from . import launcher
 from .checkpoint import DirectoryStore
 from .config import Config
-from .events import CsvParser, JsonlParser, Rejected, error_record
+from .event import Rejected, error_record
+from .events import CsvParser, JsonlParser
 from .multistream import BatchResult
 from .pool import DetectorPool, Routed, advance
 from .records import dumps, result_lines

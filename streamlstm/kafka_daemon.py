@@ -39,7 +39,8 @@ import numpy as np
 from . import kafka_crc
 from .budget import StateBudget
 from .config import Config
-from .events import JsonlParser, Rejected, error_record
+from .event import Rejected, error_record
+from .events import JsonlParser
 from .metrics import DaemonMetrics, MetricsServer
 from .pool import DetectorPool, advance
 from .records import dumps, result_lines

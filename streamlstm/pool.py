@@ -27,7 +27,7 @@ import numpy as np
 from . import snapshot
 from .budget import PY_BYTES_PER_MODEL, Model, StateBudget
 from .config import Config, ModelConfig
-from .events import RAW_LIMIT, Event, Rejected
+from .event import RAW_LIMIT, Event, Rejected
 from .hyperparams import RANGES
 from .multistream import BatchResult, MultiStreamDetector
 

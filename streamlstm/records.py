@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .events import UNIVARIATE
+from .event import UNIVARIATE
 from .multistream import BatchResult
 from .pool import Routed, Scored, scored_part
 

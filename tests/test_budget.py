@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from streamlstm.budget import PY_BYTES_PER_MODEL, PY_BYTES_PER_STREAM
 from streamlstm.cli import main
 from streamlstm.config import load_config
-from streamlstm.events import Event
+from streamlstm.event import Event
 from streamlstm.pool import DetectorPool
 
 SMALL = {"model.hidden_size": 4, "model.k2": 4, "model.warmup": 5}

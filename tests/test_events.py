@@ -3,7 +3,8 @@ import math
 import pytest
 
 from streamlstm.config import InputConfig
-from streamlstm.events import CsvParser, Event, JsonlParser, Rejected, error_record, parse_ts
+from streamlstm.event import Event, Rejected, error_record
+from streamlstm.events import CsvParser, JsonlParser, parse_ts
 
 
 @pytest.fixture

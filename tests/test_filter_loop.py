@@ -14,7 +14,8 @@ import pytest
 
 from streamlstm.checkpoint import DirectoryStore
 from streamlstm.config import load_config
-from streamlstm.events import Event, JsonlParser, error_record
+from streamlstm.event import Event, error_record
+from streamlstm.events import JsonlParser
 from streamlstm.filter_loop import FilterRunner, line_batches, reader
 from streamlstm.pool import DetectorPool, Scored, advance, scored
 from streamlstm.records import dumps, result_line, result_lines

@@ -31,7 +31,8 @@ kafka = pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from streamlstm.config import load_config  # noqa: E402
-from streamlstm.events import JsonlParser, Rejected  # noqa: E402
+from streamlstm.event import Rejected  # noqa: E402
+from streamlstm.events import JsonlParser  # noqa: E402
 from streamlstm.kafka_daemon import OUTPUT_MODES, KafkaDaemon, pack_results  # noqa: E402
 from streamlstm.metrics import DaemonMetrics  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402

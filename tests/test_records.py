@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from streamlstm.events import Event
+from streamlstm.event import Event
 from streamlstm.pool import Scored
 from streamlstm.records import dumps, result_line, result_record
 

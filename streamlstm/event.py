@@ -1,0 +1,36 @@
+"""What parsing an input line gives: an `Event`, or a `Rejected` line saying why not.
+
+The parsers (io/parsers.py) make them, the pool routes events to their detectors, and the
+outputs write results and error records from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+__all__ = ["RAW_LIMIT", "UNIVARIATE", "Event", "Rejected", "error_record"]
+
+RAW_LIMIT = 200  # characters of the offending line kept in a rejection
+UNIVARIATE = ("value",)  # the feature names of a univariate event
+
+
+class Event(NamedTuple):
+    seq: int                      # 1-based line number in the input
+    stream: str
+    features: tuple[str, ...]     # sorted feature names; ("value",) when univariate
+    values: tuple[float, ...]     # in `features` order; NaN = missing
+    ts: float | None              # epoch seconds
+    ts_raw: str | float | None    # the timestamp as given, for echoing
+    raw_values: dict[str, Any]    # the values as given (None = missing), for echoing
+
+
+class Rejected(NamedTuple):
+    seq: int
+    reason: str                   # short machine-readable kind (io/parsers.py lists them)
+    detail: str                   # human-readable explanation
+    raw: str                      # start of the offending line
+
+
+def error_record(rej: Rejected) -> dict[str, Any]:
+    """The JSON error record written for a rejected line."""
+    return {"seq": rej.seq, "error": rej.reason, "detail": rej.detail, "raw": rej.raw}
