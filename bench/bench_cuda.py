@@ -29,11 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamlstm import hyperparams  # noqa: E402
-from streamlstm.backend import cuda_device_name  # noqa: E402
-from streamlstm.kernels_cpu import C_RNG, make_workspace, process_batch  # noqa: E402
-from streamlstm.params import init_params, param_size  # noqa: E402
-from streamlstm.state import alloc_params, alloc_streams  # noqa: E402
+from streamlstm.engine import hyperparams  # noqa: E402
+from streamlstm.engine.backend import cuda_device_name  # noqa: E402
+from streamlstm.engine.kernels_cpu import C_RNG, make_workspace, process_batch  # noqa: E402
+from streamlstm.engine.params import init_params, param_size  # noqa: E402
+from streamlstm.engine.state import alloc_params, alloc_streams  # noqa: E402
 
 
 def events(S: int, r: int, rng) -> np.ndarray:
@@ -60,8 +60,9 @@ def main() -> int:
               "NVIDIA GPU.", file=sys.stderr)
         return 2
 
-    from streamlstm.device_state import CudaEngine
     from numba import cuda
+
+    from streamlstm.engine.cuda_engine import CudaEngine
 
     sim = device == "CUDA simulator"
     settings = {**hyperparams.DEFAULTS, "hidden_size": args.hidden, "k2": args.k2, "k1": 1, "dtype": "float32",

@@ -30,11 +30,11 @@ import time
 import numpy as np
 
 from streamlstm.config import load_config
-from streamlstm.events import JsonlParser
-from streamlstm.filter_loop import FilterRunner, line_batches, reader
+from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
+from streamlstm.io.parsers import JsonlParser
+from streamlstm.io.records import result_lines
 from streamlstm.multistream import MultiStreamDetector
 from streamlstm.pool import DetectorPool, advance
-from streamlstm.records import result_lines
 
 
 def write_events(path: str, S: int, E: int) -> tuple[list[str], np.ndarray]:
@@ -118,7 +118,7 @@ def main() -> None:
           f"({min(runs['startup']):.2f}–{max(runs['startup']):.2f} s)\n")
 
     # The stages one after the other, per event (each the best of `repeat` passes).
-    names = ("read + split lines", "parse (events.py)", "route (pool.py)", "kernel (pool.advance)",
+    names = ("read + split lines", "parse (io/parsers.py)", "route (pool.py)", "kernel (pool.advance)",
              "format (records.result_lines)")
     best = dict.fromkeys(names, float("inf"))
     for _ in range(args.repeat):

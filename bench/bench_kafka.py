@@ -8,7 +8,7 @@
    topic on a Tansu broker this script starts.
 2. Raw consume: a bare kafka-python consumer (its default settings) reads that topic from the
    beginning (messages/s). For context it is repeated with the daemon's fetch settings and the
-   compiled CRC-32C the daemon installs (`streamlstm.kafka_crc`); from then on this process
+   compiled CRC-32C the daemon installs (`streamlstm.kafka.crc`); from then on this process
    (including the results reader below) uses that CRC too.
 3. Throughput: starts the daemon (bench/kafka_daemon_proc.py, as the CLI runs it) on the
    backlog and measures sustained events/s from its first result to its last; the daemon's
@@ -42,13 +42,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
-
 from kafka_broker import TansuBroker  # noqa: E402
-from streamlstm import kafka_crc  # noqa: E402
+
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
-from streamlstm.events import JsonlParser  # noqa: E402
-from streamlstm.kafka_daemon import CONSUMER_DEFAULTS, OUTPUT_MODES  # noqa: E402
+from streamlstm.io.parsers import JsonlParser  # noqa: E402
+from streamlstm.kafka import crc  # noqa: E402
+from streamlstm.kafka.daemon import CONSUMER_DEFAULTS, OUTPUT_MODES  # noqa: E402
 from streamlstm.pool import detector_for  # noqa: E402
 
 
@@ -180,7 +180,7 @@ def main():
         print(f"produced {args.events} events in {dt:.1f} s ({args.events / dt:,.0f}/s)", file=sys.stderr)
 
         raw = raw_consume(bs, topic, args.events)
-        crc = kafka_crc.install()
+        crc_impl = crc.install()
         raw_tuned = raw_consume(bs, topic, args.events, **CONSUMER_DEFAULTS)
 
         cfg = {
@@ -233,7 +233,7 @@ def main():
               f"{' (serial)' if args.serial else ''}, {os.cpu_count()} CPUs, daemon exit {rc}")
         print(f"{'measure':56s} {'value':>12s}")
         print(f"{'bare kafka-python consume, default settings (msgs/s)':56s} {raw:12,.0f}")
-        print(f"{'  same, daemon fetch settings + %s CRC (msgs/s)' % crc.split()[0]:56s} {raw_tuned:12,.0f}")
+        print(f"{'  same, daemon fetch settings + %s CRC (msgs/s)' % crc_impl.split()[0]:56s} {raw_tuned:12,.0f}")
         print(f"{'kernel only, MultiStreamDetector.process (events/s)':56s} {kernel:12,.0f}")
         print(f"{'daemon sustained, backlog of %d (events/s)' % args.events:56s} {throughput:12,.0f}")
         print(f"{'  of bare consume / of kernel':56s} {f'{throughput / raw:.0%} / {throughput / kernel:.0%}':>12s}")

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamlstm.config import load_config  # noqa: E402
-from streamlstm.kafka_daemon import KafkaDaemon  # noqa: E402
+from streamlstm.kafka.daemon import KafkaDaemon  # noqa: E402
 
 CLIENT_OPTIONS = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
 

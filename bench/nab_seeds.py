@@ -19,8 +19,8 @@ import tempfile
 import numpy as np
 
 from streamlstm.config import load_config
-from streamlstm.nab_runner import run_nab
-from streamlstm.nab_scoring import PROFILES
+from streamlstm.evaluate.nab import run_nab
+from streamlstm.evaluate.nab_scoring import PROFILES
 
 
 def main() -> None:

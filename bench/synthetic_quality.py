@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from streamlstm.config import load_config
-from streamlstm.labelled_metrics import labelled_metrics
+from streamlstm.evaluate.labelled import labelled_metrics
 from streamlstm.pool import detector_for
 
 N, PERIOD, STARTS = 6000, 100, (2500, 3800, 5000)

@@ -20,9 +20,9 @@ from pathlib import Path
 import click
 
 from . import __version__, launcher
-from .checkpoint import CheckpointError
 from .config import ConfigError, dump_yaml, load_config
-from .events import InputFormatError
+from .io.checkpoint import CheckpointError
+from .io.parsers import InputFormatError
 
 log = logging.getLogger("streamlstm")
 
@@ -124,12 +124,12 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     }
     config = _load(ctx, overrides)
     if config.source == "kafka":
-        from .kafka_daemon import run_kafka
+        from .kafka.daemon import run_kafka
 
         stop = threading.Event()
         launcher.take_over(lambda *_: stop.set())
         sys.exit(run_kafka(config, stop))
-    from .filter_loop import FilterRunner, reader
+    from .io.filter_loop import FilterRunner, reader
 
     with _fatal_errors():
         errors = open(errors_path, "a") if errors_path else sys.stderr  # noqa: SIM115
@@ -153,7 +153,7 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 @click.pass_context
 def score(ctx, file, output, plot_path, stream, state_dir) -> None:
     """Replay a CSV (timestamp,value[,more]) or JSONL file through the detector."""
-    from .filter_loop import FilterRunner, reader
+    from .io.filter_loop import FilterRunner, reader
 
     path = Path(file)
     fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
@@ -178,7 +178,7 @@ def score(ctx, file, output, plot_path, stream, state_dir) -> None:
         records = [json.loads(line) for line in buffer.getvalue().splitlines()]
         _write_results(records, output)
         if plot_path and records:
-            from .plot import plot_results
+            from .io.plot import plot_results
 
             plot_results(records, plot_path, threshold=config.model.threshold)
             log.info("wrote %s", plot_path)
@@ -186,7 +186,7 @@ def score(ctx, file, output, plot_path, stream, state_dir) -> None:
 
 
 def _write_results(records: list[dict], output: str | None) -> None:
-    from .records import csv_header, csv_row, dumps
+    from .io.records import csv_header, csv_row, dumps
 
     if output and output.lower().endswith(".csv"):
         with open(output, "w", newline="") as f:
@@ -210,7 +210,7 @@ def _write_results(records: list[dict], output: str | None) -> None:
 @click.pass_context
 def plot(ctx, results, output, stream) -> None:
     """Render a results file (JSONL or CSV) as a PNG: series, forecast band, flags, score."""
-    from .plot import plot_results, read_results
+    from .io.plot import plot_results, read_results
 
     config = _load(ctx, {})
     try:
@@ -245,8 +245,8 @@ def evaluate() -> None:
 @click.pass_context
 def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> None:
     """Run every NAB series online, write NAB results, print the three profiles' scores."""
-    from .nab_runner import format_report, run_nab, series_files
-    from .nab_scoring import load_windows
+    from .evaluate.nab import format_report, run_nab, series_files
+    from .evaluate.nab_scoring import load_windows
 
     config = _load(ctx, {})
     n = len(series_files(Path(data_dir), load_windows(labels_path)))
@@ -265,7 +265,7 @@ def evaluate_labelled(ctx, files, label_column, value_column) -> None:
     """Precision, recall, F1 and event-level recall with delay for CSVs with a 0/1 label column."""
     import numpy as np
 
-    from .labelled_metrics import labelled_metrics, read_labelled_csv
+    from .evaluate.labelled import labelled_metrics, read_labelled_csv
     from .pool import detector_for
 
     config = _load(ctx, {})

@@ -46,8 +46,8 @@ from typing import Any
 
 import yaml
 
-from .hyperparams import CHOICES, DEFAULTS, MULTI_DEFAULTS, RANGES
-from .scoring import VALUE_LIMIT
+from .engine.hyperparams import CHOICES, DEFAULTS, MULTI_DEFAULTS, RANGES
+from .engine.scoring import VALUE_LIMIT
 
 __all__ = [
     "CheckpointConfig",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from river import base
 
-from . import hyperparams, snapshot
+from .engine import hyperparams, snapshot
 from .multistream import MultiStreamDetector
 
 _STREAM = ""  # the detector's single stream in its engine

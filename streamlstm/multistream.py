@@ -9,12 +9,20 @@ from typing import Any, NamedTuple, Sequence
 import numba
 import numpy as np
 
-from . import hyperparams, snapshot
-from .backend import resolve_backend
-from .hyperparams import DEFAULTS, MULTI_DEFAULTS
-from .kernels_cpu import C_RNG, make_workspace, process_batch
-from .params import init_params, param_size
-from .state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, row_bytes, stream_rng_seed
+from .engine import hyperparams, snapshot
+from .engine.backend import resolve_backend
+from .engine.hyperparams import DEFAULTS, MULTI_DEFAULTS
+from .engine.kernels_cpu import C_RNG, make_workspace, process_batch
+from .engine.params import init_params, param_size
+from .engine.state import (
+    ParamArrays,
+    StreamArrays,
+    StreamTable,
+    alloc_params,
+    alloc_streams,
+    row_bytes,
+    stream_rng_seed,
+)
 
 
 class BatchResult(NamedTuple):
@@ -81,7 +89,7 @@ class MultiStreamDetector:
         self._one = (BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, n_features)), np.empty(1)),
                      np.zeros(1, dtype=np.int64), np.empty(1))
         if self.backend == "cuda":
-            from .device_state import CudaEngine
+            from .engine.cuda_engine import CudaEngine
 
             self._engine = CudaEngine(self.hyper, self.streams, self.params, self.theta0)
 
@@ -312,7 +320,7 @@ class MultiStreamDetector:
         det.table.slots.update(zip(meta["stream_ids"], meta["slots"]))
         det.table.evicted = meta["evicted"]
         if resolve_backend(backend) == "cuda":
-            from .device_state import CudaEngine
+            from .engine.cuda_engine import CudaEngine
 
             det.backend = "cuda"
             det._engine = CudaEngine(det.hyper, det.streams, det.params, det.theta0)

@@ -24,11 +24,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import snapshot
 from .budget import PY_BYTES_PER_MODEL, Model, StateBudget
 from .config import Config, ModelConfig
+from .engine import snapshot
+from .engine.hyperparams import RANGES
 from .event import RAW_LIMIT, Event, Rejected
-from .hyperparams import RANGES
 from .multistream import BatchResult, MultiStreamDetector
 
 UNBOUNDED = int(RANGES["max_streams"][2])  # a pool's detectors: the budget bounds their streams

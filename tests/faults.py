@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import streamlstm.checkpoint as checkpoint
+import streamlstm.io.checkpoint as checkpoint
 
 
 class _FullDisk:

@@ -11,7 +11,7 @@ import sys
 import threading
 
 from streamlstm.config import load_config
-from streamlstm.kafka_daemon import run_kafka
+from streamlstm.kafka.daemon import run_kafka
 
 CLIENT_OPTIONS = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from streamlstm.params import LSTM, views
+from streamlstm.engine.params import LSTM, views
 
 
 def sigmoid(x):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from streamlstm.backend import cuda_device_name, resolve_backend
+from streamlstm.engine.backend import cuda_device_name, resolve_backend
 
 NO_GPU = cuda_device_name() is None
 
@@ -21,8 +21,8 @@ def test_import_does_not_need_cuda():
             "        raise ImportError('blocked: ' + name)\n"
             "    return real(name, *a, **k)\n"
             "builtins.__import__ = guard\n"
-            "import streamlstm, streamlstm.backend, streamlstm.kernels_cuda, streamlstm.device_state\n"
-            "assert streamlstm.backend.resolve_backend('auto') == 'cpu'\n"
+            "import streamlstm, streamlstm.engine.backend, streamlstm.engine.kernels_cuda, streamlstm.engine.cuda_engine\n"
+            "assert streamlstm.engine.backend.resolve_backend('auto') == 'cpu'\n"
             "assert not any(m.startswith('numba_cuda') or m == 'numba.cuda' for m in sys.modules), "
             "[m for m in sys.modules if 'cuda' in m]\n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}

@@ -5,9 +5,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from faults import full_disk_for_checkpoints
-from streamlstm.checkpoint import MAGIC, CheckpointError, DirectoryStore
+
+from streamlstm.io.checkpoint import MAGIC, CheckpointError, DirectoryStore
 
 
 def names(path):
@@ -48,7 +48,7 @@ def test_truncated_latest_falls_back_with_warning(tmp_path, caplog):
     store.save(b"good" * 1000, {"n": 1})
     latest = store.save(b"newer" * 1000, {"n": 2})
     latest.write_bytes(latest.read_bytes()[:-10])
-    with caplog.at_level(logging.WARNING, logger="streamlstm.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="streamlstm.io.checkpoint"):
         assert store.load_latest() == (b"good" * 1000, {"n": 1})
     assert latest.name in caplog.text and "truncated" in caplog.text
 
@@ -133,7 +133,7 @@ def test_newer_format_with_older_good_checkpoints_falls_back(tmp_path, caplog):
     store = DirectoryStore(tmp_path)
     store.save(b"good", {"n": 1})
     with_version(store.save(b"from the future", {"n": 2}), 99)
-    with caplog.at_level(logging.WARNING, logger="streamlstm.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="streamlstm.io.checkpoint"):
         assert store.load_latest() == (b"good", {"n": 1})
     assert "newer streamlstm" in caplog.text and "format version 99" in caplog.text
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from faults import full_disk_for_checkpoints, sigterm_during_start_up
+
 from streamlstm import __version__
-from streamlstm.checkpoint import DirectoryStore
 from streamlstm.cli import main
+from streamlstm.io.checkpoint import DirectoryStore
 
 SMALL = ["--config", None]  # placeholder replaced per test by a small-model config
 

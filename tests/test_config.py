@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streamlstm import hyperparams
 from streamlstm.config import (
     Config,
     ConfigError,
@@ -12,6 +11,7 @@ from streamlstm.config import (
     dump_yaml,
     load_config,
 )
+from streamlstm.engine import hyperparams
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from streamlstm.metrics import DaemonMetrics
+from streamlstm.kafka.metrics import DaemonMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "streamlstm.json"
 METRIC = re.compile(r"(?<![\w:])streamlstm_\w+")

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 from river import checks, compose, preprocessing
+from synthetic import SHIFT, SPIKES, sine_with_anomalies
 
 from streamlstm import LSTMDetector, MultiStreamDetector
-from streamlstm.hyperparams import DEFAULTS
-from streamlstm.snapshot import SnapshotError
-from synthetic import SHIFT, SPIKES, sine_with_anomalies
+from streamlstm.engine.hyperparams import DEFAULTS
+from streamlstm.engine.snapshot import SnapshotError
 
 
 def test_signature_defaults_are_the_shared_defaults():

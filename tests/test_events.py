@@ -4,7 +4,7 @@ import pytest
 
 from streamlstm.config import InputConfig
 from streamlstm.event import Event, Rejected, error_record
-from streamlstm.events import CsvParser, JsonlParser, parse_ts
+from streamlstm.io.parsers import CsvParser, JsonlParser, parse_ts
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_a_parser_bug_is_an_error_record_naming_the_exception(parser, monkeypatc
     def broken(raw):
         raise KeyError("boom")
 
-    monkeypatch.setattr("streamlstm.events.parse_ts", broken)
+    monkeypatch.setattr("streamlstm.io.parsers.parse_ts", broken)
     rej = parser.parse(5, b'{"stream": "a", "ts": 1, "value": 1}')
     assert reason(rej) == "internal_error" and "KeyError" in rej.detail and rej.raw.startswith('{"stream"')
     assert isinstance(parser.parse(6, b'{"stream": "a", "value": 1}'), Event)  # and parsing goes on

@@ -12,13 +12,13 @@ import threading
 
 import pytest
 
-from streamlstm.checkpoint import DirectoryStore
 from streamlstm.config import load_config
 from streamlstm.event import Event, error_record
-from streamlstm.events import JsonlParser
-from streamlstm.filter_loop import FilterRunner, line_batches, reader
+from streamlstm.io.checkpoint import DirectoryStore
+from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
+from streamlstm.io.parsers import JsonlParser
+from streamlstm.io.records import dumps, result_line, result_lines
 from streamlstm.pool import DetectorPool, Scored, advance, scored
-from streamlstm.records import dumps, result_line, result_lines
 
 
 def small_config(tmp_path, **overrides):
@@ -164,7 +164,7 @@ def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
 
 
 def test_kernel_errors_reach_the_caller(tmp_path, monkeypatch):
-    import streamlstm.filter_loop as filter_loop
+    import streamlstm.io.filter_loop as filter_loop
 
     def broken(routed):
         raise RuntimeError("kernel failed")

@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 
 from streamlstm import MultiStreamDetector
-from streamlstm.fpenv import FLUSH_SUBNORMALS, X86, get_fp_control, set_fp_control
+from streamlstm.engine.fpenv import FLUSH_SUBNORMALS, X86, get_fp_control, set_fp_control
 
 pytestmark = pytest.mark.skipif(not X86, reason="MXCSR is x86's; elsewhere the mode is left as it is")
 

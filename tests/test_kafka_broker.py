@@ -21,7 +21,6 @@ except ImportError:  # pragma: no cover
     from kafka_fixtures import kafka_broker  # noqa: F401
 
 kafka = pytest.importorskip("kafka")
-from kafka.serializer import DefaultSerializer, JsonSerializer  # noqa: E402
 from kafka import (  # noqa: E402
     ConsumerRebalanceListener,
     KafkaConsumer,
@@ -29,6 +28,7 @@ from kafka import (  # noqa: E402
     OffsetAndMetadata,
     TopicPartition,
 )
+from kafka.serializer import DefaultSerializer, JsonSerializer  # noqa: E402
 
 SESSION_MS = 6000
 HEARTBEAT_MS = 1000

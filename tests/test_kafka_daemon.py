@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from faults import sigterm_during_start_up
 from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
 
@@ -32,11 +31,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
-from streamlstm.events import JsonlParser  # noqa: E402
-from streamlstm.kafka_daemon import OUTPUT_MODES, KafkaDaemon, pack_results  # noqa: E402
-from streamlstm.metrics import DaemonMetrics  # noqa: E402
+from streamlstm.io.parsers import JsonlParser  # noqa: E402
+from streamlstm.kafka.daemon import OUTPUT_MODES, KafkaDaemon, pack_results  # noqa: E402
+from streamlstm.kafka.metrics import DaemonMetrics  # noqa: E402
+from streamlstm.kafka.state_store import KafkaChangelogStore  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402
-from streamlstm.state_store import KafkaChangelogStore  # noqa: E402
 
 PARTITIONS = 2
 FAST = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
@@ -350,7 +349,7 @@ class _FakeProducer:
 
 
 def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
-    from streamlstm.kafka_daemon import PartitionState
+    from streamlstm.kafka.daemon import PartitionState
 
     config = load_config(None, env={}, overrides={
         "model.hidden_size": 4, "model.k1": 4, "model.k2": 4, "model.warmup": 5, "model.threshold": 0.6,
@@ -381,7 +380,7 @@ def _offline_messages():
 def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
     """Byte for byte: each result is `records.dumps` of `result_record` plus its source, alone
     (event) or in per-stream JSON arrays in offset order (batch); serial and pipelined agree."""
-    from streamlstm.records import dumps, result_record
+    from streamlstm.io.records import dumps, result_record
 
     recs = _offline_messages()
     runs = []
@@ -456,7 +455,7 @@ def test_one_state_budget_spans_all_partitions():
     seen stream of any partition goes, and the metrics count it."""
     from collections import namedtuple
 
-    from streamlstm.kafka_daemon import PartitionState
+    from streamlstm.kafka.daemon import PartitionState
 
     Rec = namedtuple("Rec", "offset key value")
     daemon, config, tp0 = _offline_daemon("batch", False, max_streams=3)
@@ -511,13 +510,13 @@ def test_pack_results_splits_large_batches():
 def test_compiled_crc32c_matches_kafka_python():
     from kafka.record import _crc32c
 
-    from streamlstm import kafka_crc
+    from streamlstm.kafka import crc
 
     data = bytes(range(256)) * 40 + b"streamlstm"
     for chunk in (b"", b"123456789", data, memoryview(bytearray(data))[3:999]):
-        assert kafka_crc.crc32c(chunk) == _crc32c.crc(bytes(chunk))
-    assert kafka_crc.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
-    assert kafka_crc.install() in ("compiled (numba)", "crc32c (C extension)")
+        assert crc.crc32c(chunk) == _crc32c.crc(bytes(chunk))
+    assert crc.crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert crc.install() in ("compiled (numba)", "crc32c (C extension)")
 
 
 def _fatal_error_record(caplog):

@@ -2,12 +2,21 @@
 
 import numpy as np
 import pytest
-
 from naive import cell_step, head, numerical_gradient, window_loss
-from streamlstm import hyperparams
-from streamlstm.kernels_cpu import (ADAM_EPS, adam_update, cell_forward, head_forward, make_workspace, regularise_and_clip,
-                                    sgd_update, window_backward, window_forward)
-from streamlstm.params import GRU, LSTM, init_params, param_size, views
+
+from streamlstm.engine import hyperparams
+from streamlstm.engine.kernels_cpu import (
+    ADAM_EPS,
+    adam_update,
+    cell_forward,
+    head_forward,
+    make_workspace,
+    regularise_and_clip,
+    sgd_update,
+    window_backward,
+    window_forward,
+)
+from streamlstm.engine.params import GRU, LSTM, init_params, param_size, views
 
 CELLS = [pytest.param(LSTM, id="lstm"), pytest.param(GRU, id="gru")]
 D, H, K = 3, 5, 6

@@ -1,10 +1,10 @@
-"""Tests for streamlstm.labelled_metrics on hand-made cases."""
+"""Tests for streamlstm.evaluate.labelled on hand-made cases."""
 import math
 
 import numpy as np
 import pytest
 
-from streamlstm.labelled_metrics import label_events, labelled_metrics, read_labelled_csv
+from streamlstm.evaluate.labelled import label_events, labelled_metrics, read_labelled_csv
 
 TOL = 1e-9
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic import sine_with_anomalies
 
 from streamlstm import MultiStreamDetector
-from synthetic import sine_with_anomalies
 
 
 def interleaved(n_streams=5, n=300, seed=0):

@@ -1,4 +1,4 @@
-"""Tests for streamlstm.nab_scoring on hand-made cases.
+"""Tests for streamlstm.evaluate.nab_scoring on hand-made cases.
 
 Notation: sigma(y) = 2/(1+exp(5y)) - 1 (NAB scaledSigmoid, -1 for y > 3).
 Unless said otherwise the series has N = 20 rows, probation P = 3 and one
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamlstm.nab_scoring import (
+from streamlstm.evaluate.nab_scoring import (
     PROFILES,
     CostProfile,
     SeriesScores,

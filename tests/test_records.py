@@ -6,8 +6,8 @@ import math
 import pytest
 
 from streamlstm.event import Event
+from streamlstm.io.records import dumps, result_line, result_record
 from streamlstm.pool import Scored
-from streamlstm.records import dumps, result_line, result_record
 
 
 @pytest.mark.parametrize("ts_raw", [None, "2024-05-01T12:00:00Z", 1714564800, 1714564800.5])

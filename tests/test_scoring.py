@@ -3,13 +3,14 @@ re-implementation in tests/naive.py, and what each channel is for."""
 
 import math
 
+import naive
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-import naive
-from streamlstm import MultiStreamDetector, scoring
-from streamlstm.hyperparams import DEFAULTS
+from streamlstm import MultiStreamDetector
+from streamlstm.engine import scoring
+from streamlstm.engine.hyperparams import DEFAULTS
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400.0  # a UTC midnight

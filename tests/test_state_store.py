@@ -5,12 +5,12 @@ import uuid
 from collections import namedtuple
 
 import pytest
-
 from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
-from streamlstm.checkpoint import CheckpointError
+
 from streamlstm.config import Config
-from streamlstm.kafka_daemon import PartitionState
-from streamlstm.state_store import DirectoryStateStore, KafkaChangelogStore
+from streamlstm.io.checkpoint import CheckpointError
+from streamlstm.kafka.daemon import PartitionState
+from streamlstm.kafka.state_store import DirectoryStateStore, KafkaChangelogStore
 
 TP = namedtuple("TP", "topic partition")
 

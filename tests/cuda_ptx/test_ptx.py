@@ -23,7 +23,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 import numba  # noqa: E402
 from numba import cuda  # noqa: E402
 
-from streamlstm import hyperparams, kernels_cuda  # noqa: E402
+from streamlstm.engine import hyperparams, kernels_cuda  # noqa: E402
 
 
 def target_cc():
@@ -77,7 +77,7 @@ def test_kernels_compile_to_ptx(cell, dtype, shared, optimizer, names):
 def test_float32_gates_stay_single_precision():
     """The gate math called from the kernels keeps float32 in float32 (the CUDA overload
     of gates' tanh stub is registered): no double-precision arithmetic in a cell step."""
-    from streamlstm.kernels_cpu import cell_forward
+    from streamlstm.engine.kernels_cpu import cell_forward
 
     kernels_cuda.bind_cuda()
 

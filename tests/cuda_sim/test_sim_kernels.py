@@ -17,12 +17,13 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
     pytest.skip("CUDA simulator tests: run through tests/test_cuda_sim.py", allow_module_level=True)
 pytest.importorskip("numba.cuda")
 
-from streamlstm import MultiStreamDetector, hyperparams, snapshot  # noqa: E402
-from streamlstm.backend import resolve_backend  # noqa: E402
-from streamlstm.device_state import CudaEngine, wave_ranks  # noqa: E402
-from streamlstm.kernels_cpu import ADAM_EPS, C_RNG, make_workspace, process_batch  # noqa: E402
-from streamlstm.params import init_params  # noqa: E402
-from streamlstm.state import ParamArrays, StreamArrays, alloc_params, alloc_streams, stream_rng_seed  # noqa: E402
+from streamlstm import MultiStreamDetector  # noqa: E402
+from streamlstm.engine import hyperparams, snapshot  # noqa: E402
+from streamlstm.engine.backend import resolve_backend  # noqa: E402
+from streamlstm.engine.cuda_engine import CudaEngine, wave_ranks  # noqa: E402
+from streamlstm.engine.kernels_cpu import ADAM_EPS, C_RNG, make_workspace, process_batch  # noqa: E402
+from streamlstm.engine.params import init_params  # noqa: E402
+from streamlstm.engine.state import ParamArrays, StreamArrays, alloc_params, alloc_streams, stream_rng_seed  # noqa: E402
 
 D, H, K, S, TPB = 2, 4, 3, 5, 2
 

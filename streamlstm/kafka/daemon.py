@@ -36,14 +36,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import kafka_crc
-from .budget import StateBudget
-from .config import Config
-from .event import Rejected, error_record
-from .events import JsonlParser
+from ..budget import StateBudget
+from ..config import Config
+from ..event import Rejected, error_record
+from ..io.parsers import JsonlParser
+from ..io.records import dumps, result_lines
+from ..pool import DetectorPool, advance
+from . import crc
 from .metrics import DaemonMetrics, MetricsServer
-from .pool import DetectorPool, advance
-from .records import dumps, result_lines
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
 
 __all__ = ["OUTPUT_MODES", "KafkaDaemon", "pack_results", "run_kafka"]
@@ -233,8 +233,8 @@ class KafkaDaemon:
         from kafka import KafkaConsumer, KafkaProducer
 
         k = self.config.kafka
-        crc = kafka_crc.install()
-        log.info("CRC-32C: %s", crc)
+        installed = crc.install()
+        log.info("CRC-32C: %s", installed)
         security = dict(k.security)
         consumer_opts = {
             "session_timeout_ms": k.session_timeout_ms,

@@ -39,9 +39,24 @@ from numba import njit
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .params import LSTM, views
-from .scoring import (CALIB_C, CALIB_ETA, CALIB_P, CALIB_Q_MAX, N_CHANNELS, SEASONAL_FLOOR, SEASONAL_MAX_VISITS,
-                      SEASONAL_WARM, OUTSIDE_LIMIT, bounded, day_bin, ewma_update, rms, surprise, to_score,
-                      window_mean)
+from .scoring import (
+    CALIB_C,
+    CALIB_ETA,
+    CALIB_P,
+    CALIB_Q_MAX,
+    N_CHANNELS,
+    OUTSIDE_LIMIT,
+    SEASONAL_FLOOR,
+    SEASONAL_MAX_VISITS,
+    SEASONAL_WARM,
+    bounded,
+    day_bin,
+    ewma_update,
+    rms,
+    surprise,
+    to_score,
+    window_mean,
+)
 
 # error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
 KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "nogil": True}

@@ -1,6 +1,6 @@
 """CUDA kernels: a micro-batch of streams advanced one event each, one thread per event.
 
-The host (device_state.CudaEngine) splits a micro-batch into *waves*: wave w holds the
+The host (cuda_engine.CudaEngine) splits a micro-batch into *waves*: wave w holds the
 (w+1)-th event of every stream present, so a wave has at most one event per stream and
 the events of one stream stay in order across waves. Each wave is launched with one
 thread per event (in chunks of at most `max_wave` threads).

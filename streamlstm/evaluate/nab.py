@@ -18,11 +18,18 @@ from typing import Callable
 
 import numpy as np
 
-from .config import Config
-from .nab_scoring import (PROFILES, CorpusResult, SeriesScores, load_windows, parse_timestamp, read_nab_csv,
-                          score_corpus, window_rows)
-from .config import ModelConfig
-from .pool import detector_for
+from ..config import Config, ModelConfig
+from ..pool import detector_for
+from .nab_scoring import (
+    PROFILES,
+    CorpusResult,
+    SeriesScores,
+    load_windows,
+    parse_timestamp,
+    read_nab_csv,
+    score_corpus,
+    window_rows,
+)
 
 
 @dataclass

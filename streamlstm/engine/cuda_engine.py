@@ -18,7 +18,7 @@ import numpy as np
 
 from . import kernels_cuda
 from .backend import simulator_enabled
-from .kernels_cpu import make_workspace, Workspace
+from .kernels_cpu import Workspace, make_workspace
 from .kernels_cuda import ResetArgs, WaveIO
 from .params import param_size
 from .state import ParamArrays, StreamArrays

@@ -13,10 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .kernels_cpu import C_RNG, N_COUNTERS
-from .scoring import N_CHANNELS
 from .hyperparams import KernelHyper
+from .kernels_cpu import C_RNG, N_COUNTERS
 from .params import LSTM, gate_width
+from .scoring import N_CHANNELS
 
 
 class StreamArrays(NamedTuple):

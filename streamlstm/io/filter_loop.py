@@ -31,13 +31,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
-from . import launcher
+from .. import launcher
+from ..config import Config
+from ..event import Rejected, error_record
+from ..multistream import BatchResult
+from ..pool import DetectorPool, Routed, advance
 from .checkpoint import DirectoryStore
-from .config import Config
-from .event import Rejected, error_record
-from .events import CsvParser, JsonlParser
-from .multistream import BatchResult
-from .pool import DetectorPool, Routed, advance
+from .parsers import CsvParser, JsonlParser
 from .records import dumps, result_lines
 
 log = logging.getLogger("streamlstm")

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from .event import UNIVARIATE
-from .multistream import BatchResult
-from .pool import Routed, Scored, scored_part
+from ..event import UNIVARIATE
+from ..multistream import BatchResult
+from ..pool import Routed, Scored, scored_part
 
 
 def _num(v: float) -> float | None:

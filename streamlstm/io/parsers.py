@@ -32,8 +32,8 @@ from typing import Any
 
 import orjson
 
-from .config import InputConfig
-from .event import RAW_LIMIT, UNIVARIATE, Event, Rejected, error_record
+from ..config import InputConfig
+from ..event import RAW_LIMIT, UNIVARIATE, Event, Rejected, error_record
 
 __all__ = ["CsvParser", "Event", "InputFormatError", "JsonlParser", "Rejected", "error_record", "parse_ts"]
 

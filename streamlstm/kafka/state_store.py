@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
-from .checkpoint import CheckpointError, DirectoryStore, prepare_dir
+from ..io.checkpoint import CheckpointError, DirectoryStore, prepare_dir
 
 __all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
 

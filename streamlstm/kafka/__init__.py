@@ -1,0 +1,1 @@
+"""The Kafka daemon: consumer-group loop, per-partition state stores and metrics."""
