@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamlstm.engine import hyperparams  # noqa: E402
 from streamlstm.engine.backend import cuda_device_name  # noqa: E402
-from streamlstm.engine.kernels_cpu import C_RNG, make_workspace, process_batch  # noqa: E402
+from streamlstm.engine.kernels_cpu import make_workspace, process_batch  # noqa: E402
+from streamlstm.engine.layout import C_RNG  # noqa: E402
 from streamlstm.engine.params import init_params, param_size  # noqa: E402
 from streamlstm.engine.state import alloc_params, alloc_streams  # noqa: E402
 

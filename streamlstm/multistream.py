@@ -12,7 +12,8 @@ import numpy as np
 from .engine import hyperparams, snapshot
 from .engine.backend import resolve_backend
 from .engine.hyperparams import DEFAULTS, MULTI_DEFAULTS
-from .engine.kernels_cpu import C_RNG, make_workspace, process_batch
+from .engine.kernels_cpu import make_workspace, process_batch
+from .engine.layout import C_RNG
 from .engine.params import init_params, param_size
 from .engine.state import (
     ParamArrays,

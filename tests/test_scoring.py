@@ -11,6 +11,7 @@ from scipy.stats import norm
 from streamlstm import MultiStreamDetector
 from streamlstm.engine import scoring
 from streamlstm.engine.hyperparams import DEFAULTS
+from streamlstm.engine.layout import stats_layout
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400.0  # a UTC midnight
@@ -173,7 +174,7 @@ def test_self_calibration_damps_a_chronically_surprised_stream_by_at_most_a_quar
     most 25 %), and the scores match the reference."""
     x = np.exp(np.random.default_rng(1).normal(0.0, 1.5, size=(4000, 1)))
     det = MultiStreamDetector(1)
-    q_col = 6 + 3 * scoring.N_CHANNELS + 1
+    q_col = stats_layout(1).quantile
     qs = []
     for row in x:  # one event at a time, to watch q
         det.process_one("s", row)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .layout import StatsLayout, stats_layout
 from .scoring import SEASONAL_HALFLIFE
 
 # name -> (default, validator description, check)
@@ -165,6 +166,7 @@ class KernelHyper(NamedTuple):
     # Backpropagate through the window's recorded forward pass instead of re-running it
     # (per_stream mode without input dropout; see kernels_cpu "Truncated BPTT").
     cached_window: bool
+    stats: StatsLayout  # the columns of a stream's statistics row
 
 
 def halflife_to_alpha(halflife: float) -> float:
@@ -209,4 +211,5 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
         shared=shared,
         cached_window=not shared and settings["input_dropout"] == 0.0,
+        stats=stats_layout(n_features),
     )

@@ -37,52 +37,11 @@ import numpy as np
 from numba import njit
 
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
-from .gates import FASTMATH, ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
+from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
+from .jit import kernel
+from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import (
-    CALIB_C,
-    CALIB_ETA,
-    CALIB_P,
-    CALIB_Q_MAX,
-    N_CHANNELS,
-    OUTSIDE_LIMIT,
-    SEASONAL_FLOOR,
-    SEASONAL_MAX_VISITS,
-    SEASONAL_WARM,
-    bounded,
-    day_bin,
-    ewma_update,
-    rms,
-    surprise,
-    to_score,
-    window_mean,
-)
-
-# error_model="numpy": no zero-division checks, whose branches would stop vectorisation.
-KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "nogil": True}
-# _nrt=False: no reference counting. With it, every array view a kernel takes (a row, a
-# Workspace field, the parameter views) and every array passed to a call that is not inlined
-# costs an atomic incref/decref pair: about 30% of an event's time, for nothing, since the
-# kernels allocate nothing and only borrow arrays their caller keeps alive. Numba boxes an
-# array returned to Python as its parent without NRT, so a helper that returns a view to
-# Python (params.views, kernels_cuda.thread_workspace under the simulator) must keep it.
-kernel = njit(**KERNEL_OPTIONS, _nrt=False)
-
-# Columns of the per-stream float64 statistics row (see state.stats_width); the scaler is
-# also the value statistics of the likelihood channels (see scoring.py).
-#   [0, D)   input scaler mean     [D, 2D)  input scaler variance   [2D, 3D) observations
-#   [3D, 4D) last observed value   [4D, 5D) smallest value seen     [5D, 6D) largest
-#   6D + 3c + (0, 1, 2)            channel c's long-term mean, variance, number of updates
-#   6D + 3*N_CHANNELS              alert penalty P (-log10 units)
-#   6D + 3*N_CHANNELS + 1          running CALIB_P quantile q of the channel surprise
-#   6D + 3*N_CHANNELS + 2 + d      mean absolute step |v - last value| of feature d (EWMA,
-#                                  scaler half-life): the step channel's unit
-# The channels' short windows are streams.ring[s] (N_CHANNELS, w) and the seasonal profile
-# streams.bins[s] (D, seasonal_bins, 3: mean, variance, visits), both float32.
-# Columns of the per-stream int64 counter row.
-C_SEEN, C_WIN, C_SINCE, C_RNG, C_QUIET = range(5)
-N_COUNTERS = 5
-
+from .scoring import alert_step, bounded, learn_statistics, rms, scaler_std, to_score, value_surprise
 
 class Workspace(NamedTuple):
     """Scratch buffers reused by every event (the forward cache is what backward needs)."""
@@ -484,119 +443,18 @@ def sgd_update(theta, m, grad, lr, momentum):
 
 
 @kernel
-def scaler_std(var, mean):
-    """Standard deviation with a floor, so constant series do not divide by zero."""
-    return max(math.sqrt(max(var, 0.0)), 1e-3 * abs(mean) + 1e-9)
-
-
-@kernel
-def normalise(xn, x, stats, clip, D):
+def normalise(xn, x, stats, clip, D, col):
     """xn (D,) out: x scaled by the stream's running mean/std, clipped to +-clip.
 
     NaN where the feature is missing or has been seen fewer than twice (no scale yet).
+    col: the statistics row's layout (layout.StatsLayout).
     """
     for d in range(D):
-        if math.isnan(x[d]) or stats[2 * D + d] < 2.0:
+        if math.isnan(x[d]) or stats[col.count + d] < 2.0:
             xn[d] = math.nan
         else:
-            z = (bounded(x[d]) - stats[d]) / scaler_std(stats[D + d], stats[d])
+            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats[col.var + d], stats[col.mean + d])
             xn[d] = min(max(z, -clip), clip)
-
-
-@kernel
-def value_inputs(x, t, stats, bins, hy):
-    """Inputs of the value channels for event x (D,) at time t, under the statistics from
-    before it: (value, step, seasonal) RMS over observed features (NaN when none; see
-    scoring.py) and how far the farthest feature left the range [lo, hi] of all its earlier
-    values, in units of hi - lo (0 when all are inside). Values are limited to
-    +-VALUE_LIMIT, as everywhere (scoring.py)."""
-    D = hy.D
-    o_step = 6 * D + 3 * N_CHANNELS + 2  # the features' mean absolute steps
-    b = day_bin(t, hy.seasonal_bins)
-    sum_z = 0.0
-    sum_step = 0.0
-    sum_seas = 0.0
-    n = 0
-    n_seas = 0
-    outside = 0.0
-    for d in range(D):
-        v = x[d]
-        if math.isnan(v) or stats[2 * D + d] < 1.0:
-            continue
-        v = bounded(v)
-        sd = scaler_std(stats[D + d], stats[d])
-        z = (v - stats[d]) / sd
-        # Steps in units of the typical step, not of the value's sd: a level shift inflates
-        # the sd for thousands of events, and hid the steps that follow it in sd units.
-        # (Floored like the sd, so a constant series does not divide by zero.)
-        step = (v - stats[3 * D + d]) / max(stats[o_step + d], 1e-3 * abs(stats[d]) + 1e-9)
-        sum_z += z * z
-        sum_step += step * step
-        n += 1
-        lo, hi = stats[4 * D + d], stats[5 * D + d]
-        if hi > lo:
-            outside = max(outside, (v - hi) / (hi - lo), (lo - v) / (hi - lo))
-        if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
-            # The profile holds deviations from the running mean (see update_value_stats).
-            r = (v - stats[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
-            sum_seas += r * r
-            n_seas += 1
-    return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
-
-
-@kernel
-def update_value_stats(stats, bins, x, t, alpha, seasonal_alpha, hy):
-    """Per observed feature: scaler (EWMA mean/variance, exact running moments until
-    1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
-    of time t. The bin learns the value's deviation from the running mean before this
-    event, so a drifting level moves the whole profile with it instead of leaving every
-    bin behind until its next visits. Values are limited to +-VALUE_LIMIT (scoring.py)."""
-    D = hy.D
-    o_step = 6 * D + 3 * N_CHANNELS + 2  # the features' mean absolute steps
-    b = day_bin(t, hy.seasonal_bins)
-    for d in range(D):
-        v = x[d]
-        if math.isnan(v):
-            continue
-        v = bounded(v)
-        dev = v - stats[d]
-        n = stats[2 * D + d] + 1.0
-        stats[2 * D + d] = n
-        stats[d], stats[D + d] = ewma_update(stats[d], stats[D + d], v, max(1.0 / n, alpha))
-        if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
-            stats[o_step + d] += max(1.0 / (n - 1.0), alpha) * (abs(v - stats[3 * D + d]) - stats[o_step + d])
-        stats[3 * D + d] = v
-        if n == 1.0:
-            stats[4 * D + d] = v
-            stats[5 * D + d] = v
-        else:
-            stats[4 * D + d] = min(stats[4 * D + d], v)
-            stats[5 * D + d] = max(stats[5 * D + d], v)
-        if b >= 0:
-            visits = min(bins[d, b, 2] + 1.0, SEASONAL_MAX_VISITS)
-            bins[d, b, 2] = visits
-            bins[d, b, 0], bins[d, b, 1] = ewma_update(bins[d, b, 0], bins[d, b, 1], dev,
-                                                       max(1.0 / visits, seasonal_alpha))
-
-
-@kernel
-def channel_surprise(stats, ring, c, x, p, filled, D):
-    """Surprise of channel c given its input x this event (see scoring.py)."""
-    o = 6 * D + 3 * c
-    return surprise(window_mean(ring[c], x, p, filled), stats[o], stats[o + 1], stats[o + 2])
-
-
-@kernel
-def channel_learn(stats, ring, c, x, p, filled, update, long_alpha, D):
-    """Fold channel c's window mean (with input x) into its long-term Gaussian when
-    `update`, then store x (NaN: none) in the ring slot p."""
-    m = window_mean(ring[c], x, p, filled)
-    if update and not math.isnan(m):
-        o = 6 * D + 3 * c
-        n = stats[o + 2] + 1.0
-        stats[o + 2] = n
-        stats[o], stats[o + 1] = ewma_update(stats[o], stats[o + 1], m, max(1.0 / n, long_alpha))
-    ring[c, p] = x
 
 
 @kernel
@@ -617,13 +475,13 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
 
     pred_out (D,) out: the forecast of this event in original units (NaN before any).
     Returns (L, error, Lc): the event's surprise in -log10 units before alert suppression
-    (0 during warm-up; see scoring.py and `alert_step`), its RMS prediction error (NaN if
+    (0 during warm-up; see scoring.value_surprise and .alert_step), its RMS prediction error (NaN if
     none) and its channel surprise before the stream's calibration (-1 during warm-up:
     nothing for the quantile tracker). Fills ws.xn with the normalised, clipped event.
     """
-    D = hy.D
+    D, col = hy.D, hy.stats
     stats, counters = streams.stats[s], streams.counters[s]
-    normalise(ws.xn, x, stats, hy.input_clip, D)
+    normalise(ws.xn, x, stats, hy.input_clip, D, col)
     n_seen = counters[C_SEEN]
     ss = 0.0
     n_obs = 0
@@ -631,7 +489,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         if n_seen == 0:
             pred_out[d] = math.nan
         else:
-            pred_out[d] = stats[d] + scaler_std(stats[D + d], stats[d]) * streams.pred[s, d]
+            pred_out[d] = stats[col.mean + d] + scaler_std(stats[col.var + d], stats[col.mean + d]) * streams.pred[s, d]
         if not math.isnan(ws.xn[d]) and n_seen > 0:
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
@@ -639,49 +497,8 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     error = rms(ss, n_obs)
     if n_seen < hy.warmup:
         return 0.0, error, -1.0
-    z, step, seas, outside = value_inputs(x, t, stats, streams.bins[s], hy)
-    ring = streams.ring[s]
-    w = hy.short_window
-    p = n_seen % w
-    filled = min(n_seen, w)
-    L_error = channel_surprise(stats, ring, 0, error, p, filled, D)
-    L = (L_error
-         + channel_surprise(stats, ring, 1, z, p, filled, D)
-         + channel_surprise(stats, ring, 2, step, p, filled, D)) / 3.0
-    Lc = max(L, channel_surprise(stats, ring, 3, seas, p, filled, D), hy.error_weight * L_error)
-    q = stats[6 * D + 3 * N_CHANNELS + 1]
-    L = Lc * CALIB_C / q if q > CALIB_C else Lc
-    if outside > hy.range_tolerance:
-        # Graded, so a value far outside the range outranks one just past the tolerance.
-        L = max(L, hy.range_novelty * (1.0 + outside))
+    L, Lc = value_surprise(error, x, t, s, streams, hy)
     return L, error, Lc
-
-
-@kernel
-def alert_step(L, Lc, s, streams, learn, hy):
-    """Score and flag of an event of surprise L, after alert suppression: 0 during a
-    cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With
-    `learn`, an alert starts a cooldown and raises P by alert_penalty; P decays every
-    event; and the stream's quantile q of the channel surprise takes one step towards
-    Lc's CALIB_P quantile, capped at CALIB_Q_MAX (not when Lc < 0: warm-up). Returns
-    (score, flag)."""
-    stats, counters = streams.stats[s], streams.counters[s]
-    o = 6 * hy.D + 3 * N_CHANNELS
-    penalty = stats[o]
-    quiet = counters[C_QUIET]
-    score = 0.0 if quiet > 0 else to_score(max(L - penalty, 0.0))
-    flag = score >= hy.threshold
-    if learn:
-        if quiet > 0:
-            counters[C_QUIET] = quiet - 1
-        elif flag:
-            counters[C_QUIET] = hy.alert_cooldown
-            penalty += hy.alert_penalty
-        stats[o] = penalty * hy.penalty_decay
-        if Lc >= 0.0:
-            q = stats[o + 1]
-            stats[o + 1] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
-    return score, flag
 
 
 @kernel
@@ -771,27 +588,15 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
 @kernel
 def learn_end(s, x, t, error, streams, theta, ws, hy):
     """Update stream s's statistics (scaler, value range, seasonal profile, likelihood
-    channels) with event `x` (D,) at time `t` and its `error`, then advance the carried state one step with `theta` (the weights after this
-    event's update) and forecast the next event."""
+    channels; scoring.learn_statistics) with event `x` (D,) at time `t` and its `error`,
+    then advance the carried state one step with `theta` (the weights after this event's
+    update) and forecast the next event."""
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
-    counters, stats = streams.counters[s], streams.stats[s]
+    counters = streams.counters[s]
     W, b, Wy, by = views(theta, cell, D, H)
 
     # Statistics, updated only now: this event was normalised and scored without them.
-    # The channels' long-term statistics start after half the warm-up: the model's large
-    # early errors would otherwise inflate them for a long time.
-    bins, ring = streams.bins[s], streams.ring[s]
-    n_seen = counters[C_SEEN]
-    z, step, seas, _ = value_inputs(x, t, stats, bins, hy)
-    w = hy.short_window
-    p = n_seen % w
-    filled = min(n_seen, w)
-    update = n_seen >= hy.warmup // 2
-    channel_learn(stats, ring, 0, error, p, filled, update, hy.long_alpha, D)
-    channel_learn(stats, ring, 1, z, p, filled, update, hy.long_alpha, D)
-    channel_learn(stats, ring, 2, step, p, filled, update, hy.long_alpha, D)
-    channel_learn(stats, ring, 3, seas, p, filled, update, hy.long_alpha, D)
-    update_value_stats(stats, bins, x, t, hy.scaler_alpha, hy.seasonal_alpha, hy)
+    learn_statistics(error, x, t, s, streams, hy)
 
     if hy.cached_window:
         # Record the step in the window's forward cache: step t consumes win[t], so the

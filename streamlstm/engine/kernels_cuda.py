@@ -57,11 +57,9 @@ import numpy as np
 from numba import njit
 
 from . import gates
+from .jit import KERNEL_OPTIONS
 from .kernels_cpu import (
-    C_RNG,
-    KERNEL_OPTIONS,
     Workspace,
-    alert_step,
     copy_row,
     fill,
     learn_begin,
@@ -69,7 +67,8 @@ from .kernels_cpu import (
     optimiser_update,
     score_event,
 )
-from .scoring import to_score
+from .layout import C_RNG
+from .scoring import alert_step, to_score
 
 # The CPU options, NRT included (see kernels_cpu.kernel): under the simulator these helpers
 # are called from Python, and thread_workspace returns views. numba-cuda recompiles them.

@@ -54,10 +54,11 @@ import math
 from numba import njit
 
 from .gates import FASTMATH
+from .jit import kernel
+from .layout import C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
-N_CHANNELS = 4  # likelihood channels: 0 LSTM error, 1 value, 2 step, 3 seasonal residual
 DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
 # Seasonal bins: each bin's mean/variance is an EWMA over the visits of that bin with this
 # half-life (in visits, i.e. days); a bin answers only after SEASONAL_WARM visits, and its
@@ -166,3 +167,177 @@ def day_bin(t, n_bins):
         return -1
     r = t - math.floor(t / DAY) * DAY
     return min(int(r / DAY * n_bins), n_bins - 1)
+
+
+# ------------------------------------------------ one event of one stream (kernel functions)
+# `col` is the statistics row's layout (layout.StatsLayout, hy.stats in the kernels).
+
+
+@kernel
+def scaler_std(var, mean):
+    """Standard deviation with a floor, so constant series do not divide by zero."""
+    return max(math.sqrt(max(var, 0.0)), 1e-3 * abs(mean) + 1e-9)
+
+
+@kernel
+def value_inputs(x, t, stats, bins, hy):
+    """Inputs of the value channels for event x (D,) at time t, under the statistics from
+    before it: (value, step, seasonal) RMS over observed features (NaN when none) and how
+    far the farthest feature left the range [lo, hi] of all its earlier values, in units of
+    hi - lo (0 when all are inside). Values are limited to +-VALUE_LIMIT, as everywhere."""
+    D, col = hy.D, hy.stats
+    b = day_bin(t, hy.seasonal_bins)
+    sum_z = 0.0
+    sum_step = 0.0
+    sum_seas = 0.0
+    n = 0
+    n_seas = 0
+    outside = 0.0
+    for d in range(D):
+        v = x[d]
+        if math.isnan(v) or stats[col.count + d] < 1.0:
+            continue
+        v = bounded(v)
+        sd = scaler_std(stats[col.var + d], stats[col.mean + d])
+        z = (v - stats[col.mean + d]) / sd
+        # Steps in units of the typical step, not of the value's sd: a level shift inflates
+        # the sd for thousands of events, and hid the steps that follow it in sd units.
+        # (Floored like the sd, so a constant series does not divide by zero.)
+        step = (v - stats[col.last + d]) / max(stats[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
+        sum_z += z * z
+        sum_step += step * step
+        n += 1
+        lo, hi = stats[col.lo + d], stats[col.hi + d]
+        if hi > lo:
+            outside = max(outside, (v - hi) / (hi - lo), (lo - v) / (hi - lo))
+        if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
+            # The profile holds deviations from the running mean (see update_value_stats).
+            r = (v - stats[col.mean + d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
+            sum_seas += r * r
+            n_seas += 1
+    return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
+
+
+@kernel
+def update_value_stats(stats, bins, x, t, hy):
+    """Per observed feature: scaler (EWMA mean/variance, exact running moments until
+    1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
+    of time t. The bin learns the value's deviation from the running mean before this
+    event, so a drifting level moves the whole profile with it instead of leaving every
+    bin behind until its next visits. Values are limited to +-VALUE_LIMIT."""
+    D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
+    b = day_bin(t, hy.seasonal_bins)
+    for d in range(D):
+        v = x[d]
+        if math.isnan(v):
+            continue
+        v = bounded(v)
+        dev = v - stats[col.mean + d]
+        n = stats[col.count + d] + 1.0
+        stats[col.count + d] = n
+        stats[col.mean + d], stats[col.var + d] = ewma_update(stats[col.mean + d], stats[col.var + d], v,
+                                                              max(1.0 / n, alpha))
+        if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
+            stats[col.step + d] += max(1.0 / (n - 1.0), alpha) * (abs(v - stats[col.last + d]) - stats[col.step + d])
+        stats[col.last + d] = v
+        if n == 1.0:
+            stats[col.lo + d] = v
+            stats[col.hi + d] = v
+        else:
+            stats[col.lo + d] = min(stats[col.lo + d], v)
+            stats[col.hi + d] = max(stats[col.hi + d], v)
+        if b >= 0:
+            visits = min(bins[d, b, 2] + 1.0, SEASONAL_MAX_VISITS)
+            bins[d, b, 2] = visits
+            bins[d, b, 0], bins[d, b, 1] = ewma_update(bins[d, b, 0], bins[d, b, 1], dev,
+                                                       max(1.0 / visits, hy.seasonal_alpha))
+
+
+@kernel
+def channel_surprise(stats, ring, c, x, p, filled, col):
+    """Surprise of channel c given its input x this event."""
+    o = col.channels + 3 * c
+    return surprise(window_mean(ring[c], x, p, filled), stats[o], stats[o + 1], stats[o + 2])
+
+
+@kernel
+def channel_learn(stats, ring, c, x, p, filled, update, long_alpha, col):
+    """Fold channel c's window mean (with input x) into its long-term Gaussian when
+    `update`, then store x (NaN: none) in the ring slot p."""
+    m = window_mean(ring[c], x, p, filled)
+    if update and not math.isnan(m):
+        o = col.channels + 3 * c
+        n = stats[o + 2] + 1.0
+        stats[o + 2] = n
+        stats[o], stats[o + 1] = ewma_update(stats[o], stats[o + 1], m, max(1.0 / n, long_alpha))
+    ring[c, p] = x
+
+
+@kernel
+def value_surprise(error, x, t, s, streams, hy):
+    """The surprise of event x (D,) of stream slot s at time t, given its prediction error,
+    after warm-up, without changing any state: (L, Lc), L before alert suppression and Lc
+    the channel surprise before the stream's self-calibration (see the module docstring)."""
+    stats, ring, col = streams.stats[s], streams.ring[s], hy.stats
+    z, step, seas, outside = value_inputs(x, t, stats, streams.bins[s], hy)
+    n_seen = streams.counters[s, C_SEEN]
+    w = hy.short_window
+    p = n_seen % w
+    filled = min(n_seen, w)
+    L_error = channel_surprise(stats, ring, CH_ERROR, error, p, filled, col)
+    L = (L_error
+         + channel_surprise(stats, ring, CH_VALUE, z, p, filled, col)
+         + channel_surprise(stats, ring, CH_STEP, step, p, filled, col)) / 3.0
+    Lc = max(L, channel_surprise(stats, ring, CH_SEASONAL, seas, p, filled, col), hy.error_weight * L_error)
+    q = stats[col.quantile]
+    L = Lc * CALIB_C / q if q > CALIB_C else Lc
+    if outside > hy.range_tolerance:
+        # Graded, so a value far outside the range outranks one just past the tolerance.
+        L = max(L, hy.range_novelty * (1.0 + outside))
+    return L, Lc
+
+
+@kernel
+def learn_statistics(error, x, t, s, streams, hy):
+    """Fold event x (D,) of stream slot s at time t and its prediction error into the
+    stream's channel statistics, then its value statistics. The channels' long-term
+    statistics start after half the warm-up: the model's large early errors would
+    otherwise inflate them for a long time."""
+    stats, bins, ring, col = streams.stats[s], streams.bins[s], streams.ring[s], hy.stats
+    n_seen = streams.counters[s, C_SEEN]
+    z, step, seas, _ = value_inputs(x, t, stats, bins, hy)
+    w = hy.short_window
+    p = n_seen % w
+    filled = min(n_seen, w)
+    update = n_seen >= hy.warmup // 2
+    channel_learn(stats, ring, CH_ERROR, error, p, filled, update, hy.long_alpha, col)
+    channel_learn(stats, ring, CH_VALUE, z, p, filled, update, hy.long_alpha, col)
+    channel_learn(stats, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
+    channel_learn(stats, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
+    update_value_stats(stats, bins, x, t, hy)
+
+
+@kernel
+def alert_step(L, Lc, s, streams, learn, hy):
+    """Score and flag of an event of surprise L, after alert suppression: 0 during a
+    cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With
+    `learn`, an alert starts a cooldown and raises P by alert_penalty; P decays every
+    event; and the stream's quantile q of the channel surprise takes one step towards
+    Lc's CALIB_P quantile, capped at CALIB_Q_MAX (not when Lc < 0: warm-up). Returns
+    (score, flag)."""
+    stats, counters, col = streams.stats[s], streams.counters[s], hy.stats
+    penalty = stats[col.penalty]
+    quiet = counters[C_QUIET]
+    score = 0.0 if quiet > 0 else to_score(max(L - penalty, 0.0))
+    flag = score >= hy.threshold
+    if learn:
+        if quiet > 0:
+            counters[C_QUIET] = quiet - 1
+        elif flag:
+            counters[C_QUIET] = hy.alert_cooldown
+            penalty += hy.alert_penalty
+        stats[col.penalty] = penalty * hy.penalty_decay
+        if Lc >= 0.0:
+            q = stats[col.quantile]
+            stats[col.quantile] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
+    return score, flag

@@ -2,7 +2,8 @@
 
 Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
 S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window,
-B seasonal bins, N_CHANNELS likelihood channels (see scoring.py).
+B seasonal bins, N_CHANNELS scoring channels; the columns of `stats` and `counters` are
+named in layout.py.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .hyperparams import KernelHyper
-from .kernels_cpu import C_RNG, N_COUNTERS
+from .layout import N_CHANNELS, N_COUNTERS, stats_layout
 from .params import LSTM, gate_width
-from .scoring import N_CHANNELS
 
 
 class StreamArrays(NamedTuple):
@@ -34,7 +34,7 @@ class StreamArrays(NamedTuple):
     win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
     winw: np.ndarray  # (S, K+1)  loss weight of each of them (anomaly policy)
     pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
-    stats: np.ndarray  # (S, 7D+3*N_CHANNELS+2) float64: scaler, last value, range, channels, alerts, calibration, step unit
+    stats: np.ndarray  # (S, stats_layout(D).width) float64: scaler, last value, range, channels, alerts, step unit
     # float32: scores only need a few digits, and these are most of a stream's scoring state
     ring: np.ndarray  # (S, N_CHANNELS, w) float32: channel inputs of the last w events (NaN: none)
     bins: np.ndarray  # (S, D, B, 3) float32: seasonal mean, variance, visits per feature and bin
@@ -46,11 +46,6 @@ class ParamArrays(NamedTuple):
     m: np.ndarray  # (Q, P) first moment (Adam) or momentum (SGD)
     v: np.ndarray  # (Q, P) Adam second moment; (Q, 0) for SGD
     step: np.ndarray  # (Q,) int64 optimiser steps taken
-
-
-def stats_width(D: int) -> int:
-    """Columns of the float64 statistics row (layout in kernels_cpu)."""
-    return 7 * D + 3 * N_CHANNELS + 2
 
 
 def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
@@ -65,7 +60,7 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
     return StreamArrays(
         h=z(S, H), c=z(S, Hc), h0=z(S, h0), c0=z(S, min(h0, Hc)),
         hs=z(S, k + 1 if k else 0, H), cs=z(S, k + 1 if k else 0, Hc), acts=z(S, k, G), aux=z(S, k, H),
-        win=z(S, K + 1, D), winw=z(S, K + 1), pred=z(S, D), stats=np.zeros((S, stats_width(D))),
+        win=z(S, K + 1, D), winw=z(S, K + 1), pred=z(S, D), stats=np.zeros((S, stats_layout(D).width)),
         ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.float32),
         bins=np.zeros((S, D, hy.seasonal_bins, 3), dtype=np.float32),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),

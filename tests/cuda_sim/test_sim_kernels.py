@@ -21,7 +21,8 @@ from streamlstm import MultiStreamDetector  # noqa: E402
 from streamlstm.engine import hyperparams, snapshot  # noqa: E402
 from streamlstm.engine.backend import resolve_backend  # noqa: E402
 from streamlstm.engine.cuda_engine import CudaEngine, wave_ranks  # noqa: E402
-from streamlstm.engine.kernels_cpu import ADAM_EPS, C_RNG, make_workspace, process_batch  # noqa: E402
+from streamlstm.engine.kernels_cpu import ADAM_EPS, make_workspace, process_batch  # noqa: E402
+from streamlstm.engine.layout import C_RNG  # noqa: E402
 from streamlstm.engine.params import init_params  # noqa: E402
 from streamlstm.engine.state import ParamArrays, StreamArrays, alloc_params, alloc_streams, stream_rng_seed  # noqa: E402
 
