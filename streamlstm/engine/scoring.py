@@ -1,7 +1,9 @@
 """From one event to a calibrated anomaly score: the scalar and per-channel math.
 
-An event is judged by four *likelihood channels*. Each channel sees one non-negative
-"surprise input" per event:
+The design in brief; the results, the constants' provenance and every variant tried are in
+docs/detection.md and docs/tuning-log.md.
+
+Channels. Four *likelihood channels* each see one non-negative "surprise input" per event:
 
     0  the LSTM's prediction error (RMS over observed features, normalised units)
     1  how far the value is from its running mean:     RMS_d |v_d - mean_d| / sd_d
@@ -9,42 +11,46 @@ An event is judged by four *likelihood channels*. Each channel sees one non-nega
     3  how far it is from the usual value at this time of day (seasonal residual):
                                                        RMS_d |v_d - mean_d - bin mean_d| / bin sd_d
 
-(mean_d, sd_d are the stream's input scaler, half-life `scaler_halflife`; step_d is the
-stream's mean absolute step, same half-life: a level shift inflates sd_d for thousands of
-events, and steps in sd units then hid what followed it. The seasonal profile is
-`seasonal_bins` bins of the day, each with its own EWMA mean and variance of the value's
-deviation from mean_d, so a drifting level carries the profile along.)
-Every channel keeps its inputs of the last `short_window` events and a long-term
-exponentially weighted Gaussian (mu, var; half-life `long_halflife`) of their mean m, and
-asks how improbable the current m is (the anomaly-likelihood idea of Numenta's HTM
-detector):
+mean_d, sd_d are the stream's input scaler (half-life `scaler_halflife`); step_d is its mean
+absolute step, same half-life, because a level shift inflates sd_d for thousands of events
+and steps in sd units would hide what follows it. The seasonal profile is `seasonal_bins`
+bins of the UTC day, each an EWMA mean and variance of the deviation v_d - mean_d, so a
+drifting level carries the profile along.
+
+Likelihood. Every channel keeps its inputs of the last `short_window` events and a
+long-term exponentially weighted Gaussian (mu, var; half-life `long_halflife`) of their
+mean m, and asks how improbable the current m is (the anomaly-likelihood idea of Numenta's
+HTM detector):
 
     L_c = -log10 P(Z >= (m - mu) / sd),  Z ~ N(0, 1)      "how many nines" of surprise
 
-A value more than `range_tolerance` x (hi - lo) outside the range [lo, hi] of every value
-the stream has shown gets the surprise `range_novelty` * (1 + e), e = its distance outside
-in units of hi - lo (Numenta's NAB detector has the same "spatial anomaly" rule with a 5 %
-tolerance: a new record by a hair is not news; the grading lets a spike far outside the
-range outrank one just past the tolerance). The event's surprise is
+Range novelty. A value more than `range_tolerance` x (hi - lo) outside the range [lo, hi]
+of every value the stream has shown gets the surprise L_range = `range_novelty` * (1 + e),
+e = its distance outside in units of hi - lo (Numenta's "spatial anomaly" rule: a new
+record by a hair is not news; the grading lets a spike far outside the range outrank one
+just past the tolerance).
+
+Combination. The event's surprise is
 
     L = max( k * max( (L_0 + L_1 + L_2) / 3,  L_3,  error_weight * L_0 ),  L_range )
 
-(the LSTM error may alert on its own at a higher bar: it is the one channel that sees a
-change of rhythm). k = min(1, CALIB_C / q) >= 0.75 calibrates each stream to itself: q
-is a running 0.995 quantile of the stream's own channel surprise (the inner max, before
-k), so a stream that is surprised all the time (Twitter counts) needs up to a third more
-to alert while a stream whose surprises are rare (q below CALIB_C) is unchanged.
-Repeated alarms are suppressed (kernels_cpu.alert_step): after an alert the next
-`alert_cooldown` events score 0, and a penalty P rises by `alert_penalty` per alert and
-decays with half-life `penalty_halflife` events:
+The LSTM error is averaged with the value channels and may also alert on its own at a
+higher bar: it is the one channel that sees a change of rhythm.
+
+Calibration. k = min(1, CALIB_C / q) >= 0.75 calibrates each stream to itself: q is a
+running CALIB_P quantile of the stream's own channel surprise (the inner max, before k), so
+a stream that is surprised all the time (Twitter counts) needs up to a third more to alert,
+while a stream whose surprises are rare (q below CALIB_C) is unchanged.
+
+Suppression (kernels_cpu.alert_step). After an alert the next `alert_cooldown` events score
+0, and a penalty P rises by `alert_penalty` per alert and decays with half-life
+`penalty_halflife` events, so one incident raises one alert while a second incident soon
+after the first can still be reported:
 
     Le = max(L - P, 0),   score = Le / (Le + L_HALF)      in [0, 1), 0.5 at Le = 5
 
 so the score keeps resolution near 1 (Le = 10 gives 0.667, 50 gives 0.909) instead of
 saturating. Statistics used for an event's score are those from before that event.
-Measured on NAB (README "NAB results"): the value channels and the seasonal and range
-terms carry most of the gain over the LSTM error alone; the penalty replaces a long
-cooldown, so a second incident soon after the first can still be reported.
 """
 
 from __future__ import annotations
@@ -63,8 +69,8 @@ DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
 # Seasonal bins: each bin's mean/variance is an EWMA over the visits of that bin with this
 # half-life (in visits, i.e. days); a bin answers only after SEASONAL_WARM visits, and its
 # sd is floored at SEASONAL_FLOOR x the stream's sd so a bin that happened to see nearly
-# constant values does not call every later wiggle impossible. Chosen on NAB and not
-# worth tuning per stream: they only matter in the first days of a stream.
+# constant values does not call every later wiggle impossible. Global constants, not
+# settings: they matter only in a stream's first days (provenance: docs/detection.md).
 SEASONAL_HALFLIFE = 50.0
 SEASONAL_WARM = 3.0
 SEASONAL_FLOOR = 0.1
@@ -73,11 +79,8 @@ SEASONAL_MAX_VISITS = 1e6  # visit counts saturate (float32 bins count exactly u
 # (the channel terms, not range novelty) with a stochastic-approximation step of CALIB_ETA
 # (-log10 units; q += CALIB_ETA * (1[L > q] - (1 - CALIB_P)) every scored event, capped at
 # CALIB_Q_MAX), and where q exceeds CALIB_C, the alert level, the channel terms are damped
-# by CALIB_C / q. A stream that is surprised all the time (Twitter counts) needs more to
-# alert; a stream whose surprises are rare keeps q below CALIB_C and is unchanged. The cap
-# bounds the damping to 25 %: an incident raises q too, and uncapped it hid the next
-# incident for ~1,000 events (the bundled example's level shift, 440 events after its
-# noise burst). Chosen on NAB and the synthetic guard (README "NAB results").
+# by CALIB_C / q. The cap bounds the damping to 25 %, because an incident raises q too and
+# unbounded damping would hide the next incident (docs/tuning-log.md).
 CALIB_P = 0.995
 CALIB_C = L_HALF
 CALIB_Q_MAX = CALIB_C / 0.75

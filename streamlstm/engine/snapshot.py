@@ -13,10 +13,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 6  # 2: cached BPTT windows, multi-channel scoring state; 3: no last-alert column;
-#                   4: seasonal profile of deviations from the running mean;
-#                   5: per-stream quantile of the channel surprise (self-calibration);
-#                   6: mean absolute step per feature (the step channel's unit)
+FORMAT_VERSION = 6  # what each version changed: docs/architecture.md, "Snapshot format versions"
 _META_KEY = "__meta__"
 
 
