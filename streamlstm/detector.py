@@ -29,7 +29,7 @@ class LSTMDetector(base.AnomalyDetector):
     Each event is forecast from the recurrent state before it is seen; the prediction
     error, how far the value is from its usual level and from its previous value, and a
     value outside the range seen so far become a calibrated score in [0, 1) (see
-    streamlstm.scoring). One stream has no timestamps here, so the time-of-day channel of
+    streamlstm.engine.scoring). One stream has no timestamps here, so the time-of-day channel of
     the multi-stream detector is off.
     The feature set is fixed by the first `learn_one`: later missing features are treated
     as missing values (NaN), unknown ones are ignored.

@@ -3,7 +3,8 @@
 The design in brief; the results, the constants' provenance and every variant tried are in
 docs/detection.md and docs/tuning-log.md.
 
-Channels. Four *likelihood channels* each see one non-negative "surprise input" per event:
+Channels. Four *likelihood channels* (numbered in layout.py) each see one non-negative
+"surprise input" per event:
 
     0  the LSTM's prediction error (RMS over observed features, normalised units)
     1  how far the value is from its running mean:     RMS_d |v_d - mean_d| / sd_d
@@ -42,7 +43,7 @@ running CALIB_P quantile of the stream's own channel surprise (the inner max, be
 a stream that is surprised all the time (Twitter counts) needs up to a third more to alert,
 while a stream whose surprises are rare (q below CALIB_C) is unchanged.
 
-Suppression (kernels_cpu.alert_step). After an alert the next `alert_cooldown` events score
+Suppression (`alert_step` below). After an alert the next `alert_cooldown` events score
 0, and a penalty P rises by `alert_penalty` per alert and decays with half-life
 `penalty_halflife` events, so one incident raises one alert while a second incident soon
 after the first can still be reported:
