@@ -6,24 +6,13 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-import numba
 import numpy as np
 
 from .engine import hyperparams, snapshot
-from .engine.backend import resolve_backend
+from .engine.backend import make_engine, resolve_backend
 from .engine.hyperparams import DEFAULTS, MULTI_DEFAULTS
-from .engine.kernels_cpu import make_workspace, process_batch
-from .engine.layout import C_RNG
-from .engine.params import init_params, param_size
-from .engine.state import (
-    ParamArrays,
-    StreamArrays,
-    StreamTable,
-    alloc_params,
-    alloc_streams,
-    row_bytes,
-    stream_rng_seed,
-)
+from .engine.params import init_params
+from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 
 
 class BatchResult(NamedTuple):
@@ -77,22 +66,14 @@ class MultiStreamDetector:
         self.dtype = np.dtype(s["dtype"])
         self.theta0 = init_params(self.hyper.cell, n_features, s["hidden_size"], s["seed"], self.dtype)
         self.table = StreamTable(max_streams)
-        self._capacity = 0
-        self.streams = self._alloc_streams(0)
-        self.params = alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam")
-        self.work = make_workspace(self.hyper.cell, n_features, s["hidden_size"], s["k2"],
-                                   param_size(self.hyper.cell, n_features, s["hidden_size"]), self.dtype)
-        # backend "cuda": the tables live on the device (self.streams/self.params stay empty).
         self.backend = resolve_backend(backend)
-        self._engine = None
-        self._compiled = None  # process_batch's compiled overload, once known
+        # The tables and the kernels that advance them: engine.cpu_engine or .cuda_engine.
+        self.engine = make_engine(self.backend, self.hyper, alloc_streams(0, self.hyper, self.dtype),
+                                  alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam"),
+                                  self.theta0)
         # One-event buffers of the *_one methods (outputs, slot, timestamp), reused per call.
         self._one = (BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, n_features)), np.empty(1)),
                      np.zeros(1, dtype=np.int64), np.empty(1))
-        if self.backend == "cuda":
-            from .engine.cuda_engine import CudaEngine
-
-            self._engine = CudaEngine(self.hyper, self.streams, self.params, self.theta0)
 
     # ------------------------------------------------------------------ processing
 
@@ -118,35 +99,9 @@ class MultiStreamDetector:
             slots, new = self.table.assign(stream_ids[done:])
             self._reset_slots(new)
             end = done + len(slots)
-            if self._engine is not None:
-                res = self._engine.process(slots, X[done:end], learn, T[done:end])
-                for dst, src in zip(out, res):
-                    dst[done:end] = src
-            else:
-                self._process_batch(out.scores[done:end], out.flags[done:end], out.predictions[done:end],
-                                    out.errors[done:end], slots, X[done:end], T[done:end], bool(learn))
+            self.engine.process(slots, X[done:end], learn, T[done:end], out=tuple(a[done:end] for a in out))
             done = end
         return out
-
-    def _process_batch(self, *events) -> None:
-        """kernels_cpu.process_batch over this detector's tables.
-
-        Numba's dispatcher derives the types of all arguments on every call, about 6 us for
-        these tuples of arrays: more than scoring one event costs. They never change for a
-        detector (process() passes fixed-dtype contiguous arrays), so the compiled overload
-        is looked up once and called directly.
-        """
-        args = (*events, self.streams, self.params, self.work, self.hyper)
-        if self._compiled is not None:
-            self._compiled(*args)
-            return
-        process_batch(*args)  # compiles or loads the overload for these types
-        self._compiled = process_batch.overloads[tuple(numba.typeof(a) for a in args)].entry_point
-
-    def __getstate__(self) -> dict:
-        # The compiled entry point cannot be pickled (copy/pickle of a detector, as river's
-        # checks do); it is looked up again on first use.
-        return {**self.__dict__, "_compiled": None}
 
     def learn_one(self, stream_id: str, x, timestamp: float = math.nan) -> None:
         self.process_one(stream_id, x, timestamp)
@@ -155,7 +110,7 @@ class MultiStreamDetector:
         """`process` of one event (scored, then learnt); returns its (score, flag)."""
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
         slot = self.table.get(stream_id)
-        if slot is None or self._engine is not None:
+        if slot is None:
             res = self.process([stream_id], x, [timestamp])
             return float(res.scores[0]), bool(res.flags[0])
         self.table.slots.move_to_end(stream_id)  # as process() touches it
@@ -168,21 +123,18 @@ class MultiStreamDetector:
         if slot is None:
             return 0.0
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
-        if self._engine is not None:
-            T = np.array([timestamp], dtype=np.float64)
-            return float(self._engine.process(np.array([slot]), x, False, T)[0][0])
         return float(self._event(slot, x, timestamp, False).scores[0])
 
     def _event(self, slot: int, x: np.ndarray, timestamp: float, learn: bool) -> BatchResult:
-        """One event x (1, D) of held slot `slot` on the CPU; the result lies in the one-event
-        buffers, valid until the next call. process()'s general bookkeeping costs about 4 us
-        of Python per call, several times what the kernel takes to score one event."""
+        """One event x (1, D) of held slot `slot`; the result lies in the one-event buffers,
+        valid until the next call. process()'s general bookkeeping costs about 4 us of
+        Python per call, several times what the kernel takes to score one event."""
         if x.shape != (1, self.n_features):
             raise ValueError(f"x must have {self.n_features} values, got {x.shape[1]}")
         out, slots, T = self._one
         slots[0] = slot
         T[0] = timestamp
-        self._process_batch(*out, slots, x, T, learn)
+        self.engine.process(slots, x, learn, T, out=out)
         return out
 
     @property
@@ -194,24 +146,28 @@ class MultiStreamDetector:
         """Held stream ids, least recently seen first."""
         return list(self.table.slots)
 
+    @property
+    def streams(self) -> StreamArrays:
+        """The stream tables (device arrays on the CUDA backend)."""
+        return self.engine.streams
+
+    @property
+    def params(self) -> ParamArrays:
+        """The parameter tables (device arrays on the CUDA backend)."""
+        return self.engine.params
+
     def bytes_per_stream(self) -> int:
         """State bytes one more stream costs (its parameter rows included in per_stream mode)."""
-        if self._engine is not None:
-            return self._engine.bytes_per_stream()
-        per_stream = row_bytes(self.streams)
-        if not self.hyper.shared:
-            per_stream += row_bytes(self.params)
-        return per_stream
+        return self.engine.bytes_per_stream()
 
     def fixed_bytes(self) -> int:
         """State bytes that do not grow with the streams: initial and shared weights, scratch."""
-        params = sum(a.nbytes for a in self.params) if self.hyper.shared else 0
-        return self.theta0.nbytes + sum(a.nbytes for a in self.work) + params
+        return self.engine.fixed_bytes()
 
     @property
     def capacity(self) -> int:
         """Stream slots allocated (held streams, free slots and room to grow)."""
-        return self._capacity
+        return self.engine.capacity
 
     def evict(self, stream_ids) -> None:
         """Forget these held streams (unknown ids are ignored); their slots are reused first."""
@@ -221,14 +177,11 @@ class MultiStreamDetector:
 
     # ------------------------------------------------------------------ slots
 
-    def _alloc_streams(self, S: int) -> StreamArrays:
-        return alloc_streams(S, self.hyper, self.dtype)
-
     def _grow(self, needed: int) -> None:
         """Double the slot capacity (up to max_streams) until `needed` slots fit."""
-        if needed <= self._capacity:
+        if needed <= self.capacity:
             return
-        cap = max(self._capacity, 16)
+        cap = max(self.capacity, 16)
         while cap < needed:
             cap *= 2
         self.resize(min(cap, self.max_streams))
@@ -238,44 +191,15 @@ class MultiStreamDetector:
         held streams: those in slots above it move into free slots below it first."""
         if capacity < len(self.table):
             raise ValueError(f"capacity {capacity} is below the {len(self.table)} streams held")
-        if capacity == self._capacity:
-            return
-        engine = self._engine
-        if engine is not None and capacity > self._capacity:
-            engine.ensure_capacity(capacity)
-            self._capacity = capacity
-            return
-        streams, params = engine.to_host() if engine is not None else (self.streams, self.params)
-        tables = (*streams, *(() if self.hyper.shared else params))
-        for src, dst in self.table.pack(capacity):
-            for a in tables:
-                a[dst] = a[src]
-        # In place, new rows zero: the C allocator's realloc moves a large block by remapping
-        # its pages, so growing costs no second copy of the tables (which would double the
-        # peak memory the state budget has to allow for), and shrinking gives pages back.
-        for a in tables:
-            a.resize((capacity, *a.shape[1:]), refcheck=False)
-        if engine is not None:
-            engine.from_host(streams, params)
-        self._capacity = capacity
+        if capacity != self.capacity:
+            self.engine.resize(capacity, self.table.pack(capacity))
 
     def _reset_slots(self, new: list[tuple[int, str]]) -> None:
         """Give each (slot, id) a fresh state (and fresh weights in per_stream mode)."""
         if not new:
             return
         self._grow(max(slot for slot, _ in new) + 1)
-        if self._engine is not None:
-            self._engine.reset_slots([slot for slot, _ in new],
-                                     [stream_rng_seed(self.settings["seed"], sid) for _, sid in new])
-            return
-        for slot, sid in new:
-            for a in self.streams:
-                a[slot] = 0
-            self.streams.counters[slot, C_RNG] = stream_rng_seed(self.settings["seed"], sid)
-            if not self.hyper.shared:
-                self.params.theta[slot] = self.theta0
-                for a in self.params[1:]:
-                    a[slot] = 0
+        self.engine.reset_slots([slot for slot, _ in new], [stream_rng_seed(self.settings["seed"], sid) for _, sid in new])
 
     # ------------------------------------------------------------------ snapshots
 
@@ -284,7 +208,7 @@ class MultiStreamDetector:
 
         The held streams' rows are stored in least-recently-seen order, as slots 0..n-1."""
         n = self.n_streams
-        streams, params = self._engine.to_host() if self._engine is not None else (self.streams, self.params)
+        streams, params = self.engine.to_host()
         rows = np.fromiter(self.table.slots.values(), dtype=np.int64, count=n)
         arrays = {f"stream.{k}": v[rows] for k, v in streams._asdict().items()}
         arrays.update({f"param.{k}": v[:1] if self.hyper.shared else v[rows] for k, v in params._asdict().items()})
@@ -306,26 +230,19 @@ class MultiStreamDetector:
         if meta.get("kind") != "MultiStreamDetector":
             raise snapshot.SnapshotError(f"not a MultiStreamDetector snapshot: {meta.get('kind')!r}")
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
-                  **meta["settings"])
+                  backend=backend, **meta["settings"])
         n = len(meta["stream_ids"])
-        det._grow(n)
-        for name, dst in det.streams._asdict().items():
+        streams = alloc_streams(n, det.hyper, det.dtype)
+        for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")
             if src is None or src.shape[1:] != dst.shape[1:]:
                 raise snapshot.SnapshotError(f"snapshot from an incompatible version: stream.{name} "
                                              f"{'missing' if src is None else src.shape} vs {dst.shape}")
-            dst[:n] = src
-        for name, dst in det.params._asdict().items():
-            src = arrays[f"param.{name}"]
-            dst[: len(src)] = src
+            dst[:] = src
+        params = ParamArrays(*(arrays[f"param.{name}"] for name in ParamArrays._fields))
+        det.engine.from_host(streams, params)
         det.table.slots.update(zip(meta["stream_ids"], meta["slots"]))
         det.table.evicted = meta["evicted"]
-        if resolve_backend(backend) == "cuda":
-            from .engine.cuda_engine import CudaEngine
-
-            det.backend = "cuda"
-            det._engine = CudaEngine(det.hyper, det.streams, det.params, det.theta0)
-            det.streams, det.params = det._alloc_streams(0), ParamArrays(*(a[:0] for a in det.params))
         return det
 
     def save(self, path: str | Path) -> None:

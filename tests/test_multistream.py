@@ -72,7 +72,7 @@ def test_cached_window_gradient_equals_rerun_window(cell, n):
                                 learning_rate=1e-300, momentum=0.0, on_anomaly="learn")
         assert m.hyper.cached_window == (mode == "per_stream")
         m.process(ids, X)
-        grads.append(m.work.grad.copy())
+        grads.append(m.engine.work.grad.copy())
     assert np.abs(grads[0]).max() > 1e-3  # not vacuous
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-15)
 

@@ -73,3 +73,16 @@ def resolve_backend(name: str) -> str:
         raise RuntimeError(f"backend 'cuda' was requested but {_why_no_cuda()}; "
                            "use backend='cpu' or backend='auto'")
     return "cuda"
+
+
+def make_engine(backend: str, hyper, streams, params, theta0):
+    """The engine of a resolved backend ('cpu' or 'cuda') over these host tables (taken over
+    by the CPU engine, copied to the device by the CUDA one); see engine/cpu_engine.py for
+    the interface both have."""
+    if backend == "cuda":
+        from .cuda_engine import CudaEngine
+
+        return CudaEngine(hyper, streams, params, theta0)
+    from .cpu_engine import CpuEngine
+
+    return CpuEngine(hyper, streams, params, theta0)

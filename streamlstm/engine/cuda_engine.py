@@ -21,7 +21,7 @@ from .backend import simulator_enabled
 from .kernels_cpu import Workspace, make_workspace
 from .kernels_cuda import ResetArgs, WaveIO
 from .params import param_size
-from .state import ParamArrays, StreamArrays
+from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
 
 
 def wave_ranks(slots: np.ndarray) -> np.ndarray:
@@ -85,11 +85,19 @@ class CudaEngine:
     def capacity(self) -> int:
         return self.streams.h.shape[0]
 
-    def ensure_capacity(self, slots: int) -> None:
-        """Grow the stream tables (and per_stream parameter rows) to at least `slots`
-        rows, keeping the existing rows. New rows are zero (reset them before use)."""
+    def resize(self, capacity: int, moves=()) -> None:
+        """As CpuEngine.resize: copy row src to dst for each (src, dst) of `moves`, then
+        allocate exactly `capacity` rows, keeping those below it; new rows are zero. Moving
+        and shrinking (the state budget's evictions, rare) go through host copies."""
         old = self.capacity
-        if slots <= old:
+        if moves or capacity < old:
+            streams, params = self.to_host()
+            move_rows(slot_tables(streams, params, self.hy.shared), moves)
+            old = min(capacity, old)
+            self.streams = StreamArrays(*(self.cuda.to_device(np.ascontiguousarray(a[:old])) for a in streams))
+            if not self.hy.shared:
+                self.params = ParamArrays(*(self.cuda.to_device(np.ascontiguousarray(a[:old])) for a in params))
+        if capacity <= old:
             return
         cuda = self.cuda
 
@@ -99,9 +107,9 @@ class CudaEngine:
                 new[:old].copy_to_device(a[:old])
             return new
 
-        self.streams = StreamArrays(*(grown(a, slots) for a in self.streams))
+        self.streams = StreamArrays(*(grown(a, capacity) for a in self.streams))
         if not self.hy.shared:
-            self.params = ParamArrays(*(grown(a, slots) for a in self.params))
+            self.params = ParamArrays(*(grown(a, capacity) for a in self.params))
 
     def reset_slots(self, slots, seeds) -> None:
         """Fresh state for each slot (fresh weights too in per_stream mode); `seeds` are
@@ -110,7 +118,8 @@ class CudaEngine:
         n = len(rows)
         if n == 0:
             return
-        self.ensure_capacity(int(rows.max()) + 1)
+        if rows.max() >= self.capacity:
+            raise IndexError("slot out of range of the device tables")
         args = ResetArgs(self.cuda.to_device(rows), self.cuda.to_device(np.ascontiguousarray(seeds, dtype=np.int64)),
                          self.theta0)
         self._launch(self.kernels.reset, n, np.int64(n), self._k(args), self._k(self.streams),
@@ -118,12 +127,13 @@ class CudaEngine:
 
     # ------------------------------------------------------------ processing
 
-    def process(self, slots, X, learn: bool = True, timestamps=None):
+    def process(self, slots, X, learn: bool = True, timestamps=None, out=None):
         """Score then (if `learn`) learn each event; same results as kernels_cpu.process_batch
         in per_stream mode. slots (N,) int; X (N, D) float64 with NaN for missing values;
         timestamps (N,) epoch seconds, NaN (or None for all) = unknown.
 
-        Returns (scores, flags, preds, errors) as host arrays in event order.
+        Returns (scores, flags, preds, errors) as host arrays in event order, written into
+        `out` when given.
         """
         slots = np.ascontiguousarray(slots, dtype=np.int64)
         X = np.ascontiguousarray(X, dtype=np.float64)
@@ -134,7 +144,7 @@ class CudaEngine:
         if T.shape != (N,):
             raise ValueError(f"timestamps must have shape ({N},), got {T.shape}")
         if N == 0:
-            return np.zeros(0), np.zeros(0, dtype=bool), np.zeros((0, D)), np.zeros(0)
+            return out if out is not None else (np.zeros(0), np.zeros(0, dtype=bool), np.zeros((0, D)), np.zeros(0))
         if N and (slots.min() < 0 or slots.max() >= self.capacity):
             raise IndexError("slot out of range of the device tables")
         ranks = wave_ranks(slots) if learn else np.zeros(N, dtype=np.int64)
@@ -165,15 +175,11 @@ class CudaEngine:
 
         for name in ("scores", "flags", "preds", "errors"):
             getattr(io, name)[:N].copy_to_host(getattr(host, name)[:N])
-        scores = np.empty(N)
-        flags = np.empty(N, dtype=bool)
-        preds = np.empty((N, D))
-        errors = np.empty(N)
-        scores[order] = host.scores[:N]
-        flags[order] = host.flags[:N]
-        preds[order] = host.preds[:N]
-        errors[order] = host.errors[:N]
-        return scores, flags, preds, errors
+        if out is None:
+            out = (np.empty(N), np.empty(N, dtype=bool), np.empty((N, D)), np.empty(N))
+        for dst, src in zip(out, (host.scores, host.flags, host.preds, host.errors)):
+            dst[order] = src[:N]
+        return out
 
     def synchronize(self) -> None:
         if not self._sim:
@@ -183,16 +189,14 @@ class CudaEngine:
 
     def bytes_per_stream(self) -> int:
         """Device bytes of one stream slot (its parameter rows too in per_stream mode)."""
-        row = lambda a: int(np.prod(a.shape[1:], dtype=np.int64)) * np.dtype(a.dtype).itemsize  # noqa: E731
-        b = sum(row(a) for a in self.streams)
-        if not self.hy.shared:
-            b += sum(row(a) for a in self.params)
-        return b
+        return row_bytes(slot_tables(self.streams, self.params, self.hy.shared))
 
-    def scratch_bytes_per_thread(self) -> int:
-        hy = self.hy
-        ws = make_workspace(hy.cell, hy.D, hy.H, hy.K, self.P, self.dtype)
-        return int(sum(a.nbytes for a in ws))
+    def fixed_bytes(self) -> int:
+        """Device bytes that do not grow with the streams: shared weights, initial weights,
+        the per-thread scratch and the event buffers allocated so far."""
+        params = sum(a.nbytes for a in self.params) if self.hy.shared else 0
+        buffers = [*(self._scratch or ()), *(self._io or ())]
+        return self.theta0.nbytes + params + sum(a.nbytes for a in buffers)
 
     # ------------------------------------------------------------ internals
 

@@ -77,6 +77,19 @@ def alloc_params(Q: int, theta0: np.ndarray, adam: bool) -> ParamArrays:
     )
 
 
+def slot_tables(streams: StreamArrays, params: ParamArrays, shared: bool) -> tuple:
+    """The arrays with a row per stream slot: the stream tables, and in per_stream mode
+    the parameter tables."""
+    return (*streams, *(() if shared else params))
+
+
+def move_rows(tables: tuple, moves) -> None:
+    """Copy row src to row dst of every array in `tables`, for each (src, dst) of `moves`."""
+    for src, dst in moves:
+        for a in tables:
+            a[dst] = a[src]
+
+
 def row_bytes(arrays: tuple) -> int:
     """Bytes one slot occupies across a tuple of (rows, ...) arrays."""
     return sum(a.itemsize * int(np.prod(a.shape[1:])) for a in arrays)

@@ -185,7 +185,7 @@ def test_reset_and_grow_slots():
     eng = CudaEngine(hy, streams, params, theta0, threads_per_block=TPB)
     eng.process(slots, X, True, 1.7e9 + 3600.0 * np.arange(len(X)))  # timestamps: the profile fills too
     before, _ = eng.to_host()
-    eng.ensure_capacity(9)
+    eng.resize(9)
     assert eng.capacity == 9
     eng.reset_slots([1, 7], [11, 12])
     g_streams, g_params = eng.to_host()
@@ -215,6 +215,7 @@ def test_cpu_gpu_snapshot_round_trip():
     eng = CudaEngine(dev.hyper, dev.streams, dev.params, dev.theta0, threads_per_block=TPB)
     slots, new = dev.table.assign(ids[40:])
     assert len(slots) == 40 and new
+    eng.resize(int(slots.max()) + 1)
     eng.reset_slots([s for s, _ in new], [stream_rng_seed(dev.settings["seed"], sid) for _, sid in new])
     got = eng.process(slots, X[40:])
     streams, params = eng.to_host()

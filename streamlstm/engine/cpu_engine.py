@@ -1,0 +1,105 @@
+"""`CpuEngine`: stream and parameter tables in host memory, advanced by the compiled CPU
+kernels. It has the interface of `cuda_engine.CudaEngine`, so `MultiStreamDetector` holds
+one engine and does not care which:
+
+    capacity                         stream slots allocated
+    resize(capacity, moves)          move rows (from, to), then allocate exactly `capacity`
+    reset_slots(slots, seeds)        fresh state (and weights, per_stream) for these slots
+    process(slots, X, learn, T, out) score then learn; results into `out` or new arrays
+    to_host() / from_host(s, p)      the tables as state.StreamArrays / ParamArrays
+    bytes_per_stream() / fixed_bytes()
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .kernels_cpu import make_workspace, process_batch
+from .layout import C_RNG
+from .params import param_size
+from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
+
+
+class CpuEngine:
+    """hyper: hyperparams.KernelHyper;  streams / params: the host tables it takes over;
+    theta0: (P,) initial parameters (a reset slot's weights in per_stream mode)."""
+
+    def __init__(self, hyper, streams: StreamArrays, params: ParamArrays, theta0: np.ndarray):
+        self.hy = hyper
+        self.streams, self.params = streams, params
+        self.theta0 = theta0
+        self.work = make_workspace(hyper.cell, hyper.D, hyper.H, hyper.K, param_size(hyper.cell, hyper.D, hyper.H),
+                                   theta0.dtype)
+        self._compiled = None  # process_batch's compiled overload, once known
+
+    @property
+    def capacity(self) -> int:
+        return self.streams.h.shape[0]
+
+    def resize(self, capacity: int, moves=()) -> None:
+        """Copy row `src` to `dst` for each (src, dst) of `moves`, then allocate exactly
+        `capacity` slots, keeping the rows below it; new rows are zero."""
+        tables = slot_tables(self.streams, self.params, self.hy.shared)
+        move_rows(tables, moves)
+        # In place: the C allocator's realloc moves a large block by remapping its pages, so
+        # growing costs no second copy of the tables (which would double the peak memory the
+        # state budget has to allow for), and shrinking gives pages back.
+        for a in tables:
+            a.resize((capacity, *a.shape[1:]), refcheck=False)
+
+    def reset_slots(self, slots, seeds) -> None:
+        for slot, seed in zip(slots, seeds):
+            for a in self.streams:
+                a[slot] = 0
+            self.streams.counters[slot, C_RNG] = seed
+            if not self.hy.shared:
+                self.params.theta[slot] = self.theta0
+                for a in self.params[1:]:
+                    a[slot] = 0
+
+    def process(self, slots, X, learn: bool = True, timestamps=None, out=None):
+        """Score then (if `learn`) learn each event: kernels_cpu.process_batch over the
+        tables. slots (N,) int64; X (N, D) float64, NaN = missing; timestamps (N,) epoch
+        seconds, NaN (or None for all) = unknown. Returns (scores, flags, preds, errors),
+        written into `out` when given.
+
+        Numba's dispatcher derives the types of all arguments on every call, about 6 us for
+        these tuples of arrays: more than scoring one event costs. They never change for an
+        engine (fixed-dtype contiguous arrays), so the compiled overload is looked up once
+        and called directly.
+        """
+        N = len(slots)
+        if timestamps is None:
+            timestamps = np.full(N, np.nan)
+        if out is None:
+            out = (np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, self.hy.D)), np.empty(N))
+        args = (*out, slots, X, timestamps, bool(learn), self.streams, self.params, self.work, self.hy)
+        if self._compiled is not None:
+            self._compiled(*args)
+        else:
+            process_batch(*args)  # compiles or loads the overload for these types
+            self._compiled = process_batch.overloads[tuple(numba.typeof(a) for a in args)].entry_point
+        return out
+
+    def to_host(self) -> tuple[StreamArrays, ParamArrays]:
+        return self.streams, self.params
+
+    def from_host(self, streams: StreamArrays, params: ParamArrays) -> None:
+        """Replace the tables by copies of these (any number of slots)."""
+        self.streams = StreamArrays(*(np.array(a) for a in streams))
+        self.params = ParamArrays(*(np.array(a) for a in params))
+
+    def bytes_per_stream(self) -> int:
+        """Bytes of one stream slot (its parameter rows too in per_stream mode)."""
+        return row_bytes(slot_tables(self.streams, self.params, self.hy.shared))
+
+    def fixed_bytes(self) -> int:
+        """Bytes that do not grow with the streams: shared weights, scratch, initial weights."""
+        params = sum(a.nbytes for a in self.params) if self.hy.shared else 0
+        return self.theta0.nbytes + sum(a.nbytes for a in self.work) + params
+
+    def __getstate__(self) -> dict:
+        # The compiled entry point cannot be pickled (copy/pickle of a detector, as river's
+        # checks do); it is looked up again on first use.
+        return {**self.__dict__, "_compiled": None}
