@@ -2,7 +2,7 @@
 
     python bench/bench_kafka.py [--events 100000] [--streams 100] [--partitions 2]
                                 [--rate 2000] [--latency-events 10000] [--hidden-size 32]
-                                [--output-mode batch|event] [--serial]
+                                [--output-mode batch|event]
 
 1. Produces `--events` events (univariate, `--streams` streams keyed by stream id) into a fresh
    topic on a Tansu broker this script starts.
@@ -48,7 +48,8 @@ from streamlstm.config import load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
 from streamlstm.io.parsers import JsonlParser  # noqa: E402
 from streamlstm.kafka import crc  # noqa: E402
-from streamlstm.kafka.daemon import CONSUMER_DEFAULTS, OUTPUT_MODES  # noqa: E402
+from streamlstm.kafka.daemon import CONSUMER_DEFAULTS  # noqa: E402
+from streamlstm.kafka.sink import OUTPUT_MODES  # noqa: E402
 from streamlstm.pool import detector_for  # noqa: E402
 
 
@@ -167,7 +168,6 @@ def main():
     ap.add_argument("--hidden-size", type=int, default=None,
                     help="model.hidden_size (default: the project default)")
     ap.add_argument("--output-mode", choices=OUTPUT_MODES, default="batch")
-    ap.add_argument("--serial", action="store_true", help="daemon without kernel/IO overlap")
     args = ap.parse_args()
 
     with TansuBroker() as broker, tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +196,7 @@ def main():
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         log = open(Path(tmp) / "daemon.log", "wb")
         proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "kafka_daemon_proc.py"), str(cfg_path),
-                                 "--output-mode", args.output_mode] + ["--serial"] * args.serial,
+                                 "--output-mode", args.output_mode],
                                 stderr=log, env=env)
         try:
             results = Results(bs, out)
@@ -230,7 +230,7 @@ def main():
         m = config.model
         print(f"\nKafka daemon on Tansu (memory storage), {args.partitions} partitions, {args.streams} streams, "
               f"model hidden_size {m.hidden_size} k1 {m.k1} k2 {m.k2} {m.dtype}, output_mode {args.output_mode}"
-              f"{' (serial)' if args.serial else ''}, {os.cpu_count()} CPUs, daemon exit {rc}")
+              f", {os.cpu_count()} CPUs, daemon exit {rc}")
         print(f"{'measure':56s} {'value':>12s}")
         print(f"{'bare kafka-python consume, default settings (msgs/s)':56s} {raw:12,.0f}")
         print(f"{'  same, daemon fetch settings + %s CRC (msgs/s)' % crc_impl.split()[0]:56s} {raw_tuned:12,.0f}")

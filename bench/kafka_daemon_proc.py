@@ -1,10 +1,9 @@
 """Run the Kafka daemon for bench_kafka.py.
 
-    python bench/kafka_daemon_proc.py CONFIG.yaml [--output-mode batch|event] [--serial]
+    python bench/kafka_daemon_proc.py CONFIG.yaml [--output-mode batch|event]
 
 As `streamlstm run --source kafka` does (SIGTERM/SIGINT set the stop event, the exit status
-is the daemon's), plus `--output-mode` (overrides `kafka.output_mode`) and `--serial`
-(no kernel/IO overlap, for comparison). Logs at INFO to stderr, including the daemon's
+is the daemon's), plus `--output-mode` (overrides `kafka.output_mode`). Logs at INFO to stderr, including the daemon's
 per-stage time breakdown at every checkpoint and at shutdown. Group joins on the test broker take
 session_timeout_ms / 2, so a short session timeout is used.
 """
@@ -28,7 +27,6 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
     ap.add_argument("--output-mode", default=None)
-    ap.add_argument("--serial", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -38,7 +36,6 @@ def main() -> int:
         signal.signal(s, lambda *_: stop.set())
     daemon = KafkaDaemon(load_config(args.config), stop, client_options=CLIENT_OPTIONS,
                          output_mode=args.output_mode)
-    daemon.pipelined = not args.serial
     return daemon.run()
 
 

@@ -7,14 +7,12 @@ at DEBUG.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -130,15 +128,12 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         launcher.take_over(lambda *_: stop.set())
         sys.exit(run_kafka(config, stop))
     from .io.filter_loop import FilterRunner, reader
+    from .io.sinks import JsonLinesSink
 
-    with _fatal_errors():
-        errors = open(errors_path, "a") if errors_path else sys.stderr  # noqa: SIM115
-        try:
-            runner = FilterRunner(config, sys.stdout, errors, skip_consumed=skip_consumed)
-            status = runner.run(reader(sys.stdin))
-        finally:
-            if errors_path:
-                errors.close()
+    with _fatal_errors(), ExitStack() as files:
+        errors = files.enter_context(open(errors_path, "a")) if errors_path else sys.stderr
+        sink = JsonLinesSink(sys.stdout, errors, config.output.only_anomalies)
+        status = FilterRunner(config, [sink], skip_consumed=skip_consumed).run(reader(sys.stdin))
     sys.exit(status)
 
 
@@ -154,18 +149,22 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 def score(ctx, file, output, plot_path, stream, state_dir) -> None:
     """Replay a CSV (timestamp,value[,more]) or JSONL file through the detector."""
     from .io.filter_loop import FilterRunner, reader
+    from .io.sinks import CsvSink, JsonLinesSink, RecordsSink
 
     path = Path(file)
     fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
                          "input.default_stream": stream or path.stem})
-    with _fatal_errors():
+    only = config.output.only_anomalies
+    with _fatal_errors(), ExitStack() as files:
         for target in (output, plot_path):
             if target:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.StringIO()
-        errors = io.StringIO()
-        runner = FilterRunner(config, buffer, errors)
+        out = files.enter_context(open(output, "w", newline="")) if output else sys.stdout
+        for_plot = RecordsSink(only)
+        sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),
+                 JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
+        runner = FilterRunner(config, sinks)
         with path.open("rb") as f:
             if sys.stderr.isatty():
                 with click.progressbar(length=path.stat().st_size, label=f"scoring {path.name}",
@@ -174,33 +173,12 @@ def score(ctx, file, output, plot_path, stream, state_dir) -> None:
                     status = runner.run(reader(f))
             else:
                 status = runner.run(reader(f))
-        sys.stderr.write(errors.getvalue())
-        records = [json.loads(line) for line in buffer.getvalue().splitlines()]
-        _write_results(records, output)
-        if plot_path and records:
+        if plot_path and for_plot.records:
             from .io.plot import plot_results
 
-            plot_results(records, plot_path, threshold=config.model.threshold)
+            plot_results(for_plot.records, plot_path, threshold=config.model.threshold)
             log.info("wrote %s", plot_path)
     sys.exit(status)
-
-
-def _write_results(records: list[dict], output: str | None) -> None:
-    from .io.records import csv_header, csv_row, dumps
-
-    if output and output.lower().endswith(".csv"):
-        with open(output, "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            if records:
-                w.writerow(csv_header(records[0]))
-                w.writerows(csv_row(r) for r in records)
-        return
-    out = open(output, "w") if output else sys.stdout  # noqa: SIM115
-    try:
-        out.writelines(dumps(r) + "\n" for r in records)
-    finally:
-        if output:
-            out.close()
 
 
 @main.command()

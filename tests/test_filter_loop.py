@@ -17,7 +17,8 @@ from streamlstm.event import Event, error_record
 from streamlstm.io.checkpoint import DirectoryStore
 from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
 from streamlstm.io.parsers import JsonlParser
-from streamlstm.io.records import dumps, result_line, result_lines
+from streamlstm.io.records import Source, dumps, result_line, result_lines, result_record
+from streamlstm.io.sinks import JsonLinesSink
 from streamlstm.pool import DetectorPool, Scored, advance, scored
 
 
@@ -55,9 +56,13 @@ def reference(config, data):
     return out, errors
 
 
+def text_sink(config, out=None, errors=None):
+    return JsonLinesSink(out or io.StringIO(), errors or io.StringIO(), config.output.only_anomalies)
+
+
 def run_filter(config, data, runner_class=FilterRunner):
     out, errors = io.StringIO(), io.StringIO()
-    runner = runner_class(config, out, errors)
+    runner = runner_class(config, [text_sink(config, out, errors)])
     assert runner.run(io.BytesIO(data).read1) == 0
     return runner, out.getvalue().splitlines(), errors.getvalue().splitlines()
 
@@ -92,15 +97,20 @@ def test_result_lines_equal_result_line_of_each_event(tmp_path):
     pool = DetectorPool(config)
     routed = pool.route(events)
     results = advance(routed)
-    expected = [result_line(s) for s in scored(routed, results)]
+    expected = [(s.event, result_line(s)) for s in scored(routed, results)]
     assert result_lines(routed, results) == expected
     flagged = [s.is_anomaly for s in scored(routed, results)]
     assert result_lines(routed, results, only_anomalies=True) == [x for x, f in zip(expected, flagged) if f]
+    # From Kafka each record also names its source, the offset being the event's seq.
+    source = Source('in"t', 3)
+    assert result_lines(routed, results, source=source) == [
+        (s.event, dumps(result_record(s, source))) for s in scored(routed, results)]
+    assert json.loads(result_lines(routed, results, source=source)[1][1])["offset"] == 2
     # Numbers orjson spells differently from repr (small magnitudes) come out as repr has them.
     res = results[[p.X.shape[1] for p in routed.parts].index(1)]
     res.scores[:] = [3e-05, 1.5e-10, 0.0001, 0.25][: len(res.scores)]
     res.predictions[:, 0] = [nan, -1e-5, 1e16, 2.0][: len(res.predictions)]
-    assert result_lines(routed, results) == [result_line(s) for s in scored(routed, results)]
+    assert result_lines(routed, results) == [(s.event, result_line(s)) for s in scored(routed, results)]
     assert result_line(Scored(events[0], (0.00001,), nan, 0.0, False)) == dumps(
         {"seq": 1, "stream": "a", "value": 1e-7, "prediction": 1e-05, "error": None, "score": 0.0, "is_anomaly": False})
 
@@ -111,10 +121,10 @@ def test_checkpoints_cover_exactly_the_written_results(tmp_path):
     seen = []
 
     class Watched(FilterRunner):
-        def checkpoint(self):
-            written = [json.loads(line)["seq"] for line in self.out.getvalue().splitlines()]
+        def _snapshot(self):  # step 3 of the checkpoint recipe: what it covers must be written
+            written = [json.loads(line)["seq"] for line in self.sinks[0].out.getvalue().splitlines()]
             seen.append((self.seq, written[-1] if written else 0, sum(self.counts.values())))
-            super().checkpoint()
+            super()._snapshot()
 
     data = mixed_input()
     _, out, _ = run_filter(config, data, Watched)
@@ -130,7 +140,7 @@ def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
     data = mixed_input()
     chunks = [data[i:i + 200] for i in range(0, len(data), 200)]
     out, errors = io.StringIO(), io.StringIO()
-    runner = FilterRunner(config, out, errors)
+    runner = FilterRunner(config, [text_sink(config, out, errors)])
 
     def read(n):
         if len(chunks) < 20:
@@ -141,7 +151,7 @@ def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
     written = out.getvalue().splitlines()
     full, _ = reference(config, data)
     assert written == full[: len(written)] and 0 < len(written) < len(full)
-    restarted = FilterRunner(config, io.StringIO(), io.StringIO())
+    restarted = FilterRunner(config, [text_sink(config)])
     restarted.restore()
     consumed = restarted.seq
     assert json.loads(written[-1])["seq"] <= consumed
@@ -156,7 +166,7 @@ def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
     store = DirectoryStore(tmp_path / "state", keep=5)
     store.save(b"not a snapshot", {})
     store.save(DetectorPool(config).to_bytes({}), {})  # a detector snapshot without the filter's fields
-    restarted = FilterRunner(config, io.StringIO(), io.StringIO())
+    restarted = FilterRunner(config, [text_sink(config)])
     restarted.restore()
     assert restarted.seq == runner.seq == len(data.splitlines())
     assert restarted.pool.n_streams == runner.pool.n_streams > 0
@@ -164,14 +174,15 @@ def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
 
 
 def test_kernel_errors_reach_the_caller(tmp_path, monkeypatch):
-    import streamlstm.io.filter_loop as filter_loop
+    import streamlstm.io.pipeline as pipeline
 
     def broken(routed):
         raise RuntimeError("kernel failed")
 
-    monkeypatch.setattr(filter_loop, "advance", broken)
+    monkeypatch.setattr(pipeline, "advance", broken)
+    config = small_config(tmp_path)
     with pytest.raises(RuntimeError, match="kernel failed"):
-        FilterRunner(small_config(tmp_path), io.StringIO(), io.StringIO()).run(io.BytesIO(mixed_input()).read1)
+        FilterRunner(config, [text_sink(config)]).run(io.BytesIO(mixed_input()).read1)
 
 
 def test_switch_interval_is_restored(tmp_path):
@@ -197,7 +208,8 @@ def test_slow_pipe_gets_each_line_answered_before_the_next_arrives(tmp_path):
     thread = threading.Thread(target=client, daemon=True)
     thread.start()
     with open(r, "rb", buffering=0) as inp, open(out_w, "w") as out:
-        assert FilterRunner(small_config(tmp_path), out, io.StringIO()).run(reader(inp)) == 0
+        config = small_config(tmp_path)
+        assert FilterRunner(config, [text_sink(config, out)]).run(reader(inp)) == 0
     thread.join(timeout=30)
     assert answered == list(range(1, 31))
 

@@ -32,8 +32,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
 from streamlstm.io.parsers import JsonlParser  # noqa: E402
-from streamlstm.kafka.daemon import OUTPUT_MODES, KafkaDaemon, pack_results  # noqa: E402
+from streamlstm.kafka.daemon import KafkaDaemon  # noqa: E402
 from streamlstm.kafka.metrics import DaemonMetrics  # noqa: E402
+from streamlstm.kafka.sink import OUTPUT_MODES, KafkaSink, pack_results  # noqa: E402
 from streamlstm.kafka.state_store import KafkaChangelogStore  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402
 
@@ -356,7 +357,7 @@ def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
         "output.only_anomalies": only_anomalies, "kafka.output_topic": "out", "kafka.dead_letter_topic": "dlq",
         **overrides})
     daemon = KafkaDaemon(config, threading.Event(), output_mode=output_mode)
-    daemon.producer = _FakeProducer()
+    daemon.sink = KafkaSink(_FakeProducer(), "out", "dlq", output_mode, only_anomalies, partition_default=False)
     tp = TopicPartition("in", 0)
     st = daemon.states[tp] = PartitionState.fresh(tp, config, daemon.budget)
     st.next_offset = st.parsed_to = 0
@@ -387,15 +388,13 @@ def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
     for pipelined in (False, True):
         daemon, config, tp = _offline_daemon(output_mode, only_anomalies)
         for a in range(0, len(recs), 70):  # five polls
-            if pipelined:
-                daemon.step(daemon.parse({tp: recs[a:a + 70]}))
-            else:
-                daemon.process({tp: recs[a:a + 70]})
-        daemon.drain()
-        if daemon.worker is not None:
-            daemon.worker.shutdown()
-        assert daemon.states[tp].next_offset == len(recs) and daemon.inflight is None
-        runs.append(daemon.producer.sent)
+            daemon.pipeline.push(daemon.parse({tp: recs[a:a + 70]}))
+            if not pipelined:
+                daemon.pipeline.drain()
+        daemon.pipeline.drain()
+        daemon.pipeline.close()
+        assert daemon.states[tp].next_offset == len(recs) and not daemon.pipeline.busy
+        runs.append(daemon.sink.producer.sent)
     assert runs[0] == runs[1]
     sent = runs[0]
 
@@ -437,9 +436,9 @@ def test_anomalies_are_counted_per_model_group():
     daemon, config, tp = _offline_daemon("batch", False, groups=groups)
     recs = _offline_messages()
     for a in range(0, len(recs), 70):
-        daemon.step(daemon.parse({tp: recs[a:a + 70]}))
-    daemon.drain()
-    daemon.worker.shutdown()
+        daemon.pipeline.push(daemon.parse({tp: recs[a:a + 70]}))
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
 
     parser, pool = JsonlParser(config.input, max_streams=config.max_streams), DetectorPool(config)
     want = {"odd": 0, "default": 0}
@@ -464,10 +463,10 @@ def test_one_state_budget_spans_all_partitions():
     st1.next_offset = st1.parsed_to = 0
     daemon.consumer = type("NoLag", (), {"highwater": lambda self, tp: None})()
     value = json.dumps({"value": 1.5}).encode()
-    daemon.step(daemon.parse({tp0: [Rec(0, b"a", value), Rec(1, b"b", value)], tp1: [Rec(0, b"c", value)]}))
-    daemon.step(daemon.parse({tp1: [Rec(1, b"d", value)]}))  # a fourth stream: "a" of partition 0 goes
-    daemon.drain()
-    daemon.worker.shutdown()
+    daemon.pipeline.push(daemon.parse({tp0: [Rec(0, b"a", value), Rec(1, b"b", value)], tp1: [Rec(0, b"c", value)]}))
+    daemon.pipeline.push(daemon.parse({tp1: [Rec(1, b"d", value)]}))  # a fourth stream: "a" of partition 0 goes
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
     assert [daemon.states[tp].pool.n_streams for tp in (tp0, tp1)] == [1, 2]
     assert daemon.states[tp0].pool.detectors[("default", ("value",))].stream_ids == ["b"]
     daemon._update_gauges()
@@ -489,11 +488,11 @@ def test_the_daemon_answers_every_hostile_message_exactly_once():
     lines = corpus(1500, seed=2)
     recs = [Rec(offset, None, line) for offset, (_, line) in enumerate(lines)]
     for a in range(0, len(recs), 100):
-        daemon.step(daemon.parse({tp: recs[a:a + 100]}))
-    daemon.drain()
-    daemon.worker.shutdown()
-    results = [json.loads(value) for topic, _, value, _ in daemon.producer.sent if topic == "out"]
-    dead = [json.loads(value) for topic, _, value, _ in daemon.producer.sent if topic == "dlq"]
+        daemon.pipeline.push(daemon.parse({tp: recs[a:a + 100]}))
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
+    results = [json.loads(value) for topic, _, value, _ in daemon.sink.producer.sent if topic == "out"]
+    dead = [json.loads(value) for topic, _, value, _ in daemon.sink.producer.sent if topic == "dlq"]
     figures = answers(lines, results, dead, seq_of=lambda rec: rec["offset"] + 1)
     assert figures["answered_once"] == len(lines) and figures["wrong_answer"] == 0, figures
     assert figures["non_finite_scores"] == 0 and daemon.states[tp].next_offset == len(lines)

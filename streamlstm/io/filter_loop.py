@@ -1,19 +1,17 @@
-"""The Unix filter: events in (JSON lines or CSV), one JSON result per accepted event out.
+"""The Unix filter: events in (JSON lines or CSV), one result per accepted event out.
 
     read what is available → parse → route → score+learn (one batched call per model) →
-    write results and error records → checkpoint when due
+    write results and error records to the sinks → checkpoint when due
 
 Reading takes whatever the input has ready (up to 64 KiB), so a fast file is processed in
 large micro-batches while a slow pipe still gets each line answered at once. The kernel
-runs in a worker thread and releases the GIL, so the main thread overlaps it: while the
-kernel advances micro-batch k, the main thread writes the results of k−1 and reads and
-parses k+1. Only one batch is ever in the kernel and one waiting, so memory stays bounded,
-and results are written in input order. With a state directory the detectors, the parser's
-per-stream memory and the number of input lines consumed are checkpointed every
-`every_events` events or `every_seconds` seconds and at shutdown — always with the pipeline
-drained, so a checkpoint covers exactly the lines whose results have been written.
-SIGTERM/SIGINT finish the batch in the kernel (and the one already parsed), write their
-results, checkpoint and exit 0.
+runs in the pipeline's worker thread (io/pipeline.py): while it advances micro-batch k,
+this thread writes the results of k−1 and reads and parses k+1. With a state directory the
+detectors, the parser's per-stream memory and the number of input lines consumed are
+checkpointed every `every_events` events or `every_seconds` seconds and at shutdown, by the
+pipeline's checkpoint recipe, so a checkpoint covers exactly the lines whose results the
+sinks have delivered. SIGTERM/SIGINT finish the batch in the kernel (and the one already
+parsed), write their results, checkpoint and exit 0.
 """
 
 from __future__ import annotations
@@ -23,30 +21,22 @@ import logging
 import os
 import select
 import signal
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TextIO
+from collections.abc import Callable, Iterator, Sequence
 
 from .. import launcher
 from ..config import Config
-from ..event import Rejected, error_record
-from ..multistream import BatchResult
-from ..pool import DetectorPool, Routed, advance
+from ..event import Rejected
+from ..pool import DetectorPool
 from .checkpoint import DirectoryStore
 from .parsers import CsvParser, JsonlParser
-from .records import dumps, result_lines
+from .pipeline import MicroBatch, Pipeline, checkpoint
+from .sinks import Sink
 
 log = logging.getLogger("streamlstm")
 
 READ_SIZE = 1 << 16
-# How long the main thread may keep the GIL while the kernel thread waits for it (to start a
-# batch, or to return from the compiled code). CPython's default, 5 ms, cost ~1.5 ms of
-# kernel idle time per micro-batch here; 0.1 ms, ~0.3 ms. Set for the filter's run only.
-SWITCH_INTERVAL = 0.0001
 
 
 class _Interrupted(Exception):
@@ -111,22 +101,14 @@ def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: 
         yield [pending]
 
 
-@dataclass
-class _Batch:
-    """One micro-batch on its way through the filter."""
-    routed: Routed                 # its accepted events, split per detector
-    rejected: list[Rejected]       # its rejected lines
-    results: Future[list[BatchResult]] | None = None  # the kernel's work on `routed`
-
-
 class FilterRunner:
-    """Runs the filter over one input; `run` returns the exit status."""
+    """Runs the filter over one input, writing to `sinks`; `run` returns the exit status."""
 
-    def __init__(self, config: Config, out: TextIO, errors: TextIO, skip_consumed: bool = False,
+    def __init__(self, config: Config, sinks: Sequence[Sink], skip_consumed: bool = False,
                  progress: Callable[[int], None] | None = None):
         self.config = config
-        self.out = out
-        self.errors = errors
+        self.sinks = sinks
+        self.pipeline = Pipeline(self._write)
         self.skip_consumed = skip_consumed
         self.progress = progress
         self.pool = DetectorPool(config)
@@ -164,8 +146,12 @@ class FilterRunner:
         return seq
 
     def checkpoint(self) -> None:
-        if self.store is None:
-            return
+        """The pipeline's checkpoint recipe: drain, flush the sinks, snapshot (no input
+        position to commit: the snapshot counts the lines consumed)."""
+        if self.store is not None:
+            checkpoint(self.pipeline, self.sinks, self._snapshot)
+
+    def _snapshot(self) -> None:
         extra = {
             "lines_consumed": self.seq,
             "counts": dict(self.counts),
@@ -209,20 +195,18 @@ class FilterRunner:
         read that would block; otherwise `read` is assumed never to block.
         """
         previous = launcher.take_over(self._on_signal)  # also gets a signal from before we started
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
-            self.restore()
-            self._loop(read)
+            with Pipeline.running():
+                self.restore()
+                self._loop(read)
+                self.checkpoint()
         except BrokenPipeError:
-            log.error("output closed; stopping")
-            self.checkpoint()
+            log.error("output closed; stopping (the last checkpoint covers what was written)")
             return 1
         finally:
-            sys.setswitchinterval(switch_interval)
+            self.pipeline.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        self.checkpoint()
         accepted = self.counts.pop("accepted", 0)
         evicted = sum(self.pool.budget.evictions.values())
         log.info("processed %d events, rejected %d%s%s", accepted, sum(self.counts.values()),
@@ -231,36 +215,26 @@ class FilterRunner:
         return 0
 
     def _loop(self, read: Callable[[int], bytes]) -> None:
-        """A two-stage pipeline: the kernel thread advances one batch while this thread writes
-        the results of the one before and reads and parses the one after."""
+        """Read and parse micro-batches while the pipeline scores the one before; drain when
+        the input has nothing ready (so a slow pipe is answered at once) or on a signal."""
         cfg = self.config
         input_ready = getattr(read, "ready", lambda: True)
         last_ckpt, since_ckpt = time.monotonic(), 0
-        with ThreadPoolExecutor(1, thread_name_prefix="streamlstm-kernel") as kernel:
-            running: _Batch | None = None  # in the kernel, results not written yet
-            for batch in self._batches(read):  # read and parse while the kernel runs
-                if running is not None:
-                    running.results.result()  # one batch in the kernel at a time
-                batch.results = kernel.submit(advance, batch.routed)
-                if running is not None:
-                    self._emit(running)  # write while the kernel runs
-                running = batch
-                since_ckpt += len(batch.routed.events)
-                now = time.monotonic()
-                due = self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
-                                                  or now - last_ckpt >= cfg.checkpoint.every_seconds)
-                if due or self.stopping or not input_ready():
-                    self._emit(running)  # drained: every event in the state has its result written
-                    running = None
-                if due:
-                    self.checkpoint()
-                    last_ckpt, since_ckpt = now, 0
-                if self.stopping:
-                    break
-            if running is not None:
-                self._emit(running)
+        for batch in self._batches(read):
+            self.pipeline.push([batch])
+            since_ckpt += len(batch.routed.events)
+            now = time.monotonic()
+            if self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
+                                           or now - last_ckpt >= cfg.checkpoint.every_seconds):
+                self.checkpoint()
+                last_ckpt, since_ckpt = now, 0
+            elif self.stopping or not input_ready():
+                self.pipeline.drain()
+            if self.stopping:
+                break
+        self.pipeline.drain()
 
-    def _batches(self, read: Callable[[int], bytes]) -> Iterator[_Batch]:
+    def _batches(self, read: Callable[[int], bytes]) -> Iterator[MicroBatch]:
         """Micro-batches of the input as they arrive, parsed and routed to their detectors."""
         cfg = self.config
         for lines in line_batches(self._interruptible(read), cfg.input.max_line_bytes, cfg.batch_size):
@@ -282,18 +256,13 @@ class FilterRunner:
             routed = self.pool.route(events)
             if routed.rejected:  # no model could take them (max_models)
                 rejected = sorted(rejected + routed.rejected, key=lambda r: r.seq)
-            yield _Batch(routed, rejected)
+            yield MicroBatch(routed, rejected)
 
-    def _emit(self, batch: _Batch) -> None:
-        """Write the results of `batch` (waiting for the kernel) and its error records."""
-        lines = result_lines(batch.routed, batch.results.result(), self.config.output.only_anomalies)
-        if lines:
-            self.out.write("\n".join(lines) + "\n")
-            self.out.flush()
-        for rej in batch.rejected:
-            self.counts[rej.reason] += 1
-            if rej.reason != "empty_line":  # blank lines are counted, not reported one by one
-                self.errors.write(dumps(error_record(rej)) + "\n")
-        if batch.rejected:
-            self.errors.flush()
-        self.counts["accepted"] += len(batch.routed.events)
+    def _write(self, batches: Sequence[MicroBatch]) -> None:
+        """Hand scored micro-batches to the sinks, counting what they hold."""
+        for batch in batches:
+            for sink in self.sinks:
+                sink.write(batch)
+            for rej in batch.rejected:
+                self.counts[rej.reason] += 1
+            self.counts["accepted"] += len(batch.routed.events)

@@ -1,4 +1,10 @@
-"""Output records: what is written for a scored event (stdin filter and Kafka alike)."""
+"""Output records: what is written for a scored event (stdin filter and Kafka alike).
+
+A result record is `result_record`'s dict as compact JSON; from Kafka it also names its
+source (`Source`: topic, partition, and the offset, which is the event's `seq`).
+`result_lines` formats a whole micro-batch and is what the sinks use; `result_line` and
+`result_record` are the one-event definitions it must equal.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,11 @@ import json
 import math
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from ..event import UNIVARIATE
+from ..event import UNIVARIATE, Event
 from ..multistream import BatchResult
 from ..pool import Routed, Scored, scored_part
 
@@ -20,10 +26,17 @@ def _num(v: float) -> float | None:
     return None if math.isnan(v) else v
 
 
-def result_record(s: Scored) -> dict[str, Any]:
+class Source(NamedTuple):
+    """Where a Kafka event came from; its record ends with these and `"offset": seq`."""
+    topic: str
+    partition: int
+
+
+def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
     """`seq`, `stream`, `ts` (if given), the input value(s), `prediction`, `error`, `score`,
-    `is_anomaly`. Univariate streams carry `value`/`prediction` as numbers, multivariate
-    ones `values`/`prediction` as objects keyed by feature."""
+    `is_anomaly`, and with a `source` its `topic`, `partition` and `offset`. Univariate
+    streams carry `value`/`prediction` as numbers, multivariate ones `values`/`prediction`
+    as objects keyed by feature."""
     ev = s.event
     rec: dict[str, Any] = {"seq": ev.seq, "stream": ev.stream}
     if ev.ts_raw is not None:
@@ -37,6 +50,8 @@ def result_record(s: Scored) -> dict[str, Any]:
     rec["error"] = _num(s.error)
     rec["score"] = s.score
     rec["is_anomaly"] = s.is_anomaly
+    if source is not None:
+        rec.update(topic=source.topic, partition=source.partition, offset=ev.seq)
     return rec
 
 
@@ -48,16 +63,22 @@ def _f(v: float) -> str:
     return "null" if v != v else repr(v)
 
 
-def result_line(s: Scored) -> str:
-    """`dumps(result_record(s))`, several times faster for the common univariate case
-    (output formatting is a large share of the filter's per-event cost)."""
+def _source_tail(source: Source | None) -> str:
+    """What a record's JSON has after `is_anomaly`, before the offset (see result_line)."""
+    return "" if source is None else f',"topic":{_quote(source.topic)},"partition":{int(source.partition)},"offset":'
+
+
+def result_line(s: Scored, source: Source | None = None) -> str:
+    """`dumps(result_record(s, source))`, several times faster for the common univariate
+    case (output formatting is a large share of the filter's per-event cost)."""
     ev = s.event
     if ev.features != UNIVARIATE or not (ev.ts_raw is None or isinstance(ev.ts_raw, (str, int, float))):
-        return dumps(result_record(s))
+        return dumps(result_record(s, source))
     ts = "" if ev.ts_raw is None else f',"ts":{_quote(ev.ts_raw) if isinstance(ev.ts_raw, str) else repr(ev.ts_raw)}'
+    tail = _source_tail(source)
     return (f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{_f(ev.values[0])},'
             f'"prediction":{_f(s.prediction[0])},"error":{_f(s.error)},"score":{s.score!r},'
-            f'"is_anomaly":{"true" if s.is_anomaly else "false"}}}')
+            f'"is_anomaly":{"true" if s.is_anomaly else "false"}{tail}{ev.seq if tail else ""}}}')
 
 
 def _reprs(values: list[float]) -> list[str]:
@@ -74,20 +95,22 @@ def _reprs(values: list[float]) -> list[str]:
     return tokens
 
 
-def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies: bool = False) -> list[str]:
-    """`result_line` of every scored event of a micro-batch (`pool.advance(routed)` gave
-    `results`), in input order; with `only_anomalies`, of the flagged ones only.
+def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies: bool = False,
+                 source: Source | None = None) -> list[tuple[Event, str]]:
+    """(event, `result_line`) of every scored event of a micro-batch (`pool.advance(routed)`
+    gave `results`), in input order; with `only_anomalies`, of the flagged ones only.
 
     Univariate parts are formatted column by column, which costs a fraction of formatting
     each `Scored` on its own; multivariate parts go through `result_line`.
     """
     events = routed.events
-    lines: list[str | None] = [None] * len(events)
+    lines: list[tuple[Event, str] | None] = [None] * len(events)
+    tail = _source_tail(source)
     for part, res in zip(routed.parts, results):
         if events[part.rows[0]].features != UNIVARIATE:
             for n, s in scored_part(events, part, res):
                 if s.is_anomaly or not only_anomalies:
-                    lines[n] = result_line(s)
+                    lines[n] = (s.event, result_line(s, source))
             continue
         columns = zip(part.rows, _reprs(part.X[:, 0].tolist()), _reprs(res.predictions[:, 0].tolist()),
                       _reprs(res.errors.tolist()), _reprs(res.scores.tolist()), res.flags.tolist())
@@ -97,9 +120,9 @@ def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies:
             ev = events[n]
             ts = ev.ts_raw
             ts = "" if ts is None else f',"ts":{_quote(ts) if type(ts) is str else repr(ts)}'
-            lines[n] = (f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{value},'
-                        f'"prediction":{pred},"error":{error},"score":{score},'
-                        f'"is_anomaly":{"true" if flag else "false"}}}')
+            lines[n] = (ev, f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{value},'
+                            f'"prediction":{pred},"error":{error},"score":{score},'
+                            f'"is_anomaly":{"true" if flag else "false"}{tail}{ev.seq if tail else ""}}}')
     return [line for line in lines if line is not None]
 
 

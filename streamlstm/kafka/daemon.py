@@ -3,10 +3,10 @@
     poll (≤ poll_max_records) → parse (stream id = message key, or the JSON field)
     → score+learn with the DetectorPool of the record's partition (in a worker thread,
       overlapping the next poll and parse: the compiled kernel releases the GIL)
-    → produce results (keyed by stream id; `kafka.output_mode` batch: one JSON array per
-      stream per micro-batch, event: one message per result) and dead letters
-    → when due: finish the batch in flight → flush producer → checkpoint partition states
-      → commit offsets
+    → produce results and dead letters (kafka/sink.py; keyed by stream id, `kafka.output_mode`
+      batch: one JSON array per stream per micro-batch, event: one message per result)
+    → when due, the checkpoint recipe (io/pipeline.py): finish the batch in flight → flush
+      the producer → snapshot the partition states → commit their offsets
 
 State follows partitions: every assigned input partition has its own `DetectorPool` and
 parser memory, snapshotted together with the next input offset the snapshot includes. Offsets
@@ -25,38 +25,29 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Mapping
-
-import numpy as np
 
 from ..budget import StateBudget
 from ..config import Config
-from ..event import Rejected, error_record
+from ..event import Rejected
 from ..io.parsers import JsonlParser
-from ..io.records import dumps, result_lines
-from ..pool import DetectorPool, advance
+from ..io.pipeline import Pipeline, checkpoint
+from ..pool import DetectorPool
 from . import crc
 from .metrics import DaemonMetrics, MetricsServer
+from .sink import OUTPUT_MODES, KafkaSink, PartitionBatch
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
 
-__all__ = ["OUTPUT_MODES", "KafkaDaemon", "pack_results", "run_kafka"]
+__all__ = ["KafkaDaemon", "run_kafka"]
 
 log = logging.getLogger("streamlstm.kafka")
 
 _KEY_FIELD = "\x00streamlstm-message-key"  # a JSON field name no input uses
-
-# `kafka.output_mode`: "batch" produces one message per stream per polled micro-batch whose
-# value is a JSON array of that stream's result records (in offset order, each the same
-# record "event" mode produces alone); "event" produces one message per result.
-OUTPUT_MODES = ("batch", "event")  # config.py validates kafka.output_mode against the same
-BATCH_MESSAGE_BYTES = 512 * 1024  # a batch message is split before it grows past this
 
 # Client settings (overridable through `client_options`). The producer batches generously
 # (results are flushed before every commit anyway) and does not compress; the consumer
@@ -66,23 +57,8 @@ CONSUMER_DEFAULTS = {"fetch_max_wait_ms": 100,  # bounds latency on brokers that
 PRODUCER_DEFAULTS = {"acks": "all", "linger_ms": 5, "retries": 5, "batch_size": 512 * 1024,
                      "compression_type": None}
 
-# main thread: poll, parse, wait (for the worker), produce, checkpoint; worker: score
-SWITCH_INTERVAL = 0.0005  # s; sys.setswitchinterval while the daemon runs
+# main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
 _STAGES = ("poll", "parse", "score", "wait", "produce", "checkpoint")
-
-
-def pack_results(lines: list[str], limit: int = BATCH_MESSAGE_BYTES) -> list[bytes]:
-    """JSON arrays of the JSON objects in `lines`, each array at most ~`limit` bytes (an
-    array always holds at least one record)."""
-    out, start, size = [], 0, 2
-    for i, line in enumerate(lines):
-        n = len(line) + 1
-        if size + n > limit and i > start:
-            out.append(("[" + ",".join(lines[start:i]) + "]").encode())
-            start, size = i, 2
-        size += n
-    out.append(("[" + ",".join(lines[start:]) + "]").encode())
-    return out
 
 
 class _KeyInput:
@@ -106,11 +82,6 @@ class PartitionState:
     committed: int | None = None
     events: int = 0
     extra: dict = field(default_factory=dict)
-    # `"topic":…,"partition":…,"offset":` — what a result record adds after the scored event
-    source: str = ""
-
-    def __post_init__(self):
-        self.source = f',"topic":{_quote(self.tp.topic)},"partition":{int(self.tp.partition)},"offset":'
 
     @classmethod
     def fresh(cls, tp, config: Config, budget: StateBudget | None = None) -> "PartitionState":
@@ -132,18 +103,6 @@ class PartitionState:
         self.events = extra.get("events", 0)
 
 
-@dataclass
-class _Batch:
-    """One partition's part of a polled micro-batch, on its way through the pipeline."""
-    tp: Any
-    state: PartitionState
-    routed: Any  # pool.Routed: the accepted events split per detector (None when there are none)
-    rejected: list  # (Rejected, message key)
-    next_offset: int  # the partition's next offset once this batch is produced
-    parse_s: float = 0.0  # its share of the time parsing its poll took
-    results: list = field(default_factory=list)  # pool.advance(routed)
-
-
 def _listener_class():
     from kafka import ConsumerRebalanceListener
 
@@ -162,34 +121,6 @@ def _listener_class():
             self.daemon.on_assigned(assigned)
 
     return Listener
-
-
-class _KeyPartitions:
-    """The output partition kafka-python's default partitioner picks for a key (murmur2 of
-    the key over the topic's sorted partitions), cached per key: computing it per message in
-    pure Python costs several µs. `refresh()` (once per batch) follows partition changes."""
-
-    MAX_KEYS = 100_000
-
-    def __init__(self, producer, topic: str):
-        self.producer, self.topic = producer, topic
-        self.partitions: list[int] | None = None
-        self.cache: dict[bytes, int] = {}
-
-    def refresh(self) -> None:
-        parts = sorted(self.producer.partitions_for(self.topic))
-        if parts != self.partitions:
-            self.partitions, self.cache = parts, {}
-
-    def __call__(self, key: bytes) -> int:
-        p = self.cache.get(key)
-        if p is None:
-            from kafka.partitioner.default import murmur2
-
-            if len(self.cache) >= self.MAX_KEYS:
-                self.cache.clear()
-            p = self.cache[key] = self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
-        return p
 
 
 class KafkaDaemon:
@@ -213,17 +144,13 @@ class KafkaDaemon:
         self.pending_assign: list = []  # assigned partitions whose state the loop must restore
         self.joined = False  # an assignment (possibly empty) has been received
         self.fatal: BaseException | None = None
-        self.send_error: BaseException | None = None
         self.consumer = self.producer = self.store = None
+        self.sink: KafkaSink | None = None
         self.server: MetricsServer | None = None
         self.since_commit = 0
         self.last_commit = time.monotonic()
-        self.partition_of = None  # output partition of a key, when the default partitioner is in use
         self.stage_s = dict.fromkeys(_STAGES, 0.0)  # seconds spent per stage (logged at shutdown)
-        self.pipelined = True  # False: parse, score and produce each batch in turn (for comparison)
-        self.worker: ThreadPoolExecutor | None = None  # scores the batch in flight
-        self.inflight: tuple[list[_Batch], Future] | None = None
-        self.drain_lock = threading.Lock()
+        self.pipeline = Pipeline(self._write)
         self.processed = 0
         self._stages_logged: tuple[int, dict] = (0, dict(self.stage_s))
 
@@ -250,8 +177,9 @@ class KafkaDaemon:
         self.producer = KafkaProducer(
             bootstrap_servers=list(k.bootstrap_servers), client_id=f"streamlstm-{os.getpid()}",
             **security, **producer_opts)
-        if "partitioner" not in producer_opts:
-            self.partition_of = _KeyPartitions(self.producer, k.output_topic)
+        self.sink = KafkaSink(self.producer, k.output_topic, k.dead_letter_topic, self.output_mode,
+                              self.config.output.only_anomalies, partition_default="partitioner" not in producer_opts,
+                              on_error=lambda exc: self.metrics.errors.labels(kind="produce").inc())
         if k.changelog_topic:
             self.store = KafkaChangelogStore(k.bootstrap_servers, k.changelog_topic, security)
         elif self.config.checkpoint.state_dir:
@@ -362,25 +290,23 @@ class KafkaDaemon:
     # ------------------------------------------------------------------ checkpoint + commit
 
     def checkpoint(self, tps) -> dict:
-        """Flush results and make the states of `tps` durable; returns the offsets to commit."""
+        """Steps 1-3 of the checkpoint recipe (io/pipeline.py) for the partitions `tps`:
+        finish the batch in flight, flush the producer, make their states durable. Returns
+        the offsets to commit (step 4, the caller's: in a rebalance it is asynchronous)."""
         from kafka import OffsetAndMetadata
 
-        self.drain()
-        self.producer.flush()
-        if self.send_error is not None:
-            raise RuntimeError(f"producing results failed: {self.send_error!r}")
-        offsets = {}
+        checkpoint(self.pipeline, [self.sink], lambda: self._snapshot(tps))
+        return {tp: OffsetAndMetadata(st.next_offset, "", -1) for tp in tps
+                if (st := self.states[tp]).next_offset is not None and st.next_offset != st.committed}
+
+    def _snapshot(self, tps) -> None:
         saved = []
         for tp in tps:
             st = self.states[tp]
-            if st.next_offset is None:
-                continue
-            if self.store is not None and st.next_offset != st.checkpointed:
+            if self.store is not None and st.next_offset is not None and st.next_offset != st.checkpointed:
                 payload, meta = st.snapshot()
                 self.store.save(tp, payload, meta)
                 saved.append(st)
-            if st.next_offset != st.committed:
-                offsets[tp] = OffsetAndMetadata(st.next_offset, "", -1)
         if saved:
             try:
                 self.store.flush()
@@ -391,7 +317,6 @@ class KafkaDaemon:
                 st.checkpointed = st.next_offset
         self.since_commit = 0
         self.last_commit = self.metrics.last_checkpoint = time.monotonic()
-        return offsets
 
     def checkpoint_and_commit(self) -> None:
         """Flush results, make every state durable, then commit their offsets (main thread)."""
@@ -410,19 +335,14 @@ class KafkaDaemon:
 
     # ------------------------------------------------------------------ processing
 
-    def _on_send_error(self, exc: BaseException) -> None:
-        self.send_error = exc
-        self.metrics.errors.labels(kind="produce").inc()
+    # Processing runs through the shared kernel pipeline (io/pipeline.py): while the kernel
+    # scores poll i in its thread, the main thread polls and parses poll i+1, then starts
+    # scoring it and produces poll i's results meanwhile. Everything that snapshots or hands
+    # over state (checkpoints, so also revocation and shutdown) drains it first, so a
+    # snapshot always holds exactly the events before its `next_offset`, parser memory included.
 
-    # Processing is a pipeline one micro-batch deep: while the compiled kernel (which releases
-    # the GIL) scores batch i in the worker thread, the main thread polls and parses batch i+1;
-    # then it starts scoring batch i+1 and produces batch i's results meanwhile. `drain()`
-    # completes the batch in flight; everything that snapshots or hands over state
-    # (checkpoints, so also revocation and shutdown) drains first, so a snapshot always holds
-    # exactly the events before its `next_offset`, parser memory included.
-
-    def parse(self, records) -> list[_Batch]:
-        """Parse one poll's records, per partition (main thread)."""
+    def parse(self, records) -> list[PartitionBatch]:
+        """Parse and route one poll's records, per partition (main thread)."""
         by_key = self.config.kafka.key_source == "key"
         t0 = time.perf_counter()
         out = []
@@ -434,7 +354,7 @@ class KafkaDaemon:
                 recs = [r for r in recs if r.offset >= st.parsed_to]
             if not recs:
                 continue
-            events, rejected = [], []
+            events, rejected, keys = [], [], []
             by_key_parse, by_field_parse, key_input = st.by_key.parse, st.by_field.parse, st.by_key.cfg
             for rec in recs:
                 key = rec.key
@@ -444,139 +364,47 @@ class KafkaDaemon:
                 else:
                     parsed = by_field_parse(rec.offset, rec.value or b"")
                 if parsed.__class__ is Rejected:
-                    rejected.append((parsed, key))
+                    rejected.append(parsed)
+                    keys.append(key)
                 else:
                     events.append(parsed)
             st.parsed_to = recs[-1].offset + 1
-            routed = st.pool.route(events) if events else None
-            if routed is not None and routed.rejected:  # no model could take them (max_models)
-                keys = {r.offset: r.key for r in recs}
-                rejected = sorted(rejected + [(rej, keys[rej.seq]) for rej in routed.rejected],
-                                  key=lambda item: item[0].seq)
-            out.append(_Batch(tp, st, routed, rejected, st.parsed_to))
+            routed = st.pool.route(events)
+            if routed.rejected:  # no model could take them (max_models)
+                key_of = {r.offset: r.key for r in recs}
+                pairs = sorted([*zip(rejected, keys), *((r, key_of[r.seq]) for r in routed.rejected)],
+                               key=lambda pair: pair[0].seq)
+                rejected, keys = [r for r, _ in pairs], [k for _, k in pairs]
+            out.append(PartitionBatch(routed, rejected, keys, tp, st.parsed_to, 0.0))
         dt = time.perf_counter() - t0
         self.stage_s["parse"] += dt
         for b in out:
             b.parse_s = dt / len(out)
         return out
 
-    @staticmethod
-    def _score(batches: list[_Batch]) -> float:
-        """Score and learn (worker thread); returns the seconds it took."""
+    def _write(self, batches: Sequence[PartitionBatch]) -> None:
+        """Produce the results and dead letters of scored batches; advance their offsets."""
         t0 = time.perf_counter()
-        for b in batches:
-            if b.routed is not None:
-                b.results = advance(b.routed)
-        return time.perf_counter() - t0
-
-    def step(self, batches: list[_Batch]) -> None:
-        """Main loop: take the batch in flight, start scoring `batches`, then produce the
-        results of the one taken (overlapping with the new scoring)."""
-        with self.drain_lock:
-            done = self._take()
-            if batches:
-                if self.worker is None:
-                    self.worker = ThreadPoolExecutor(1, thread_name_prefix="streamlstm-score")
-                self.inflight = (batches, self.worker.submit(self._score, batches))
-            if done is not None:
-                self._emit_timed(*done)
-
-    def drain(self) -> None:
-        """Wait for the batch in flight, produce its results and advance its offsets."""
-        with self.drain_lock:
-            done = self._take()
-            if done is not None:
-                self._emit_timed(*done)
-
-    def _take(self) -> tuple[list[_Batch], float] | None:
-        if self.inflight is None:
-            return None
-        batches, future = self.inflight
-        self.inflight = None
-        t0 = time.perf_counter()
-        took = future.result()
-        self.stage_s["score"] += took
-        self.stage_s["wait"] += time.perf_counter() - t0
-        return batches, took
-
-    def _emit_timed(self, batches: list[_Batch], took: float) -> None:
-        t0 = time.perf_counter()
-        self.emit(batches)
-        dt = time.perf_counter() - t0
-        self.stage_s["produce"] += dt
-        self.metrics.batch_latency.observe(sum(b.parse_s for b in batches) + took + dt)
-
-    def process(self, records) -> None:
-        """Parse, score and produce one poll's records, all in the calling thread."""
-        batches = self.parse(records)
-        took = self._score(batches)
-        self.stage_s["score"] += took
-        self._emit_timed(batches, took)
-
-    def emit(self, batches: list[_Batch]) -> None:
-        """Produce the results and dead letters of scored batches; advance their offsets.
-
-        A result is `records.result_record` of the scored event plus its source topic,
-        partition and offset (the event's `seq`), as JSON (`records.result_lines`)."""
-        cfg = self.config
-        only_anomalies = cfg.output.only_anomalies
-        batch_mode = self.output_mode == "batch"
-        out_topic, dlq = cfg.kafka.output_topic, cfg.kafka.dead_letter_topic
-        send, errback = self.producer.send, self._on_send_error
-        partition_of = self.partition_of
-        if partition_of is not None and any(b.routed is not None for b in batches):
-            partition_of.refresh()
         m = self.metrics
         for b in batches:
-            tp, st = b.tp, b.state
-            n_events = produced = 0
-            if b.routed is not None:
-                events = b.routed.events
-                n_events = len(events)
-                for part, res in zip(b.routed.parts, b.results):  # one detector, so one group, per part
-                    n_flagged = int(res.flags.sum())
-                    if n_flagged:
-                        m.anomalies.labels(group=part.group).inc(n_flagged)
-                lines = result_lines(b.routed, b.results, only_anomalies)
-                if only_anomalies and len(lines) != n_events:
-                    flagged = [False] * n_events
-                    for part, res in zip(b.routed.parts, b.results):
-                        for n in (np.flatnonzero(res.flags)).tolist():
-                            flagged[part.rows[n]] = True
-                    events = [ev for ev, f in zip(events, flagged) if f]
-                source = st.source
-                produced = len(lines)
-                if batch_mode:
-                    per_stream: dict[str, list[str]] = {}
-                    for ev, line in zip(events, lines):
-                        group = per_stream.get(ev.stream)
-                        if group is None:
-                            group = per_stream[ev.stream] = []
-                        group.append(f"{line[:-1]}{source}{ev.seq}}}")
-                    for stream, group in per_stream.items():
-                        key = stream.encode()
-                        part = partition_of(key) if partition_of is not None else None
-                        for value in pack_results(group):
-                            send(out_topic, key=key, value=value, partition=part).add_errback(errback)
-                else:
-                    for ev, line in zip(events, lines):
-                        key = ev.stream.encode()
-                        send(out_topic, key=key, value=f"{line[:-1]}{source}{ev.seq}}}".encode(),
-                             partition=partition_of(key) if partition_of is not None else None
-                             ).add_errback(errback)
-            for rej, key in b.rejected:
-                rec = error_record(rej)
-                rec.update(topic=tp.topic, partition=tp.partition, offset=rej.seq,
-                           key=key.decode("utf-8", "replace") if key is not None else None)
-                send(dlq, key=key, value=dumps(rec).encode()).add_errback(errback)
+            self.sink.write(b)
+            st = self.states.get(b.tp) or self.parked[b.tp]
+            n_events = len(b.routed.events)
+            for part, res in zip(b.routed.parts, b.results):  # one detector, so one group, per part
+                n_flagged = int(res.flags.sum())
+                if n_flagged:
+                    m.anomalies.labels(group=part.group).inc(n_flagged)
+            for rej in b.rejected:
                 m.errors.labels(kind=rej.reason).inc()
             st.next_offset = b.next_offset
             st.events += n_events
             self.since_commit += n_events
             self.processed += n_events
             m.events.inc(n_events)
-            if produced:
-                m.results.inc(produced)
+            self.stage_s["score"] += b.kernel_s
+        dt = time.perf_counter() - t0
+        self.stage_s["produce"] += dt
+        m.batch_latency.observe(sum(b.parse_s + b.kernel_s for b in batches) + dt)
 
     def _update_gauges(self) -> None:
         m, budget = self.metrics, self.budget
@@ -600,43 +428,10 @@ class KafkaDaemon:
             self.server = MetricsServer(self.metrics, cfg.metrics.address, cfg.metrics.port).start()
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
-        # The main thread would otherwise keep the GIL for up to 5 ms each time the worker
-        # needs it briefly around the kernel call (as the stdin filter does too).
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._kafka_clients()
-            self.consumer.subscribe(list(cfg.kafka.topics), listener=_listener_class()(self))
-            log.info("consuming %s as group %s", ",".join(cfg.kafka.topics), cfg.kafka.group_id)
-            every_events, every_s = cfg.checkpoint.every_events, cfg.checkpoint.every_seconds
-            clock, stage = time.perf_counter, self.stage_s
-            while not self.stop.is_set():
-                t_poll = clock()
-                # With a batch in flight only take what is already fetched: its results wait.
-                records = self.consumer.poll(timeout_ms=0 if self.inflight else cfg.kafka.poll_timeout_ms,
-                                             max_records=cfg.kafka.poll_max_records)
-                self.metrics.last_poll = time.monotonic()
-                if self.fatal is not None:
-                    raise self.fatal
-                batches = []
-                if records:  # (records of partitions still pending restore are dropped: we seek)
-                    stage["poll"] += clock() - t_poll  # (only polls that returned records)
-                    if not self.pipelined:
-                        self.process(records)
-                    else:
-                        batches = self.parse(records)
-                self.step(batches)
-                self._restore_pending()
-                self._update_gauges()
-                if (self.since_commit >= every_events
-                        or (time.monotonic() - self.last_commit >= every_s)):
-                    t0 = clock()
-                    self.checkpoint_and_commit()
-                    stage["checkpoint"] += clock() - t0
-                    self._log_stages(since_last=True)
-            log.info("stopping: final checkpoint and commit")
-            self.checkpoint_and_commit()
-            self._log_stages()
+            with Pipeline.running():
+                self._serve()
         except Exception as exc:
             log.error("kafka daemon failed: %s: %s; offsets after the last checkpoint are not committed",
                       type(exc).__name__, exc)
@@ -646,12 +441,44 @@ class KafkaDaemon:
         finally:
             self.metrics.alive = status == 0
             self._close(commit=False)
-            sys.setswitchinterval(switch_interval)
         return status
+
+    def _serve(self) -> None:
+        """poll → parse → push into the pipeline → restore newly assigned partitions →
+        checkpoint and commit when due; until `stop`, then a final checkpoint and commit."""
+        cfg = self.config
+        self.consumer.subscribe(list(cfg.kafka.topics), listener=_listener_class()(self))
+        log.info("consuming %s as group %s", ",".join(cfg.kafka.topics), cfg.kafka.group_id)
+        every_events, every_s = cfg.checkpoint.every_events, cfg.checkpoint.every_seconds
+        clock, stage = time.perf_counter, self.stage_s
+        while not self.stop.is_set():
+            t_poll = clock()
+            # With a batch in the kernel only take what is already fetched: its results wait.
+            records = self.consumer.poll(timeout_ms=0 if self.pipeline.busy else cfg.kafka.poll_timeout_ms,
+                                         max_records=cfg.kafka.poll_max_records)
+            self.metrics.last_poll = time.monotonic()
+            if self.fatal is not None:
+                raise self.fatal
+            batches = []
+            if records:  # (records of partitions still pending restore are dropped: we seek)
+                stage["poll"] += clock() - t_poll  # (only polls that returned records)
+                batches = self.parse(records)
+            self.pipeline.push(batches)
+            self._restore_pending()
+            self._update_gauges()
+            if self.since_commit >= every_events or time.monotonic() - self.last_commit >= every_s:
+                t0 = clock()
+                self.checkpoint_and_commit()
+                stage["checkpoint"] += clock() - t0
+                self._log_stages(since_last=True)
+        log.info("stopping: final checkpoint and commit")
+        self.checkpoint_and_commit()
+        self._log_stages()
 
     def _log_stages(self, since_last: bool = False) -> None:
         """Log the time per event spent in each stage: at DEBUG since the previous periodic
         checkpoint, at INFO (shutdown) in all."""
+        self.stage_s["wait"] = self.pipeline.wait_s
         if since_last:
             if not log.isEnabledFor(logging.DEBUG):
                 return
@@ -666,8 +493,7 @@ class KafkaDaemon:
                     "since the last checkpoint:" if since_last else "processed", n, self.output_mode, per)
 
     def _close(self, commit: bool) -> None:
-        if self.worker is not None:
-            self.worker.shutdown(wait=True)
+        self.pipeline.close()
         for name, closer in (("consumer", lambda: self.consumer.close(autocommit=commit)),
                              ("producer", lambda: self.producer.close(timeout=10)),
                              ("store", lambda: self.store.close())):

@@ -1,0 +1,90 @@
+"""Sinks: where the results and error records of scored micro-batches go.
+
+A sink has two methods: `write(batch)` takes one scored micro-batch (io/pipeline.MicroBatch:
+its routed events, their results and its rejected lines), in input order; `flush()` returns
+once everything written so far is delivered (the checkpoint flushes every sink before it
+snapshots state). A new destination is one new class here (or, for Kafka, in kafka/sink.py).
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from ..event import error_record
+from ..pool import scored
+from .records import csv_header, csv_row, dumps, result_lines, result_record
+
+if TYPE_CHECKING:
+    from .pipeline import MicroBatch
+
+__all__ = ["CsvSink", "JsonLinesSink", "RecordsSink", "Sink"]
+
+
+class Sink(Protocol):
+    def write(self, batch: MicroBatch) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class JsonLinesSink:
+    """Result records as JSON lines on `out` and error records on `errors` (either None:
+    not written). Each micro-batch is flushed as it is written, so a slow pipe gets every
+    answer at once. Blank input lines are counted by the filter, not reported one by one."""
+
+    def __init__(self, out: TextIO | None, errors: TextIO | None, only_anomalies: bool = False):
+        self.out, self.errors, self.only_anomalies = out, errors, only_anomalies
+
+    def write(self, batch: MicroBatch) -> None:
+        if self.out is not None:
+            lines = result_lines(batch.routed, batch.results, self.only_anomalies)
+            if lines:
+                self.out.write("\n".join(line for _, line in lines) + "\n")
+                self.out.flush()
+        if self.errors is not None:
+            rejected = [r for r in batch.rejected if r.reason != "empty_line"]
+            if rejected:
+                self.errors.write("".join(dumps(error_record(r)) + "\n" for r in rejected))
+                self.errors.flush()
+
+    def flush(self) -> None:
+        for stream in (self.out, self.errors):
+            if stream is not None:
+                stream.flush()
+
+
+class RecordsSink:
+    """Result records kept in memory as dicts (`records.result_record`), e.g. for a plot."""
+
+    def __init__(self, only_anomalies: bool = False):
+        self.only_anomalies = only_anomalies
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, batch: MicroBatch) -> None:
+        self.records += [result_record(s) for s in scored(batch.routed, batch.results)
+                         if s.is_anomaly or not self.only_anomalies]
+
+    def flush(self) -> None:
+        pass
+
+
+class CsvSink:
+    """Result records as CSV rows on `out`, with the header of the first record's shape
+    (`records.csv_header`: one value column, or one per feature)."""
+
+    def __init__(self, out: TextIO, only_anomalies: bool = False):
+        self.out = out
+        self.rows = RecordsSink(only_anomalies)
+        self.writer = csv.writer(out, lineterminator="\n")
+        self.header = False
+
+    def write(self, batch: MicroBatch) -> None:
+        self.rows.write(batch)
+        if self.rows.records and not self.header:
+            self.writer.writerow(csv_header(self.rows.records[0]))
+            self.header = True
+        self.writer.writerows(csv_row(r) for r in self.rows.records)
+        self.rows.records.clear()
+
+    def flush(self) -> None:
+        self.out.flush()
