@@ -39,14 +39,15 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
 
 import yaml
 
-from .engine.hyperparams import CHOICES, DEFAULTS, MULTI_DEFAULTS, RANGES
+from .engine import hyperparams
+from .engine.hyperparams import Number, SettingError
 from .engine.scoring import VALUE_LIMIT
 
 __all__ = [
@@ -83,46 +84,15 @@ class ConfigError(ValueError):
     """A configuration value that is unknown, mistyped or out of range; the message says where."""
 
 
-@dataclass(frozen=True, slots=True)
-class ModelConfig:
-    """Detector hyperparameters; the names match `LSTMDetector` / `MultiStreamDetector` kwargs.
-
-    Defaults come from the engine's table (`streamlstm.hyperparams`) so they cannot drift.
-    """
-
-    cell: str = DEFAULTS["cell"]
-    hidden_size: int = DEFAULTS["hidden_size"]
-    k1: int = DEFAULTS["k1"]
-    k2: int = DEFAULTS["k2"]
-    optimizer: str = DEFAULTS["optimizer"]
-    learning_rate: float = DEFAULTS["learning_rate"]
-    momentum: float = DEFAULTS["momentum"]
-    beta1: float = DEFAULTS["beta1"]
-    beta2: float = DEFAULTS["beta2"]
-    clip_norm: float = DEFAULTS["clip_norm"]
-    weight_decay: float = DEFAULTS["weight_decay"]
-    input_dropout: float = DEFAULTS["input_dropout"]
-    loss: str = DEFAULTS["loss"]
-    huber_delta: float = DEFAULTS["huber_delta"]
-    scaler_halflife: float = DEFAULTS["scaler_halflife"]
-    input_clip: float = DEFAULTS["input_clip"]
-    warmup: int = DEFAULTS["warmup"]
-    short_window: int = DEFAULTS["short_window"]
-    long_halflife: float = DEFAULTS["long_halflife"]
-    seasonal_bins: int = DEFAULTS["seasonal_bins"]
-    range_novelty: float = DEFAULTS["range_novelty"]
-    range_tolerance: float = DEFAULTS["range_tolerance"]
-    error_weight: float = DEFAULTS["error_weight"]
-    threshold: float = DEFAULTS["threshold"]
-    alert_cooldown: int = DEFAULTS["alert_cooldown"]
-    alert_penalty: float = DEFAULTS["alert_penalty"]
-    penalty_halflife: float = DEFAULTS["penalty_halflife"]
-    on_anomaly: str = DEFAULTS["on_anomaly"]
-    anomaly_weight: float = DEFAULTS["anomaly_weight"]
-    dtype: str = DEFAULTS["dtype"]
-    seed: int = DEFAULTS["seed"]
-    weight_mode: str = MULTI_DEFAULTS["weight_mode"]
-    backend: str = "cpu"
+# Detector hyperparameters; the names match `LSTMDetector` / `MultiStreamDetector` kwargs.
+# The fields, their defaults and their checks derive from the engine's table of settings
+# (engine/hyperparams.py), so a new setting is declared there only.
+_MODEL_SETTINGS = {**hyperparams.MODEL, "weight_mode": hyperparams.WEIGHT_MODE, "backend": hyperparams.BACKEND}
+ModelConfig = make_dataclass(
+    "ModelConfig", [(name, type(s.default), field(default=s.default)) for name, s in _MODEL_SETTINGS.items()],
+    frozen=True, slots=True)
+ModelConfig.__module__ = __name__
+ModelConfig.__doc__ = "The `model:` section: one field per setting of engine/hyperparams.py's table."
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +161,7 @@ class Config:
     source: str = "stdin"
     model: ModelConfig = field(default_factory=ModelConfig)
     groups: tuple[GroupConfig, ...] = ()
-    max_streams: int = MULTI_DEFAULTS["max_streams"]
+    max_streams: int = hyperparams.MAX_STREAMS.default
     max_state_bytes: int = 1 << 30
     max_models: int = 1000
     batch_size: int = 4096
@@ -280,27 +250,18 @@ class _Spec:
             return text  # reported by `check` as "expected ..., got '<text>'"
 
 
-class _Number(_Spec):
-    def __init__(self, kind: type, lo: float, lo_inc: bool = True,
-                 hi: float = float("inf"), hi_inc: bool = False):
-        self.kind, self.lo, self.lo_inc, self.hi, self.hi_inc = kind, lo, lo_inc, hi, hi_inc
-        name = kind.__name__
-        if hi == float("inf"):
-            self.expect = f"{name} {'≥' if lo_inc else '>'} {lo}"
-        else:
-            self.expect = f"{name} in {'[' if lo_inc else '('}{lo}, {hi}{']' if hi_inc else ')'}"
+class _Setting(_Spec):
+    """A setting checked by the engine's table (engine/hyperparams.py: Number or Choice)."""
+
+    def __init__(self, spec: Number | hyperparams.Choice):
+        self.spec = spec
+        self.expect = spec.expect
 
     def check(self, value: Any) -> Any:
-        # bool is an int subclass in Python but `hidden_size: true` is a mistake, not 1.
-        ok_types = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, ok_types):
-            raise _Bad(self.expect)
-        value = self.kind(value)
-        above = value >= self.lo if self.lo_inc else value > self.lo
-        below = value <= self.hi if self.hi_inc else value < self.hi
-        if not (above and below):  # NaN fails both comparisons
-            raise _Bad(self.expect)
-        return value
+        try:
+            return self.spec.check(value)
+        except SettingError as err:
+            raise _Bad(err.expect) from None
 
 
 class _Choice(_Spec):
@@ -386,20 +347,13 @@ def _security_item(key: str) -> _Spec:
     return _Bool() if key == "ssl_check_hostname" else _Str()
 
 
-def _model_spec(name: str, annotation: str) -> _Spec:
-    # Ranges and choices come from the engine's own table so the two can never disagree.
-    if name in CHOICES:
-        return _Choice(CHOICES[name])
-    return _Number({"int": int, "float": float}[annotation], *RANGES[name])
-
-
 _SPECS: dict[str, _Spec] = {
-    **{f"model.{f.name}": _model_spec(f.name, f.type) for f in fields(ModelConfig)},
+    **{f"model.{name}": _Setting(s.spec) for name, s in _MODEL_SETTINGS.items()},
     "source": _Choice(("stdin", "kafka")),
-    "max_streams": _Number(int, *RANGES["max_streams"]),
-    "max_state_bytes": _Number(int, 1 << 24),
-    "max_models": _Number(int, 1),
-    "batch_size": _Number(int, 1),
+    "max_streams": _Setting(hyperparams.MAX_STREAMS.spec),
+    "max_state_bytes": _Setting(Number(int, 1 << 24)),
+    "max_models": _Setting(Number(int, 1)),
+    "batch_size": _Setting(Number(int, 1)),
     "log_format": _Choice(("plain", "json")),
     "log_level": _Choice(("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), fold=str.upper),
     "input.format": _Choice(("jsonl", "csv")),
@@ -407,14 +361,14 @@ _SPECS: dict[str, _Spec] = {
     "input.value_field": _Str(),
     "input.values_field": _Str(),
     "input.ts_field": _Str(),
-    "input.max_line_bytes": _Number(int, 1),
+    "input.max_line_bytes": _Setting(Number(int, 1)),
     "input.default_stream": _Str(),
-    "input.max_abs_value": _Number(float, 0, False, VALUE_LIMIT, True),
+    "input.max_abs_value": _Setting(Number(float, 0, False, VALUE_LIMIT, True)),
     "output.only_anomalies": _Bool(),
     "checkpoint.state_dir": _Str(optional=True),
-    "checkpoint.every_events": _Number(int, 1),
-    "checkpoint.every_seconds": _Number(float, 0, lo_inc=False),
-    "checkpoint.keep": _Number(int, 1),
+    "checkpoint.every_events": _Setting(Number(int, 1)),
+    "checkpoint.every_seconds": _Setting(Number(float, 0, lo_inc=False)),
+    "checkpoint.keep": _Setting(Number(int, 1)),
     "kafka.bootstrap_servers": _StrList(nonempty=True),
     "kafka.topics": _StrList(nonempty=False),
     "kafka.group_id": _Str(),
@@ -423,13 +377,13 @@ _SPECS: dict[str, _Spec] = {
     "kafka.changelog_topic": _Str(optional=True),
     "kafka.key_source": _Choice(("key", "field")),
     "kafka.output_mode": _Choice(("batch", "event")),
-    "kafka.poll_max_records": _Number(int, 1),
-    "kafka.poll_timeout_ms": _Number(int, 0),
-    "kafka.session_timeout_ms": _Number(int, 1),
-    "kafka.heartbeat_interval_ms": _Number(int, 1),
+    "kafka.poll_max_records": _Setting(Number(int, 1)),
+    "kafka.poll_timeout_ms": _Setting(Number(int, 0)),
+    "kafka.session_timeout_ms": _Setting(Number(int, 1)),
+    "kafka.heartbeat_interval_ms": _Setting(Number(int, 1)),
     "kafka.security": _Security(),
     "metrics.address": _Str(),
-    "metrics.port": _Number(int, 0, True, 65535, True),
+    "metrics.port": _Setting(Number(int, 0, True, 65535, True)),
     "metrics.enabled": _Bool(),
 }
 
@@ -676,11 +630,11 @@ def _section(tree: _Tree, cls: type, raw: Any, path: tuple, spec_section: str,
 
 
 def _check_model(tree: _Tree, model: ModelConfig, path: tuple) -> None:
-    if model.k2 < model.k1:
+    problem = hyperparams.check_window(model.k1, model.k2)
+    if problem:
         # Blame the setting the user actually wrote at this level.
         key = "k2" if tree.explicit(path + ("k2",)) or not tree.explicit(path + ("k1",)) else "k1"
-        raise tree.error(path + (key,),
-                         f"k2 must be ≥ k1, got k1={model.k1}, k2={model.k2}")
+        raise tree.error(path + (key,), problem)
 
 
 def _groups(tree: _Tree, raw: Any, model: ModelConfig) -> tuple[GroupConfig, ...]:

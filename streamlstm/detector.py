@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from .engine import hyperparams, snapshot
 from .multistream import MultiStreamDetector
 
 _STREAM = ""  # the detector's single stream in its engine
+# The parameters: the model's settings and the backend, declared in engine/hyperparams.py.
+_PARAMETERS = {**hyperparams.MODEL, "backend": hyperparams.BACKEND}
 
 
 def _as_float(value) -> float:
@@ -32,62 +35,10 @@ class LSTMDetector(base.AnomalyDetector):
     streamlstm.engine.scoring). One stream has no timestamps here, so the time-of-day channel of
     the multi-stream detector is off.
     The feature set is fixed by the first `learn_one`: later missing features are treated
-    as missing values (NaN), unknown ones are ignored.
+    as missing values (NaN), unknown ones are ignored. One stream has no parallelism to
+    offer a GPU; `backend` exists so that configurations carry over.
 
-    Parameters
-    ----------
-    cell
-        "lstm" or "gru".
-    hidden_size
-        Hidden units H.
-    k1, k2
-        Truncated BPTT: every `k1` events, backpropagate through the last `k2` steps.
-    optimizer
-        "adam" or "sgd" (with `momentum`).
-    learning_rate, momentum, beta1, beta2
-        Optimiser settings.
-    clip_norm
-        Gradients are rescaled to this global norm at most.
-    weight_decay
-        L2 penalty on all parameters.
-    input_dropout
-        Probability of dropping an input feature during training.
-    loss, huber_delta
-        "mse" or "huber" (quadratic within `huber_delta`).
-    scaler_halflife
-        Half-life, in events, of the running mean/variance that normalises inputs.
-    input_clip
-        Normalised inputs are clipped to +-`input_clip`.
-    warmup
-        Events during which the score is 0 and nothing is flagged.
-    short_window, long_halflife
-        Anomaly likelihood: the mean of each channel's last `short_window` inputs against
-        their distribution with half-life `long_halflife` events.
-    seasonal_bins
-        Bins of the time-of-day profile (used only where events carry timestamps, i.e.
-        by MultiStreamDetector; 0 = off).
-    range_novelty, range_tolerance
-        Surprise (-log10 probability) of a value more than `range_tolerance` x (the range's
-        width) outside the range seen so far; 0 = off.
-    error_weight
-        The LSTM error channel's surprise, times this, may raise an alert on its own (it
-        is also averaged with the value channels); 0 = only in the average.
-    threshold
-        An event is flagged when its score is at least this.
-    alert_cooldown, alert_penalty, penalty_halflife
-        After a flag, the next `alert_cooldown` events score 0 and are not flagged, and
-        the bar for the next alert rises by `alert_penalty` (-log10 units), decaying with
-        half-life `penalty_halflife` events: one incident raises one alert.
-    on_anomaly, anomaly_weight
-        What learning does with a flagged event: "learn" it fully, "downweight" its loss by
-        `anomaly_weight`, or "skip" it (the recurrent state still advances).
-    dtype
-        "float32" or "float64" weights and state.
-    seed
-        Seeds the weight initialisation and input dropout.
-    backend
-        "cpu", "cuda" or "auto" (CUDA when a device is present). One stream has no
-        parallelism to offer a GPU; the setting exists so configurations carry over.
+    {parameters}
 
     Examples
     --------
@@ -113,73 +64,12 @@ class LSTMDetector(base.AnomalyDetector):
     True
     """
 
-    def __init__(
-        self,
-        cell: str = "lstm",
-        hidden_size: int = 32,
-        k1: int = 1,
-        k2: int = 16,
-        optimizer: str = "sgd",
-        learning_rate: float = 1e-2,
-        momentum: float = 0.5,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        clip_norm: float = 1.0,
-        weight_decay: float = 0.0,
-        input_dropout: float = 0.0,
-        loss: str = "mse",
-        huber_delta: float = 1.0,
-        scaler_halflife: float = 1000.0,
-        input_clip: float = 10.0,
-        warmup: int = 300,
-        short_window: int = 10,
-        long_halflife: float = 8000.0,
-        seasonal_bins: int = 24,
-        range_novelty: float = 30.0,
-        range_tolerance: float = 0.02,
-        error_weight: float = 0.65,
-        threshold: float = 0.5,
-        alert_cooldown: int = 30,
-        alert_penalty: float = 5.0,
-        penalty_halflife: float = 100.0,
-        on_anomaly: str = "downweight",
-        anomaly_weight: float = 0.1,
-        dtype: str = "float32",
-        seed: int = 0,
-        backend: str = "cpu",
-    ):
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.k1 = k1
-        self.k2 = k2
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.clip_norm = clip_norm
-        self.weight_decay = weight_decay
-        self.input_dropout = input_dropout
-        self.loss = loss
-        self.huber_delta = huber_delta
-        self.scaler_halflife = scaler_halflife
-        self.input_clip = input_clip
-        self.warmup = warmup
-        self.short_window = short_window
-        self.long_halflife = long_halflife
-        self.seasonal_bins = seasonal_bins
-        self.range_novelty = range_novelty
-        self.range_tolerance = range_tolerance
-        self.error_weight = error_weight
-        self.threshold = threshold
-        self.alert_cooldown = alert_cooldown
-        self.alert_penalty = alert_penalty
-        self.penalty_halflife = penalty_halflife
-        self.on_anomaly = on_anomaly
-        self.anomaly_weight = anomaly_weight
-        self.dtype = dtype
-        self.seed = seed
-        self.backend = backend
+    def __init__(self, **settings):
+        unknown = settings.keys() - _PARAMETERS.keys()
+        if unknown:
+            raise TypeError(f"unknown parameters: {', '.join(sorted(unknown))}")
+        for name, setting in _PARAMETERS.items():  # each under its own name, as river wants
+            setattr(self, name, settings.get(name, setting.default))
         # Fail at construction, not at the first event, on a bad setting.
         hyperparams.validate(self._get_params())
         self._engine: MultiStreamDetector | None = None
@@ -248,3 +138,13 @@ class LSTMDetector(base.AnomalyDetector):
     @classmethod
     def load(cls, path: str | Path) -> LSTMDetector:
         return cls.from_bytes(Path(path).read_bytes())
+
+
+# The signature river reads (`_get_params`, `clone`) and the docstring's parameter list,
+# from the table of settings.
+LSTMDetector.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=setting.default)
+       for name, setting in _PARAMETERS.items()])
+LSTMDetector.__doc__ = LSTMDetector.__doc__.replace(
+    "{parameters}", hyperparams.parameters_doc(list(_PARAMETERS)).replace("\n", "\n    "))

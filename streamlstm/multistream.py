@@ -10,7 +10,7 @@ import numpy as np
 
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
-from .engine.hyperparams import DEFAULTS, MULTI_DEFAULTS
+from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, WEIGHT_MODE
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 
@@ -47,9 +47,8 @@ class MultiStreamDetector:
     True
     """
 
-    def __init__(self, n_features: int = 1, *, weight_mode: str = MULTI_DEFAULTS["weight_mode"],
-                 max_streams: int = MULTI_DEFAULTS["max_streams"], backend: str = "cpu",
-                 **hyperparameters: Any):
+    def __init__(self, n_features: int = 1, *, weight_mode: str = WEIGHT_MODE.default,
+                 max_streams: int = MAX_STREAMS.default, backend: str = BACKEND.default, **hyperparameters: Any):
         unknown = set(hyperparameters) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")

@@ -27,11 +27,11 @@ import numpy as np
 from .budget import PY_BYTES_PER_MODEL, Model, StateBudget
 from .config import Config, ModelConfig
 from .engine import snapshot
-from .engine.hyperparams import RANGES
+from .engine.hyperparams import MAX_STREAMS
 from .event import RAW_LIMIT, Event, Rejected
 from .multistream import BatchResult, MultiStreamDetector
 
-UNBOUNDED = int(RANGES["max_streams"][2])  # a pool's detectors: the budget bounds their streams
+UNBOUNDED = int(MAX_STREAMS.spec.hi)  # a pool's detectors: the budget bounds their streams
 
 
 class Scored(NamedTuple):

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import os
 
+from .hyperparams import BACKEND
+
 log = logging.getLogger("streamlstm")
 
-BACKENDS = ("cpu", "cuda", "auto")
+BACKENDS = BACKEND.spec.options  # ("cpu", "cuda", "auto")
 
 
 def simulator_enabled() -> bool:

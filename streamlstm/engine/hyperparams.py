@@ -1,7 +1,9 @@
-"""Model hyperparameters: names, defaults, validation, and the compact form the kernels take.
+"""Model hyperparameters: the one table of settings (names, defaults, ranges, docs), their
+validation, and the compact form the kernels take.
 
 The same names are used by `LSTMDetector`, `MultiStreamDetector` and the YAML `model:`
-section, so a setting means the same thing everywhere.
+section, so a setting means the same thing everywhere. Adding one: an entry in `MODEL`,
+and a field in `KernelHyper` (with its conversion in `kernel_hyper`) if the kernels read it.
 """
 
 from __future__ import annotations
@@ -14,113 +16,156 @@ import numpy as np
 from .layout import StatsLayout, stats_layout
 from .scoring import SEASONAL_HALFLIFE
 
-# name -> (default, validator description, check)
-CHOICES = {
-    "cell": ("lstm", "gru"),
-    "optimizer": ("adam", "sgd"),
-    "loss": ("mse", "huber"),
-    "on_anomaly": ("learn", "downweight", "skip"),
-    "dtype": ("float32", "float64"),
-    "weight_mode": ("per_stream", "shared"),
-    "backend": ("cpu", "cuda", "auto"),
+class SettingError(ValueError):
+    """A value does not fit its setting; `expect` says what was wanted."""
+
+    def __init__(self, expect: str):
+        super().__init__(expect)
+        self.expect = expect
+
+
+class Number(NamedTuple):
+    """An int or float in a range (each end inclusive or not); an int is accepted for a
+    float and converted, a bool never (`hidden_size: true` is a mistake, not 1)."""
+
+    kind: type
+    lo: float
+    lo_inc: bool = True
+    hi: float = math.inf
+    hi_inc: bool = False
+
+    @property
+    def expect(self) -> str:
+        name = self.kind.__name__
+        if self.hi == math.inf:
+            return f"{name} {'≥' if self.lo_inc else '>'} {self.lo}"
+        return f"{name} in {'[' if self.lo_inc else '('}{self.lo}, {self.hi}{']' if self.hi_inc else ')'}"
+
+    def check(self, value: Any) -> Any:
+        """`value` as `kind`, or SettingError."""
+        ok_types = (int,) if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_types):
+            raise SettingError(self.expect)
+        value = self.kind(value)
+        above = value >= self.lo if self.lo_inc else value > self.lo
+        below = value <= self.hi if self.hi_inc else value < self.hi
+        if not (above and below):  # NaN fails both comparisons
+            raise SettingError(self.expect)
+        return value
+
+
+class Choice(NamedTuple):
+    """One of a few names."""
+
+    options: tuple[str, ...]
+
+    @property
+    def expect(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+    def check(self, value: Any) -> Any:
+        if value not in self.options:
+            raise SettingError(self.expect)
+        return value
+
+
+class Setting(NamedTuple):
+    default: Any
+    spec: Number | Choice
+    doc: str
+
+
+_INF = math.inf
+# The model's settings: the YAML `model:` section, `LSTMDetector`'s parameters and
+# `MultiStreamDetector`'s keyword arguments. This table is the only place a setting is
+# declared: config.ModelConfig and LSTMDetector's signature and docstring derive from it.
+MODEL: dict[str, Setting] = {
+    "cell": Setting("lstm", Choice(("lstm", "gru")), "The recurrent cell: lstm or gru."),
+    "hidden_size": Setting(32, Number(int, 1, True, 4096, True), "Hidden units H."),
+    "k1": Setting(1, Number(int, 1, True, 1024, True),
+                  "Truncated BPTT: every k1 events, backpropagate through the last k2 steps."),
+    "k2": Setting(16, Number(int, 1, True, 1024, True), "The BPTT window, in steps (at least k1)."),
+    "optimizer": Setting("sgd", Choice(("adam", "sgd")), "adam, or sgd with `momentum`."),
+    "learning_rate": Setting(1e-2, Number(float, 0.0, False, 10.0, True), "The optimiser's step size."),
+    "momentum": Setting(0.5, Number(float, 0.0, True, 1.0, False), "SGD's heavy-ball momentum."),
+    "beta1": Setting(0.9, Number(float, 0.0, True, 1.0, False), "Adam's first-moment decay."),
+    "beta2": Setting(0.999, Number(float, 0.0, True, 1.0, False), "Adam's second-moment decay."),
+    "clip_norm": Setting(1.0, Number(float, 0.0, False, _INF, True), "Gradients are rescaled to this global norm at most."),
+    "weight_decay": Setting(0.0, Number(float, 0.0, True, 1.0, True), "L2 penalty on all parameters."),
+    "input_dropout": Setting(0.0, Number(float, 0.0, True, 1.0, False),
+                             "Probability of dropping an input feature during training."),
+    "loss": Setting("mse", Choice(("mse", "huber")), "mse, or huber (quadratic within `huber_delta`)."),
+    "huber_delta": Setting(1.0, Number(float, 0.0, False, _INF, False), "Where the Huber loss turns linear."),
+    "scaler_halflife": Setting(1000.0, Number(float, 1.0, True, _INF, False),
+                               "Half-life, in events, of the running mean and variance that normalise inputs."),
+    "input_clip": Setting(10.0, Number(float, 0.0, False, _INF, False), "Normalised inputs are clipped to +-this."),
+    "warmup": Setting(300, Number(int, 0, True, 10**12, True), "Events during which the score is 0 and nothing is flagged."),
+    "short_window": Setting(10, Number(int, 1, True, 10_000, True),
+                            "Each scoring channel judges the mean of its inputs over this many events."),
+    "long_halflife": Setting(8000.0, Number(float, 1.0, True, _INF, False),
+                             "Half-life, in events, of each channel's long-term distribution of those means."),
+    "seasonal_bins": Setting(24, Number(int, 0, True, 1440, True),
+                             "Bins of the time-of-day profile (used where events carry timestamps; 0 = off)."),
+    "range_novelty": Setting(30.0, Number(float, 0.0, True, _INF, False),
+                             "Surprise (-log10 probability) of a value outside the range seen so far; 0 = off."),
+    "range_tolerance": Setting(0.02, Number(float, 0.0, True, _INF, False),
+                               "How far outside the range, in units of its width, counts as outside."),
+    "error_weight": Setting(0.65, Number(float, 0.0, True, _INF, False),
+                            "The prediction error channel's surprise, times this, may alert on its own; "
+                            "0 = only averaged with the value channels."),
+    "threshold": Setting(0.5, Number(float, 0.0, False, 1.0, False), "An event is flagged when its score is at least this."),
+    "alert_cooldown": Setting(30, Number(int, 0, True, 10**9, True), "Events after a flag that score 0."),
+    "alert_penalty": Setting(5.0, Number(float, 0.0, True, _INF, False),
+                             "How much a flag raises the bar for the next (-log10 units)."),
+    "penalty_halflife": Setting(100.0, Number(float, 1.0, True, _INF, False),
+                                "Half-life, in events, of that penalty: one incident raises one alert."),
+    "on_anomaly": Setting("downweight", Choice(("learn", "downweight", "skip")),
+                          "What learning does with a flagged event: learn it, downweight its loss by "
+                          "`anomaly_weight`, or skip it (the recurrent state still advances)."),
+    "anomaly_weight": Setting(0.1, Number(float, 0.0, True, 1.0, True), "The loss weight of a flagged event."),
+    "dtype": Setting("float32", Choice(("float32", "float64")), "Precision of the weights and recurrent state."),
+    "seed": Setting(0, Number(int, 0, True, 2**63 - 1, True), "Seeds the weight initialisation and input dropout."),
 }
+BACKEND = Setting("cpu", Choice(("cpu", "cuda", "auto")),
+                  "cpu, cuda, or auto (CUDA when a device is present).")
+WEIGHT_MODE = Setting("per_stream", Choice(("per_stream", "shared")),
+                      "Each stream its own weights, or one set learnt from all streams.")
+MAX_STREAMS = Setting(100_000, Number(int, 1, True, 10**9, True), "Streams held at most.")
 
-DEFAULTS: dict[str, Any] = {
-    "cell": "lstm",
-    "hidden_size": 32,
-    "k1": 1,
-    "k2": 16,
-    "optimizer": "sgd",
-    "learning_rate": 1e-2,
-    "momentum": 0.5,
-    "beta1": 0.9,
-    "beta2": 0.999,
-    "clip_norm": 1.0,
-    "weight_decay": 0.0,
-    "input_dropout": 0.0,
-    "loss": "mse",
-    "huber_delta": 1.0,
-    "scaler_halflife": 1000.0,
-    "input_clip": 10.0,
-    "warmup": 300,
-    "short_window": 10,
-    "long_halflife": 8000.0,
-    "seasonal_bins": 24,
-    "range_novelty": 30.0,
-    "range_tolerance": 0.02,
-    "error_weight": 0.65,
-    "threshold": 0.5,
-    "alert_cooldown": 30,
-    "alert_penalty": 5.0,
-    "penalty_halflife": 100.0,
-    "on_anomaly": "downweight",
-    "anomaly_weight": 0.1,
-    "dtype": "float32",
-    "seed": 0,
-}
-
-# Settings of the multi-stream object only (they make no sense for a single stream).
-MULTI_DEFAULTS: dict[str, Any] = {"weight_mode": "per_stream", "max_streams": 100_000}
-
-# (lower, lower inclusive, upper, upper inclusive) for numeric settings.
-RANGES: dict[str, tuple[float, bool, float, bool]] = {
-    "hidden_size": (1, True, 4096, True),
-    "k1": (1, True, 1024, True),
-    "k2": (1, True, 1024, True),
-    "learning_rate": (0.0, False, 10.0, True),
-    "momentum": (0.0, True, 1.0, False),
-    "beta1": (0.0, True, 1.0, False),
-    "beta2": (0.0, True, 1.0, False),
-    "clip_norm": (0.0, False, math.inf, True),
-    "weight_decay": (0.0, True, 1.0, True),
-    "input_dropout": (0.0, True, 1.0, False),
-    "huber_delta": (0.0, False, math.inf, False),
-    "scaler_halflife": (1.0, True, math.inf, False),
-    "input_clip": (0.0, False, math.inf, False),
-    "warmup": (0, True, 10**12, True),
-    "short_window": (1, True, 10_000, True),
-    "long_halflife": (1.0, True, math.inf, False),
-    "seasonal_bins": (0, True, 1440, True),
-    "range_novelty": (0.0, True, math.inf, False),
-    "range_tolerance": (0.0, True, math.inf, False),
-    "error_weight": (0.0, True, math.inf, False),
-    "threshold": (0.0, False, 1.0, False),
-    "alert_cooldown": (0, True, 10**9, True),
-    "alert_penalty": (0.0, True, math.inf, False),
-    "penalty_halflife": (1.0, True, math.inf, False),
-    "anomaly_weight": (0.0, True, 1.0, True),
-    "seed": (0, True, 2**63 - 1, True),
-    "max_streams": (1, True, 10**9, True),
-}
+DEFAULTS: dict[str, Any] = {name: s.default for name, s in MODEL.items()}
+_ALL = {**MODEL, "backend": BACKEND, "weight_mode": WEIGHT_MODE, "max_streams": MAX_STREAMS}
 
 
-def check_value(name: str, value: Any) -> str | None:
-    """Return why `value` is not acceptable for setting `name`, or None when it is."""
-    default = DEFAULTS.get(name, MULTI_DEFAULTS.get(name))
-    if name in CHOICES:
-        if value not in CHOICES[name]:
-            return f"expected one of {', '.join(CHOICES[name])}, got {value!r}"
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"expected a number, got {value!r}"
-    if isinstance(default, int) and not isinstance(value, int):
-        return f"expected an integer, got {value!r}"
-    lo, lo_inc, hi, hi_inc = RANGES[name]
-    if not ((value >= lo if lo_inc else value > lo) and (value <= hi if hi_inc else value < hi)):
-        lo_s = f"{'[' if lo_inc else '('}{lo}"
-        hi_s = f"{hi}{']' if hi_inc else ')'}"
-        return f"expected a value in {lo_s}, {hi_s}, got {value!r}"
-    return None
+def check(name: str, value: Any) -> Any:
+    """`value` normalised for setting `name` (an int for a float becomes a float), or
+    SettingError saying what was expected."""
+    return _ALL[name].spec.check(value)
+
+
+def check_window(k1: int, k2: int) -> str | None:
+    """Why k1 and k2 do not go together, or None: the one rule across settings."""
+    return f"k2 must be ≥ k1, got k1={k1}, k2={k2}" if k2 < k1 else None
 
 
 def validate(settings: dict[str, Any]) -> None:
     """Raise ValueError naming the first bad setting."""
     for name, value in settings.items():
-        problem = check_value(name, value)
-        if problem:
-            raise ValueError(f"{name}: {problem}")
-    if settings["k1"] > settings["k2"]:
-        raise ValueError(f"k1: must not exceed k2 ({settings['k1']} > {settings['k2']})")
+        try:
+            check(name, value)
+        except SettingError as err:
+            raise ValueError(f"{name}: expected {err.expect}, got {value!r}") from None
+    problem = check_window(settings["k1"], settings["k2"])
+    if problem:
+        raise ValueError(f"k1: {problem}")
+
+
+def parameters_doc(names: list[str]) -> str:
+    """A numpydoc "Parameters" section for these settings, from the table."""
+    lines = ["Parameters", "----------"]
+    for name in names:
+        s = _ALL[name]
+        lines += [name, f"    {s.doc} Default {s.default!r}."]
+    return "\n".join(lines)
 
 
 CELL_CODES = {"lstm": 0, "gru": 1}
