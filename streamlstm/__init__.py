@@ -5,7 +5,7 @@ from importlib import import_module
 __all__ = ["BatchResult", "LSTMDetector", "MultiStreamDetector", "__version__"]
 
 # Imported on first use: numba and the detector take ~0.5 s to load, and the `streamlstm`
-# command (streamlstm.launcher) must install its signal handlers before that.
+# command (streamlstm.launcher, streamlstm.signals) must catch signals before that.
 _LAZY = {"BatchResult": ".multistream", "LSTMDetector": ".detector", "MultiStreamDetector": ".multistream"}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, launcher
+from . import __version__, signals
 from .config import ConfigError, dump_yaml, load_config
 from .io.checkpoint import CheckpointError
 from .io.parsers import InputFormatError
@@ -82,7 +82,7 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
     if ctx.invoked_subcommand != "run":  # only `run` stops cleanly on SIGTERM/SIGINT
-        launcher.release()
+        signals.release()
 
 
 @main.command()
@@ -125,7 +125,7 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         from .kafka.daemon import run_kafka
 
         stop = threading.Event()
-        launcher.take_over(lambda *_: stop.set())
+        signals.take_over(lambda *_: stop.set())
         sys.exit(run_kafka(config, stop))
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import JsonLinesSink

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
-from .. import launcher
+from .. import signals
 from ..config import Config
 from ..event import Rejected
 from ..pool import DetectorPool
@@ -194,7 +194,7 @@ class FilterRunner:
         When `read` has a `ready()` method (see `reader`), results are all written before a
         read that would block; otherwise `read` is assumed never to block.
         """
-        previous = launcher.take_over(self._on_signal)  # also gets a signal from before we started
+        previous = signals.take_over(self._on_signal)  # also gets a signal from before we started
         try:
             with Pipeline.running():
                 self.restore()

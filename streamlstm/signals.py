@@ -1,0 +1,44 @@
+"""SIGTERM and SIGINT from the first instant of the `streamlstm` command to the handler of
+the command that runs.
+
+Loading the CLI (numpy, numba, the detector) takes ~0.6 s. A supervisor's SIGTERM in that
+window used to kill the process with the default action (status -15), although nothing was
+lost. `catch_early` (called by the console script before importing anything else) records
+such a signal instead; `take_over` hands it to the command's own handler once that is
+installed, so `streamlstm run` then stops cleanly (checkpoint, exit 0). Commands without a
+clean stop call `release`, which restores the default behaviour and re-delivers a recorded
+signal.
+"""
+
+import signal
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_previous: dict = {}  # handlers `catch_early` replaced; empty when it was not called
+_arrived: list[int] = []  # signals recorded since `catch_early`
+
+
+def _record(signum, frame) -> None:
+    _arrived.append(signum)
+
+
+def catch_early() -> None:
+    """Record SIGTERM and SIGINT until a command takes them over or releases them."""
+    _previous.update({s: signal.signal(s, _record) for s in _SIGNALS})
+
+
+def take_over(handler) -> dict:
+    """Install `handler` for SIGTERM and SIGINT and pass it any signal recorded before;
+    returns the handlers it replaced."""
+    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    while _arrived:
+        handler(_arrived.pop(0), None)
+    return previous
+
+
+def release() -> None:
+    """Give SIGTERM and SIGINT their previous handlers back, delivering a recorded signal."""
+    for s, handler in _previous.items():
+        signal.signal(s, handler)
+    _previous.clear()
+    while _arrived:
+        signal.raise_signal(_arrived.pop(0))
