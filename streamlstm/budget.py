@@ -118,12 +118,10 @@ class StateBudget:
             self.bytes -= model.bytes + PY_BYTES_PER_STREAM * model.live
             self.pending.pop(model, None)
 
-    def touch(self, key: tuple[Any, str, tuple[str, ...]], model: Model) -> None:
-        """Record an event of stream `key` of `model`: most recently seen from now on."""
-        held = self.lru.get(key)
-        if held is not None:
-            self.lru.move_to_end(key)
-            return
+    def add_stream(self, key: tuple[Any, str, tuple[str, ...]], model: Model) -> None:
+        """Hold a new stream `key` (owner, stream id, features) of `model`, as the most
+        recently seen; `lru.move_to_end(key)` marks a held one seen (the pool does it per
+        event)."""
         self.lru[key] = model
         model.live += 1
         self.bytes += PY_BYTES_PER_STREAM

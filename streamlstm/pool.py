@@ -153,20 +153,22 @@ class DetectorPool:
         """Split `events` per detector, keeping each stream's order; creates detectors as
         needed and plans the evictions the budget needs (see budget.py)."""
         budget = self.budget
-        lru = budget.lru
+        lru_get, move_to_end = budget.lru.get, budget.lru.move_to_end
         touched: set = set()
         groups: dict[Model, list[int]] = {}
         accepted: list[Event] = []
         rejected: list[Rejected] = []
         for ev in events:
             key = (self, ev.stream, ev.features)
-            model = lru.get(key)
-            if model is None:
+            model = lru_get(key)
+            if model is not None:
+                move_to_end(key)  # most recently seen
+            else:
                 model = self._model(ev.stream, ev.features)
                 if model is None:
                     rejected.append(_too_many_models(ev, budget.max_models))
                     continue
-            budget.touch(key, model)
+                budget.add_stream(key, model)
             touched.add(key)
             rows = groups.get(model)
             if rows is None:
@@ -220,7 +222,7 @@ class DetectorPool:
             model = self._add(Model(self, key, det.bytes_per_stream(), det.fixed_bytes() + PY_BYTES_PER_MODEL,
                                     det, capacity=det.capacity))
             for stream in det.stream_ids:
-                self.budget.touch((self, stream, key[1]), model)
+                self.budget.add_stream((self, stream, key[1]), model)
             touched += det.n_streams
         self.budget.settle(touched, [])
         return meta["extra"]

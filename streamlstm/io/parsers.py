@@ -117,15 +117,15 @@ def _json_int(text: str) -> int | float:
         return float(text)
 
 
-def _check_unicode(name: str, text: str) -> None:
+def _check_unicode(what: str, text: str) -> None:
     """Reject a string holding a lone surrogate: JSON can escape one ("\\ud800"), but it
-    is not Unicode, so it has no UTF-8 form (a Kafka key, the stream's seed)."""
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError as exc:
-            raise _Bad("invalid_unicode", f"{name} holds a lone surrogate "
-                                          f"{text[exc.start]!r} at position {exc.start}") from None
+    is not Unicode, so it has no UTF-8 form (a Kafka key, the stream's seed). Callers test
+    `text.isascii()` first: almost every string is ASCII, and this is per event."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise _Bad("invalid_unicode", f"{what} holds a lone surrogate "
+                                      f"{text[exc.start]!r} at position {exc.start}") from None
 
 
 def _snippet(line: bytes) -> str:
@@ -220,7 +220,8 @@ class JsonlParser(_LineParser):
         if type(stream) is not str or not stream:
             got = "an empty string" if stream == "" else type(stream).__name__
             raise _Bad("wrong_type", f"{cfg.stream_field!r} must be a non-empty string, got {got}")
-        _check_unicode(repr(cfg.stream_field), stream)
+        if not stream.isascii():
+            _check_unicode(repr(cfg.stream_field), stream)
 
         if cfg.value_field in obj:
             if cfg.values_field in obj:
@@ -236,7 +237,8 @@ class JsonlParser(_LineParser):
                 raise _Bad("wrong_type", f"{cfg.values_field!r} must be a non-empty object")
             features = tuple(sorted(raw_values))
             for f in features:
-                _check_unicode(f"feature name {f!r}", f)
+                if not f.isascii():
+                    _check_unicode(f"feature name {f!r}", f)
             values = tuple(_number(f, raw_values[f], True, cfg.max_abs_value) for f in features)
         else:
             raise _Bad("missing_field", f"neither {cfg.value_field!r} nor "
