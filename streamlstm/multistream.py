@@ -11,15 +11,32 @@ import numpy as np
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, WEIGHT_MODE
+from .engine.kernels_cpu import new_outputs
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 
 
 class BatchResult(NamedTuple):
-    scores: np.ndarray  # (N,) float64 in [0, 1); 0 during warm-up
-    flags: np.ndarray  # (N,) bool, score >= threshold
+    """What `process` gives for N events: three outputs, each for one need.
+
+    scores: how unusual each event is, continuous, never zeroed by alert suppression (to
+    rank events); flags: the de-duplicated alerts, one per incident, with their strength
+    alert_scores; regime and abnormal: the probability that the stream is in an abnormal
+    state, and whether it is at least 0.5 (up for the duration of an incident). All are
+    0/False during warm-up and for baseline events (`score=False`).
+    """
+
+    scores: np.ndarray  # (N,) float64 in [0, 1)
+    flags: np.ndarray  # (N,) bool: an alert
     predictions: np.ndarray  # (N, D) forecast of each event made before seeing it (NaN for a stream's first)
     errors: np.ndarray  # (N,) RMS prediction error in the stream's normalised units (NaN if none)
+    alert_scores: np.ndarray  # (N,) float64 in [0, 1): an alert when >= threshold; 0 in a cooldown
+    regime: np.ndarray  # (N,) float64 in [0, 1]: P(abnormal state)
+    abnormal: np.ndarray  # (N,) bool: regime >= 0.5
+
+
+def _batch_result(N: int, D: int) -> BatchResult:
+    return BatchResult(*new_outputs(N, D), np.zeros(N, dtype=bool))
 
 
 class MultiStreamDetector:
@@ -71,18 +88,20 @@ class MultiStreamDetector:
                                   alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam"),
                                   self.theta0)
         # One-event buffers of the *_one methods (outputs, slot, timestamp), reused per call.
-        self._one = (BatchResult(np.zeros(1), np.zeros(1, dtype=bool), np.empty((1, n_features)), np.empty(1)),
-                     np.zeros(1, dtype=np.int64), np.empty(1))
+        self._one = (_batch_result(1, n_features), np.zeros(1, dtype=np.int64), np.empty(1))
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, stream_ids: Sequence[str], X, timestamps=None, learn: bool = True) -> BatchResult:
+    def process(self, stream_ids: Sequence[str], X, timestamps=None, learn: bool = True,
+                score: bool = True) -> BatchResult:
         """Score then learn each event in order; X (N, D) with NaN for missing values.
 
         timestamps: optional (N,) event times in epoch seconds (UTC), NaN where unknown;
         they feed the time-of-day (seasonal) channel, which is skipped for events without.
         Values beyond +-1e18 (scoring.VALUE_LIMIT) count as +-1e18, so that no finite input
-        can make the state overflow.
+        can make the state overflow. score=False learns the events as known-good history
+        (baseline priming): weights, statistics and ranges learn them; nothing is scored,
+        alerted or counted toward an incident, and their results are 0/False.
         """
         X = np.ascontiguousarray(X, dtype=np.float64)
         N = len(stream_ids)
@@ -91,15 +110,15 @@ class MultiStreamDetector:
         T = np.full(N, np.nan) if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.float64)
         if T.shape != (N,):
             raise ValueError(f"timestamps must have shape ({N},), got {T.shape}")
-        out = BatchResult(np.zeros(N), np.zeros(N, dtype=bool),
-                          np.empty((N, self.n_features)), np.empty(N))
+        out = _batch_result(N, self.n_features)
         done = 0
         while done < N:
             slots, new = self.table.assign(stream_ids[done:])
             self._reset_slots(new)
             end = done + len(slots)
-            self.engine.process(slots, X[done:end], learn, T[done:end], out=tuple(a[done:end] for a in out))
+            self.engine.process(slots, X[done:end], learn, T[done:end], tuple(a[done:end] for a in out[:-1]), score)
             done = end
+        np.greater_equal(out.regime, 0.5, out=out.abnormal)
         return out
 
     def learn_one(self, stream_id: str, x, timestamp: float = math.nan) -> None:
@@ -133,7 +152,8 @@ class MultiStreamDetector:
         out, slots, T = self._one
         slots[0] = slot
         T[0] = timestamp
-        self.engine.process(slots, x, learn, T, out=out)
+        self.engine.process(slots, x, learn, T, out[:-1])
+        out.abnormal[0] = out.regime[0] >= 0.5
         return out
 
     @property
@@ -231,6 +251,11 @@ class MultiStreamDetector:
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
                   backend=backend, **meta["settings"])
         n = len(meta["stream_ids"])
+        if meta["format_version"] == 6:  # the regime's columns are new: a baseline equal to the scaler
+            col, old = det.hyper.stats, arrays["stream.stats"]
+            D = det.n_features
+            arrays["stream.stats"] = np.concatenate(
+                [old, np.zeros((n, 1)), old[:, col.mean:col.mean + D], old[:, col.var:col.var + D]], axis=1)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")

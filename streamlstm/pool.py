@@ -35,11 +35,15 @@ UNBOUNDED = int(MAX_STREAMS.spec.hi)  # a pool's detectors: the budget bounds th
 
 
 class Scored(NamedTuple):
+    """One event's results (multistream.BatchResult's columns)."""
     event: Event
     prediction: tuple[float, ...]  # forecast of this event, NaN where none yet
     error: float
     score: float
     is_anomaly: bool
+    alert_score: float
+    regime: float
+    abnormal: bool
 
 
 class Part(NamedTuple):
@@ -103,9 +107,9 @@ def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
 def scored_part(events: Sequence[Event], part: Part, res: BatchResult) -> Iterator[tuple[int, Scored]]:
     """(position in the micro-batch, `Scored`) of each event of one part."""
     columns = zip(part.rows, res.predictions.tolist(), res.errors.tolist(), res.scores.tolist(),
-                  res.flags.tolist())
-    for n, pred, error, score, flag in columns:
-        yield n, Scored(events[n], tuple(pred), error, score, flag)
+                  res.flags.tolist(), res.alert_scores.tolist(), res.regime.tolist(), res.abnormal.tolist())
+    for n, pred, error, score, flag, alert, regime, abnormal in columns:
+        yield n, Scored(events[n], tuple(pred), error, score, flag, alert, regime, abnormal)
 
 
 class DetectorPool:

@@ -87,10 +87,11 @@ def _f32(v):
 
 
 def score_stream(errors, X, T, settings):
-    """Scores and flags the scoring of streamlstm gives one stream, from its prediction
-    errors (N,), events X (N, D) and timestamps T (N,) (NaN = unknown): a plain
-    re-implementation of scoring.py's description, one event at a time. The channel
-    inputs and the seasonal profile are kept in float32, as the detector stores them."""
+    """The continuous scores, alert scores and flags the scoring of streamlstm gives one
+    stream, from its prediction errors (N,), events X (N, D) and timestamps T (N,) (NaN =
+    unknown): a plain re-implementation of scoring.py's description, one event at a time.
+    The channel inputs and the seasonal profile are kept in float32, as the detector
+    stores them."""
     s = settings
     N, D = X.shape
     W, B = s["short_window"], s["seasonal_bins"]
@@ -105,7 +106,7 @@ def score_stream(errors, X, T, settings):
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
     penalty, quiet = 0.0, 0
     q = 0.0  # running CALIB_P quantile of the channel surprise (self-calibration)
-    scores, flags = np.zeros(N), np.zeros(N, dtype=bool)
+    scores, alert_scores, flags = np.zeros(N), np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
         sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-3 * np.abs(mean) + 1e-9)
@@ -137,15 +138,15 @@ def score_stream(errors, X, T, settings):
                     s["range_novelty"] * (1.0 + outside) if outside > s["range_tolerance"] else 0.0)
             q = min(q + 0.2 * ((1.0 if Lc > q else 0.0) - 0.005), 5.0 / 0.75)
         Le = max(L - penalty, 0.0)
-        score = 0.0 if quiet > 0 else Le / (Le + 5.0)
-        flag = score >= s["threshold"]
+        alert = 0.0 if quiet > 0 else Le / (Le + 5.0)
+        flag = alert >= s["threshold"]
         if quiet > 0:
             quiet -= 1
         elif flag:
             quiet = s["alert_cooldown"]
             penalty += s["alert_penalty"]
         penalty *= decay
-        scores[i], flags[i] = score, flag
+        scores[i], alert_scores[i], flags[i] = L / (L + 5.0), alert, flag
         # learning: channel statistics, then the value statistics
         for c in range(4):
             if i >= s["warmup"] // 2 and not math.isnan(means[c]):
@@ -175,4 +176,4 @@ def score_stream(errors, X, T, settings):
                 a = max(1.0 / bc, a_seas)
                 delta = dev - bm
                 bins[d, b] = _f32(bm + a * delta), _f32((1 - a) * (bv + a * delta * delta)), bc
-    return scores, flags
+    return scores, alert_scores, flags

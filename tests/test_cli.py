@@ -1,5 +1,6 @@
 """The `streamlstm` command end to end: click's runner and real subprocesses with pipes."""
 
+import csv
 import json
 import math
 import os
@@ -51,7 +52,8 @@ def test_run_happy_path_one_output_per_event(small_config):
     assert res.exit_code == 0 and len(out) == 200
     assert [o["seq"] for o in out] == list(range(1, 201))
     first = out[0]
-    assert set(first) == {"seq", "stream", "ts", "value", "prediction", "error", "score", "is_anomaly"}
+    assert set(first) == {"seq", "stream", "ts", "value", "prediction", "error", "score", "is_anomaly", "alert_score",
+                          "regime", "abnormal"}
     assert first["prediction"] is None and out[-1]["prediction"] is not None
     assert all(0.0 <= o["score"] < 1.0 for o in out)
 
@@ -289,7 +291,8 @@ def test_score_csv_writes_results_and_plot(tmp_path, small_config):
     res = invoke(["--config", small_config, "score", str(csv_in), "--output", str(out), "--plot", str(png)])
     assert res.exit_code == 0
     rows = out.read_text().splitlines()
-    assert rows[0] == "seq,stream,ts,value,prediction,error,score,is_anomaly" and len(rows) == 201
+    assert rows[0] == "seq,stream,ts,value,prediction,error,score,is_anomaly,alert_score,regime,abnormal"
+    assert len(rows) == 201
     assert rows[1].startswith("2,series,")
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     res = invoke(["plot", str(out), "--output", str(tmp_path / "again.png"), "--stream", "series"])
@@ -304,7 +307,8 @@ def test_bundled_example_flags_each_anomaly_and_nothing_else(tmp_path):
     out = tmp_path / "example.csv"
     res = invoke(["score", str(examples / "server_temperature.csv"), "--output", str(out)])
     assert res.exit_code == 0
-    flagged = [i for i, line in enumerate(out.read_text().splitlines()[1:]) if line.endswith(",true")]
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    flagged = [i for i, row in enumerate(rows) if row["is_anomaly"] == "true"]
     labels = [line.split(",") for line in (examples / "server_temperature.labels.csv").read_text().splitlines()[1:]]
     spans = {kind: (int(first), int(last)) for kind, first, last in labels}
     for kind, (first, last) in spans.items():

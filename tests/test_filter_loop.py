@@ -111,8 +111,9 @@ def test_result_lines_equal_result_line_of_each_event(tmp_path):
     res.scores[:] = [3e-05, 1.5e-10, 0.0001, 0.25][: len(res.scores)]
     res.predictions[:, 0] = [nan, -1e-5, 1e16, 2.0][: len(res.predictions)]
     assert result_lines(routed, results) == [(s.event, result_line(s)) for s in scored(routed, results)]
-    assert result_line(Scored(events[0], (0.00001,), nan, 0.0, False)) == dumps(
-        {"seq": 1, "stream": "a", "value": 1e-7, "prediction": 1e-05, "error": None, "score": 0.0, "is_anomaly": False})
+    assert result_line(Scored(events[0], (0.00001,), nan, 0.0, False, 0.0, 1e-5, False)) == dumps(
+        {"seq": 1, "stream": "a", "value": 1e-7, "prediction": 1e-05, "error": None, "score": 0.0, "is_anomaly": False,
+         "alert_score": 0.0, "regime": 1e-05, "abnormal": False})
 
 
 def test_checkpoints_cover_exactly_the_written_results(tmp_path):

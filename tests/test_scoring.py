@@ -64,10 +64,12 @@ def test_scores_match_naive_reference(D, nan_frac, settings):
     X, T = _daily_stream(1500, D, seed=D, nan_frac=nan_frac)
     det = MultiStreamDetector(D, warmup=100, **settings)
     res = det.process(["s"] * len(X), X, T)
-    want_scores, want_flags = naive.score_stream(res.errors, X, T, {**det.settings})
-    assert want_flags.sum() >= 2 and (want_scores > 0).sum() > 20  # not vacuous
+    want_scores, want_alerts, want_flags = naive.score_stream(res.errors, X, T, {**det.settings})
+    assert want_flags.sum() >= 2 and (want_alerts > 0).sum() > 20  # not vacuous
     np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(res.alert_scores, want_alerts, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(res.flags, want_flags)
+    assert (res.scores >= res.alert_scores).all()  # suppression only ever lowers the score
 
 
 def test_missing_timestamps_only_disable_the_seasonal_channel():
@@ -148,7 +150,8 @@ def test_penalty_and_cooldown_suppress_repeated_alerts():
     x[1000:1100:10] += 6.0
     res = MultiStreamDetector(1).process(["s"] * len(x), x[:, None])
     flags = np.flatnonzero(res.flags[1000:1100]) + 1000
-    assert flags[0] == 1000 and res.scores[1010] == res.scores[1020] == 0.0  # cooldown
+    assert flags[0] == 1000 and res.alert_scores[1010] == res.alert_scores[1020] == 0.0  # cooldown
+    assert res.scores[1010] > 0.5 and res.scores[1020] > 0.5  # the continuous score is never suppressed
     assert len(flags) <= 4
     lone = MultiStreamDetector(1, alert_cooldown=0, alert_penalty=0.0).process(["s"] * len(x), x[:, None])
     assert lone.flags[1000:1100].sum() >= 8  # without suppression every spike alerts
@@ -182,6 +185,8 @@ def test_self_calibration_damps_a_chronically_surprised_stream_by_at_most_a_quar
     assert qs[-1] > scoring.CALIB_C
     assert max(qs) == scoring.CALIB_Q_MAX == scoring.CALIB_C / 0.75
     res = MultiStreamDetector(1).process(["s"] * len(x), x)
-    want_scores, want_flags = naive.score_stream(res.errors, x, np.full(len(x), np.nan), {**det.settings})
+    want_scores, want_alerts, want_flags = naive.score_stream(res.errors, x, np.full(len(x), np.nan),
+                                                              {**det.settings})
     np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(res.alert_scores, want_alerts, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(res.flags, want_flags)

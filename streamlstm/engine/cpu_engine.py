@@ -5,7 +5,7 @@ one engine and does not care which:
     capacity                         stream slots allocated
     resize(capacity, moves)          move rows (from, to), then allocate exactly `capacity`
     reset_slots(slots, seeds)        fresh state (and weights, per_stream) for these slots
-    process(slots, X, learn, T, out) score then learn; results into `out` or new arrays
+    process(slots, X, learn, T, out, score)  judge then learn; kernels_cpu.Outputs
     to_host() / from_host(s, p)      the tables as state.StreamArrays / ParamArrays
     bytes_per_stream() / fixed_bytes()
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .kernels_cpu import make_workspace, process_batch
+from .kernels_cpu import Outputs, make_workspace, new_outputs, process_batch
 from .layout import C_RNG
 from .params import param_size
 from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
@@ -58,11 +58,11 @@ class CpuEngine:
                 for a in self.params[1:]:
                     a[slot] = 0
 
-    def process(self, slots, X, learn: bool = True, timestamps=None, out=None):
-        """Score then (if `learn`) learn each event: kernels_cpu.process_batch over the
+    def process(self, slots, X, learn: bool = True, timestamps=None, out=None, score: bool = True):
+        """Judge then (if `learn`) learn each event: kernels_cpu.process_batch over the
         tables. slots (N,) int64; X (N, D) float64, NaN = missing; timestamps (N,) epoch
-        seconds, NaN (or None for all) = unknown. Returns (scores, flags, preds, errors),
-        written into `out` when given.
+        seconds, NaN (or None for all) = unknown; score: False for baseline priming.
+        Returns kernels_cpu.Outputs, written into `out` when given.
 
         Numba's dispatcher derives the types of all arguments on every call, about 6 us for
         these tuples of arrays: more than scoring one event costs. They never change for an
@@ -72,9 +72,8 @@ class CpuEngine:
         N = len(slots)
         if timestamps is None:
             timestamps = np.full(N, np.nan)
-        if out is None:
-            out = (np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, self.hy.D)), np.empty(N))
-        args = (*out, slots, X, timestamps, bool(learn), self.streams, self.params, self.work, self.hy)
+        out = new_outputs(N, self.hy.D) if out is None else Outputs(*out)
+        args = (out, slots, X, timestamps, bool(learn), bool(score), self.streams, self.params, self.work, self.hy)
         if self._compiled is not None:
             self._compiled(*args)
         else:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import kernels_cuda
 from .backend import simulator_enabled
-from .kernels_cpu import Workspace, make_workspace
+from .kernels_cpu import Outputs, Workspace, make_workspace, new_outputs
 from .kernels_cuda import ResetArgs, WaveIO
 from .params import param_size
 from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
@@ -127,13 +127,14 @@ class CudaEngine:
 
     # ------------------------------------------------------------ processing
 
-    def process(self, slots, X, learn: bool = True, timestamps=None, out=None):
-        """Score then (if `learn`) learn each event; same results as kernels_cpu.process_batch
+    def process(self, slots, X, learn: bool = True, timestamps=None, out=None, score: bool = True):
+        """Judge then (if `learn`) learn each event; same results as kernels_cpu.process_batch
         in per_stream mode. slots (N,) int; X (N, D) float64 with NaN for missing values;
-        timestamps (N,) epoch seconds, NaN (or None for all) = unknown.
+        timestamps (N,) epoch seconds, NaN (or None for all) = unknown; score: False for
+        baseline priming.
 
-        Returns (scores, flags, preds, errors) as host arrays in event order, written into
-        `out` when given.
+        Returns kernels_cpu.Outputs of host arrays in event order, written into `out` when
+        given.
         """
         slots = np.ascontiguousarray(slots, dtype=np.int64)
         X = np.ascontiguousarray(X, dtype=np.float64)
@@ -143,8 +144,10 @@ class CudaEngine:
         T = np.full(N, np.nan) if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.float64)
         if T.shape != (N,):
             raise ValueError(f"timestamps must have shape ({N},), got {T.shape}")
+        if out is None:
+            out = new_outputs(N, D)
         if N == 0:
-            return out if out is not None else (np.zeros(0), np.zeros(0, dtype=bool), np.zeros((0, D)), np.zeros(0))
+            return out
         if N and (slots.min() < 0 or slots.max() >= self.capacity):
             raise IndexError("slot out of range of the device tables")
         ranks = wave_ranks(slots) if learn else np.zeros(N, dtype=np.int64)
@@ -168,17 +171,16 @@ class CudaEngine:
                 end = min(start + self.max_wave, int(bounds[w + 1]))
                 n = end - start
                 chunk = self._k(WaveIO(*(a[start:end] for a in io)))
-                self._launch(self.kernels.event, n, np.int64(n), bool(learn), chunk, streams, params, scratch, hy)
+                self._launch(self.kernels.event, n, np.int64(n), bool(learn), bool(score), chunk, streams, params,
+                             scratch, hy)
                 if learn and hy.shared:
                     self._launch(self.kernels.shared_update, self.P, np.int64(n), chunk, params, scratch, hy)
                     self._launch(self.kernels.shared_finish, n, np.int64(n), chunk, streams, params, scratch, hy)
 
-        for name in ("scores", "flags", "preds", "errors"):
+        for name in Outputs._fields:
             getattr(io, name)[:N].copy_to_host(getattr(host, name)[:N])
-        if out is None:
-            out = (np.empty(N), np.empty(N, dtype=bool), np.empty((N, D)), np.empty(N))
-        for dst, src in zip(out, (host.scores, host.flags, host.preds, host.errors)):
-            dst[order] = src[:N]
+        for dst, name in zip(out, Outputs._fields):
+            dst[order] = getattr(host, name)[:N]
         return out
 
     def synchronize(self) -> None:
@@ -228,6 +230,7 @@ class CudaEngine:
         rows = max(rows, 2 * self._io_rows)
         cuda, D = self.cuda, self.hy.D
         specs = WaveIO(((rows,), np.float64), ((rows,), np.bool_), ((rows, D), np.float64), ((rows,), np.float64),
+                       ((rows,), np.float64), ((rows,), np.float64),
                        ((rows,), np.int64), ((rows, D), np.float64), ((rows,), np.float64), ((rows,), np.bool_))
         self._io = WaveIO(*(cuda.device_array(shape, dtype=dt) for shape, dt in specs))
         self._host = WaveIO(*(cuda.pinned_array(shape, dtype=dt) for shape, dt in specs))

@@ -16,6 +16,7 @@ import numpy as np
 from .layout import StatsLayout, stats_layout
 from .scoring import SEASONAL_HALFLIFE
 
+
 class SettingError(ValueError):
     """A value does not fit its setting; `expect` says what was wanted."""
 
@@ -123,6 +124,10 @@ MODEL: dict[str, Setting] = {
                           "What learning does with a flagged event: learn it, downweight its loss by "
                           "`anomaly_weight`, or skip it (the recurrent state still advances)."),
     "anomaly_weight": Setting(0.1, Number(float, 0.0, True, 1.0, True), "The loss weight of a flagged event."),
+    "regime_enter": Setting(1e-3, Number(float, 0.0, False, 0.5, False),
+                            "The regime model's probability, per event, that a normal stream turns abnormal."),
+    "regime_exit": Setting(1e-2, Number(float, 0.0, False, 0.5, False),
+                           "The regime model's probability, per event, that an abnormal stream turns normal."),
     "dtype": Setting("float32", Choice(("float32", "float64")), "Precision of the weights and recurrent state."),
     "seed": Setting(0, Number(int, 0, True, 2**63 - 1, True), "Seeds the weight initialisation and input dropout."),
 }
@@ -207,6 +212,8 @@ class KernelHyper(NamedTuple):
     alert_penalty: float
     penalty_decay: float  # factor applied to the alert penalty every event
     anomaly_weight: float
+    regime_enter: float
+    regime_exit: float
     shared: bool
     # Backpropagate through the window's recorded forward pass instead of re-running it
     # (per_stream mode without input dropout; see kernels_cpu "Truncated BPTT").
@@ -254,6 +261,8 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         alert_penalty=float(settings["alert_penalty"]),
         penalty_decay=0.5 ** (1.0 / settings["penalty_halflife"]),
         anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
+        regime_enter=float(settings["regime_enter"]),
+        regime_exit=float(settings["regime_exit"]),
         shared=shared,
         cached_window=not shared and settings["input_dropout"] == 0.0,
         stats=stats_layout(n_features),

@@ -41,7 +41,23 @@ from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell
 from .jit import kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import alert_step, bounded, learn_statistics, rms, scaler_std, to_score, value_surprise
+from .scoring import alert_step, bounded, learn_statistics, regime_step, rms, scaler_std, to_score, value_surprise
+
+
+class Outputs(NamedTuple):
+    """What a micro-batch of N events gives, row n for event n (see judge_event)."""
+
+    scores: np.ndarray  # (N,) float64: how unusual the event is, in [0, 1)
+    flags: np.ndarray  # (N,) bool: an alert (one per incident)
+    preds: np.ndarray  # (N, D) float64: the forecast of the event, original units
+    errors: np.ndarray  # (N,) float64: RMS prediction error, normalised units (NaN: none)
+    alert_scores: np.ndarray  # (N,) float64: the alert's strength (0 in a cooldown; flag at threshold)
+    regime: np.ndarray  # (N,) float64: P(the stream is in an abnormal state)
+
+
+def new_outputs(N: int, D: int) -> Outputs:
+    return Outputs(np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, D)), np.empty(N), np.zeros(N), np.zeros(N))
+
 
 class Workspace(NamedTuple):
     """Scratch buffers reused by every event (the forward cache is what backward needs)."""
@@ -647,30 +663,51 @@ def weighted_loss_present(winw, L, n_loss):
 
 
 @kernel
-def process_batch(scores, flags, preds, errors, slots, X, T, learn, streams, params, ws, hy):
-    """Score, then (if `learn`) learn, each event in order.
+def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
+    """Score event x (D,) of stream slot s at time t into row n of `out` (Outputs, or any
+    tuple with its fields) and return (error, surprising), what learning it needs.
 
-    scores, errors (N,) out;  flags (N,) bool out;  preds (N, D) out (original units)
-    slots (N,) stream slot of each event;  X (N, D) events (NaN = missing)
-    T (N,) float64 timestamps in epoch seconds (NaN = unknown: no seasonal channel)
+    score: the continuous surprise, never suppressed; alert_score and flag: after alert
+    suppression (`alert_step`: cooldown and penalty); regime: `regime_step`. Without
+    `score` (baseline priming) the event is known-good history: its outputs are 0/False,
+    nothing counts toward an alert or a regime, and learning takes it in full. Learning
+    sees the unsuppressed verdict (surprise at or above the threshold), so the anomaly
+    policy keeps protecting the model during a cooldown.
+    """
+    L, error, Lc = score_event(out.preds[n], x, t, s, streams, ws, hy)
+    out.errors[n] = error
+    if not score:
+        out.scores[n] = 0.0
+        out.alert_scores[n] = 0.0
+        out.flags[n] = False
+        out.regime[n] = 0.0
+        return error, False
+    alert, flag = alert_step(L, Lc, s, streams, learn, hy)
+    out.scores[n] = to_score(L)
+    out.alert_scores[n] = alert
+    out.flags[n] = flag
+    out.regime[n] = regime_step(x, s, streams, learn, hy)
+    return error, to_score(L) >= hy.threshold
+
+
+@kernel
+def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
+    """Judge, then (if `learn`) learn, each event in order.
+
+    out: Outputs of N rows, written;  slots (N,) stream slot of each event
+    X (N, D) events (NaN = missing);  T (N,) float64 timestamps in epoch seconds (NaN =
+    unknown: no seasonal channel);  score: False for baseline priming (see judge_event)
     streams: state.StreamArrays of S slots;  params: state.ParamArrays of Q sets
 
-    Alerts are suppressed by `alert_step` (cooldown and penalty). Learning sees the
-    unsuppressed verdict (surprise at or above the threshold), so the anomaly policy
-    keeps protecting the model during a cooldown. Runs with subnormals flushed to zero
-    (fpenv: they would cost ~100 cycles per operation) and restores the caller's mode.
+    Runs with subnormals flushed to zero (fpenv: they would cost ~100 cycles per
+    operation) and restores the caller's mode.
     """
     caller_fp_control = get_fp_control()
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
     for n in range(slots.shape[0]):
         s = slots[n]
         x = X[n]
-        L, error, Lc = score_event(preds[n], x, T[n], s, streams, ws, hy)
-        score, flag = alert_step(L, Lc, s, streams, learn, hy)
-        scores[n] = score
-        errors[n] = error
-        flags[n] = flag
+        error, surprising = judge_event(out, n, x, T[n], s, streams, ws, learn, score, hy)
         if learn:
-            surprising = to_score(L) >= hy.threshold
             learn_event(s, 0 if hy.shared else s, x, T[n], error, surprising, streams, params, ws, hy)
     set_fp_control(caller_fp_control)

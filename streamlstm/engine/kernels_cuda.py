@@ -58,17 +58,8 @@ from numba import njit
 
 from . import gates
 from .jit import KERNEL_OPTIONS
-from .kernels_cpu import (
-    Workspace,
-    copy_row,
-    fill,
-    learn_begin,
-    learn_end,
-    optimiser_update,
-    score_event,
-)
+from .kernels_cpu import Workspace, copy_row, fill, judge_event, learn_begin, learn_end, optimiser_update
 from .layout import C_RNG
-from .scoring import alert_step, to_score
 
 # The CPU options, NRT included (see kernels_cpu.kernel): under the simulator these helpers
 # are called from Python, and thread_workspace returns views. numba-cuda recompiles them.
@@ -78,12 +69,15 @@ cuda = None  # numba.cuda, bound by get_kernels() (kept lazy: importing must not
 
 
 class WaveIO(NamedTuple):
-    """Per-event inputs and outputs of one launch (row t = thread t)."""
+    """Per-event inputs and outputs of one launch (row t = thread t); the outputs are
+    kernels_cpu.Outputs' fields."""
 
     scores: np.ndarray  # (N,) float64 out
     flags: np.ndarray  # (N,) bool out
     preds: np.ndarray  # (N, D) float64 out, original units
     errors: np.ndarray  # (N,) float64 out
+    alert_scores: np.ndarray  # (N,) float64 out
+    regime: np.ndarray  # (N,) float64 out
     slots: np.ndarray  # (N,) int64 in: stream slot of each event (distinct within a wave)
     X: np.ndarray  # (N, D) float64 in
     T: np.ndarray  # (N,) float64 in: timestamps, epoch seconds (NaN = unknown)
@@ -108,23 +102,19 @@ def thread_workspace(scratch, t):
 
 
 @device_fn
-def event_step(t, learn, io, streams, params, ws, hy):
+def event_step(t, learn, score, io, streams, params, ws, hy):
     """Event t of a wave: the body of kernels_cpu.process_batch's loop.
 
     In shared mode the optimiser update and `learn_end` are left to the next two kernels.
     """
     s = io.slots[t]
     x = io.X[t]
-    L, error, Lc = score_event(io.preds[t], x, io.T[t], s, streams, ws, hy)
-    score, flag = alert_step(L, Lc, s, streams, learn, hy)
-    io.scores[t] = score
-    io.errors[t] = error
-    io.flags[t] = flag
+    error, surprising = judge_event(io, t, x, io.T[t], s, streams, ws, learn, score, hy)
     io.trained[t] = False
     if learn:
         q = 0 if hy.shared else s
         theta = params.theta[q]
-        trained = learn_begin(s, to_score(L) >= hy.threshold, streams, theta, ws, hy)
+        trained = learn_begin(s, surprising, streams, theta, ws, hy)
         if hy.shared:
             io.trained[t] = trained
         else:
@@ -196,10 +186,10 @@ def reset_slot(i, args, streams, params, reset_params):
 # numba.cuda module bound there (the simulator swaps it for its fake module).
 
 
-def event_kernel_py(n, learn, io, streams, params, scratch, hy):
+def event_kernel_py(n, learn, score, io, streams, params, scratch, hy):
     t = cuda.grid(1)
     if t < n:
-        event_step(t, learn, io, streams, params, thread_workspace(scratch, t), hy)
+        event_step(t, learn, score, io, streams, params, thread_workspace(scratch, t), hy)
 
 
 def shared_update_kernel_py(n, io, params, scratch, hy):
@@ -305,12 +295,12 @@ def example_arguments(hy, dtype, n_events: int = 4, n_slots: int = 8) -> dict[st
     ws = make_workspace(hy.cell, hy.D, hy.H, hy.K, theta0.size, dtype)
     scratch = Workspace(*(np.zeros((n_events,) + a.shape, a.dtype) for a in ws))
     N, D = n_events, hy.D
-    io = WaveIO(np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, D)), np.zeros(N),
+    io = WaveIO(np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, D)), np.zeros(N), np.zeros(N), np.zeros(N),
                 np.zeros(N, dtype=np.int64), np.zeros((N, D)), np.zeros(N), np.zeros(N, dtype=bool))
     reset = ResetArgs(np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64), theta0)
     n = np.int64(N)
     return {
-        "event": (n, True, io, streams, params, scratch, hy),
+        "event": (n, True, True, io, streams, params, scratch, hy),
         "shared_update": (n, io, params, scratch, hy),
         "shared_finish": (n, io, streams, params, scratch, hy),
         "reset": (n, reset, streams, params, True),

@@ -46,6 +46,9 @@ class StatsLayout(NamedTuple):
     penalty: int  # the alert penalty P (-log10 units)
     quantile: int  # the running quantile q of the channel surprise (self-calibration)
     step: int  # feature block: mean absolute step |v - last| (the step channel's unit)
+    regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
+    base_mean: int  # feature block: the regime's baseline mean (learns slower while abnormal)
+    base_var: int  # feature block: the regime's baseline variance
     width: int  # columns in all
 
 
@@ -53,5 +56,7 @@ def stats_layout(D: int) -> StatsLayout:
     """The statistics row's layout for D features."""
     channels = 6 * D
     penalty = channels + 3 * N_CHANNELS
+    regime = penalty + 2 + D
     return StatsLayout(mean=0, var=D, count=2 * D, last=3 * D, lo=4 * D, hi=5 * D, channels=channels,
-                       penalty=penalty, quantile=penalty + 1, step=penalty + 2, width=penalty + 2 + D)
+                       penalty=penalty, quantile=penalty + 1, step=penalty + 2, regime=regime,
+                       base_mean=regime + 1, base_var=regime + 1 + D, width=regime + 1 + 2 * D)

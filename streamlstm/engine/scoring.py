@@ -93,6 +93,17 @@ CALIB_ETA = 0.2
 # a range of 1e-300 would otherwise make it infinite.
 VALUE_LIMIT = 1e18
 OUTSIDE_LIMIT = 1e12
+# The regime (an online two-state hidden Markov model over normal/abnormal, filtered
+# forwards; see regime_step). Under the normal state an event's evidence, a p-value, is
+# uniform; under the abnormal state it follows Beta(REGIME_ALTERNATIVE, 1), whose median
+# is 0.25: an abnormal stream typically shows 1-in-4 events, not only rare ones, which is
+# what a lasting incident looks like. While abnormal, the regime's baseline learns at
+# REGIME_LEARN_WEIGHT of its rate, so an incident does not become the normal within its own
+# duration (4x the scaler half-life), while a lasting change does, eventually. Both chosen
+# on the SKAB development half (docs/tuning-log.md).
+REGIME_ALTERNATIVE = 0.5
+REGIME_LEARN_WEIGHT = 0.25
+_REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
 _LN10 = math.log(10.0)
 _SQRT2 = math.sqrt(2.0)
 _ASYMPTOTIC_Z = 30.0  # erfc underflows beyond this; use the asymptotic tail instead
@@ -319,6 +330,7 @@ def learn_statistics(error, x, t, s, streams, hy):
     channel_learn(stats, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
     channel_learn(stats, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
     update_value_stats(stats, bins, x, t, hy)
+    update_baseline(stats, x, stats[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
 
 
 @kernel
@@ -345,3 +357,74 @@ def alert_step(L, Lc, s, streams, learn, hy):
             q = stats[col.quantile]
             stats[col.quantile] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
     return score, flag
+
+
+# ------------------------------------------------------------------------------- regime
+
+
+@kernel
+def _logit(p):
+    return math.log(p) - math.log1p(-p)
+
+
+@kernel
+def regime_evidence(x, stats, hy):
+    """-log10 of the p-value of event x (D,) under the regime's baseline: per observed
+    feature the two-sided Gaussian tail of its distance from the baseline mean in baseline
+    sd, floored at 1/(n + 2) after n observations (no tail can claim more than the count
+    supports: the rule of succession; a feature that never varied is not 1e9 sd away on
+    its first change), and the smallest of them times the features judged (Bonferroni), so
+    one broken feature is not diluted by the others. NaN when none can be judged yet."""
+    D, col = hy.D, hy.stats
+    p_min = 1.0
+    m = 0
+    for d in range(D):
+        v = x[d]
+        n = stats[col.count + d]
+        if math.isnan(v) or n < 2.0:
+            continue
+        mean = stats[col.base_mean + d]
+        z = abs(bounded(v) - mean) / scaler_std(stats[col.base_var + d], mean)
+        p_min = min(p_min, max(math.erfc(z / _SQRT2), 1.0 / (n + 2.0)))
+        m += 1
+    if m == 0:
+        return math.nan
+    return -math.log10(min(1.0, p_min * m))
+
+
+@kernel
+def regime_step(x, s, streams, learn, hy):
+    """One forward step of stream slot s's regime model with event x (D,): the predicted
+    P(abnormal) after the transition (regime_enter, regime_exit), times the likelihood
+    ratio of the event's evidence u, REGIME_ALTERNATIVE * u^(REGIME_ALTERNATIVE - 1).
+    Returns P(abnormal) (0 during warm-up), stored only with `learn`."""
+    stats, col = streams.stats[s], hy.stats
+    if streams.counters[s, C_SEEN] < hy.warmup:
+        return 0.0
+    prior = _logit(hy.regime_enter)
+    abnormal = 1.0 / (1.0 + math.exp(-(prior + stats[col.regime])))
+    abnormal = abnormal * (1.0 - hy.regime_exit) + (1.0 - abnormal) * hy.regime_enter
+    log_odds = _logit(abnormal)
+    e = regime_evidence(x, stats, hy)
+    if not math.isnan(e):
+        log_odds += math.log(REGIME_ALTERNATIVE) + (1.0 - REGIME_ALTERNATIVE) * e * _LN10
+    log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
+    if learn:
+        stats[col.regime] = log_odds - prior  # stored relative to the prior: a reset row is at it
+    return 1.0 / (1.0 + math.exp(-log_odds))
+
+
+@kernel
+def update_baseline(stats, x, abnormal, hy):
+    """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
+    does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
+    stream is abnormal. Runs after update_value_stats has counted the observation."""
+    col = hy.stats
+    weight = REGIME_LEARN_WEIGHT if abnormal else 1.0
+    for d in range(hy.D):
+        v = x[d]
+        if math.isnan(v):
+            continue
+        alpha = max(1.0 / stats[col.count + d], hy.scaler_alpha) * weight
+        stats[col.base_mean + d], stats[col.base_var + d] = ewma_update(stats[col.base_mean + d],
+                                                                        stats[col.base_var + d], bounded(v), alpha)

@@ -1,8 +1,9 @@
 """Snapshot format: named numpy arrays plus JSON metadata in one `.npz` blob, no pickle.
 
 The metadata carries `format_version`; readers refuse versions they do not know instead of
-guessing. Arrays round-trip bit for bit, which is what makes restore-then-continue give
-the same outputs as never stopping.
+guessing, and upgrade the older ones they do (`READS`: MultiStreamDetector.from_bytes says
+how). Arrays round-trip bit for bit, which is what makes restore-then-continue give the
+same outputs as never stopping.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 6  # what each version changed: docs/architecture.md, "Snapshot format versions"
+FORMAT_VERSION = 7  # what each version changed: docs/architecture.md, "Snapshot format versions"
+READS = (6, 7)  # the versions `unpack` accepts
 _META_KEY = "__meta__"
 
 
@@ -38,7 +40,7 @@ def unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         meta = json.loads(arrays.pop(_META_KEY).tobytes())
     except Exception as exc:  # zipfile, json and numpy raise a variety of errors
         raise SnapshotError(f"unreadable snapshot: {exc}") from exc
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READS:
         raise SnapshotError(f"unsupported snapshot format_version {meta.get('format_version')!r}"
-                            f" (this version reads {FORMAT_VERSION})")
+                            f" (this version reads {', '.join(map(str, READS))})")
     return arrays, meta

@@ -52,7 +52,9 @@ def _score_file(args: tuple[ModelConfig, str, str]) -> tuple[str, np.ndarray]:
     timestamps, values = read_nab_csv(path)
     det = detector_for(model, 1, max_streams=1)
     T = np.array([epoch_seconds(t) for t in timestamps])
-    return name, det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None], T).scores
+    # NAB rewards the first detection in a window and charges every false one: the score it
+    # needs is the de-duplicated alert's strength, not the continuous score.
+    return name, det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None], T).alert_scores
 
 
 def series_files(data_dir: Path, labels: dict) -> list[tuple[str, Path]]:

@@ -1,5 +1,6 @@
-"""PNG of results: per stream, the series with its forecast band and flagged points, and
-the score against the threshold."""
+"""PNG of results: per stream, the series with its forecast band, the alerts and the
+stretches the regime calls abnormal (shaded), and below it the continuous score, the
+alert score against the threshold and the regime's probability."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def read_results(path: str | Path) -> list[dict]:
 def _from_csv_row(row: dict) -> dict:
     num = lambda v: float(v) if v not in ("", None) else None  # noqa: E731
     rec = {"seq": int(row["seq"]), "stream": row["stream"], "ts": row.get("ts") or None,
-           "score": float(row["score"]), "is_anomaly": row["is_anomaly"] == "true"}
+           "score": float(row["score"]), "is_anomaly": row["is_anomaly"] == "true",
+           "alert_score": float(row["alert_score"]), "regime": float(row["regime"]),
+           "abnormal": row["abnormal"] == "true"}
     if "value" in row:
         rec["value"], rec["prediction"] = num(row["value"]), num(row["prediction"])
     else:
@@ -80,6 +83,10 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
         ax, ax_score = axes[2 * k, 0], axes[2 * k + 1, 0]
         x = np.arange(len(recs))
         flags = np.array([r["is_anomaly"] for r in recs])
+        abnormal = np.array([r["abnormal"] for r in recs])
+        if abnormal.any():
+            ax.fill_between(x, 0, 1, where=abnormal, transform=ax.get_xaxis_transform(), color="orange",
+                            alpha=0.2, lw=0, label="abnormal")
         for feature, (values, preds) in _series(recs).items():
             label = "" if feature == "value" else f" {feature}"
             ax.plot(x, values, lw=0.8, label=f"value{label}")
@@ -87,14 +94,16 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
             ax.fill_between(x, preds - band, preds + band, alpha=0.25, lw=0, label=f"forecast ±2 RMS{label}")
             ax.scatter(x[flags], values[flags], color="red", s=28, zorder=3,
                        label="flagged" if feature == next(iter(_series(recs))) else None)
-        ax.set_title(f"{sid}  ({int(flags.sum())} flagged of {len(recs)})", loc="left", fontsize=10)
-        ax.legend(loc="upper left", fontsize=8, ncol=4)
-        scores = np.array([r["score"] for r in recs])
-        ax_score.plot(x, scores, lw=0.8, color="purple")
+        ax.set_title(f"{sid}  ({int(flags.sum())} alerts, {int(abnormal.sum())} abnormal of {len(recs)})",
+                     loc="left", fontsize=10)
+        ax.legend(loc="upper left", fontsize=8, ncol=5)
+        for key, color, label in (("score", "grey", "score"), ("alert_score", "purple", "alert score"),
+                                  ("regime", "orange", "P(abnormal)")):
+            ax_score.plot(x, [r[key] for r in recs], lw=0.8, color=color, label=label)
         if threshold is not None:
             ax_score.axhline(threshold, color="red", ls="--", lw=0.8)
-        ax_score.set_ylim(0, 1)
-        ax_score.set_ylabel("score")
+        ax_score.set_ylim(0, 1.02)
+        ax_score.legend(loc="upper left", fontsize=8, ncol=3)
         ax_score.set_xlabel("event")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)

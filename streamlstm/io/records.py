@@ -33,10 +33,11 @@ class Source(NamedTuple):
 
 
 def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
-    """`seq`, `stream`, `ts` (if given), the input value(s), `prediction`, `error`, `score`,
-    `is_anomaly`, and with a `source` its `topic`, `partition` and `offset`. Univariate
-    streams carry `value`/`prediction` as numbers, multivariate ones `values`/`prediction`
-    as objects keyed by feature."""
+    """`seq`, `stream`, `ts` (if given), the input value(s), `prediction`, `error`, the three
+    outputs (`score`; `is_anomaly` and `alert_score`; `regime` and `abnormal`: see
+    multistream.BatchResult), and with a `source` its `topic`, `partition` and `offset`.
+    Univariate streams carry `value`/`prediction` as numbers, multivariate ones
+    `values`/`prediction` as objects keyed by feature."""
     ev = s.event
     rec: dict[str, Any] = {"seq": ev.seq, "stream": ev.stream}
     if ev.ts_raw is not None:
@@ -50,6 +51,9 @@ def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
     rec["error"] = _num(s.error)
     rec["score"] = s.score
     rec["is_anomaly"] = s.is_anomaly
+    rec["alert_score"] = s.alert_score
+    rec["regime"] = s.regime
+    rec["abnormal"] = s.abnormal
     if source is not None:
         rec.update(topic=source.topic, partition=source.partition, offset=ev.seq)
     return rec
@@ -61,6 +65,10 @@ def dumps(record: dict[str, Any]) -> str:
 
 def _f(v: float) -> str:
     return "null" if v != v else repr(v)
+
+
+def _bool(b: bool) -> str:
+    return "true" if b else "false"
 
 
 def _source_tail(source: Source | None) -> str:
@@ -78,7 +86,8 @@ def result_line(s: Scored, source: Source | None = None) -> str:
     tail = _source_tail(source)
     return (f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{_f(ev.values[0])},'
             f'"prediction":{_f(s.prediction[0])},"error":{_f(s.error)},"score":{s.score!r},'
-            f'"is_anomaly":{"true" if s.is_anomaly else "false"}{tail}{ev.seq if tail else ""}}}')
+            f'"is_anomaly":{_bool(s.is_anomaly)},"alert_score":{s.alert_score!r},"regime":{s.regime!r},'
+            f'"abnormal":{_bool(s.abnormal)}{tail}{ev.seq if tail else ""}}}')
 
 
 def _reprs(values: list[float]) -> list[str]:
@@ -113,26 +122,28 @@ def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies:
                     lines[n] = (s.event, result_line(s, source))
             continue
         columns = zip(part.rows, _reprs(part.X[:, 0].tolist()), _reprs(res.predictions[:, 0].tolist()),
-                      _reprs(res.errors.tolist()), _reprs(res.scores.tolist()), res.flags.tolist())
-        for n, value, pred, error, score, flag in columns:
+                      _reprs(res.errors.tolist()), _reprs(res.scores.tolist()), res.flags.tolist(),
+                      _reprs(res.alert_scores.tolist()), _reprs(res.regime.tolist()), res.abnormal.tolist())
+        for n, value, pred, error, score, flag, alert, regime, abnormal in columns:
             if only_anomalies and not flag:
                 continue
             ev = events[n]
             ts = ev.ts_raw
             ts = "" if ts is None else f',"ts":{_quote(ts) if type(ts) is str else repr(ts)}'
             lines[n] = (ev, f'{{"seq":{ev.seq},"stream":{_quote(ev.stream)}{ts},"value":{value},'
-                            f'"prediction":{pred},"error":{error},"score":{score},'
-                            f'"is_anomaly":{"true" if flag else "false"}{tail}{ev.seq if tail else ""}}}')
+                            f'"prediction":{pred},"error":{error},"score":{score},"is_anomaly":{_bool(flag)},'
+                            f'"alert_score":{alert},"regime":{regime},"abnormal":{_bool(abnormal)}'
+                            f'{tail}{ev.seq if tail else ""}}}')
     return [line for line in lines if line is not None]
 
 
 def csv_header(record: dict[str, Any]) -> list[str]:
     """CSV columns for results shaped like `record` (see `csv_row`)."""
+    tail = ["error", "score", "is_anomaly", "alert_score", "regime", "abnormal"]
     if "value" in record:
-        return ["seq", "stream", "ts", "value", "prediction", "error", "score", "is_anomaly"]
+        return ["seq", "stream", "ts", "value", "prediction", *tail]
     feats = list(record["values"])
-    return (["seq", "stream", "ts"] + [f"value_{f}" for f in feats] + [f"prediction_{f}" for f in feats]
-            + ["error", "score", "is_anomaly"])
+    return ["seq", "stream", "ts"] + [f"value_{f}" for f in feats] + [f"prediction_{f}" for f in feats] + tail
 
 
 def csv_row(record: dict[str, Any]) -> list[Any]:
@@ -142,4 +153,5 @@ def csv_row(record: dict[str, Any]) -> list[Any]:
         middle = [blank(record["value"]), blank(record["prediction"])]
     else:
         middle = [blank(v) for v in record["values"].values()] + [blank(v) for v in record["prediction"].values()]
-    return head + middle + [blank(record["error"]), record["score"], "true" if record["is_anomaly"] else "false"]
+    return head + middle + [blank(record["error"]), record["score"], _bool(record["is_anomaly"]),
+                            record["alert_score"], record["regime"], _bool(record["abnormal"])]
