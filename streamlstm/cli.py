@@ -234,6 +234,26 @@ def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> 
     click.echo(format_report(run))
 
 
+@evaluate.command("skab")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "results_dir", type=click.Path(file_okay=False), default=None,
+              help="Write one results CSV per file here (<folder>/<file>.csv).")
+@click.option("--split", type=click.Choice(["dev", "held-out", "all"]), default="all", show_default=True,
+              help="Files alternate within each folder by number: the first, third, ... are dev, the others held-out.")
+@click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
+@click.option("--seed", type=int, default=None, help="Model seed (default: the configuration's).")
+@click.pass_context
+def evaluate_skab(ctx, data_dir, results_dir, split, workers, seed) -> None:
+    """Run every SKAB file online (rows 400+ scored), print SKAB's metrics beside its leaderboard."""
+    from .evaluate.skab import format_report, run_skab, skab_files
+
+    config = _load(ctx, {"model.seed": seed})
+    with click.progressbar(length=len(skab_files(data_dir, split)), label="SKAB files", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        run = run_skab(config, data_dir, results_dir, split, workers, progress=lambda _: bar.update(1))
+    click.echo(format_report(run))
+
+
 @evaluate.command("labelled")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--label-column", default="label", show_default=True)

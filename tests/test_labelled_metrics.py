@@ -4,7 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from streamlstm.evaluate.labelled import label_events, labelled_metrics, read_labelled_csv
+from streamlstm.evaluate.labelled import (
+    average_precision,
+    label_events,
+    labelled_metrics,
+    read_labelled_csv,
+    roc_auc,
+)
 
 TOL = 1e-9
 
@@ -61,3 +67,42 @@ def test_read_labelled_csv(tmp_path):
                  "2020-01-01 00:01:00,2.5,1\n")
     values, labels = read_labelled_csv(p)
     assert np.allclose(values, [1.5, 2.5]) and list(labels) == [0, 1]
+
+
+def test_roc_auc_and_average_precision_hand_cases():
+    # scores 0.9(+) 0.8(-) 0.7(+) 0.1(-): positive-negative pairs won: 0.9 beats both,
+    # 0.7 beats 0.1 -> ROC AUC 3/4. Descending: 0.9 -> P 1, R 1/2; 0.8 -> P 1/2;
+    # 0.7 -> P 2/3, R 1 -> AP = 1/2 * 1 + 1/2 * 2/3 = 5/6
+    labels, scores = [1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]
+    assert abs(roc_auc(labels, scores) - 0.75) < TOL
+    assert abs(average_precision(labels, scores) - 5 / 6) < TOL
+    # perfect ranking: 1 and 1; reversed: ROC 0, AP = 1/2 * 1/3 + 1/2 * 2/4 = 5/12
+    assert roc_auc([0, 0, 1, 1], [1, 2, 3, 4]) == 1.0 and average_precision([0, 0, 1, 1], [1, 2, 3, 4]) == 1.0
+    assert roc_auc([0, 0, 1, 1], [4, 3, 2, 1]) == 0.0
+    assert abs(average_precision([0, 0, 1, 1], [4, 3, 2, 1]) - 5 / 12) < TOL
+
+
+def test_ties_and_constant_scores():
+    # a constant score ranks like chance: ROC AUC 1/2, AP = the positive rate (all rows
+    # enter at one threshold: R 1, P 2/5)
+    labels = [0, 1, 0, 1, 0]
+    assert roc_auc(labels, [0.3] * 5) == 0.5
+    assert abs(average_precision(labels, [0.3] * 5) - 0.4) < TOL
+    # a tie between a positive and a negative counts 1/2: pairs (0.5+, 0.5-) = 1/2,
+    # (0.5+, 0.2-) = 1, (0.9+, both) = 2 -> 3.5/4
+    assert abs(roc_auc([1, 0, 1, 0], [0.5, 0.5, 0.9, 0.2]) - 0.875) < TOL
+    assert math.isnan(roc_auc([1, 1], [0.1, 0.2])) and math.isnan(average_precision([0, 0], [0.1, 0.2]))
+    with pytest.raises(ValueError):
+        roc_auc([0, 1], [0.1, float("nan")])
+
+
+def test_roc_auc_and_average_precision_agree_with_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        labels = rng.integers(0, 2, 40)
+        scores = rng.integers(0, 6, 40) / 5.0  # many ties
+        if labels.min() == labels.max():
+            continue
+        assert abs(roc_auc(labels, scores) - metrics.roc_auc_score(labels, scores)) < TOL
+        assert abs(average_precision(labels, scores) - metrics.average_precision_score(labels, scores)) < TOL

@@ -5,6 +5,9 @@
   detected when at least one row inside it is flagged.  The detection delay of
   a detected event is ``first_flagged_row - first_event_row`` (in rows, 0 when
   the first row of the event is flagged).
+* Ranking of continuous scores, threshold-free: ROC AUC (:func:`roc_auc`) and
+  the area under the precision-recall curve as average precision
+  (:func:`average_precision`); both are ``nan`` when a class is absent.
 
 Conventions for empty denominators: precision is 0.0 when nothing is flagged,
 recall is 0.0 when there are no positive rows, F1 is 0.0 when precision +
@@ -18,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["label_events", "labelled_metrics", "read_labelled_csv"]
+__all__ = ["label_events", "labelled_metrics", "read_labelled_csv", "roc_auc", "average_precision"]
 
 
 def _as_bool(x, name: str) -> np.ndarray:
@@ -79,6 +82,56 @@ def labelled_metrics(labels, flags) -> Dict[str, float]:
         "event_recall": len(delays) / n_events if n_events else float("nan"),
         "mean_delay": float(np.mean(delays)) if delays else float("nan"),
     }
+
+
+def _ranked(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
+    lab = _as_bool(labels, "labels")
+    sc = np.asarray(scores, dtype=np.float64)
+    if sc.shape != lab.shape:
+        raise ValueError("labels and scores must have the same length")
+    if np.isnan(sc).any():
+        raise ValueError("scores contain NaN")
+    return lab, sc
+
+
+def roc_auc(labels, scores) -> float:
+    """Area under the ROC curve: the probability that a random positive row scores
+    above a random negative one, ties counting one half (Mann-Whitney U / (P N)).
+
+    >>> roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    lab, sc = _ranked(labels, scores)
+    pos = int(lab.sum())
+    neg = lab.size - pos
+    if not pos or not neg:
+        return float("nan")
+    # Average ranks (1-based) of tied scores, so that a tie is worth one half.
+    _, inverse, counts = np.unique(sc, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    ranks = (last - (counts - 1) / 2.0)[inverse]
+    return float((ranks[lab].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def average_precision(labels, scores) -> float:
+    """Area under the precision-recall curve as average precision:
+    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct score thresholds, highest first
+    (no interpolation; rows with equal scores enter together).
+
+    >>> average_precision([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])  # (1/2)(1) + (1/2)(2/3)
+    0.8333333333333333
+    """
+    lab, sc = _ranked(labels, scores)
+    pos = int(lab.sum())
+    if not pos:
+        return float("nan")
+    order = np.argsort(-sc, kind="stable")
+    sc, lab = sc[order], lab[order]
+    last_of_tie = np.flatnonzero(np.r_[sc[1:] != sc[:-1], True])
+    tp = np.cumsum(lab)[last_of_tie]
+    precision = tp / (last_of_tie + 1.0)
+    recall_gain = np.diff(np.r_[0, tp]) / pos
+    return float(np.sum(recall_gain * precision))
 
 
 def read_labelled_csv(path, label_column: str = "label",

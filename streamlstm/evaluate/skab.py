@@ -1,0 +1,295 @@
+"""Run the detector over SKAB and score it as SKAB's leaderboard does.
+
+SKAB (Skoltech Anomaly Benchmark, waico/SKAB; its data is GPL-3.0 and is only read
+here, never shipped) has 34 files under ``valve1/``, ``valve2/`` and ``other/``
+(``anomaly-free/`` is not an evaluation file), ``;``-separated, with the columns
+``datetime`` (about 1 s apart), 8 sensors, ``anomaly`` and ``changepoint`` (0/1 per
+row).
+
+Protocol (SKAB's leaderboard): each file is its own stream of 8 features, fed in
+file order with its timestamps. Its first 400 rows are the baseline: the detector
+learns from them and their outputs are not scored. Rows 400 onwards are scored, then
+learnt. The metrics (:mod:`.skab_scoring`) are computed on those rows of all files:
+outlier F1 / FAR / MAR from the per-row predictions against ``anomaly``, the NAB
+variant of the changepoint score from the predicted changepoints against
+``changepoint``, and ROC AUC and AUC-PR of the scores against ``anomaly``
+(all files' rows pooled). :func:`predictions` turns the detector's outputs into the
+two kinds of prediction.
+
+Beside our row the report prints two data-free references on the same rows,
+flag-every-row and as many alerts as ours evenly spaced
+(:func:`.skab_scoring.evenly_spaced`, over all files' scored rows in name order),
+and the leaderboard's published figures.
+
+Splits: within each folder the files are sorted by number and alternate, the first
+(lowest number) going to ``dev``: ``valve1/0, 2, 4, ...``, ``valve2/0, 2`` and
+``other/1, 3, ..., 13`` are the development half, ``valve1/1, 3, ...``,
+``valve2/1, 3`` and ``other/2, 4, ..., 14`` the held-out half (17 files each).
+The leaderboard's figures are over all 34 files.
+
+Results: one CSV per file under ``OUTPUT/<folder>/<file>.csv`` with the columns
+``datetime``, the 8 sensors (as read), ``score``, ``is_anomaly`` (the outlier
+prediction), ``label`` (``anomaly``) and ``changepoint``, one row per data row;
+``score`` and ``is_anomaly`` are empty on baseline rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ..config import Config, ModelConfig
+from ..pool import detector_for
+from .labelled import average_precision, roc_auc
+from .nab import epoch_seconds
+from .skab_scoring import (
+    ChangepointResult,
+    changepoint_score,
+    evenly_spaced,
+    match_changepoints,
+    outlier_metrics,
+)
+
+BASELINE_ROWS = 400
+SPLITS = ("dev", "held-out", "all")
+_LABEL_COLUMNS = ("datetime", "anomaly", "changepoint")
+
+# SKAB's "Proposed Leaderboard" as published in waico/SKAB's README.md (test rows of
+# all 34 files, 60 s window right of each changepoint); figures only.
+LEADERBOARD_OUTLIER = [  # algorithm, F1, FAR %, MAR %
+    ("Perfect detector", 1.0, 0.0, 0.0),
+    ("Conv-AE", 0.78, 13.55, 28.02),
+    ("MSET", 0.78, 39.73, 14.13),
+    ("T-squared+Q (PCA-based)", 0.76, 26.62, 24.92),
+    ("LSTM-AE", 0.74, 29.96, 25.92),
+    ("T-squared", 0.66, 19.21, 42.6),
+    ("LSTM-VAE", 0.56, 9.13, 55.03),
+    ("Vanilla LSTM", 0.54, 12.54, 59.53),
+    ("MSCRED", 0.36, 49.94, 69.88),
+    ("Vanilla AE", 0.39, 2.59, 75.15),
+    ("Isolation forest", 0.29, 2.56, 82.89),
+    ("Null detector", 0.0, 0.0, 100.0),
+]
+LEADERBOARD_CHANGEPOINT = [  # algorithm, NAB standard, low FP, low FN, missed CPs, FPs (None: not given)
+    ("Perfect detector", 100.0, 100.0, 100.0, 0, 0),
+    ("MSCRED", 32.42, 16.53, 40.28, 55, 342),
+    ("Isolation forest", 26.16, 19.5, 30.82, 76, 135),
+    ("T-squared+Q (PCA-based)", 25.35, 14.51, 31.33, 72, 232),
+    ("Conv-AE", 23.61, 21.54, 27.55, 82, 23),
+    ("LSTM-AE", 23.51, 20.11, 25.91, 88, 69),
+    ("T-squared", 19.54, 10.2, 24.31, 70, 106),
+    ("MSET", 13.84, 10.22, 17.37, 96, 66),
+    ("Vanilla AE", 11.41, 6.53, 13.91, 103, 106),
+    ("Vanilla LSTM", 11.31, -3.8, 17.25, 90, 342),
+    ("ArimaFD", -0.09, -0.17, -0.06, 127, 2),
+    ("Null detector", 0.0, 0.0, 0.0, None, None),
+]
+
+
+@dataclass
+class SkabFile:
+    """One SKAB file as read: the text of its datetimes and sensor values (written
+    back unchanged), and the parsed arrays."""
+
+    name: str  # "valve1/0.csv"
+    header: list[str]  # datetime, the sensors, anomaly, changepoint
+    rows: list[list[str]]
+    T: np.ndarray  # (N,) epoch seconds (naive datetimes read as UTC)
+    X: np.ndarray  # (N, D) sensor values
+    anomaly: np.ndarray  # (N,) bool
+    changepoint: np.ndarray  # (N,) bool
+
+    @property
+    def sensors(self) -> list[str]:
+        return [c for c in self.header if c not in _LABEL_COLUMNS]
+
+
+def read_skab_csv(path: str | Path, name: str) -> SkabFile:
+    with open(path, newline="") as f:
+        reader = csv.reader(f, delimiter=";")
+        header = next(reader)
+        rows = [r for r in reader if r]
+    missing = [c for c in _LABEL_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(missing)} in the header")
+    col = {c: header.index(c) for c in header}
+    sensors = [c for c in header if c not in _LABEL_COLUMNS]
+    X = np.array([[float(r[col[c]]) for c in sensors] for r in rows], dtype=np.float64).reshape(len(rows), len(sensors))
+    if np.isnan(X).any():
+        raise ValueError(f"{path}: missing sensor values")  # SKAB has none; the protocol assumes so
+    return SkabFile(
+        name, header, rows,
+        T=np.array([epoch_seconds(r[col["datetime"]]) for r in rows]),
+        X=X,
+        anomaly=np.array([float(r[col["anomaly"]]) != 0 for r in rows], dtype=bool),
+        changepoint=np.array([float(r[col["changepoint"]]) != 0 for r in rows], dtype=bool),
+    )
+
+
+def skab_files(data_dir: str | Path, split: str = "all") -> list[tuple[str, Path]]:
+    """(name, path) of the evaluation files under data_dir (``<folder>/<n>.csv``, all
+    folders but ``anomaly-free``), in name order, restricted to ``split`` (module
+    docstring)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    data_dir = Path(data_dir)
+    out = []
+    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir() and p.name != "anomaly-free"):
+        files = sorted(folder.glob("*.csv"), key=lambda p: (int(p.stem) if p.stem.isdigit() else float("inf"), p.name))
+        for i, path in enumerate(files):
+            if split == "all" or (i % 2 == 0) == (split == "dev"):
+                out.append((f"{folder.name}/{path.name}", path))
+    return sorted(out)
+
+
+def predictions(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(outlier prediction per row, predicted changepoint rows) from the detector's
+    outputs: today both are the alerts (`flags`). When `BatchResult` has the regime
+    flag `abnormal`, this is the one place to switch: outliers = abnormal, changepoints
+    = the rows where abnormal changes (SKAB's |diff|, its first row counting as a change
+    when abnormal) plus the alerts. The data-free references go through here too."""
+    flags = np.asarray(flags, dtype=bool)
+    return flags, flags
+
+
+def _prime(det, ids: list[str], X: np.ndarray, T: np.ndarray) -> None:
+    """Learn the baseline rows; their outputs are not used."""
+    # TODO(lead): score=False -- learn without scoring once MultiStreamDetector.process has it.
+    det.process(ids, X, T)
+
+
+def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[str, np.ndarray, np.ndarray]:
+    """(name, scores, flags) of the scored rows (baseline onwards) of one file."""
+    model, path, name, baseline = args
+    f = read_skab_csv(path, name)
+    det = detector_for(model, f.X.shape[1], max_streams=1)
+    ids = [name] * len(f.rows)
+    _prime(det, ids[:baseline], f.X[:baseline], f.T[:baseline])
+    res = det.process(ids[baseline:], f.X[baseline:], f.T[baseline:], learn=True)
+    return name, res.scores, res.flags
+
+
+class Row(NamedTuple):
+    """One line of the report: the outlier and changepoint figures of one detector."""
+
+    name: str
+    outlier: dict  # outlier_metrics
+    changepoint: ChangepointResult
+    auc_pr: float
+    roc_auc: float
+
+
+@dataclass
+class SkabRun:
+    rows: list[Row]  # ours, flag every row, evenly spaced alerts
+    split: str
+    n_files: int
+    n_rows: int  # scored rows
+
+
+@dataclass
+class _Scored:
+    """The scored rows of one file and its detector's outputs on them."""
+
+    T: np.ndarray
+    anomaly: np.ndarray
+    changepoint: np.ndarray
+    scores: np.ndarray
+    flags: np.ndarray
+
+
+def figures(name: str, files: list[_Scored], flags: list[np.ndarray], scores: list[np.ndarray]) -> Row:
+    """The figures of one detector, given its flags and scores on each file's scored rows."""
+    preds = [predictions(f) for f in flags]
+    matched = [match_changepoints(s.T, s.changepoint, cp) for s, (_, cp) in zip(files, preds)]
+    labels = np.concatenate([s.anomaly for s in files])
+    all_scores = np.concatenate(scores)
+    return Row(name, outlier_metrics(labels, np.concatenate([o for o, _ in preds])), changepoint_score(matched),
+               average_precision(labels, all_scores), roc_auc(labels, all_scores))
+
+
+def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | None = None, split: str = "all",
+             workers: int | None = None, baseline: int = BASELINE_ROWS,
+             progress: Callable[[str], None] | None = None) -> SkabRun:
+    files = skab_files(data_dir, split)
+    if not files:
+        raise FileNotFoundError(f"no SKAB files under {data_dir}")
+    jobs = [(config.model_for(name)[1], str(path), name, baseline) for name, path in files]
+    jobs.sort(key=lambda j: -os.path.getsize(j[1]))  # longest first, so the pool's last jobs are short
+    outputs = {}
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        for name, scores, flags in pool.map(_run_file, jobs):
+            outputs[name] = (scores, flags)
+            if progress:
+                progress(name)
+    scored = []
+    for name, path in files:
+        f = read_skab_csv(path, name)
+        scores, flags = outputs[name]
+        if results_dir is not None:
+            _write_csv(Path(results_dir), f, baseline, scores, predictions(flags)[0])
+        scored.append(_Scored(f.T[baseline:], f.anomaly[baseline:], f.changepoint[baseline:], scores, flags))
+
+    ours = figures("streamlstm (flags)", scored, [s.flags for s in scored], [s.scores for s in scored])
+    sizes = [len(s.T) for s in scored]
+    cuts = np.cumsum(sizes)[:-1]
+    every = [np.ones(n, dtype=bool) for n in sizes]
+    n_alerts = sum(int(predictions(s.flags)[1].sum()) for s in scored)
+    spaced = np.split(evenly_spaced(n_alerts, sum(sizes)), cuts)
+    # A reference's score is its own 0/1 alert: flag-every-row then ranks like chance.
+    rows = [ours, figures("flag every row", scored, every, [e.astype(float) for e in every]),
+            figures(f"{n_alerts} alerts evenly spaced", scored, spaced, [a.astype(float) for a in spaced])]
+    return SkabRun(rows, split, len(files), sum(sizes))
+
+
+def _write_csv(results_dir: Path, f: SkabFile, baseline: int, scores: np.ndarray, is_anomaly: np.ndarray) -> None:
+    out = results_dir / f.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    col = {c: f.header.index(c) for c in f.header}
+    with out.open("w", newline="") as fh:
+        w = csv.writer(fh, delimiter=";", lineterminator="\n")
+        w.writerow(["datetime", *f.sensors, "score", "is_anomaly", "label", "changepoint"])
+        for i, r in enumerate(f.rows):
+            scored = i >= baseline
+            w.writerow([r[col["datetime"]], *(r[col[c]] for c in f.sensors),
+                        repr(float(scores[i - baseline])) if scored else "",
+                        int(is_anomaly[i - baseline]) if scored else "",
+                        int(f.anomaly[i]), int(f.changepoint[i])])
+
+
+def _num(x, fmt: str) -> str:
+    """`x` formatted, or a dash of the same width where it is missing (None or nan)."""
+    if x is None or x != x:
+        return format("-", ">" + fmt.split(".")[0].rstrip("df"))
+    return format(x, fmt)
+
+
+def format_report(run: SkabRun) -> str:
+    n_cp = run.rows[0].changepoint.n_changepoints
+    lines = [f"SKAB, split {run.split}: {run.n_files} files, {run.n_rows:,} scored rows (each file's rows "
+             f"{BASELINE_ROWS}+), {n_cp} changepoints", "",
+             "Outlier detection (point-wise over the scored rows of all files)",
+             f"{'algorithm':28s} {'F1':>5s} {'FAR, %':>7s} {'MAR, %':>7s} {'AUC-PR':>7s} {'ROC-AUC':>7s}"]
+    for r in run.rows:
+        o = r.outlier
+        lines.append(f"{r.name:28s} {_num(o['f1'], '5.2f')} {_num(o['far'], '7.2f')} {_num(o['mar'], '7.2f')} "
+                     f"{_num(r.auc_pr, '7.3f')} {_num(r.roc_auc, '7.3f')}")
+    lines.append("  leaderboard (waico/SKAB README, all 34 files):")
+    for name, f1, far, mar in LEADERBOARD_OUTLIER:
+        lines.append(f"{name:28s} {f1:5.2f} {far:7.2f} {mar:7.2f}")
+    lines += ["", "Changepoint detection (SKAB's NAB variant: 60 s window right of each changepoint)",
+              f"{'algorithm':28s} {'standard':>8s} {'low FP':>8s} {'low FN':>8s} {'missed CPs':>10s} {'FPs':>6s}"]
+    for r in run.rows:
+        c = r.changepoint
+        s = [_num(c.scores[p], "8.2f") for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")]
+        lines.append(f"{r.name:28s} {s[0]} {s[1]} {s[2]} {c.missed:10d} {c.false_positives:6d}")
+    lines.append("  leaderboard (waico/SKAB README, all 34 files):")
+    for name, std, low_fp, low_fn, missed, fps in LEADERBOARD_CHANGEPOINT:
+        lines.append(f"{name:28s} {std:8.2f} {low_fp:8.2f} {low_fn:8.2f} {_num(missed, '10d')} {_num(fps, '6d')}")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""`streamlstm evaluate skab`: file listing and splits, the report, the results CSVs."""
+
+import csv
+import math
+from datetime import datetime, timedelta
+
+from click.testing import CliRunner
+
+from streamlstm.cli import main
+from streamlstm.evaluate.skab import skab_files
+
+HEADER = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;Voltage;"
+          "Volume Flow RateRMS;anomaly;changepoint")
+
+
+def write_skab_file(path, n=500, anomaly=(420, 430)):
+    """A SKAB-like file: 8 smooth sensors 1 s apart, a level shift of two of them over
+    the anomaly rows, changepoints at its first row and just after its last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = datetime(2020, 3, 9, 10, 14, 33)
+    lines = [HEADER]
+    for i in range(n):
+        bad = anomaly[0] <= i <= anomaly[1]
+        values = [math.sin(i / (5 + k)) + k + (3.0 if bad and k < 2 else 0.0) for k in range(8)]
+        cp = i in (anomaly[0], anomaly[1] + 1)
+        lines.append(";".join([(t0 + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S"),
+                               *(f"{v:.5f}" for v in values), f"{float(bad)}", f"{float(cp)}"]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_files_alternate_by_number_within_each_folder(tmp_path):
+    for n in range(12):
+        (tmp_path / "valve1").mkdir(exist_ok=True)
+        (tmp_path / "valve1" / f"{n}.csv").write_text(HEADER + "\n")
+    for n in range(1, 5):
+        (tmp_path / "other").mkdir(exist_ok=True)
+        (tmp_path / "other" / f"{n}.csv").write_text(HEADER + "\n")
+    (tmp_path / "anomaly-free").mkdir()
+    (tmp_path / "anomaly-free" / "anomaly-free.csv").write_text(HEADER + "\n")
+
+    def names(split):
+        return [name for name, _ in skab_files(tmp_path, split)]
+
+    # by number, not by name: valve1/10 follows valve1/9
+    assert names("dev") == ["other/1.csv", "other/3.csv"] + [f"valve1/{n}.csv" for n in (0, 10, 2, 4, 6, 8)]
+    assert names("held-out") == ["other/2.csv", "other/4.csv"] + [f"valve1/{n}.csv" for n in (1, 11, 3, 5, 7, 9)]
+    assert sorted(names("dev") + names("held-out")) == names("all") and len(names("all")) == 16
+
+
+def test_evaluate_skab_prints_the_table_and_writes_results(tmp_path):
+    data = tmp_path / "data"
+    write_skab_file(data / "valve1" / "0.csv")
+    write_skab_file(data / "other" / "1.csv", anomaly=(430, 440))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  hidden_size: 8\n  k2: 4\n  warmup: 100\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["--config", str(cfg), "evaluate", "skab", str(data), "--output", str(out),
+                                    "--workers", "1", "--seed", "3"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("SKAB, split all: 2 files, 200 scored rows") and "4 changepoints" in lines[0]
+
+    def row(name, section):
+        start = next(i for i, x in enumerate(lines) if x.startswith(section))
+        return next(x for x in lines[start:] if x.startswith(name)).split()
+
+    # flag every row, on the scored rows 400..499 only: TP 22 (11 anomaly rows per file),
+    # FP 178: F1 = 22/(22 + 178/2) = 0.198, FAR 100, MAR 0; AUC-PR = the positive rate 0.11
+    assert row("flag every row", "Outlier") == ["flag", "every", "row", "0.20", "100.00", "0.00", "0.110", "0.500"]
+    # windows: valve1/0 [420, 480] and [480, 491] (cut), other/1 [430, 490] and [490, 501];
+    # none missed; FPs: rows 400..419 and 492..499 of valve1/0, 400..429 of other/1
+    assert row("flag every row", "Changepoint")[-2:] == ["0", "58"]
+    ours = row("streamlstm (flags)", "Outlier")
+    assert len(ours) == 7 and 0.0 <= float(ours[5]) <= 1.0  # AUC-PR is a probability
+    assert row("Conv-AE", "Outlier")[1:] == ["0.78", "13.55", "28.02"]
+    assert row("MSCRED", "Changepoint")[1:] == ["32.42", "16.53", "40.28", "55", "342"]
+    assert any("alerts evenly spaced" in x for x in lines)
+
+    with open(out / "valve1" / "0.csv", newline="") as f:
+        results = list(csv.DictReader(f, delimiter=";"))
+    with open(data / "valve1" / "0.csv", newline="") as f:
+        source = list(csv.DictReader(f, delimiter=";"))
+    assert len(results) == 500 and list(results[0])[-4:] == ["score", "is_anomaly", "label", "changepoint"]
+    assert [r["datetime"] for r in results] == [s["datetime"] for s in source]
+    assert [r["Voltage"] for r in results] == [s["Voltage"] for s in source]
+    assert results[399]["score"] == "" and results[399]["is_anomaly"] == ""  # baseline: not scored
+    assert all(0.0 <= float(r["score"]) < 1.0 and r["is_anomaly"] in ("0", "1") for r in results[400:])
+    assert sum(int(r["label"]) for r in results) == 11 and sum(int(r["changepoint"]) for r in results) == 2
+    assert (out / "other" / "1.csv").exists()
