@@ -2,7 +2,15 @@
 
 Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error. A fatal error is
 one line on stderr saying what failed, where, and what to do; its traceback is logged only
-at DEBUG.
+at DEBUG. An input of which not one non-empty line was accepted (every line rejected) is
+taken for a usage error too — a wrong delimiter, format or column choice, not bad data —
+so `run` and `score` then exit 2, after the per-line error records, with one ERROR line
+naming the likely cause and the flag to try (io/diagnosis.py).
+
+CSV input flags (`run --format csv` and `score`): `--delimiter` (default: sniffed from the
+header), `--columns` / `--exclude-columns` (comma-separated names) and `--time-column`,
+which sets `input.ts_field` (one setting for JSON lines and CSV); io/parsers.py's CsvParser
+says how the columns get their roles.
 """
 
 from __future__ import annotations
@@ -85,6 +93,39 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
         signals.release()
 
 
+def _input_options(command):
+    """The input flags shared by `run` and `score`, passed on as `input_flags`."""
+    for option in reversed([
+        click.option("--delimiter", default=None,
+                     help="CSV field delimiter: one character, or 'tab' (default: sniffed from the header)."),
+        click.option("--columns", default=None,
+                     help="CSV feature columns, comma-separated (default: all but the time, stream and excluded "
+                          "ones)."),
+        click.option("--exclude-columns", default=None,
+                     help="CSV columns to ignore, comma-separated (labels, ids)."),
+        click.option("--time-column", default=None,
+                     help="Timestamp column/field (input.ts_field; CSV default: ts, timestamp, time, datetime "
+                          "or date, in any case)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _input_overrides(delimiter, columns, exclude_columns, time_column) -> dict:
+    """Dotted config keys for the input flags."""
+    return {"input.delimiter": delimiter, "input.columns": columns, "input.exclude_columns": exclude_columns,
+            "input.ts_field": time_column}
+
+
+def _check_csv_flags(reads_csv: bool, delimiter, columns, exclude_columns, **_) -> None:
+    """CSV-only flags with a JSON lines input are a usage error: they would be ignored."""
+    given = [flag for flag, value in (("--delimiter", delimiter), ("--columns", columns),
+                                      ("--exclude-columns", exclude_columns)) if value is not None]
+    if given and not reads_csv:
+        raise click.UsageError(f"{', '.join(given)}: for CSV input only, and this input is read as JSON lines "
+                               "(--format csv?)")
+
+
 @main.command()
 @click.option("--source", type=click.Choice(["stdin", "kafka"]), default=None, help="Where events come from.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None, help="stdin format.")
@@ -103,9 +144,10 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
 @click.option("--changelog-topic", default=None,
               help="Compacted Kafka topic for partition state (lets partitions move between instances).")
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics, /healthz, /readyz (Kafka mode).")
+@_input_options
 @click.pass_context
 def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies, bootstrap_servers, topics, group,
-        output_topic, dead_letter_topic, changelog_topic, metrics_port) -> None:
+        output_topic, dead_letter_topic, changelog_topic, metrics_port, **input_flags) -> None:
     """Score events from stdin (or Kafka) and write one JSON result line per event.
 
     Input lines look like {"stream": "host-1/cpu", "value": 0.73} or
@@ -120,7 +162,8 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         "kafka.dead_letter_topic": dead_letter_topic, "kafka.changelog_topic": changelog_topic,
         "metrics.port": metrics_port,
     }
-    config = _load(ctx, overrides)
+    config = _load(ctx, {**overrides, **_input_overrides(**input_flags)})
+    _check_csv_flags(config.source == "stdin" and config.input.format == "csv", **input_flags)
     if config.source == "kafka":
         from .kafka.daemon import run_kafka
 
@@ -145,16 +188,20 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 @click.option("--stream", default=None, help="Stream id for a file without a stream column (default: file name).")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Start from the state here (if any) and checkpoint the final state here.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Input format (default: csv for a .csv file, else jsonl).")
+@_input_options
 @click.pass_context
-def score(ctx, file, output, plot_path, stream, state_dir) -> None:
-    """Replay a CSV (timestamp,value[,more]) or JSONL file through the detector."""
+def score(ctx, file, output, plot_path, stream, state_dir, fmt, **input_flags) -> None:
+    """Replay a CSV (timestamp,value[,more]; delimiter sniffed) or JSONL file through the detector."""
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import CsvSink, JsonLinesSink, RecordsSink
 
     path = Path(file)
-    fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
     config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
-                         "input.default_stream": stream or path.stem})
+                         "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
+    _check_csv_flags(config.input.format == "csv", **input_flags)
     only = config.output.only_anomalies
     with _fatal_errors(), ExitStack() as files:
         for target in (output, plot_path):

@@ -110,7 +110,15 @@ class InputConfig:
     stream_field: str = "stream"
     value_field: str = "value"
     values_field: str = "values"
+    # In a CSV, the default "ts" also finds a column named timestamp, time, datetime or date
+    # (io/parsers.py: CsvParser); any other name must be in the header. `--time-column`.
     ts_field: str = "ts"
+    # CSV only: the field delimiter (one character; None = sniffed from the header), the
+    # feature columns (empty = every column but the time and stream columns) and the
+    # columns not read at all (labels, ids).
+    delimiter: str | None = None
+    columns: tuple[str, ...] = ()
+    exclude_columns: tuple[str, ...] = ()
     max_line_bytes: int = 1_000_000
     default_stream: str = "default"
     # Values beyond +-this are rejected (out_of_range); the engine limits what it is given
@@ -299,6 +307,27 @@ class _Str(_Spec):
         return text
 
 
+class _Delimiter(_Spec):
+    """One character other than a quote or a line break; "tab" or "\\t" spell a tab (a shell
+    passes '\\t' as two characters); None = sniff it."""
+
+    expect = "one character (e.g. ';', ',', tab) or null"
+    NAMES = MappingProxyType({"tab": "\t", "\\t": "\t"})
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = self.NAMES.get(value.lower(), value)
+        if not isinstance(value, str) or len(value) != 1 or value in '"\r\n':
+            raise _Bad(self.expect)
+        return value
+
+    def from_text(self, text: str) -> Any:
+        # Verbatim: as YAML, '#' would be a comment and '|' a block scalar.
+        return None if text.strip() in ("~", "null", "Null", "NULL") else text
+
+
 class _Bool(_Spec):
     expect = "true or false"
 
@@ -361,6 +390,9 @@ _SPECS: dict[str, _Spec] = {
     "input.value_field": _Str(),
     "input.values_field": _Str(),
     "input.ts_field": _Str(),
+    "input.delimiter": _Delimiter(),
+    "input.columns": _StrList(nonempty=False),
+    "input.exclude_columns": _StrList(nonempty=False),
     "input.max_line_bytes": _Setting(Number(int, 1)),
     "input.default_stream": _Str(),
     "input.max_abs_value": _Setting(Number(float, 0, False, VALUE_LIMIT, True)),

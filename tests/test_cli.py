@@ -314,3 +314,106 @@ def test_bundled_example_flags_each_anomaly_and_nothing_else(tmp_path):
     for kind, (first, last) in spans.items():
         assert any(first <= i <= last for i in flagged), f"{kind} not flagged"
     assert all(any(first <= i <= last for first, last in spans.values()) for i in flagged), flagged
+
+
+# --------------------------------------------------------------------- input ergonomics
+
+SKAB_LIKE = ["datetime", "Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature",
+             "Thermocouple", "Voltage", "Volume Flow RateRMS", "anomaly", "changepoint"]
+
+
+def skab_like(path, n=60, sep=";"):
+    """A synthetic file in the layout of SKAB's: ';'-separated, a datetime column, 8 sensors,
+    then the anomaly and changepoint labels."""
+    rows = [sep.join(SKAB_LIKE)]
+    for t in range(n):
+        sensors = [f"{math.sin(t / 5 + k) + k:.5f}" for k in range(8)]
+        rows.append(sep.join([f"2020-03-09 10:{t // 60:02d}:{t % 60:02d}", *sensors, f"{float(t > 40)}", "0.0"]))
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_score_skab_like_file_as_is(tmp_path, small_config):
+    out = tmp_path / "r.csv"
+    res = invoke(["--config", small_config, "score", skab_like(tmp_path / "0.csv"),
+                  "--exclude-columns", "anomaly,changepoint", "--output", str(out)])
+    assert res.exit_code == 0, res.stderr
+    header, *rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert [h[len("value_"):] for h in header if h.startswith("value_")] == sorted(SKAB_LIKE[1:9])
+    assert len(rows) == 60 and {r[1] for r in rows} == {"0"}  # one multivariate stream
+    assert rows[0][2] == "2020-03-09 10:00:00"  # datetime taken as the time column
+    assert "rejected 0" in res.stderr
+
+
+def test_score_csv_flags_select_delimiter_columns_and_time_column(tmp_path, small_config):
+    path = tmp_path / "t.csv"
+    path.write_text("when|a|b|label\n" + "".join(f"{1_700_000_000 + t}|{t % 7}|{t % 3}|x\n" for t in range(30)))
+    out = tmp_path / "r.jsonl"
+    res = invoke(["--config", small_config, "score", str(path), "--delimiter", "|", "--columns", "a,b",
+                  "--time-column", "when", "--output", str(out)])
+    assert res.exit_code == 0, res.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(results) == 30 and set(results[0]["values"]) == {"a", "b"} and results[0]["ts"] == "1700000000"
+
+
+def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
+    assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output
+
+
+def _write(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    return str(tmp_path / name)
+
+
+NO_LINE_ACCEPTED = {
+    "wrong delimiter": (lambda d: ["score", skab_like(d / "s.csv"), "--delimiter", ","], "",
+                        "the header contains ';' — try --delimiter ';'"),
+    "tab file read with ';'": (lambda d: ["score", skab_like(d / "s.csv", sep="\t"), "--delimiter", ";"], "",
+                               r"the header contains '\t' — try --delimiter '\t'"),
+    "a text column": (lambda d: ["score", _write(d, "l.csv", "time,value,label\n1,2,ok\n2,3,bad\n")], "",
+                      ("column 'label' is not numeric (line 2: 'label' is not a number: 'ok') "
+                       "— try --exclude-columns label")),
+    "text columns": (lambda d: ["score", _write(d, "l.csv", "host,value,label\nh1,2,ok\nh2,3,bad\n")], "",
+                     ("columns 'host', 'label' are not numeric (line 2: 'host' is not a number: 'h1') "
+                      "— try --exclude-columns host,label")),
+    "a time column without dates": (lambda d: ["score", _write(d, "t.csv", "time;v\n10:00:01;2\n10:00:02;3\n")], "",
+                                    ("the time column 'time' holds no timestamps (line 2: unparseable timestamp "
+                                     "'10:00:01') — name another with --time-column, or ignore it with "
+                                     "--exclude-columns time")),
+    "CSV read as JSON lines": (lambda d: ["run"], "timestamp,value\n1,2\n2,3\n",
+                               ("the input looks like CSV, not JSON lines (line 1: 'timestamp,value') "
+                                "— try --format csv")),
+    "one column CSV read as JSON lines": (lambda d: ["run"], "1.5\n2.5\n", "try --format csv"),
+    "a field name that is not configured": (lambda d: ["run"], '{"val": 1}\n\n{"val": 2}\n',
+                                            ("no input line was accepted (2 rejected): all as missing_field, "
+                                             "e.g. line 1: neither 'value' nor 'values' present")),
+}
+
+
+@pytest.mark.parametrize("case", list(NO_LINE_ACCEPTED))
+def test_no_line_accepted_exits_2_with_one_line_naming_the_cause(tmp_path, case):
+    args, stdin, hint = NO_LINE_ACCEPTED[case]
+    res = CliRunner().invoke(main, args(tmp_path), input=stdin)
+    assert res.exit_code == 2, res.stderr
+    errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(hint) and "no input line was accepted" in errors[0], errors
+    assert not res.stdout and "Traceback" not in res.stderr
+    records = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert records and all(r["error"] for r in records)  # the per-line error records are still written
+
+
+def test_no_line_accepted_in_a_real_process_is_one_error_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "score", skab_like(tmp_path / "s.csv"),
+                           "--delimiter", ","], capture_output=True, timeout=120)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and "Traceback" not in err and not proc.stdout
+    assert [line.split(" ERROR streamlstm: ")[1] for line in err.splitlines() if " ERROR " in line] == [
+        "no input line was accepted (60 rejected): the header contains ';' — try --delimiter ';'"]
+
+
+def test_json_lines_scored_as_csv_is_refused_at_the_header(tmp_path):
+    path = _write(tmp_path, "e.jsonl", '{"value": 1}\n{"value": 2}\n')
+    res = CliRunner().invoke(main, ["score", path, "--format", "csv"])
+    assert res.exit_code == 2
+    assert "the CSV header looks like JSON ('{\"value\": 1}') — try --format jsonl" in res.stderr

@@ -339,3 +339,28 @@ def test_group_k_checked_against_inherited_k2(tmp_path):
     path = write(tmp_path, "groups:\n  - name: a\n    match: ['*']\n    model:\n      k1: 20\n")
     with pytest.raises(ConfigError, match=rf"^{path}:5: groups\[0\].model.k1: k2 must be ≥ k1"):
         load(path)
+
+
+@pytest.mark.parametrize("given, expected", [
+    (";", ";"), ("|", "|"), ("#", "#"), ("tab", "\t"), ("TAB", "\t"), ("\\t", "\t"), ("\t", "\t"), ("null", None),
+])
+def test_input_delimiter_from_text(given, expected):
+    assert load(overrides={"input.delimiter": given}).input.delimiter == expected
+    assert load(env={"STREAMLSTM_INPUT__DELIMITER": given}).input.delimiter == expected
+
+
+def test_input_delimiter_in_yaml_and_its_checks(tmp_path):
+    assert load(write(tmp_path, 'input:\n  delimiter: "\\t"\n')).input.delimiter == "\t"
+    assert load(write(tmp_path, "input:\n  delimiter: ';'\n")).input.delimiter == ";"
+    for bad in ("", ";;", '"', "\n", 1):
+        with pytest.raises(ConfigError, match=r"^command line: input.delimiter: expected one character"):
+            load(overrides={"input.delimiter": bad})
+
+
+def test_input_column_lists():
+    cfg = load(overrides={"input.columns": "a, b", "input.exclude_columns": "anomaly,changepoint"}).input
+    assert cfg.columns == ("a", "b") and cfg.exclude_columns == ("anomaly", "changepoint")
+    assert load(overrides={"input.columns": "[Volume Flow RateRMS, 'x,y']"}).input.columns == ("Volume Flow RateRMS",
+                                                                                                "x,y")
+    with pytest.raises(ConfigError, match=r"^command line: input.exclude_columns: expected list"):
+        load(overrides={"input.exclude_columns": [""]})

@@ -4,7 +4,7 @@ import pytest
 
 from streamlstm.config import InputConfig
 from streamlstm.event import Event, Rejected, error_record
-from streamlstm.io.parsers import CsvParser, JsonlParser, parse_ts
+from streamlstm.io.parsers import CsvParser, InputFormatError, JsonlParser, parse_ts
 
 
 @pytest.fixture
@@ -229,3 +229,103 @@ def test_csv_ts_backwards():
 def test_csv_bad_header_raises(header):
     with pytest.raises(ValueError):
         CsvParser(InputConfig(), header)
+
+
+# --------------------------------------------------------------------- CSV delimiters and columns
+
+
+@pytest.mark.parametrize("d", [";", "\t", "|", ","])
+def test_csv_delimiter_is_sniffed_from_the_header(d):
+    p = CsvParser(InputConfig(), f"datetime{d}b{d}a\n".replace("{d}", d).encode())
+    assert p.delimiter == d
+    ev = p.parse(2, f"2020-03-09 10:14:33{d}1.5{d}-2".encode())
+    assert ev.features == ("a", "b") and ev.values == (-2.0, 1.5) and ev.ts == 1583748873.0
+    ev = p.parse(3, f'2020-03-09 10:14:34{d}"3"{d}4'.encode())  # the quoted path uses it too
+    assert ev.values == (4.0, 3.0)
+
+
+def test_csv_sniffing_ignores_delimiters_in_quoted_names_and_prefers_the_first_on_a_tie():
+    p = CsvParser(InputConfig(), b'"a,b";"c,d";e')
+    assert p.delimiter == ";" and p.header_names == ["a,b", "c,d", "e"]
+    assert CsvParser(InputConfig(), b"a;b,c").delimiter == ","  # one each: "," comes first
+
+
+def test_csv_explicit_delimiter_wins_over_sniffing():
+    p = CsvParser(InputConfig(delimiter=";"), b"a;b,c")
+    assert p.header_names == ["a", "b,c"]
+    assert p.parse(2, b"1;2").values == (1.0, 2.0)
+    assert p.parse(3, b"1,5;2").reason == "not_numeric"
+
+
+def test_csv_header_that_sniffs_to_one_column():
+    p = CsvParser(InputConfig(), b"value")
+    assert (p.delimiter, p.n_columns, p.univariate) == (",", 1, True)
+    assert p.parse(2, b"1.5").values == (1.5,)
+    # A delimiter given that the header does not use: one column, read as asked.
+    p = CsvParser(InputConfig(delimiter=","), b"time;value")
+    assert p.header_names == ["time;value"] and p.ts_col is None
+    assert reason(p.parse(2, b"1;2")) == "not_numeric"
+
+
+def test_csv_columns_selects_the_features():
+    p = CsvParser(InputConfig(columns=("b",)), b"ts,stream,a,b,label")
+    assert p.features == ("b",) and p.ts_col == 0 and p.stream_col == 1
+    ev = p.parse(2, b"5,s,1,2,attack")
+    assert (ev.stream, ev.features, ev.values, ev.raw_values) == ("s", ("b",), (2.0,), {"b": 2.0})
+
+
+def test_csv_exclude_columns_drops_them():
+    p = CsvParser(InputConfig(exclude_columns=("label", "changepoint")), b"time,a,label,b,changepoint")
+    assert p.features == ("a", "b")
+    assert p.parse(2, b"5,1,x,2,y").values == (1.0, 2.0)
+    # The stream column can be excluded too: its events then go to the default stream.
+    p = CsvParser(InputConfig(exclude_columns=("stream",)), b"stream,value")
+    assert p.stream_col is None and p.parse(2, b"s,1").stream == "default"
+
+
+@pytest.mark.parametrize("cfg, header, message", [
+    (dict(columns=("nope", "a")), b"ts,a", (r"no column 'nope' \(input.columns / input.exclude_columns\); "
+                                             r"its columns: 'ts', 'a'")),
+    (dict(exclude_columns=("anomally",)), b"a,anomaly", r"no column 'anomally'.*did you mean 'anomaly'\?"),
+    (dict(columns=("x", "y"), exclude_columns=("z",)), b"a,b", r"no column 'x', 'y', 'z'"),
+    (dict(columns=("a",), exclude_columns=("a",)), b"a,b", r"'a' is in both input.columns and input.exclude_columns"),
+    (dict(ts_field="when"), b"time,a", r"time column 'when' \(input.ts_field, --time-column\) is not in the CSV h"),
+    (dict(ts_field="t", columns=("t", "a")), b"t,a", r"time column 't' .* also in input.columns or input.exclude"),
+    (dict(ts_field="t", exclude_columns=("t",)), b"t,a", r"time column 't' .* also in input.columns or input.exclude"),
+    (dict(columns=("stream", "a")), b"stream,a", r"'stream' is the stream column \(input.stream_field\)"),
+    (dict(ts_field="stream"), b"stream,a", r"'stream' cannot be both the time and the stream column"),
+    (dict(exclude_columns=("a", "b")), b"time,a,b", r"no value columns"),
+])
+def test_csv_column_settings_that_contradict_the_header_or_each_other(cfg, header, message):
+    with pytest.raises(InputFormatError, match=message):
+        CsvParser(InputConfig(**cfg), header)
+
+
+@pytest.mark.parametrize("header, ts_name", [
+    (b"datetime,x", "datetime"),
+    (b"x,time", "time"),
+    (b"Timestamp,x", "Timestamp"),
+    (b"DATE,x", "DATE"),
+    (b"date,time,timestamp,x", "timestamp"),  # by preference, not position
+    (b"date,time,x", "time"),
+])
+def test_csv_time_column_is_found_by_name(header, ts_name):
+    p = CsvParser(InputConfig(), header)
+    assert (p.header_names[p.ts_col] if p.ts_col is not None else None) == ts_name
+    assert "x" in p.features and ts_name not in p.features
+
+
+def test_csv_time_column_named_and_guesses_that_give_way():
+    p = CsvParser(InputConfig(ts_field="when"), b"time,when,x")  # --time-column
+    assert p.header_names[p.ts_col] == "when" and p.features == ("time", "x")
+    assert p.parse(2, b"7,2024-01-01T00:00:00,1").ts == 1704067200.0
+    p = CsvParser(InputConfig(columns=("time", "x")), b"time,x")  # a listed feature is not guessed
+    assert p.ts_col is None and p.features == ("time", "x")
+    p = CsvParser(InputConfig(exclude_columns=("datetime",)), b"datetime,x")  # nor an excluded column
+    assert p.ts_col is None and p.features == ("x",)
+    assert CsvParser(InputConfig(), b"x,y").ts_col is None  # no such name: no timestamps
+
+
+def test_csv_header_that_is_json_says_try_format_jsonl():
+    with pytest.raises(InputFormatError, match="looks like JSON .* try --format jsonl"):
+        CsvParser(InputConfig(), b'{"stream": "a", "value": 1}')

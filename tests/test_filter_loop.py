@@ -9,12 +9,14 @@ import os
 import select
 import sys
 import threading
+from collections import Counter
 
 import pytest
 
 from streamlstm.config import load_config
 from streamlstm.event import Event, error_record
 from streamlstm.io.checkpoint import DirectoryStore
+from streamlstm.io.diagnosis import SAMPLE, no_line_accepted
 from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
 from streamlstm.io.parsers import JsonlParser
 from streamlstm.io.records import Source, dumps, result_line, result_lines, result_record
@@ -225,3 +227,37 @@ def test_timestamps_reach_the_detectors(tmp_path):
     routed = DetectorPool(config).route([parser.parse(n + 1, line) for n, line in enumerate(lines)])
     (part,) = routed.parts
     assert part.T[0] == 60.0 and math.isnan(part.T[1]) and part.T[2] == 120.0
+
+
+def test_no_line_accepted_is_status_2_and_every_line_keeps_its_error_record(tmp_path, caplog):
+    config = small_config(tmp_path)
+    out, errors = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, out, errors)])
+    data = b'{"stream": "a", "value": "high"}\n\n' * 60 + b"not json\n"
+    with caplog.at_level("ERROR", logger="streamlstm"):
+        assert runner.run(io.BytesIO(data).read1) == 2
+    assert not out.getvalue()
+    assert [json.loads(x)["seq"] for x in errors.getvalue().splitlines()] == list(range(1, 121, 2)) + [121]
+    assert runner.first_rejected[0].seq == 1 and len(runner.first_rejected) == SAMPLE  # blank lines left out
+    [message] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert message == ("no input line was accepted (61 rejected): most often as not_numeric (60 lines), "
+                       "e.g. line 1: 'value' must be a number, got string 'high'")
+
+
+def test_status_2_only_when_no_non_empty_line_is_accepted(tmp_path):
+    cases = [
+        (b"not json\n" * 30 + b'{"stream": "a", "value": 1}\n', "jsonl", 0),  # one accepted line is enough
+        (b"", "jsonl", 0),  # no line at all
+        (b"\n\n  \n", "jsonl", 0),  # blank lines only
+        (b"timestamp,value\n", "csv", 0),  # a header only
+        (b"timestamp,value\n\n1,x\n", "csv", 2),
+        (b"\n{}\n", "jsonl", 2),
+    ]
+    for data, fmt, status in cases:
+        config = small_config(tmp_path, **{"input.format": fmt})
+        assert FilterRunner(config, [text_sink(config)]).run(io.BytesIO(data).read1) == status, data
+
+
+def test_diagnosis_without_samples_after_a_restore():
+    assert no_line_accepted(None, [], Counter(malformed_json=3, empty_line=9)) == \
+        "no input line was accepted (3 rejected): all as malformed_json"

@@ -11,7 +11,8 @@ detectors, the parser's per-stream memory and the number of input lines consumed
 checkpointed every `every_events` events or `every_seconds` seconds and at shutdown, by the
 pipeline's checkpoint recipe, so a checkpoint covers exactly the lines whose results the
 sinks have delivered. SIGTERM/SIGINT finish the batch in the kernel (and the one already
-parsed), write their results, checkpoint and exit 0.
+parsed), write their results, checkpoint and exit 0. An input of which not one non-empty
+line was accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..config import Config
 from ..event import Rejected
 from ..pool import DetectorPool
 from .checkpoint import DirectoryStore
+from .diagnosis import SAMPLE, no_line_accepted
 from .parsers import CsvParser, JsonlParser
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
@@ -117,6 +119,7 @@ class FilterRunner:
         self.seq = 0  # input lines consumed so far
         self.resume_after = 0  # lines of a replayed input already covered by the checkpoint
         self.counts: Counter[str] = Counter()
+        self.first_rejected: list[Rejected] = []  # for the diagnosis when no line is accepted
         state_dir = config.checkpoint.state_dir
         self.store = DirectoryStore(state_dir, keep=config.checkpoint.keep) if state_dir else None
         self.stopping = False
@@ -192,7 +195,8 @@ class FilterRunner:
         """Process everything `read(n)` returns until it returns b"" or a signal stops us.
 
         When `read` has a `ready()` method (see `reader`), results are all written before a
-        read that would block; otherwise `read` is assumed never to block.
+        read that would block; otherwise `read` is assumed never to block. Returns the exit
+        status: 0, 1 when the output was closed, 2 when no non-empty line was accepted.
         """
         previous = signals.take_over(self._on_signal)  # also gets a signal from before we started
         try:
@@ -212,6 +216,9 @@ class FilterRunner:
         log.info("processed %d events, rejected %d%s%s", accepted, sum(self.counts.values()),
                  "".join(f", {k}={v}" for k, v in sorted(self.counts.items())),
                  f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
+        if not accepted and any(reason != "empty_line" for reason in self.counts):
+            log.error("%s", no_line_accepted(self.parser, self.first_rejected, self.counts))
+            return 2
         return 0
 
     def _loop(self, read: Callable[[int], bytes]) -> None:
@@ -265,4 +272,7 @@ class FilterRunner:
                 sink.write(batch)
             for rej in batch.rejected:
                 self.counts[rej.reason] += 1
+            if batch.rejected and len(self.first_rejected) < SAMPLE:
+                kept = [r for r in batch.rejected if r.reason != "empty_line"]
+                self.first_rejected += kept[:SAMPLE - len(self.first_rejected)]
             self.counts["accepted"] += len(batch.routed.events)

@@ -22,6 +22,7 @@ error record and the input goes on.
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import logging
 import math
@@ -35,7 +36,8 @@ import orjson
 from ..config import InputConfig
 from ..event import RAW_LIMIT, UNIVARIATE, Event, Rejected, error_record
 
-__all__ = ["CsvParser", "Event", "InputFormatError", "JsonlParser", "Rejected", "error_record", "parse_ts"]
+__all__ = ["DELIMITERS", "TIME_COLUMNS", "CsvParser", "Event", "InputFormatError", "JsonlParser", "Rejected",
+           "error_record", "parse_ts", "sniff_delimiter"]
 
 log = logging.getLogger("streamlstm")
 
@@ -275,36 +277,102 @@ class JsonlParser(_LineParser):
             raise _Bad("malformed_json", "invalid JSON: nested too deeply") from None
 
 
+# CSV delimiters that sniffing recognises, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t", "|")
+# Column names taken as a CSV's time column while input.ts_field is left at its default,
+# in this order of preference and in any case.
+TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
+_DEFAULT_TS_FIELD = InputConfig().ts_field
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a CSV header line: of `DELIMITERS`, the one it holds most often
+    outside double quotes (the first of them on a tie); "," when it holds none (one column)."""
+    bare = re.sub(r'"[^"]*"', "", header)
+    counts = [bare.count(d) for d in DELIMITERS]
+    return DELIMITERS[counts.index(max(counts))] if max(counts) else ","
+
+
+def _names(names) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
 class CsvParser(_LineParser):
     """Parse CSV rows described by a header line.
 
-    The timestamp column is the one named `ts_field`, else one named ``timestamp``; the
-    stream column (optional) is `stream_field`. All other columns are features; a lone
-    `value_field` column is univariate. An empty cell is a missing value. A bad header is a
-    usage error and raises InputFormatError here; bad rows are rejected by `parse`.
+    The delimiter is `InputConfig.delimiter`, else sniffed from the header (`sniff_delimiter`).
+    Each column has at most one role:
+
+    - time: the column named `ts_field`. While `ts_field` is the default ``ts`` and the header
+      has no ``ts`` column, the first of `TIME_COLUMNS` the header has, in any case, that is
+      not listed in `columns` or `exclude_columns`; no such column means no timestamps. Any
+      other `ts_field` must be in the header and in neither list.
+    - stream (optional): the column named `stream_field`, unless it is excluded; it cannot
+      be listed in `columns`.
+    - features: the columns listed in `columns`, else every column that has no other role
+      and is not in `exclude_columns`. A lone `value_field` column is univariate.
+    - ignored: the columns in `exclude_columns`.
+
+    A column name in `columns` or `exclude_columns` that the header lacks is an error, and
+    so is a column in both. An empty cell is a missing value. A bad header is a usage error
+    and raises InputFormatError here; bad rows are rejected by `parse`.
     """
 
     def __init__(self, input_config: InputConfig, header: bytes, max_streams: int = 100_000):
-        self.cfg = input_config
+        cfg = self.cfg = input_config
         self.memory = _StreamMemory(max_streams)
         try:
-            names = next(csv.reader([header.decode("utf-8-sig").strip("\r\n")]), [])
+            text = header.decode("utf-8-sig").strip("\r\n")
         except UnicodeDecodeError as exc:
             raise InputFormatError(f"CSV header is not UTF-8: {exc.reason}") from None
-        names = [n.strip() for n in names]
+        if text.lstrip().startswith("{"):
+            raise InputFormatError(f"the CSV header looks like JSON ({text[:60]!r}) — try --format jsonl")
+        self.delimiter = cfg.delimiter or sniff_delimiter(text)
+        try:
+            names = next(csv.reader([text], delimiter=self.delimiter), [])
+        except csv.Error as exc:
+            raise InputFormatError(f"CSV header cannot be read: {exc}") from None
+        names = self.header_names = [n.strip() for n in names]
         if len(set(names)) != len(names) or not all(names):
             raise InputFormatError(f"CSV header has empty or repeated column names: {names}")
         self.n_columns = len(names)
-        ts_name = input_config.ts_field if input_config.ts_field in names else "timestamp"
-        self.ts_col = names.index(ts_name) if ts_name in names else None
-        stream_name = input_config.stream_field
-        self.stream_col = names.index(stream_name) if stream_name in names else None
-        feature_cols = {n: i for i, n in enumerate(names) if i not in (self.ts_col, self.stream_col)}
+        chosen, dropped = set(cfg.columns), set(cfg.exclude_columns)
+        unknown = [n for n in dict.fromkeys((*cfg.columns, *cfg.exclude_columns)) if n not in names]
+        if unknown:
+            close = list(dict.fromkeys(m for n in unknown for m in difflib.get_close_matches(n, names, n=1)))
+            raise InputFormatError(
+                f"CSV header has no column {_names(unknown)} (input.columns / input.exclude_columns)"
+                + (f"; did you mean {_names(close)}?" if close else f"; its columns: {_names(names)}"))
+        if chosen & dropped:
+            raise InputFormatError(f"column {_names(sorted(chosen & dropped))} is in both input.columns "
+                                   "and input.exclude_columns")
+
+        if cfg.ts_field != _DEFAULT_TS_FIELD:  # named: it must be there, in no other role
+            if cfg.ts_field not in names:
+                raise InputFormatError(f"the time column {cfg.ts_field!r} (input.ts_field, --time-column) is "
+                                       f"not in the CSV header; its columns: {_names(names)}")
+            if cfg.ts_field in chosen | dropped:
+                raise InputFormatError(f"the time column {cfg.ts_field!r} (input.ts_field, --time-column) is "
+                                       "also in input.columns or input.exclude_columns")
+            ts_name = cfg.ts_field
+        else:  # the default: found by name, unless the column lists claim it
+            free = {n.lower(): n for n in reversed(names) if n not in chosen | dropped}
+            ts_name = next((free[t] for t in TIME_COLUMNS if t in free), None)
+        stream_name = cfg.stream_field if cfg.stream_field in names and cfg.stream_field not in dropped else None
+        if stream_name is not None and stream_name in chosen:
+            raise InputFormatError(f"column {stream_name!r} is the stream column (input.stream_field); "
+                                   "it cannot be in input.columns")
+        if stream_name is not None and stream_name == ts_name:
+            raise InputFormatError(f"column {ts_name!r} cannot be both the time and the stream column")
+        self.ts_col = names.index(ts_name) if ts_name is not None else None
+        self.stream_col = names.index(stream_name) if stream_name is not None else None
+        feature_cols = {n: i for i, n in enumerate(names)
+                        if (n in chosen if chosen else n not in dropped and n not in (ts_name, stream_name))}
         if not feature_cols:
             raise InputFormatError(f"CSV header has no value columns: {names}")
-        self.univariate = list(feature_cols) == [input_config.value_field]
+        self.univariate = list(feature_cols) == [cfg.value_field]
         self.features = UNIVARIATE if self.univariate else tuple(sorted(feature_cols))
-        self.names = [input_config.value_field] if self.univariate else list(self.features)
+        self.names = [cfg.value_field] if self.univariate else list(self.features)
         self.feature_idx = [feature_cols[n] for n in self.names]
 
     def _parse(self, seq: int, line: bytes) -> Event:
@@ -320,11 +388,11 @@ class CsvParser(_LineParser):
         # The csv module is only needed for quoted cells; plain split is much faster.
         if '"' in text:
             try:
-                row = next(csv.reader([text]))
+                row = next(csv.reader([text], delimiter=self.delimiter))
             except csv.Error as exc:
                 raise _Bad("malformed_csv", f"invalid CSV: {exc}") from None
         else:
-            row = text.split(",")
+            row = text.split(self.delimiter)
         if len(row) != self.n_columns:
             raise _Bad("malformed_csv", f"expected {self.n_columns} columns, got {len(row)}")
 

@@ -1,0 +1,110 @@
+"""Why no line of an input was accepted: one line naming the likely cause.
+
+An input of which every non-empty line was rejected is almost certainly a format mistake
+(wrong delimiter, wrong --format, a label or text column read as a feature), not bad data;
+the filter then ends with this line at ERROR and exit status 2. The per-line error records
+are written as usual. `no_line_accepted` looks at the parser (for CSV: the header and the
+delimiter) and the first rejected lines, and tries in turn:
+
+1. CSV whose header is one column holding another delimiter → ``--delimiter``;
+2. JSON lines that look like CSV (no line starts with ``{`` or ``[``, and some hold a
+   delimiter or a bare number) → ``--format csv`` (CSV that looks like JSON is refused at
+   its header, io/parsers.py);
+3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
+   ``--exclude-columns``;
+4. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
+   row, ``--exclude-columns``;
+5. otherwise the most common rejection reason with one example.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from ..event import Rejected
+from .parsers import DELIMITERS, CsvParser, JsonlParser
+
+__all__ = ["SAMPLE", "no_line_accepted"]
+
+SAMPLE = 50  # rejected lines the filter keeps for the diagnosis
+
+
+def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected],
+                     counts: Mapping[str, int]) -> str:
+    """One line: how many lines were rejected and the likely cause, with the flag to try.
+    `samples` are the first rejected lines (possibly none, after a restore), `counts` the
+    rejections by reason."""
+    samples = [s for s in samples if s.reason != "empty_line"]
+    if isinstance(parser, CsvParser):
+        hint = _csv_hint(parser, samples)
+    else:
+        hint = _jsonl_hint(samples)
+    total = sum(n for reason, n in counts.items() if reason != "empty_line")
+    return f"no input line was accepted ({total} rejected): {hint or _commonest(samples, counts)}"
+
+
+def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
+    if parser.n_columns == 1:
+        header = parser.header_names[0]
+        for d in DELIMITERS:
+            if d != parser.delimiter and d in header:
+                return f"the header contains {d!r} — try --delimiter {d!r}"
+    reasons = Counter(s.reason for s in samples)
+    if not reasons:
+        return None
+    reason = reasons.most_common(1)[0][0]
+    example = next(s for s in samples if s.reason == reason)
+    if reason == "bad_timestamp" and parser.ts_col is not None:
+        name = parser.header_names[parser.ts_col]
+        return (f"the time column {name!r} holds no timestamps (line {example.seq}: {example.detail}) — "
+                f"name another with --time-column, or ignore it with --exclude-columns {shlex.quote(name)}")
+    if reason == "not_numeric":
+        text = _text_columns(parser, [s for s in samples if s.reason == reason])
+        if text:
+            names = [parser.header_names[i] for i in text]
+            what = f"column {names[0]!r} is" if len(names) == 1 else \
+                "columns " + ", ".join(repr(n) for n in names) + " are"
+            return f"{what} not numeric (line {example.seq}: {example.detail}) — try --exclude-columns " \
+                   + shlex.quote(",".join(names))
+    return None
+
+
+def _text_columns(parser: CsvParser, samples: Sequence[Rejected]) -> list[int]:
+    """The feature columns (header order) whose cell is non-empty text in every sampled row
+    that splits into the header's columns (a row's `raw` may be cut short)."""
+    rows = [row for row in (s.raw.split(parser.delimiter) for s in samples) if len(row) == parser.n_columns]
+    text = []
+    for idx in sorted(parser.feature_idx):
+        if rows and all(_is_text(row[idx]) for row in rows):
+            text.append(idx)
+    return text
+
+
+def _is_text(cell: str) -> bool:
+    cell = cell.strip().strip('"')
+    if not cell:
+        return False
+    try:
+        float(cell)
+    except ValueError:
+        return True
+    return False
+
+
+def _jsonl_hint(samples: Sequence[Rejected]) -> str | None:
+    if samples and all(s.reason in ("malformed_json", "wrong_type") for s in samples) \
+            and not any(s.raw.lstrip().startswith(("{", "[")) for s in samples) \
+            and any(s.reason == "wrong_type" or any(d in s.raw for d in DELIMITERS) for s in samples):
+        return f"the input looks like CSV, not JSON lines (line {samples[0].seq}: {samples[0].raw[:60]!r}) " \
+               "— try --format csv"
+    return None
+
+
+def _commonest(samples: Sequence[Rejected], counts: Mapping[str, int]) -> str:
+    rejected = Counter({r: c for r, c in counts.items() if r != "empty_line"})
+    reason, n = rejected.most_common(1)[0]
+    example = next((s for s in samples if s.reason == reason), None)
+    return (f"all as {reason}" if n == rejected.total() else f"most often as {reason} ({n} lines)") \
+        + (f", e.g. line {example.seq}: {example.detail}" if example else "")
