@@ -66,12 +66,14 @@ def test_evaluate_skab_prints_the_table_and_writes_results(tmp_path):
 
     # flag every row, on the scored rows 400..499 only: TP 22 (11 anomaly rows per file),
     # FP 178: F1 = 22/(22 + 178/2) = 0.198, FAR 100, MAR 0; AUC-PR = the positive rate 0.11
-    assert row("flag every row", "Outlier") == ["flag", "every", "row", "0.20", "100.00", "0.00", "0.110", "0.500"]
+    # (for its score and its regime alike: both are its constant 0/1 prediction)
+    assert row("flag every row", "Outlier") == ["flag", "every", "row", "0.20", "100.00", "0.00", "0.110", "0.500",
+                                                "0.110", "0.500"]
     # windows: valve1/0 [420, 480] and [480, 491] (cut), other/1 [430, 490] and [490, 501];
     # none missed; FPs: rows 400..419 and 492..499 of valve1/0, 400..429 of other/1
     assert row("flag every row", "Changepoint")[-2:] == ["0", "58"]
-    ours = row("streamlstm (flags)", "Outlier")
-    assert len(ours) == 7 and 0.0 <= float(ours[5]) <= 1.0  # AUC-PR is a probability
+    ours = row("streamlstm", "Outlier")
+    assert len(ours) == 8 and all(0.0 <= float(v) <= 1.0 for v in ours[4:])  # AUCs are probabilities
     assert row("Conv-AE", "Outlier")[1:] == ["0.78", "13.55", "28.02"]
     assert row("MSCRED", "Changepoint")[1:] == ["32.42", "16.53", "40.28", "55", "342"]
     assert any("alerts evenly spaced" in x for x in lines)
@@ -80,10 +82,12 @@ def test_evaluate_skab_prints_the_table_and_writes_results(tmp_path):
         results = list(csv.DictReader(f, delimiter=";"))
     with open(data / "valve1" / "0.csv", newline="") as f:
         source = list(csv.DictReader(f, delimiter=";"))
-    assert len(results) == 500 and list(results[0])[-4:] == ["score", "is_anomaly", "label", "changepoint"]
+    assert len(results) == 500
+    assert list(results[0])[-6:] == ["score", "is_anomaly", "regime", "abnormal", "label", "changepoint"]
     assert [r["datetime"] for r in results] == [s["datetime"] for s in source]
     assert [r["Voltage"] for r in results] == [s["Voltage"] for s in source]
-    assert results[399]["score"] == "" and results[399]["is_anomaly"] == ""  # baseline: not scored
-    assert all(0.0 <= float(r["score"]) < 1.0 and r["is_anomaly"] in ("0", "1") for r in results[400:])
+    assert results[399]["score"] == "" and results[399]["abnormal"] == ""  # baseline: not scored
+    assert all(0.0 <= float(r["score"]) < 1.0 and r["is_anomaly"] in ("0", "1") and r["abnormal"] in ("0", "1")
+               for r in results[400:])
     assert sum(int(r["label"]) for r in results) == 11 and sum(int(r["changepoint"]) for r in results) == 2
     assert (out / "other" / "1.csv").exists()

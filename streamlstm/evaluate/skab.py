@@ -45,6 +45,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..config import Config, ModelConfig
+from ..multistream import BatchResult
 from ..pool import detector_for
 from .labelled import average_precision, roc_auc
 from .nab import epoch_seconds
@@ -148,41 +149,39 @@ def skab_files(data_dir: str | Path, split: str = "all") -> list[tuple[str, Path
     return sorted(out)
 
 
-def predictions(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def predictions(flags: np.ndarray, abnormal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(outlier prediction per row, predicted changepoint rows) from the detector's
-    outputs: today both are the alerts (`flags`). When `BatchResult` has the regime
-    flag `abnormal`, this is the one place to switch: outliers = abnormal, changepoints
-    = the rows where abnormal changes (SKAB's |diff|, its first row counting as a change
-    when abnormal) plus the alerts. The data-free references go through here too."""
-    flags = np.asarray(flags, dtype=bool)
-    return flags, flags
+    outputs: the outliers are the rows the regime calls abnormal; the changepoints are the
+    rows where `abnormal` changes (SKAB's |diff|, the first row counting as a change when
+    abnormal) plus the alerts. The data-free references go through here too (their 0/1
+    prediction as both)."""
+    flags, abnormal = np.asarray(flags, dtype=bool), np.asarray(abnormal, dtype=bool)
+    changes = abnormal != np.r_[False, abnormal[:-1]]
+    return abnormal, changes | flags
 
 
-def _prime(det, ids: list[str], X: np.ndarray, T: np.ndarray) -> None:
-    """Learn the baseline rows; their outputs are not used."""
-    # TODO(lead): score=False -- learn without scoring once MultiStreamDetector.process has it.
-    det.process(ids, X, T)
-
-
-def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[str, np.ndarray, np.ndarray]:
-    """(name, scores, flags) of the scored rows (baseline onwards) of one file."""
+def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[str, BatchResult]:
+    """(name, results) of the scored rows (baseline onwards) of one file; the baseline
+    rows are learnt as known-good history (`score=False`)."""
     model, path, name, baseline = args
     f = read_skab_csv(path, name)
     det = detector_for(model, f.X.shape[1], max_streams=1)
     ids = [name] * len(f.rows)
-    _prime(det, ids[:baseline], f.X[:baseline], f.T[:baseline])
-    res = det.process(ids[baseline:], f.X[baseline:], f.T[baseline:], learn=True)
-    return name, res.scores, res.flags
+    det.process(ids[:baseline], f.X[:baseline], f.T[:baseline], score=False)
+    return name, det.process(ids[baseline:], f.X[baseline:], f.T[baseline:])
 
 
 class Row(NamedTuple):
-    """One line of the report: the outlier and changepoint figures of one detector."""
+    """One line of the report: the outlier and changepoint figures of one detector, and
+    how well its score and its regime rank the anomalous rows."""
 
     name: str
     outlier: dict  # outlier_metrics
     changepoint: ChangepointResult
-    auc_pr: float
+    auc_pr: float  # of the score
     roc_auc: float
+    auc_pr_regime: float  # of the regime's P(abnormal)
+    roc_auc_regime: float
 
 
 @dataclass
@@ -200,18 +199,19 @@ class _Scored:
     T: np.ndarray
     anomaly: np.ndarray
     changepoint: np.ndarray
-    scores: np.ndarray
-    flags: np.ndarray
+    res: BatchResult
 
 
-def figures(name: str, files: list[_Scored], flags: list[np.ndarray], scores: list[np.ndarray]) -> Row:
-    """The figures of one detector, given its flags and scores on each file's scored rows."""
-    preds = [predictions(f) for f in flags]
+def figures(name: str, files: list[_Scored], flags: list[np.ndarray], abnormal: list[np.ndarray],
+            scores: list[np.ndarray], regime: list[np.ndarray]) -> Row:
+    """The figures of one detector, given its outputs on each file's scored rows."""
+    preds = [predictions(f, a) for f, a in zip(flags, abnormal)]
     matched = [match_changepoints(s.T, s.changepoint, cp) for s, (_, cp) in zip(files, preds)]
     labels = np.concatenate([s.anomaly for s in files])
-    all_scores = np.concatenate(scores)
+    all_scores, all_regime = np.concatenate(scores), np.concatenate(regime)
     return Row(name, outlier_metrics(labels, np.concatenate([o for o, _ in preds])), changepoint_score(matched),
-               average_precision(labels, all_scores), roc_auc(labels, all_scores))
+               average_precision(labels, all_scores), roc_auc(labels, all_scores),
+               average_precision(labels, all_regime), roc_auc(labels, all_regime))
 
 
 def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | None = None, split: str = "all",
@@ -222,44 +222,47 @@ def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | Non
         raise FileNotFoundError(f"no SKAB files under {data_dir}")
     jobs = [(config.model_for(name)[1], str(path), name, baseline) for name, path in files]
     jobs.sort(key=lambda j: -os.path.getsize(j[1]))  # longest first, so the pool's last jobs are short
-    outputs = {}
+    outputs: dict[str, BatchResult] = {}
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        for name, scores, flags in pool.map(_run_file, jobs):
-            outputs[name] = (scores, flags)
+        for name, res in pool.map(_run_file, jobs):
+            outputs[name] = res
             if progress:
                 progress(name)
     scored = []
     for name, path in files:
         f = read_skab_csv(path, name)
-        scores, flags = outputs[name]
+        res = outputs[name]
         if results_dir is not None:
-            _write_csv(Path(results_dir), f, baseline, scores, predictions(flags)[0])
-        scored.append(_Scored(f.T[baseline:], f.anomaly[baseline:], f.changepoint[baseline:], scores, flags))
+            _write_csv(Path(results_dir), f, baseline, res)
+        scored.append(_Scored(f.T[baseline:], f.anomaly[baseline:], f.changepoint[baseline:], res))
 
-    ours = figures("streamlstm (flags)", scored, [s.flags for s in scored], [s.scores for s in scored])
+    ours = figures("streamlstm", scored, [s.res.flags for s in scored], [s.res.abnormal for s in scored],
+                   [s.res.scores for s in scored], [s.res.regime for s in scored])
     sizes = [len(s.T) for s in scored]
     cuts = np.cumsum(sizes)[:-1]
-    every = [np.ones(n, dtype=bool) for n in sizes]
-    n_alerts = sum(int(predictions(s.flags)[1].sum()) for s in scored)
-    spaced = np.split(evenly_spaced(n_alerts, sum(sizes)), cuts)
-    # A reference's score is its own 0/1 alert: flag-every-row then ranks like chance.
-    rows = [ours, figures("flag every row", scored, every, [e.astype(float) for e in every]),
-            figures(f"{n_alerts} alerts evenly spaced", scored, spaced, [a.astype(float) for a in spaced])]
+    n_alerts = sum(int(predictions(s.res.flags, s.res.abnormal)[1].sum()) for s in scored)
+    # A reference's 0/1 prediction is its flags, its regime and its score: flag-every-row
+    # then ranks like chance.
+    rows = [ours]
+    for label, refs in (("flag every row", [np.ones(n, dtype=bool) for n in sizes]),
+                        (f"{n_alerts} alerts evenly spaced", np.split(evenly_spaced(n_alerts, sum(sizes)), cuts))):
+        as_float = [r.astype(float) for r in refs]
+        rows.append(figures(label, scored, refs, refs, as_float, as_float))
     return SkabRun(rows, split, len(files), sum(sizes))
 
 
-def _write_csv(results_dir: Path, f: SkabFile, baseline: int, scores: np.ndarray, is_anomaly: np.ndarray) -> None:
+def _write_csv(results_dir: Path, f: SkabFile, baseline: int, res: BatchResult) -> None:
     out = results_dir / f.name
     out.parent.mkdir(parents=True, exist_ok=True)
     col = {c: f.header.index(c) for c in f.header}
     with out.open("w", newline="") as fh:
         w = csv.writer(fh, delimiter=";", lineterminator="\n")
-        w.writerow(["datetime", *f.sensors, "score", "is_anomaly", "label", "changepoint"])
+        w.writerow(["datetime", *f.sensors, "score", "is_anomaly", "regime", "abnormal", "label", "changepoint"])
         for i, r in enumerate(f.rows):
-            scored = i >= baseline
-            w.writerow([r[col["datetime"]], *(r[col[c]] for c in f.sensors),
-                        repr(float(scores[i - baseline])) if scored else "",
-                        int(is_anomaly[i - baseline]) if scored else "",
+            k = i - baseline
+            outputs = ([repr(float(res.scores[k])), int(res.flags[k]), repr(float(res.regime[k])),
+                        int(res.abnormal[k])] if k >= 0 else ["", "", "", ""])
+            w.writerow([r[col["datetime"]], *(r[col[c]] for c in f.sensors), *outputs,
                         int(f.anomaly[i]), int(f.changepoint[i])])
 
 
@@ -274,16 +277,20 @@ def format_report(run: SkabRun) -> str:
     n_cp = run.rows[0].changepoint.n_changepoints
     lines = [f"SKAB, split {run.split}: {run.n_files} files, {run.n_rows:,} scored rows (each file's rows "
              f"{BASELINE_ROWS}+), {n_cp} changepoints", "",
-             "Outlier detection (point-wise over the scored rows of all files)",
-             f"{'algorithm':28s} {'F1':>5s} {'FAR, %':>7s} {'MAR, %':>7s} {'AUC-PR':>7s} {'ROC-AUC':>7s}"]
+             "Outlier detection (point-wise over the scored rows of all files; ours from `abnormal`;",
+             "AUC-PR and ROC-AUC of the score, and of the regime's P(abnormal))",
+             f"{'algorithm':28s} {'F1':>5s} {'FAR, %':>7s} {'MAR, %':>7s} {'AUC-PR':>7s} {'ROC-AUC':>7s} "
+             f"{'regime AUC-PR':>13s} {'ROC-AUC':>7s}"]
     for r in run.rows:
         o = r.outlier
         lines.append(f"{r.name:28s} {_num(o['f1'], '5.2f')} {_num(o['far'], '7.2f')} {_num(o['mar'], '7.2f')} "
-                     f"{_num(r.auc_pr, '7.3f')} {_num(r.roc_auc, '7.3f')}")
+                     f"{_num(r.auc_pr, '7.3f')} {_num(r.roc_auc, '7.3f')} {_num(r.auc_pr_regime, '13.3f')} "
+                     f"{_num(r.roc_auc_regime, '7.3f')}")
     lines.append("  leaderboard (waico/SKAB README, all 34 files):")
     for name, f1, far, mar in LEADERBOARD_OUTLIER:
         lines.append(f"{name:28s} {f1:5.2f} {far:7.2f} {mar:7.2f}")
-    lines += ["", "Changepoint detection (SKAB's NAB variant: 60 s window right of each changepoint)",
+    lines += ["", "Changepoint detection (SKAB's NAB variant: 60 s window right of each changepoint; ours: the",
+              "rows where `abnormal` changes, and the alerts)",
               f"{'algorithm':28s} {'standard':>8s} {'low FP':>8s} {'low FN':>8s} {'missed CPs':>10s} {'FPs':>6s}"]
     for r in run.rows:
         c = r.changepoint
