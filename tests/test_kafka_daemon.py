@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 import yaml
 from faults import sigterm_during_start_up
-from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
 
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
