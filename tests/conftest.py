@@ -8,12 +8,18 @@ Markers (registered in pyproject.toml, ``--strict-markers``):
 * ``slow``: takes more than ~2 s on a loaded 2-core machine. Marked by hand on the tests
   that start the CLI in subprocesses; every ``kafka`` and ``cuda`` test is ``slow`` too
   (added here). ``pytest -m "not slow"`` is the edit-test loop.
+
+The CUDA simulator and PTX suites run in subprocesses of their own (tests/subprocess_suite.py):
+they start in the background when collection ends, and the tests that wait for them run last.
 """
 
 from __future__ import annotations
 
 import pytest
 from kafka_broker import TansuBroker, find_tansu_binary
+from subprocess_suite import start_in_background
+
+_SUITES = pytest.StashKey[list]()
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +38,11 @@ def kafka_broker():
         broker.stop()
 
 
+def _suite(item):
+    """The `subprocess_suite.Suite` a wrapper test waits for, or None."""
+    return getattr(getattr(item, "module", None), "SUBPROCESS_SUITE", None)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -39,3 +50,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.kafka)
         if item.get_closest_marker("kafka") or item.get_closest_marker("cuda"):
             item.add_marker(pytest.mark.slow)
+    # The tests waiting for a background subprocess suite run last (stable sort).
+    items.sort(key=lambda item: _suite(item) is not None)
+
+
+def pytest_collection_finish(session):
+    """Start the subprocess suites that the selected tests wait for (tests/subprocess_suite.py)."""
+    if session.config.option.collectonly:
+        return
+    suites = []
+    for item in session.items:
+        suite = _suite(item)
+        if suite is not None and suite not in suites:
+            suites.append(suite)
+    start_in_background(suites)
+    session.config.stash[_SUITES] = suites
+
+
+def pytest_sessionfinish(session):
+    for suite in session.config.stash.get(_SUITES, []):
+        suite.stop()
