@@ -9,6 +9,12 @@ another in a background thread, and moves their wrapper tests to the end of the 
 suites' CPU time (PTX compilation, the CUDA simulator) then overlaps the main process's
 waits (Kafka group joins, CLI subprocesses) instead of adding to them. A wrapper test whose
 suite was not started in the background (e.g. when it is run alone) runs it in the foreground.
+
+Each suite keeps its own Numba cache (FOLDER/__pycache__/numba, via NUMBA_CACHE_DIR), as these
+processes compile while the main one does: numba's on-disk cache is not safe for processes
+compiling into it at the same time (each picks a data file name from the index it read, so two
+can write different signatures to one file; cf. numba/numba#10128). The suites share little
+with the main cache anyway (the simulator compiles its own specialisations; PTX is not cached).
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ class Suite:
 
     def _run(self) -> None:
         try:
-            self._proc = subprocess.Popen(self.command, env={**os.environ, **self.env}, cwd=TESTS.parent,
+            env = {**os.environ, "NUMBA_CACHE_DIR": str(self.folder / "__pycache__" / "numba"), **self.env}
+            self._proc = subprocess.Popen(self.command, env=env, cwd=TESTS.parent,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 out, err = self._proc.communicate(timeout=TIMEOUT_S)
