@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from faults import full_disk_for_checkpoints, sigterm_during_start_up
 from streamlstm import __version__
 from streamlstm.cli import main
 from streamlstm.io.checkpoint import DirectoryStore
-
-SMALL = ["--config", None]  # placeholder replaced per test by a small-model config
 
 
 @pytest.fixture
