@@ -98,6 +98,9 @@ class Feed:
     def offsets(self) -> set[tuple[int, int]]:
         return {(p, o) for p, offs in self.sent.items() for o in offs}
 
+    def close(self):
+        self.producer.close()
+
 
 class Reader:
     """Reads a topic from the beginning, accumulating JSON values."""
@@ -224,6 +227,7 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
         stop.set()
         thread.join(30)
         out.close()
+        feed.close()
         dlq.close()
     assert status == [0]
     _assert_matches(results, ref, exact_once=True)
@@ -283,6 +287,7 @@ def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, tmp
         if proc.poll() is None:
             proc.kill()
         out.close()
+        feed.close()
     assert seen_before < len(ref), "the kill should land mid-stream"
     _assert_matches(results, ref, exact_once=False)
     assert "restored state" in log_path.read_text()
@@ -326,6 +331,7 @@ def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
                 d[1].set()
                 d[2].join(30)
         out.close()
+        feed.close()
     assert a[3] == [0]
     _assert_matches(results, ref, exact_once=True)
 
