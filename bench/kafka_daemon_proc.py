@@ -5,7 +5,8 @@
 As `streamlstm run --source kafka` does (SIGTERM/SIGINT set the stop event, the exit status
 is the daemon's), plus `--output-mode` (overrides `kafka.output_mode`). Logs at INFO to stderr, including the daemon's
 per-stage time breakdown at every checkpoint and at shutdown. Group joins on the test broker take
-session_timeout_ms / 2, so a short session timeout is used.
+session_timeout_ms / 2, so a short session timeout is used. (The tests run the CLI itself,
+`python -m streamlstm.cli run` with `source: kafka`; this script is for the two options the CLI lacks.)
 """
 
 import argparse

@@ -180,8 +180,8 @@ class TansuBroker:
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
+                try:  # memory storage: nothing to lose; it waits out clients still connected before exiting
+                    self.proc.wait(timeout=1)
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait(timeout=5)

@@ -3,7 +3,6 @@
 import csv
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -17,8 +16,6 @@ from faults import full_disk_for_checkpoints, sigterm_during_start_up
 from streamlstm import __version__
 from streamlstm.cli import main
 from streamlstm.io.checkpoint import DirectoryStore
-
-SMALL = ["--config", None]  # placeholder replaced per test by a small-model config
 
 
 @pytest.fixture
@@ -83,6 +80,7 @@ BAD_LINES = {
 }
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_every_bad_input_kind_is_reported_and_processing_continues(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  hidden_size: 4\n  k2: 2\ninput:\n  max_line_bytes: 200\n")
@@ -116,6 +114,7 @@ def test_poison_pills_get_an_error_record_and_the_input_goes_on(small_config, po
     assert [(e["seq"], e["error"]) for e in errors] == [(2, kind)]
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_unreadable_csv_header_is_one_line_and_exit_2():
     proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "run", "--format", "csv"],
                           input=b"a,a\n1,2\n", capture_output=True, timeout=120)
@@ -155,6 +154,7 @@ def _spawn(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
     data = events(300).encode()
     whole = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run"], input=data,
@@ -193,6 +193,7 @@ def test_sigterm_during_start_up_of_other_commands_keeps_its_default_action(smal
     assert sigterm_during_start_up(["check-config", small_config]).returncode == -signal.SIGTERM
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_kill_9_loses_only_what_followed_the_last_checkpoint(tmp_path, small_config):
     data = events(300).encode()
     whole = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run"], input=data,
@@ -213,6 +214,7 @@ def test_kill_9_loses_only_what_followed_the_last_checkpoint(tmp_path, small_con
     assert tail and tail == whole[len(whole) - len(tail):]  # the replay reproduces the rest bit for bit
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, small_config):
     data = events(200).encode()
     state = tmp_path / "state"
@@ -242,6 +244,7 @@ def _one_error_line(stderr: bytes) -> str:
     return errors[0]
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 @pytest.mark.parametrize("where", ["under a file", "sysfs"])
 def test_unwritable_state_dir_fails_at_start_in_one_line(tmp_path, small_config, where):
     """Even root cannot create files in sysfs (the tests run as root, so chmod would not do)."""
@@ -261,6 +264,7 @@ def test_unwritable_state_dir_fails_at_start_in_one_line(tmp_path, small_config,
     assert debug.returncode == 1 and "Traceback" in debug.stderr.decode()
 
 
+@pytest.mark.slow  # the CLI in subprocesses
 def test_all_checkpoints_corrupt_is_one_line(tmp_path, small_config):
     state = tmp_path / "state"
     assert _cli("--config", small_config, "run", "--state-dir", str(state), stdin=events(100).encode()).returncode == 0

@@ -6,9 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from hostile import MAX_LINE_BYTES, answers, corpus
 
 
+@pytest.mark.slow  # 2,000 lines through the CLI in a subprocess
 def test_filter_answers_every_hostile_line_exactly_once(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"max_models: 50\nbatch_size: 64\ninput:\n  max_line_bytes: {MAX_LINE_BYTES}\n"

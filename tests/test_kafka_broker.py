@@ -15,11 +15,6 @@ import uuid
 
 import pytest
 
-try:
-    from tests.kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
-except ImportError:  # pragma: no cover
-    from kafka_fixtures import kafka_broker  # noqa: F401
-
 kafka = pytest.importorskip("kafka")
 from kafka import (  # noqa: E402
     ConsumerRebalanceListener,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,6 @@ from pathlib import Path
 import pytest
 import yaml
 from faults import sigterm_during_start_up
-from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
 
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
@@ -39,8 +37,6 @@ from streamlstm.kafka.state_store import KafkaChangelogStore  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402
 
 PARTITIONS = 2
-FAST = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
-RUNNER = Path(__file__).with_name("kafka_daemon_proc.py")
 STREAMS = {0: ["s0", "s1"], 1: ["s2", "s3"]}  # streams per input partition
 
 
@@ -58,7 +54,9 @@ def _write_config(tmp_path: Path, broker, name: str, **kafka_extra) -> tuple[Pat
         "checkpoint": {"every_events": 100, "every_seconds": 30.0, "state_dir": str(tmp_path / "state")},
         "kafka": {"bootstrap_servers": [broker.bootstrap], "topics": [topic], "group_id": _uniq(f"{name}-g"),
                   "output_topic": _uniq(f"{name}-out"), "dead_letter_topic": _uniq(f"{name}-dlq"),
-                  "poll_max_records": 40, "poll_timeout_ms": 100, **kafka_extra},
+                  "poll_max_records": 40, "poll_timeout_ms": 100,
+                  # Group joins on the test broker take about session_timeout_ms / 2 (tests/kafka_broker.py).
+                  "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, **kafka_extra},
         "metrics": {"enabled": False},
     }
     path = tmp_path / f"{name}.yaml"
@@ -100,6 +98,9 @@ class Feed:
 
     def offsets(self) -> set[tuple[int, int]]:
         return {(p, o) for p, offs in self.sent.items() for o in offs}
+
+    def close(self):
+        self.producer.close()
 
 
 class Reader:
@@ -183,7 +184,7 @@ def _assert_matches(results: list[dict], ref: dict, exact_once: bool) -> None:
 
 def _start_thread(config, **kw) -> tuple[KafkaDaemon, threading.Event, threading.Thread, list]:
     stop = threading.Event()
-    daemon = KafkaDaemon(config, stop, client_options=FAST, **kw)
+    daemon = KafkaDaemon(config, stop, **kw)
     status: list = []
     thread = threading.Thread(target=lambda: status.append(daemon.run()), daemon=True)
     thread.start()
@@ -227,6 +228,7 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
         stop.set()
         thread.join(30)
         out.close()
+        feed.close()
         dlq.close()
     assert status == [0]
     _assert_matches(results, ref, exact_once=True)
@@ -257,9 +259,10 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
 
 
 def _spawn(path: Path, log_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.Popen([sys.executable, str(RUNNER), str(path)], stdout=subprocess.DEVNULL,
-                            stderr=open(log_path, "ab"), env=env)
+    """`streamlstm run` with the config's `source: kafka`, logging to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "streamlstm.cli", "--config", str(path), "run"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
 
 
 def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, tmp_path):
@@ -285,6 +288,7 @@ def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, tmp
         if proc.poll() is None:
             proc.kill()
         out.close()
+        feed.close()
     assert seen_before < len(ref), "the kill should land mid-stream"
     _assert_matches(results, ref, exact_once=False)
     assert "restored state" in log_path.read_text()
@@ -328,6 +332,7 @@ def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
                 d[1].set()
                 d[2].join(30)
         out.close()
+        feed.close()
     assert a[3] == [0]
     _assert_matches(results, ref, exact_once=True)
 
@@ -534,7 +539,7 @@ def test_unwritable_state_dir_is_one_error_line(kafka_broker, tmp_path, caplog):
     data["checkpoint"]["state_dir"] = str(tmp_path / "file" / "state")
     path.write_text(yaml.safe_dump(data))
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
-        assert KafkaDaemon(load_config(path), threading.Event(), client_options=FAST).run() == 1
+        assert KafkaDaemon(load_config(path), threading.Event()).run() == 1
     assert "cannot write checkpoints to" in _fatal_error_record(caplog)
 
 
@@ -549,7 +554,7 @@ def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_brok
     finally:
         store.close()
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
-        assert KafkaDaemon(load_config(path), threading.Event(), client_options=FAST).run() == 1
+        assert KafkaDaemon(load_config(path), threading.Event()).run() == 1
     assert "cannot be restored" in _fatal_error_record(caplog)
 
 

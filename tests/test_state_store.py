@@ -5,7 +5,6 @@ import uuid
 from collections import namedtuple
 
 import pytest
-from kafka_fixtures import kafka_broker  # noqa: F401  (pytest fixture)
 
 from streamlstm.config import Config
 from streamlstm.io.checkpoint import CheckpointError
@@ -44,7 +43,7 @@ def test_directory_store_checks_its_root_is_writable_at_start(tmp_path):
         DirectoryStateStore(tmp_path / "file" / "state")
 
 
-def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker):  # noqa: F811
+def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker):
     topic = f"changelog-{uuid.uuid4().hex[:8]}"
     good, bad = TP("t", 0), TP("t", 1)
     writer = KafkaChangelogStore(kafka_broker.bootstrap, topic)

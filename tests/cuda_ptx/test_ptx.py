@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba_cuda")
+pytestmark = pytest.mark.cuda
 if os.environ.get("STREAMLSTM_CUDA_PTX") != "1":
-    pytest.skip("run by tests/test_cuda_ptx.py in a fresh process", allow_module_level=True)
+    pytest.skip("needs a process of its own: STREAMLSTM_CUDA_PTX=1 pytest tests/cuda_ptx (tests/test_cuda_ptx.py "
+                "runs it so)", allow_module_level=True)
 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
     pytest.skip("compile_ptx does not exist under the CUDA simulator", allow_module_level=True)
 

@@ -1,7 +1,8 @@
 """CUDA kernels under Numba's CUDA simulator, against the CPU path.
 
-Runs only with NUMBA_ENABLE_CUDASIM=1 (tests/test_cuda_sim.py starts it in a subprocess:
-the simulator flag is read when numba.cuda is first imported). Tiny sizes, and 2 threads
+Runs only with NUMBA_ENABLE_CUDASIM=1 (the flag is read when numba.cuda is first imported):
+``NUMBA_ENABLE_CUDASIM=1 pytest -m cuda tests/cuda_sim``, or tests/test_cuda_sim.py, which
+runs it so in a subprocess. Tiny sizes, and 2 threads
 per block so every launch spans several blocks. Simulated kernels call the compiled CPU
 versions of the device functions, so this checks the kernels' logic (waves, per-thread
 workspaces, the shared-mode reduction, slot resets, host<->device copies), not GPU
@@ -13,8 +14,10 @@ import os
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cuda
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("CUDA simulator tests: run through tests/test_cuda_sim.py", allow_module_level=True)
+    pytest.skip("CUDA simulator tests: NUMBA_ENABLE_CUDASIM=1 pytest -m cuda tests/cuda_sim (tests/test_cuda_sim.py "
+                "runs them so in a subprocess)", allow_module_level=True)
 pytest.importorskip("numba.cuda")
 
 from streamlstm import MultiStreamDetector  # noqa: E402

@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cuda
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
-    pytest.skip("CUDA simulator tests: run through tests/test_cuda_sim.py", allow_module_level=True)
+    pytest.skip("CUDA simulator tests: NUMBA_ENABLE_CUDASIM=1 pytest -m cuda tests/cuda_sim (tests/test_cuda_sim.py "
+                "runs them so in a subprocess)", allow_module_level=True)
 
 from streamlstm import MultiStreamDetector  # noqa: E402
 
