@@ -289,15 +289,19 @@ def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> 
               help="Files alternate within each folder by number: the first, third, ... are dev, the others held-out.")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
 @click.option("--seed", type=int, default=None, help="Model seed (default: the configuration's).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run seeds SEED, SEED+1, ... and print the means (--output holds the first seed's results).")
 @click.pass_context
-def evaluate_skab(ctx, data_dir, results_dir, split, workers, seed) -> None:
+def evaluate_skab(ctx, data_dir, results_dir, split, workers, seed, seeds) -> None:
     """Run every SKAB file online (rows 400+ scored), print SKAB's metrics beside its leaderboard."""
     from .evaluate.skab import format_report, run_skab, skab_files
 
     config = _load(ctx, {"model.seed": seed})
-    with click.progressbar(length=len(skab_files(data_dir, split)), label="SKAB files", file=sys.stderr,
+    first = config.model.seed
+    with click.progressbar(length=seeds * len(skab_files(data_dir, split)), label="SKAB files", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
-        run = run_skab(config, data_dir, results_dir, split, workers, progress=lambda _: bar.update(1))
+        run = run_skab(config, data_dir, results_dir, split, workers, seeds=list(range(first, first + seeds)),
+                       progress=lambda _: bar.update(1))
     click.echo(format_report(run))
 
 

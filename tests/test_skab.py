@@ -4,10 +4,12 @@ import csv
 import math
 from datetime import datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from streamlstm.cli import main
-from streamlstm.evaluate.skab import skab_files
+from streamlstm.config import load_config
+from streamlstm.evaluate.skab import format_report, run_skab, skab_files
 
 HEADER = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;Thermocouple;Voltage;"
           "Volume Flow RateRMS;anomaly;changepoint")
@@ -91,3 +93,20 @@ def test_evaluate_skab_prints_the_table_and_writes_results(tmp_path):
                for r in results[400:])
     assert sum(int(r["label"]) for r in results) == 11 and sum(int(r["changepoint"]) for r in results) == 2
     assert (out / "other" / "1.csv").exists()
+
+
+def test_seeds_report_the_mean_of_the_single_seed_runs(tmp_path):
+    data = tmp_path / "data"
+    write_skab_file(data / "valve1" / "0.csv")
+    write_skab_file(data / "other" / "1.csv", anomaly=(430, 440))
+    config = load_config(None, overrides={"model.hidden_size": 8, "model.k2": 4, "model.warmup": 100})
+    single = [run_skab(config, data, workers=1, seeds=[seed]) for seed in (3, 4)]
+    both = run_skab(config, data, workers=1, seeds=[3, 4])
+    assert both.seeds == [3, 4] and both.standard == [s.rows[0].changepoint.scores["standard"] for s in single]
+    for i, row in enumerate(both.rows):
+        assert row.auc_pr == pytest.approx((single[0].rows[i].auc_pr + single[1].rows[i].auc_pr) / 2)
+        assert row.outlier["f1"] == pytest.approx((single[0].rows[i].outlier["f1"] + single[1].rows[i].outlier["f1"]) / 2)
+        assert row.changepoint.false_positives == pytest.approx(
+            (single[0].rows[i].changepoint.false_positives + single[1].rows[i].changepoint.false_positives) / 2)
+    assert [s.seeds for s in single] == [[3], [4]]
+    assert "means over 2 seeds (3, 4)" in format_report(both).splitlines()[0]

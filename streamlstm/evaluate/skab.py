@@ -27,15 +27,19 @@ Splits: within each folder the files are sorted by number and alternate, the fir
 ``valve2/1, 3`` and ``other/2, 4, ..., 14`` the held-out half (17 files each).
 The leaderboard's figures are over all 34 files.
 
+Seeds: the model's seed draws its initial weights; ``seeds`` runs every file once per
+seed and reports each figure's mean (the regime does not depend on the seed).
+
 Results: one CSV per file under ``OUTPUT/<folder>/<file>.csv`` with the columns
-``datetime``, the 8 sensors (as read), ``score``, ``is_anomaly`` (the outlier
-prediction), ``label`` (``anomaly``) and ``changepoint``, one row per data row;
-``score`` and ``is_anomaly`` are empty on baseline rows.
+``datetime``, the 8 sensors (as read), ``score``, ``is_anomaly`` (the alerts),
+``regime``, ``abnormal`` (the outlier prediction), ``label`` (``anomaly``) and
+``changepoint``, one row per data row; the outputs are empty on baseline rows.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -160,15 +164,15 @@ def predictions(flags: np.ndarray, abnormal: np.ndarray) -> tuple[np.ndarray, np
     return abnormal, changes | flags
 
 
-def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[str, BatchResult]:
-    """(name, results) of the scored rows (baseline onwards) of one file; the baseline
-    rows are learnt as known-good history (`score=False`)."""
+def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[int, str, BatchResult]:
+    """(seed, name, results) of the scored rows (baseline onwards) of one file; the
+    baseline rows are learnt as known-good history (`score=False`)."""
     model, path, name, baseline = args
     f = read_skab_csv(path, name)
     det = detector_for(model, f.X.shape[1], max_streams=1)
     ids = [name] * len(f.rows)
     det.process(ids[:baseline], f.X[:baseline], f.T[:baseline], score=False)
-    return name, det.process(ids[baseline:], f.X[baseline:], f.T[baseline:])
+    return model.seed, name, det.process(ids[baseline:], f.X[baseline:], f.T[baseline:])
 
 
 class Row(NamedTuple):
@@ -184,12 +188,28 @@ class Row(NamedTuple):
     roc_auc_regime: float
 
 
+def mean_row(rows: list[Row], name: str) -> Row:
+    """One detector's figures averaged over seeds (its counts too)."""
+    def mean(values) -> float:
+        return float(np.mean(list(values)))
+
+    cps = [r.changepoint for r in rows]
+    changepoint = ChangepointResult({p: mean(c.scores[p] for c in cps) for p in cps[0].scores},
+                                    {p: mean(c.raw[p] for c in cps) for p in cps[0].raw},
+                                    mean(c.missed for c in cps), mean(c.false_positives for c in cps),
+                                    cps[0].n_changepoints)
+    outlier = {k: mean(r.outlier[k] for r in rows) for k in rows[0].outlier}
+    return Row(name, outlier, changepoint, *(mean(r[i] for r in rows) for i in range(3, len(Row._fields))))
+
+
 @dataclass
 class SkabRun:
-    rows: list[Row]  # ours, flag every row, evenly spaced alerts
+    rows: list[Row]  # ours, flag every row, evenly spaced alerts: means over the seeds
     split: str
     n_files: int
     n_rows: int  # scored rows
+    seeds: list[int]
+    standard: list[float]  # our changepoint score (standard profile), seed by seed
 
 
 @dataclass
@@ -215,27 +235,38 @@ def figures(name: str, files: list[_Scored], flags: list[np.ndarray], abnormal: 
 
 
 def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | None = None, split: str = "all",
-             workers: int | None = None, baseline: int = BASELINE_ROWS,
+             workers: int | None = None, baseline: int = BASELINE_ROWS, seeds: list[int] | None = None,
              progress: Callable[[str], None] | None = None) -> SkabRun:
+    """Every file of `split`, once per seed (default: the configuration's); the results
+    CSVs are the first seed's."""
     files = skab_files(data_dir, split)
     if not files:
         raise FileNotFoundError(f"no SKAB files under {data_dir}")
-    jobs = [(config.model_for(name)[1], str(path), name, baseline) for name, path in files]
+    jobs = [(dataclasses.replace(config.model_for(name)[1], **({} if seed is None else {"seed": seed})),
+             str(path), name, baseline) for seed in (seeds or [None]) for name, path in files]
+    seeds = list(dict.fromkeys(model.seed for model, *_ in jobs))
     jobs.sort(key=lambda j: -os.path.getsize(j[1]))  # longest first, so the pool's last jobs are short
-    outputs: dict[str, BatchResult] = {}
+    outputs: dict[tuple[int, str], BatchResult] = {}
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        for name, res in pool.map(_run_file, jobs):
-            outputs[name] = res
+        for seed, name, res in pool.map(_run_file, jobs):
+            outputs[seed, name] = res
             if progress:
                 progress(name)
-    scored = []
-    for name, path in files:
-        f = read_skab_csv(path, name)
-        res = outputs[name]
-        if results_dir is not None:
-            _write_csv(Path(results_dir), f, baseline, res)
-        scored.append(_Scored(f.T[baseline:], f.anomaly[baseline:], f.changepoint[baseline:], res))
+    skab = {name: read_skab_csv(path, name) for name, path in files}
+    if results_dir is not None:
+        for name, f in skab.items():
+            _write_csv(Path(results_dir), f, baseline, outputs[seeds[0], name])
+    runs = [_figures([_Scored(f.T[baseline:], f.anomaly[baseline:], f.changepoint[baseline:],
+                                    outputs[seed, name]) for name, f in skab.items()]) for seed in seeds]
+    n_alerts = float(np.mean([n for _, n in runs]))
+    labels = ("streamlstm", "flag every row", f"{n_alerts:g} alerts evenly spaced")
+    rows = [mean_row([rows[i] for rows, _ in runs], label) for i, label in enumerate(labels)]
+    return SkabRun(rows, split, len(files), sum(len(f.T) - baseline for f in skab.values()), seeds,
+                   [rows[0].changepoint.scores["standard"] for rows, _ in runs])
 
+
+def _figures(scored: list[_Scored]) -> tuple[list[Row], int]:
+    """Our rows and the two references' for one seed, and how many changepoints ours predicted."""
     ours = figures("streamlstm", scored, [s.res.flags for s in scored], [s.res.abnormal for s in scored],
                    [s.res.scores for s in scored], [s.res.regime for s in scored])
     sizes = [len(s.T) for s in scored]
@@ -248,7 +279,7 @@ def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | Non
                         (f"{n_alerts} alerts evenly spaced", np.split(evenly_spaced(n_alerts, sum(sizes)), cuts))):
         as_float = [r.astype(float) for r in refs]
         rows.append(figures(label, scored, refs, refs, as_float, as_float))
-    return SkabRun(rows, split, len(files), sum(sizes))
+    return rows, n_alerts
 
 
 def _write_csv(results_dir: Path, f: SkabFile, baseline: int, res: BatchResult) -> None:
@@ -275,8 +306,10 @@ def _num(x, fmt: str) -> str:
 
 def format_report(run: SkabRun) -> str:
     n_cp = run.rows[0].changepoint.n_changepoints
+    seeds = (f"seed {run.seeds[0]}" if len(run.seeds) == 1 else
+             f"means over {len(run.seeds)} seeds ({', '.join(map(str, run.seeds))})")
     lines = [f"SKAB, split {run.split}: {run.n_files} files, {run.n_rows:,} scored rows (each file's rows "
-             f"{BASELINE_ROWS}+), {n_cp} changepoints", "",
+             f"{BASELINE_ROWS}+), {n_cp} changepoints; {seeds}", "",
              "Outlier detection (point-wise over the scored rows of all files; ours from `abnormal`;",
              "AUC-PR and ROC-AUC of the score, and of the regime's P(abnormal))",
              f"{'algorithm':28s} {'F1':>5s} {'FAR, %':>7s} {'MAR, %':>7s} {'AUC-PR':>7s} {'ROC-AUC':>7s} "
@@ -295,7 +328,9 @@ def format_report(run: SkabRun) -> str:
     for r in run.rows:
         c = r.changepoint
         s = [_num(c.scores[p], "8.2f") for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")]
-        lines.append(f"{r.name:28s} {s[0]} {s[1]} {s[2]} {c.missed:10d} {c.false_positives:6d}")
+        lines.append(f"{r.name:28s} {s[0]} {s[1]} {s[2]} {c.missed:10g} {c.false_positives:6g}")
+    if len(run.seeds) > 1:
+        lines.append(f"  ours, standard, seed by seed: {' '.join(f'{v:.2f}' for v in run.standard)}")
     lines.append("  leaderboard (waico/SKAB README, all 34 files):")
     for name, std, low_fp, low_fn, missed, fps in LEADERBOARD_CHANGEPOINT:
         lines.append(f"{name:28s} {std:8.2f} {low_fp:8.2f} {low_fn:8.2f} {_num(missed, '10d')} {_num(fps, '6d')}")
