@@ -111,6 +111,17 @@ def _input_options(command):
     return command
 
 
+def _baseline_options(command):
+    """Baseline priming, shared by `run` and `score`."""
+    command = click.option("--baseline-rows", type=click.IntRange(min=0), default=0,
+                           help="Learn the first N events of each stream as known-good history, unscored "
+                                "(their outputs are 0).")(command)
+    return click.option("--baseline", "baseline", type=click.Path(exists=True, dir_okay=False), default=None,
+                        help="Learn this file (same format as the input) as known-good history before the "
+                             "input; nothing of it is scored or written (skipped when state is restored from "
+                             "a checkpoint).")(command)
+
+
 def _input_overrides(delimiter, columns, exclude_columns, time_column) -> dict:
     """Dotted config keys for the input flags."""
     return {"input.delimiter": delimiter, "input.columns": columns, "input.exclude_columns": exclude_columns,
@@ -145,9 +156,11 @@ def _check_csv_flags(reads_csv: bool, delimiter, columns, exclude_columns, **_) 
               help="Compacted Kafka topic for partition state (lets partitions move between instances).")
 @click.option("--metrics-port", type=int, default=None, help="Port of /metrics, /healthz, /readyz (Kafka mode).")
 @_input_options
+@_baseline_options
 @click.pass_context
 def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies, bootstrap_servers, topics, group,
-        output_topic, dead_letter_topic, changelog_topic, metrics_port, **input_flags) -> None:
+        output_topic, dead_letter_topic, changelog_topic, metrics_port, baseline, baseline_rows,
+        **input_flags) -> None:
     """Score events from stdin (or Kafka) and write one JSON result line per event.
 
     Input lines look like {"stream": "host-1/cpu", "value": 0.73} or
@@ -165,6 +178,9 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     config = _load(ctx, {**overrides, **_input_overrides(**input_flags)})
     _check_csv_flags(config.source == "stdin" and config.input.format == "csv", **input_flags)
     if config.source == "kafka":
+        if baseline or baseline_rows:
+            raise click.UsageError("--baseline and --baseline-rows: for the filter only (the Kafka daemon keeps "
+                                   "its learnt state in checkpoints)")
         from .kafka.daemon import run_kafka
 
         stop = threading.Event()
@@ -176,7 +192,8 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     with _fatal_errors(), ExitStack() as files:
         errors = files.enter_context(open(errors_path, "a")) if errors_path else sys.stderr
         sink = JsonLinesSink(sys.stdout, errors, config.output.only_anomalies)
-        status = FilterRunner(config, [sink], skip_consumed=skip_consumed).run(reader(sys.stdin))
+        status = FilterRunner(config, [sink], skip_consumed=skip_consumed, baseline=baseline,
+                              baseline_rows=baseline_rows).run(reader(sys.stdin))
     sys.exit(status)
 
 
@@ -191,8 +208,9 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
               help="Input format (default: csv for a .csv file, else jsonl).")
 @_input_options
+@_baseline_options
 @click.pass_context
-def score(ctx, file, output, plot_path, stream, state_dir, fmt, **input_flags) -> None:
+def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseline_rows, **input_flags) -> None:
     """Replay a CSV (timestamp,value[,more]; delimiter sniffed) or JSONL file through the detector."""
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import CsvSink, JsonLinesSink, RecordsSink
@@ -211,7 +229,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, **input_flags) -
         for_plot = RecordsSink(only)
         sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
-        runner = FilterRunner(config, sinks)
+        runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
         with path.open("rb") as f:
             if sys.stderr.isatty():
                 with click.progressbar(length=path.stat().st_size, label=f"scoring {path.name}",

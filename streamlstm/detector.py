@@ -86,11 +86,14 @@ class LSTMDetector(base.AnomalyDetector):
     def _vector(self, x: dict) -> np.ndarray:
         return np.array([[_as_float(x.get(f, math.nan)) for f in self._features]])
 
-    def learn_one(self, x: dict) -> None:
+    def learn_one(self, x: dict, score: bool = True) -> None:
+        """Score x (`last_score`, `last_flag`), then learn it. `score=False`: x is known-good
+        history (baseline priming), learnt without being scored, alerted on or counted
+        toward an incident; `last_score` is then 0."""
         if self._engine is None:
             self._features = sorted(x)
             self._engine = MultiStreamDetector(len(self._features), max_streams=1, **self._get_params())
-        self.last_score, self.last_flag = self._engine.process_one(_STREAM, self._vector(x))
+        self.last_score, self.last_flag = self._engine.process_one(_STREAM, self._vector(x), score=score)
 
     def score_one(self, x: dict) -> float:
         if self._engine is None:

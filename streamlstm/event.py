@@ -29,8 +29,12 @@ class Rejected(NamedTuple):
     reason: str                   # short machine-readable kind (io/parsers.py lists them)
     detail: str                   # human-readable explanation
     raw: str                      # start of the offending line
+    source: str | None = None     # the file it came from, when not the input (a baseline)
 
 
 def error_record(rej: Rejected) -> dict[str, Any]:
     """The JSON error record written for a rejected line."""
-    return {"seq": rej.seq, "error": rej.reason, "detail": rej.detail, "raw": rej.raw}
+    record = {"seq": rej.seq, "error": rej.reason, "detail": rej.detail, "raw": rej.raw}
+    if rej.source is not None:
+        record["input"] = rej.source
+    return record

@@ -124,15 +124,16 @@ class MultiStreamDetector:
     def learn_one(self, stream_id: str, x, timestamp: float = math.nan) -> None:
         self.process_one(stream_id, x, timestamp)
 
-    def process_one(self, stream_id: str, x, timestamp: float = math.nan) -> tuple[float, bool]:
-        """`process` of one event (scored, then learnt); returns its (score, flag)."""
+    def process_one(self, stream_id: str, x, timestamp: float = math.nan, score: bool = True) -> tuple[float, bool]:
+        """`process` of one event (scored, then learnt; with `score=False` learnt as
+        known-good history); returns its (score, flag)."""
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
         slot = self.table.get(stream_id)
         if slot is None:
-            res = self.process([stream_id], x, [timestamp])
+            res = self.process([stream_id], x, [timestamp], score=score)
             return float(res.scores[0]), bool(res.flags[0])
         self.table.slots.move_to_end(stream_id)  # as process() touches it
-        out = self._event(slot, x, timestamp, True)
+        out = self._event(slot, x, timestamp, True, score)
         return float(out.scores[0]), bool(out.flags[0])
 
     def score_one(self, stream_id: str, x, timestamp: float = math.nan) -> float:
@@ -143,7 +144,7 @@ class MultiStreamDetector:
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
         return float(self._event(slot, x, timestamp, False).scores[0])
 
-    def _event(self, slot: int, x: np.ndarray, timestamp: float, learn: bool) -> BatchResult:
+    def _event(self, slot: int, x: np.ndarray, timestamp: float, learn: bool, score: bool = True) -> BatchResult:
         """One event x (1, D) of held slot `slot`; the result lies in the one-event buffers,
         valid until the next call. process()'s general bookkeeping costs about 4 us of
         Python per call, several times what the kernel takes to score one event."""
@@ -152,7 +153,7 @@ class MultiStreamDetector:
         out, slots, T = self._one
         slots[0] = slot
         T[0] = timestamp
-        self.engine.process(slots, x, learn, T, out[:-1])
+        self.engine.process(slots, x, learn, T, out[:-1], score)
         out.abnormal[0] = out.regime[0] >= 0.5
         return out
 

@@ -54,6 +54,7 @@ class Part(NamedTuple):
     X: np.ndarray            # (len(rows), D) values, NaN = missing
     T: np.ndarray            # (len(rows),) timestamps in epoch seconds, NaN = none given
     group: str               # the detector's model group (`Config.model_for`)
+    score: bool = True       # False: known-good history, learnt and not scored (baseline priming)
 
 
 class Routed(NamedTuple):
@@ -92,7 +93,7 @@ def advance(routed: Routed) -> list[BatchResult]:
     routing order.
     """
     apply(routed.changes)
-    return [part.model.detector().process(part.stream_ids, part.X, part.T) for part in routed.parts]
+    return [part.model.detector().process(part.stream_ids, part.X, part.T, score=part.score) for part in routed.parts]
 
 
 def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
@@ -153,16 +154,19 @@ class DetectorPool:
         if self.models.get(model.key) is model:
             del self.models[model.key]
 
-    def route(self, events: Sequence[Event]) -> Routed:
+    def route(self, events: Sequence[Event], baseline: Sequence[bool] | None = None) -> Routed:
         """Split `events` per detector, keeping each stream's order; creates detectors as
-        needed and plans the evictions the budget needs (see budget.py)."""
+        needed and plans the evictions the budget needs (see budget.py). With `baseline`,
+        the events it marks are known-good history, learnt and not scored: they go into
+        parts of their own, ahead of the scored ones, so a stream's baseline must come
+        before its scored events."""
         budget = self.budget
         lru_get, move_to_end = budget.lru.get, budget.lru.move_to_end
         touched: set = set()
-        groups: dict[Model, list[int]] = {}
+        groups: dict[tuple[Model, bool], list[int]] = {}  # by (model, scored)
         accepted: list[Event] = []
         rejected: list[Rejected] = []
-        for ev in events:
+        for i, ev in enumerate(events):
             key = (self, ev.stream, ev.features)
             model = lru_get(key)
             if model is not None:
@@ -174,19 +178,20 @@ class DetectorPool:
                     continue
                 budget.add_stream(key, model)
             touched.add(key)
-            rows = groups.get(model)
+            group = (model, baseline is None or not baseline[i])
+            rows = groups.get(group)
             if rows is None:
-                rows = groups[model] = []
+                rows = groups[group] = []
             rows.append(len(accepted))
             accepted.append(ev)
-        budget.settle(len(touched), [m for m in groups if m.live > m.capacity])
+        budget.settle(len(touched), list(dict.fromkeys(m for m, _ in groups if m.live > m.capacity)))
         nan = float("nan")
         parts = [Part(m, rows, [accepted[n].stream for n in rows],
                       np.array([v for n in rows for v in accepted[n].values],
                                dtype=np.float64).reshape(len(rows), len(m.key[1])),
                       np.array([nan if accepted[n].ts is None else accepted[n].ts for n in rows]),
-                      m.key[0])
-                 for m, rows in groups.items()]
+                      m.key[0], scored)
+                 for (m, scored), rows in sorted(groups.items(), key=lambda g: g[0][1])]  # baselines first
         return Routed(accepted, parts, budget.take_pending(), rejected)
 
     def process(self, events: Sequence[Event]) -> list[Scored]:

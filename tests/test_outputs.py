@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamlstm import MultiStreamDetector
+from streamlstm import LSTMDetector, MultiStreamDetector
 
 DATA = Path(__file__).with_name("data")
 
@@ -106,3 +106,26 @@ def test_a_format_6_snapshot_loads_and_continues_as_before():
     np.testing.assert_array_equal(res.flags, old["flags"])
     np.testing.assert_array_equal(res.predictions, old["predictions"])
     np.testing.assert_array_equal(res.errors, old["errors"])
+
+
+def test_one_event_priming_matches_the_batch():
+    """learn_one(score=False) and process_one(score=False) are process(score=False), event
+    by event, in the single-stream API and the multi-stream one alike."""
+    x = noisy_cycle(700)
+    x[450] += 5.0
+    batch = MultiStreamDetector(1, warmup=100)
+    batch.process(["s"] * 400, x[:400, None], score=False)
+    live = batch.process(["s"] * 300, x[400:, None])
+    one = MultiStreamDetector(1, warmup=100)
+    det = LSTMDetector(warmup=100)
+    for v in x[:400]:
+        assert one.process_one("s", [v], score=False) == (0.0, False)
+        det.learn_one({"v": v}, score=False)
+        assert (det.last_score, det.last_flag) == (0.0, False)
+    scores = []
+    for v in x[400:]:
+        scores.append(one.process_one("s", [v])[0])
+        det.learn_one({"v": v})
+        assert det.last_score == scores[-1]
+    assert scores == live.scores.tolist() and det.last_flag == live.flags[-1]
+    assert np.flatnonzero(live.flags).tolist() == [50]

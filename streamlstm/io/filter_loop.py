@@ -13,6 +13,10 @@ pipeline's checkpoint recipe, so a checkpoint covers exactly the lines whose res
 sinks have delivered. SIGTERM/SIGINT finish the batch in the kernel (and the one already
 parsed), write their results, checkpoint and exit 0. An input of which not one non-empty
 line was accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
+
+Baseline priming learns known-good history without scoring it: a baseline file, learnt in
+full before the input (unless the state came from a checkpoint, which already holds it),
+or the first `baseline_rows` events of each stream of the input, whose results are 0.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from .. import signals
 from ..config import Config
 from ..event import Rejected
-from ..pool import DetectorPool
+from ..pool import DetectorPool, Routed, advance
 from .checkpoint import DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
 from .parsers import CsvParser, JsonlParser
@@ -107,8 +111,13 @@ class FilterRunner:
     """Runs the filter over one input, writing to `sinks`; `run` returns the exit status."""
 
     def __init__(self, config: Config, sinks: Sequence[Sink], skip_consumed: bool = False,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, baseline: str | None = None,
+                 baseline_rows: int = 0):
         self.config = config
+        self.baseline = baseline  # path of a file of known-good history
+        self.baseline_rows = baseline_rows  # known-good events at the start of each stream
+        self.rows_seen: Counter[str] = Counter()  # per stream, while baseline_rows counts them
+        self.baseline_memory = None  # the baseline parser's per-stream memory, for the input's
         self.sinks = sinks
         self.pipeline = Pipeline(self._write)
         self.skip_consumed = skip_consumed
@@ -127,15 +136,46 @@ class FilterRunner:
 
     # ------------------------------------------------------------------ state
 
-    def restore(self) -> None:
-        """Take the state of the newest checkpoint this runner can use (older ones are fallbacks)."""
+    def restore(self) -> bool:
+        """Take the state of the newest checkpoint this runner can use (older ones are
+        fallbacks); whether there was one."""
         consumed = self.store.load_latest(self._restore_from) if self.store else None
         if consumed is None:
-            return
+            return False
         if self.skip_consumed:
             self.resume_after, self.seq = consumed, 0
         log.info("restored checkpoint: %d streams, %d input lines consumed%s", self.pool.n_streams,
                  consumed, " (skipping them in this input)" if self.skip_consumed else "")
+        return True
+
+    def prime(self, path: str) -> None:
+        """Learn every event of the file at `path` as known-good history: nothing is
+        scored or written but error records, which name the file. The input's parser
+        goes on from the file's per-stream memory (time order, feature sets)."""
+        cfg = self.config
+        parser = None
+        learnt = seq = 0
+        with open(path, "rb") as f:
+            for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
+                first = 0
+                if parser is None:
+                    first = int(cfg.input.format == "csv")
+                    parser = make_parser(cfg, lines[0] if first else None)
+                parsed = [parser.parse(seq + k + 1, lines[k]) for k in range(first, len(lines))]
+                seq += len(lines)
+                events = [p for p in parsed if type(p) is not Rejected]
+                routed = self.pool.route(events, [True] * len(events))
+                advance(routed)
+                learnt += len(routed.events)
+                rejected = [r._replace(source=path) for r in parsed if type(r) is Rejected] + [
+                    r._replace(source=path) for r in routed.rejected]
+                if rejected:
+                    batch = MicroBatch(Routed([], [], [], []), sorted(rejected, key=lambda r: r.seq))
+                    for sink in self.sinks:
+                        sink.write(batch)
+                    self.counts.update(r.reason for r in rejected)
+        self.baseline_memory = parser.memory if parser else None
+        log.info("learnt %d baseline events from %s", learnt, path)
 
     def _restore_from(self, payload: bytes, meta: dict) -> int:
         """Take the state in one checkpoint's payload and return the input lines it covers;
@@ -165,10 +205,10 @@ class FilterRunner:
         log.debug("checkpoint %s at line %d", path, extra["lines_consumed"])
 
     def _make_parser(self) -> JsonlParser | CsvParser:
-        cfg = self.config
-        if cfg.input.format == "csv":
-            return CsvParser(cfg.input, self.csv_header, max_streams=cfg.max_streams)
-        return JsonlParser(cfg.input, max_streams=cfg.max_streams)
+        parser = make_parser(self.config, self.csv_header)
+        if self.baseline_memory is not None:
+            parser.memory = self.baseline_memory
+        return parser
 
     # ------------------------------------------------------------------ loop
 
@@ -201,7 +241,10 @@ class FilterRunner:
         previous = signals.take_over(self._on_signal)  # also gets a signal from before we started
         try:
             with Pipeline.running():
-                self.restore()
+                if self.restore() and self.baseline:
+                    log.info("state restored: the baseline %s is in it already", self.baseline)
+                elif self.baseline:
+                    self.prime(self.baseline)
                 self._loop(read)
                 self.checkpoint()
         except BrokenPipeError:
@@ -218,6 +261,13 @@ class FilterRunner:
                  f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
         if not accepted and any(reason != "empty_line" for reason in self.counts):
             log.error("%s", no_line_accepted(self.parser, self.first_rejected, self.counts))
+            return 2
+        short = [(stream, n) for stream, n in self.rows_seen.items() if n <= self.baseline_rows]
+        if short:
+            stream, n = short[0]
+            others = f" (and {len(short) - 1} more streams)" if len(short) > 1 else ""
+            log.error("--baseline-rows %d, but stream %r has only %d rows%s: none of them was scored",
+                      self.baseline_rows, stream, n, others)
             return 2
         return 0
 
@@ -260,10 +310,18 @@ class FilterRunner:
             parsed = [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
             events = [p for p in parsed if type(p) is not Rejected]
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
-            routed = self.pool.route(events)
+            routed = self.pool.route(events, self._baseline_flags(events) if self.baseline_rows else None)
             if routed.rejected:  # no model could take them (max_models)
                 rejected = sorted(rejected + routed.rejected, key=lambda r: r.seq)
             yield MicroBatch(routed, rejected)
+
+    def _baseline_flags(self, events) -> list[bool]:
+        """Whether each event is among the first `baseline_rows` of its stream."""
+        seen, flags = self.rows_seen, []
+        for ev in events:
+            seen[ev.stream] += 1
+            flags.append(seen[ev.stream] <= self.baseline_rows)
+        return flags
 
     def _write(self, batches: Sequence[MicroBatch]) -> None:
         """Hand scored micro-batches to the sinks, counting what they hold."""
@@ -276,3 +334,10 @@ class FilterRunner:
                 kept = [r for r in batch.rejected if r.reason != "empty_line"]
                 self.first_rejected += kept[:SAMPLE - len(self.first_rejected)]
             self.counts["accepted"] += len(batch.routed.events)
+
+
+def make_parser(config: Config, csv_header: bytes | None) -> JsonlParser | CsvParser:
+    """The parser of the configured input format (a CSV's from its header line)."""
+    if config.input.format == "csv":
+        return CsvParser(config.input, csv_header, max_streams=config.max_streams)
+    return JsonlParser(config.input, max_streams=config.max_streams)
