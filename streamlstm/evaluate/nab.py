@@ -5,10 +5,10 @@ future, the file's length or its range is known to the detector). Results are wr
 NAB's layout, `RESULTS/<detector>/<category>/<detector>_<file>.csv` with the columns
 `timestamp,value,anomaly_score,label`, one row per data row.
 
-Splits (:mod:`.splits`): within each category the labelled series, sorted by name,
-alternate, the first going to ``dev``. A split is scored as a corpus of its own: one
-threshold per profile swept over its series, normalised between the null and perfect
-detectors on its windows.
+Splits (:mod:`.splits`): within each category the labelled series present, sorted by
+name, alternate, the first going to ``dev`` (as SKAB's files do). A split is scored as a
+corpus of its own: one threshold per profile swept over its series, normalised between
+the null and perfect detectors on its windows.
 """
 
 from __future__ import annotations
