@@ -27,6 +27,7 @@ import click
 
 from . import __version__, signals
 from .config import ConfigError, dump_yaml, load_config
+from .evaluate.splits import SPLITS
 from .io.checkpoint import CheckpointError
 from .io.parsers import InputFormatError
 
@@ -283,19 +284,23 @@ def evaluate() -> None:
               help="NAB labels (labels/combined_windows.json).")
 @click.option("--output", "results_dir", type=click.Path(file_okay=False), required=True,
               help="Results directory (NAB layout).")
+@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
+              help="Series alternate within each category by name: the first, third, ... are dev, the others "
+                   "held-out; a half is scored on its own series.")
 @click.option("--detector", default="streamlstm", show_default=True, help="Detector name in the results layout.")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
 @click.pass_context
-def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> None:
-    """Run every NAB series online, write NAB results, print the three profiles' scores."""
+def evaluate_nab(ctx, data_dir, labels_path, results_dir, split, detector, workers) -> None:
+    """Run every NAB series (or one half) online, write NAB results, print the three profiles' scores."""
     from .evaluate.nab import format_report, run_nab, series_files
     from .evaluate.nab_scoring import load_windows
 
     config = _load(ctx, {})
-    n = len(series_files(Path(data_dir), load_windows(labels_path)))
+    n = len(series_files(Path(data_dir), load_windows(labels_path), split))
     with click.progressbar(length=n, label="NAB series", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
-        run = run_nab(config, data_dir, labels_path, results_dir, detector, workers, progress=lambda _: bar.update(1))
+        run = run_nab(config, data_dir, labels_path, results_dir, split, detector, workers,
+                      progress=lambda _: bar.update(1))
     click.echo(format_report(run))
 
 
@@ -303,7 +308,7 @@ def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> 
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", "results_dir", type=click.Path(file_okay=False), default=None,
               help="Write one results CSV per file here (<folder>/<file>.csv).")
-@click.option("--split", type=click.Choice(["dev", "held-out", "all"]), default="all", show_default=True,
+@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
               help="Files alternate within each folder by number: the first, third, ... are dev, the others held-out.")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
 @click.option("--seed", type=int, default=None, help="Model seed (default: the configuration's).")
