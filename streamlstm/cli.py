@@ -7,10 +7,10 @@ taken for a usage error too — a wrong delimiter, format or column choice, not 
 so `run` and `score` then exit 2, after the per-line error records, with one ERROR line
 naming the likely cause and the flag to try (io/diagnosis.py).
 
-CSV input flags (`run --format csv` and `score`): `--delimiter` (default: sniffed from the
-header), `--columns` / `--exclude-columns` (comma-separated names) and `--time-column`,
-which sets `input.ts_field` (one setting for JSON lines and CSV); io/parsers.py's CsvParser
-says how the columns get their roles.
+CSV input flags (`run --format csv`, `score` and `evaluate labelled`): `--delimiter`
+(default: sniffed from the header), `--columns` / `--exclude-columns` (comma-separated
+names) and `--time-column`, which sets `input.ts_field` (one setting for JSON lines and
+CSV); io/parsers.py's CsvParser says how the columns get their roles.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
 
 
 def _input_options(command):
-    """The input flags shared by `run` and `score`, passed on as `input_flags`."""
+    """The input flags shared by `run`, `score` and `evaluate labelled`, passed on as `input_flags`."""
     for option in reversed([
         click.option("--delimiter", default=None,
                      help="CSV field delimiter: one character, or 'tab' (default: sniffed from the header)."),
@@ -330,27 +330,41 @@ def evaluate_skab(ctx, data_dir, results_dir, split, workers, seed, seeds) -> No
 
 @evaluate.command("labelled")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--label-column", default="label", show_default=True)
-@click.option("--value-column", default="value", show_default=True)
+@click.option("--label-column", default="label", show_default=True, help="The 0/1 label column.")
+@click.option("--value-column", default=None,
+              help="The one value column (the same as --columns VALUE; default: as --columns).")
+@_input_options
 @click.pass_context
-def evaluate_labelled(ctx, files, label_column, value_column) -> None:
-    """Precision, recall, F1 and event-level recall with delay for CSVs with a 0/1 label column."""
-    import numpy as np
+def evaluate_labelled(ctx, files, label_column, value_column, **input_flags) -> None:
+    """Run CSVs with a 0/1 label column through the detector (read as `score` reads them) and
+    print, per file and over all files: F1, FAR and MAR of `abnormal`, event recall and delay
+    of the alerts, AUC-PR and ROC-AUC of `score` and of `regime`."""
+    from .evaluate.labelled import detection_metrics, score_labelled
 
-    from .evaluate.labelled import labelled_metrics, read_labelled_csv
-    from .pool import detector_for
+    if value_column is not None:
+        if input_flags["columns"] is not None:
+            raise click.UsageError("give --value-column or --columns, not both")
+        input_flags["columns"] = value_column
+    if input_flags["columns"] is not None:  # the label is read as one more column
+        input_flags["columns"] += f",{label_column}"
+    config = _load(ctx, _input_overrides(**input_flags))
+    parts = []
+    with _fatal_errors():
+        for path in files:
+            parts.append(score_labelled(config, path, label_column))
+            if len(parts) == 1:  # after the first file, so that a file that cannot be read leaves no header
+                click.echo(f"{'file':32s} {'rows':>7s} {'F1':>5s} {'FAR, %':>7s} {'MAR, %':>7s} {'events':>6s} "
+                           f"{'ev.recall':>9s} {'delay':>6s} {'AUC-PR':>7s} {'ROC-AUC':>7s} "
+                           f"{'regime AUC-PR':>13s} {'ROC-AUC':>7s}")
+            _echo_labelled(Path(path).stem, detection_metrics(parts[-1:]))
+    if len(parts) > 1:
+        _echo_labelled(f"all {len(parts)} files", detection_metrics(parts))
 
-    config = _load(ctx, {})
-    header = f"{'file':40s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'events':>7s} {'ev.recall':>9s} {'delay':>6s}"
-    click.echo(header)
-    for path in files:
-        values, labels = read_labelled_csv(path, label_column=label_column, value_column=value_column)
-        name = Path(path).stem
-        det = detector_for(config.model_for(name)[1], 1, max_streams=1)
-        flags = det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None]).flags
-        m = labelled_metrics(labels, flags)
-        click.echo(f"{name:40s} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['n_events']:7d} "
-                   f"{m['event_recall']:9.3f} {m['mean_delay']:6.1f}")
+
+def _echo_labelled(name: str, m: dict) -> None:
+    click.echo(f"{name:32s} {m['rows']:7d} {m['f1']:5.2f} {m['far']:7.2f} {m['mar']:7.2f} {m['n_events']:6d} "
+               f"{m['event_recall']:9.2f} {m['mean_delay']:6.1f} {m['ap_score']:7.3f} {m['roc_score']:7.3f} "
+               f"{m['ap_regime']:13.3f} {m['roc_regime']:7.3f}")
 
 
 if __name__ == "__main__":
