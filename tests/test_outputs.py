@@ -147,3 +147,14 @@ def test_a_format_7_snapshot_loads_with_gaussian_tails_and_continues_as_before()
     for name in ("scores", "alert_scores", "flags", "predictions", "errors"):
         np.testing.assert_array_equal(getattr(res, name), old[name])
     assert old["flags"].any()
+
+
+def test_a_huge_departure_from_a_constant_feature_is_a_finite_regime():
+    """1e18 off a feature that never varied (|z| ~ 1e27: its sd is floored at 1e-9) is a
+    finite regime, up within a few events: the evidence is floored at the rule of
+    succession's 1/(n + 2), not infinite."""
+    X = np.zeros((400, 2))
+    X[:, 1] = noisy_cycle(400)
+    X[350:, 0] = 1e18
+    res = MultiStreamDetector(2, warmup=100).process(["s"] * 400, X)
+    assert np.isfinite(res.regime).all() and res.abnormal[355:].all() and not res.abnormal[:350].any()

@@ -391,7 +391,7 @@ def calibrated_tail(z, d, stats, hy):
     col = hy.stats
     n = stats[col.count + d]
     tail = math.erfc(z / _SQRT2)
-    k = min(int(z), TAIL_LEVELS)
+    k = int(min(z, TAIL_LEVELS))  # z may be ~1e27 (a value far off a constant feature): no int overflow
     if k == 0 or n <= TAIL_MIN_COUNT:
         return tail
     seen = min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha)
