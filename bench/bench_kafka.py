@@ -47,7 +47,7 @@ from kafka_broker import TansuBroker  # noqa: E402
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
 from streamlstm.io.parsers import JsonlParser  # noqa: E402
-from streamlstm.kafka.daemon import CONSUMER_DEFAULTS  # noqa: E402
+from streamlstm.kafka.kafka_python_client import CONSUMER_DEFAULTS  # noqa: E402
 from streamlstm.kafka.sink import OUTPUT_MODES  # noqa: E402
 from streamlstm.pool import detector_for  # noqa: E402
 

@@ -70,8 +70,9 @@ MAX_BYTES = 1 << 20  # of a config file
 MAX_DEPTH = 64  # levels of nesting
 MAX_NODES = 100_000  # scalars, lists and mappings, counting an aliased node at each use
 
-# kafka-python settings that may appear under `kafka.security`. sasl_oauth_token_provider is
-# left out on purpose: it takes a Python object, which no config file can express.
+# Settings that may appear under `kafka.security`, in kafka-python's names (the confluent
+# client translates them). sasl_oauth_token_provider is left out on purpose: it takes a
+# Python object, which no config file can express.
 SECURITY_KEYS = frozenset({
     "security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
     "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname",
@@ -141,6 +142,7 @@ class CheckpointConfig:
 
 @dataclass(frozen=True, slots=True)
 class KafkaConfig:
+    client: str = "confluent"  # the client library (kafka/client.py)
     bootstrap_servers: tuple[str, ...] = ("127.0.0.1:9092",)
     topics: tuple[str, ...] = ()
     group_id: str = "streamlstm"
@@ -153,7 +155,7 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
-    # Read-only view: pass as `KafkaConsumer(**cfg.kafka.security)`.
+    # Read-only view, in kafka-python's names (kafka/confluent_client.py translates them).
     security: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -356,7 +358,7 @@ class _StrList(_Spec):
 
 
 class _Security(_Spec):
-    expect = "mapping of kafka-python security settings"
+    expect = "mapping of security settings (kafka-python's names)"
 
     def check(self, value: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -401,6 +403,7 @@ _SPECS: dict[str, _Spec] = {
     "checkpoint.every_events": _Setting(Number(int, 1)),
     "checkpoint.every_seconds": _Setting(Number(float, 0, lo_inc=False)),
     "checkpoint.keep": _Setting(Number(int, 1)),
+    "kafka.client": _Choice(("confluent", "kafka-python")),
     "kafka.bootstrap_servers": _StrList(nonempty=True),
     "kafka.topics": _StrList(nonempty=False),
     "kafka.group_id": _Str(),
