@@ -79,6 +79,7 @@ SECURITY_KEYS = frozenset({
     "sasl_kerberos_service_name",
 })
 SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password"})
+SECRET_WORDS = ("password", "secret")  # a kafka.client_options setting naming one of these is a secret
 
 
 class ConfigError(ValueError):
@@ -157,6 +158,8 @@ class KafkaConfig:
     heartbeat_interval_ms: int = 3_000
     # Read-only view, in kafka-python's names (kafka/confluent_client.py translates them).
     security: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # {"consumer": {...}, "producer": {...}}: settings of the chosen client, in its own names.
+    client_options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,10 @@ def dump_yaml(config: Config, redact_secrets: bool = True) -> str:
         security = data["kafka"]["security"]
         for key in SECRET_KEYS & security.keys():
             security[key] = "<redacted>"
+        for settings in data["kafka"]["client_options"].values():
+            for key in settings:
+                if any(word in key for word in SECRET_WORDS):
+                    settings[key] = "<redacted>"
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -374,6 +381,26 @@ class _Security(_Spec):
         return MappingProxyType(checked)
 
 
+class _ClientOptions(_Spec):
+    """Settings passed through verbatim to the client library, which checks their names."""
+
+    expect = "mapping with 'consumer' and/or 'producer'"
+    setting = "mapping of setting names to strings, numbers or booleans"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _Bad(self.expect)
+        checked = {}
+        for part, settings in value.items():
+            if part not in ("consumer", "producer"):
+                raise _Bad("'consumer' or 'producer'", part, part)
+            if not isinstance(settings, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in settings.items()):
+                raise _Bad(self.setting, part, settings)
+            checked[part] = MappingProxyType(dict(settings))
+        return MappingProxyType(checked)
+
+
 def _security_item(key: str) -> _Spec:
     return _Bool() if key == "ssl_check_hostname" else _Str()
 
@@ -417,6 +444,7 @@ _SPECS: dict[str, _Spec] = {
     "kafka.session_timeout_ms": _Setting(Number(int, 1)),
     "kafka.heartbeat_interval_ms": _Setting(Number(int, 1)),
     "kafka.security": _Security(),
+    "kafka.client_options": _ClientOptions(),
     "metrics.address": _Str(),
     "metrics.port": _Setting(Number(int, 0, True, 65535, True)),
     "metrics.enabled": _Bool(),

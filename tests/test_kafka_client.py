@@ -112,8 +112,8 @@ def test_a_message_that_cannot_be_delivered_is_raised_by_flush(kafka_broker, kaf
     with TansuBroker() as broker:
         topic = f"gone-{uuid.uuid4().hex[:8]}"
         broker.create_topic(topic, partitions=1)
-        client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(broker.bootstrap,)),
-                             {"producer": _DELIVERY_TIMEOUT[kafka_client]})
+        client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(broker.bootstrap,),
+                                         client_options={"producer": _DELIVERY_TIMEOUT[kafka_client]}))
         failed = []
         producer = client.producer("test", on_error=failed.append)
         try:

@@ -541,6 +541,14 @@ def test_unwritable_state_dir_is_one_error_line(kafka_broker, kafka_client, tmp_
     assert "cannot write checkpoints to" in _fatal_error_record(caplog)
 
 
+def test_an_unknown_client_option_is_one_error_line_naming_it(kafka_broker, kafka_client, tmp_path, caplog):
+    path, _ = _write_config(tmp_path, kafka_broker, kafka_client, "options",
+                            client_options={"consumer": {"bogus_setting": 1}})
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(load_config(path), threading.Event()).run() == 1
+    assert "bogus_setting" in _fatal_error_record(caplog)
+
+
 def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_broker, kafka_client, tmp_path, caplog):
     path, data = _write_config(tmp_path, kafka_broker, kafka_client, "unrestorable",
                                changelog_topic=_uniq("unrestorable-cl"))

@@ -18,14 +18,14 @@ not know which one they talk to:
 Partitions are `TP(topic, partition)`, offsets ints, keys and values bytes. Both clients take
 the same user-facing settings (`kafka.bootstrap_servers`, `group_id`, the session timeouts,
 `security` in kafka-python's names, which the confluent client translates to librdkafka's);
-`options` (``{"consumer": {...}, "producer": {...}}``) passes settings through verbatim, in
-the chosen library's own names.
+`kafka.client_options` (``{consumer: {...}, producer: {...}}``) passes settings through
+verbatim, in the chosen library's own names, over the defaults of its module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from ..config import KafkaConfig
 
@@ -115,14 +115,14 @@ class Client(Protocol):
         order per partition; raises TimeoutError if the end is not reached in `timeout_s`."""
 
 
-def open_client(config: KafkaConfig, options: Mapping[str, Mapping[str, Any]] | None = None) -> Client:
+def open_client(config: KafkaConfig) -> Client:
     """The `kafka.client` library's `Client` for these settings."""
     if config.client == "confluent":
         from .confluent_client import ConfluentClient
 
-        return ConfluentClient(config, options or {})
+        return ConfluentClient(config)
     if config.client == "kafka-python":
         from .kafka_python_client import KafkaPythonClient
 
-        return KafkaPythonClient(config, options or {})
+        return KafkaPythonClient(config)
     raise ValueError(f"kafka.client: expected one of {', '.join(CLIENTS)}, got {config.client!r}")

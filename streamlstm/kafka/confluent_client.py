@@ -34,7 +34,7 @@ SECURITY = {
     "ssl_password": "ssl.key.password",
 }
 
-# Overridable through `options`; chosen to match kafka-python's client (kafka_python_client.py).
+# Overridable through `kafka.client_options`; chosen to match kafka-python's client (kafka_python_client.py).
 # The consumer waits at most 100 ms for a fetch to fill and fetches up to 4 MiB per partition;
 # it reads uncommitted records, as kafka-python does by default. The producer places keyed
 # messages as Kafka's Java client and kafka-python do (murmur2) and reports only failures.
@@ -81,8 +81,8 @@ def librdkafka_settings(config: KafkaConfig) -> dict[str, Any]:
 class ConfluentClient:
     name = "confluent"
 
-    def __init__(self, config: KafkaConfig, options: Mapping[str, Mapping[str, Any]]):
-        self.config, self.options = config, options
+    def __init__(self, config: KafkaConfig):
+        self.config, self.options = config, config.client_options
         self.common = {**librdkafka_settings(config), "logger": _LIBRDKAFKA_LOG}
 
     def consumer(self) -> "ConfluentConsumer":
@@ -123,7 +123,7 @@ class ConfluentClient:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
         consumer = Consumer({**self.common, "group.id": "streamlstm-reader", "client.id": "streamlstm-reader",
-                             "enable.auto.commit": False, "enable.partition.eof": True})
+                             "enable.auto.commit": False, "enable.partition.eof": True, **CONSUMER_DEFAULTS})
         try:
             md = consumer.list_topics(topic, timeout=TIMEOUT_S).topics[topic]
             pending = set(md.partitions) if md.error is None else set()

@@ -102,15 +102,13 @@ class KafkaDaemon:
     """One consumer-group member, and the `Rebalance` of its consumer (kafka/client.py).
     `run()` returns the exit status."""
 
-    def __init__(self, config: Config, stop: threading.Event, *,
-                 client_options: Mapping[str, Any] | None = None, metrics: DaemonMetrics | None = None,
+    def __init__(self, config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
                  output_mode: str | None = None):
         self.config = config
         self.output_mode = output_mode or config.kafka.output_mode
         if self.output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}")
         self.stop = stop
-        self.client_options = dict(client_options or {})
         self.metrics = metrics or DaemonMetrics()
         self.states: dict[TP, PartitionState] = {}
         # The state limits of the whole process, across all partitions' pools (budget.py).
@@ -132,7 +130,7 @@ class KafkaDaemon:
 
     def _connect(self) -> None:
         k = self.config.kafka
-        self.client = open_client(k, self.client_options)
+        self.client = open_client(k)
         log.info("Kafka client: %s", self.client.name)
         self.consumer = self.client.consumer()
         self.producer = self.client.producer("results", on_error=lambda exc: self.metrics.errors.labels(
@@ -450,13 +448,8 @@ class KafkaDaemon:
             self.server.stop()
 
 
-def run_kafka(config: Config, stop: threading.Event, *, client_options: Mapping[str, Any] | None = None,
-              metrics: DaemonMetrics | None = None, output_mode: str | None = None) -> int:
-    """Run the daemon until `stop` is set (exit status 0) or a fatal error (1).
-
-    `client_options` adds settings of the `kafka.client` library, in its own names:
-    ``{"consumer": {...}, "producer": {...}}``;
-    `output_mode` ("batch" or "event") overrides `kafka.output_mode`.
-    """
-    return KafkaDaemon(config, stop, client_options=client_options, metrics=metrics,
-                       output_mode=output_mode).run()
+def run_kafka(config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
+              output_mode: str | None = None) -> int:
+    """Run the daemon until `stop` is set (exit status 0) or a fatal error (1); `output_mode`
+    ("batch" or "event") overrides `kafka.output_mode`."""
+    return KafkaDaemon(config, stop, metrics=metrics, output_mode=output_mode).run()

@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from ..config import KafkaConfig
 from .client import TP, ProduceError, Rebalance, Records
@@ -21,7 +20,7 @@ __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaPythonClient"]
 
 log = logging.getLogger("streamlstm.kafka")
 
-# Overridable through `options`. The consumer fetches up to 4 MiB per partition per request
+# Overridable through `kafka.client_options`. The consumer fetches up to 4 MiB per partition per request
 # instead of 1 MiB; the producer batches generously (results are flushed before every commit
 # anyway) and does not compress.
 CONSUMER_DEFAULTS = {"fetch_max_wait_ms": 100,  # bounds latency on brokers that hold fetches for the full wait
@@ -33,10 +32,10 @@ PRODUCER_DEFAULTS = {"acks": "all", "linger_ms": 5, "retries": 5, "batch_size": 
 class KafkaPythonClient:
     name = "kafka-python"
 
-    def __init__(self, config: KafkaConfig, options: Mapping[str, Mapping[str, Any]]):
+    def __init__(self, config: KafkaConfig):
         from kafka.record import util as record_util
 
-        self.config, self.options = config, options
+        self.config, self.options = config, config.client_options
         self.common = {"bootstrap_servers": list(config.bootstrap_servers), **config.security}
         if getattr(record_util, "crc32c_c", None) is None:  # each record batch is checksummed in pure Python
             log.warning("CRC-32C: kafka-python's pure Python (~10 µs per record); the crc32c package is not installed")
@@ -90,8 +89,8 @@ class KafkaPythonClient:
     def read_topic(self, topic: str, timeout_s: float) -> Iterator[tuple[bytes | None, bytes | None]]:
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, client_id="streamlstm-reader",
-                                 **self.common)
+        consumer = KafkaConsumer(**{**self.common, "group_id": None, "enable_auto_commit": False,
+                                    "client_id": "streamlstm-reader", **CONSUMER_DEFAULTS})
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             if not tps:
