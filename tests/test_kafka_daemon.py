@@ -298,7 +298,17 @@ def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, kaf
 
 
 def test_partition_moves_between_daemons_with_its_state(kafka_broker, kafka_client, tmp_path):
-    path, data = _write_config(tmp_path, kafka_broker, kafka_client, "move", changelog_topic=_uniq("move-changelog"))
+    _move_a_partition(kafka_broker, tmp_path, kafka_client, kafka_client)
+
+
+def test_a_group_can_mix_clients(kafka_broker, tmp_path):
+    """A kafka-python member and a confluent one share a group and its partitions' state (a
+    rolling move from one client to the other)."""
+    _move_a_partition(kafka_broker, tmp_path, "kafka-python", "confluent")
+
+
+def _move_a_partition(kafka_broker, tmp_path, client_a: str, client_b: str) -> None:
+    path, data = _write_config(tmp_path, kafka_broker, client_a, "move", changelog_topic=_uniq("move-changelog"))
     data["checkpoint"]["state_dir"] = None
     path.write_text(yaml.safe_dump(data))
     config = load_config(path)
@@ -310,7 +320,7 @@ def test_partition_moves_between_daemons_with_its_state(kafka_broker, kafka_clie
         feed.produce(150)
         a = _start_thread(config)
         out.until(_covers(feed.offsets()), what="phase 1 results")
-        b = _start_thread(config)
+        b = _start_thread(load_config(path, overrides={"kafka.client": client_b}))
         deadline = time.monotonic() + 30
         while not (len(a[0].states) == 1 and len(b[0].states) == 1):
             assert time.monotonic() < deadline, "the two daemons did not split the partitions"
