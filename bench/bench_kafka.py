@@ -1,29 +1,29 @@
-"""Kafka daemon throughput and latency on a local Tansu broker.
+"""Kafka daemon throughput and latency on a local Tansu broker, both clients in one run.
 
     python bench/bench_kafka.py [--events 100000] [--streams 100] [--partitions 2]
                                 [--rate 2000] [--latency-events 10000] [--hidden-size 32]
-                                [--output-mode batch|event]
+                                [--output-mode batch|event] [--clients confluent,kafka-python]
 
-1. Produces `--events` events (univariate, `--streams` streams keyed by stream id) into a fresh
-   topic on a Tansu broker this script starts.
-2. Raw consume: a bare kafka-python consumer (its default settings) reads that topic from the
-   beginning (messages/s). For context it is repeated with the daemon's fetch settings. Both
-   verify each batch's CRC-32C with the implementation kafka-python resolved (printed; the
-   `crc32c` package's C extension when installed, else pure Python), as the daemon does.
-3. Throughput: starts the daemon (bench/kafka_daemon_proc.py, as the CLI runs it) on the
-   backlog and measures sustained events/s from its first result to its last; the daemon's
-   own per-stage time breakdown (from its shutdown log line) is printed too.
-4. Latency: produces `--latency-events` more at `--rate` events/s, each carrying its produce
-   time as `ts`, and measures result arrival − produce time (p50/p99); the results echo `ts`.
-5. Kernel only: `MultiStreamDetector.process` with the project's default model on the same
-   events, per input partition in offset order and in micro-batches of the daemon's size
-   (`kafka.poll_max_records` / partitions) — the rate the daemon cannot exceed.
+For each client (`kafka.client`), on a topic of its own holding the same events:
+
+1. Consume alone: the client reads the backlog of `--events` events (univariate, `--streams`
+   streams keyed by stream id) through the seam's `read_topic` (messages/s).
+2. Throughput: the daemon (bench/kafka_daemon_proc.py, as the CLI runs it) consumes the
+   backlog; sustained events/s from its first result to its last, and the CPU the daemon's
+   process used meanwhile (all its threads, in cores). Its own per-stage time breakdown over
+   the backlog (the log line of its first checkpoint) is printed too.
+3. Latency: `--latency-events` more at `--rate` events/s, each carrying its produce time as
+   `ts` (the results echo it): result arrival − produce time, p50 and p99.
+
+Then, once, the kernel alone: `MultiStreamDetector.process` with the project's default model
+on the same events, per input partition in offset order and in micro-batches of the daemon's
+size (`kafka.poll_max_records` / partitions) — the rate no daemon can exceed. Results are read
+with a confluent-kafka consumer, whichever client the daemon uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
@@ -41,125 +41,165 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+import orjson  # noqa: E402
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition  # noqa: E402
 from kafka_broker import TansuBroker  # noqa: E402
 
-from streamlstm.config import load_config  # noqa: E402
+from streamlstm.config import KafkaConfig, load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
 from streamlstm.io.parsers import JsonlParser  # noqa: E402
-from streamlstm.kafka.daemon import CONSUMER_DEFAULTS  # noqa: E402
+from streamlstm.kafka.client import CLIENTS, open_client  # noqa: E402
 from streamlstm.kafka.sink import OUTPUT_MODES  # noqa: E402
 from streamlstm.pool import detector_for  # noqa: E402
 
 
 def produce(producer, topic, streams, start, n, rate=None, ts_now=False):
+    """Events start..start+n−1; at `rate` events/s each is flushed at once (no batching delay)."""
     t0 = time.perf_counter()
     for i in range(start, start + n):
         s = f"s{i % streams}"
         x = math.sin(i / 50.0) + 0.1 * math.sin(i * 12.9898)
         if rate:
             due = t0 + (i - start) / rate
-            while time.perf_counter() < due:
-                time.sleep(min(0.001, due - time.perf_counter()))
+            while (left := due - time.perf_counter()) > 0:
+                time.sleep(min(0.001, left))
         ts = time.time() if ts_now else 1_700_000_000 + i
-        producer.send(topic, key=s.encode(), value=json.dumps({"stream": s, "ts": ts, "value": x}).encode())
+        producer.send(topic, s.encode(), orjson.dumps({"stream": s, "ts": ts, "value": x}))
         if rate:
-            producer.flush()  # no client-side batching delay in the latency phase
+            producer.flush()
     producer.flush()
     return time.perf_counter() - t0
 
 
 class Results:
-    def __init__(self, bootstrap, topic):
-        self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                               auto_offset_reset="earliest", fetch_max_wait_ms=10)
-        self.topic = topic
-        self.arrivals: list[tuple[float, float]] = []  # (arrival time, echoed ts)
-        self.assigned = False
+    """Reads the output topic from its beginning: (arrival time, echoed ts) per result."""
+
+    def __init__(self, bootstrap, topic, partitions):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-results", "enable.auto.commit": False,
+                           "fetch.wait.max.ms": 10})
+        self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        self.arrivals: list[tuple[float, float]] = []
 
     def read(self, n, timeout_s):
         deadline = time.monotonic() + timeout_s
         while len(self.arrivals) < n:
             if time.monotonic() > deadline:
                 raise SystemExit(f"timed out: {len(self.arrivals)}/{n} results")
-            if not self.assigned:
-                parts = self.c.partitions_for_topic(self.topic)
-                if not parts:
-                    time.sleep(0.1)
-                    continue
-                tps = [TopicPartition(self.topic, p) for p in parts]
-                self.c.assign(tps)
-                self.c.seek_to_beginning(*tps)
-                self.assigned = True
-            for recs in self.c.poll(timeout_ms=100).values():
-                now = time.time()
-                for r in recs:
-                    value = json.loads(r.value)  # a result, or (output_mode batch) a list of them
+            msgs = self.c.consume(1000, 0.05)
+            now = time.time()
+            for m in msgs:
+                if m.error() is None:
+                    value = orjson.loads(m.value())  # a result, or (output_mode batch) a list of them
                     if type(value) is list:
                         self.arrivals.extend((now, v["ts"]) for v in value)
                     else:
                         self.arrivals.append((now, value["ts"]))
 
+    def close(self):
+        self.c.close()
 
-def raw_consume(bootstrap, topic, n, **settings):
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **settings)
-    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
-    c.assign(tps)
-    c.seek_to_beginning(*tps)
+
+def consume_alone(client, topic, n):
+    """Messages/s of the client reading `topic` from its beginning (first message to last)."""
     got, t0 = 0, None
-    while got < n:
-        for recs in c.poll(timeout_ms=200, max_records=5000).values():
-            if t0 is None:
-                t0 = time.perf_counter()
-            got += len(recs)
-    dt = time.perf_counter() - t0
-    c.close()
-    return got / dt
+    for _ in client.read_topic(topic, timeout_s=600):
+        if t0 is None:
+            t0 = time.perf_counter()
+        got += 1
+    assert got == n, (got, n)
+    return (got - 1) / (time.perf_counter() - t0)
 
 
-def read_topic(bootstrap, topic, n):
-    """The first `n` messages of `topic`: {partition: [(offset, key, value)] in offset order}."""
-    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
-    c.assign(tps)
-    c.seek_to_beginning(*tps)
-    out, got = {tp.partition: [] for tp in tps}, 0
-    while got < n:
-        for tp, recs in c.poll(timeout_ms=200, max_records=5000).items():
-            out[tp.partition].extend((r.offset, r.key, r.value) for r in recs)
-            got += len(recs)
-    c.close()
-    return out
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def kernel_only(config, messages, batch):
+def run_daemon(args, broker, client_name, tmp, producer):
+    """The daemon on a backlog, then at `--rate`: (events/s of the client alone, sustained events/s,
+    cores the daemon used meanwhile, latencies in ms, its stage line, the input topic)."""
+    topic, out = f"bench-in-{uuid.uuid4().hex[:6]}", f"bench-out-{uuid.uuid4().hex[:6]}"
+    broker.create_topic(topic, partitions=args.partitions)
+    broker.create_topic(out, partitions=args.partitions)
+    produce(producer, topic, args.streams, 0, args.events)
+    client = open_client(KafkaConfig(client=client_name, bootstrap_servers=(broker.bootstrap,)))
+    alone = consume_alone(client, topic, args.events)
+    cfg = {
+        "source": "kafka",
+        "model": {} if args.hidden_size is None else {"hidden_size": args.hidden_size},
+        # The first checkpoint follows the backlog: its log line gives the backlog's stage times.
+        "checkpoint": {"state_dir": f"{tmp}/state-{client_name}", "every_events": args.events,
+                       "every_seconds": 3600.0},
+        # Group joins on Tansu take session_timeout_ms / 2 (tests/kafka_broker.py).
+        "kafka": {"client": client_name, "bootstrap_servers": [broker.bootstrap], "topics": [topic],
+                  "group_id": f"bench-{uuid.uuid4().hex[:6]}", "output_topic": out, "dead_letter_topic": f"{out}-dlq",
+                  "output_mode": args.output_mode, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000},
+        "metrics": {"enabled": False},
+    }
+    cfg_path = Path(tmp) / f"bench-{client_name}.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    log_path = Path(tmp) / f"daemon-{client_name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "kafka_daemon_proc.py"), str(cfg_path)],
+                                stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    results = Results(broker.bootstrap, out, args.partitions)
+    try:
+        results.read(1, 120)
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        results.read(args.events, 600)
+        cores = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        first, last = results.arrivals[0][0], results.arrivals[-1][0]
+        throughput = (args.events - 1) / (last - first)
+        n0 = len(results.arrivals)
+        feeder = threading.Thread(target=produce, args=(producer, topic, args.streams, args.events,
+                                                        args.latency_events, args.rate, True))
+        feeder.start()  # results are read meanwhile, so arrival times are real
+        results.read(n0 + args.latency_events, 120)
+        feeder.join()
+        latencies = [(arrival - ts) * 1000 for arrival, ts in results.arrivals[n0:]]
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        results.close()
+    daemon_log = log_path.read_text()
+    if rc != 0:
+        raise SystemExit(f"daemon ({client_name}) exited {rc}:\n{daemon_log[-3000:]}")
+    stages = [line.split("µs per event: ", 1)[1] for line in daemon_log.splitlines() if "µs per event" in line]
+    return alone, throughput, cores, latencies, stages[0], topic
+
+
+def kernel_only(config, topic, n, partitions, batch):
     """events/s of `MultiStreamDetector.process` alone on the daemon's events and batches."""
+    messages: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+    consumer = Consumer({"bootstrap.servers": config.kafka.bootstrap_servers[0], "group.id": "bench-kernel",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    got = 0
+    while got < n:
+        for m in consumer.consume(1000, 0.2):
+            if m.error() is None and m.offset() < n:  # (the backlog, not the latency events)
+                messages[m.partition()].append(m.value())
+                got += 1
+    consumer.close()
     parts = []
-    for msgs in messages.values():
+    for values in messages.values():
         parser = JsonlParser(config.input, max_streams=config.max_streams)
-        events = [e for o, k, v in msgs if not isinstance(e := parser.parse(o, v), Rejected)]
+        events = [e for o, v in enumerate(values) if not isinstance(e := parser.parse(o, v), Rejected)]
         parts.append(([e.stream for e in events], np.array([e.values for e in events], dtype=np.float64)))
     warm = detector_for(config.model, 1, config.max_streams)
     warm.process(parts[0][0][:1], parts[0][1][:1])  # load the compiled kernel
-    n, dt = 0, 0.0
+    done, dt = 0, 0.0
     for ids, X in parts:
         det = detector_for(config.model, 1, config.max_streams)
         t0 = time.perf_counter()
         for a in range(0, len(ids), batch):
             det.process(ids[a:a + batch], X[a:a + batch])
         dt += time.perf_counter() - t0
-        n += len(ids)
-    return n / dt
-
-
-def kafka_crc32c() -> str:
-    """Which CRC-32C kafka-python checks and builds record batches with in this process."""
-    from kafka.record import default_records, util
-
-    c = getattr(util, "crc32c_c", None)
-    if c is not None and getattr(default_records.calc_crc32c, "__defaults__", None) == (c,):
-        return "crc32c (C extension)"
-    return "pure Python"
+        done += len(ids)
+    return done / dt
 
 
 def pct(xs, q):
@@ -174,82 +214,43 @@ def main():
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--rate", type=float, default=2000.0)
     ap.add_argument("--latency-events", type=int, default=10_000)
-    ap.add_argument("--hidden-size", type=int, default=None,
-                    help="model.hidden_size (default: the project default)")
+    ap.add_argument("--hidden-size", type=int, default=None, help="model.hidden_size (default: the project default)")
     ap.add_argument("--output-mode", choices=OUTPUT_MODES, default="batch")
+    ap.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated kafka.client values")
     args = ap.parse_args()
+    clients = args.clients.split(",")
 
     with TansuBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        bs = broker.bootstrap
-        topic, out = f"bench-in-{uuid.uuid4().hex[:6]}", f"bench-out-{uuid.uuid4().hex[:6]}"
-        broker.create_topic(topic, partitions=args.partitions)
-        broker.create_topic(out, partitions=args.partitions)
-        producer = KafkaProducer(bootstrap_servers=bs, acks="all", linger_ms=5, batch_size=256 * 1024)
-        dt = produce(producer, topic, args.streams, 0, args.events)
-        print(f"produced {args.events} events in {dt:.1f} s ({args.events / dt:,.0f}/s)", file=sys.stderr)
-
-        raw = raw_consume(bs, topic, args.events)
-        raw_tuned = raw_consume(bs, topic, args.events, **CONSUMER_DEFAULTS)
-
-        cfg = {
-            "source": "kafka",
-            "model": {} if args.hidden_size is None else {"hidden_size": args.hidden_size},
-            "checkpoint": {"state_dir": f"{tmp}/state"},
-            "kafka": {"bootstrap_servers": [bs], "topics": [topic], "group_id": f"bench-{uuid.uuid4().hex[:6]}",
-                      "output_topic": out, "dead_letter_topic": f"{out}-dlq"},
-            "metrics": {"enabled": False},
-        }
-        cfg_path = Path(tmp) / "bench.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg))
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        log = open(Path(tmp) / "daemon.log", "wb")
-        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "kafka_daemon_proc.py"), str(cfg_path),
-                                 "--output-mode", args.output_mode],
-                                stderr=log, env=env)
-        try:
-            results = Results(bs, out)
-            results.read(1, 120)
-            results.read(args.events, 600)
-            first, last = results.arrivals[0][0], results.arrivals[-1][0]
-            throughput = (args.events - 1) / (last - first)
-
-            n0 = len(results.arrivals)
-            feeder = threading.Thread(target=produce, args=(producer, topic, args.streams, args.events,
-                                                            args.latency_events, args.rate, True))
-            feeder.start()  # results are read concurrently, so arrival times are real
-            results.read(n0 + args.latency_events, 120)
-            feeder.join()
-            lat = [(arr - ts) * 1000 for arr, ts in results.arrivals[n0:]]
-            proc.send_signal(signal.SIGTERM)
-            rc = proc.wait(60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        daemon_log = (Path(tmp) / "daemon.log").read_text()
-        if rc != 0:
-            print(daemon_log[-3000:], file=sys.stderr)
-        stages = [line.split("streamlstm.kafka: ", 1)[1] for line in daemon_log.splitlines()
-                  if "µs per event" in line or "CRC-32C" in line]
-
-        config = load_config(cfg_path, env={})
-        kernel = kernel_only(config, read_topic(bs, topic, args.events),
+        producer = open_client(KafkaConfig(client="confluent", bootstrap_servers=(broker.bootstrap,))).producer("bench")
+        rows = {}
+        for name in clients:
+            rows[name] = run_daemon(args, broker, name, tmp, producer)
+            print(f"{name}: done", file=sys.stderr)
+        producer.close()
+        config = load_config(None, env={}, overrides={
+            "kafka.bootstrap_servers": [broker.bootstrap],
+            **({} if args.hidden_size is None else {"model.hidden_size": args.hidden_size})})
+        kernel = kernel_only(config, rows[clients[0]][-1], args.events, args.partitions,
                              max(1, config.kafka.poll_max_records // args.partitions))
 
-        m = config.model
-        print(f"\nKafka daemon on Tansu (memory storage), {args.partitions} partitions, {args.streams} streams, "
-              f"model hidden_size {m.hidden_size} k1 {m.k1} k2 {m.k2} {m.dtype}, output_mode {args.output_mode}"
-              f", {os.cpu_count()} CPUs, daemon exit {rc}, CRC-32C {kafka_crc32c()}")
-        print(f"{'measure':56s} {'value':>12s}")
-        print(f"{'bare kafka-python consume, default settings (msgs/s)':56s} {raw:12,.0f}")
-        print(f"{'  same, daemon fetch settings (msgs/s)':56s} {raw_tuned:12,.0f}")
-        print(f"{'kernel only, MultiStreamDetector.process (events/s)':56s} {kernel:12,.0f}")
-        print(f"{'daemon sustained, backlog of %d (events/s)' % args.events:56s} {throughput:12,.0f}")
-        print(f"{'  of bare consume / of kernel':56s} {f'{throughput / raw:.0%} / {throughput / kernel:.0%}':>12s}")
-        print(f"{'end-to-end latency p50 at %g ev/s (ms)' % args.rate:56s} {pct(lat, 0.5):12.1f}")
-        print(f"{'end-to-end latency p99 at %g ev/s (ms)' % args.rate:56s} {pct(lat, 0.99):12.1f}")
-        print(f"{'end-to-end latency max (ms)':56s} {max(lat):12.1f}")
-        for line in stages:
-            print(f"daemon: {line}")
+    m = config.model
+    print(f"\nKafka daemon on Tansu (memory storage), {args.events} events, {args.partitions} partitions, "
+          f"{args.streams} streams, model hidden_size {m.hidden_size} k1 {m.k1} k2 {m.k2} {m.dtype}, "
+          f"output_mode {args.output_mode}, {os.cpu_count()} CPUs\n")
+    print("| measure | " + " | ".join(clients) + " |")
+    print("|---|" + "---:|" * len(clients))
+
+    def row(label, fmt):
+        print(f"| {label} | " + " | ".join(fmt(*rows[c]) for c in clients) + " |")
+
+    row("client alone, reading the backlog (msgs/s)", lambda a, t, c, lat, st, _: f"{a:,.0f}")
+    row("daemon sustained, backlog (events/s)", lambda a, t, c, lat, st, _: f"{t:,.0f}")
+    row("daemon / kernel alone", lambda a, t, c, lat, st, _: f"{t / kernel:.0%}")
+    row("daemon CPU meanwhile (cores)", lambda a, t, c, lat, st, _: f"{c:.2f}")
+    row(f"latency p50 / p99 at {args.rate:g} events/s (ms)",
+        lambda a, t, c, lat, st, _: f"{pct(lat, 0.5):.1f} / {pct(lat, 0.99):.1f}")
+    row("daemon µs per event of the backlog (log)", lambda a, t, c, lat, st, _: st)
+    print(f"\nkernel alone, MultiStreamDetector.process on the same events: {kernel:,.0f} events/s")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@
    pills, lone surrogates, huge and non-finite numbers, malformed JSON, invalid UTF-8, wrong
    types, bad timestamps, feature-set changes, oversized lines, floods of ids and feature
    sets), through `streamlstm run` and through the Kafka daemon on a local Tansu broker
-   (two partitions, messages without keys). Counts: lines answered exactly once (a result or
-   an error record / dead letter), unanswered, answered twice, wrong answers (a result for a
-   line that must be rejected, or the reverse), non-finite scores, exit status.
+   (two partitions, messages without keys), once per Kafka client library. Counts: lines
+   answered exactly once (a result or an error record / dead letter), unanswered, answered
+   twice, wrong answers (a result for a line that must be rejected, or the reverse),
+   non-finite scores, exit status.
 2. Memory floods: `streamlstm run` with the default model (per_stream weights) and
    `max_state_bytes` = `--budget-mib`, fed `--flood-ids` distinct stream ids, then
    `--flood-feature-sets` streams each with its own feature name. Peak RSS (sampled from
@@ -77,7 +78,7 @@ def _partition(line: bytes, i: int) -> int:
     return zlib.crc32(stream.group(1)) % 2 if stream else i % 2
 
 
-def run_kafka(tmp: Path, lines) -> dict:
+def run_kafka(tmp: Path, lines, client: str) -> dict:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka_broker import TansuBroker
 
@@ -97,10 +98,11 @@ def run_kafka(tmp: Path, lines) -> dict:
         producer.close()
         cfg = config_file(tmp, "kafka", {
             "source": "kafka", "input": {"max_line_bytes": MAX_LINE_BYTES},
-            "kafka": {"bootstrap_servers": [broker.bootstrap], "topics": [topic], "group_id": f"g-{uuid.uuid4().hex[:6]}",
+            "kafka": {"client": client, "bootstrap_servers": [broker.bootstrap], "topics": [topic],
+                      "group_id": f"g-{uuid.uuid4().hex[:6]}",
                       "output_topic": out, "dead_letter_topic": dlq, "output_mode": "event",
                       "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000},
-            "metrics": {"enabled": False}, "checkpoint": {"state_dir": str(tmp / "kstate")}})
+            "metrics": {"enabled": False}, "checkpoint": {"state_dir": str(tmp / f"kstate-{client}")}})
         t0 = time.perf_counter()
         daemon = subprocess.Popen([*CLI, "--config", str(cfg), "run"], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
@@ -266,7 +268,10 @@ def main() -> int:
         tmp = Path(d)
         runs = [("streamlstm run", run_filter(tmp, lines))]
         if not args.skip_kafka:
-            runs.append(("Kafka daemon (2 partitions)", run_kafka(tmp, lines)))
+            from streamlstm.kafka.client import CLIENTS
+
+            runs += [(f"Kafka daemon, {client} client (2 partitions)", run_kafka(tmp, lines, client))
+                     for client in CLIENTS]
         for name, figures in runs:
             table(f"{name}: {args.lines} hostile lines", list(figures.items()))
             ok &= all(figures[k] == v for k, v in GOALS.items()) and figures["exit_status"] == 0

@@ -4,9 +4,8 @@
 
 As `streamlstm run --source kafka` does (SIGTERM/SIGINT set the stop event, the exit status
 is the daemon's), plus `--output-mode` (overrides `kafka.output_mode`). Logs at INFO to stderr, including the daemon's
-per-stage time breakdown at every checkpoint and at shutdown. Group joins on the test broker take
-session_timeout_ms / 2, so a short session timeout is used. (The tests run the CLI itself,
-`python -m streamlstm.cli run` with `source: kafka`; this script is for the two options the CLI lacks.)
+per-stage time breakdown at every checkpoint and at shutdown. (The tests run the CLI itself,
+`python -m streamlstm.cli run` with `source: kafka`; this script is for what the CLI lacks.)
 """
 
 import argparse
@@ -21,9 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.kafka.daemon import KafkaDaemon  # noqa: E402
 
-CLIENT_OPTIONS = {"consumer": {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
@@ -35,8 +31,7 @@ def main() -> int:
     stop = threading.Event()
     for s in (signal.SIGTERM, signal.SIGINT):
         signal.signal(s, lambda *_: stop.set())
-    daemon = KafkaDaemon(load_config(args.config), stop, client_options=CLIENT_OPTIONS,
-                         output_mode=args.output_mode)
+    daemon = KafkaDaemon(load_config(args.config), stop, output_mode=args.output_mode)
     return daemon.run()
 
 

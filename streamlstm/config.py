@@ -70,14 +70,16 @@ MAX_BYTES = 1 << 20  # of a config file
 MAX_DEPTH = 64  # levels of nesting
 MAX_NODES = 100_000  # scalars, lists and mappings, counting an aliased node at each use
 
-# kafka-python settings that may appear under `kafka.security`. sasl_oauth_token_provider is
-# left out on purpose: it takes a Python object, which no config file can express.
+# Settings that may appear under `kafka.security`, in kafka-python's names (the confluent
+# client translates them). sasl_oauth_token_provider is left out on purpose: it takes a
+# Python object, which no config file can express.
 SECURITY_KEYS = frozenset({
     "security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
     "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_check_hostname",
     "sasl_kerberos_service_name",
 })
 SECRET_KEYS = frozenset({"sasl_plain_password", "ssl_password"})
+SECRET_WORDS = ("password", "secret")  # a kafka.client_options setting naming one of these is a secret
 
 
 class ConfigError(ValueError):
@@ -141,6 +143,7 @@ class CheckpointConfig:
 
 @dataclass(frozen=True, slots=True)
 class KafkaConfig:
+    client: str = "confluent"  # the client library (kafka/client.py)
     bootstrap_servers: tuple[str, ...] = ("127.0.0.1:9092",)
     topics: tuple[str, ...] = ()
     group_id: str = "streamlstm"
@@ -153,8 +156,10 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
-    # Read-only view: pass as `KafkaConsumer(**cfg.kafka.security)`.
+    # Read-only view, in kafka-python's names (kafka/confluent_client.py translates them).
     security: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # {"consumer": {...}, "producer": {...}}: settings of the chosen client, in its own names.
+    client_options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +229,10 @@ def dump_yaml(config: Config, redact_secrets: bool = True) -> str:
         security = data["kafka"]["security"]
         for key in SECRET_KEYS & security.keys():
             security[key] = "<redacted>"
+        for settings in data["kafka"]["client_options"].values():
+            for key in settings:
+                if any(word in key for word in SECRET_WORDS):
+                    settings[key] = "<redacted>"
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -356,7 +365,7 @@ class _StrList(_Spec):
 
 
 class _Security(_Spec):
-    expect = "mapping of kafka-python security settings"
+    expect = "mapping of security settings (kafka-python's names)"
 
     def check(self, value: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -369,6 +378,26 @@ class _Security(_Spec):
                 checked[key] = _security_item(key).check(item)
             except _Bad as bad:
                 raise _Bad(bad.expect, key, item) from None
+        return MappingProxyType(checked)
+
+
+class _ClientOptions(_Spec):
+    """Settings passed through verbatim to the client library, which checks their names."""
+
+    expect = "mapping with 'consumer' and/or 'producer'"
+    setting = "mapping of setting names to strings, numbers or booleans"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _Bad(self.expect)
+        checked = {}
+        for part, settings in value.items():
+            if part not in ("consumer", "producer"):
+                raise _Bad("'consumer' or 'producer'", part, part)
+            if not isinstance(settings, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in settings.items()):
+                raise _Bad(self.setting, part, settings)
+            checked[part] = MappingProxyType(dict(settings))
         return MappingProxyType(checked)
 
 
@@ -401,6 +430,7 @@ _SPECS: dict[str, _Spec] = {
     "checkpoint.every_events": _Setting(Number(int, 1)),
     "checkpoint.every_seconds": _Setting(Number(float, 0, lo_inc=False)),
     "checkpoint.keep": _Setting(Number(int, 1)),
+    "kafka.client": _Choice(("confluent", "kafka-python")),
     "kafka.bootstrap_servers": _StrList(nonempty=True),
     "kafka.topics": _StrList(nonempty=False),
     "kafka.group_id": _Str(),
@@ -414,6 +444,7 @@ _SPECS: dict[str, _Spec] = {
     "kafka.session_timeout_ms": _Setting(Number(int, 1)),
     "kafka.heartbeat_interval_ms": _Setting(Number(int, 1)),
     "kafka.security": _Security(),
+    "kafka.client_options": _ClientOptions(),
     "metrics.address": _Str(),
     "metrics.port": _Setting(Number(int, 0, True, 65535, True)),
     "metrics.enabled": _Bool(),

@@ -19,6 +19,8 @@ import pytest
 from kafka_broker import TansuBroker, find_tansu_binary
 from subprocess_suite import start_in_background
 
+from streamlstm.kafka.client import CLIENTS
+
 _SUITES = pytest.StashKey[list]()
 
 
@@ -36,6 +38,14 @@ def kafka_broker():
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(params=CLIENTS)
+def kafka_client(request) -> str:
+    """Each value of `kafka.client`: a test using this runs once per client library."""
+    if request.param == "confluent":
+        pytest.importorskip("confluent_kafka", reason="confluent-kafka not installed")
+    return request.param
 
 
 def _suite(item):

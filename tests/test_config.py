@@ -217,6 +217,24 @@ def test_security_allowlist():
         load(overrides={"kafka.security": {"ssl_check_hostname": "yes please"}})
 
 
+def test_kafka_client_and_its_options():
+    """kafka.client picks the library; kafka.client_options passes its own settings through,
+    checked only for shape, and dump_yaml redacts those that name a password or secret."""
+    assert load().kafka.client == "confluent"
+    with pytest.raises(ConfigError, match=r"kafka.client: expected one of 'confluent', 'kafka-python', got 'java'"):
+        load(overrides={"kafka.client": "java"})
+    env = {"STREAMLSTM_KAFKA__CLIENT": "kafka-python",
+           "STREAMLSTM_KAFKA__CLIENT_OPTIONS": "{consumer: {fetch_max_wait_ms: 10}, producer: {sasl.password: hunter2}}"}
+    cfg = load(env=env)
+    assert cfg.kafka.client == "kafka-python"
+    assert cfg.kafka.client_options["consumer"] == {"fetch_max_wait_ms": 10}
+    assert "hunter2" not in dump_yaml(cfg) and "fetch_max_wait_ms: 10" in dump_yaml(cfg)
+    with pytest.raises(ConfigError, match=r"kafka.client_options.admin: expected 'consumer' or 'producer'"):
+        load(overrides={"kafka.client_options": {"admin": {}}})
+    with pytest.raises(ConfigError, match=r"kafka.client_options.consumer: expected mapping of setting names"):
+        load(overrides={"kafka.client_options": {"consumer": {"a": [1]}}})
+
+
 def test_kafka_source_needs_topics():
     with pytest.raises(ConfigError, match=r"kafka.topics: at least one topic"):
         load(overrides={"source": "kafka"})

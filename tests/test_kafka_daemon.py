@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from streamlstm.config import load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
 from streamlstm.io.parsers import JsonlParser  # noqa: E402
+from streamlstm.kafka.client import TP, Records, open_client  # noqa: E402
 from streamlstm.kafka.daemon import KafkaDaemon  # noqa: E402
 from streamlstm.kafka.metrics import DaemonMetrics  # noqa: E402
 from streamlstm.kafka.sink import OUTPUT_MODES, KafkaSink, pack_results  # noqa: E402
@@ -44,7 +46,7 @@ def _uniq(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _write_config(tmp_path: Path, broker, name: str, **kafka_extra) -> tuple[Path, dict]:
+def _write_config(tmp_path: Path, broker, client: str, name: str, **kafka_extra) -> tuple[Path, dict]:
     topic = _uniq(f"{name}-in")
     for t in (topic,):
         broker.create_topic(t, partitions=PARTITIONS)
@@ -52,8 +54,9 @@ def _write_config(tmp_path: Path, broker, name: str, **kafka_extra) -> tuple[Pat
         "source": "kafka",
         "model": {"hidden_size": 4, "k1": 4, "k2": 4, "warmup": 5, "threshold": 0.9},
         "checkpoint": {"every_events": 100, "every_seconds": 30.0, "state_dir": str(tmp_path / "state")},
-        "kafka": {"bootstrap_servers": [broker.bootstrap], "topics": [topic], "group_id": _uniq(f"{name}-g"),
-                  "output_topic": _uniq(f"{name}-out"), "dead_letter_topic": _uniq(f"{name}-dlq"),
+        "kafka": {"client": client, "bootstrap_servers": [broker.bootstrap], "topics": [topic],
+                  "group_id": _uniq(f"{name}-g"), "output_topic": _uniq(f"{name}-out"),
+                  "dead_letter_topic": _uniq(f"{name}-dlq"),
                   "poll_max_records": 40, "poll_timeout_ms": 100,
                   # Group joins on the test broker take about session_timeout_ms / 2 (tests/kafka_broker.py).
                   "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000, **kafka_extra},
@@ -200,8 +203,8 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("output_mode", OUTPUT_MODES)
-def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, output_mode):
-    path, data = _write_config(tmp_path, kafka_broker, "e2e")
+def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, kafka_client, tmp_path, output_mode):
+    path, data = _write_config(tmp_path, kafka_broker, kafka_client, "e2e")
     data["metrics"] = {"enabled": True, "address": "127.0.0.1", "port": 0}
     path.write_text(yaml.safe_dump(data))
     k = data["kafka"]
@@ -230,7 +233,7 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, tmp_path, out
         out.close()
         feed.close()
         dlq.close()
-    assert status == [0]
+    assert status == [0] and daemon.client.name == kafka_client
     _assert_matches(results, ref, exact_once=True)
     # Results are keyed by stream id and carry their source.
     assert {key.decode() for key in out.keys} == {"s0", "s1", "s2", "s3"}
@@ -265,8 +268,8 @@ def _spawn(path: Path, log_path: Path) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
 
 
-def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, tmp_path):
-    path, data = _write_config(tmp_path, kafka_broker, "kill")
+def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, kafka_client, tmp_path):
+    path, data = _write_config(tmp_path, kafka_broker, kafka_client, "kill")
     k = data["kafka"]
     feed = Feed(kafka_broker.bootstrap, k["topics"][0])
     feed.produce(400)
@@ -294,8 +297,18 @@ def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, tmp
     assert "restored state" in log_path.read_text()
 
 
-def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
-    path, data = _write_config(tmp_path, kafka_broker, "move", changelog_topic=_uniq("move-changelog"))
+def test_partition_moves_between_daemons_with_its_state(kafka_broker, kafka_client, tmp_path):
+    _move_a_partition(kafka_broker, tmp_path, kafka_client, kafka_client)
+
+
+def test_a_group_can_mix_clients(kafka_broker, tmp_path):
+    """A kafka-python member and a confluent one share a group and its partitions' state (a
+    rolling move from one client to the other)."""
+    _move_a_partition(kafka_broker, tmp_path, "kafka-python", "confluent")
+
+
+def _move_a_partition(kafka_broker, tmp_path, client_a: str, client_b: str) -> None:
+    path, data = _write_config(tmp_path, kafka_broker, client_a, "move", changelog_topic=_uniq("move-changelog"))
     data["checkpoint"]["state_dir"] = None
     path.write_text(yaml.safe_dump(data))
     config = load_config(path)
@@ -307,7 +320,7 @@ def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
         feed.produce(150)
         a = _start_thread(config)
         out.until(_covers(feed.offsets()), what="phase 1 results")
-        b = _start_thread(config)
+        b = _start_thread(load_config(path, overrides={"kafka.client": client_b}))
         deadline = time.monotonic() + 30
         while not (len(a[0].states) == 1 and len(b[0].states) == 1):
             assert time.monotonic() < deadline, "the two daemons did not split the partitions"
@@ -340,18 +353,12 @@ def test_partition_moves_between_daemons_with_its_state(kafka_broker, tmp_path):
 # ---------------------------------------------------------------- without a broker
 
 
-class _Sent:
-    def add_errback(self, fn):
-        return self
-
-
 class _FakeProducer:
     def __init__(self):
-        self.sent: list[tuple[str, bytes | None, bytes, int | None]] = []
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
 
-    def send(self, topic, key=None, value=None, partition=None):
-        self.sent.append((topic, key, value, partition))
-        return _Sent()
+    def send(self, topic, key, value):
+        self.sent.append((topic, key, value))
 
 
 def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
@@ -362,17 +369,22 @@ def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
         "output.only_anomalies": only_anomalies, "kafka.output_topic": "out", "kafka.dead_letter_topic": "dlq",
         **overrides})
     daemon = KafkaDaemon(config, threading.Event(), output_mode=output_mode)
-    daemon.sink = KafkaSink(_FakeProducer(), "out", "dlq", output_mode, only_anomalies, partition_default=False)
-    tp = TopicPartition("in", 0)
+    daemon.sink = KafkaSink(_FakeProducer(), "out", "dlq", output_mode, only_anomalies)
+    tp = TP("in", 0)
     st = daemon.states[tp] = PartitionState.fresh(tp, config, daemon.budget)
     st.next_offset = st.parsed_to = 0
     return daemon, config, tp
 
 
-def _offline_messages():
-    from collections import namedtuple
+Rec = namedtuple("Rec", "offset key value")
 
-    Rec = namedtuple("Rec", "offset key value")
+
+def _records(recs: list[Rec]) -> Records:
+    """Messages as the consumer's poll returns them for one partition."""
+    return Records([r.offset for r in recs], [r.key for r in recs], [r.value for r in recs])
+
+
+def _offline_messages():
     multi = [("m0", json.dumps({"stream": "m0", "ts": f"2024-05-01T00:{i // 60:02d}:{i % 60:02d}Z",
                                 "values": {"b": None if i % 9 == 4 else math.cos(i / 5), "a": i % 7}}).encode())
              for i in range(60)]
@@ -393,7 +405,7 @@ def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
     for pipelined in (False, True):
         daemon, config, tp = _offline_daemon(output_mode, only_anomalies)
         for a in range(0, len(recs), 70):  # five polls
-            daemon.pipeline.push(daemon.parse({tp: recs[a:a + 70]}))
+            daemon.pipeline.push(daemon.parse({tp: _records(recs[a:a + 70])}))
             if not pipelined:
                 daemon.pipeline.drain()
         daemon.pipeline.drain()
@@ -413,7 +425,7 @@ def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
 
     results = [m for m in sent if m[0] == "out"]
     got: dict[str, list[str]] = {}
-    for _, key, value, partition in results:
+    for _, key, value in results:
         text = value.decode()
         if output_mode == "batch":
             assert text.startswith("[") and text.endswith("]")
@@ -441,7 +453,7 @@ def test_anomalies_are_counted_per_model_group():
     daemon, config, tp = _offline_daemon("batch", False, groups=groups)
     recs = _offline_messages()
     for a in range(0, len(recs), 70):
-        daemon.pipeline.push(daemon.parse({tp: recs[a:a + 70]}))
+        daemon.pipeline.push(daemon.parse({tp: _records(recs[a:a + 70])}))
     daemon.pipeline.drain()
     daemon.pipeline.close()
 
@@ -457,19 +469,18 @@ def test_anomalies_are_counted_per_model_group():
 def test_one_state_budget_spans_all_partitions():
     """max_streams holds across the pools of all assigned partitions: the least recently
     seen stream of any partition goes, and the metrics count it."""
-    from collections import namedtuple
-
     from streamlstm.kafka.daemon import PartitionState
 
-    Rec = namedtuple("Rec", "offset key value")
     daemon, config, tp0 = _offline_daemon("batch", False, max_streams=3)
-    tp1 = TopicPartition("in", 1)
+    tp1 = TP("in", 1)
     st1 = daemon.states[tp1] = PartitionState.fresh(tp1, config, daemon.budget)
     st1.next_offset = st1.parsed_to = 0
     daemon.consumer = type("NoLag", (), {"highwater": lambda self, tp: None})()
     value = json.dumps({"value": 1.5}).encode()
-    daemon.pipeline.push(daemon.parse({tp0: [Rec(0, b"a", value), Rec(1, b"b", value)], tp1: [Rec(0, b"c", value)]}))
-    daemon.pipeline.push(daemon.parse({tp1: [Rec(1, b"d", value)]}))  # a fourth stream: "a" of partition 0 goes
+    daemon.pipeline.push(daemon.parse({tp0: _records([Rec(0, b"a", value), Rec(1, b"b", value)]),
+                                       tp1: _records([Rec(0, b"c", value)])}))
+    # a fourth stream: "a" of partition 0 goes
+    daemon.pipeline.push(daemon.parse({tp1: _records([Rec(1, b"d", value)])}))
     daemon.pipeline.drain()
     daemon.pipeline.close()
     assert [daemon.states[tp].pool.n_streams for tp in (tp0, tp1)] == [1, 2]
@@ -484,20 +495,17 @@ def test_one_state_budget_spans_all_partitions():
 def test_the_daemon_answers_every_hostile_message_exactly_once():
     """The hostile corpus of tests/hostile.py as messages without keys: each offset gets
     exactly one result or one dead letter, and every score is finite."""
-    from collections import namedtuple
-
     from hostile import MAX_LINE_BYTES, answers, corpus
 
-    Rec = namedtuple("Rec", "offset key value")
     daemon, config, tp = _offline_daemon("event", False, max_models=50, **{"input.max_line_bytes": MAX_LINE_BYTES})
     lines = corpus(1500, seed=2)
     recs = [Rec(offset, None, line) for offset, (_, line) in enumerate(lines)]
     for a in range(0, len(recs), 100):
-        daemon.pipeline.push(daemon.parse({tp: recs[a:a + 100]}))
+        daemon.pipeline.push(daemon.parse({tp: _records(recs[a:a + 100])}))
     daemon.pipeline.drain()
     daemon.pipeline.close()
-    results = [json.loads(value) for topic, _, value, _ in daemon.sink.producer.sent if topic == "out"]
-    dead = [json.loads(value) for topic, _, value, _ in daemon.sink.producer.sent if topic == "dlq"]
+    results = [json.loads(value) for topic, _, value in daemon.sink.producer.sent if topic == "out"]
+    dead = [json.loads(value) for topic, _, value in daemon.sink.producer.sent if topic == "dlq"]
     figures = answers(lines, results, dead, seq_of=lambda rec: rec["offset"] + 1)
     assert figures["answered_once"] == len(lines) and figures["wrong_answer"] == 0, figures
     assert figures["non_finite_scores"] == 0 and daemon.states[tp].next_offset == len(lines)
@@ -533,8 +541,8 @@ def _fatal_error_record(caplog):
     return errors[0].getMessage()
 
 
-def test_unwritable_state_dir_is_one_error_line(kafka_broker, tmp_path, caplog):
-    path, data = _write_config(tmp_path, kafka_broker, "unwritable")
+def test_unwritable_state_dir_is_one_error_line(kafka_broker, kafka_client, tmp_path, caplog):
+    path, data = _write_config(tmp_path, kafka_broker, kafka_client, "unwritable")
     (tmp_path / "file").write_text("a regular file")
     data["checkpoint"]["state_dir"] = str(tmp_path / "file" / "state")
     path.write_text(yaml.safe_dump(data))
@@ -543,24 +551,34 @@ def test_unwritable_state_dir_is_one_error_line(kafka_broker, tmp_path, caplog):
     assert "cannot write checkpoints to" in _fatal_error_record(caplog)
 
 
-def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_broker, tmp_path, caplog):
-    path, data = _write_config(tmp_path, kafka_broker, "unrestorable", changelog_topic=_uniq("unrestorable-cl"))
+def test_an_unknown_client_option_is_one_error_line_naming_it(kafka_broker, kafka_client, tmp_path, caplog):
+    path, _ = _write_config(tmp_path, kafka_broker, kafka_client, "options",
+                            client_options={"consumer": {"bogus_setting": 1}})
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(load_config(path), threading.Event()).run() == 1
+    assert "bogus_setting" in _fatal_error_record(caplog)
+
+
+def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_broker, kafka_client, tmp_path, caplog):
+    path, data = _write_config(tmp_path, kafka_broker, kafka_client, "unrestorable",
+                               changelog_topic=_uniq("unrestorable-cl"))
     data["checkpoint"]["state_dir"] = None
     path.write_text(yaml.safe_dump(data))
-    store = KafkaChangelogStore(kafka_broker.bootstrap, data["kafka"]["changelog_topic"])
+    config = load_config(path)
+    store = KafkaChangelogStore(open_client(config.kafka), data["kafka"]["changelog_topic"])
     try:
-        store.save(TopicPartition(data["kafka"]["topics"][0], 0), b"valid checksum, not a snapshot", {})
+        store.save(TP(data["kafka"]["topics"][0], 0), b"valid checksum, not a snapshot", {})
         store.flush()
     finally:
         store.close()
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
-        assert KafkaDaemon(load_config(path), threading.Event()).run() == 1
+        assert KafkaDaemon(config, threading.Event()).run() == 1
     assert "cannot be restored" in _fatal_error_record(caplog)
 
 
-def test_sigterm_during_start_up_exits_0(kafka_broker, tmp_path):
+def test_sigterm_during_start_up_exits_0(kafka_broker, kafka_client, tmp_path):
     """`streamlstm run --source kafka` honours a SIGTERM that arrived before its handler."""
-    path, _ = _write_config(tmp_path, kafka_broker, "early")
+    path, _ = _write_config(tmp_path, kafka_broker, kafka_client, "early")
     res = sigterm_during_start_up(["--config", str(path), "run"])
     assert res.returncode == 0, res.stderr.decode()
     assert "Traceback" not in res.stderr.decode() and "stopping: final checkpoint" in res.stderr.decode()

@@ -2,16 +2,14 @@
 cannot restore; the changelog, which keeps one snapshot per partition, refuses it clearly."""
 
 import uuid
-from collections import namedtuple
 
 import pytest
 
-from streamlstm.config import Config
+from streamlstm.config import Config, KafkaConfig
 from streamlstm.io.checkpoint import CheckpointError
+from streamlstm.kafka.client import TP, open_client
 from streamlstm.kafka.daemon import PartitionState
 from streamlstm.kafka.state_store import DirectoryStateStore, KafkaChangelogStore
-
-TP = namedtuple("TP", "topic partition")
 
 
 def restore(tp, payload, meta):
@@ -43,17 +41,18 @@ def test_directory_store_checks_its_root_is_writable_at_start(tmp_path):
         DirectoryStateStore(tmp_path / "file" / "state")
 
 
-def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker):
+def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker, kafka_client):
+    client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(kafka_broker.bootstrap,)))
     topic = f"changelog-{uuid.uuid4().hex[:8]}"
     good, bad = TP("t", 0), TP("t", 1)
-    writer = KafkaChangelogStore(kafka_broker.bootstrap, topic)
+    writer = KafkaChangelogStore(client, topic)
     try:
         writer.save(good, *snapshot(good, 7))
         writer.save(bad, b"valid checksum, not a snapshot", {})
         writer.flush()
     finally:
         writer.close()
-    reader = KafkaChangelogStore(kafka_broker.bootstrap, topic)
+    reader = KafkaChangelogStore(client, topic)
     try:
         assert reader.load([good], restore)[good].next_offset == 7
         with pytest.raises(CheckpointError, match=f"changelog {topic}: snapshot \\w+ of t-1 cannot be restored"):

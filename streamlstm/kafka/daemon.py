@@ -8,6 +8,9 @@
     → when due, the checkpoint recipe (io/pipeline.py): finish the batch in flight → flush
       the producer → snapshot the partition states → commit their offsets
 
+It talks to Kafka through the client seam (kafka/client.py), whichever library
+`kafka.client` picks.
+
 State follows partitions: every assigned input partition has its own `DetectorPool` and
 parser memory, snapshotted together with the next input offset the snapshot includes. Offsets
 are committed only after the results they cover are flushed and the state including them is
@@ -24,9 +27,9 @@ set: the current batch finishes, then flush, checkpoint, commit, close, return 0
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +41,7 @@ from ..event import Rejected
 from ..io.parsers import JsonlParser
 from ..io.pipeline import Pipeline, checkpoint
 from ..pool import DetectorPool
+from .client import TP, Records, open_client
 from .metrics import DaemonMetrics, MetricsServer
 from .sink import OUTPUT_MODES, KafkaSink, PartitionBatch
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
@@ -47,14 +51,6 @@ __all__ = ["KafkaDaemon", "run_kafka"]
 log = logging.getLogger("streamlstm.kafka")
 
 _KEY_FIELD = "\x00streamlstm-message-key"  # a JSON field name no input uses
-
-# Client settings (overridable through `client_options`). The producer batches generously
-# (results are flushed before every commit anyway) and does not compress; the consumer
-# fetches up to 4 MiB per partition per request instead of 1 MiB.
-CONSUMER_DEFAULTS = {"fetch_max_wait_ms": 100,  # bounds latency on brokers that hold fetches for the full wait
-                     "max_partition_fetch_bytes": 4 * 1024 * 1024}
-PRODUCER_DEFAULTS = {"acks": "all", "linger_ms": 5, "retries": 5, "batch_size": 512 * 1024,
-                     "compression_type": None}
 
 # main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
 _STAGES = ("poll", "parse", "score", "wait", "produce", "checkpoint")
@@ -71,7 +67,7 @@ class _KeyInput:
 
 @dataclass
 class PartitionState:
-    tp: Any
+    tp: TP
     pool: DetectorPool
     by_field: JsonlParser  # stream id from the JSON field
     by_key: JsonlParser  # stream id from the message key; shares by_field's memory
@@ -83,7 +79,7 @@ class PartitionState:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def fresh(cls, tp, config: Config, budget: StateBudget | None = None) -> "PartitionState":
+    def fresh(cls, tp: TP, config: Config, budget: StateBudget | None = None) -> "PartitionState":
         by_field = JsonlParser(config.input, max_streams=config.max_streams)
         by_key = JsonlParser(_KeyInput(config.input), max_streams=config.max_streams)  # type: ignore[arg-type]
         by_key.memory = by_field.memory
@@ -102,48 +98,25 @@ class PartitionState:
         self.events = extra.get("events", 0)
 
 
-def _listener_class():
-    from kafka import ConsumerRebalanceListener
-
-    class Listener(ConsumerRebalanceListener):
-        """Rebalance hooks. kafka-python 3 runs them on the consumer's IO thread while the main
-        thread waits in `poll()`, so they may touch the daemon's state but must not call the
-        consumer's blocking APIs: revoke awaits an async commit, assign defers to the loop."""
-
-        def __init__(self, daemon: "KafkaDaemon"):
-            self.daemon = daemon
-
-        async def on_partitions_revoked(self, revoked):
-            await self.daemon.on_revoked(revoked)
-
-        def on_partitions_assigned(self, assigned):
-            self.daemon.on_assigned(assigned)
-
-    return Listener
-
-
 class KafkaDaemon:
-    """One consumer-group member. `run()` returns the exit status."""
+    """One consumer-group member, and the `Rebalance` of its consumer (kafka/client.py).
+    `run()` returns the exit status."""
 
-    def __init__(self, config: Config, stop: threading.Event, *,
-                 client_options: Mapping[str, Any] | None = None, metrics: DaemonMetrics | None = None,
+    def __init__(self, config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
                  output_mode: str | None = None):
         self.config = config
         self.output_mode = output_mode or config.kafka.output_mode
         if self.output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}")
         self.stop = stop
-        self.client_options = dict(client_options or {})
         self.metrics = metrics or DaemonMetrics()
-        self.states: dict[Any, PartitionState] = {}
+        self.states: dict[TP, PartitionState] = {}
         # The state limits of the whole process, across all partitions' pools (budget.py).
         self.budget = StateBudget(config.max_streams, config.max_state_bytes, config.max_models)
         self._evictions_counted: Counter[str] = Counter()  # budget.evictions already in the metric
-        self.parked: dict[Any, PartitionState] = {}  # revoked states, reused if reassigned unchanged
-        self.pending_assign: list = []  # assigned partitions whose state the loop must restore
-        self.joined = False  # an assignment (possibly empty) has been received
+        self.parked: dict[TP, PartitionState] = {}  # revoked states, reused if reassigned unchanged
         self.fatal: BaseException | None = None
-        self.consumer = self.producer = self.store = None
+        self.client = self.consumer = self.producer = self.store = None
         self.sink: KafkaSink | None = None
         self.server: MetricsServer | None = None
         self.since_commit = 0
@@ -155,35 +128,17 @@ class KafkaDaemon:
 
     # ------------------------------------------------------------------ setup
 
-    def _kafka_clients(self) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
-        from kafka.record import util as record_util
-
+    def _connect(self) -> None:
         k = self.config.kafka
-        if getattr(record_util, "crc32c_c", None) is not None:  # kafka-python found the crc32c package
-            log.info("CRC-32C: crc32c (C extension)")
-        else:  # every record batch consumed or produced is checksummed in pure Python (~10 µs per record)
-            log.warning("CRC-32C: kafka-python's pure Python (slow); the crc32c package is not installed")
-        security = dict(k.security)
-        consumer_opts = {
-            "session_timeout_ms": k.session_timeout_ms,
-            "heartbeat_interval_ms": k.heartbeat_interval_ms,
-            **CONSUMER_DEFAULTS,
-            **self.client_options.get("consumer", {}),
-        }
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=list(k.bootstrap_servers), group_id=k.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=k.poll_max_records,
-            client_id=f"streamlstm-{os.getpid()}", **security, **consumer_opts)
-        producer_opts = {**PRODUCER_DEFAULTS, **self.client_options.get("producer", {})}
-        self.producer = KafkaProducer(
-            bootstrap_servers=list(k.bootstrap_servers), client_id=f"streamlstm-{os.getpid()}",
-            **security, **producer_opts)
+        self.client = open_client(k)
+        log.info("Kafka client: %s", self.client.name)
+        self.consumer = self.client.consumer()
+        self.producer = self.client.producer("results", on_error=lambda exc: self.metrics.errors.labels(
+            kind="produce").inc())
         self.sink = KafkaSink(self.producer, k.output_topic, k.dead_letter_topic, self.output_mode,
-                              self.config.output.only_anomalies, partition_default="partitioner" not in producer_opts,
-                              on_error=lambda exc: self.metrics.errors.labels(kind="produce").inc())
+                              self.config.output.only_anomalies)
         if k.changelog_topic:
-            self.store = KafkaChangelogStore(k.bootstrap_servers, k.changelog_topic, security)
+            self.store = KafkaChangelogStore(self.client, k.changelog_topic)
         elif self.config.checkpoint.state_dir:
             self.store = DirectoryStateStore(self.config.checkpoint.state_dir, keep=self.config.checkpoint.keep)
         else:
@@ -193,23 +148,16 @@ class KafkaDaemon:
 
     # ------------------------------------------------------------------ rebalance
 
-    async def on_revoked(self, revoked) -> None:
-        """Flush, checkpoint and commit the revoked partitions, then release their state."""
-        self.pending_assign = [tp for tp in self.pending_assign if tp not in revoked]
+    def revoked(self, revoked: list[TP]) -> dict[TP, int]:
+        """Finish, flush and checkpoint the revoked partitions and release their state; returns
+        the offsets the consumer commits before they go."""
         revoked = [tp for tp in revoked if tp in self.states]
-        if not revoked:
-            return
+        offsets: dict[TP, int] = {}
         try:
-            if self.fatal is None:
+            if self.fatal is None and revoked:
                 offsets = self.checkpoint(revoked)
-                if offsets:
-                    try:
-                        await self.consumer.commit_async(offsets)
-                    except Exception as exc:  # noqa: BLE001 - the checkpoint says where to resume
-                        self.metrics.errors.labels(kind="commit").inc()
-                        log.warning("commit on revoke failed (state is checkpointed, so this is safe): %r", exc)
-        except Exception as exc:  # noqa: BLE001 - kafka-python swallows listener errors
-            log.debug("checkpoint on revoke failed", exc_info=True)  # the loop reports it as fatal
+        except Exception as exc:  # noqa: BLE001 - the loop raises it (kafka-python swallows listener errors)
+            log.debug("checkpoint on revoke failed", exc_info=True)
             self.fatal = exc
         finally:
             for tp in revoked:
@@ -223,28 +171,27 @@ class KafkaDaemon:
                 except KeyError:
                     pass
             self.metrics.partitions.set(len(self.states))
-            log.info("revoked %s", sorted(partition_key(tp) for tp in revoked))
+            if revoked:
+                log.info("revoked %s", sorted(partition_key(tp) for tp in revoked))
+        return offsets
 
-    def on_assigned(self, assigned) -> None:
-        """Pause the new partitions; the loop restores their state and seeks before resuming."""
-        new = [tp for tp in assigned if tp not in self.states]
-        if new:
-            self.consumer.pause(*new)
-        self.pending_assign = new
-        self.joined = True
+    def commit_failed(self, exc: Exception) -> None:
+        # Harmless for correctness: the checkpoint says where to resume.
+        self.metrics.errors.labels(kind="commit").inc()
+        log.warning("commit failed (state is checkpointed, so this is safe): %r", exc)
 
-    def _restore_pending(self) -> None:
-        pending, self.pending_assign = self.pending_assign, []
-        if pending:
-            self._assign(pending)  # a failure is fatal: `run` reports it
-            self.consumer.resume(*pending)
-        self.metrics.assigned = self.joined
+    def assigned(self, assigned: list[TP]) -> dict[TP, int | None]:
+        """Restore the new partitions' states (or keep parked ones); returns the offset each
+        resumes from: its checkpoint's, whatever the committed one says. A failure is fatal."""
+        self._assign(assigned)
+        self.metrics.assigned = True
         self.metrics.partitions.set(len(self.states))
+        return {tp: self.states[tp].next_offset for tp in assigned}
 
-    def _assign(self, assigned) -> None:
+    def _assign(self, assigned: list[TP]) -> None:
         parked, self.parked = self.parked, {}
         new = [tp for tp in assigned if tp not in self.states]
-        committed = {tp: self.consumer.committed(tp) for tp in new}
+        committed = self.consumer.committed(new)
         to_load = []
         for tp in new:
             st = parked.get(tp)
@@ -282,23 +229,17 @@ class KafkaDaemon:
                                     partition_key(tp), committed[tp])
             st.committed = committed[tp]
             st.parsed_to = st.next_offset
-            if st.next_offset is not None:
-                self.consumer.seek(tp, st.next_offset)
-            else:
-                self.consumer.seek_to_beginning(tp)  # auto_offset_reset=earliest, made explicit
             log.info("assigned %s: %s state, %d streams, from offset %s (committed %s)", partition_key(tp),
                      how, st.pool.n_streams, st.next_offset, committed[tp])
 
     # ------------------------------------------------------------------ checkpoint + commit
 
-    def checkpoint(self, tps) -> dict:
+    def checkpoint(self, tps: list[TP]) -> dict[TP, int]:
         """Steps 1-3 of the checkpoint recipe (io/pipeline.py) for the partitions `tps`:
         finish the batch in flight, flush the producer, make their states durable. Returns
-        the offsets to commit (step 4, the caller's: in a rebalance it is asynchronous)."""
-        from kafka import OffsetAndMetadata
-
+        the offsets to commit (step 4, the caller's: in a rebalance, the consumer's)."""
         checkpoint(self.pipeline, [self.sink], lambda: self._snapshot(tps))
-        return {tp: OffsetAndMetadata(st.next_offset, "", -1) for tp in tps
+        return {tp: st.next_offset for tp in tps
                 if (st := self.states[tp]).next_offset is not None and st.next_offset != st.committed}
 
     def _snapshot(self, tps) -> None:
@@ -328,12 +269,10 @@ class KafkaDaemon:
         try:
             self.consumer.commit(offsets)
         except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
-            # Harmless for correctness: the checkpoint says where to resume.
-            self.metrics.errors.labels(kind="commit").inc()
-            log.warning("commit failed (state is checkpointed, so this is safe): %r", exc)
+            self.commit_failed(exc)
         else:
-            for tp, om in offsets.items():
-                self.states[tp].committed = om.offset
+            for tp, offset in offsets.items():
+                self.states[tp].committed = offset
 
     # ------------------------------------------------------------------ processing
 
@@ -343,37 +282,37 @@ class KafkaDaemon:
     # over state (checkpoints, so also revocation and shutdown) drains it first, so a
     # snapshot always holds exactly the events before its `next_offset`, parser memory included.
 
-    def parse(self, records) -> list[PartitionBatch]:
+    def parse(self, records: Mapping[TP, Records]) -> list[PartitionBatch]:
         """Parse and route one poll's records, per partition (main thread)."""
         by_key = self.config.kafka.key_source == "key"
         t0 = time.perf_counter()
         out = []
-        for tp, recs in records.items():
+        for tp, (offsets, keys_in, values) in records.items():
             st = self.states.get(tp)
             if st is None:  # not ours any more (cannot normally happen)
                 continue
-            if st.parsed_to is not None and recs[0].offset < st.parsed_to:
-                recs = [r for r in recs if r.offset >= st.parsed_to]
-            if not recs:
+            if st.parsed_to is not None and offsets[0] < st.parsed_to:  # already parsed (a seek back)
+                start = bisect_left(offsets, st.parsed_to)
+                offsets, keys_in, values = offsets[start:], keys_in[start:], values[start:]
+            if not offsets:
                 continue
             events, rejected, keys = [], [], []
             by_key_parse, by_field_parse, key_input = st.by_key.parse, st.by_field.parse, st.by_key.cfg
-            for rec in recs:
-                key = rec.key
+            for offset, key, value in zip(offsets, keys_in, values):
                 if by_key and key is not None:
                     key_input.default_stream = key.decode("utf-8", "replace")
-                    parsed = by_key_parse(rec.offset, rec.value or b"")
+                    parsed = by_key_parse(offset, value or b"")
                 else:
-                    parsed = by_field_parse(rec.offset, rec.value or b"")
+                    parsed = by_field_parse(offset, value or b"")
                 if parsed.__class__ is Rejected:
                     rejected.append(parsed)
                     keys.append(key)
                 else:
                     events.append(parsed)
-            st.parsed_to = recs[-1].offset + 1
+            st.parsed_to = offsets[-1] + 1
             routed = st.pool.route(events)
             if routed.rejected:  # no model could take them (max_models)
-                key_of = {r.offset: r.key for r in recs}
+                key_of = dict(zip(offsets, keys_in))
                 pairs = sorted([*zip(rejected, keys), *((r, key_of[r.seq]) for r in routed.rejected)],
                                key=lambda pair: pair[0].seq)
                 rejected, keys = [r for r, _ in pairs], [k for _, k in pairs]
@@ -431,7 +370,7 @@ class KafkaDaemon:
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
         try:
-            self._kafka_clients()
+            self._connect()
             with Pipeline.running():
                 self._serve()
         except Exception as exc:
@@ -442,31 +381,30 @@ class KafkaDaemon:
             status = 1
         finally:
             self.metrics.alive = status == 0
-            self._close(commit=False)
+            self._close()
         return status
 
     def _serve(self) -> None:
-        """poll → parse → push into the pipeline → restore newly assigned partitions →
+        """poll (restoring newly assigned partitions within) → parse → push into the pipeline →
         checkpoint and commit when due; until `stop`, then a final checkpoint and commit."""
         cfg = self.config
-        self.consumer.subscribe(list(cfg.kafka.topics), listener=_listener_class()(self))
+        self.consumer.subscribe(list(cfg.kafka.topics), self)
         log.info("consuming %s as group %s", ",".join(cfg.kafka.topics), cfg.kafka.group_id)
         every_events, every_s = cfg.checkpoint.every_events, cfg.checkpoint.every_seconds
         clock, stage = time.perf_counter, self.stage_s
         while not self.stop.is_set():
             t_poll = clock()
             # With a batch in the kernel only take what is already fetched: its results wait.
-            records = self.consumer.poll(timeout_ms=0 if self.pipeline.busy else cfg.kafka.poll_timeout_ms,
-                                         max_records=cfg.kafka.poll_max_records)
+            records = self.consumer.poll(0 if self.pipeline.busy else cfg.kafka.poll_timeout_ms,
+                                         cfg.kafka.poll_max_records)
             self.metrics.last_poll = time.monotonic()
             if self.fatal is not None:
                 raise self.fatal
             batches = []
-            if records:  # (records of partitions still pending restore are dropped: we seek)
+            if records:
                 stage["poll"] += clock() - t_poll  # (only polls that returned records)
                 batches = self.parse(records)
             self.pipeline.push(batches)
-            self._restore_pending()
             self._update_gauges()
             if self.since_commit >= every_events or time.monotonic() - self.last_commit >= every_s:
                 t0 = clock()
@@ -494,10 +432,10 @@ class KafkaDaemon:
             log.log(logging.DEBUG if since_last else logging.INFO, "%s %d events (%s output); µs per event: %s",
                     "since the last checkpoint:" if since_last else "processed", n, self.output_mode, per)
 
-    def _close(self, commit: bool) -> None:
+    def _close(self) -> None:
         self.pipeline.close()
-        for name, closer in (("consumer", lambda: self.consumer.close(autocommit=commit)),
-                             ("producer", lambda: self.producer.close(timeout=10)),
+        for name, closer in (("consumer", lambda: self.consumer.close()),
+                             ("producer", lambda: self.producer.close()),
                              ("store", lambda: self.store.close())):
             if getattr(self, name) is None:
                 continue
@@ -510,12 +448,8 @@ class KafkaDaemon:
             self.server.stop()
 
 
-def run_kafka(config: Config, stop: threading.Event, *, client_options: Mapping[str, Any] | None = None,
-              metrics: DaemonMetrics | None = None, output_mode: str | None = None) -> int:
-    """Run the daemon until `stop` is set (exit status 0) or a fatal error (1).
-
-    `client_options` adds kafka-python settings: ``{"consumer": {...}, "producer": {...}}``;
-    `output_mode` ("batch" or "event") overrides `kafka.output_mode`.
-    """
-    return KafkaDaemon(config, stop, client_options=client_options, metrics=metrics,
-                       output_mode=output_mode).run()
+def run_kafka(config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
+              output_mode: str | None = None) -> int:
+    """Run the daemon until `stop` is set (exit status 0) or a fatal error (1); `output_mode`
+    ("batch" or "event") overrides `kafka.output_mode`."""
+    return KafkaDaemon(config, stop, metrics=metrics, output_mode=output_mode).run()

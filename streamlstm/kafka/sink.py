@@ -14,6 +14,7 @@ from typing import Any
 from ..event import error_record
 from ..io.pipeline import MicroBatch
 from ..io.records import Source, dumps, result_lines
+from .client import Producer
 
 __all__ = ["BATCH_MESSAGE_BYTES", "OUTPUT_MODES", "KafkaSink", "PartitionBatch", "pack_results"]
 
@@ -47,55 +48,21 @@ def pack_results(lines: list[str], limit: int = BATCH_MESSAGE_BYTES) -> list[byt
     return out
 
 
-class _KeyPartitions:
-    """The output partition kafka-python's default partitioner picks for a key (murmur2 of
-    the key over the topic's sorted partitions), cached per key: computing it per message in
-    pure Python costs several µs. `refresh()` (once per micro-batch) follows partition changes."""
-
-    MAX_KEYS = 100_000
-
-    def __init__(self, producer, topic: str):
-        self.producer, self.topic = producer, topic
-        self.partitions: list[int] | None = None
-        self.cache: dict[bytes, int] = {}
-
-    def refresh(self) -> None:
-        parts = sorted(self.producer.partitions_for(self.topic))
-        if parts != self.partitions:
-            self.partitions, self.cache = parts, {}
-
-    def __call__(self, key: bytes) -> int:
-        p = self.cache.get(key)
-        if p is None:
-            from kafka.partitioner.default import murmur2
-
-            if len(self.cache) >= self.MAX_KEYS:
-                self.cache.clear()
-            p = self.cache[key] = self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
-        return p
-
-
 class KafkaSink:
-    """Produces with `producer` (kafka-python's, or any object with its `send`/`flush`);
-    `partition_default` says whether the producer uses the default partitioner, whose
-    choice is then computed here once per key."""
+    """Produces with a `Producer` of the client seam (kafka/client.py); a stream's messages all
+    go to the partition of its key."""
 
-    def __init__(self, producer, output_topic: str, dead_letter_topic: str, output_mode: str,
-                 only_anomalies: bool = False, partition_default: bool = True, on_error=None):
+    def __init__(self, producer: Producer, output_topic: str, dead_letter_topic: str, output_mode: str,
+                 only_anomalies: bool = False):
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {output_mode!r}")
         self.producer, self.topic, self.dlq = producer, output_topic, dead_letter_topic
         self.batch_mode = output_mode == "batch"
         self.only_anomalies = only_anomalies
-        self.partition_of = _KeyPartitions(producer, output_topic) if partition_default else None
-        self.on_error = on_error  # called with a failed send's exception (metrics)
-        self.send_error: BaseException | None = None
 
     def write(self, batch: PartitionBatch) -> None:
         lines = result_lines(batch.routed, batch.results, self.only_anomalies, batch.source)
-        partition_of = self.partition_of
-        if lines and partition_of is not None:
-            partition_of.refresh()
+        send = self.producer.send
         if self.batch_mode:
             per_stream: dict[str, list[str]] = {}
             for ev, line in lines:
@@ -105,30 +72,18 @@ class KafkaSink:
                 group.append(line)
             for stream, group in per_stream.items():
                 key = stream.encode()
-                part = partition_of(key) if partition_of is not None else None
                 for value in pack_results(group):
-                    self._send(self.topic, key, value, part)
+                    send(self.topic, key, value)
         else:
             for ev, line in lines:
-                key = ev.stream.encode()
-                self._send(self.topic, key, line.encode(), partition_of(key) if partition_of is not None else None)
+                send(self.topic, ev.stream.encode(), line.encode())
         tp = batch.tp
         for rej, key in zip(batch.rejected, batch.keys):
             rec = error_record(rej)
             rec.update(topic=tp.topic, partition=tp.partition, offset=rej.seq,
                        key=key.decode("utf-8", "replace") if key is not None else None)
-            self._send(self.dlq, key, dumps(rec).encode())
+            send(self.dlq, key, dumps(rec).encode())
 
     def flush(self) -> None:
-        """Every message sent so far is acknowledged; raises if one failed."""
+        """Every message sent so far is acknowledged; raises `ProduceError` if one failed."""
         self.producer.flush()
-        if self.send_error is not None:
-            raise RuntimeError(f"producing results failed: {self.send_error!r}")
-
-    def _send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        self.producer.send(topic, key=key, value=value, partition=partition).add_errback(self._failed)
-
-    def _failed(self, exc: BaseException) -> None:
-        self.send_error = exc
-        if self.on_error is not None:
-            self.on_error(exc)

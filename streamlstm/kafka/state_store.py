@@ -6,7 +6,7 @@ together with the next input offset the snapshot includes. Two stores share one 
 * `DirectoryStateStore(root)` — a `checkpoint.DirectoryStore` per partition under
   ``root/<topic>-<partition>/`` (fsynced files; the newest ``keep`` are kept). Good for one
   instance, or several sharing a volume.
-* `KafkaChangelogStore(bootstrap, changelog_topic)` — the latest snapshot of each partition in
+* `KafkaChangelogStore(client, changelog_topic)` — the latest snapshot of each partition in
   a compacted changelog topic, so any instance of the consumer group can take a partition
   over with its state. See the class docstring for the record layout.
 
@@ -35,9 +35,10 @@ import time
 import uuid
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..io.checkpoint import CheckpointError, DirectoryStore, prepare_dir
+from .client import Client
 
 __all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
 
@@ -121,57 +122,17 @@ class KafkaChangelogStore:
     brokers that never compact (it is then slower as the topic grows).
     """
 
-    def __init__(self, bootstrap_servers, changelog_topic: str,
-                 security: Mapping[str, Any] | None = None, *, chunk_bytes: int = CHUNK_BYTES,
+    def __init__(self, client: Client, changelog_topic: str, *, chunk_bytes: int = CHUNK_BYTES,
                  create: bool = True, flush_timeout_s: float = 60.0):
-        from kafka import KafkaProducer
-
-        self.bootstrap = list(bootstrap_servers) if not isinstance(bootstrap_servers, str) \
-            else bootstrap_servers.split(",")
+        self.client = client
         self.topic = changelog_topic
-        self.security = dict(security or {})
         self.chunk_bytes = chunk_bytes
         self.flush_timeout_s = flush_timeout_s
-        if create:
-            self._ensure_topic()
-        self.producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
-                                      retries=5, max_request_size=max(1 << 20, 2 * chunk_bytes),
-                                      client_id="streamlstm-changelog", **self.security)
-        self._futures: list = []
+        if create and client.ensure_topic(changelog_topic, {"cleanup.policy": "compact"}):
+            log.info("created changelog topic %s (cleanup.policy=compact)", changelog_topic)
+        self.producer = client.producer("changelog")
         self._current: dict[str, tuple[str, int]] = {}  # key -> (snapshot id, chunks) last saved/loaded
         self._obsolete: list[bytes] = []  # chunk keys to tombstone once the next flush succeeded
-
-    # ------------------------------------------------------------------ topic
-
-    def _ensure_topic(self) -> None:
-        from kafka import KafkaAdminClient
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
-
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="streamlstm-changelog-admin",
-                                 **self.security)
-        try:
-            if self.topic in set(admin.list_topics()):
-                return
-            try:
-                brokers = len(admin.describe_cluster().get("brokers", [])) or 1
-            except Exception:  # noqa: BLE001 - not every broker answers DescribeCluster
-                brokers = 1
-            topic = NewTopic(name=self.topic, num_partitions=1, replication_factor=min(3, brokers),
-                             topic_configs={"cleanup.policy": "compact"})
-            try:
-                admin.create_topics([topic])
-                log.info("created changelog topic %s (cleanup.policy=compact)", self.topic)
-            except TopicAlreadyExistsError:
-                pass
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                md = admin.describe_topics([self.topic])
-                if md and md[0].get("partitions"):
-                    return
-                time.sleep(0.05)
-        finally:
-            admin.close()
 
     # ------------------------------------------------------------------ store interface
 
@@ -192,10 +153,7 @@ class KafkaChangelogStore:
 
     def flush(self) -> None:
         """Block until every snapshot saved so far is acknowledged; raise if one failed."""
-        self.producer.flush(timeout=self.flush_timeout_s)
-        futures, self._futures = self._futures, []
-        for fut in futures:
-            fut.get(timeout=self.flush_timeout_s)  # raises the send error, if any
+        self.producer.flush(self.flush_timeout_s)
         # The new manifests are durable: the chunks of the snapshots they replace can go.
         obsolete, self._obsolete = self._obsolete, []
         for chunk_key in obsolete:
@@ -233,57 +191,37 @@ class KafkaChangelogStore:
 
     def close(self) -> None:
         try:
-            self.producer.flush(timeout=self.flush_timeout_s)
+            self.producer.flush(self.flush_timeout_s)
         finally:
-            self.producer.close(timeout=5)
+            self.producer.close()
 
     # ------------------------------------------------------------------ internals
 
     def _send(self, key: bytes, value: bytes | None) -> None:
-        self._futures.append(self.producer.send(self.topic, key=key, value=value))
+        self.producer.send(self.topic, key, value)
 
     def _read(self, wanted: set[str]) -> tuple[dict[str, bytes], dict[tuple[str, str, int], bytes]]:
-        """The last manifest and the chunks of each wanted key, reading up to the high watermark."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 client_id="streamlstm-changelog-restore", **self.security)
+        """The last manifest and the chunks of each wanted key, reading up to the end."""
         manifests: dict[str, bytes] = {}
         chunks: dict[tuple[str, str, int], bytes] = {}
         try:
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            if not tps:
-                return manifests, chunks
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            pending = set(tps)
-            deadline = time.monotonic() + 300
-            while pending:
-                if time.monotonic() > deadline:
-                    raise CheckpointError(f"changelog {self.topic}: restore did not reach the end in 300 s")
-                for recs in consumer.poll(timeout_ms=200).values():
-                    for rec in recs:
-                        key = rec.key.decode("utf-8", "replace") if rec.key is not None else ""
-                        base, _, rest = key.partition("/")
-                        if base not in wanted:
-                            continue
-                        if not rest:
-                            if rec.value is None:
-                                manifests.pop(base, None)
-                            else:
-                                manifests[base] = rec.value
-                            continue
-                        snap, _, idx = rest.partition("/")
-                        ck = (base, snap, int(idx))
-                        if rec.value is None:
-                            chunks.pop(ck, None)
-                        else:
-                            chunks[ck] = rec.value
-                for tp in list(pending):
-                    hw = consumer.highwater(tp)
-                    if hw is not None and consumer.position(tp) >= hw:
-                        pending.discard(tp)
-        finally:
-            consumer.close()
+            for raw_key, value in self.client.read_topic(self.topic, timeout_s=300):
+                key = raw_key.decode("utf-8", "replace") if raw_key is not None else ""
+                base, _, rest = key.partition("/")
+                if base not in wanted:
+                    continue
+                if not rest:
+                    if value is None:
+                        manifests.pop(base, None)
+                    else:
+                        manifests[base] = value
+                    continue
+                snap, _, idx = rest.partition("/")
+                ck = (base, snap, int(idx))
+                if value is None:
+                    chunks.pop(ck, None)
+                else:
+                    chunks[ck] = value
+        except TimeoutError as exc:
+            raise CheckpointError(f"changelog {self.topic}: restore failed: {exc}") from exc
         return manifests, chunks

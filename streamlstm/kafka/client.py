@@ -1,0 +1,128 @@
+"""The seam between the daemon and a Kafka client library.
+
+`kafka.client` picks the library: ``confluent`` (confluent-kafka, on librdkafka; the default,
+kafka/confluent_client.py) or ``kafka-python`` (pure Python, kafka/kafka_python_client.py).
+The daemon, the sink and the changelog store use only what this module declares, so they do
+not know which one they talk to:
+
+    Client     made once from the `kafka:` settings by `open_client`; makes the others,
+               creates a topic if missing, reads a topic from its beginning to its end
+    Consumer   the consumer-group member: subscribe (with a `Rebalance`), poll a batch
+               (per partition: offsets, keys, values), committed offsets, commit
+               (synchronously), high watermark, close
+    Producer   send (batched; a failure is reported to `on_error` and raised by flush),
+               flush (every message sent is acknowledged, or it raises), close
+    Rebalance  what the daemon does when partitions come and go; the consumer calls it
+               from inside `poll` (see there for the threads)
+
+Partitions are `TP(topic, partition)`, offsets ints, keys and values bytes. Both clients take
+the same user-facing settings (`kafka.bootstrap_servers`, `group_id`, the session timeouts,
+`security` in kafka-python's names, which the confluent client translates to librdkafka's);
+`kafka.client_options` (``{consumer: {...}, producer: {...}}``) passes settings through
+verbatim, in the chosen library's own names, over the defaults of its module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple, Protocol
+
+from ..config import KafkaConfig
+
+__all__ = ["CLIENTS", "Client", "Consumer", "ProduceError", "Producer", "Rebalance", "Records", "TP", "open_client"]
+
+CLIENTS = ("confluent", "kafka-python")  # config.py validates kafka.client against the same
+
+
+class TP(NamedTuple):
+    """A topic partition."""
+
+    topic: str
+    partition: int
+
+
+class Records(NamedTuple):
+    """One partition's records of a poll, in offset order."""
+
+    offsets: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+
+class ProduceError(RuntimeError):
+    """A message the producer could not deliver (raised by `Producer.flush`)."""
+
+
+class Rebalance(Protocol):
+    """Called from inside `Consumer.poll` and `Consumer.close`. `assigned` runs on the polling
+    thread and may call the consumer; `revoked` may run on the client's own thread (kafka-python)
+    while the polling thread waits, so it must not."""
+
+    def assigned(self, tps: list[TP]) -> Mapping[TP, int | None]:
+        """`tps` are now this member's. Returns the offset each is fetched from (None: its beginning)."""
+
+    def revoked(self, tps: list[TP]) -> Mapping[TP, int]:
+        """`tps` are about to go. Returns the offsets the consumer commits before they go."""
+
+    def commit_failed(self, exc: Exception) -> None:
+        """The commit of `revoked`'s offsets failed."""
+
+
+class Consumer(Protocol):
+    def subscribe(self, topics: list[str], rebalance: Rebalance) -> None: ...
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TP, Records]:
+        """At most `max_records` records, waiting up to `timeout_ms` for the first one."""
+
+    def committed(self, tps: list[TP]) -> dict[TP, int | None]: ...
+
+    def commit(self, offsets: Mapping[TP, int]) -> None:
+        """Commit synchronously; raises if the group did not accept it."""
+
+    def highwater(self, tp: TP) -> int | None:
+        """The partition's high watermark as of the last fetch (None before one)."""
+
+    def close(self) -> None:
+        """Leave the group (revoking through the `Rebalance`), committing nothing else."""
+
+
+class Producer(Protocol):
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Queue a message; the partition is the key's (murmur2, as Kafka's Java client)."""
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Every message sent is acknowledged when this returns; raises `ProduceError` if one
+        failed or is still pending after `timeout_s`."""
+
+    def close(self) -> None: ...
+
+
+class Client(Protocol):
+    name: str
+
+    def consumer(self) -> Consumer:
+        """A member of `kafka.group_id`; no auto-commit; without a committed offset a partition
+        starts at its beginning."""
+
+    def producer(self, purpose: str, on_error=None) -> Producer:
+        """`purpose` names it in the broker's logs; `on_error(exc)` is called per failed message."""
+
+    def ensure_topic(self, topic: str, config: Mapping[str, str]) -> bool:
+        """Create `topic` (one partition, replicated up to 3 times) if it does not exist; True if created."""
+
+    def read_topic(self, topic: str, timeout_s: float) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(key, value) of every record from the beginning to the end as of the call, in offset
+        order per partition; raises TimeoutError if the end is not reached in `timeout_s`."""
+
+
+def open_client(config: KafkaConfig) -> Client:
+    """The `kafka.client` library's `Client` for these settings."""
+    if config.client == "confluent":
+        from .confluent_client import ConfluentClient
+
+        return ConfluentClient(config)
+    if config.client == "kafka-python":
+        from .kafka_python_client import KafkaPythonClient
+
+        return KafkaPythonClient(config)
+    raise ValueError(f"kafka.client: expected one of {', '.join(CLIENTS)}, got {config.client!r}")

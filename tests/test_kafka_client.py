@@ -1,0 +1,128 @@
+"""The client seam (streamlstm/kafka/client.py), once per client library, against Tansu: what
+the daemon, the sink and the changelog store rely on, checked without them."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka_broker import TansuBroker
+
+from streamlstm.config import KafkaConfig
+from streamlstm.kafka.client import TP, ProduceError, open_client
+
+
+def _client(broker, name: str, **settings):
+    return open_client(KafkaConfig(client=name, bootstrap_servers=(broker.bootstrap,),
+                                   group_id=f"g-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000,
+                                   heartbeat_interval_ms=1000, **settings))
+
+
+class Recorder:
+    """A `Rebalance` that starts each partition at a chosen offset and commits on revoke."""
+
+    def __init__(self, start: dict[TP, int | None], commit: dict[TP, int]):
+        self.start, self.commit = start, commit
+        self.events: list[tuple[str, list[TP]]] = []
+        self.failed: list[Exception] = []
+
+    def assigned(self, tps):
+        self.events.append(("assigned", sorted(tps)))
+        return {tp: self.start.get(tp) for tp in tps}
+
+    def revoked(self, tps):
+        self.events.append(("revoked", sorted(tps)))
+        return self.commit
+
+    def commit_failed(self, exc):
+        self.failed.append(exc)
+
+
+def test_consume_commit_and_rebalance(kafka_broker, kafka_client):
+    """Keys land where Kafka's Java client puts them (murmur2, the same for both clients); an
+    assigned partition starts where `assigned` says; commit, committed and the high watermark
+    read back; close revokes and commits what `revoked` returns."""
+    topic = f"seam-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=2)
+    client = _client(kafka_broker, kafka_client)
+    producer = client.producer("test")
+    keys = [f"k{i % 10}".encode() for i in range(100)]
+    for i, key in enumerate(keys):
+        producer.send(topic, key, str(i).encode())
+    producer.flush()
+    producer.close()
+
+    tp0, tp1 = TP(topic, 0), TP(topic, 1)
+    rebalance = Recorder(start={tp0: 5, tp1: None}, commit={tp0: 7, tp1: 9})
+    consumer = client.consumer()
+    got: dict[TP, list[tuple[int, bytes, bytes]]] = {tp0: [], tp1: []}
+    try:
+        consumer.subscribe([topic], rebalance)
+        while sum(map(len, got.values())) < 95:
+            for tp, recs in consumer.poll(200, 30).items():
+                assert len(recs.offsets) <= 30
+                got[tp].extend(zip(*recs))
+        assert rebalance.events == [("assigned", [tp0, tp1])]
+        # murmur2 of the key over 2 partitions, positive: Kafka's default partitioner
+        from kafka.partitioner.default import murmur2
+
+        sent = {p: [(i, k) for i, k in enumerate(keys) if (murmur2(k) & 0x7FFFFFFF) % 2 == p] for p in (0, 1)}
+        assert [(int(v), k) for _, k, v in got[tp0]] == sent[0][5:]  # from offset 5
+        assert [(int(v), k) for _, k, v in got[tp1]] == sent[1]  # from the beginning
+        assert [o for o, _, _ in got[tp0]] == list(range(5, len(sent[0])))
+        assert {tp: consumer.highwater(tp) for tp in (tp0, tp1)} == {tp0: len(sent[0]), tp1: len(sent[1])}
+        assert consumer.committed([tp0, tp1]) == {tp0: None, tp1: None}
+        consumer.commit({tp0: 3, tp1: 4})
+        assert consumer.committed([tp0, tp1]) == {tp0: 3, tp1: 4}
+    finally:
+        consumer.close()
+    assert rebalance.events[-1] == ("revoked", [tp0, tp1]) and not rebalance.failed
+    reader = client.consumer()
+    try:
+        assert reader.committed([tp0, tp1]) == {tp0: 7, tp1: 9}
+    finally:
+        reader.close()
+
+
+def test_read_topic_and_ensure_topic(kafka_broker, kafka_client):
+    """read_topic gives every record from the beginning to the end, tombstones included, and
+    nothing for an empty topic; ensure_topic creates a topic once."""
+    client = _client(kafka_broker, kafka_client)
+    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    assert client.ensure_topic(topic, {"cleanup.policy": "compact"}) is True
+    assert client.ensure_topic(topic, {"cleanup.policy": "compact"}) is False
+    assert list(client.read_topic(topic, timeout_s=30)) == []
+    producer = client.producer("test")
+    records = [(f"k{i % 3}".encode(), None if i % 4 == 3 else b"x" * i) for i in range(20)]
+    for key, value in records:
+        producer.send(topic, key, value)
+    producer.flush(30)
+    producer.close()
+    assert list(client.read_topic(topic, timeout_s=30)) == records
+
+
+# Give up on a message after 2 s (librdkafka's and kafka-python's names).
+_DELIVERY_TIMEOUT = {"confluent": {"message.timeout.ms": 2000},
+                     "kafka-python": {"request_timeout_ms": 1000, "delivery_timeout_ms": 2000}}
+
+
+def test_a_message_that_cannot_be_delivered_is_raised_by_flush(kafka_broker, kafka_client):
+    """A failed delivery is reported to on_error and raised by flush: here the broker went away
+    (a broker of its own; `kafka_broker` brings the markers and the skip)."""
+    with TansuBroker() as broker:
+        topic = f"gone-{uuid.uuid4().hex[:8]}"
+        broker.create_topic(topic, partitions=1)
+        client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(broker.bootstrap,),
+                                         client_options={"producer": _DELIVERY_TIMEOUT[kafka_client]}))
+        failed = []
+        producer = client.producer("test", on_error=failed.append)
+        try:
+            producer.send(topic, b"k", b"delivered")
+            producer.flush(30)
+            broker.stop()
+            producer.send(topic, b"k", b"not delivered")
+            with pytest.raises(ProduceError, match=f"producing to {topic} failed"):
+                producer.flush(30)
+        finally:
+            producer.close()
+    assert len(failed) == 1
