@@ -19,6 +19,9 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    on one feature and on four; a 0/1 command flag that is constant until event 3,000 and
    then toggles (every 50-500 events), beside a normal cycle. Columns: alerts and abnormal
    rows per stream.
+3. Attribution, on the streams with one of four features broken: how often the broken
+   feature is the largest of `contributions` (the first of a record's `contributors`) in
+   the alerts and abnormal events within the labels, and in all alerts.
 
 Figures are pooled over the seeds (streamlstm.evaluate.labelled.detection_metrics: rows
 pooled, events counted per stream); a seed draws both the data and the model's initial
@@ -92,17 +95,18 @@ def broken_feature(kind: str, seed: int) -> tuple[np.ndarray, int, np.ndarray, n
 
 
 def anomaly_streams(seed: int):
-    """(section, kind, X (N, D), labels, anomalous events) of table 1's streams for one seed."""
+    """(section, kind, X (N, D), labels, anomalous events, the broken feature of several or
+    None) of table 1's streams for one seed."""
     for kind in KINDS:
         rng = np.random.default_rng(seed)
         x = cycle(rng)
-        yield ("one feature", kind, x[:, None], *inject(x, kind, rng))
-    for kind in BROKEN_KINDS:
-        X, _, labels, anomalous = broken_feature(kind, seed)
-        yield "one of four features broken", kind, X, labels, anomalous
+        yield ("one feature", kind, x[:, None], *inject(x, kind, rng), None)
     for kind in BROKEN_KINDS:
         X, broken, labels, anomalous = broken_feature(kind, seed)
-        yield "the broken feature alone", kind, X[:, [broken]], labels, anomalous
+        yield "one of four features broken", kind, X, labels, anomalous, broken
+    for kind in BROKEN_KINDS:
+        X, broken, labels, anomalous = broken_feature(kind, seed)
+        yield "the broken feature alone", kind, X[:, [broken]], labels, anomalous, None
 
 
 def quiet_streams(seed: int):
@@ -143,9 +147,15 @@ def main() -> None:
 
     rows = defaultdict(list)  # (section, kind) -> per seed (labels, anomalous events, our results, HST's scores)
     quiet = defaultdict(list)  # name -> per seed (alerts, abnormal rows)
+    named = defaultdict(lambda: np.zeros((3, 2), dtype=int))  # kind -> (rows, named first) per row kind
     for seed in range(args.seeds):
-        for section, kind, X, labels, events in anomaly_streams(seed):
-            rows[section, kind].append((labels, events, run(X, seed), half_space_trees(X, seed)))
+        for section, kind, X, labels, events, broken in anomaly_streams(seed):
+            res = run(X, seed)
+            rows[section, kind].append((labels, events, res, half_space_trees(X, seed)))
+            if broken is not None:
+                first = res.contributions.argmax(axis=1) == broken
+                for k, which in enumerate((res.flags & labels, res.abnormal & labels, res.flags)):
+                    named[kind][k] += which.sum(), (first & which).sum()
         for name, X in quiet_streams(seed):
             res = run(X, seed)
             quiet[name].append((int(res.flags.sum()), int(res.abnormal.sum())))
@@ -173,6 +183,12 @@ def main() -> None:
         alerts, abnormal = np.array(counts).T
         print(f"{name:30s} {alerts.mean():6.1f} {f'({alerts.min()}-{alerts.max()})':>9s} {abnormal.mean():13.1f} "
               f"{f'({abnormal.min()}-{abnormal.max()})':>11s}")
+    print()
+    print(f"{'broken feature named first':30s} {'alerts in labels':>16s} {'abnormal in labels':>18s} "
+          f"{'all alerts':>12s}")
+    for kind, counts in named.items():
+        cells = [f"{k / n:.2f} of {n}" if n else "-" for n, k in counts]
+        print(f"  {kind:28s} {cells[0]:>16s} {cells[1]:>18s} {cells[2]:>12s}")
     print(f"\n{args.seeds} seeds{', daily timestamps' if args.daily else ', no timestamps'}; "
           "the second table's figures are means over them (and their range)")
 

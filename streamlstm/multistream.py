@@ -24,7 +24,9 @@ class BatchResult(NamedTuple):
     rank events); flags: the de-duplicated alerts, one per incident, with their strength
     alert_scores; regime and abnormal: the probability that the stream is in an abnormal
     state, and whether it is at least 0.5 (up for the duration of an incident). All are
-    0/False during warm-up and for baseline events (`score=False`).
+    0/False during warm-up and for baseline events (`score=False`). contributions: what
+    each feature says on its own (attribution; records name the largest shares as
+    `contributors`).
     """
 
     scores: np.ndarray  # (N,) float64 in [0, 1)
@@ -33,6 +35,7 @@ class BatchResult(NamedTuple):
     errors: np.ndarray  # (N,) RMS prediction error in the stream's normalised units (NaN if none)
     alert_scores: np.ndarray  # (N,) float64 in [0, 1): an alert when >= threshold; 0 in a cooldown
     regime: np.ndarray  # (N,) float64 in [0, 1]: P(abnormal state)
+    contributions: np.ndarray  # (N, D) float64 >= 0: each feature's own evidence, -log10 units
     abnormal: np.ndarray  # (N,) bool: regime >= 0.5
 
 

@@ -44,6 +44,7 @@ class Scored(NamedTuple):
     alert_score: float
     regime: float
     abnormal: bool
+    contributions: tuple[float, ...] = ()  # each feature's own evidence (BatchResult.contributions)
 
 
 class Part(NamedTuple):
@@ -108,9 +109,10 @@ def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
 def scored_part(events: Sequence[Event], part: Part, res: BatchResult) -> Iterator[tuple[int, Scored]]:
     """(position in the micro-batch, `Scored`) of each event of one part."""
     columns = zip(part.rows, res.predictions.tolist(), res.errors.tolist(), res.scores.tolist(),
-                  res.flags.tolist(), res.alert_scores.tolist(), res.regime.tolist(), res.abnormal.tolist())
-    for n, pred, error, score, flag, alert, regime, abnormal in columns:
-        yield n, Scored(events[n], tuple(pred), error, score, flag, alert, regime, abnormal)
+                  res.flags.tolist(), res.alert_scores.tolist(), res.regime.tolist(), res.abnormal.tolist(),
+                  res.contributions.tolist())
+    for n, pred, error, score, flag, alert, regime, abnormal, evidence in columns:
+        yield n, Scored(events[n], tuple(pred), error, score, flag, alert, regime, abnormal, tuple(evidence))
 
 
 class DetectorPool:

@@ -41,7 +41,8 @@ from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell
 from .jit import kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import alert_step, bounded, learn_statistics, regime_step, rms, scaler_std, to_score, value_surprise
+from .scoring import (alert_step, bounded, feature_evidence, learn_statistics, regime_step, rms, scaler_std, to_score,
+                      value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -53,10 +54,12 @@ class Outputs(NamedTuple):
     errors: np.ndarray  # (N,) float64: RMS prediction error, normalised units (NaN: none)
     alert_scores: np.ndarray  # (N,) float64: the alert's strength (0 in a cooldown; flag at threshold)
     regime: np.ndarray  # (N,) float64: P(the stream is in an abnormal state)
+    contributions: np.ndarray  # (N, D) float64: each feature's own evidence, -log10 units
 
 
 def new_outputs(N: int, D: int) -> Outputs:
-    return Outputs(np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, D)), np.empty(N), np.zeros(N), np.zeros(N))
+    return Outputs(np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, D)), np.empty(N), np.zeros(N), np.zeros(N),
+                   np.zeros((N, D)))
 
 
 class Workspace(NamedTuple):
@@ -668,10 +671,10 @@ def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
     tuple with its fields) and return (error, surprising), what learning it needs.
 
     score: the continuous surprise, never suppressed; alert_score and flag: after alert
-    suppression (`alert_step`: cooldown and penalty); regime: `regime_step`. Without
-    `score` (baseline priming) the event is known-good history: its outputs are 0/False,
-    nothing counts toward an alert or a regime, and learning takes it in full. Learning
-    sees the unsuppressed verdict (surprise at or above the threshold), so the anomaly
+    suppression (`alert_step`: cooldown and penalty); regime: `regime_step`; contributions:
+    `feature_evidence`. Without `score` (baseline priming) the event is known-good
+    history: its outputs are 0/False, nothing counts toward an alert or a regime, and
+    learning takes it in full. Learning sees the unsuppressed verdict (surprise at or above the threshold), so the anomaly
     policy keeps protecting the model during a cooldown.
     """
     L, error, Lc = score_event(out.preds[n], x, t, s, streams, ws, hy)
@@ -681,7 +684,9 @@ def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
         out.alert_scores[n] = 0.0
         out.flags[n] = False
         out.regime[n] = 0.0
+        fill(out.contributions[n], 0.0)
         return error, False
+    feature_evidence(out.contributions[n], x, t, s, streams, ws.xn, hy)
     alert, flag = alert_step(L, Lc, s, streams, learn, hy)
     out.scores[n] = to_score(L)
     out.alert_scores[n] = alert

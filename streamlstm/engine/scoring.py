@@ -114,6 +114,8 @@ _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20
 _LN10 = math.log(10.0)
 _SQRT2 = math.sqrt(2.0)
 _ASYMPTOTIC_Z = 30.0  # erfc underflows beyond this; use the asymptotic tail instead
+_LOG10_2 = math.log10(2.0)
+_TAIL_Z_MAX = 1e150  # an attribution's |z| limit: its tail's square stays finite
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -202,6 +204,30 @@ def scaler_std(var, mean):
 
 
 @kernel
+def feature_inputs(v, d, b, stats, bins, hy):
+    """The value channels' inputs of feature d's value v (not NaN, within +-VALUE_LIMIT),
+    under the statistics from before it, at day bin b (-1: none): (z, step, seasonal
+    residual (NaN when the bin is not warm), distance outside the range [lo, hi] of all its
+    earlier values in units of hi - lo (<= 0 inside))."""
+    col = hy.stats
+    sd = scaler_std(stats[col.var + d], stats[col.mean + d])
+    z = (v - stats[col.mean + d]) / sd
+    # Steps in units of the typical step, not of the value's sd: a level shift inflates
+    # the sd for thousands of events, and hid the steps that follow it in sd units.
+    # (Floored like the sd, so a constant series does not divide by zero.)
+    step = (v - stats[col.last + d]) / max(stats[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
+    outside = 0.0
+    lo, hi = stats[col.lo + d], stats[col.hi + d]
+    if hi > lo:
+        outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
+    seas = math.nan
+    if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
+        # The profile holds deviations from the running mean (see update_value_stats).
+        seas = (v - stats[col.mean + d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
+    return z, step, seas, outside
+
+
+@kernel
 def value_inputs(x, t, stats, bins, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over observed features (NaN when none) and how
@@ -219,23 +245,13 @@ def value_inputs(x, t, stats, bins, hy):
         v = x[d]
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
-        v = bounded(v)
-        sd = scaler_std(stats[col.var + d], stats[col.mean + d])
-        z = (v - stats[col.mean + d]) / sd
-        # Steps in units of the typical step, not of the value's sd: a level shift inflates
-        # the sd for thousands of events, and hid the steps that follow it in sd units.
-        # (Floored like the sd, so a constant series does not divide by zero.)
-        step = (v - stats[col.last + d]) / max(stats[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
+        z, step, seas, out_d = feature_inputs(bounded(v), d, b, stats, bins, hy)
         sum_z += z * z
         sum_step += step * step
         n += 1
-        lo, hi = stats[col.lo + d], stats[col.hi + d]
-        if hi > lo:
-            outside = max(outside, (v - hi) / (hi - lo), (lo - v) / (hi - lo))
-        if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
-            # The profile holds deviations from the running mean (see update_value_stats).
-            r = (v - stats[col.mean + d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
-            sum_seas += r * r
+        outside = max(outside, out_d)
+        if not math.isnan(seas):
+            sum_seas += seas * seas
             n_seas += 1
     return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
 
@@ -470,3 +486,40 @@ def update_baseline(stats, x, abnormal, hy):
         alpha = max(1.0 / n, hy.scaler_alpha) * weight
         stats[col.base_mean + d], stats[col.base_var + d] = ewma_update(stats[col.base_mean + d],
                                                                         stats[col.base_var + d], v, alpha)
+
+
+# -------------------------------------------------------------------------- attribution
+
+
+@kernel
+def feature_evidence(evidence, x, t, s, streams, xn, hy):
+    """Attribution: the evidence each feature of event x (D,) of stream slot s at time t
+    carries on its own, in -log10 units, into evidence (D,), under the state from before
+    the event (what `value_surprise` and `regime_step` judged it with). Per feature the
+    largest of: the two-sided Gaussian tail of its largest channel input (|z|, |step|,
+    |seasonal residual|, and |forecast error| from the stream's forecast and xn (D,), the
+    event normalised by score_event); its range novelty, graded as in value_surprise; and
+    its tail under the regime's baseline, as regime_evidence takes it. 0 for a missing
+    feature, one with no history, and during warm-up (where the score is 0). A record's
+    `contributors` are the largest shares of these (records.py)."""
+    stats, bins, col = streams.stats[s], streams.bins[s], hy.stats
+    b = day_bin(t, hy.seasonal_bins)
+    warm = streams.counters[s, C_SEEN] >= hy.warmup
+    for d in range(hy.D):
+        v = x[d]
+        n = stats[col.count + d]
+        evidence[d] = 0.0
+        if not warm or math.isnan(v) or n < 1.0:
+            continue
+        v = bounded(v)
+        z, step, seas, outside = feature_inputs(v, d, b, stats, bins, hy)
+        a = max(abs(z), abs(step), abs(streams.pred[s, d] - xn[d]))
+        if not math.isnan(seas):
+            a = max(a, abs(seas))
+        e = max(neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2, 0.0)
+        if outside > hy.range_tolerance:
+            e = max(e, hy.range_novelty * (1.0 + min(outside, OUTSIDE_LIMIT)))
+        if n >= 2.0:
+            p = max(calibrated_tail(baseline_z(v, d, stats, col), d, stats, hy), 1.0 / (n + 2.0))
+            e = max(e, -math.log10(p))
+        evidence[d] = e

@@ -32,12 +32,27 @@ class Source(NamedTuple):
     partition: int
 
 
+CONTRIBUTORS = 3  # features a record names as the ones that drove it
+
+
+def contributors(features: Sequence[str], evidence: Sequence[float]) -> list[dict[str, Any]]:
+    """The features that drove an event, largest share first: the CONTRIBUTORS largest
+    shares (3 decimals) of the features' own evidence (BatchResult.contributions) in its
+    total; only features with evidence, [] when none has any."""
+    total = sum(evidence)
+    if not total > 0.0:
+        return []
+    ranked = sorted(zip(features, evidence), key=lambda fe: -fe[1])[:CONTRIBUTORS]
+    return [{"feature": f, "share": round(e / total, 3)} for f, e in ranked if e > 0.0]
+
+
 def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
     """`seq`, `stream`, `ts` (if given), the input value(s), `prediction`, `error`, the three
     outputs (`score`; `is_anomaly` and `alert_score`; `regime` and `abnormal`: see
     multistream.BatchResult), and with a `source` its `topic`, `partition` and `offset`.
     Univariate streams carry `value`/`prediction` as numbers, multivariate ones
-    `values`/`prediction` as objects keyed by feature."""
+    `values`/`prediction` as objects keyed by feature, and when the event is an alert or
+    abnormal, `contributors` (see `contributors`)."""
     ev = s.event
     rec: dict[str, Any] = {"seq": ev.seq, "stream": ev.stream}
     if ev.ts_raw is not None:
@@ -54,6 +69,8 @@ def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
     rec["alert_score"] = s.alert_score
     rec["regime"] = s.regime
     rec["abnormal"] = s.abnormal
+    if ev.features != UNIVARIATE and (s.is_anomaly or s.abnormal):
+        rec["contributors"] = contributors(ev.features, s.contributions)
     if source is not None:
         rec.update(topic=source.topic, partition=source.partition, offset=ev.seq)
     return rec
@@ -138,20 +155,24 @@ def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies:
 
 
 def csv_header(record: dict[str, Any]) -> list[str]:
-    """CSV columns for results shaped like `record` (see `csv_row`)."""
+    """CSV columns for results shaped like `record` (see `csv_row`); multivariate results
+    end with `contributors`, as a compact JSON object of feature: share (blank on rows
+    that are neither alerts nor abnormal)."""
     tail = ["error", "score", "is_anomaly", "alert_score", "regime", "abnormal"]
     if "value" in record:
         return ["seq", "stream", "ts", "value", "prediction", *tail]
     feats = list(record["values"])
-    return ["seq", "stream", "ts"] + [f"value_{f}" for f in feats] + [f"prediction_{f}" for f in feats] + tail
+    return (["seq", "stream", "ts"] + [f"value_{f}" for f in feats] + [f"prediction_{f}" for f in feats] + tail
+            + ["contributors"])
 
 
 def csv_row(record: dict[str, Any]) -> list[Any]:
     blank = lambda v: "" if v is None else v  # noqa: E731
     head = [record["seq"], record["stream"], blank(record.get("ts"))]
+    tail = [blank(record["error"]), record["score"], _bool(record["is_anomaly"]), record["alert_score"],
+            record["regime"], _bool(record["abnormal"])]
     if "value" in record:
-        middle = [blank(record["value"]), blank(record["prediction"])]
-    else:
-        middle = [blank(v) for v in record["values"].values()] + [blank(v) for v in record["prediction"].values()]
-    return head + middle + [blank(record["error"]), record["score"], _bool(record["is_anomaly"]),
-                            record["alert_score"], record["regime"], _bool(record["abnormal"])]
+        return head + [blank(record["value"]), blank(record["prediction"])] + tail
+    shares = {c["feature"]: c["share"] for c in record.get("contributors", ())}
+    return (head + [blank(v) for v in record["values"].values()] + [blank(v) for v in record["prediction"].values()]
+            + tail + [dumps(shares) if shares else ""])

@@ -1,0 +1,99 @@
+"""Attribution: each feature's own evidence (BatchResult.contributions) and the records'
+`contributors`, which name the features that drove an alert or an abnormal stretch."""
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from streamlstm import MultiStreamDetector
+from streamlstm.event import Event
+from streamlstm.io.records import CONTRIBUTORS, contributors, csv_header, csv_row, result_line, result_record
+from streamlstm.pool import Scored
+
+N = 3000
+AMPLITUDES, PHASES = (1.0, 0.5, 2.0, 4.0), (0.0, 0.25, 0.5, 0.75)
+
+
+def four_cycles(seed):
+    """Four noisy cycles of period 100 at different amplitudes and phases, (N, 4)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(N)
+    return np.column_stack([a * (np.sin(2 * np.pi * (t / 100 + p)) + 0.1 * rng.normal(size=N))
+                            for a, p in zip(AMPLITUDES, PHASES)])
+
+
+@pytest.mark.parametrize("broken", range(4))
+def test_the_broken_feature_is_named_first(broken):
+    """One feature of four breaks (a spike, then a level shift, in units of its own
+    amplitude): every alert and abnormal event of the incidents names it first."""
+    X = four_cycles(broken)
+    X[1500, broken] += 3.0 * AMPLITUDES[broken]
+    X[2200:, broken] += 1.5 * AMPLITUDES[broken]
+    res = MultiStreamDetector(4, seed=broken).process(["s"] * N, X)
+    incident = np.zeros(N, dtype=bool)
+    incident[1500:1521] = incident[2200:2300] = True
+    alerts, abnormal = res.flags & incident, res.abnormal & incident
+    assert alerts[1500:1521].any() and alerts[2200:2300].any()
+    top = res.contributions.argmax(axis=1)
+    assert (top[alerts] == broken).all()
+    assert abnormal.sum() >= 10 and (top[abnormal] == broken).mean() >= 0.9
+
+
+def test_contributions_are_zero_without_a_judgement_and_finite_on_extremes():
+    """Zero for baseline events, in warm-up and for missing features; finite and >= 0 for
+    extreme finite values and for a constant feature's first change."""
+    X = four_cycles(0)
+    X[:, 3] = 0.0  # a constant feature ...
+    X[700, 3] = 1.0  # ... changes once
+    X[800, 0], X[801, 1], X[802, 2] = 1e18, -1e18, 1e-300
+    X[900, 2] = np.nan
+    det = MultiStreamDetector(4, warmup=100)
+    base = det.process(["s"] * 300, X[:300], score=False)
+    assert not base.contributions.any()
+    res = det.process(["s"] * (N - 300), X[300:])
+    c = res.contributions
+    assert np.isfinite(c).all() and (c >= 0.0).all()
+    assert c[900 - 300, 2] == 0.0
+    assert c[700 - 300].argmax() == 3 and c[800 - 300].argmax() == 0 and c[801 - 300].argmax() == 1
+    warm = MultiStreamDetector(4, warmup=100).process(["s"] * 100, X[:100])
+    assert not warm.contributions.any()
+
+
+def test_contributors_are_the_largest_shares():
+    names = [f"f{i}" for i in range(5)]
+    got = contributors(names, [1.0, 0.0, 6.0, 2.0, 1.0])
+    assert got == [{"feature": "f2", "share": 0.6}, {"feature": "f3", "share": 0.2},
+                   {"feature": "f0", "share": 0.1}]
+    assert len(got) == CONTRIBUTORS
+    assert contributors(names[:2], [0.0, 3.0]) == [{"feature": "f1", "share": 1.0}]
+    assert contributors(names[:2], [0.0, 0.0]) == []
+
+
+def scored(values, is_anomaly, abnormal, evidence, features=("a", "b")):
+    ev = Event(7, "s", features, values, None, None, {})
+    return Scored(ev, values, 0.1, 0.2, is_anomaly, 0.2, 0.9 if abnormal else 0.1, abnormal, evidence)
+
+
+def test_records_name_contributors_of_alerts_and_abnormal_events_only():
+    alert = result_record(scored((1.0, 2.0), True, False, (0.5, 4.5)))
+    assert alert["contributors"] == [{"feature": "b", "share": 0.9}, {"feature": "a", "share": 0.1}]
+    assert json.loads(result_line(scored((1.0, 2.0), False, True, (3.0, 1.0))))["contributors"][0] == {
+        "feature": "a", "share": 0.75}
+    assert "contributors" not in result_record(scored((1.0, 2.0), False, False, (3.0, 1.0)))
+    univariate = result_record(scored((1.0,), True, True, (3.0,), features=("value",)))
+    assert "contributors" not in univariate  # one feature: nothing to attribute
+
+
+def test_csv_rows_carry_contributors_as_json():
+    records = [result_record(scored((1.0, 2.0), True, False, (0.5, 4.5))),
+               result_record(scored((1.0, 2.0), False, False, (0.5, 4.5)))]
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(csv_header(records[0]))
+    w.writerows(csv_row(r) for r in records)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert json.loads(rows[0]["contributors"]) == {"b": 0.9, "a": 0.1}
+    assert rows[1]["contributors"] == ""
