@@ -264,6 +264,8 @@ class MultiStreamDetector:
         if version in (6, 7):  # the tail frequencies are new: a Gaussian's
             gaussian = np.tile([math.erfc(k / math.sqrt(2.0)) for k in range(1, TAIL_LEVELS + 1)], (n, D))
             arrays["stream.stats"] = np.concatenate([arrays["stream.stats"], gaussian], axis=1)
+        if version in (6, 7, 8):  # the resolution is new: none yet (no floor until a feature's next change)
+            arrays["stream.stats"] = np.concatenate([arrays["stream.stats"], np.zeros((n, D))], axis=1)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")

@@ -101,6 +101,7 @@ def score_stream(errors, X, T, settings):
     mean, var, nobs = np.zeros(D), np.zeros(D), np.zeros(D)
     prev, lo, hi = np.zeros(D), np.zeros(D), np.zeros(D)
     step_unit = np.zeros(D)  # mean absolute step |v - prev|
+    res = np.zeros(D)  # resolution: the smallest non-zero |v - prev| (0: none yet)
     bins = np.zeros((D, B, 3))
     history = []  # channel inputs of every earlier event
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
@@ -110,7 +111,9 @@ def score_stream(errors, X, T, settings):
     for i in range(N):
         x, t = X[i], T[i]
         sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-3 * np.abs(mean) + 1e-9)
-        obs = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
+        seen = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
+        measured = hi - lo > 1.5 * res  # more than two values a step apart; the others are context
+        obs = [d for d in seen if measured[d] or not measured.any()]
         b = None if B == 0 or math.isnan(t) else int((t % 86400.0) / 86400.0 * B)
         seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
         inputs = [errors[i],
@@ -118,7 +121,7 @@ def score_stream(errors, X, T, settings):
                   _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-3 * abs(mean[d]) + 1e-9) for d in obs]),
                   _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
-        outside = max([max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]) for d in obs if hi[d] > lo[d]] + [0.0])
+        outside = max([max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]) for d in seen if hi[d] > lo[d]] + [0.0])
         means = []
         for c in range(4):
             window = [inputs[c]] + [h[c] for h in history[max(0, i - W + 1):]]
@@ -168,6 +171,8 @@ def score_stream(errors, X, T, settings):
             var[d] = (1 - a) * (var[d] + a * delta * delta)
             if nobs[d] >= 2:
                 step_unit[d] += max(1.0 / (nobs[d] - 1), a_val) * (abs(v - prev[d]) - step_unit[d])
+                if v != prev[d] and (res[d] == 0 or abs(v - prev[d]) < res[d]):
+                    res[d] = abs(v - prev[d])
             lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
             prev[d] = v
             if b is not None:

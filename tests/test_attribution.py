@@ -43,8 +43,9 @@ def test_the_broken_feature_is_named_first(broken):
 
 
 def test_contributions_are_zero_without_a_judgement_and_finite_on_extremes():
-    """Zero for baseline events, in warm-up and for missing features; finite and >= 0 for
-    extreme finite values and for a constant feature's first change."""
+    """Zero for baseline events, in warm-up, for missing features and for a constant
+    feature's first change (context: not judged); finite and >= 0 for extreme finite
+    values."""
     X = four_cycles(0)
     X[:, 3] = 0.0  # a constant feature ...
     X[700, 3] = 1.0  # ... changes once
@@ -57,7 +58,7 @@ def test_contributions_are_zero_without_a_judgement_and_finite_on_extremes():
     c = res.contributions
     assert np.isfinite(c).all() and (c >= 0.0).all()
     assert c[900 - 300, 2] == 0.0
-    assert c[700 - 300].argmax() == 3 and c[800 - 300].argmax() == 0 and c[801 - 300].argmax() == 1
+    assert c[700 - 300, 3] == 0.0 and c[800 - 300].argmax() == 0 and c[801 - 300].argmax() == 1
     warm = MultiStreamDetector(4, warmup=100).process(["s"] * 100, X[:100])
     assert not warm.contributions.any()
 
@@ -97,3 +98,28 @@ def test_csv_rows_carry_contributors_as_json():
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert json.loads(rows[0]["contributors"]) == {"b": 0.9, "a": 0.1}
     assert rows[1]["contributors"] == ""
+
+
+def test_a_constant_column_that_starts_to_toggle_is_not_an_incident():
+    """Beside a noisy cycle, a 0/1 command flag that is constant and then toggles is
+    context: its changes raise no alert and no abnormal regime, and carry no evidence."""
+    rng = np.random.default_rng(3)
+    x = np.sin(np.arange(N) / 8.0) + 0.1 * rng.normal(size=N)
+    toggles = 1500 + np.cumsum(rng.integers(50, 150, size=20))
+    flag = (np.searchsorted(toggles, np.arange(N), side="right") % 2).astype(float)
+    res = MultiStreamDetector(2, seed=3).process(["s"] * N, np.column_stack([x, flag]))
+    assert not res.abnormal.any()
+    near_a_toggle = np.zeros(N, dtype=bool)
+    for t in toggles[toggles < N]:
+        near_a_toggle[t:t + 40] = True
+    assert not (res.flags & near_a_toggle).any()
+    assert not res.contributions[:, 1].any()
+
+
+def test_a_univariate_two_valued_stream_is_still_judged():
+    """With no other feature, a 0/20 stream is judged on its own values: spikes that turn
+    from rare to dense alert (NAB's art_increase_spike_density)."""
+    rng = np.random.default_rng(4)
+    spikes = np.where(rng.random(N) < np.where(np.arange(N) < 2000, 0.01, 0.3), 20.0, 0.0)
+    res = MultiStreamDetector(1, seed=4).process(["s"] * N, spikes[:, None])
+    assert res.flags[2000:2100].any()

@@ -72,6 +72,25 @@ def test_scores_match_naive_reference(D, nan_frac, settings):
     assert (res.scores >= res.alert_scores).all()  # suppression only ever lowers the score
 
 
+def test_context_features_match_naive_reference():
+    """Beside two measurements, a column that is constant and then toggles between two
+    values (context: not judged) and a three-valued one (a measurement): the scores and
+    flags are the plain re-implementation's."""
+    X, T = _daily_stream(1500, 2, seed=5)
+    rng = np.random.default_rng(5)
+    toggles = 800 + np.cumsum(rng.integers(30, 150, size=10))
+    flag = 3.0 + 2.0 * (np.searchsorted(toggles, np.arange(1500), side="right") % 2)  # 3 until 800, then 3/5
+    mode = rng.choice([0.0, 0.5, 1.0], size=1500, p=[0.9, 0.05, 0.05])
+    X = np.column_stack([X, flag, mode])
+    det = MultiStreamDetector(4, warmup=100)
+    res = det.process(["s"] * len(X), X, T)
+    want_scores, want_alerts, want_flags = naive.score_stream(res.errors, X, T, {**det.settings})
+    assert want_flags.sum() >= 2
+    np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(res.alert_scores, want_alerts, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(res.flags, want_flags)
+
+
 def test_missing_timestamps_only_disable_the_seasonal_channel():
     X, T = _daily_stream(900, 2, seed=3, nan_frac=0.05)
     ids = ["s"] * len(X)

@@ -41,8 +41,8 @@ from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell
 from .jit import kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import (alert_step, bounded, feature_evidence, learn_statistics, regime_step, rms, scaler_std, to_score,
-                      value_surprise)
+from .scoring import (alert_step, bounded, feature_evidence, input_std, judged, learn_statistics, regime_step, rms,
+                      to_score, value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -462,17 +462,19 @@ def sgd_update(theta, m, grad, lr, momentum):
 
 
 @kernel
-def normalise(xn, x, stats, clip, D, col):
-    """xn (D,) out: x scaled by the stream's running mean/std, clipped to +-clip.
+def normalise(xn, x, stats, hy):
+    """xn (D,) out: x (D,) scaled by the stream's running mean and the model's sd of each
+    feature (scoring.input_std), clipped to +-input_clip.
 
     NaN where the feature is missing or has been seen fewer than twice (no scale yet).
-    col: the statistics row's layout (layout.StatsLayout).
     """
-    for d in range(D):
+    col, clip = hy.stats, hy.input_clip
+    for d in range(hy.D):
         if math.isnan(x[d]) or stats[col.count + d] < 2.0:
             xn[d] = math.nan
         else:
-            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats[col.var + d], stats[col.mean + d])
+            v = bounded(x[d])
+            z = (v - stats[col.mean + d]) / input_std(v, d, stats, hy)
             xn[d] = min(max(z, -clip), clip)
 
 
@@ -494,13 +496,13 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
 
     pred_out (D,) out: the forecast of this event in original units (NaN before any).
     Returns (L, error, Lc): the event's surprise in -log10 units before alert suppression
-    (0 during warm-up; see scoring.value_surprise and .alert_step), its RMS prediction error (NaN if
-    none) and its channel surprise before the stream's calibration (-1 during warm-up:
+    (0 during warm-up; see scoring.value_surprise and .alert_step), its RMS prediction error
+    over the features that are `judged` (NaN if none) and its channel surprise before the stream's calibration (-1 during warm-up:
     nothing for the quantile tracker). Fills ws.xn with the normalised, clipped event.
     """
     D, col = hy.D, hy.stats
     stats, counters = streams.stats[s], streams.counters[s]
-    normalise(ws.xn, x, stats, hy.input_clip, D, col)
+    normalise(ws.xn, x, stats, hy)
     n_seen = counters[C_SEEN]
     ss = 0.0
     n_obs = 0
@@ -508,8 +510,8 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         if n_seen == 0:
             pred_out[d] = math.nan
         else:
-            pred_out[d] = stats[col.mean + d] + scaler_std(stats[col.var + d], stats[col.mean + d]) * streams.pred[s, d]
-        if not math.isnan(ws.xn[d]) and n_seen > 0:
+            pred_out[d] = stats[col.mean + d] + input_std(math.nan, d, stats, hy) * streams.pred[s, d]
+        if not math.isnan(ws.xn[d]) and n_seen > 0 and judged(d, stats, hy):
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
             n_obs += 1

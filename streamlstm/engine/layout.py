@@ -54,6 +54,7 @@ class StatsLayout(NamedTuple):
     base_var: int  # feature block: the regime's baseline variance
     base_tail: int  # TAIL_LEVELS columns per feature (feature d's at base_tail + TAIL_LEVELS * d + k):
     #                 how often |z| under the baseline has exceeded k + 1 while normal
+    res: int  # feature block: the resolution, the smallest non-zero |v - last| seen (0: none yet)
     width: int  # columns in all
 
 
@@ -65,4 +66,4 @@ def stats_layout(D: int) -> StatsLayout:
     return StatsLayout(mean=0, var=D, count=2 * D, last=3 * D, lo=4 * D, hi=5 * D, channels=channels,
                        penalty=penalty, quantile=penalty + 1, step=penalty + 2, regime=regime,
                        base_mean=regime + 1, base_var=regime + 1 + D, base_tail=regime + 1 + 2 * D,
-                       width=regime + 1 + (2 + TAIL_LEVELS) * D)
+                       res=regime + 1 + (2 + TAIL_LEVELS) * D, width=regime + 1 + (3 + TAIL_LEVELS) * D)

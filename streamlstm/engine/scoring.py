@@ -107,6 +107,22 @@ OUTSIDE_LIMIT = 1e12
 # learns how often its |z| exceeds 1, 2, ..., TAIL_LEVELS (layout.py), as the scaler learns
 # (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations (before them
 # the baseline's own variance is too uncertain: |z| is Student-t).
+# Context features. In a stream of several features, one that has never varied, or has
+# shown only two values (a 0/1 command flag, a valve's state, a setpoint moved once), is
+# context, not a measurement: the model takes it as an input, but its distances (z, step,
+# seasonal residual, forecast error, the regime's evidence) are not judged, because a
+# constant has no scale (its first change would be 1e9 sd away by the variance floor) and
+# a state's change is an operation, not an incident by itself; only range novelty still
+# judges it. A feature is a measurement once its values span more than RES_SPAN steps of
+# its resolution, the smallest change it has shown (three values or more on its grid).
+# A stream with no measurement (a univariate stream of 0/1 spikes) is judged on all its
+# features, as before. A context feature's input to the model is normalised with an sd of
+# at least RES_SD steps (the sd of a 0/1 flag that is 1 half the time), and a constant's
+# first change sets its step: the variance floor would make it 1e9 sd, clipped to an input
+# of input_clip that derails the model's forecasts of the other features. Rules with a
+# reason, not fitted constants (docs/detection.md).
+RES_SPAN = 1.5
+RES_SD = 0.5
 REGIME_ALTERNATIVE = 0.5
 REGIME_LEARN_WEIGHT = 0.25
 TAIL_MIN_COUNT = 20.0
@@ -204,22 +220,59 @@ def scaler_std(var, mean):
 
 
 @kernel
+def measured(d, stats, col):
+    """Whether feature d is a measurement: its values span more than RES_SPAN times its
+    resolution (the smallest non-zero change it has shown), so more than two values."""
+    return stats[col.hi + d] - stats[col.lo + d] > RES_SPAN * stats[col.res + d]
+
+
+@kernel
+def input_std(v, d, stats, hy):
+    """The sd that normalises feature d's value v (NaN: none, for a forecast) for the
+    model: the scaler's, and for a feature that is not `judged` at least RES_SD times its
+    resolution, or for one that never varied, v's distance from its one value."""
+    col = hy.stats
+    sd = scaler_std(stats[col.var + d], stats[col.mean + d])
+    if judged(d, stats, hy):
+        return sd
+    r = stats[col.res + d]
+    if r == 0.0 and not math.isnan(v):
+        r = abs(v - stats[col.lo + d])
+    return max(sd, RES_SD * r)
+
+
+@kernel
+def judged(d, stats, hy):
+    """Whether feature d's distances are judged: it is a measurement, or the stream has
+    none (then every feature is; see "Context features" above)."""
+    if measured(d, stats, hy.stats):
+        return True
+    for e in range(hy.D):
+        if measured(e, stats, hy.stats):
+            return False
+    return True
+
+
+@kernel
 def feature_inputs(v, d, b, stats, bins, hy):
     """The value channels' inputs of feature d's value v (not NaN, within +-VALUE_LIMIT),
     under the statistics from before it, at day bin b (-1: none): (z, step, seasonal
-    residual (NaN when the bin is not warm), distance outside the range [lo, hi] of all its
-    earlier values in units of hi - lo (<= 0 inside))."""
+    residual, distance outside the range [lo, hi] of all its earlier values in units of
+    hi - lo (<= 0 inside)); z, step and the residual NaN when the feature is not `judged`,
+    the residual also when the bin is not warm."""
     col = hy.stats
+    outside = 0.0
+    lo, hi = stats[col.lo + d], stats[col.hi + d]
+    if hi > lo:
+        outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
+    if not judged(d, stats, hy):
+        return math.nan, math.nan, math.nan, outside
     sd = scaler_std(stats[col.var + d], stats[col.mean + d])
     z = (v - stats[col.mean + d]) / sd
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
     # the sd for thousands of events, and hid the steps that follow it in sd units.
     # (Floored like the sd, so a constant series does not divide by zero.)
     step = (v - stats[col.last + d]) / max(stats[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
-    outside = 0.0
-    lo, hi = stats[col.lo + d], stats[col.hi + d]
-    if hi > lo:
-        outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
     seas = math.nan
     if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
         # The profile holds deviations from the running mean (see update_value_stats).
@@ -246,10 +299,12 @@ def value_inputs(x, t, stats, bins, hy):
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
         z, step, seas, out_d = feature_inputs(bounded(v), d, b, stats, bins, hy)
+        outside = max(outside, out_d)
+        if math.isnan(z):
+            continue
         sum_z += z * z
         sum_step += step * step
         n += 1
-        outside = max(outside, out_d)
         if not math.isnan(seas):
             sum_seas += seas * seas
             n_seas += 1
@@ -276,7 +331,10 @@ def update_value_stats(stats, bins, x, t, hy):
         stats[col.mean + d], stats[col.var + d] = ewma_update(stats[col.mean + d], stats[col.var + d], v,
                                                               max(1.0 / n, alpha))
         if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
-            stats[col.step + d] += max(1.0 / (n - 1.0), alpha) * (abs(v - stats[col.last + d]) - stats[col.step + d])
+            step = abs(v - stats[col.last + d])
+            stats[col.step + d] += max(1.0 / (n - 1.0), alpha) * (step - stats[col.step + d])
+            if step > 0.0 and (step < stats[col.res + d] or stats[col.res + d] == 0.0):
+                stats[col.res + d] = step
         stats[col.last + d] = v
         if n == 1.0:
             stats[col.lo + d] = v
@@ -432,6 +490,8 @@ def regime_evidence(x, stats, hy):
         n = stats[col.count + d]
         if math.isnan(v) or n < 2.0:
             continue
+        if not judged(d, stats, hy):
+            continue
         p = calibrated_tail(baseline_z(bounded(v), d, stats, col), d, stats, hy)
         p_min = min(p_min, max(p, 1.0 / (n + 2.0)))
         m += 1
@@ -499,8 +559,9 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     largest of: the two-sided Gaussian tail of its largest channel input (|z|, |step|,
     |seasonal residual|, and |forecast error| from the stream's forecast and xn (D,), the
     event normalised by score_event); its range novelty, graded as in value_surprise; and
-    its tail under the regime's baseline, as regime_evidence takes it. 0 for a missing
-    feature, one with no history, and during warm-up (where the score is 0). A record's
+    its tail under the regime's baseline, as regime_evidence takes it. Range novelty alone
+    for a feature that is not `judged`; 0 for a missing feature, one with no history, and
+    during warm-up (where the score is 0). A record's
     `contributors` are the largest shares of these (records.py)."""
     stats, bins, col = streams.stats[s], streams.bins[s], hy.stats
     b = day_bin(t, hy.seasonal_bins)
@@ -513,13 +574,15 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
             continue
         v = bounded(v)
         z, step, seas, outside = feature_inputs(v, d, b, stats, bins, hy)
-        a = max(abs(z), abs(step), abs(streams.pred[s, d] - xn[d]))
-        if not math.isnan(seas):
-            a = max(a, abs(seas))
-        e = max(neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2, 0.0)
+        e = 0.0
         if outside > hy.range_tolerance:
-            e = max(e, hy.range_novelty * (1.0 + min(outside, OUTSIDE_LIMIT)))
-        if n >= 2.0:
-            p = max(calibrated_tail(baseline_z(v, d, stats, col), d, stats, hy), 1.0 / (n + 2.0))
-            e = max(e, -math.log10(p))
+            e = hy.range_novelty * (1.0 + min(outside, OUTSIDE_LIMIT))
+        if not math.isnan(z):
+            a = max(abs(z), abs(step), abs(streams.pred[s, d] - xn[d]))
+            if not math.isnan(seas):
+                a = max(a, abs(seas))
+            e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
+            if n >= 2.0:
+                p = max(calibrated_tail(baseline_z(v, d, stats, col), d, stats, hy), 1.0 / (n + 2.0))
+                e = max(e, -math.log10(p))
         evidence[d] = e
