@@ -39,10 +39,8 @@ import dataclasses
 from collections import defaultdict
 
 import numpy as np
-from river import anomaly, preprocessing
-
 from streamlstm.config import load_config
-from streamlstm.evaluate.labelled import average_precision, detection_metrics
+from streamlstm.evaluate.labelled import average_precision, detection_metrics, half_space_trees
 from streamlstm.pool import detector_for
 
 N, PERIOD, STARTS, TAIL = 6000, 100, (2500, 3800, 5000), 20
@@ -121,17 +119,6 @@ def quiet_streams(seed: int):
     X = np.column_stack([cycle(rng), flag.astype(float)])
     yield "command flag starts toggling", X
     yield "  the same cycle, no flag", X[:, :1]
-
-
-def half_space_trees(X: np.ndarray, seed: int) -> np.ndarray:
-    """HalfSpaceTrees' score of every event, each scored before it is learnt."""
-    model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
-    scores = np.empty(len(X))
-    for i, row in enumerate(X):
-        x = dict(enumerate(row.tolist()))
-        scores[i] = model.score_one(x)
-        model.learn_one(x)
-    return scores
 
 
 def main() -> None:

@@ -145,3 +145,15 @@ def test_roc_auc_and_average_precision_agree_with_scikit_learn():
             continue
         assert abs(roc_auc(labels, scores) - metrics.roc_auc_score(labels, scores)) < TOL
         assert abs(average_precision(labels, scores) - metrics.average_precision_score(labels, scores)) < TOL
+
+
+def test_half_space_trees_learns_the_baseline_and_scores_the_rest():
+    from streamlstm.evaluate.labelled import half_space_trees
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    X[250] = 8.0  # far outside everything learnt
+    a, b = half_space_trees(X, seed=1, baseline=100), half_space_trees(X, seed=1, baseline=100)
+    np.testing.assert_array_equal(a, b)  # seeded
+    assert not a[:100].any() and ((0.0 <= a[100:]) & (a[100:] <= 1.0)).all()
+    assert a[250] > np.quantile(a[100:250], 0.9)

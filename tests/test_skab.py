@@ -76,6 +76,8 @@ def test_evaluate_skab_prints_the_table_and_writes_results(tmp_path):
     assert row("flag every row", "Changepoint")[-2:] == ["0", "58"]
     ours = row("streamlstm", "Outlier")
     assert len(ours) == 8 and all(0.0 <= float(v) <= 1.0 for v in ours[4:])  # AUCs are probabilities
+    hst = row("HalfSpaceTrees", "Outlier")
+    assert hst[2:5] == ["-", "-", "-"] and all(0.0 <= float(v) <= 1.0 for v in hst[5:])
     assert row("Conv-AE", "Outlier")[1:] == ["0.78", "13.55", "28.02"]
     assert row("MSCRED", "Changepoint")[1:] == ["32.42", "16.53", "40.28", "55", "342"]
     assert any("alerts evenly spaced" in x for x in lines)
@@ -108,5 +110,6 @@ def test_seeds_report_the_mean_of_the_single_seed_runs(tmp_path):
         assert row.outlier["f1"] == pytest.approx((single[0].rows[i].outlier["f1"] + single[1].rows[i].outlier["f1"]) / 2)
         assert row.changepoint.false_positives == pytest.approx(
             (single[0].rows[i].changepoint.false_positives + single[1].rows[i].changepoint.false_positives) / 2)
+    assert both.hst == pytest.approx(tuple((a + b) / 2 for a, b in zip(single[0].hst, single[1].hst)))
     assert [s.seeds for s in single] == [[3], [4]]
     assert "means over 2 seeds (3, 4)" in format_report(both).splitlines()[0]

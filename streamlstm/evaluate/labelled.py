@@ -10,6 +10,8 @@
 * Ranking of continuous scores, threshold-free: ROC AUC (:func:`roc_auc`) and
   the area under the precision-recall curve as average precision
   (:func:`average_precision`); both are ``nan`` when a class is absent.
+* A reference beside ours: river's HalfSpaceTrees on the same rows
+  (:func:`half_space_trees`), ranked the same way.
 * The detector's three outputs against the labels (:func:`detection_metrics`):
   F1 / FAR / MAR of ``abnormal``, event recall and delay of the alerts, and the
   ranking of ``score`` and of ``regime``, over one file or several pooled.
@@ -174,6 +176,22 @@ def average_precision(labels, scores) -> float:
     return float(np.sum(recall_gain * precision))
 
 
+
+
+def half_space_trees(X: np.ndarray, seed: int, baseline: int = 0) -> np.ndarray:
+    """River's HalfSpaceTrees as river's documentation runs it, `MinMaxScaler() |
+    HalfSpaceTrees(seed=seed)`, over the rows of X (N, D): the first `baseline` rows learnt
+    only (score 0), every later row scored then learnt. Returns its scores (N,)."""
+    from river import anomaly, preprocessing
+
+    model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
+    scores = np.zeros(len(X))
+    for i, row in enumerate(X.tolist()):
+        x = dict(enumerate(row))
+        if i >= baseline:
+            scores[i] = model.score_one(x)
+        model.learn_one(x)
+    return scores
 
 
 def detection_metrics(parts: Sequence[Tuple[np.ndarray, BatchResult]]) -> Dict[str, float]:

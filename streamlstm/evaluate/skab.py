@@ -18,8 +18,9 @@ two kinds of prediction.
 
 Beside our row the report prints two data-free references on the same rows,
 flag-every-row and as many alerts as ours evenly spaced
-(:func:`.skab_scoring.evenly_spaced`, over all files' scored rows in name order),
-and the leaderboard's published figures.
+(:func:`.skab_scoring.evenly_spaced`, over all files' scored rows in name order), the
+ranking of river's HalfSpaceTrees' score (:func:`.labelled.half_space_trees`, learnt on
+the same baseline rows, seeded as ours), and the leaderboard's published figures.
 
 Splits (:mod:`.splits`): within each folder the files are sorted by number and
 alternate, the first (lowest number) going to ``dev``: ``valve1/0, 2, 4, ...``,
@@ -51,7 +52,7 @@ import numpy as np
 from ..config import Config, ModelConfig
 from ..multistream import BatchResult
 from ..pool import detector_for
-from .labelled import average_precision, roc_auc
+from .labelled import average_precision, half_space_trees, roc_auc
 from .nab import epoch_seconds
 from .skab_scoring import (
     ChangepointResult,
@@ -163,15 +164,16 @@ def predictions(flags: np.ndarray, abnormal: np.ndarray) -> tuple[np.ndarray, np
     return abnormal, changes | flags
 
 
-def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[int, str, BatchResult]:
-    """(seed, name, results) of the scored rows (baseline onwards) of one file; the
-    baseline rows are learnt as known-good history (`score=False`)."""
+def _run_file(args: tuple[ModelConfig, str, str, int]) -> tuple[int, str, BatchResult, np.ndarray]:
+    """(seed, name, results, HalfSpaceTrees' scores) of the scored rows (baseline onwards)
+    of one file; the baseline rows are learnt as known-good history (`score=False`)."""
     model, path, name, baseline = args
     f = read_skab_csv(path, name)
     det = detector_for(model, f.X.shape[1], max_streams=1)
     ids = [name] * len(f.rows)
     det.process(ids[:baseline], f.X[:baseline], f.T[:baseline], score=False)
-    return model.seed, name, det.process(ids[baseline:], f.X[baseline:], f.T[baseline:])
+    res = det.process(ids[baseline:], f.X[baseline:], f.T[baseline:])
+    return model.seed, name, res, half_space_trees(f.X, model.seed, baseline)[baseline:]
 
 
 class Row(NamedTuple):
@@ -209,6 +211,7 @@ class SkabRun:
     n_rows: int  # scored rows
     seeds: list[int]
     standard: list[float]  # our changepoint score (standard profile), seed by seed
+    hst: tuple[float, float]  # HalfSpaceTrees' score: AUC-PR and ROC-AUC, means over the seeds
 
 
 @dataclass
@@ -246,9 +249,10 @@ def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | Non
     seeds = list(dict.fromkeys(model.seed for model, *_ in jobs))
     jobs.sort(key=lambda j: -os.path.getsize(j[1]))  # longest first, so the pool's last jobs are short
     outputs: dict[tuple[int, str], BatchResult] = {}
+    hst: dict[tuple[int, str], np.ndarray] = {}
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        for seed, name, res in pool.map(_run_file, jobs):
-            outputs[seed, name] = res
+        for seed, name, res, hst_scores in pool.map(_run_file, jobs):
+            outputs[seed, name], hst[seed, name] = res, hst_scores
             if progress:
                 progress(name)
     skab = {name: read_skab_csv(path, name) for name, path in files}
@@ -260,8 +264,12 @@ def run_skab(config: Config, data_dir: str | Path, results_dir: str | Path | Non
     n_alerts = float(np.mean([n for _, n in runs]))
     labels = ("streamlstm", "flag every row", f"{n_alerts:g} alerts evenly spaced")
     rows = [mean_row([rows[i] for rows, _ in runs], label) for i, label in enumerate(labels)]
+    labels_all = np.concatenate([f.anomaly[baseline:] for f in skab.values()])
+    hst_rank = [(average_precision(labels_all, h), roc_auc(labels_all, h))
+                for h in (np.concatenate([hst[seed, name] for name in skab]) for seed in seeds)]
     return SkabRun(rows, split, len(files), sum(len(f.T) - baseline for f in skab.values()), seeds,
-                   [rows[0].changepoint.scores["standard"] for rows, _ in runs])
+                   [rows[0].changepoint.scores["standard"] for rows, _ in runs],
+                   tuple(float(v) for v in np.mean(hst_rank, axis=0)))
 
 
 def _figures(scored: list[_Scored]) -> tuple[list[Row], int]:
@@ -318,6 +326,8 @@ def format_report(run: SkabRun) -> str:
         lines.append(f"{r.name:28s} {_num(o['f1'], '5.2f')} {_num(o['far'], '7.2f')} {_num(o['mar'], '7.2f')} "
                      f"{_num(r.auc_pr, '7.3f')} {_num(r.roc_auc, '7.3f')} {_num(r.auc_pr_regime, '13.3f')} "
                      f"{_num(r.roc_auc_regime, '7.3f')}")
+    lines.append(f"{'HalfSpaceTrees (river)':28s} {_num(None, '5.2f')} {_num(None, '7.2f')} {_num(None, '7.2f')} "
+                 f"{_num(run.hst[0], '7.3f')} {_num(run.hst[1], '7.3f')}")
     lines.append("  leaderboard (waico/SKAB README, all 34 files):")
     for name, f1, far, mar in LEADERBOARD_OUTLIER:
         lines.append(f"{name:28s} {f1:5.2f} {far:7.2f} {mar:7.2f}")
