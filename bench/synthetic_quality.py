@@ -10,7 +10,9 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    bursts and contextual anomalies (the cycle stalls at a normal value), each into a
    single feature; spikes, level shifts and noise bursts also into one of four features
    (the cycle at other phases and amplitudes; which one is broken changes with the seed),
-   and into that broken feature alone. Columns: event recall and mean delay (events) of
+   and into that broken feature alone; and each type into the single feature beside ten
+   0/1 command flags (three never change, seven toggle 2-30 times at random), as a
+   telemetry channel sits beside its commands. Columns: event recall and mean delay (events) of
    the alerts, alerts per 1,000 normal events, F1 / FAR / MAR of `abnormal`, AUC-PR
    (average precision) of `score`, of `regime` and of HalfSpaceTrees' score; then the
    AUC-PR of `score` and of HalfSpaceTrees' against the anomalous events only (without
@@ -92,6 +94,16 @@ def broken_feature(kind: str, seed: int) -> tuple[np.ndarray, int, np.ndarray, n
     return np.column_stack([amplitude * u for (amplitude, _), u in zip(FEATURES, units)]), broken, labels, anomalous
 
 
+def command_flags(rng: np.random.Generator, k: int = 10) -> np.ndarray:
+    """k 0/1 command flags (N, k): every third constant, the others toggling 2-30 times."""
+    flags = np.zeros((N, k))
+    for j in range(k):
+        if j % 3:
+            changes = np.sort(rng.choice(N, size=rng.integers(2, 31), replace=False))
+            flags[:, j] = np.searchsorted(changes, np.arange(N), side="right") % 2
+    return flags
+
+
 def anomaly_streams(seed: int):
     """(section, kind, X (N, D), labels, anomalous events, the broken feature of several or
     None) of table 1's streams for one seed."""
@@ -105,6 +117,12 @@ def anomaly_streams(seed: int):
     for kind in BROKEN_KINDS:
         X, broken, labels, anomalous = broken_feature(kind, seed)
         yield "the broken feature alone", kind, X[:, [broken]], labels, anomalous, None
+    for kind in KINDS:
+        rng = np.random.default_rng(seed)
+        x = cycle(rng)
+        labels, anomalous = inject(x, kind, rng)
+        flags = command_flags(np.random.default_rng(1000 + seed))
+        yield "one feature beside ten command flags", kind, np.column_stack([x, flags]), labels, anomalous, None
 
 
 def quiet_streams(seed: int):

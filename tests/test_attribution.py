@@ -102,7 +102,8 @@ def test_csv_rows_carry_contributors_as_json():
 
 def test_a_constant_column_that_starts_to_toggle_is_not_an_incident():
     """Beside a noisy cycle, a 0/1 command flag that is constant and then toggles is
-    context: its changes raise no alert and no abnormal regime, and carry no evidence."""
+    context: its changes raise no alert and no abnormal regime, carry no evidence, and it
+    is not modelled (no forecast)."""
     rng = np.random.default_rng(3)
     x = np.sin(np.arange(N) / 8.0) + 0.1 * rng.normal(size=N)
     toggles = 1500 + np.cumsum(rng.integers(50, 150, size=20))
@@ -114,6 +115,7 @@ def test_a_constant_column_that_starts_to_toggle_is_not_an_incident():
         near_a_toggle[t:t + 40] = True
     assert not (res.flags & near_a_toggle).any()
     assert not res.contributions[:, 1].any()
+    assert np.isnan(res.predictions[10:, 1]).all() and np.isfinite(res.predictions[10:, 0]).all()
 
 
 def test_a_univariate_two_valued_stream_is_still_judged():

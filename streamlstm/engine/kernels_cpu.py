@@ -41,7 +41,7 @@ from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell
 from .jit import kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import (alert_step, bounded, feature_evidence, input_std, judged, learn_statistics, regime_step, rms,
+from .scoring import (alert_step, bounded, feature_evidence, judged, learn_statistics, regime_step, rms, scaler_std,
                       to_score, value_surprise)
 
 
@@ -463,18 +463,18 @@ def sgd_update(theta, m, grad, lr, momentum):
 
 @kernel
 def normalise(xn, x, stats, hy):
-    """xn (D,) out: x (D,) scaled by the stream's running mean and the model's sd of each
-    feature (scoring.input_std), clipped to +-input_clip.
+    """xn (D,) out: x (D,) scaled by the stream's running mean and sd, clipped to
+    +-input_clip.
 
-    NaN where the feature is missing or has been seen fewer than twice (no scale yet).
+    NaN where the feature is missing, has been seen fewer than twice (no scale yet) or is
+    context (not `judged`: neither an input nor a target of the model).
     """
     col, clip = hy.stats, hy.input_clip
     for d in range(hy.D):
-        if math.isnan(x[d]) or stats[col.count + d] < 2.0:
+        if math.isnan(x[d]) or stats[col.count + d] < 2.0 or not judged(d, stats, hy):
             xn[d] = math.nan
         else:
-            v = bounded(x[d])
-            z = (v - stats[col.mean + d]) / input_std(v, d, stats, hy)
+            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats[col.var + d], stats[col.mean + d])
             xn[d] = min(max(z, -clip), clip)
 
 
@@ -494,12 +494,12 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     """Surprise of one event of stream slot `s` at time `t` (NaN: unknown), without
     changing any state.
 
-    pred_out (D,) out: the forecast of this event in original units (NaN before any).
-    Returns (L, error, Lc): the event's surprise in -log10 units before alert suppression
-    (0 during warm-up; see scoring.value_surprise and .alert_step), its RMS prediction error
-    over the features that are `judged` (NaN if none) and its channel surprise before the stream's calibration (-1 during warm-up:
-    nothing for the quantile tracker). Fills ws.xn with the normalised, clipped event.
-    """
+    pred_out (D,) out: the forecast of this event in original units (NaN before any, and
+    for context features). Returns (L, error, Lc): the event's surprise in -log10 units
+    before alert suppression (0 during warm-up; see scoring.value_surprise and
+    .alert_step), its RMS prediction error over the modelled features (NaN if none) and its
+    channel surprise before the stream's calibration (-1 during warm-up: nothing for the
+    quantile tracker). Fills ws.xn with the normalised, clipped event."""
     D, col = hy.D, hy.stats
     stats, counters = streams.stats[s], streams.counters[s]
     normalise(ws.xn, x, stats, hy)
@@ -507,11 +507,11 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     ss = 0.0
     n_obs = 0
     for d in range(D):
-        if n_seen == 0:
+        if n_seen == 0 or not judged(d, stats, hy):  # context features have no forecast
             pred_out[d] = math.nan
         else:
-            pred_out[d] = stats[col.mean + d] + input_std(math.nan, d, stats, hy) * streams.pred[s, d]
-        if not math.isnan(ws.xn[d]) and n_seen > 0 and judged(d, stats, hy):
+            pred_out[d] = stats[col.mean + d] + scaler_std(stats[col.var + d], stats[col.mean + d]) * streams.pred[s, d]
+        if not math.isnan(ws.xn[d]) and n_seen > 0:
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
             n_obs += 1
@@ -676,8 +676,9 @@ def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
     suppression (`alert_step`: cooldown and penalty); regime: `regime_step`; contributions:
     `feature_evidence`. Without `score` (baseline priming) the event is known-good
     history: its outputs are 0/False, nothing counts toward an alert or a regime, and
-    learning takes it in full. Learning sees the unsuppressed verdict (surprise at or above the threshold), so the anomaly
-    policy keeps protecting the model during a cooldown.
+    learning takes it in full. Learning sees the unsuppressed verdict (surprise at or
+    above the threshold), so the anomaly policy keeps protecting the model during a
+    cooldown.
     """
     L, error, Lc = score_event(out.preds[n], x, t, s, streams, ws, hy)
     out.errors[n] = error

@@ -109,20 +109,17 @@ OUTSIDE_LIMIT = 1e12
 # the baseline's own variance is too uncertain: |z| is Student-t).
 # Context features. In a stream of several features, one that has never varied, or has
 # shown only two values (a 0/1 command flag, a valve's state, a setpoint moved once), is
-# context, not a measurement: the model takes it as an input, but its distances (z, step,
-# seasonal residual, forecast error, the regime's evidence) are not judged, because a
-# constant has no scale (its first change would be 1e9 sd away by the variance floor) and
-# a state's change is an operation, not an incident by itself; only range novelty still
-# judges it. A feature is a measurement once its values span more than RES_SPAN steps of
-# its resolution, the smallest change it has shown (three values or more on its grid).
-# A stream with no measurement (a univariate stream of 0/1 spikes) is judged on all its
-# features, as before. A context feature's input to the model is normalised with an sd of
-# at least RES_SD steps (the sd of a 0/1 flag that is 1 half the time), and a constant's
-# first change sets its step: the variance floor would make it 1e9 sd, clipped to an input
-# of input_clip that derails the model's forecasts of the other features. Rules with a
-# reason, not fitted constants (docs/detection.md).
+# context, not a measurement: it is neither judged by its distances (z, step, seasonal
+# residual, forecast error, the regime's evidence) nor an input or a target of the model,
+# because a constant has no scale (its first change would be 1e9 sd away by the variance
+# floor) and a state's change is an operation, not an incident by itself; only range
+# novelty still judges it. As an input, a flag's toggles moved the model's forecasts of the
+# other features and hid their frequency changes. A feature is a measurement once its
+# values span more than RES_SPAN steps of its resolution, the smallest change it has shown
+# (three values or more on its grid). A stream with no measurement (a univariate stream of
+# 0/1 spikes) is judged and modelled on all its features, as before. A rule with a reason,
+# not a fitted constant (docs/detection.md).
 RES_SPAN = 1.5
-RES_SD = 0.5
 REGIME_ALTERNATIVE = 0.5
 REGIME_LEARN_WEIGHT = 0.25
 TAIL_MIN_COUNT = 20.0
@@ -224,21 +221,6 @@ def measured(d, stats, col):
     """Whether feature d is a measurement: its values span more than RES_SPAN times its
     resolution (the smallest non-zero change it has shown), so more than two values."""
     return stats[col.hi + d] - stats[col.lo + d] > RES_SPAN * stats[col.res + d]
-
-
-@kernel
-def input_std(v, d, stats, hy):
-    """The sd that normalises feature d's value v (NaN: none, for a forecast) for the
-    model: the scaler's, and for a feature that is not `judged` at least RES_SD times its
-    resolution, or for one that never varied, v's distance from its one value."""
-    col = hy.stats
-    sd = scaler_std(stats[col.var + d], stats[col.mean + d])
-    if judged(d, stats, hy):
-        return sd
-    r = stats[col.res + d]
-    if r == 0.0 and not math.isnan(v):
-        r = abs(v - stats[col.lo + d])
-    return max(sd, RES_SD * r)
 
 
 @kernel
