@@ -38,6 +38,12 @@ Combination. The event's surprise is
 The LSTM error is averaged with the value channels and may also alert on its own at a
 higher bar: it is the one channel that sees a change of rhythm.
 
+Context. In a stream of several features, one that is constant or two-valued (a command
+flag) is context: not in the channels, the regime or the model (RES_SPAN below).
+
+Attribution. `feature_evidence`: what each feature says on its own, in -log10 units, from
+which the records name the features that drove an event.
+
 Calibration. k = min(1, CALIB_C / q) >= 0.75 calibrates each stream to itself: q is a
 running CALIB_P quantile of the stream's own channel surprise (the inner max, before k), so
 a stream that is surprised all the time (Twitter counts) needs up to a third more to alert,
@@ -93,6 +99,19 @@ CALIB_ETA = 0.2
 # a range of 1e-300 would otherwise make it infinite.
 VALUE_LIMIT = 1e18
 OUTSIDE_LIMIT = 1e12
+# Context features. In a stream of several features, one that has never varied, or has
+# shown only two values (a 0/1 command flag, a valve's state, a setpoint moved once), is
+# context, not a measurement: it is neither judged by its distances (z, step, seasonal
+# residual, forecast error, the regime's evidence) nor an input or a target of the model,
+# because a constant has no scale (its first change would be 1e9 sd away by the variance
+# floor) and a state's change is an operation, not an incident by itself; only range
+# novelty still judges it. As an input, a flag's toggles moved the model's forecasts of the
+# other features and hid their frequency changes. A feature is a measurement once its
+# values span more than RES_SPAN steps of its resolution, the smallest change it has shown
+# (three values or more on its grid). A stream with no measurement (a univariate stream of
+# 0/1 spikes) is judged and modelled on all its features, as before. A rule with a reason,
+# not a fitted constant (docs/detection.md).
+RES_SPAN = 1.5
 # The regime (an online two-state hidden Markov model over normal/abnormal, filtered
 # forwards; see regime_step). Under the normal state an event's evidence, a p-value, is
 # uniform; under the abnormal state it follows Beta(REGIME_ALTERNATIVE, 1), whose median
@@ -107,19 +126,6 @@ OUTSIDE_LIMIT = 1e12
 # learns how often its |z| exceeds 1, 2, ..., TAIL_LEVELS (layout.py), as the scaler learns
 # (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations (before them
 # the baseline's own variance is too uncertain: |z| is Student-t).
-# Context features. In a stream of several features, one that has never varied, or has
-# shown only two values (a 0/1 command flag, a valve's state, a setpoint moved once), is
-# context, not a measurement: it is neither judged by its distances (z, step, seasonal
-# residual, forecast error, the regime's evidence) nor an input or a target of the model,
-# because a constant has no scale (its first change would be 1e9 sd away by the variance
-# floor) and a state's change is an operation, not an incident by itself; only range
-# novelty still judges it. As an input, a flag's toggles moved the model's forecasts of the
-# other features and hid their frequency changes. A feature is a measurement once its
-# values span more than RES_SPAN steps of its resolution, the smallest change it has shown
-# (three values or more on its grid). A stream with no measurement (a univariate stream of
-# 0/1 spikes) is judged and modelled on all its features, as before. A rule with a reason,
-# not a fitted constant (docs/detection.md).
-RES_SPAN = 1.5
 REGIME_ALTERNATIVE = 0.5
 REGIME_LEARN_WEIGHT = 0.25
 TAIL_MIN_COUNT = 20.0
@@ -265,9 +271,10 @@ def feature_inputs(v, d, b, stats, bins, hy):
 @kernel
 def value_inputs(x, t, stats, bins, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
-    before it: (value, step, seasonal) RMS over observed features (NaN when none) and how
-    far the farthest feature left the range [lo, hi] of all its earlier values, in units of
-    hi - lo (0 when all are inside). Values are limited to +-VALUE_LIMIT, as everywhere."""
+    before it: (value, step, seasonal) RMS over the observed features that are `judged`
+    (NaN when none) and how far the farthest feature, context included, left the range
+    [lo, hi] of all its earlier values, in units of hi - lo (0 when all are inside). Values
+    are limited to +-VALUE_LIMIT, as everywhere."""
     D, col = hy.D, hy.stats
     b = day_bin(t, hy.seasonal_bins)
     sum_z = 0.0
@@ -543,8 +550,8 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     event normalised by score_event); its range novelty, graded as in value_surprise; and
     its tail under the regime's baseline, as regime_evidence takes it. Range novelty alone
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
-    during warm-up (where the score is 0). A record's
-    `contributors` are the largest shares of these (records.py)."""
+    during warm-up (where the score is 0). A record's `contributors` are the largest
+    shares of these (records.py)."""
     stats, bins, col = streams.stats[s], streams.bins[s], hy.stats
     b = day_bin(t, hy.seasonal_bins)
     warm = streams.counters[s, C_SEEN] >= hy.warmup

@@ -177,7 +177,6 @@ def average_precision(labels, scores) -> float:
 
 
 
-
 def half_space_trees(X: np.ndarray, seed: int, baseline: int = 0) -> np.ndarray:
     """River's HalfSpaceTrees as river's documentation runs it, `MinMaxScaler() |
     HalfSpaceTrees(seed=seed)`, over the rows of X (N, D): the first `baseline` rows learnt
