@@ -38,10 +38,11 @@ from numba import njit
 
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
-from .jit import kernel
+from .jit import inlined_kernel, kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import alert_step, bounded, learn_statistics, regime_step, rms, scaler_std, to_score, value_surprise
+from .scoring import (alert_learn, alert_step, bounded, learn_statistics, regime_learn, regime_step, rms, scaler_std,
+                      to_score, value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -662,17 +663,17 @@ def weighted_loss_present(winw, L, n_loss):
     return False
 
 
-@kernel
-def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
+@inlined_kernel
+def judge_event(out, n, x, t, s, streams, ws, score, hy):
     """Score event x (D,) of stream slot s at time t into row n of `out` (Outputs, or any
-    tuple with its fields) and return (error, surprising), what learning it needs.
+    tuple with its fields), changing no state. Returns (Lc, regime_state), what
+    `take_judgement` needs besides that row and ws.xn (the event normalised) when the event
+    is learnt.
 
     score: the continuous surprise, never suppressed; alert_score and flag: after alert
     suppression (`alert_step`: cooldown and penalty); regime: `regime_step`. Without
     `score` (baseline priming) the event is known-good history: its outputs are 0/False,
-    nothing counts toward an alert or a regime, and learning takes it in full. Learning
-    sees the unsuppressed verdict (surprise at or above the threshold), so the anomaly
-    policy keeps protecting the model during a cooldown.
+    and nothing counts toward an alert or a regime (there is no judgement to take).
     """
     L, error, Lc = score_event(out.preds[n], x, t, s, streams, ws, hy)
     out.errors[n] = error
@@ -681,13 +682,36 @@ def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
         out.alert_scores[n] = 0.0
         out.flags[n] = False
         out.regime[n] = 0.0
-        return error, False
-    alert, flag = alert_step(L, Lc, s, streams, learn, hy)
+        return Lc, 0.0
+    alert, flag = alert_step(L, s, streams, hy)
     out.scores[n] = to_score(L)
     out.alert_scores[n] = alert
     out.flags[n] = flag
-    out.regime[n] = regime_step(x, s, streams, learn, hy)
-    return error, to_score(L) >= hy.threshold
+    out.regime[n], regime_state = regime_step(x, s, streams, hy)
+    return Lc, regime_state
+
+
+@kernel
+def take_judgement(out, n, Lc, regime_state, score, s, streams, hy):
+    """What judging an event (row n of `out` and (Lc, regime_state) from judge_event with
+    `score`) changes once the event is learnt: the alert bookkeeping and the regime's step,
+    nothing for a baseline event. Returns whether the event is surprising for the anomaly
+    policy: learning sees the unsuppressed verdict (score at or above the threshold), so
+    the policy keeps protecting the model during a cooldown."""
+    if not score:
+        return False
+    alert_learn(out.flags[n], Lc, s, streams, hy)
+    regime_learn(regime_state, s, streams, hy)
+    return out.scores[n] >= hy.threshold
+
+
+@kernel
+def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, hy):
+    """Learn event x (D,) of stream slot s at time t, which judge_event judged into row n
+    of `out` with (Lc, regime_state), and ws.xn as it left it: take the judgement (if it was
+    scored), then learn_event."""
+    surprising = take_judgement(out, n, Lc, regime_state, score, s, streams, hy)
+    learn_event(s, 0 if hy.shared else s, x, t, out.errors[n], surprising, streams, params, ws, hy)
 
 
 @kernel
@@ -707,7 +731,8 @@ def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
     for n in range(slots.shape[0]):
         s = slots[n]
         x = X[n]
-        error, surprising = judge_event(out, n, x, T[n], s, streams, ws, learn, score, hy)
+        Lc, regime_state = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
         if learn:
-            learn_event(s, 0 if hy.shared else s, x, T[n], error, surprising, streams, params, ws, hy)
+            learn_judged(out, n, x, T[n], Lc, regime_state, score, s, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
+
