@@ -4,6 +4,8 @@ against the code before it, not against itself.
 
     PYTHONPATH=<checkout of the code before> python tests/reference_runs.py tests/data/reference_outputs.npz
 
+(in a process that loads the kernels from Numba's cache; see test_reference_outputs.py)
+
 The runs cover the batched path (process, with baseline priming, timestamps, NaNs, several
 streams), the one-event path (process_one, score_one) and LSTMDetector's river path
 (score_one then learn_one, with the orders a caller may use), in per_stream and shared

@@ -60,6 +60,19 @@ def new_outputs(N: int, D: int) -> Outputs:
     return Outputs(np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, D)), np.empty(N), np.zeros(N), np.zeros(N))
 
 
+class Judgement(NamedTuple):
+    """What `judge_one` keeps of the event it judged, so that `learn_one` can learn that
+    event without judging it again (the river API scores each event, then learns it)."""
+
+    event: np.ndarray  # (3 + D,) float64: the event's slot, score flag, time and values
+    verdict: np.ndarray  # (2,) float64: (Lc, regime_state), as judge_event returned them
+    xn: np.ndarray  # (D,) model dtype: the event normalised (ws.xn as judging left it)
+
+
+def new_judgement(D: int, dtype) -> Judgement:
+    return Judgement(np.full(3 + D, np.nan), np.zeros(2), np.zeros(D, dtype=dtype))
+
+
 class Workspace(NamedTuple):
     """Scratch buffers reused by every event (the forward cache is what backward needs)."""
 
@@ -736,3 +749,53 @@ def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
             learn_judged(out, n, x, T[n], Lc, regime_state, score, s, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
 
+
+# ------------------------------------------------------------------ one event, river's API
+
+
+@kernel
+def judge_one(out, memo, slots, X, T, score, streams, ws, hy):
+    """process_batch without learning for one event (slots (1,), X (1, D), T (1,)), whose
+    judgement (row 0 of `out`) is also kept in `memo` (Judgement) for learn_one."""
+    caller_fp_control = get_fp_control()
+    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
+    memo.verdict[0], memo.verdict[1] = judge_event(out, 0, X[0], T[0], slots[0], streams, ws, score, hy)
+    memo.event[0] = slots[0]
+    memo.event[1] = 1.0 if score else 0.0
+    memo.event[2] = T[0]
+    for d in range(X.shape[1]):
+        memo.event[3 + d] = X[0, d]
+    copy_row(memo.xn, ws.xn)
+    set_fp_control(caller_fp_control)
+
+
+@kernel
+def is_judged(memo, slots, X, T, score):
+    """Whether memo.event is the event (slots (1,), X (1, D), T (1,), score), values and
+    time bit for bit: a NaN matches only a NaN of the same bits, -0.0 only -0.0."""
+    event = memo.event.view(np.int64)
+    if memo.event[0] != slots[0] or memo.event[1] != (1.0 if score else 0.0) or event[2] != T.view(np.int64)[0]:
+        return False
+    x = X[0].view(np.int64)
+    for d in range(x.shape[0]):
+        if event[3 + d] != x[d]:
+            return False
+    return True
+
+
+@kernel
+def learn_one(out, memo, judged, slots, X, T, score, streams, params, ws, hy):
+    """process_batch for one event (slots (1,), X (1, D), T (1,)). If `judged` (the state
+    and `out` are as judge_one left them) and judge_one judged this very event, its
+    judgement is taken from row 0 of `out` and `memo` instead of judging the event again:
+    judging is pure, so the results are the same bit for bit."""
+    caller_fp_control = get_fp_control()
+    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
+    s, x, t = slots[0], X[0], T[0]
+    if judged and is_judged(memo, slots, X, T, score):
+        Lc, regime_state = memo.verdict[0], memo.verdict[1]
+        copy_row(ws.xn, memo.xn)
+    else:
+        Lc, regime_state = judge_event(out, 0, x, t, s, streams, ws, score, hy)
+    learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)
+    set_fp_control(caller_fp_control)
