@@ -110,7 +110,7 @@ def main() -> None:
         print(f"{name:62s} {rate:10,.0f} {rate / base:6.1f}x {frac}")
     print(f"\n{fmas_per_event():,} FMAs/event; peak {peak / 1e9:.0f} GFMA/s/core ({lanes} float32 FMAs/cycle"
           f" at {ghz:.2f} GHz); best of {args.rounds} rounds of {n:,} events after {w:,} untimed"
-          f" (LSTMDetector.score_one+learn_one scores each event twice)")
+          f" (LSTMDetector: learn_one takes the judgement score_one made of the same event)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import numpy as np
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, WEIGHT_MODE
-from .engine.kernels_cpu import new_outputs
+from .engine.kernels_cpu import Outputs, new_outputs
 from .engine.layout import TAIL_LEVELS
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
@@ -92,7 +92,7 @@ class MultiStreamDetector:
                                   alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam"),
                                   self.theta0)
         # One-event buffers of the *_one methods (outputs, slot, timestamp), reused per call.
-        self._one = (_batch_result(1, n_features), np.zeros(1, dtype=np.int64), np.empty(1))
+        self._one = (new_outputs(1, n_features), np.zeros(1, dtype=np.int64), np.empty(1))
 
     # ------------------------------------------------------------------ processing
 
@@ -148,18 +148,18 @@ class MultiStreamDetector:
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
         return float(self._event(slot, x, timestamp, False).scores[0])
 
-    def _event(self, slot: int, x: np.ndarray, timestamp: float, learn: bool, score: bool = True) -> BatchResult:
+    def _event(self, slot: int, x: np.ndarray, timestamp: float, learn: bool, score: bool = True) -> Outputs:
         """One event x (1, D) of held slot `slot`; the result lies in the one-event buffers,
         valid until the next call. process()'s general bookkeeping costs about 4 us of
-        Python per call, several times what the kernel takes to score one event."""
+        Python per call, several times what the kernel takes to score one event. The
+        engine's process_one does not judge twice an event scored (score_one), then learnt
+        (process_one)."""
         if x.shape != (1, self.n_features):
             raise ValueError(f"x must have {self.n_features} values, got {x.shape[1]}")
         out, slots, T = self._one
         slots[0] = slot
         T[0] = timestamp
-        self.engine.process(slots, x, learn, T, out[:-1], score)
-        out.abnormal[0] = out.regime[0] >= 0.5
-        return out
+        return self.engine.process_one(slots, x, learn, T, out, score)
 
     @property
     def n_streams(self) -> int:

@@ -153,3 +153,23 @@ def test_detects_spikes_and_learns_level_shift(cell):
     # Few false alarms on the normal stretch.
     assert res.flags[500:1400].sum() <= 5
     assert 0.0 <= scores.min() and scores.max() < 1.0
+
+
+@pytest.mark.parametrize("kw", [{}, {"cell": "gru", "dtype": "float64", "k1": 2, "input_dropout": 0.1}])
+def test_score_one_before_learn_one_changes_nothing(kw):
+    """learn_one takes the judgement score_one made of the same event (the river path
+    scores every event twice): score_one returns the score learn_one then gives, and the
+    results and state are exactly those of learning without score_one."""
+    x = sine_with_anomalies()[:1700]
+    scored, unscored = LSTMDetector(warmup=50, **kw), LSTMDetector(warmup=50, **kw)
+    flags = 0
+    for v in x:
+        event = {"v": v, "w": -v}
+        score = scored.score_one(event)
+        scored.learn_one(event)
+        unscored.learn_one(event)
+        assert (scored.last_score, scored.last_flag) == (unscored.last_score, unscored.last_flag)
+        assert score == scored.last_score
+        flags += scored.last_flag
+    assert flags > 0
+    assert scored.to_bytes() == unscored.to_bytes()

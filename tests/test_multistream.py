@@ -147,3 +147,39 @@ def test_no_finite_input_makes_a_later_score_or_forecast_non_finite(burst, mode)
     assert np.isfinite(res.predictions[1:]).all() and np.isfinite(res.errors[2:]).all()  # (none before a scale)
     assert all(np.isfinite(a).all() for a in m.streams if a.dtype.kind == "f" and a is not m.streams.ring)
     assert not np.isinf(m.streams.ring).any()  # NaN there means "no input"
+
+
+def _learnt_after(steps, tamper):
+    """The snapshot after stream "a" learnt 300 events, then `steps`, then one more event
+    through process_one; with `tamper`, the judgement score_one keeps for process_one is
+    corrupted first, so that the result shows whether process_one took it."""
+    x = sine_with_anomalies()[:301]
+    m = MultiStreamDetector(1, warmup=50, seed=3)
+    for v in x[:300]:
+        m.process_one("a", [v])
+    for step in steps:
+        step(m, x[300])
+    if tamper:
+        m.engine._memo.xn[:] = 3.0
+    m.process_one("a", [x[300]])
+    return m.to_bytes()
+
+
+@pytest.mark.parametrize("steps, taken", [
+    ([lambda m, v: m.score_one("a", [v])], True),
+    ([lambda m, v: m.score_one("a", [v + 1.0]), lambda m, v: m.score_one("a", [v])], True),  # the last one
+    ([lambda m, v: m.score_one("a", [v + 1.0])], False),  # another value
+    ([lambda m, v: m.score_one("a", [-0.0 if v == 0.0 else v * (1 + 2**-52)])], False),  # one bit apart
+    ([lambda m, v: m.score_one("a", [v], timestamp=1.7e9)], False),  # another time
+    ([lambda m, v: m.score_one("a", [v]), lambda m, v: m.process(["a"], [[v]])], False),  # learnt meanwhile
+    ([lambda m, v: m.score_one("a", [v]), lambda m, v: m.process_one("b", [v])], False),  # a new stream
+    ([lambda m, v: m.score_one("a", [v]), lambda m, v: m.resize(8)], False),
+], ids=["same", "last-scored", "other-value", "one-bit", "other-time", "learnt", "new-stream", "resized"])
+def test_process_one_takes_score_ones_judgement_only_for_that_event_on_that_state(steps, taken):
+    """score_one then process_one of the same event (the river path) judges it once:
+    process_one takes the kept judgement (a corrupted one shows) only for the event
+    judged last, bit for bit, with no change of state since; taken or not, the result is
+    that of judging the event again."""
+    again = _learnt_after(steps, tamper=False)
+    assert again == _learnt_after([], tamper=False) or not taken
+    assert (_learnt_after(steps, tamper=True) != again) == taken

@@ -170,6 +170,9 @@ def test_a_format_8_snapshot_loads_without_resolutions_and_continues_as_before()
     assert not det.engine.to_host()[0].stats[:det.n_streams, col.res:col.res + 2].any()
     old = np.load(DATA / "detector_v8_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
-    for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime"):
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors"):
         np.testing.assert_array_equal(getattr(res, name), old[name])
+    # The regime's probability is rounded in another inlined context since judging was split
+    # from learning (tests/test_reference_outputs.py); its state is bit for bit.
+    np.testing.assert_allclose(res.regime, old["regime"], rtol=1e-14, atol=0)
     assert old["flags"].any() and (old["regime"] >= 0.5).any()

@@ -183,6 +183,10 @@ class CudaEngine:
             dst[order] = getattr(host, name)[:N]
         return out
 
+    # One event (CpuEngine.process_one) has no parallelism to offer the device, and skipping
+    # its second judgement would save nothing next to a kernel launch: it is `process`.
+    process_one = process
+
     def synchronize(self) -> None:
         if not self._sim:
             self.cuda.synchronize()

@@ -38,11 +38,11 @@ from numba import njit
 
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
-from .jit import kernel
+from .jit import inlined_kernel, kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
 from .params import LSTM, views
-from .scoring import (alert_step, bounded, feature_evidence, judged, learn_statistics, regime_step, rms, scaler_std,
-                      to_score, value_surprise)
+from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, regime_learn,
+                      regime_step, rms, scaler_std, to_score, value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -60,6 +60,19 @@ class Outputs(NamedTuple):
 def new_outputs(N: int, D: int) -> Outputs:
     return Outputs(np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, D)), np.empty(N), np.zeros(N), np.zeros(N),
                    np.zeros((N, D)))
+
+
+class Judgement(NamedTuple):
+    """What `judge_one` keeps of the event it judged, so that `learn_one` can learn that
+    event without judging it again (the river API scores each event, then learns it)."""
+
+    event: np.ndarray  # (3 + D,) float64: the event's slot, score flag, time and values
+    verdict: np.ndarray  # (2,) float64: (Lc, regime_state), as judge_event returned them
+    xn: np.ndarray  # (D,) model dtype: the event normalised (ws.xn as judging left it)
+
+
+def new_judgement(D: int, dtype) -> Judgement:
+    return Judgement(np.full(3 + D, np.nan), np.zeros(2), np.zeros(D, dtype=dtype))
 
 
 class Workspace(NamedTuple):
@@ -667,18 +680,18 @@ def weighted_loss_present(winw, L, n_loss):
     return False
 
 
-@kernel
-def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
+@inlined_kernel
+def judge_event(out, n, x, t, s, streams, ws, score, hy):
     """Score event x (D,) of stream slot s at time t into row n of `out` (Outputs, or any
-    tuple with its fields) and return (error, surprising), what learning it needs.
+    tuple with its fields), changing no state. Returns (Lc, regime_state), what
+    `take_judgement` needs besides that row and ws.xn (the event normalised) when the event
+    is learnt.
 
     score: the continuous surprise, never suppressed; alert_score and flag: after alert
     suppression (`alert_step`: cooldown and penalty); regime: `regime_step`; contributions:
     `feature_evidence`. Without `score` (baseline priming) the event is known-good
-    history: its outputs are 0/False, nothing counts toward an alert or a regime, and
-    learning takes it in full. Learning sees the unsuppressed verdict (surprise at or
-    above the threshold), so the anomaly policy keeps protecting the model during a
-    cooldown.
+    history: its outputs are 0/False, and nothing counts toward an alert or a regime
+    (there is no judgement to take).
     """
     L, error, Lc = score_event(out.preds[n], x, t, s, streams, ws, hy)
     out.errors[n] = error
@@ -688,14 +701,37 @@ def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
         out.flags[n] = False
         out.regime[n] = 0.0
         fill(out.contributions[n], 0.0)
-        return error, False
+        return Lc, 0.0
     feature_evidence(out.contributions[n], x, t, s, streams, ws.xn, hy)
-    alert, flag = alert_step(L, Lc, s, streams, learn, hy)
+    alert, flag = alert_step(L, s, streams, hy)
     out.scores[n] = to_score(L)
     out.alert_scores[n] = alert
     out.flags[n] = flag
-    out.regime[n] = regime_step(x, s, streams, learn, hy)
-    return error, to_score(L) >= hy.threshold
+    out.regime[n], regime_state = regime_step(x, s, streams, hy)
+    return Lc, regime_state
+
+
+@kernel
+def take_judgement(out, n, Lc, regime_state, score, s, streams, hy):
+    """What judging an event (row n of `out` and (Lc, regime_state) from judge_event with
+    `score`) changes once the event is learnt: the alert bookkeeping and the regime's step,
+    nothing for a baseline event. Returns whether the event is surprising for the anomaly
+    policy: learning sees the unsuppressed verdict (score at or above the threshold), so
+    the policy keeps protecting the model during a cooldown."""
+    if not score:
+        return False
+    alert_learn(out.flags[n], Lc, s, streams, hy)
+    regime_learn(regime_state, s, streams, hy)
+    return out.scores[n] >= hy.threshold
+
+
+@kernel
+def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, hy):
+    """Learn event x (D,) of stream slot s at time t, which judge_event judged into row n
+    of `out` with (Lc, regime_state), and ws.xn as it left it: take the judgement (if it was
+    scored), then learn_event."""
+    surprising = take_judgement(out, n, Lc, regime_state, score, s, streams, hy)
+    learn_event(s, 0 if hy.shared else s, x, t, out.errors[n], surprising, streams, params, ws, hy)
 
 
 @kernel
@@ -715,7 +751,58 @@ def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
     for n in range(slots.shape[0]):
         s = slots[n]
         x = X[n]
-        error, surprising = judge_event(out, n, x, T[n], s, streams, ws, learn, score, hy)
+        Lc, regime_state = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
         if learn:
-            learn_event(s, 0 if hy.shared else s, x, T[n], error, surprising, streams, params, ws, hy)
+            learn_judged(out, n, x, T[n], Lc, regime_state, score, s, streams, params, ws, hy)
+    set_fp_control(caller_fp_control)
+
+
+# ------------------------------------------------------------------ one event, river's API
+
+
+@kernel
+def judge_one(out, memo, slots, X, T, score, streams, ws, hy):
+    """process_batch without learning for one event (slots (1,), X (1, D), T (1,)), whose
+    judgement (row 0 of `out`) is also kept in `memo` (Judgement) for learn_one."""
+    caller_fp_control = get_fp_control()
+    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
+    memo.verdict[0], memo.verdict[1] = judge_event(out, 0, X[0], T[0], slots[0], streams, ws, score, hy)
+    memo.event[0] = slots[0]
+    memo.event[1] = 1.0 if score else 0.0
+    memo.event[2] = T[0]
+    for d in range(X.shape[1]):
+        memo.event[3 + d] = X[0, d]
+    copy_row(memo.xn, ws.xn)
+    set_fp_control(caller_fp_control)
+
+
+@kernel
+def is_judged(memo, slots, X, T, score):
+    """Whether memo.event is the event (slots (1,), X (1, D), T (1,), score), values and
+    time bit for bit: a NaN matches only a NaN of the same bits, -0.0 only -0.0."""
+    event = memo.event.view(np.int64)
+    if memo.event[0] != slots[0] or memo.event[1] != (1.0 if score else 0.0) or event[2] != T.view(np.int64)[0]:
+        return False
+    x = X[0].view(np.int64)
+    for d in range(x.shape[0]):
+        if event[3 + d] != x[d]:
+            return False
+    return True
+
+
+@kernel
+def learn_one(out, memo, judged, slots, X, T, score, streams, params, ws, hy):
+    """process_batch for one event (slots (1,), X (1, D), T (1,)). If `judged` (the state
+    and `out` are as judge_one left them) and judge_one judged this very event, its
+    judgement is taken from row 0 of `out` and `memo` instead of judging the event again:
+    judging is pure, so the results are the same bit for bit."""
+    caller_fp_control = get_fp_control()
+    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
+    s, x, t = slots[0], X[0], T[0]
+    if judged and is_judged(memo, slots, X, T, score):
+        Lc, regime_state = memo.verdict[0], memo.verdict[1]
+        copy_row(ws.xn, memo.xn)
+    else:
+        Lc, regime_state = judge_event(out, 0, x, t, s, streams, ws, score, hy)
+    learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)
     set_fp_control(caller_fp_control)

@@ -6,12 +6,12 @@ the events of one stream stay in order across waves. Each wave is launched with 
 thread per event (in chunks of at most `max_wave` threads).
 
 Per thread, exactly what `kernels_cpu.process_batch` does for one event:
-  1. score the event               -> kernels_cpu.score_event
-  2. learn it                      -> kernels_cpu.learn_begin (window push, backward over
-                                      the window, regularise+clip), the optimiser update,
-                                      kernels_cpu.learn_end (statistics, carried-state
-                                      step, next forecast)
-  3. alert suppression bookkeeping -> kernels_cpu.alert_step (before learning, as there).
+  1. judge the event               -> kernels_cpu.judge_event (score, alert, regime)
+  2. learn it                      -> kernels_cpu.take_judgement (alert bookkeeping, the
+                                      regime's step), kernels_cpu.learn_begin (window push,
+                                      backward over the window, regularise+clip), the
+                                      optimiser update, kernels_cpu.learn_end (statistics,
+                                      carried-state step, next forecast).
 
 All the math is written once: these are the `@njit` functions of kernels_cpu / scoring /
 gates, which numba-cuda compiles again as device functions when a kernel calls them (they
@@ -58,7 +58,8 @@ from numba import njit
 
 from . import gates
 from .jit import KERNEL_OPTIONS
-from .kernels_cpu import Workspace, copy_row, fill, judge_event, learn_begin, learn_end, optimiser_update
+from .kernels_cpu import (Workspace, copy_row, fill, judge_event, learn_begin, learn_end, optimiser_update,
+                          take_judgement)
 from .layout import C_RNG
 
 # The CPU options, NRT included (see kernels_cpu.kernel): under the simulator these helpers
@@ -110,9 +111,10 @@ def event_step(t, learn, score, io, streams, params, ws, hy):
     """
     s = io.slots[t]
     x = io.X[t]
-    error, surprising = judge_event(io, t, x, io.T[t], s, streams, ws, learn, score, hy)
+    Lc, regime_state = judge_event(io, t, x, io.T[t], s, streams, ws, score, hy)
     io.trained[t] = False
     if learn:
+        surprising = take_judgement(io, t, Lc, regime_state, score, s, streams, hy)
         q = 0 if hy.shared else s
         theta = params.theta[q]
         trained = learn_begin(s, surprising, streams, theta, ws, hy)
@@ -122,7 +124,7 @@ def event_step(t, learn, score, io, streams, params, ws, hy):
             if trained:
                 params.step[q] += 1
                 optimiser_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy)
-            learn_end(s, x, io.T[t], error, streams, theta, ws, hy)
+            learn_end(s, x, io.T[t], io.errors[t], streams, theta, ws, hy)
 
 
 @device_fn

@@ -49,15 +49,19 @@ running CALIB_P quantile of the stream's own channel surprise (the inner max, be
 a stream that is surprised all the time (Twitter counts) needs up to a third more to alert,
 while a stream whose surprises are rare (q below CALIB_C) is unchanged.
 
-Suppression (`alert_step` below). After an alert the next `alert_cooldown` events score
-0, and a penalty P rises by `alert_penalty` per alert and decays with half-life
-`penalty_halflife` events, so one incident raises one alert while a second incident soon
-after the first can still be reported:
+Suppression (`alert_step` and `alert_learn` below). After an alert the next
+`alert_cooldown` events score 0, and a penalty P rises by `alert_penalty` per alert and
+decays with half-life `penalty_halflife` events, so one incident raises one alert while a
+second incident soon after the first can still be reported:
 
     Le = max(L - P, 0),   score = Le / (Le + L_HALF)      in [0, 1), 0.5 at Le = 5
 
 so the score keeps resolution near 1 (Le = 10 gives 0.667, 50 gives 0.909) instead of
 saturating. Statistics used for an event's score are those from before that event.
+
+Judging an event changes nothing; what it changes once the event is learnt (the alert
+bookkeeping, the regime's step) is a separate function, so that an event scored by
+`score_one` is learnt by `learn_one` without being judged again.
 """
 
 from __future__ import annotations
@@ -404,29 +408,33 @@ def learn_statistics(error, x, t, s, streams, hy):
 
 
 @kernel
-def alert_step(L, Lc, s, streams, learn, hy):
+def alert_step(L, s, streams, hy):
     """Score and flag of an event of surprise L, after alert suppression: 0 during a
-    cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P. With
-    `learn`, an alert starts a cooldown and raises P by alert_penalty; P decays every
-    event; and the stream's quantile q of the channel surprise takes one step towards
-    Lc's CALIB_P quantile, capped at CALIB_Q_MAX (not when Lc < 0: warm-up). Returns
-    (score, flag)."""
+    cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P.
+    Changes nothing (`alert_learn` does, once the event is learnt). Returns (score, flag)."""
+    stats, counters, col = streams.stats[s], streams.counters[s], hy.stats
+    score = 0.0 if counters[C_QUIET] > 0 else to_score(max(L - stats[col.penalty], 0.0))
+    return score, score >= hy.threshold
+
+
+@kernel
+def alert_learn(flag, Lc, s, streams, hy):
+    """The alert bookkeeping of a learnt event whose `alert_step` gave `flag`: an alert
+    starts a cooldown and raises the penalty P by alert_penalty; P decays every event; and
+    the stream's quantile q of the channel surprise takes one step towards Lc's CALIB_P
+    quantile, capped at CALIB_Q_MAX (not when Lc < 0: warm-up)."""
     stats, counters, col = streams.stats[s], streams.counters[s], hy.stats
     penalty = stats[col.penalty]
     quiet = counters[C_QUIET]
-    score = 0.0 if quiet > 0 else to_score(max(L - penalty, 0.0))
-    flag = score >= hy.threshold
-    if learn:
-        if quiet > 0:
-            counters[C_QUIET] = quiet - 1
-        elif flag:
-            counters[C_QUIET] = hy.alert_cooldown
-            penalty += hy.alert_penalty
-        stats[col.penalty] = penalty * hy.penalty_decay
-        if Lc >= 0.0:
-            q = stats[col.quantile]
-            stats[col.quantile] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
-    return score, flag
+    if quiet > 0:
+        counters[C_QUIET] = quiet - 1
+    elif flag:
+        counters[C_QUIET] = hy.alert_cooldown
+        penalty += hy.alert_penalty
+    stats[col.penalty] = penalty * hy.penalty_decay
+    if Lc >= 0.0:
+        q = stats[col.quantile]
+        stats[col.quantile] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
 
 
 # ------------------------------------------------------------------------------- regime
@@ -490,14 +498,16 @@ def regime_evidence(x, stats, hy):
 
 
 @kernel
-def regime_step(x, s, streams, learn, hy):
+def regime_step(x, s, streams, hy):
     """One forward step of stream slot s's regime model with event x (D,): the predicted
     P(abnormal) after the transition (regime_enter, regime_exit), times the likelihood
     ratio of the event's evidence u, REGIME_ALTERNATIVE * u^(REGIME_ALTERNATIVE - 1).
-    Returns P(abnormal) (0 during warm-up), stored only with `learn`."""
+    Returns (P(abnormal), the state to store), (0, 0) during warm-up. Changes nothing
+    (`regime_learn` stores the state, once the event is learnt): the state is the new
+    log-odds relative to the prior, so that a reset row is at it."""
     stats, col = streams.stats[s], hy.stats
     if streams.counters[s, C_SEEN] < hy.warmup:
-        return 0.0
+        return 0.0, 0.0
     prior = _logit(hy.regime_enter)
     abnormal = 1.0 / (1.0 + math.exp(-(prior + stats[col.regime])))
     abnormal = abnormal * (1.0 - hy.regime_exit) + (1.0 - abnormal) * hy.regime_enter
@@ -506,9 +516,15 @@ def regime_step(x, s, streams, learn, hy):
     if not math.isnan(e):
         log_odds += math.log(REGIME_ALTERNATIVE) + (1.0 - REGIME_ALTERNATIVE) * e * _LN10
     log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
-    if learn:
-        stats[col.regime] = log_odds - prior  # stored relative to the prior: a reset row is at it
-    return 1.0 / (1.0 + math.exp(-log_odds))
+    return 1.0 / (1.0 + math.exp(-log_odds)), log_odds - prior
+
+
+@kernel
+def regime_learn(state, s, streams, hy):
+    """Store the state `regime_step` gave a learnt event (not during warm-up, where it made
+    no step)."""
+    if streams.counters[s, C_SEEN] >= hy.warmup:
+        streams.stats[s, hy.stats.regime] = state
 
 
 @kernel
