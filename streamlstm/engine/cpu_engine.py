@@ -8,30 +8,105 @@ one engine and does not care which:
     process(slots, X, learn, T, out, score)  judge then learn; kernels_cpu.Outputs
     to_host() / from_host(s, p)      the tables as state.StreamArrays / ParamArrays
     bytes_per_stream() / fixed_bytes()
+
+Threads (per_stream mode): a micro-batch's events are split by stream into shards, one
+per thread, each a contiguous range of slots holding about as many events as the others;
+each shard runs kernels_cpu.process_shard with its own workspace. Streams are independent
+in this mode, so the results are bit-identical to one thread. Shared mode runs on one
+thread: every event updates the one set of weights the next event reads.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
-from .kernels_cpu import Outputs, make_workspace, new_outputs, process_batch
+from .hyperparams import THREADS
+from .kernels_cpu import Outputs, Workspace, make_workspace, new_outputs, process_batch, process_shard
 from .layout import C_RNG
 from .params import param_size
 from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
 
+# Fewer events than this per shard run on fewer threads (one below twice this). Splitting
+# the batch and handing a shard to a worker cost ~0.1 ms (bench/bench_threads.py
+# --overhead: two threads lost at 16 events a call, broke even at 32, and saved 0.11 ms
+# of 0.50 at 64 and 0.35 of 1.01 at 128), so a shard of 64 events (~0.5 ms) keeps most of
+# its gain; one-event calls (process_one, score_one) never pay it.
+MIN_SHARD_EVENTS = 64
+# Workspaces a worker thread keeps, one per model shape (cell, D, H, K, dtype) it has run:
+# the oldest is dropped beyond this, so memory stays bounded however many models there are.
+MAX_WORKSPACES_PER_THREAD = 16
+
+# The process's shard workers, shared by all engines; threads start on first use, up to as
+# many as shards run at once. The kernels release the GIL.
+_workers = ThreadPoolExecutor(int(THREADS.spec.hi), thread_name_prefix="streamlstm-shard")
+_local = threading.local()
+
+
+def resolve_threads(threads: int) -> int:
+    """The `threads` setting as a count: 0 is every CPU this process may run on."""
+    if threads:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def split_by_stream(slots: np.ndarray, n: int) -> list[np.ndarray]:
+    """The rows (indices) of events slots (N,) in at most n shards, each (M,) int64 in
+    input order: every stream's events in one shard, streams cut in slot order where the
+    running event count passes a multiple of N/n, so shards hold about N/n events (fewer
+    shards when some stream holds many). Empty shards are left out."""
+    _, inverse, counts = np.unique(slots, return_inverse=True, return_counts=True)
+    first_row = np.cumsum(counts) - counts  # rows before each stream's, streams in slot order
+    shard = (first_row * n // len(slots))[inverse]
+    order = np.argsort(shard, kind="stable")
+    parts = np.split(order, np.cumsum(np.bincount(shard, minlength=n))[:-1])
+    return [p for p in parts if len(p)]
+
+
+def _entry_point(kernel, args):
+    """The compiled overload of `kernel` for these arguments' types (compiled or loaded
+    from the cache if needed). Calling it directly skips Numba's dispatcher, which derives
+    the types of all arguments on every call: ~6 us for these tuples of arrays, more than
+    scoring one event costs."""
+    sig = tuple(numba.typeof(a) for a in args)
+    if sig not in kernel.overloads:
+        kernel.compile(sig)
+    return kernel.overloads[sig].entry_point
+
+
+def _run_shard(entry, shape, args) -> None:
+    """In a worker thread: process_shard's entry point on `args` with this thread's own
+    workspace for a model of this shape (make_workspace's arguments) in place of the
+    engine's (the last argument but one)."""
+    cache = _local.__dict__.setdefault("workspaces", {})
+    ws = cache.pop(shape, None) or make_workspace(*shape)
+    cache[shape] = ws  # most recently used last
+    if len(cache) > MAX_WORKSPACES_PER_THREAD:
+        del cache[next(iter(cache))]
+    entry(*args[:-2], ws, args[-1])
+
 
 class CpuEngine:
     """hyper: hyperparams.KernelHyper;  streams / params: the host tables it takes over;
-    theta0: (P,) initial parameters (a reset slot's weights in per_stream mode)."""
+    theta0: (P,) initial parameters (a reset slot's weights in per_stream mode);
+    threads: the `threads` setting (0 = every CPU), used in per_stream mode only."""
 
-    def __init__(self, hyper, streams: StreamArrays, params: ParamArrays, theta0: np.ndarray):
+    def __init__(self, hyper, streams: StreamArrays, params: ParamArrays, theta0: np.ndarray,
+                 threads: int = THREADS.default):
         self.hy = hyper
         self.streams, self.params = streams, params
         self.theta0 = theta0
-        self.work = make_workspace(hyper.cell, hyper.D, hyper.H, hyper.K, param_size(hyper.cell, hyper.D, hyper.H),
-                                   theta0.dtype)
-        self._compiled = None  # process_batch's compiled overload, once known
+        self.shape = (hyper.cell, hyper.D, hyper.H, hyper.K, param_size(hyper.cell, hyper.D, hyper.H), theta0.dtype)
+        self.work: Workspace = make_workspace(*self.shape)
+        self.threads = 1 if hyper.shared else resolve_threads(threads)
+        self._compiled = {}  # kernel -> its compiled overload for this engine's argument types
 
     @property
     def capacity(self) -> int:
@@ -64,22 +139,36 @@ class CpuEngine:
         seconds, NaN (or None for all) = unknown; score: False for baseline priming.
         Returns kernels_cpu.Outputs, written into `out` when given.
 
-        Numba's dispatcher derives the types of all arguments on every call, about 6 us for
-        these tuples of arrays: more than scoring one event costs. They never change for an
-        engine (fixed-dtype contiguous arrays), so the compiled overload is looked up once
-        and called directly.
+        With more than one thread and at least 2 * MIN_SHARD_EVENTS events (per_stream
+        mode), the events are split by stream (split_by_stream) and the shards run at once:
+        the first in this thread, the others in the shared workers.
         """
         N = len(slots)
         if timestamps is None:
             timestamps = np.full(N, np.nan)
         out = new_outputs(N, self.hy.D) if out is None else Outputs(*out)
-        args = (out, slots, X, timestamps, bool(learn), bool(score), self.streams, self.params, self.work, self.hy)
-        if self._compiled is not None:
-            self._compiled(*args)
-        else:
-            process_batch(*args)  # compiles or loads the overload for these types
-            self._compiled = process_batch.overloads[tuple(numba.typeof(a) for a in args)].entry_point
+        tables = (self.streams, self.params, self.work, self.hy)
+        n = min(self.threads, N // MIN_SHARD_EVENTS)
+        shards = split_by_stream(slots, n) if n > 1 else []
+        if len(shards) < 2:
+            args = (out, slots, X, timestamps, bool(learn), bool(score), *tables)
+            self._entry(process_batch, args)(*args)
+            return out
+        args = [(out, rows, slots, X, timestamps, bool(learn), bool(score), *tables) for rows in shards]
+        entry = self._entry(process_shard, args[0])
+        pending = [_workers.submit(_run_shard, entry, self.shape, a) for a in args[1:]]
+        entry(*args[0])  # the first shard in this thread, with the engine's own workspace
+        for p in pending:
+            p.result()
         return out
+
+    def _entry(self, kernel, args):
+        """`kernel`'s compiled overload for `args`, looked up once per engine: the argument
+        types never change for an engine (fixed-dtype contiguous arrays)."""
+        entry = self._compiled.get(kernel)
+        if entry is None:
+            entry = self._compiled[kernel] = _entry_point(kernel, args)
+        return entry
 
     def to_host(self) -> tuple[StreamArrays, ParamArrays]:
         return self.streams, self.params
@@ -99,6 +188,6 @@ class CpuEngine:
         return self.theta0.nbytes + sum(a.nbytes for a in self.work) + params
 
     def __getstate__(self) -> dict:
-        # The compiled entry point cannot be pickled (copy/pickle of a detector, as river's
+        # The compiled entry points cannot be pickled (copy/pickle of a detector, as river's
         # checks do); it is looked up again on first use.
-        return {**self.__dict__, "_compiled": None}
+        return {**self.__dict__, "_compiled": {}}

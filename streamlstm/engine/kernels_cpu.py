@@ -698,6 +698,17 @@ def judge_event(out, n, x, t, s, streams, ws, learn, score, hy):
 
 
 @kernel
+def process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy):
+    """Judge, then (if `learn`) learn, event n of a batch: the loop body of process_batch
+    and process_shard (arguments as there)."""
+    s = slots[n]
+    x = X[n]
+    error, surprising = judge_event(out, n, x, T[n], s, streams, ws, learn, score, hy)
+    if learn:
+        learn_event(s, 0 if hy.shared else s, x, T[n], error, surprising, streams, params, ws, hy)
+
+
+@kernel
 def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
     """Judge, then (if `learn`) learn, each event in order.
 
@@ -712,9 +723,22 @@ def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
     caller_fp_control = get_fp_control()
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
     for n in range(slots.shape[0]):
-        s = slots[n]
-        x = X[n]
-        error, surprising = judge_event(out, n, x, T[n], s, streams, ws, learn, score, hy)
-        if learn:
-            learn_event(s, 0 if hy.shared else s, x, T[n], error, surprising, streams, params, ws, hy)
+        process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy)
+    set_fp_control(caller_fp_control)
+
+
+@kernel
+def process_shard(out, rows, slots, X, T, learn, score, streams, params, ws, hy):
+    """process_batch over the events rows[0], rows[1], ... (M,) int64, in that order: one
+    thread's share of a batch (cpu_engine), which writes only those rows of `out`.
+
+    In per_stream mode a shard that holds every event of its streams gives them exactly
+    what process_batch would, so shards of disjoint streams may run at once, each with
+    its own `ws`. The floating-point control word is per thread, so each shard sets
+    (and restores) its own flush-to-zero.
+    """
+    caller_fp_control = get_fp_control()
+    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
+    for i in range(rows.shape[0]):
+        process_event(out, rows[i], slots, X, T, learn, score, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
