@@ -1,5 +1,9 @@
 """The `threads` setting: a micro-batch's streams advanced by several threads at once."""
 
+import os
+import select
+import signal
+
 import numpy as np
 import pytest
 
@@ -101,3 +105,24 @@ def test_threads_come_from_the_config_not_the_snapshot():
     restored = DetectorPool(Config(model=ModelConfig(threads=2)))
     restored.restore(pool.to_bytes())
     assert [d.engine.threads for d in restored.detectors.values()] == [2]
+
+
+def test_a_forked_child_splits_batches_with_workers_of_its_own():
+    run(2)  # the parent's shard worker exists, idle, when it forks
+    expected = run(1)[0][0].scores
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child, where that worker thread does not exist
+        try:
+            res, det = run(2)
+            ok = process_shard in det.engine._compiled and np.array_equal(res[0].scores, expected)
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert select.select([read], [], [], 60)[0], "the child hangs"
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

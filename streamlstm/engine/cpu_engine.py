@@ -41,10 +41,20 @@ MIN_SHARD_EVENTS = 64
 # the oldest is dropped beyond this, so memory stays bounded however many models there are.
 MAX_WORKSPACES_PER_THREAD = 16
 
-# The process's shard workers, shared by all engines; threads start on first use, up to as
-# many as shards run at once. The kernels release the GIL.
-_workers = ThreadPoolExecutor(int(THREADS.spec.hi), thread_name_prefix="streamlstm-shard")
 _local = threading.local()
+
+
+def _new_workers() -> None:
+    """The process's shard workers, shared by all engines; threads start on first use, up
+    to as many as shards run at once (the kernels release the GIL). A forked child (the
+    evaluations' process pools) gets its own: its parent's threads do not exist there, and
+    the parent's pool would queue shards for them forever."""
+    global _workers
+    _workers = ThreadPoolExecutor(int(THREADS.spec.hi), thread_name_prefix="streamlstm-shard")
+
+
+_new_workers()
+os.register_at_fork(after_in_child=_new_workers)
 
 
 def resolve_threads(threads: int) -> int:
