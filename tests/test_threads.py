@@ -47,12 +47,15 @@ def assert_same(a, b):
 
 @pytest.mark.parametrize("kw", [{}, {"cell": "gru", "optimizer": "adam", "input_dropout": 0.1, "k1": 2}],
                          ids=["lstm-cached-window", "gru-adam-rerun-window"])
-def test_per_stream_results_and_state_equal_one_threads(kw):
-    one = run(1, **kw)
-    for threads in (2, 3):
-        many = run(threads, **kw)
-        assert process_shard in many[1].engine._compiled  # the batches were split
-        assert_same(one, many)
+def test_per_stream_results_and_state_equal_one_thread_in_input_order(kw, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(cpu_engine, "MIN_SHARD_EVENTS", 10**9)  # process_batch, events in input order
+        reference = run(1, **kw)
+        assert process_shard not in reference[1].engine._compiled
+    for threads in (1, 2, 3):  # one shard, events grouped by stream; two; three
+        split = run(threads, **kw)
+        assert process_shard in split[1].engine._compiled
+        assert_same(reference, split)
 
 
 def test_shared_mode_runs_on_one_thread_whatever_the_setting():
@@ -78,7 +81,9 @@ def test_split_by_stream_keeps_streams_whole_ordered_and_balanced():
     shards = split_by_stream(slots, 4)
     rows = np.concatenate(shards)
     assert sorted(rows.tolist()) == list(range(1000))
-    assert all(np.all(np.diff(s) > 0) for s in shards)  # input order within a shard
+    for s in shards:  # stream by stream, each stream's events in input order
+        assert np.all(np.diff(slots[s]) >= 0)
+        assert all(np.all(np.diff(s[slots[s] == slot]) > 0) for slot in np.unique(slots[s]))
     owner = {}
     for k, s in enumerate(shards):
         for slot in np.unique(slots[s]):

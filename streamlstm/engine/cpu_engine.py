@@ -11,9 +11,10 @@ one engine and does not care which:
 
 Threads (per_stream mode): a micro-batch's events are split by stream into shards, one
 per thread, each a contiguous range of slots holding about as many events as the others;
-each shard runs kernels_cpu.process_shard with its own workspace. Streams are independent
-in this mode, so the results are bit-identical to one thread. Shared mode runs on one
-thread: every event updates the one set of weights the next event reads.
+each shard runs kernels_cpu.process_shard with its own workspace, a stream's events one
+after the other (its rows stay in cache). Streams are independent in this mode, so the
+results are bit-identical to one thread and to input order. Shared mode runs on one
+thread, in input order: every event updates the one set of weights the next event reads.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from .layout import C_RNG
 from .params import param_size
 from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
 
-# Fewer events than this per shard run on fewer threads (one below twice this). Splitting
-# the batch and handing a shard to a worker cost ~0.1 ms (bench/bench_threads.py
-# --overhead: two threads lost at 16 events a call, broke even at 32, and saved 0.11 ms
-# of 0.50 at 64 and 0.35 of 1.01 at 128), so a shard of 64 events (~0.5 ms) keeps most of
-# its gain; one-event calls (process_one, score_one) never pay it.
+# Fewer events than this per shard run on fewer threads (below twice this, one, in input
+# order, unsplit). Splitting the batch and handing a shard to a worker cost ~0.1 ms
+# (bench/bench_threads.py --overhead: two threads lost at 16 events a call, broke even at
+# 32, and saved 0.11 ms of 0.50 at 64 and 0.35 of 1.01 at 128), so a shard of 64 events
+# (~0.5 ms) keeps most of its gain; one-event calls (process_one, score_one) never pay it.
 MIN_SHARD_EVENTS = 64
 # Workspaces a worker thread keeps, one per model shape (cell, D, H, K, dtype) it has run:
 # the oldest is dropped beyond this, so memory stays bounded however many models there are.
@@ -68,14 +69,17 @@ def resolve_threads(threads: int) -> int:
 
 
 def split_by_stream(slots: np.ndarray, n: int) -> list[np.ndarray]:
-    """The rows (indices) of events slots (N,) in at most n shards, each (M,) int64 in
-    input order: every stream's events in one shard, streams cut in slot order where the
-    running event count passes a multiple of N/n, so shards hold about N/n events (fewer
-    shards when some stream holds many). Empty shards are left out."""
+    """The rows (indices) of events slots (N,) in at most n shards, each (M,) int64:
+    every stream's events in one shard, streams cut in slot order where the running event
+    count passes a multiple of N/n, so shards hold about N/n events (fewer shards when
+    some stream holds many); empty shards are left out. Within a shard the rows go stream
+    by stream (in slot order), each stream's in input order: a stream's ~50 KB of rows
+    are then read from memory once per batch, not once per event (+30-40 % events/s at
+    1,000 and 10,000 streams in batches of 4,096, one thread or two)."""
     _, inverse, counts = np.unique(slots, return_inverse=True, return_counts=True)
     first_row = np.cumsum(counts) - counts  # rows before each stream's, streams in slot order
     shard = (first_row * n // len(slots))[inverse]
-    order = np.argsort(shard, kind="stable")
+    order = np.argsort(slots, kind="stable")  # shards are slot ranges: grouped by shard too
     parts = np.split(order, np.cumsum(np.bincount(shard, minlength=n))[:-1])
     return [p for p in parts if len(p)]
 
@@ -149,21 +153,21 @@ class CpuEngine:
         seconds, NaN (or None for all) = unknown; score: False for baseline priming.
         Returns kernels_cpu.Outputs, written into `out` when given.
 
-        With more than one thread and at least 2 * MIN_SHARD_EVENTS events (per_stream
-        mode), the events are split by stream (split_by_stream) and the shards run at once:
-        the first in this thread, the others in the shared workers.
+        In per_stream mode, a batch of at least 2 * MIN_SHARD_EVENTS events is split by
+        stream (split_by_stream: one shard per thread, at most one per MIN_SHARD_EVENTS
+        events, each stream's events together) and the shards run at once: the first in
+        this thread, the others in the shared workers.
         """
         N = len(slots)
         if timestamps is None:
             timestamps = np.full(N, np.nan)
         out = new_outputs(N, self.hy.D) if out is None else Outputs(*out)
         tables = (self.streams, self.params, self.work, self.hy)
-        n = min(self.threads, N // MIN_SHARD_EVENTS)
-        shards = split_by_stream(slots, n) if n > 1 else []
-        if len(shards) < 2:
+        if self.hy.shared or N < 2 * MIN_SHARD_EVENTS:
             args = (out, slots, X, timestamps, bool(learn), bool(score), *tables)
             self._entry(process_batch, args)(*args)
             return out
+        shards = split_by_stream(slots, min(self.threads, N // MIN_SHARD_EVENTS))
         args = [(out, rows, slots, X, timestamps, bool(learn), bool(score), *tables) for rows in shards]
         entry = self._entry(process_shard, args[0])
         pending = [_workers.submit(_run_shard, entry, self.shape, a) for a in args[1:]]
