@@ -9,9 +9,11 @@ mode; events arrive from all streams in a random order, in micro-batches of 4,09
 taken past every stream's first events untimed (the warm-up, `--warmup` events per
 stream); then each round times `--batches` micro-batches at each thread count in turn, on
 the same detector (its engine's thread count is switched between blocks: per_stream
-results do not depend on it, and shared mode always runs on one). The table gives each
-thread count's best round and its ratio to one thread's, measured in the same run, so a
-burst of load from other processes decides neither. It also prints `uptime`'s load.
+results do not depend on it, and shared mode always runs on one), and once more on one
+thread with the batch unsplit, in input order (`process_batch`, as before streams were
+grouped; the "input order" column). The table gives each best round and the ratios to
+one thread's, measured in the same run, so a burst of load from other processes decides
+none. It also prints `uptime`'s load.
 
 --overhead times calls of N events (N/8 streams, 8 events each) with shards of any size
 allowed, one thread against two: where two threads start to win is the threshold.
@@ -41,13 +43,25 @@ def batches(n_streams: int, n_batches: int, rng) -> list[tuple[list[str], np.nda
     return out
 
 
+INPUT_ORDER = 0  # a column: one thread, batches unsplit (process_batch)
+
+
 def timed(det: MultiStreamDetector, threads: int, work) -> float:
-    """Events/s of processing `work` with the engine on this many threads."""
-    det.engine.threads = 1 if det.hyper.shared else threads
+    """Events/s of processing `work` with the engine on this many threads (INPUT_ORDER:
+    one, unsplit)."""
+    det.engine.threads = 1 if det.hyper.shared else max(threads, 1)
+    unsplit = cpu_engine.MIN_SHARD_EVENTS
+    if threads == INPUT_ORDER:
+        cpu_engine.MIN_SHARD_EVENTS = BATCH
     t0 = time.perf_counter()
     for ids, X in work:
         det.process(ids, X)
+    cpu_engine.MIN_SHARD_EVENTS = unsplit
     return len(work) * BATCH / (time.perf_counter() - t0)
+
+
+def label(t: int) -> str:
+    return "1 thread, input order" if t == INPUT_ORDER else f"{t} thread{'s' * (t > 1)}"
 
 
 def throughput(args, counts: list[int]) -> None:
@@ -63,15 +77,16 @@ def throughput(args, counts: list[int]) -> None:
                 for t in counts:
                     best[t] = max(best[t], timed(det, t, batches(n_streams, args.batches, rng)))
             rows.append((mode, n_streams, best))
-            print(f"  {mode} {n_streams}: " + ", ".join(f"{t} thr {r:,.0f}" for t, r in best.items()), flush=True)
+            print(f"  {mode} {n_streams}: " + ", ".join(f"{label(t)} {r:,.0f}" for t, r in best.items()), flush=True)
     print(f"\nload (uptime): {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
           f"{os.cpu_count()} CPUs; {args.rounds} rounds of {args.batches} x {BATCH} events, best round\n")
-    print("| mode | streams | " + " | ".join(f"{t} thread{'s' * (t > 1)}" for t in counts)
-          + " | " + " | ".join(f"{t} / 1" for t in counts[1:]) + " |")
-    print("|---|---:|" + "---:|" * (2 * len(counts) - 1))
+    others = [t for t in counts if t != 1]
+    print("| mode | streams | " + " | ".join(label(t) for t in counts)
+          + " | " + " | ".join("input order / 1" if t == INPUT_ORDER else f"{t} / 1" for t in others) + " |")
+    print("|---|---:|" + "---:|" * (len(counts) + len(others)))
     for mode, n_streams, best in rows:
         print(f"| {mode} | {n_streams:,} | " + " | ".join(f"{best[t]:,.0f}" for t in counts)
-              + " | " + " | ".join(f"{best[t] / best[1]:.2f}x" for t in counts[1:]) + " |")
+              + " | " + " | ".join(f"{best[t] / best[1]:.2f}x" for t in others) + " |")
 
 
 def overhead(args) -> None:
@@ -111,7 +126,7 @@ def main() -> None:
         overhead(args)
         return
     cores = cpu_engine.resolve_threads(0)
-    throughput(args, sorted({1, 2, cores}))
+    throughput(args, sorted({INPUT_ORDER, 1, 2, cores}))
 
 
 if __name__ == "__main__":
