@@ -1,6 +1,6 @@
 """End-to-end rate of the stdin filter against the kernel alone, same model, same events.
 
-    python bench/bench_filter.py [--streams 1000] [--events 100] [--repeat 3] [--hidden-size 32]
+    python bench/bench_filter.py [--streams 1000] [--events 100] [--repeat 3] [--hidden-size 32] [--threads 0]
 
 Writes a JSONL file of `streams` × `events` interleaved events, then times (1) the batched
 kernel alone (`MultiStreamDetector.process` on the already-parsed arrays, in micro-batches
@@ -61,8 +61,10 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100, help="events per stream")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each path, interleaved")
     ap.add_argument("--hidden-size", type=int, default=32, help="model size (a smaller one: a faster kernel)")
+    ap.add_argument("--threads", type=int, default=0, help="the model.threads setting (0 = every core)")
     args = ap.parse_args()
-    model_env = {"STREAMLSTM_MODEL__HIDDEN_SIZE": str(args.hidden_size)}  # defaults otherwise
+    model_env = {"STREAMLSTM_MODEL__HIDDEN_SIZE": str(args.hidden_size),  # defaults otherwise
+                 "STREAMLSTM_MODEL__THREADS": str(args.threads)}
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMLSTM_")}, **model_env}
     S, E = args.streams, args.events
     tmp = tempfile.mkdtemp()
@@ -75,11 +77,11 @@ def main() -> None:
     with open(path, "rb") as f:  # the filter's micro-batches: what one read of the file returns
         batches = list(line_batches(f.read1, config.input.max_line_bytes, config.batch_size))
     sizes = [len(b) for b in batches]
-    m = MultiStreamDetector(1, hidden_size=args.hidden_size)
-    m.process(ids[:1], values[:1, :1])  # load compiled code
+    m = MultiStreamDetector(1, hidden_size=args.hidden_size, threads=args.threads)
+    m.process(ids * 2, values[:2].reshape(-1, 1))  # load compiled code (split into shards too)
 
     def kernel() -> None:
-        det = MultiStreamDetector(1, hidden_size=args.hidden_size)
+        det = MultiStreamDetector(1, hidden_size=args.hidden_size, threads=args.threads)
         flat_ids, flat_x = ids * E, values.reshape(-1, 1)
         a = 0
         for size in sizes:
@@ -104,6 +106,7 @@ def main() -> None:
     runs["steady"] = [c - s for c, s in zip(runs["cmd"], runs["startup"])]
 
     print(f"{S:,} streams x {E} events = {n:,} events, H={args.hidden_size}, K=16, k1=1, float32, per_stream, "
+          f"threads={args.threads}, "
           f"{len(sizes)} micro-batches of ~{n // len(sizes)} lines, best of {args.repeat}\n")
     print(f"{'path':56s} {'events/s':>10s} {'of kernel':>10s} {'range':>11s}")
     best_kernel = min(runs["kernel"])

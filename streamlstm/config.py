@@ -89,7 +89,8 @@ class ConfigError(ValueError):
 # Detector hyperparameters; the names match `LSTMDetector` / `MultiStreamDetector` kwargs.
 # The fields, their defaults and their checks derive from the engine's table of settings
 # (engine/hyperparams.py), so a new setting is declared there only.
-_MODEL_SETTINGS = {**hyperparams.MODEL, "weight_mode": hyperparams.WEIGHT_MODE, "backend": hyperparams.BACKEND}
+_MODEL_SETTINGS = {**hyperparams.MODEL, "weight_mode": hyperparams.WEIGHT_MODE, "backend": hyperparams.BACKEND,
+                   "threads": hyperparams.THREADS}
 ModelConfig = make_dataclass(
     "ModelConfig", [(name, type(s.default), field(default=s.default)) for name, s in _MODEL_SETTINGS.items()],
     frozen=True, slots=True)

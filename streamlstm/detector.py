@@ -13,8 +13,9 @@ from .engine import hyperparams, snapshot
 from .multistream import MultiStreamDetector
 
 _STREAM = ""  # the detector's single stream in its engine
-# The parameters: the model's settings and the backend, declared in engine/hyperparams.py.
-_PARAMETERS = {**hyperparams.MODEL, "backend": hyperparams.BACKEND}
+# The parameters: the model's settings, the backend and the threads, declared in
+# engine/hyperparams.py.
+_PARAMETERS = {**hyperparams.MODEL, "backend": hyperparams.BACKEND, "threads": hyperparams.THREADS}
 
 
 def _as_float(value) -> float:
@@ -36,7 +37,7 @@ class LSTMDetector(base.AnomalyDetector):
     the multi-stream detector is off.
     The feature set is fixed by the first `learn_one`: later missing features are treated
     as missing values (NaN), unknown ones are ignored. One stream has no parallelism to
-    offer a GPU; `backend` exists so that configurations carry over.
+    offer a GPU or threads; `backend` and `threads` exist so that configurations carry over.
 
     {parameters}
 

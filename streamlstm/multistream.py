@@ -10,7 +10,7 @@ import numpy as np
 
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
-from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, WEIGHT_MODE
+from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, THREADS, WEIGHT_MODE
 from .engine.kernels_cpu import Outputs, new_outputs
 from .engine.layout import TAIL_LEVELS
 from .engine.params import init_params
@@ -51,6 +51,8 @@ class MultiStreamDetector:
     `"shared"` learns one set of weights from all streams, each stream keeping only its
     own recurrent state, BPTT window and statistics (about 1 KiB at the default size).
     At most `max_streams` streams are held; the least recently seen is evicted first.
+    `threads` (0 = every core) advance a micro-batch's streams at once in per_stream mode
+    on the CPU, with the same results as one; shared mode and one-event calls use one.
 
     >>> import numpy as np
     >>> m = MultiStreamDetector(n_features=1, warmup=20, seed=1)
@@ -69,7 +71,8 @@ class MultiStreamDetector:
     """
 
     def __init__(self, n_features: int = 1, *, weight_mode: str = WEIGHT_MODE.default,
-                 max_streams: int = MAX_STREAMS.default, backend: str = BACKEND.default, **hyperparameters: Any):
+                 max_streams: int = MAX_STREAMS.default, backend: str = BACKEND.default,
+                 threads: int = THREADS.default, **hyperparameters: Any):
         unknown = set(hyperparameters) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
@@ -77,7 +80,7 @@ class MultiStreamDetector:
             raise ValueError(f"n_features: expected an integer >= 1, got {n_features!r}")
         self.settings = {**DEFAULTS, **hyperparameters}
         hyperparams.validate({**self.settings, "weight_mode": weight_mode, "max_streams": max_streams,
-                              "backend": backend})
+                              "backend": backend, "threads": threads})
         self.n_features = n_features
         self.weight_mode = weight_mode
         self.max_streams = max_streams
@@ -87,10 +90,11 @@ class MultiStreamDetector:
         self.theta0 = init_params(self.hyper.cell, n_features, s["hidden_size"], s["seed"], self.dtype)
         self.table = StreamTable(max_streams)
         self.backend = resolve_backend(backend)
+        self.threads = threads
         # The tables and the kernels that advance them: engine.cpu_engine or .cuda_engine.
         self.engine = make_engine(self.backend, self.hyper, alloc_streams(0, self.hyper, self.dtype),
                                   alloc_params(1 if self.hyper.shared else 0, self.theta0, s["optimizer"] == "adam"),
-                                  self.theta0)
+                                  self.theta0, threads)
         # One-event buffers of the *_one methods (outputs, slot, timestamp), reused per call.
         self._one = (new_outputs(1, n_features), np.zeros(1, dtype=np.int64), np.empty(1))
 
@@ -249,12 +253,14 @@ class MultiStreamDetector:
         return snapshot.pack(arrays, meta)
 
     @classmethod
-    def from_bytes(cls, data: bytes, backend: str = "cpu") -> MultiStreamDetector:
+    def from_bytes(cls, data: bytes, backend: str = "cpu", threads: int = THREADS.default) -> MultiStreamDetector:
+        """The detector `to_bytes` stored, on this backend with this many threads (neither
+        is part of a snapshot: they change how it runs, not what it computes)."""
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "MultiStreamDetector":
             raise snapshot.SnapshotError(f"not a MultiStreamDetector snapshot: {meta.get('kind')!r}")
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
-                  backend=backend, **meta["settings"])
+                  backend=backend, threads=threads, **meta["settings"])
         n = len(meta["stream_ids"])
         col, D, version = det.hyper.stats, det.n_features, meta["format_version"]
         if version == 6:  # the regime's columns are new: a baseline equal to the scaler
@@ -283,5 +289,5 @@ class MultiStreamDetector:
         Path(path).write_bytes(self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path, backend: str = "cpu") -> MultiStreamDetector:
-        return cls.from_bytes(Path(path).read_bytes(), backend)
+    def load(cls, path: str | Path, backend: str = "cpu", threads: int = THREADS.default) -> MultiStreamDetector:
+        return cls.from_bytes(Path(path).read_bytes(), backend, threads)

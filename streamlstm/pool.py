@@ -69,9 +69,9 @@ class Routed(NamedTuple):
 def detector_for(model: ModelConfig, n_features: int, max_streams: int = UNBOUNDED) -> MultiStreamDetector:
     """A detector with `model`'s settings. In a pool its streams are bounded by the pool's
     budget, not by its own `max_streams`."""
-    settings = {k: getattr(model, k) for k in model.__slots__ if k not in ("weight_mode", "backend")}
+    settings = {k: getattr(model, k) for k in model.__slots__ if k not in ("weight_mode", "backend", "threads")}
     return MultiStreamDetector(n_features, weight_mode=model.weight_mode, max_streams=max_streams,
-                               backend=model.backend, **settings)
+                               backend=model.backend, threads=model.threads, **settings)
 
 
 def apply(changes: Sequence[tuple[Model, list[str], int]]) -> None:
@@ -224,7 +224,10 @@ class DetectorPool:
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "DetectorPool":
             raise snapshot.SnapshotError(f"not a DetectorPool snapshot: {meta.get('kind')!r}")
-        detectors = {(g, tuple(f)): MultiStreamDetector.from_bytes(arrays[f"detector.{i}"].tobytes())
+        # Threads are how a detector runs, not what it learnt: the configuration's, by group.
+        threads = {group.name: group.model.threads for group in self.config.groups}
+        detectors = {(g, tuple(f)): MultiStreamDetector.from_bytes(
+                         arrays[f"detector.{i}"].tobytes(), threads=threads.get(g, self.config.model.threads))
                      for i, (g, f) in enumerate(meta["keys"])}
         self.budget.release(self)
         self.models = {}

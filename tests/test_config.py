@@ -37,7 +37,7 @@ def key_paths(node, prefix=()):
 
 def test_model_config_matches_engine_hyperparameters():
     names = {f.name: f.default for f in fields(ModelConfig)}
-    expected = {**hyperparams.DEFAULTS, "weight_mode": "per_stream", "backend": "cpu"}
+    expected = {**hyperparams.DEFAULTS, "weight_mode": "per_stream", "backend": "cpu", "threads": 0}
     assert names == expected
 
 

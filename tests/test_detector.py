@@ -15,7 +15,7 @@ from streamlstm.engine.snapshot import SnapshotError
 
 def test_signature_defaults_are_the_shared_defaults():
     sig = inspect.signature(LSTMDetector)
-    assert {k: p.default for k, p in sig.parameters.items()} == {**DEFAULTS, "backend": "cpu"}
+    assert {k: p.default for k, p in sig.parameters.items()} == {**DEFAULTS, "backend": "cpu", "threads": 0}
 
 
 def _labelled_stream(n, seed=0):

@@ -5,7 +5,9 @@ import pytest
 from numba import njit
 
 from streamlstm import MultiStreamDetector
+from streamlstm.engine import cpu_engine
 from streamlstm.engine.fpenv import FLUSH_SUBNORMALS, X86, get_fp_control, set_fp_control
+from streamlstm.engine.kernels_cpu import process_shard
 
 pytestmark = pytest.mark.skipif(not X86, reason="MXCSR is x86's; elsewhere the mode is left as it is")
 
@@ -41,3 +43,12 @@ def test_process_batch_restores_the_callers_mode():
     det = MultiStreamDetector(1, hidden_size=4, k2=3, optimizer="adam", seed=0)
     det.process(["a"] * 50, np.sin(np.arange(50.0))[:, None])
     assert fp_control() == before
+
+
+def test_threaded_shards_restore_every_threads_mode():
+    before = fp_control()
+    det = MultiStreamDetector(1, hidden_size=4, k2=3, optimizer="adam", seed=0, threads=2)
+    det.process([f"s{i % 20}" for i in range(400)], np.sin(np.arange(400.0))[:, None])
+    assert process_shard in det.engine._compiled  # the batch was split
+    assert fp_control() == before
+    assert cpu_engine._workers.submit(fp_control).result() == before  # the worker's own word

@@ -77,14 +77,15 @@ def resolve_backend(name: str) -> str:
     return "cuda"
 
 
-def make_engine(backend: str, hyper, streams, params, theta0):
+def make_engine(backend: str, hyper, streams, params, theta0, threads: int):
     """The engine of a resolved backend ('cpu' or 'cuda') over these host tables (taken over
     by the CPU engine, copied to the device by the CUDA one); see engine/cpu_engine.py for
-    the interface both have."""
+    the interface both have. `threads` (the setting) is the CPU engine's; the CUDA engine
+    has its own parallelism."""
     if backend == "cuda":
         from .cuda_engine import CudaEngine
 
         return CudaEngine(hyper, streams, params, theta0)
     from .cpu_engine import CpuEngine
 
-    return CpuEngine(hyper, streams, params, theta0)
+    return CpuEngine(hyper, streams, params, theta0, threads)

@@ -9,30 +9,120 @@ one engine and does not care which:
     process_one(slots, X, learn, T, out, score)  the same for one event of a held slot
     to_host() / from_host(s, p)      the tables as state.StreamArrays / ParamArrays
     bytes_per_stream() / fixed_bytes()
+
+Threads (per_stream mode): a micro-batch's events are split by stream into shards, one
+per thread, each a contiguous range of slots holding about as many events as the others;
+each shard runs kernels_cpu.process_shard with its own workspace, a stream's events one
+after the other (its rows stay in cache). Streams are independent in this mode, so the
+results are bit-identical to one thread and to input order. Shared mode runs on one
+thread, in input order: every event updates the one set of weights the next event reads.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
-from .kernels_cpu import Outputs, judge_one, learn_one, make_workspace, new_judgement, new_outputs, process_batch
+from .hyperparams import THREADS
+from .kernels_cpu import (Outputs, Workspace, judge_one, learn_one, make_workspace, new_judgement, new_outputs,
+                          process_batch, process_shard)
 from .layout import C_RNG
 from .params import param_size
 from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
 
+# Fewer events than this per shard run on fewer threads (below twice this, one, in input
+# order, unsplit). Splitting the batch and handing a shard to a worker cost ~0.1 ms
+# (bench/bench_threads.py --overhead: two threads lost at 16 events a call, broke even at
+# 32, and saved 0.11 ms of 0.50 at 64 and 0.35 of 1.01 at 128), so a shard of 64 events
+# (~0.5 ms) keeps most of its gain; one-event calls (process_one, score_one) never pay it.
+MIN_SHARD_EVENTS = 64
+# Workspaces a worker thread keeps, one per model shape (cell, D, H, K, dtype) it has run:
+# the oldest is dropped beyond this, so memory stays bounded however many models there are.
+MAX_WORKSPACES_PER_THREAD = 16
+
+_local = threading.local()
+
+
+def _new_workers() -> None:
+    """The process's shard workers, shared by all engines; threads start on first use, up
+    to as many as shards run at once (the kernels release the GIL). A forked child (the
+    evaluations' process pools) gets its own: its parent's threads do not exist there, and
+    the parent's pool would queue shards for them forever."""
+    global _workers
+    _workers = ThreadPoolExecutor(int(THREADS.spec.hi), thread_name_prefix="streamlstm-shard")
+
+
+_new_workers()
+os.register_at_fork(after_in_child=_new_workers)
+
+
+def resolve_threads(threads: int) -> int:
+    """The `threads` setting as a count: 0 is every CPU this process may run on."""
+    if threads:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def split_by_stream(slots: np.ndarray, n: int) -> list[np.ndarray]:
+    """The rows (indices) of events slots (N,) in at most n shards, each (M,) int64:
+    every stream's events in one shard, streams cut in slot order where the running event
+    count passes a multiple of N/n, so shards hold about N/n events (fewer shards when
+    some stream holds many); empty shards are left out. Within a shard the rows go stream
+    by stream (in slot order), each stream's in input order: a stream's ~50 KB of rows
+    are then read from memory once per batch, not once per event (+30-40 % events/s at
+    1,000 and 10,000 streams in batches of 4,096, one thread or two)."""
+    _, inverse, counts = np.unique(slots, return_inverse=True, return_counts=True)
+    first_row = np.cumsum(counts) - counts  # rows before each stream's, streams in slot order
+    shard = (first_row * n // len(slots))[inverse]
+    order = np.argsort(slots, kind="stable")  # shards are slot ranges: grouped by shard too
+    parts = np.split(order, np.cumsum(np.bincount(shard, minlength=n))[:-1])
+    return [p for p in parts if len(p)]
+
+
+def _entry_point(kernel, args):
+    """The compiled overload of `kernel` for these arguments' types (compiled or loaded
+    from the cache if needed). Calling it directly skips Numba's dispatcher, which derives
+    the types of all arguments on every call: ~6 us for these tuples of arrays, more than
+    scoring one event costs."""
+    sig = tuple(numba.typeof(a) for a in args)
+    if sig not in kernel.overloads:
+        kernel.compile(sig)
+    return kernel.overloads[sig].entry_point
+
+
+def _run_shard(entry, shape, args) -> None:
+    """In a worker thread: process_shard's entry point on `args` with this thread's own
+    workspace for a model of this shape (make_workspace's arguments) in place of the
+    engine's (the last argument but one)."""
+    cache = _local.__dict__.setdefault("workspaces", {})
+    ws = cache.pop(shape, None) or make_workspace(*shape)
+    cache[shape] = ws  # most recently used last
+    if len(cache) > MAX_WORKSPACES_PER_THREAD:
+        del cache[next(iter(cache))]
+    entry(*args[:-2], ws, args[-1])
+
 
 class CpuEngine:
     """hyper: hyperparams.KernelHyper;  streams / params: the host tables it takes over;
-    theta0: (P,) initial parameters (a reset slot's weights in per_stream mode)."""
+    theta0: (P,) initial parameters (a reset slot's weights in per_stream mode);
+    threads: the `threads` setting (0 = every CPU), used in per_stream mode only."""
 
-    def __init__(self, hyper, streams: StreamArrays, params: ParamArrays, theta0: np.ndarray):
+    def __init__(self, hyper, streams: StreamArrays, params: ParamArrays, theta0: np.ndarray,
+                 threads: int = THREADS.default):
         self.hy = hyper
         self.streams, self.params = streams, params
         self.theta0 = theta0
-        self.work = make_workspace(hyper.cell, hyper.D, hyper.H, hyper.K, param_size(hyper.cell, hyper.D, hyper.H),
-                                   theta0.dtype)
-        self._entries = {}  # kernel -> its compiled overload (see `_run`)
+        self.shape = (hyper.cell, hyper.D, hyper.H, hyper.K, param_size(hyper.cell, hyper.D, hyper.H), theta0.dtype)
+        self.work: Workspace = make_workspace(*self.shape)
+        self.threads = 1 if hyper.shared else resolve_threads(threads)
+        self._compiled = {}  # kernel -> its compiled overload for this engine's argument types
         # The last event process_one judged without learning it (the river API scores an
         # event, then learns it): its judgement, and the `out` it lies in while no change of
         # state has made it stale (None then).
@@ -71,14 +161,29 @@ class CpuEngine:
         tables. slots (N,) int64; X (N, D) float64, NaN = missing; timestamps (N,) epoch
         seconds, NaN (or None for all) = unknown; score: False for baseline priming.
         Returns kernels_cpu.Outputs, written into `out` when given.
+
+        In per_stream mode, a batch of at least 2 * MIN_SHARD_EVENTS events is split by
+        stream (split_by_stream: one shard per thread, at most one per MIN_SHARD_EVENTS
+        events, each stream's events together) and the shards run at once: the first in
+        this thread, the others in the shared workers.
         """
         N = len(slots)
         if timestamps is None:
             timestamps = np.full(N, np.nan)
         out = new_outputs(N, self.hy.D) if out is None else Outputs(*out)
         self._judged = None  # a batch may change the state a kept judgement was made on
-        self._run(process_batch, out, slots, X, timestamps, bool(learn), bool(score), self.streams, self.params,
-                  self.work, self.hy)
+        tables = (self.streams, self.params, self.work, self.hy)
+        if self.hy.shared or N < 2 * MIN_SHARD_EVENTS:
+            args = (out, slots, X, timestamps, bool(learn), bool(score), *tables)
+            self._entry(process_batch, args)(*args)
+            return out
+        shards = split_by_stream(slots, min(self.threads, N // MIN_SHARD_EVENTS))
+        args = [(out, rows, slots, X, timestamps, bool(learn), bool(score), *tables) for rows in shards]
+        entry = self._entry(process_shard, args[0])
+        pending = [_workers.submit(_run_shard, entry, self.shape, a) for a in args[1:]]
+        entry(*args[0])  # the first shard in this thread, with the engine's own workspace
+        for p in pending:
+            p.result()
         return out
 
     def process_one(self, slots, X, learn: bool, timestamps, out: Outputs, score: bool = True) -> Outputs:
@@ -89,28 +194,23 @@ class CpuEngine:
         (kernels_cpu.learn_one), so the results are those of `process`. Every other call
         that could change the state (process, reset_slots, resize, from_host) forgets it."""
         if learn:
-            judged, self._judged = out is self._judged, None
-            self._run(learn_one, out, self._memo, judged, slots, X, timestamps, bool(score), self.streams, self.params,
-                      self.work, self.hy)
+            kept, self._judged = out is self._judged, None
+            args = (out, self._memo, kept, slots, X, timestamps, bool(score), self.streams, self.params, self.work,
+                    self.hy)
+            self._entry(learn_one, args)(*args)
         else:
-            self._run(judge_one, out, self._memo, slots, X, timestamps, bool(score), self.streams, self.work, self.hy)
+            args = (out, self._memo, slots, X, timestamps, bool(score), self.streams, self.work, self.hy)
+            self._entry(judge_one, args)(*args)
             self._judged = out
         return out
 
-    def _run(self, kernel, *args) -> None:
-        """Call `kernel` (a compiled kernels_cpu function) with args.
-
-        Numba's dispatcher derives the types of all arguments on every call, about 6 us for
-        these tuples of arrays: more than scoring one event costs. They never change for an
-        engine (fixed-dtype contiguous arrays), so each kernel's compiled overload is looked
-        up once and called directly.
-        """
-        entry = self._entries.get(kernel)
-        if entry is not None:
-            entry(*args)
-            return
-        kernel(*args)  # compiles or loads the overload for these types
-        self._entries[kernel] = kernel.overloads[tuple(numba.typeof(a) for a in args)].entry_point
+    def _entry(self, kernel, args):
+        """`kernel`'s compiled overload for `args`, looked up once per engine: the argument
+        types never change for an engine (fixed-dtype contiguous arrays)."""
+        entry = self._compiled.get(kernel)
+        if entry is None:
+            entry = self._compiled[kernel] = _entry_point(kernel, args)
+        return entry
 
     def to_host(self) -> tuple[StreamArrays, ParamArrays]:
         return self.streams, self.params
@@ -134,4 +234,4 @@ class CpuEngine:
         # Compiled entry points cannot be pickled (copy/pickle of a detector, as river's
         # checks do); they are looked up again on first use. A copy's `out` buffers are
         # new objects, so a judgement never carries over.
-        return {**self.__dict__, "_entries": {}, "_judged": None}
+        return {**self.__dict__, "_compiled": {}, "_judged": None}

@@ -136,9 +136,14 @@ BACKEND = Setting("cpu", Choice(("cpu", "cuda", "auto")),
 WEIGHT_MODE = Setting("per_stream", Choice(("per_stream", "shared")),
                       "Each stream its own weights, or one set learnt from all streams.")
 MAX_STREAMS = Setting(100_000, Number(int, 1, True, 10**9, True), "Streams held at most.")
+# How the CPU engine runs, not what it computes (per_stream results are bit-identical for
+# any value), so, like `backend`, it is not stored in snapshots.
+THREADS = Setting(0, Number(int, 0, True, 1024, True),
+                  "Threads that advance a micro-batch's streams at once on the CPU (per_stream mode; "
+                  "shared mode uses one); 0 = every core the process may run on.")
 
 DEFAULTS: dict[str, Any] = {name: s.default for name, s in MODEL.items()}
-_ALL = {**MODEL, "backend": BACKEND, "weight_mode": WEIGHT_MODE, "max_streams": MAX_STREAMS}
+_ALL = {**MODEL, "backend": BACKEND, "weight_mode": WEIGHT_MODE, "max_streams": MAX_STREAMS, "threads": THREADS}
 
 
 def check(name: str, value: Any) -> Any:

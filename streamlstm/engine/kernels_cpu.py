@@ -734,6 +734,17 @@ def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, 
     learn_event(s, 0 if hy.shared else s, x, t, out.errors[n], surprising, streams, params, ws, hy)
 
 
+@inlined_kernel
+def process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy):
+    """Judge, then (if `learn`) learn, event n of a batch: the loop body of process_batch
+    and process_shard (arguments as there)."""
+    s = slots[n]
+    x = X[n]
+    Lc, regime_state = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
+    if learn:
+        learn_judged(out, n, x, T[n], Lc, regime_state, score, s, streams, params, ws, hy)
+
+
 @kernel
 def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
     """Judge, then (if `learn`) learn, each event in order.
@@ -749,11 +760,7 @@ def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
     caller_fp_control = get_fp_control()
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
     for n in range(slots.shape[0]):
-        s = slots[n]
-        x = X[n]
-        Lc, regime_state = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
-        if learn:
-            learn_judged(out, n, x, T[n], Lc, regime_state, score, s, streams, params, ws, hy)
+        process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
 
 
@@ -791,18 +798,35 @@ def is_judged(memo, slots, X, T, score):
 
 
 @kernel
-def learn_one(out, memo, judged, slots, X, T, score, streams, params, ws, hy):
-    """process_batch for one event (slots (1,), X (1, D), T (1,)). If `judged` (the state
+def learn_one(out, memo, kept, slots, X, T, score, streams, params, ws, hy):
+    """process_batch for one event (slots (1,), X (1, D), T (1,)). If `kept` (the state
     and `out` are as judge_one left them) and judge_one judged this very event, its
     judgement is taken from row 0 of `out` and `memo` instead of judging the event again:
     judging is pure, so the results are the same bit for bit."""
     caller_fp_control = get_fp_control()
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
     s, x, t = slots[0], X[0], T[0]
-    if judged and is_judged(memo, slots, X, T, score):
+    if kept and is_judged(memo, slots, X, T, score):
         Lc, regime_state = memo.verdict[0], memo.verdict[1]
         copy_row(ws.xn, memo.xn)
     else:
         Lc, regime_state = judge_event(out, 0, x, t, s, streams, ws, score, hy)
     learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)
+    set_fp_control(caller_fp_control)
+
+
+@kernel
+def process_shard(out, rows, slots, X, T, learn, score, streams, params, ws, hy):
+    """process_batch over the events rows[0], rows[1], ... (M,) int64, in that order: one
+    thread's share of a batch (cpu_engine), which writes only those rows of `out`.
+
+    In per_stream mode a shard that holds every event of its streams gives them exactly
+    what process_batch would, so shards of disjoint streams may run at once, each with
+    its own `ws`. The floating-point control word is per thread, so each shard sets
+    (and restores) its own flush-to-zero.
+    """
+    caller_fp_control = get_fp_control()
+    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
+    for i in range(rows.shape[0]):
+        process_event(out, rows[i], slots, X, T, learn, score, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
