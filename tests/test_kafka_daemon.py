@@ -565,12 +565,14 @@ def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_brok
     data["checkpoint"]["state_dir"] = None
     path.write_text(yaml.safe_dump(data))
     config = load_config(path)
-    store = KafkaChangelogStore(open_client(config.kafka), data["kafka"]["changelog_topic"])
+    client = open_client(config.kafka)
+    producer = client.producer("test")
     try:
+        store = KafkaChangelogStore(client, data["kafka"]["changelog_topic"], producer)
         store.save(TP(data["kafka"]["topics"][0], 0), b"valid checksum, not a snapshot", {})
         store.flush()
     finally:
-        store.close()
+        producer.close()
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
         assert KafkaDaemon(config, threading.Event()).run() == 1
     assert "cannot be restored" in _fatal_error_record(caplog)

@@ -45,17 +45,15 @@ def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broke
     client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(kafka_broker.bootstrap,)))
     topic = f"changelog-{uuid.uuid4().hex[:8]}"
     good, bad = TP("t", 0), TP("t", 1)
-    writer = KafkaChangelogStore(client, topic)
+    producer = client.producer("test")
     try:
+        writer = KafkaChangelogStore(client, topic, producer)
         writer.save(good, *snapshot(good, 7))
         writer.save(bad, b"valid checksum, not a snapshot", {})
         writer.flush()
-    finally:
-        writer.close()
-    reader = KafkaChangelogStore(client, topic)
-    try:
+        reader = KafkaChangelogStore(client, topic, producer)
         assert reader.load([good], restore)[good].next_offset == 7
         with pytest.raises(CheckpointError, match=f"changelog {topic}: snapshot \\w+ of t-1 cannot be restored"):
             reader.load([good, bad], restore)
     finally:
-        reader.close()
+        producer.close()

@@ -111,8 +111,9 @@ class Client(Protocol):
         """Create `topic` (one partition, replicated up to 3 times) if it does not exist; True if created."""
 
     def read_topic(self, topic: str, timeout_s: float) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """(key, value) of every record from the beginning to the end as of the call, in offset
-        order per partition; raises TimeoutError if the end is not reached in `timeout_s`."""
+        """(key, value) of every committed record (isolation read_committed) from the beginning
+        to the end as of the call, in offset order per partition; raises TimeoutError if the
+        end is not reached in `timeout_s`."""
 
 
 def open_client(config: KafkaConfig) -> Client:

@@ -123,7 +123,8 @@ class ConfluentClient:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
         consumer = Consumer({**self.common, "group.id": "streamlstm-reader", "client.id": "streamlstm-reader",
-                             "enable.auto.commit": False, "enable.partition.eof": True, **CONSUMER_DEFAULTS})
+                             "enable.auto.commit": False, "enable.partition.eof": True, **CONSUMER_DEFAULTS,
+                             "isolation.level": "read_committed"})
         try:
             md = consumer.list_topics(topic, timeout=TIMEOUT_S).topics[topic]
             pending = set(md.partitions) if md.error is None else set()

@@ -138,7 +138,7 @@ class KafkaDaemon:
         self.sink = KafkaSink(self.producer, k.output_topic, k.dead_letter_topic, self.output_mode,
                               self.config.output.only_anomalies)
         if k.changelog_topic:
-            self.store = KafkaChangelogStore(self.client, k.changelog_topic)
+            self.store = KafkaChangelogStore(self.client, k.changelog_topic, self.producer)
         elif self.config.checkpoint.state_dir:
             self.store = DirectoryStateStore(self.config.checkpoint.state_dir, keep=self.config.checkpoint.keep)
         else:

@@ -90,7 +90,8 @@ class KafkaPythonClient:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(**{**self.common, "group_id": None, "enable_auto_commit": False,
-                                    "client_id": "streamlstm-reader", **CONSUMER_DEFAULTS})
+                                    "client_id": "streamlstm-reader", **CONSUMER_DEFAULTS,
+                                    "isolation_level": "read_committed"})
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             if not tps:

@@ -6,7 +6,7 @@ together with the next input offset the snapshot includes. Two stores share one 
 * `DirectoryStateStore(root)` — a `checkpoint.DirectoryStore` per partition under
   ``root/<topic>-<partition>/`` (fsynced files; the newest ``keep`` are kept). Good for one
   instance, or several sharing a volume.
-* `KafkaChangelogStore(client, changelog_topic)` — the latest snapshot of each partition in
+* `KafkaChangelogStore(client, changelog_topic, producer)` — the latest snapshot of each partition in
   a compacted changelog topic, so any instance of the consumer group can take a partition
   over with its state. See the class docstring for the record layout.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..io.checkpoint import CheckpointError, DirectoryStore, prepare_dir
-from .client import Client
+from .client import Client, Producer
 
 __all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
 
@@ -118,11 +118,14 @@ class KafkaChangelogStore:
 
     The topic is created with ``cleanup.policy=compact`` (one partition; replication up to 3)
     if it does not exist; create it yourself for other settings. Restoring reads the whole
-    topic up to its high watermark and keeps the last value per key, so it also works on
-    brokers that never compact (it is then slower as the topic grows).
+    topic up to its end and keeps the last value per key, so it also works on brokers that
+    never compact (it is then slower as the topic grows).
+
+    Snapshots go through the caller's `producer` (the daemon's own, so that in exactly_once
+    they are in the transaction that commits their offsets); the store does not close it.
     """
 
-    def __init__(self, client: Client, changelog_topic: str, *, chunk_bytes: int = CHUNK_BYTES,
+    def __init__(self, client: Client, changelog_topic: str, producer: Producer, *, chunk_bytes: int = CHUNK_BYTES,
                  create: bool = True, flush_timeout_s: float = 60.0):
         self.client = client
         self.topic = changelog_topic
@@ -130,7 +133,7 @@ class KafkaChangelogStore:
         self.flush_timeout_s = flush_timeout_s
         if create and client.ensure_topic(changelog_topic, {"cleanup.policy": "compact"}):
             log.info("created changelog topic %s (cleanup.policy=compact)", changelog_topic)
-        self.producer = client.producer("changelog")
+        self.producer = producer
         self._current: dict[str, tuple[str, int]] = {}  # key -> (snapshot id, chunks) last saved/loaded
         self._obsolete: list[bytes] = []  # chunk keys to tombstone once the next flush succeeded
 
@@ -190,10 +193,7 @@ class KafkaChangelogStore:
         return out
 
     def close(self) -> None:
-        try:
-            self.producer.flush(self.flush_timeout_s)
-        finally:
-            self.producer.close()
+        pass  # the producer is the caller's to flush and close
 
     # ------------------------------------------------------------------ internals
 
