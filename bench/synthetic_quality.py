@@ -1,36 +1,64 @@
 """Detection quality on generated streams with known anomaly types (a check against
-over-fitting NAB): spikes, level shifts, frequency changes, noise bursts, contextual
-anomalies (a normal value at the wrong phase).
+over-fitting NAB), beside river's HalfSpaceTrees on the same streams.
 
-    python bench/synthetic_quality.py [--config FILE] [--seeds 3] [--daily]
+    python bench/synthetic_quality.py [--config FILE] [--seeds 10] [--daily]
 
-Each stream: 6,000 events of a noisy daily-like cycle (period 100) with one anomaly type
-injected three times; events within the anomaly (plus 20 after its start) are labelled 1.
-Prints event-level recall, mean detection delay, false alarms per 1,000 normal events,
-and row-level precision/recall/F1, per type. Events carry no timestamps (the time-of-day
-channel stays off) unless `--daily`, which spaces them 864 s apart so that the cycle is
-one day, as the seasonal channel assumes.
+Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
+
+1. One anomaly type injected three times (at events 2,500, 3,800 and 5,000), labelled from
+   its start to 20 events after its end: spikes, level shifts, frequency changes, noise
+   bursts and contextual anomalies (the cycle stalls at a normal value), each into a
+   single feature; spikes, level shifts and noise bursts also into one of four features
+   (the cycle at other phases and amplitudes; which one is broken changes with the seed),
+   and into that broken feature alone. Columns: event recall and mean delay (events) of
+   the alerts, alerts per 1,000 normal events, F1 / FAR / MAR of `abnormal`, AUC-PR
+   (average precision) of `score`, of `regime` and of HalfSpaceTrees' score; then the
+   AUC-PR of `score` and of HalfSpaceTrees' against the anomalous events only (without
+   the 20 after, which a detector without memory of the past events cannot score high).
+2. No anomaly at all: a slow drift (the cycle's amplitude doubles over the 6,000 events),
+   on one feature and on four; a 0/1 command flag that is constant until event 3,000 and
+   then toggles (every 50-500 events), beside a normal cycle. Columns: alerts and abnormal
+   rows per stream.
+
+Figures are pooled over the seeds (streamlstm.evaluate.labelled.detection_metrics: rows
+pooled, events counted per stream); a seed draws both the data and the model's initial
+weights. Events
+carry no timestamps (the time-of-day channel stays off) unless `--daily`, which spaces
+them 864 s apart so that the cycle is one day, as the seasonal channel assumes.
+HalfSpaceTrees runs as river's documentation runs it, `MinMaxScaler() |
+HalfSpaceTrees(seed=seed)`, score_one then learn_one per event, on the same values.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
+from collections import defaultdict
 
 import numpy as np
+from river import anomaly, preprocessing
 
 from streamlstm.config import load_config
-from streamlstm.evaluate.labelled import labelled_metrics
+from streamlstm.evaluate.labelled import average_precision, detection_metrics
 from streamlstm.pool import detector_for
 
-N, PERIOD, STARTS = 6000, 100, (2500, 3800, 5000)
+N, PERIOD, STARTS, TAIL = 6000, 100, (2500, 3800, 5000), 20
+KINDS = ("spike", "level_shift", "frequency_change", "noise_burst", "contextual")
+BROKEN_KINDS = ("spike", "level_shift", "noise_burst")
+FEATURES = ((1.0, 0.0), (0.5, 0.25), (2.0, 0.5), (4.0, 0.75))  # (amplitude, phase in periods) of the four
+FLAG_FROM = 3000
 
 
-def stream(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = np.arange(N, dtype=float)
-    x = np.sin(2 * np.pi * t / PERIOD) + 0.1 * rng.normal(size=N)
-    labels = np.zeros(N, dtype=int)
+def cycle(rng: np.random.Generator, phase: float = 0.0) -> np.ndarray:
+    """The unit cycle from `phase` (in periods), with Gaussian noise of sd 0.1."""
+    t = np.arange(N)
+    return np.sin(2 * np.pi * (t / PERIOD + phase)) + 0.1 * rng.normal(size=N)
+
+
+def inject(x: np.ndarray, kind: str, rng: np.random.Generator, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Inject three anomalies of `kind` into the unit cycle `x` (in place); their labels (to
+    TAIL events after each) and the anomalous events alone."""
+    labels, anomalous = np.zeros(N, dtype=bool), np.zeros(N, dtype=bool)
     for s in STARTS:
         if kind == "spike":
             x[s] += rng.choice([-1, 1]) * 3.0
@@ -41,45 +69,112 @@ def stream(kind: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
         elif kind == "frequency_change":
             span = 200
             seg = np.arange(span)
-            x[s:s + span] = np.sin(2 * np.pi * (t[s] + 2.5 * seg) / PERIOD) + 0.1 * rng.normal(size=span)
+            x[s:s + span] = np.sin(2 * np.pi * ((s + 2.5 * seg) / PERIOD + phase)) + 0.1 * rng.normal(size=span)
         elif kind == "noise_burst":
             span = 50
             x[s:s + span] += rng.normal(0, 0.8, span)
         elif kind == "contextual":  # the cycle stalls: values stay normal in range, wrong in time
             span = 40
             x[s:s + span] = x[s] + 0.1 * rng.normal(size=span)
-        labels[s:s + span + 20] = 1
-    return x, labels
+        labels[s:s + span + TAIL] = True
+        anomalous[s:s + span] = True
+    return labels, anomalous
+
+
+def broken_feature(kind: str, seed: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Four features, one of them (which: the seed's) broken by `kind`: X (N, 4), the broken
+    column, the labels and the anomalous events."""
+    rng = np.random.default_rng(seed)
+    broken = seed % len(FEATURES)
+    units = [cycle(rng, phase) for _, phase in FEATURES]
+    labels, anomalous = inject(units[broken], kind, rng, FEATURES[broken][1])  # in units of its amplitude
+    return np.column_stack([amplitude * u for (amplitude, _), u in zip(FEATURES, units)]), broken, labels, anomalous
+
+
+def anomaly_streams(seed: int):
+    """(section, kind, X (N, D), labels, anomalous events) of table 1's streams for one seed."""
+    for kind in KINDS:
+        rng = np.random.default_rng(seed)
+        x = cycle(rng)
+        yield ("one feature", kind, x[:, None], *inject(x, kind, rng))
+    for kind in BROKEN_KINDS:
+        X, _, labels, anomalous = broken_feature(kind, seed)
+        yield "one of four features broken", kind, X, labels, anomalous
+    for kind in BROKEN_KINDS:
+        X, broken, labels, anomalous = broken_feature(kind, seed)
+        yield "the broken feature alone", kind, X[:, [broken]], labels, anomalous
+
+
+def quiet_streams(seed: int):
+    """(name, X (N, D)) of table 2's streams (no anomaly) for one seed."""
+    rng = np.random.default_rng(seed)
+    gain = 1.0 + np.arange(N) / N  # the amplitude doubles over the stream
+    yield "slow drift, 1 feature", (gain * cycle(rng))[:, None]
+    yield "slow drift, 4 features", np.column_stack([gain * amplitude * cycle(rng, phase)
+                                                     for amplitude, phase in FEATURES])
+    changes = FLAG_FROM + np.cumsum(np.r_[0, rng.integers(50, 500, size=N // 50)])
+    flag = np.searchsorted(changes, np.arange(N), side="right") % 2  # 0 until FLAG_FROM, then toggling
+    yield "command flag starts toggling", np.column_stack([cycle(rng), flag.astype(float)])
+
+
+def half_space_trees(X: np.ndarray, seed: int) -> np.ndarray:
+    """HalfSpaceTrees' score of every event, each scored before it is learnt."""
+    model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=seed)
+    scores = np.empty(len(X))
+    for i, row in enumerate(X):
+        x = dict(enumerate(row.tolist()))
+        scores[i] = model.score_one(x)
+        model.learn_one(x)
+    return scores
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--daily", action="store_true", help="timestamp events so the cycle is one day")
     args = ap.parse_args()
     model = load_config(args.config).model
-    kinds = ["spike", "level_shift", "frequency_change", "noise_burst", "contextual"]
-    print(f"{'anomaly type':18s} {'event recall':>12s} {'delay':>6s} {'FA/1k normal':>12s} {'precision':>9s} "
-          f"{'recall':>7s} {'F1':>6s}")
-    for kind in kinds:
-        rows = []
-        for seed in range(args.seeds):
-            x, labels = stream(kind, seed)
-            det = detector_for(model, 1, max_streams=1)
-            T = np.arange(N) * (86400.0 / PERIOD) if args.daily else None
-            flags = det.process(["s"] * N, x[:, None], T).flags
-            m = labelled_metrics(labels, flags)
-            normal = (labels == 0)
-            m["fa"] = 1000 * flags[normal].sum() / normal.sum()
-            rows.append(m)
+    T = np.arange(N) * (86400.0 / PERIOD) if args.daily else None
 
-        def avg(k):  # NaN (no warning) when no seed has a value: delays of a missed type
-            v = [r[k] for r in rows if not math.isnan(r[k])]
-            return float(np.mean(v)) if v else math.nan
+    def run(X: np.ndarray, seed: int):
+        det = detector_for(dataclasses.replace(model, seed=seed), X.shape[1], max_streams=1)
+        return det.process(["s"] * N, X, T)
 
-        print(f"{kind:18s} {avg('event_recall'):12.2f} {avg('mean_delay'):6.1f} {avg('fa'):12.2f} "
-              f"{avg('precision'):9.2f} {avg('recall'):7.2f} {avg('f1'):6.2f}")
+    rows = defaultdict(list)  # (section, kind) -> per seed (labels, anomalous events, our results, HST's scores)
+    quiet = defaultdict(list)  # name -> per seed (alerts, abnormal rows)
+    for seed in range(args.seeds):
+        for section, kind, X, labels, events in anomaly_streams(seed):
+            rows[section, kind].append((labels, events, run(X, seed), half_space_trees(X, seed)))
+        for name, X in quiet_streams(seed):
+            res = run(X, seed)
+            quiet[name].append((int(res.flags.sum()), int(res.abnormal.sum())))
+
+    print(f"{'':22s} {'alerts':^22s} {'abnormal':^20s} {'AUC-PR, labels':^21s} {'anomaly only':^13s}".rstrip())
+    print(f"{'anomaly type':22s} {'ev.recall':>9s} {'delay':>5s} {'FA/1k':>6s} {'F1':>5s} {'FAR,%':>6s} "
+          f"{'MAR,%':>7s} {'score':>6s} {'regime':>7s} {'HST':>6s} {'score':>6s} {'HST':>6s}")
+    section = None
+    for (sec, kind), streams in rows.items():
+        if sec != section:
+            print(sec)
+            section = sec
+        labels, events, results, hst = zip(*streams)
+        m = detection_metrics(list(zip(labels, results)))
+        labels, events, hst = map(np.concatenate, (labels, events, hst))
+        alerts, scores = (np.concatenate([getattr(r, f) for r in results]) for f in ("flags", "scores"))
+        fa = 1000 * alerts[~labels].sum() / (~labels).sum()
+        print(f"  {kind:20s} {m['event_recall']:9.2f} {m['mean_delay']:5.1f} {fa:6.2f} {m['f1']:5.2f} "
+              f"{m['far']:6.2f} {m['mar']:7.2f} {m['ap_score']:6.3f} {m['ap_regime']:7.3f} "
+              f"{average_precision(labels, hst):6.3f} {average_precision(events, scores):6.3f} "
+              f"{average_precision(events, hst):6.3f}")
+    print()
+    print(f"{'no anomaly (per stream)':30s} {'alerts':>6s} {'(range)':>9s} {'abnormal rows':>13s} {'(range)':>11s}")
+    for name, counts in quiet.items():
+        alerts, abnormal = np.array(counts).T
+        print(f"{name:30s} {alerts.mean():6.1f} {f'({alerts.min()}-{alerts.max()})':>9s} {abnormal.mean():13.1f} "
+              f"{f'({abnormal.min()}-{abnormal.max()})':>11s}")
+    print(f"\n{args.seeds} seeds{', daily timestamps' if args.daily else ', no timestamps'}; "
+          "the second table's figures are means over them (and their range)")
 
 
 if __name__ == "__main__":

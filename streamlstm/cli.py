@@ -7,10 +7,10 @@ taken for a usage error too — a wrong delimiter, format or column choice, not 
 so `run` and `score` then exit 2, after the per-line error records, with one ERROR line
 naming the likely cause and the flag to try (io/diagnosis.py).
 
-CSV input flags (`run --format csv` and `score`): `--delimiter` (default: sniffed from the
-header), `--columns` / `--exclude-columns` (comma-separated names) and `--time-column`,
-which sets `input.ts_field` (one setting for JSON lines and CSV); io/parsers.py's CsvParser
-says how the columns get their roles.
+CSV input flags (`run --format csv`, `score` and `evaluate labelled`): `--delimiter`
+(default: sniffed from the header), `--columns` / `--exclude-columns` (comma-separated
+names) and `--time-column`, which sets `input.ts_field` (one setting for JSON lines and
+CSV); io/parsers.py's CsvParser says how the columns get their roles.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import click
 
 from . import __version__, signals
 from .config import ConfigError, dump_yaml, load_config
+from .evaluate.splits import SPLITS
 from .io.checkpoint import CheckpointError
 from .io.parsers import InputFormatError
 
@@ -94,7 +95,7 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
 
 
 def _input_options(command):
-    """The input flags shared by `run` and `score`, passed on as `input_flags`."""
+    """The input flags shared by `run`, `score` and `evaluate labelled`, passed on as `input_flags`."""
     for option in reversed([
         click.option("--delimiter", default=None,
                      help="CSV field delimiter: one character, or 'tab' (default: sniffed from the header)."),
@@ -283,19 +284,23 @@ def evaluate() -> None:
               help="NAB labels (labels/combined_windows.json).")
 @click.option("--output", "results_dir", type=click.Path(file_okay=False), required=True,
               help="Results directory (NAB layout).")
+@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
+              help="Series alternate within each category by name: the first, third, ... are dev, the others "
+                   "held-out; a half is scored on its own series.")
 @click.option("--detector", default="streamlstm", show_default=True, help="Detector name in the results layout.")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
 @click.pass_context
-def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> None:
-    """Run every NAB series online, write NAB results, print the three profiles' scores."""
+def evaluate_nab(ctx, data_dir, labels_path, results_dir, split, detector, workers) -> None:
+    """Run every NAB series (or one half) online, write NAB results, print the three profiles' scores."""
     from .evaluate.nab import format_report, run_nab, series_files
     from .evaluate.nab_scoring import load_windows
 
     config = _load(ctx, {})
-    n = len(series_files(Path(data_dir), load_windows(labels_path)))
+    n = len(series_files(Path(data_dir), load_windows(labels_path), split))
     with click.progressbar(length=n, label="NAB series", file=sys.stderr,
                            hidden=not sys.stderr.isatty()) as bar:
-        run = run_nab(config, data_dir, labels_path, results_dir, detector, workers, progress=lambda _: bar.update(1))
+        run = run_nab(config, data_dir, labels_path, results_dir, split, detector, workers,
+                      progress=lambda _: bar.update(1))
     click.echo(format_report(run))
 
 
@@ -303,7 +308,7 @@ def evaluate_nab(ctx, data_dir, labels_path, results_dir, detector, workers) -> 
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", "results_dir", type=click.Path(file_okay=False), default=None,
               help="Write one results CSV per file here (<folder>/<file>.csv).")
-@click.option("--split", type=click.Choice(["dev", "held-out", "all"]), default="all", show_default=True,
+@click.option("--split", type=click.Choice(SPLITS), default="all", show_default=True,
               help="Files alternate within each folder by number: the first, third, ... are dev, the others held-out.")
 @click.option("--workers", type=int, default=None, help="Processes (default: one per CPU).")
 @click.option("--seed", type=int, default=None, help="Model seed (default: the configuration's).")
@@ -325,27 +330,41 @@ def evaluate_skab(ctx, data_dir, results_dir, split, workers, seed, seeds) -> No
 
 @evaluate.command("labelled")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--label-column", default="label", show_default=True)
-@click.option("--value-column", default="value", show_default=True)
+@click.option("--label-column", default="label", show_default=True, help="The 0/1 label column.")
+@click.option("--value-column", default=None,
+              help="The one value column (the same as --columns VALUE; default: as --columns).")
+@_input_options
 @click.pass_context
-def evaluate_labelled(ctx, files, label_column, value_column) -> None:
-    """Precision, recall, F1 and event-level recall with delay for CSVs with a 0/1 label column."""
-    import numpy as np
+def evaluate_labelled(ctx, files, label_column, value_column, **input_flags) -> None:
+    """Run CSVs with a 0/1 label column through the detector (read as `score` reads them) and
+    print, per file and over all files: F1, FAR and MAR of `abnormal`, event recall and delay
+    of the alerts, AUC-PR and ROC-AUC of `score` and of `regime`."""
+    from .evaluate.labelled import detection_metrics, score_labelled
 
-    from .evaluate.labelled import labelled_metrics, read_labelled_csv
-    from .pool import detector_for
+    if value_column is not None:
+        if input_flags["columns"] is not None:
+            raise click.UsageError("give --value-column or --columns, not both")
+        input_flags["columns"] = value_column
+    if input_flags["columns"] is not None:  # the label is read as one more column
+        input_flags["columns"] += f",{label_column}"
+    config = _load(ctx, _input_overrides(**input_flags))
+    parts = []
+    with _fatal_errors():
+        for path in files:
+            parts.append(score_labelled(config, path, label_column))
+            if len(parts) == 1:  # after the first file, so that a file that cannot be read leaves no header
+                click.echo(f"{'file':32s} {'rows':>7s} {'F1':>5s} {'FAR, %':>7s} {'MAR, %':>7s} {'events':>6s} "
+                           f"{'ev.recall':>9s} {'delay':>6s} {'AUC-PR':>7s} {'ROC-AUC':>7s} "
+                           f"{'regime AUC-PR':>13s} {'ROC-AUC':>7s}")
+            _echo_labelled(Path(path).stem, detection_metrics(parts[-1:]))
+    if len(parts) > 1:
+        _echo_labelled(f"all {len(parts)} files", detection_metrics(parts))
 
-    config = _load(ctx, {})
-    header = f"{'file':40s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'events':>7s} {'ev.recall':>9s} {'delay':>6s}"
-    click.echo(header)
-    for path in files:
-        values, labels = read_labelled_csv(path, label_column=label_column, value_column=value_column)
-        name = Path(path).stem
-        det = detector_for(config.model_for(name)[1], 1, max_streams=1)
-        flags = det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None]).flags
-        m = labelled_metrics(labels, flags)
-        click.echo(f"{name:40s} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['n_events']:7d} "
-                   f"{m['event_recall']:9.3f} {m['mean_delay']:6.1f}")
+
+def _echo_labelled(name: str, m: dict) -> None:
+    click.echo(f"{name:32s} {m['rows']:7d} {m['f1']:5.2f} {m['far']:7.2f} {m['mar']:7.2f} {m['n_events']:6d} "
+               f"{m['event_recall']:9.2f} {m['mean_delay']:6.1f} {m['ap_score']:7.3f} {m['roc_score']:7.3f} "
+               f"{m['ap_regime']:13.3f} {m['roc_regime']:7.3f}")
 
 
 if __name__ == "__main__":

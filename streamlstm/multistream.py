@@ -12,6 +12,7 @@ from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, WEIGHT_MODE
 from .engine.kernels_cpu import new_outputs
+from .engine.layout import TAIL_LEVELS
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 
@@ -252,11 +253,14 @@ class MultiStreamDetector:
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
                   backend=backend, **meta["settings"])
         n = len(meta["stream_ids"])
-        if meta["format_version"] == 6:  # the regime's columns are new: a baseline equal to the scaler
-            col, old = det.hyper.stats, arrays["stream.stats"]
-            D = det.n_features
+        col, D, version = det.hyper.stats, det.n_features, meta["format_version"]
+        if version == 6:  # the regime's columns are new: a baseline equal to the scaler
+            old = arrays["stream.stats"]
             arrays["stream.stats"] = np.concatenate(
                 [old, np.zeros((n, 1)), old[:, col.mean:col.mean + D], old[:, col.var:col.var + D]], axis=1)
+        if version in (6, 7):  # the tail frequencies are new: a Gaussian's
+            gaussian = np.tile([math.erfc(k / math.sqrt(2.0)) for k in range(1, TAIL_LEVELS + 1)], (n, D))
+            arrays["stream.stats"] = np.concatenate([arrays["stream.stats"], gaussian], axis=1)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")

@@ -1,14 +1,16 @@
 """Tests for streamlstm.evaluate.labelled on hand-made cases."""
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 
 from streamlstm.evaluate.labelled import (
     average_precision,
+    detection_metrics,
     label_events,
     labelled_metrics,
-    read_labelled_csv,
+    outlier_metrics,
     roc_auc,
 )
 
@@ -61,12 +63,49 @@ def test_degenerate_cases():
         labelled_metrics([0, 1], [0, 1, 0])
 
 
-def test_read_labelled_csv(tmp_path):
-    p = tmp_path / "x.csv"
-    p.write_text("timestamp,value,label\n2020-01-01 00:00:00,1.5,0\n"
-                 "2020-01-01 00:01:00,2.5,1\n")
-    values, labels = read_labelled_csv(p)
-    assert np.allclose(values, [1.5, 2.5]) and list(labels) == [0, 1]
+def test_outlier_metrics_hand_case():
+    # labels 0 0 1 1 1 0, predictions 0 1 1 1 0 0: TP 2 (rows 2,3), FP 1 (row 1),
+    # FN 1 (row 4), TN 2 (rows 0,5); F1 = 2/(2 + 2/2) = 2/3, FAR = 1/3, MAR = 1/3
+    m = outlier_metrics([0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 0, 0])
+    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (2, 1, 2, 1)
+    assert (m["f1"], m["far"], m["mar"]) == pytest.approx((2 / 3, 100 / 3, 100 / 3))
+
+
+def test_outlier_metrics_perfect_and_null_match_the_leaderboard():
+    labels = [0, 1, 1, 0]
+    perfect = outlier_metrics(labels, labels)
+    assert (perfect["f1"], perfect["far"], perfect["mar"]) == (1.0, 0.0, 0.0)
+    null = outlier_metrics(labels, [0, 0, 0, 0])
+    assert (null["f1"], null["far"], null["mar"]) == (0.0, 0.0, 100.0)
+    assert math.isnan(outlier_metrics([0, 0], [0, 0])["mar"])  # no positive row
+
+
+class Outputs(NamedTuple):
+    """The fields of a BatchResult that the metrics read."""
+    scores: np.ndarray
+    flags: np.ndarray
+    regime: np.ndarray
+    abnormal: np.ndarray
+
+
+def test_detection_metrics_pool_rows_but_not_events():
+    a = (np.array([0, 0, 1, 1]), Outputs(np.array([0.1, 0.2, 0.9, 0.8]), np.array([0, 0, 0, 1], bool),
+                                         np.array([0.9, 0.8, 0.1, 0.2]), np.array([0, 1, 1, 1], bool)))
+    b = (np.array([1, 0, 0, 0]), Outputs(np.array([0.7, 0.3, 0.0, 0.05]), np.array([1, 0, 0, 0], bool),
+                                         np.array([0.0, 0.5, 0.5, 0.5]), np.array([0, 0, 0, 1], bool)))
+    m = detection_metrics([a, b])
+    # abnormal pooled 0 1 1 1 | 0 0 0 1 against 0 0 1 1 | 1 0 0 0: TP 2, FP 2, FN 1, TN 3
+    # -> F1 = 2/(2 + 3/2) = 4/7, FAR = 2/5, MAR = 1/3
+    assert m["rows"] == 8
+    assert (m["f1"], m["far"], m["mar"]) == pytest.approx((4 / 7, 40.0, 100 / 3))
+    # one event per file (pooled rows would make one event of rows 2-4): a's alerted one
+    # row late, b's at once -> recall 1, mean delay 1/2
+    assert (m["n_events"], m["event_recall"], m["mean_delay"]) == (2, 1.0, 0.5)
+    # the score ranks the three positives first; the regime ranks them last, below a
+    # three-way tie of negatives: AP = (1/6 + 2/7 + 3/8) / 3
+    assert (m["ap_score"], m["roc_score"], m["roc_regime"]) == (1.0, 1.0, 0.0)
+    assert m["ap_regime"] == pytest.approx((1 / 6 + 2 / 7 + 3 / 8) / 3)
+    assert detection_metrics([a])["mean_delay"] == 1.0
 
 
 def test_roc_auc_and_average_precision_hand_cases():

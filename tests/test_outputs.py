@@ -1,11 +1,13 @@
 """The three outputs (continuous score; alerts; regime) and baseline priming."""
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from streamlstm import LSTMDetector, MultiStreamDetector
+from streamlstm.engine.layout import TAIL_LEVELS
 
 DATA = Path(__file__).with_name("data")
 
@@ -129,3 +131,30 @@ def test_one_event_priming_matches_the_batch():
         assert det.last_score == scores[-1]
     assert scores == live.scores.tolist() and det.last_flag == live.flags[-1]
     assert np.flatnonzero(live.flags).tolist() == [50]
+
+
+def test_a_format_7_snapshot_loads_with_gaussian_tails_and_continues_as_before():
+    """A snapshot written before the regime's calibration (format 7) loads with each
+    feature's tail frequencies at a Gaussian's, and continues with the same scores, alerts,
+    forecasts and errors as the code that wrote it (only the regime is new)."""
+    det = MultiStreamDetector.from_bytes((DATA / "detector_v7.snapshot").read_bytes())
+    col = det.hyper.stats
+    tails = det.engine.to_host()[0].stats[:det.n_streams, col.base_tail:col.base_tail + TAIL_LEVELS * 2]
+    gaussian = [math.erfc(k / math.sqrt(2.0)) for k in range(1, TAIL_LEVELS + 1)] * 2
+    np.testing.assert_array_equal(tails, np.tile(gaussian, (det.n_streams, 1)))
+    old = np.load(DATA / "detector_v7_continued.npz")
+    res = det.process(list(old["ids"]), old["X"], old["T"])
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors"):
+        np.testing.assert_array_equal(getattr(res, name), old[name])
+    assert old["flags"].any()
+
+
+def test_a_huge_departure_from_a_constant_feature_is_a_finite_regime():
+    """1e18 off a feature that never varied (|z| ~ 1e27: its sd is floored at 1e-9) is a
+    finite regime, up within a few events: the evidence is floored at the rule of
+    succession's 1/(n + 2), not infinite."""
+    X = np.zeros((400, 2))
+    X[:, 1] = noisy_cycle(400)
+    X[350:, 0] = 1e18
+    res = MultiStreamDetector(2, warmup=100).process(["s"] * 400, X)
+    assert np.isfinite(res.regime).all() and res.abnormal[355:].all() and not res.abnormal[:350].any()

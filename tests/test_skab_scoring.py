@@ -217,21 +217,3 @@ def test_evenly_spaced_alerts():
     with pytest.raises(ValueError):
         evenly_spaced(11, 10)
 
-
-# --- outlier metrics ----------------------------------------------------------
-
-def test_outlier_metrics_hand_case():
-    # labels 0 0 1 1 1 0, predictions 0 1 1 1 0 0: TP 2 (rows 2,3), FP 1 (row 1),
-    # FN 1 (row 4), TN 2 (rows 0,5); F1 = 2/(2 + 2/2) = 2/3, FAR = 1/3, MAR = 1/3
-    m = outlier_metrics([0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 0, 0])
-    assert (m["tp"], m["fp"], m["tn"], m["fn"]) == (2, 1, 2, 1)
-    assert (m["f1"], m["far"], m["mar"]) == approx(2 / 3, 100 / 3, 100 / 3)
-
-
-def test_outlier_metrics_perfect_and_null_match_the_leaderboard():
-    labels = [0, 1, 1, 0]
-    perfect = outlier_metrics(labels, labels)
-    assert (perfect["f1"], perfect["far"], perfect["mar"]) == (1.0, 0.0, 0.0)
-    null = outlier_metrics(labels, [0, 0, 0, 0])
-    assert (null["f1"], null["far"], null["mar"]) == (0.0, 0.0, 100.0)
-    assert math.isnan(outlier_metrics([0, 0], [0, 0])["mar"])  # no positive row

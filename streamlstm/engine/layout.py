@@ -22,6 +22,9 @@ CH_SEASONAL = 3  # distance from the usual value at this time of day
 N_CHANNELS = 4
 CHANNEL_NAMES = ("error", "value", "step", "seasonal")
 
+# The regime's calibration: each feature's frequency of |z| > 1, 2, ..., TAIL_LEVELS.
+TAIL_LEVELS = 6
+
 # Counters (int64).
 C_SEEN = 0  # events seen
 C_WIN = 1  # inputs in the BPTT window
@@ -49,6 +52,8 @@ class StatsLayout(NamedTuple):
     regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
     base_mean: int  # feature block: the regime's baseline mean (learns slower while abnormal)
     base_var: int  # feature block: the regime's baseline variance
+    base_tail: int  # TAIL_LEVELS columns per feature (feature d's at base_tail + TAIL_LEVELS * d + k):
+    #                 how often |z| under the baseline has exceeded k + 1 while normal
     width: int  # columns in all
 
 
@@ -59,4 +64,5 @@ def stats_layout(D: int) -> StatsLayout:
     regime = penalty + 2 + D
     return StatsLayout(mean=0, var=D, count=2 * D, last=3 * D, lo=4 * D, hi=5 * D, channels=channels,
                        penalty=penalty, quantile=penalty + 1, step=penalty + 2, regime=regime,
-                       base_mean=regime + 1, base_var=regime + 1 + D, width=regime + 1 + 2 * D)
+                       base_mean=regime + 1, base_var=regime + 1 + D, base_tail=regime + 1 + 2 * D,
+                       width=regime + 1 + (2 + TAIL_LEVELS) * D)

@@ -62,7 +62,7 @@ from numba import njit
 
 from .gates import FASTMATH
 from .jit import kernel
-from .layout import C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
+from .layout import TAIL_LEVELS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -101,8 +101,15 @@ OUTSIDE_LIMIT = 1e12
 # REGIME_LEARN_WEIGHT of its rate, so an incident does not become the normal within its own
 # duration (4x the scaler half-life), while a lasting change does, eventually. Both chosen
 # on the SKAB development half (docs/tuning-log.md).
+# The p-values are calibrated to each feature's own history: a daily cycle or a ramp sits
+# more than 1 sd from its mean far more often than a Gaussian does, and its long runs of
+# such values would otherwise read as an incident. While the stream is normal, each feature
+# learns how often its |z| exceeds 1, 2, ..., TAIL_LEVELS (layout.py), as the scaler learns
+# (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations (before them
+# the baseline's own variance is too uncertain: |z| is Student-t).
 REGIME_ALTERNATIVE = 0.5
 REGIME_LEARN_WEIGHT = 0.25
+TAIL_MIN_COUNT = 20.0
 _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
 _LN10 = math.log(10.0)
 _SQRT2 = math.sqrt(2.0)
@@ -368,13 +375,39 @@ def _logit(p):
 
 
 @kernel
+def baseline_z(v, d, stats, col):
+    """|z| of value v of feature d under the regime's baseline."""
+    mean = stats[col.base_mean + d]
+    return abs(v - mean) / scaler_std(stats[col.base_var + d], mean)
+
+
+@kernel
+def calibrated_tail(z, d, stats, hy):
+    """P(|Z| >= z) for feature d by its own history: the Gaussian two-sided tail, rescaled
+    at the largest level k <= z (k = 1 .. TAIL_LEVELS) from the Gaussian's frequency of
+    |Z| > k to the feature's own (floored at the rule of succession's 1/(n + 2) for the n
+    observations it rests on). The plain Gaussian tail below level 1 and until
+    TAIL_MIN_COUNT observations."""
+    col = hy.stats
+    n = stats[col.count + d]
+    tail = math.erfc(z / _SQRT2)
+    k = int(min(z, TAIL_LEVELS))  # z may be ~1e27 (a value far off a constant feature): no int overflow
+    if k == 0 or n <= TAIL_MIN_COUNT:
+        return tail
+    seen = min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha)
+    freq = max(stats[col.base_tail + TAIL_LEVELS * d + k - 1], 1.0 / (seen + 2.0))
+    return freq * tail / math.erfc(k / _SQRT2)
+
+
+@kernel
 def regime_evidence(x, stats, hy):
     """-log10 of the p-value of event x (D,) under the regime's baseline: per observed
-    feature the two-sided Gaussian tail of its distance from the baseline mean in baseline
-    sd, floored at 1/(n + 2) after n observations (no tail can claim more than the count
-    supports: the rule of succession; a feature that never varied is not 1e9 sd away on
-    its first change), and the smallest of them times the features judged (Bonferroni), so
-    one broken feature is not diluted by the others. NaN when none can be judged yet."""
+    feature the tail of its distance from the baseline mean in baseline sd, calibrated to
+    its own history (calibrated_tail) and floored at 1/(n + 2) after n observations (no
+    tail can claim more than the count supports: the rule of succession; a feature that
+    never varied is not 1e9 sd away on its first change), and the smallest of them times
+    the features judged (Bonferroni), so one broken feature is not diluted by the others.
+    NaN when none can be judged yet."""
     D, col = hy.D, hy.stats
     p_min = 1.0
     m = 0
@@ -383,9 +416,8 @@ def regime_evidence(x, stats, hy):
         n = stats[col.count + d]
         if math.isnan(v) or n < 2.0:
             continue
-        mean = stats[col.base_mean + d]
-        z = abs(bounded(v) - mean) / scaler_std(stats[col.base_var + d], mean)
-        p_min = min(p_min, max(math.erfc(z / _SQRT2), 1.0 / (n + 2.0)))
+        p = calibrated_tail(baseline_z(bounded(v), d, stats, col), d, stats, hy)
+        p_min = min(p_min, max(p, 1.0 / (n + 2.0)))
         m += 1
     if m == 0:
         return math.nan
@@ -418,13 +450,23 @@ def regime_step(x, s, streams, learn, hy):
 def update_baseline(stats, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
-    stream is abnormal. Runs after update_value_stats has counted the observation."""
+    stream is abnormal; while it is normal, each feature's tail frequencies first learn
+    whether the event's |z| exceeds each level. Runs after update_value_stats has counted
+    the observation."""
     col = hy.stats
     weight = REGIME_LEARN_WEIGHT if abnormal else 1.0
     for d in range(hy.D):
         v = x[d]
         if math.isnan(v):
             continue
-        alpha = max(1.0 / stats[col.count + d], hy.scaler_alpha) * weight
+        v = bounded(v)
+        n = stats[col.count + d]
+        if not abnormal and n > TAIL_MIN_COUNT:  # a z under a baseline of TAIL_MIN_COUNT or more
+            z = baseline_z(v, d, stats, col)
+            rate = max(1.0 / (n - TAIL_MIN_COUNT), hy.scaler_alpha)
+            for k in range(TAIL_LEVELS):
+                o = col.base_tail + TAIL_LEVELS * d + k
+                stats[o] += rate * ((1.0 if z > k + 1.0 else 0.0) - stats[o])
+        alpha = max(1.0 / n, hy.scaler_alpha) * weight
         stats[col.base_mean + d], stats[col.base_var + d] = ewma_update(stats[col.base_mean + d],
-                                                                        stats[col.base_var + d], bounded(v), alpha)
+                                                                        stats[col.base_var + d], v, alpha)

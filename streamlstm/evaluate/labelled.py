@@ -1,6 +1,8 @@
-"""Metrics for series with a per-row 0/1 anomaly label (pure numpy / stdlib).
+"""Metrics for series with a per-row 0/1 anomaly label, and the labelled CSVs they come from.
 
-* Row level: precision, recall and F1 of the flagged rows against the labels.
+* Row level: precision, recall and F1 of the flagged rows against the labels
+  (:func:`labelled_metrics`), and SKAB's point-wise F1, false-alarm rate (FAR) and
+  missed-alarm rate (MAR) (:func:`outlier_metrics`).
 * Event level: a maximal contiguous run of label 1 is an *event*; it is
   detected when at least one row inside it is flagged.  The detection delay of
   a detected event is ``first_flagged_row - first_event_row`` (in rows, 0 when
@@ -8,20 +10,38 @@
 * Ranking of continuous scores, threshold-free: ROC AUC (:func:`roc_auc`) and
   the area under the precision-recall curve as average precision
   (:func:`average_precision`); both are ``nan`` when a class is absent.
+* The detector's three outputs against the labels (:func:`detection_metrics`):
+  F1 / FAR / MAR of ``abnormal``, event recall and delay of the alerts, and the
+  ranking of ``score`` and of ``regime``, over one file or several pooled.
 
 Conventions for empty denominators: precision is 0.0 when nothing is flagged,
 recall is 0.0 when there are no positive rows, F1 is 0.0 when precision +
 recall is 0; event recall is ``nan`` when there are no events, and the mean
-delay is ``nan`` when no event was detected.
+delay is ``nan`` when no event was detected; F1 / FAR / MAR are ``nan`` when
+their own denominator is 0.
+
+:func:`score_labelled` reads a labelled CSV with the parser `streamlstm score`
+uses (io/parsers.py's CsvParser: the same delimiter, time and feature columns) and
+runs the detector over it.
 """
 from __future__ import annotations
 
-import csv
-from typing import Dict, List, Optional, Tuple
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["label_events", "labelled_metrics", "read_labelled_csv", "roc_auc", "average_precision"]
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..multistream import BatchResult
+
+__all__ = ["label_events", "labelled_metrics", "outlier_metrics", "roc_auc", "average_precision",
+           "detection_metrics", "score_labelled"]
+
+log = logging.getLogger("streamlstm")
 
 
 def _as_bool(x, name: str) -> np.ndarray:
@@ -84,6 +104,26 @@ def labelled_metrics(labels, flags) -> Dict[str, float]:
     }
 
 
+def outlier_metrics(labels, predictions) -> dict:
+    """SKAB's point-wise F1, FAR (%) and MAR (%) of 0/1 ``predictions`` against ``labels``:
+    ``F1 = TP / (TP + (FN + FP) / 2)``, ``FAR = 100 FP / (FP + TN)``,
+    ``MAR = 100 FN / (FN + TP)``. Returns ``f1, far, mar, tp, fp, tn, fn``; a rate whose
+    denominator is 0 is ``nan``.
+
+    >>> m = outlier_metrics([0, 0, 1, 1], [0, 1, 1, 0])
+    >>> m["f1"], m["far"], m["mar"]
+    (0.5, 50.0, 50.0)
+    """
+    m = labelled_metrics(labels, predictions)
+    tp, fp, tn, fn = m["tp"], m["fp"], m["tn"], m["fn"]
+    return {
+        "f1": tp / (tp + (fn + fp) / 2) if tp + fn + fp else math.nan,
+        "far": 100.0 * fp / (fp + tn) if fp + tn else math.nan,
+        "mar": 100.0 * fn / (fn + tp) if fn + tp else math.nan,
+        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+    }
+
+
 def _ranked(labels, scores) -> Tuple[np.ndarray, np.ndarray]:
     lab = _as_bool(labels, "labels")
     sc = np.asarray(scores, dtype=np.float64)
@@ -134,21 +174,73 @@ def average_precision(labels, scores) -> float:
     return float(np.sum(recall_gain * precision))
 
 
-def read_labelled_csv(path, label_column: str = "label",
-                      value_column: Optional[str] = "value") -> Tuple[np.ndarray, np.ndarray]:
-    """Read a CSV with a per-row 0/1 label column -> ``(values, labels)``.
 
-    ``values`` is empty when ``value_column`` is None or absent.
+
+def detection_metrics(parts: Sequence[Tuple[np.ndarray, BatchResult]]) -> Dict[str, float]:
+    """The detector's three outputs against the labels, over ``parts`` (``(labels,
+    results)`` of one file or stream each, the rows in the same order).
+
+    Returns ``rows``; ``f1``, ``far``, ``mar`` (:func:`outlier_metrics` of
+    ``abnormal``); ``n_events``, ``events_detected``, ``event_recall`` and
+    ``mean_delay`` (rows, over all detected events) of the alerts (``flags``);
+    ``ap_score``, ``roc_score``, ``ap_regime``, ``roc_regime`` (average precision
+    and ROC AUC of ``scores`` and of ``regime``). Rows are pooled over the parts; events
+    are found within each part, so none spans two files.
     """
-    values: List[float] = []
-    labels: List[int] = []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or label_column not in reader.fieldnames:
-            raise ValueError(f"{path}: no column {label_column!r}")
-        use_val = value_column is not None and value_column in reader.fieldnames
-        for row in reader:
-            labels.append(int(float(row[label_column])))
-            if use_val:
-                values.append(float(row[value_column]))
-    return np.asarray(values, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    labels = np.concatenate([np.asarray(lab) for lab, _ in parts])
+
+    def pooled(field: str) -> np.ndarray:
+        return np.concatenate([getattr(res, field) for _, res in parts])
+
+    point = outlier_metrics(labels, pooled("abnormal"))
+    events = [labelled_metrics(lab, res.flags) for lab, res in parts]
+    n_events = sum(e["n_events"] for e in events)
+    detected = sum(e["events_detected"] for e in events)
+    delays = sum(e["mean_delay"] * e["events_detected"] for e in events if e["events_detected"])
+    scores, regime = pooled("scores"), pooled("regime")
+    return {
+        "rows": labels.size, "f1": point["f1"], "far": point["far"], "mar": point["mar"],
+        "n_events": n_events, "events_detected": detected,
+        "event_recall": detected / n_events if n_events else math.nan,
+        "mean_delay": delays / detected if detected else math.nan,
+        "ap_score": average_precision(labels, scores), "roc_score": roc_auc(labels, scores),
+        "ap_regime": average_precision(labels, regime), "roc_regime": roc_auc(labels, regime),
+    }
+
+
+def score_labelled(config: Config, path: str | Path, label_column: str = "label") -> Tuple[np.ndarray, BatchResult]:
+    """Run the detector over a labelled CSV: ``(labels, results)`` of its accepted rows.
+
+    The file is read as `streamlstm score` reads it (``config.input``: delimiter, time
+    column, ``columns`` / ``exclude_columns``), with ``label_column`` taken out of the
+    features as the 0/1 label; every row is scored, in file order, each stream (the
+    stream column's, else the file's name without suffix) with the model of the file's
+    name (``config.model_for``). Rejected rows are left out, with a warning.
+    """
+    # Imported here, so that the metrics load without the engine (skab_scoring uses them).
+    from ..event import Rejected
+    from ..io.parsers import CsvParser, InputFormatError
+    from ..pool import detector_for
+
+    path = Path(path)
+    with path.open("rb") as f:
+        parser = CsvParser(dataclasses.replace(config.input, default_stream=path.stem), f.readline())
+        if label_column not in parser.names or len(parser.names) < 2:
+            raise InputFormatError(f"{path}: the columns read ({', '.join(parser.names)}) must be the label "
+                                   f"column {label_column!r} and at least one value column")
+        parsed = [parser.parse(seq, line) for seq, line in enumerate(f, start=2)]
+    events = [p for p in parsed if type(p) is not Rejected]
+    rejected = [p for p in parsed if type(p) is Rejected and p.reason != "empty_line"]
+    if rejected:
+        log.warning("%s: %d of %d rows rejected and left out (first: line %d, %s: %s)", path, len(rejected),
+                    len(parsed), rejected[0].seq, rejected[0].reason, rejected[0].detail)
+    if not events:
+        raise InputFormatError(f"{path}: no row accepted")
+    label_at = parser.names.index(label_column)
+    values = np.array([e.values for e in events], dtype=np.float64)
+    labels, X = values[:, label_at], np.delete(values, label_at, axis=1)
+    if np.isnan(labels).any():
+        raise InputFormatError(f"{path}: line {events[int(np.isnan(labels).argmax())].seq} has no label")
+    T = np.array([math.nan if e.ts is None else e.ts for e in events])
+    det = detector_for(config.model_for(path.stem)[1], X.shape[1])
+    return labels, det.process([e.stream for e in events], X, T)

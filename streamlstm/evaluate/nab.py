@@ -4,6 +4,11 @@ Each series is its own stream, fed strictly online in file order (nothing about 
 future, the file's length or its range is known to the detector). Results are written in
 NAB's layout, `RESULTS/<detector>/<category>/<detector>_<file>.csv` with the columns
 `timestamp,value,anomaly_score,label`, one row per data row.
+
+Splits (:mod:`.splits`): within each category the labelled series present, sorted by
+name, alternate, the first going to ``dev`` (as SKAB's files do). A split is scored as a
+corpus of its own: one threshold per profile swept over its series, normalised between
+the null and perfect detectors on its windows.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from .nab_scoring import (
     score_corpus,
     window_rows,
 )
+from .splits import split_names
 
 
 @dataclass
 class NabRun:
     results: dict[str, CorpusResult]  # profile -> result
+    split: str
     n_series: int
     n_rows: int
 
@@ -57,17 +64,19 @@ def _score_file(args: tuple[ModelConfig, str, str]) -> tuple[str, np.ndarray]:
     return name, det.process([name] * len(values), np.asarray(values, dtype=np.float64)[:, None], T).alert_scores
 
 
-def series_files(data_dir: Path, labels: dict) -> list[tuple[str, Path]]:
-    """(name, path) of every labelled series present under data_dir, name = 'category/file.csv'."""
-    return [(name, data_dir / name) for name in sorted(labels) if (data_dir / name).exists()]
+def series_files(data_dir: Path, labels: dict, split: str = "all") -> list[tuple[str, Path]]:
+    """(name, path) of the labelled series present under data_dir in ``split`` (module
+    docstring), in name order, name = 'category/file.csv'."""
+    present = [name for name in labels if (data_dir / name).exists()]
+    return [(name, data_dir / name) for name in split_names(present, split)]
 
 
 def run_nab(config: Config, data_dir: str | Path, labels_path: str | Path, results_dir: str | Path,
-            detector: str = "streamlstm", workers: int | None = None,
+            split: str = "all", detector: str = "streamlstm", workers: int | None = None,
             progress: Callable[[str], None] | None = None) -> NabRun:
     data_dir, results_dir = Path(data_dir), Path(results_dir)
     labels = load_windows(labels_path)
-    files = series_files(data_dir, labels)
+    files = series_files(data_dir, labels, split)
     if not files:
         raise FileNotFoundError(f"no labelled NAB series under {data_dir}")
     jobs = [(config.model_for(name)[1], str(path), name) for name, path in files]
@@ -85,7 +94,7 @@ def run_nab(config: Config, data_dir: str | Path, labels_path: str | Path, resul
             if progress:
                 progress(name)
     series.sort(key=lambda s: s.name)
-    return NabRun({p: score_corpus(series, p) for p in PROFILES}, len(series), n_rows)
+    return NabRun({p: score_corpus(series, p) for p in PROFILES}, split, len(series), n_rows)
 
 
 def _write_nab_csv(results_dir: Path, detector: str, name: str, timestamps, values, scores, windows) -> None:
@@ -103,7 +112,9 @@ def _write_nab_csv(results_dir: Path, detector: str, name: str, timestamps, valu
 
 
 def format_report(run: NabRun) -> str:
-    lines = [f"NAB scores over {run.n_series} series, {run.n_rows:,} rows", "",
+    # The whole corpus's report reads as it always has; a half says which it is.
+    of = "" if run.split == "all" else f" of the {run.split} half"
+    lines = [f"NAB scores over {run.n_series} series{of}, {run.n_rows:,} rows", "",
              f"{'profile':22s} {'score':>7s} {'threshold':>10s} {'TP':>4s} {'FN':>4s} {'FP':>5s}"]
     for name, r in run.results.items():
         lines.append(f"{name:22s} {r.normalized_score:7.1f} {r.threshold:10.4f} {r.tp:4d} {r.fn:4d} {r.fp:5d}")

@@ -21,11 +21,11 @@ flag-every-row and as many alerts as ours evenly spaced
 (:func:`.skab_scoring.evenly_spaced`, over all files' scored rows in name order),
 and the leaderboard's published figures.
 
-Splits: within each folder the files are sorted by number and alternate, the first
-(lowest number) going to ``dev``: ``valve1/0, 2, 4, ...``, ``valve2/0, 2`` and
-``other/1, 3, ..., 13`` are the development half, ``valve1/1, 3, ...``,
-``valve2/1, 3`` and ``other/2, 4, ..., 14`` the held-out half (17 files each).
-The leaderboard's figures are over all 34 files.
+Splits (:mod:`.splits`): within each folder the files are sorted by number and
+alternate, the first (lowest number) going to ``dev``: ``valve1/0, 2, 4, ...``,
+``valve2/0, 2`` and ``other/1, 3, ..., 13`` are the development half,
+``valve1/1, 3, ...``, ``valve2/1, 3`` and ``other/2, 4, ..., 14`` the held-out half
+(17 files each). The leaderboard's figures are over all 34 files.
 
 Seeds: the model's seed draws its initial weights; ``seeds`` runs every file once per
 seed and reports each figure's mean (the regime does not depend on the seed).
@@ -60,9 +60,9 @@ from .skab_scoring import (
     match_changepoints,
     outlier_metrics,
 )
+from .splits import split_names
 
 BASELINE_ROWS = 400
-SPLITS = ("dev", "held-out", "all")
 _LABEL_COLUMNS = ("datetime", "anomaly", "changepoint")
 
 # SKAB's "Proposed Leaderboard" as published in waico/SKAB's README.md (test rows of
@@ -141,16 +141,15 @@ def skab_files(data_dir: str | Path, split: str = "all") -> list[tuple[str, Path
     """(name, path) of the evaluation files under data_dir (``<folder>/<n>.csv``, all
     folders but ``anomaly-free``), in name order, restricted to ``split`` (module
     docstring)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-    data_dir = Path(data_dir)
-    out = []
-    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir() and p.name != "anomaly-free"):
-        files = sorted(folder.glob("*.csv"), key=lambda p: (int(p.stem) if p.stem.isdigit() else float("inf"), p.name))
-        for i, path in enumerate(files):
-            if split == "all" or (i % 2 == 0) == (split == "dev"):
-                out.append((f"{folder.name}/{path.name}", path))
-    return sorted(out)
+    paths = {f"{folder.name}/{p.name}": p for folder in Path(data_dir).iterdir()
+             if folder.is_dir() and folder.name != "anomaly-free" for p in folder.glob("*.csv")}
+    return [(name, paths[name]) for name in split_names(paths, split, key=_by_number)]
+
+
+def _by_number(name: str) -> tuple[float, str]:
+    """SKAB's files are numbered: valve1/10 follows valve1/9."""
+    stem = Path(name).stem
+    return int(stem) if stem.isdigit() else float("inf"), name
 
 
 def predictions(flags: np.ndarray, abnormal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,9 @@ with ``metric="nab"``, a 60 s window and ``anomaly_window_destination=
 "righter"``. Nothing here is copied from either; the definitions below were
 read off them and are implemented independently.
 
-Outlier detection (:func:`outlier_metrics`), over the rows of all files
-concatenated, ``anomaly`` column against the predicted 0/1 rows:
+Outlier detection (:func:`outlier_metrics`, defined in :mod:`.labelled` and used
+by ``evaluate labelled`` too), over the rows of all files concatenated, ``anomaly``
+column against the predicted 0/1 rows:
 ``F1 = TP / (TP + (FN + FP) / 2)``, ``FAR = 100 FP / (FP + TN)`` %,
 ``MAR = 100 FN / (FN + TP)`` %.
 
@@ -70,7 +71,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .labelled import _as_bool, labelled_metrics
+from .labelled import _as_bool, outlier_metrics
 from .nab_scoring import PROFILES, CostProfile
 
 __all__ = [
@@ -88,26 +89,6 @@ __all__ = [
 WINDOW_SECONDS = 60.0
 _STEPS = 1000  # TSAD's `detalization`: the reward curve is sampled at this many points
 _GRID = np.linspace(-math.pi / 2, math.pi / 2, _STEPS)
-
-
-def outlier_metrics(labels, predictions) -> dict:
-    """Point-wise F1, FAR (%) and MAR (%) of 0/1 ``predictions`` against ``labels``.
-
-    Both are the rows of all files concatenated. Returns ``f1, far, mar, tp, fp,
-    tn, fn``; a rate whose denominator is 0 is ``nan``.
-
-    >>> m = outlier_metrics([0, 0, 1, 1], [0, 1, 1, 0])
-    >>> m["f1"], m["far"], m["mar"]
-    (0.5, 50.0, 50.0)
-    """
-    m = labelled_metrics(labels, predictions)
-    tp, fp, tn, fn = m["tp"], m["fp"], m["tn"], m["fn"]
-    return {
-        "f1": tp / (tp + (fn + fp) / 2) if tp + fn + fp else math.nan,
-        "far": 100.0 * fp / (fp + tn) if fp + tn else math.nan,
-        "mar": 100.0 * fn / (fn + tp) if fn + tp else math.nan,
-        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
-    }
 
 
 def changepoint_windows(changepoint_times, width: float = WINDOW_SECONDS) -> list[tuple[float, float]]:
