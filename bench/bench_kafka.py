@@ -1,19 +1,26 @@
-"""Kafka daemon throughput and latency on a local Tansu broker, both clients in one run.
+"""Kafka daemon throughput and latency on a local Tansu broker, both clients and both
+processing guarantees in one run.
 
     python bench/bench_kafka.py [--events 100000] [--streams 100] [--partitions 2]
                                 [--rate 2000] [--latency-events 10000] [--hidden-size 32]
                                 [--output-mode batch|event] [--clients confluent,kafka-python]
+                                [--guarantees at_least_once,exactly_once]
+                                [--checkpoint-events 10000] [--checkpoint-seconds 1]
 
-For each client (`kafka.client`), on a topic of its own holding the same events:
+For each client (`kafka.client`) and guarantee (`kafka.processing_guarantee`), on a topic of
+its own holding the same events, with the state in a changelog topic and a checkpoint every
+`--checkpoint-events` events or `--checkpoint-seconds` seconds (in exactly_once, each one
+commits a transaction: results become visible then):
 
 1. Consume alone: the client reads the backlog of `--events` events (univariate, `--streams`
    streams keyed by stream id) through the seam's `read_topic` (messages/s).
 2. Throughput: the daemon (bench/kafka_daemon_proc.py, as the CLI runs it) consumes the
-   backlog; sustained events/s from its first result to its last, and the CPU the daemon's
-   process used meanwhile (all its threads, in cores). Its own per-stage time breakdown over
-   the backlog (the log line of its first checkpoint) is printed too.
+   backlog; sustained events/s from the first result read (read_committed) to the last, not
+   counting those read at the first, and the CPU the daemon's process used meanwhile (all its
+   threads, in cores). Its own per-stage time breakdown over the backlog (from the log lines
+   of its checkpoints) is printed too.
 3. Latency: `--latency-events` more at `--rate` events/s, each carrying its produce time as
-   `ts` (the results echo it): result arrival − produce time, p50 and p99.
+   `ts` (the results echo it): result arrival (read_committed) − produce time, p50 and p99.
 
 Then, once, the kernel alone: `MultiStreamDetector.process` with the project's default model
 on the same events, per input partition in offset order and in micro-batches of the daemon's
@@ -48,6 +55,7 @@ from kafka_broker import TansuBroker  # noqa: E402
 from streamlstm.config import KafkaConfig, load_config  # noqa: E402
 from streamlstm.event import Rejected  # noqa: E402
 from streamlstm.io.parsers import JsonlParser  # noqa: E402
+from streamlstm.config import GUARANTEES  # noqa: E402
 from streamlstm.kafka.client import CLIENTS, open_client  # noqa: E402
 from streamlstm.kafka.sink import OUTPUT_MODES  # noqa: E402
 from streamlstm.pool import detector_for  # noqa: E402
@@ -76,7 +84,7 @@ class Results:
 
     def __init__(self, bootstrap, topic, partitions):
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-results", "enable.auto.commit": False,
-                           "fetch.wait.max.ms": 10})
+                           "fetch.wait.max.ms": 10, "isolation.level": "read_committed"})
         self.c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         self.arrivals: list[tuple[float, float]] = []
 
@@ -116,7 +124,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_daemon(args, broker, client_name, tmp, producer):
+def backlog_stages(log: str, n: int) -> str:
+    """µs per event of each stage over the first ~`n` events, from the periodic checkpoints'
+    DEBUG lines ("since the last checkpoint: N events (...); µs per event: poll x, ...")."""
+    done, total = 0, {}
+    for line in log.splitlines():
+        if "since the last checkpoint:" not in line or done >= n:
+            continue
+        events = int(line.split("since the last checkpoint: ", 1)[1].split()[0])
+        for item in line.split("µs per event: ", 1)[1].split(", "):
+            name, value = item.rsplit(" ", 1)
+            total[name] = total.get(name, 0.0) + float(value) * events
+        done += events
+    return ", ".join(f"{k} {v / done:.1f}" for k, v in total.items()) if done else "(no checkpoint line)"
+
+
+def run_daemon(args, broker, client_name, guarantee, tmp, producer):
     """The daemon on a backlog, then at `--rate`: (events/s of the client alone, sustained events/s,
     cores the daemon used meanwhile, latencies in ms, its stage line, the input topic)."""
     topic, out = f"bench-in-{uuid.uuid4().hex[:6]}", f"bench-out-{uuid.uuid4().hex[:6]}"
@@ -128,18 +151,17 @@ def run_daemon(args, broker, client_name, tmp, producer):
     cfg = {
         "source": "kafka",
         "model": {} if args.hidden_size is None else {"hidden_size": args.hidden_size},
-        # The first checkpoint follows the backlog: its log line gives the backlog's stage times.
-        "checkpoint": {"state_dir": f"{tmp}/state-{client_name}", "every_events": args.events,
-                       "every_seconds": 3600.0},
+        "checkpoint": {"every_events": args.checkpoint_events, "every_seconds": args.checkpoint_seconds},
         # Group joins on Tansu take session_timeout_ms / 2 (tests/kafka_broker.py).
         "kafka": {"client": client_name, "bootstrap_servers": [broker.bootstrap], "topics": [topic],
                   "group_id": f"bench-{uuid.uuid4().hex[:6]}", "output_topic": out, "dead_letter_topic": f"{out}-dlq",
+                  "changelog_topic": f"{out}-changelog", "processing_guarantee": guarantee,
                   "output_mode": args.output_mode, "session_timeout_ms": 6000, "heartbeat_interval_ms": 1000},
         "metrics": {"enabled": False},
     }
-    cfg_path = Path(tmp) / f"bench-{client_name}.yaml"
+    cfg_path = Path(tmp) / f"bench-{client_name}-{guarantee}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    log_path = Path(tmp) / f"daemon-{client_name}.log"
+    log_path = Path(tmp) / f"daemon-{client_name}-{guarantee}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "kafka_daemon_proc.py"), str(cfg_path)],
                                 stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -150,7 +172,8 @@ def run_daemon(args, broker, client_name, tmp, producer):
         results.read(args.events, 600)
         cores = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
         first, last = results.arrivals[0][0], results.arrivals[-1][0]
-        throughput = (args.events - 1) / (last - first)
+        at_first = sum(1 for arrival, _ in results.arrivals if arrival == first)
+        throughput = (args.events - at_first) / (last - first)
         n0 = len(results.arrivals)
         feeder = threading.Thread(target=produce, args=(producer, topic, args.streams, args.events,
                                                         args.latency_events, args.rate, True))
@@ -166,9 +189,8 @@ def run_daemon(args, broker, client_name, tmp, producer):
         results.close()
     daemon_log = log_path.read_text()
     if rc != 0:
-        raise SystemExit(f"daemon ({client_name}) exited {rc}:\n{daemon_log[-3000:]}")
-    stages = [line.split("µs per event: ", 1)[1] for line in daemon_log.splitlines() if "µs per event" in line]
-    return alone, throughput, cores, latencies, stages[0], topic
+        raise SystemExit(f"daemon ({client_name}, {guarantee}) exited {rc}:\n{daemon_log[-3000:]}")
+    return alone, throughput, cores, latencies, backlog_stages(daemon_log, args.events), topic
 
 
 def kernel_only(config, topic, n, partitions, batch):
@@ -217,15 +239,19 @@ def main():
     ap.add_argument("--hidden-size", type=int, default=None, help="model.hidden_size (default: the project default)")
     ap.add_argument("--output-mode", choices=OUTPUT_MODES, default="batch")
     ap.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated kafka.client values")
+    ap.add_argument("--guarantees", default=",".join(GUARANTEES),
+                    help="comma-separated kafka.processing_guarantee values")
+    ap.add_argument("--checkpoint-events", type=int, default=10_000)
+    ap.add_argument("--checkpoint-seconds", type=float, default=1.0)
     args = ap.parse_args()
-    clients = args.clients.split(",")
+    clients = [(c, g) for g in args.guarantees.split(",") for c in args.clients.split(",")]
 
     with TansuBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         producer = open_client(KafkaConfig(client="confluent", bootstrap_servers=(broker.bootstrap,))).producer("bench")
         rows = {}
-        for name in clients:
-            rows[name] = run_daemon(args, broker, name, tmp, producer)
-            print(f"{name}: done", file=sys.stderr)
+        for name, guarantee in clients:
+            rows[name, guarantee] = run_daemon(args, broker, name, guarantee, tmp, producer)
+            print(f"{name}, {guarantee}: done", file=sys.stderr)
         producer.close()
         config = load_config(None, env={}, overrides={
             "kafka.bootstrap_servers": [broker.bootstrap],
@@ -236,8 +262,9 @@ def main():
     m = config.model
     print(f"\nKafka daemon on Tansu (memory storage), {args.events} events, {args.partitions} partitions, "
           f"{args.streams} streams, model hidden_size {m.hidden_size} k1 {m.k1} k2 {m.k2} {m.dtype}, "
-          f"output_mode {args.output_mode}, {os.cpu_count()} CPUs\n")
-    print("| measure | " + " | ".join(clients) + " |")
+          f"output_mode {args.output_mode}, a checkpoint every {args.checkpoint_events} events or "
+          f"{args.checkpoint_seconds:g} s, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end\n")
+    print("| measure | " + " | ".join(f"{c}, {g}" for c, g in clients) + " |")
     print("|---|" + "---:|" * len(clients))
 
     def row(label, fmt):

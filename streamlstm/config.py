@@ -54,6 +54,7 @@ __all__ = [
     "CheckpointConfig",
     "Config",
     "ConfigError",
+    "GUARANTEES",
     "GroupConfig",
     "InputConfig",
     "KafkaConfig",
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "STREAMLSTM_"
+GUARANTEES = ("at_least_once", "exactly_once")  # kafka.processing_guarantee (kafka/daemon.py)
 DEFAULT_GROUP = "default"
 MAX_BYTES = 1 << 20  # of a config file
 MAX_DEPTH = 64  # levels of nesting
@@ -157,6 +159,10 @@ class KafkaConfig:
     poll_timeout_ms: int = 200
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    # exactly_once: each checkpoint interval is one transaction (kafka/daemon.py), whose
+    # transactional id is this member's (default "streamlstm-<group_id>-<host name>").
+    processing_guarantee: str = "at_least_once"
+    transactional_id: str | None = None
     # Read-only view, in kafka-python's names (kafka/confluent_client.py translates them).
     security: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # {"consumer": {...}, "producer": {...}}: settings of the chosen client, in its own names.
@@ -444,6 +450,8 @@ _SPECS: dict[str, _Spec] = {
     "kafka.poll_timeout_ms": _Setting(Number(int, 0)),
     "kafka.session_timeout_ms": _Setting(Number(int, 1)),
     "kafka.heartbeat_interval_ms": _Setting(Number(int, 1)),
+    "kafka.processing_guarantee": _Choice(GUARANTEES),
+    "kafka.transactional_id": _Str(optional=True),
     "kafka.security": _Security(),
     "kafka.client_options": _ClientOptions(),
     "metrics.address": _Str(),
@@ -744,6 +752,9 @@ def _build(tree: _Tree) -> Config:
     config = Config(**kwargs)
     if config.source == "kafka" and not config.kafka.topics:
         raise tree.error(("kafka", "topics"), "at least one topic is required when source is kafka")
+    if config.kafka.processing_guarantee == "exactly_once" and not config.kafka.changelog_topic:
+        raise tree.error(("kafka", "processing_guarantee"), "exactly_once needs kafka.changelog_topic: the "
+                         "state must be committed in the same transaction as the offsets")
     return config
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -38,18 +39,17 @@ from streamlstm.kafka.sink import OUTPUT_MODES, KafkaSink, pack_results  # noqa:
 from streamlstm.kafka.state_store import KafkaChangelogStore  # noqa: E402
 from streamlstm.pool import DetectorPool  # noqa: E402
 
-PARTITIONS = 2
-STREAMS = {0: ["s0", "s1"], 1: ["s2", "s3"]}  # streams per input partition
+PARTITIONS = 2  # of the input topic, unless a test asks for more
 
 
 def _uniq(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _write_config(tmp_path: Path, broker, client: str, name: str, **kafka_extra) -> tuple[Path, dict]:
+def _write_config(tmp_path: Path, broker, client: str, name: str, partitions: int = PARTITIONS,
+                  **kafka_extra) -> tuple[Path, dict]:
     topic = _uniq(f"{name}-in")
-    for t in (topic,):
-        broker.create_topic(t, partitions=PARTITIONS)
+    broker.create_topic(topic, partitions=partitions)
     data = {
         "source": "kafka",
         "model": {"hidden_size": 4, "k1": 4, "k2": 4, "warmup": 5, "threshold": 0.9},
@@ -68,10 +68,10 @@ def _write_config(tmp_path: Path, broker, client: str, name: str, **kafka_extra)
 
 
 def _events(partition: int, start: int, n: int) -> list[tuple[str, bytes]]:
-    """(key, value) messages for one partition; a spike now and then."""
+    """(key, value) messages for one partition, streams s<2p> and s<2p+1>; a spike now and then."""
     out = []
     for i in range(start, start + n):
-        stream = STREAMS[partition][i % 2]
+        stream = f"s{2 * partition + i % 2}"
         x = math.sin(i / 7.0 + partition) + (6.0 if i % 97 == 50 else 0.0)
         out.append((stream, json.dumps({"stream": stream, "ts": 1_700_000_000 + i, "value": round(x, 6)}).encode()))
     return out
@@ -80,15 +80,15 @@ def _events(partition: int, start: int, n: int) -> list[tuple[str, bytes]]:
 class Feed:
     """Produces messages to the input topic and remembers them per partition in offset order."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, partitions: int = PARTITIONS):
         self.topic = topic
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        self.sent: dict[int, dict[int, bytes]] = {p: {} for p in range(PARTITIONS)}
-        self.count = {p: 0 for p in range(PARTITIONS)}
+        self.sent: dict[int, dict[int, bytes]] = {p: {} for p in range(partitions)}
+        self.count = {p: 0 for p in range(partitions)}
 
     def produce(self, n_per_partition: int, extra: dict[int, list[bytes]] | None = None) -> None:
         futures = []
-        for p in range(PARTITIONS):
+        for p in self.sent:
             msgs = _events(p, self.count[p], n_per_partition)
             self.count[p] += n_per_partition
             for key, value in msgs:
@@ -107,11 +107,12 @@ class Feed:
 
 
 class Reader:
-    """Reads a topic from the beginning, accumulating JSON values."""
+    """Reads a topic from the beginning, accumulating JSON values (read_committed: only those
+    of committed transactions)."""
 
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"):
         self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                      auto_offset_reset="earliest")
+                                      auto_offset_reset="earliest", isolation_level=isolation_level)
         self.topic = topic
         self.records: list[dict] = []
         self.keys: list[bytes] = []
@@ -140,12 +141,15 @@ class Reader:
                 continue
             for recs in self.consumer.poll(timeout_ms=200).values():
                 for r in recs:
-                    value = json.loads(r.value)
-                    self.messages.append((r.key, value))
-                    for rec in value if isinstance(value, list) else [value]:
-                        self.records.append(rec)
-                        self.keys.append(r.key)
+                    self._add(r.key, r.value)
         return self.records
+
+    def _add(self, key: bytes | None, raw: bytes) -> None:
+        value = json.loads(raw)
+        self.messages.append((key, value))
+        for rec in value if isinstance(value, list) else [value]:
+            self.records.append(rec)
+            self.keys.append(key)
 
     def close(self):
         self.consumer.close()
@@ -261,11 +265,13 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, kafka_client,
     assert sorted(d.name for d in (tmp_path / "state").iterdir()) == [f"{k['topics'][0]}-{p}" for p in range(PARTITIONS)]
 
 
-def _spawn(path: Path, log_path: Path) -> subprocess.Popen:
-    """`streamlstm run` with the config's `source: kafka`, logging to `log_path`."""
+def _spawn(path: Path, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`streamlstm run` with the config's `source: kafka`, logging to `log_path`; `env` adds
+    to the environment (e.g. settings as STREAMLSTM_<SECTION>__<KEY>)."""
     with open(log_path, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "streamlstm.cli", "--config", str(path), "run"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                env={**os.environ, **(env or {})})
 
 
 def test_sigkill_then_restart_reproduces_uninterrupted_results(kafka_broker, kafka_client, tmp_path):
@@ -565,12 +571,14 @@ def test_changelog_snapshot_that_cannot_be_restored_is_one_error_line(kafka_brok
     data["checkpoint"]["state_dir"] = None
     path.write_text(yaml.safe_dump(data))
     config = load_config(path)
-    store = KafkaChangelogStore(open_client(config.kafka), data["kafka"]["changelog_topic"])
+    client = open_client(config.kafka)
+    producer = client.producer("test")
     try:
+        store = KafkaChangelogStore(client, data["kafka"]["changelog_topic"], producer)
         store.save(TP(data["kafka"]["topics"][0], 0), b"valid checksum, not a snapshot", {})
         store.flush()
     finally:
-        store.close()
+        producer.close()
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
         assert KafkaDaemon(config, threading.Event()).run() == 1
     assert "cannot be restored" in _fatal_error_record(caplog)

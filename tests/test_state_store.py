@@ -1,5 +1,6 @@
-"""The Kafka daemon's state stores: the directory store falls back past a snapshot the daemon
-cannot restore; the changelog, which keeps one snapshot per partition, refuses it clearly."""
+"""The Kafka daemon's state stores fall back past a snapshot the daemon cannot restore (the
+directory store to any of the `keep` newest, the changelog to the previous one); without one
+it is a clear error."""
 
 import uuid
 
@@ -41,21 +42,30 @@ def test_directory_store_checks_its_root_is_writable_at_start(tmp_path):
         DirectoryStateStore(tmp_path / "file" / "state")
 
 
-def test_changelog_snapshot_that_cannot_be_restored_is_a_clear_error(kafka_broker, kafka_client):
+def test_changelog_falls_back_to_the_previous_snapshot_then_is_a_clear_error(kafka_broker, kafka_client, caplog):
     client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(kafka_broker.bootstrap,)))
     topic = f"changelog-{uuid.uuid4().hex[:8]}"
     good, bad = TP("t", 0), TP("t", 1)
-    writer = KafkaChangelogStore(client, topic)
+    producer = client.producer("test")
     try:
-        writer.save(good, *snapshot(good, 7))
+        writer = KafkaChangelogStore(client, topic, producer)
+        for offset in (5, 7):
+            writer.save(good, *snapshot(good, offset))
+            writer.flush()
+        writer.save(good, b"valid checksum, not a snapshot", {})
         writer.save(bad, b"valid checksum, not a snapshot", {})
-        writer.flush()
-    finally:
-        writer.close()
-    reader = KafkaChangelogStore(client, topic)
-    try:
+        writer.flush()  # (tombstones the chunks of 5: two newer manifests are durable)
+        reader = KafkaChangelogStore(client, topic, producer)
         assert reader.load([good], restore)[good].next_offset == 7
+        assert "of t-0 cannot be restored" in caplog.text and "restored the older snapshot" in caplog.text
         with pytest.raises(CheckpointError, match=f"changelog {topic}: snapshot \\w+ of t-1 cannot be restored"):
             reader.load([good, bad], restore)
+        # The restore refusing the latest (as the daemon does one ahead of the committed offsets) is the same.
+        refuse_7 = lambda tp, payload, meta: restore(tp, payload, meta) if meta["next_offset"] != 7 else 1 / 0
+        writer.save(good, *snapshot(good, 9))
+        writer.flush()
+        writer.save(good, *snapshot(good, 7))
+        writer.flush()
+        assert reader.load([good], refuse_7)[good].next_offset == 9
     finally:
-        reader.close()
+        producer.close()

@@ -9,9 +9,10 @@ not know which one they talk to:
                creates a topic if missing, reads a topic from its beginning to its end
     Consumer   the consumer-group member: subscribe (with a `Rebalance`), poll a batch
                (per partition: offsets, keys, values), committed offsets, commit
-               (synchronously), high watermark, close
+               (synchronously), high watermark, group metadata, close
     Producer   send (batched; a failure is reported to `on_error` and raised by flush),
-               flush (every message sent is acknowledged, or it raises), close
+               flush (every message sent is acknowledged, or it raises), close; a
+               transactional one also begins and commits transactions, offsets included
     Rebalance  what the daemon does when partitions come and go; the consumer calls it
                from inside `poll` (see there for the threads)
 
@@ -29,7 +30,8 @@ from typing import NamedTuple, Protocol
 
 from ..config import KafkaConfig
 
-__all__ = ["CLIENTS", "Client", "Consumer", "ProduceError", "Producer", "Rebalance", "Records", "TP", "open_client"]
+__all__ = ["CLIENTS", "Client", "Consumer", "Fenced", "ProduceError", "Producer", "Rebalance", "Records", "TP",
+           "open_client"]
 
 CLIENTS = ("confluent", "kafka-python")  # config.py validates kafka.client against the same
 
@@ -51,6 +53,11 @@ class Records(NamedTuple):
 
 class ProduceError(RuntimeError):
     """A message the producer could not deliver (raised by `Producer.flush`)."""
+
+
+class Fenced(RuntimeError):
+    """A transaction refused because another took over: a newer producer with the same
+    transactional id, or a newer generation of the consumer group."""
 
 
 class Rebalance(Protocol):
@@ -82,6 +89,9 @@ class Consumer(Protocol):
     def highwater(self, tp: TP) -> int | None:
         """The partition's high watermark as of the last fetch (None before one)."""
 
+    def group_metadata(self) -> object:
+        """This member's generation of the group, for `Producer.commit_transaction`."""
+
     def close(self) -> None:
         """Leave the group (revoking through the `Rebalance`), committing nothing else."""
 
@@ -96,23 +106,38 @@ class Producer(Protocol):
 
     def close(self) -> None: ...
 
+    # A transactional producer (Client.transactional_producer) sends only inside a transaction.
+    def begin(self) -> None: ...
+
+    def commit_transaction(self, offsets: Mapping[TP, int], group: object) -> None:
+        """Commit the transaction with these consumed offsets of the member `group`
+        (`Consumer.group_metadata`); raises `Fenced` if another took over, anything else if
+        the transaction failed. Either way nothing of a failed transaction becomes visible."""
+
 
 class Client(Protocol):
     name: str
 
     def consumer(self) -> Consumer:
         """A member of `kafka.group_id`; no auto-commit; without a committed offset a partition
-        starts at its beginning."""
+        starts at its beginning; with `kafka.processing_guarantee: exactly_once` it reads
+        only committed records."""
 
     def producer(self, purpose: str, on_error=None) -> Producer:
         """`purpose` names it in the broker's logs; `on_error(exc)` is called per failed message."""
+
+    def transactional_producer(self, transactional_id: str, timeout_s: float, on_error=None) -> Producer:
+        """A producer of transactions that the brokers abort when open longer than `timeout_s`.
+        Registering `transactional_id` fences any earlier producer with it and aborts its
+        open transaction; raises if the brokers refuse."""
 
     def ensure_topic(self, topic: str, config: Mapping[str, str]) -> bool:
         """Create `topic` (one partition, replicated up to 3 times) if it does not exist; True if created."""
 
     def read_topic(self, topic: str, timeout_s: float) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """(key, value) of every record from the beginning to the end as of the call, in offset
-        order per partition; raises TimeoutError if the end is not reached in `timeout_s`."""
+        """(key, value) of every committed record (isolation read_committed) from the beginning
+        to the end as of the call, in offset order per partition; raises TimeoutError if the
+        end is not reached in `timeout_s`."""
 
 
 def open_client(config: KafkaConfig) -> Client:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..config import KafkaConfig
-from .client import TP, ProduceError, Rebalance, Records
+from .client import TP, Fenced, ProduceError, Rebalance, Records
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "SECURITY", "ConfluentClient", "librdkafka_settings"]
 
@@ -93,13 +93,21 @@ class ConfluentClient:
             **self.common, "group.id": k.group_id, "client.id": f"streamlstm-{os.getpid()}",
             "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": k.session_timeout_ms, "heartbeat.interval.ms": k.heartbeat_interval_ms,
-            **CONSUMER_DEFAULTS, **self.options.get("consumer", {})})
+            **CONSUMER_DEFAULTS,
+            **({"isolation.level": "read_committed"} if k.processing_guarantee == "exactly_once" else {}),
+            **self.options.get("consumer", {})})
         _check_reachable(consumer, self.config)
         return ConfluentConsumer(consumer)
 
-    def producer(self, purpose: str, on_error=None) -> "ConfluentProducer":
+    def producer(self, purpose: str, on_error=None, **transactional) -> "ConfluentProducer":
         return ConfluentProducer({**self.common, "client.id": f"streamlstm-{purpose}-{os.getpid()}",
-                                  **PRODUCER_DEFAULTS, **self.options.get("producer", {})}, on_error)
+                                  **PRODUCER_DEFAULTS, **self.options.get("producer", {}), **transactional}, on_error)
+
+    def transactional_producer(self, transactional_id: str, timeout_s: float, on_error=None) -> "ConfluentProducer":
+        producer = self.producer("results", on_error, **{"transactional.id": transactional_id,
+                                                         "transaction.timeout.ms": int(timeout_s * 1000)})
+        producer.p.init_transactions(TIMEOUT_S)
+        return producer
 
     def ensure_topic(self, topic: str, config: Mapping[str, str]) -> bool:
         from confluent_kafka import KafkaError, KafkaException
@@ -123,7 +131,8 @@ class ConfluentClient:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
         consumer = Consumer({**self.common, "group.id": "streamlstm-reader", "client.id": "streamlstm-reader",
-                             "enable.auto.commit": False, "enable.partition.eof": True, **CONSUMER_DEFAULTS})
+                             "enable.auto.commit": False, "enable.partition.eof": True, **CONSUMER_DEFAULTS,
+                             "isolation.level": "read_committed"})
         try:
             md = consumer.list_topics(topic, timeout=TIMEOUT_S).topics[topic]
             pending = set(md.partitions) if md.error is None else set()
@@ -222,6 +231,9 @@ class ConfluentConsumer:
         high = self.c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)[1]
         return high if high >= 0 else None
 
+    def group_metadata(self) -> object:
+        return self.c.consumer_group_metadata()
+
     def close(self) -> None:
         self.c.close()
 
@@ -241,28 +253,81 @@ class ConfluentProducer:
         from confluent_kafka import Producer
 
         self.p = Producer({**settings, "on_delivery": self._delivered})
+        self.transactional = "transactional.id" in settings
         self.on_error = on_error
-        self.error: ProduceError | None = None
+        self.error: Exception | None = None  # the first failure, raised by every flush from then on
+        self.fatal = False  # librdkafka gave up on the producer: nothing more can be delivered
 
     def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        from confluent_kafka import KafkaException
+
         while True:
             try:
                 return self.p.produce(topic, value, key)
             except BufferError:  # the local queue is full: wait for deliveries, then queue it
                 self.p.poll(1.0)
+            except KafkaException as exc:
+                raise self._failure(exc) from exc
 
     def _delivered(self, err, msg) -> None:
-        if err is not None:
-            self.error = ProduceError(f"producing to {msg.topic()} failed: {err.str()}")
-            if self.on_error is not None:
-                self.on_error(err)
+        if err is not None and self.error is None:
+            self.error = (Fenced if _fenced(err) else ProduceError)(f"producing to {msg.topic()} failed: {err.str()}")
+        if err is not None and self.on_error is not None:
+            self.on_error(err)
 
     def flush(self, timeout_s: float | None = None) -> None:
-        left = self.p.flush() if timeout_s is None else self.p.flush(timeout_s)
+        from confluent_kafka import KafkaException
+
+        try:
+            left = self.p.flush() if timeout_s is None else self.p.flush(timeout_s)
+        except (KafkaException, SystemError) as exc:
+            # confluent-kafka 2.16 raises a fatal error (a fencing) before running the delivery
+            # callbacks of the messages it purges, which then fail as a SystemError.
+            raise self._failure(exc) from exc
         if self.error is not None:
             raise self.error
         if left:
             raise ProduceError(f"{left} messages not acknowledged within {timeout_s:g} s")
 
     def close(self) -> None:
-        self.p.flush(10)
+        if not self.fatal:
+            self.p.flush(10)
+
+    def begin(self) -> None:
+        self.p.begin_transaction()
+
+    def commit_transaction(self, offsets: Mapping[TP, int], group: object) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            if offsets:
+                self.p.send_offsets_to_transaction(
+                    [TopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()], group, TIMEOUT_S)
+            self.p.commit_transaction(TIMEOUT_S)
+        except KafkaException as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: Exception) -> Exception:
+        """What to raise for `exc`: `Fenced` for a fencing. librdkafka reports a fatal error as a
+        bare _FATAL on produce (and confluent-kafka as a SystemError on flush); a transactional
+        call then raises the error itself."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        err = exc.args[0] if isinstance(exc, KafkaException) else None
+        if self.transactional and (err is None or err.code() == KafkaError._FATAL):
+            try:
+                self.p.abort_transaction(0)
+            except KafkaException as underlying:
+                err = underlying.args[0]
+        if err is None:
+            return exc
+        self.fatal = self.fatal or err.fatal()
+        return Fenced(f"the transaction failed: {err.str()}") if _fenced(err) else KafkaException(err)
+
+
+def _fenced(err) -> bool:
+    """Whether a KafkaError says another producer or a newer generation of the group took over."""
+    from confluent_kafka import KafkaError
+
+    return err.code() in (KafkaError.PRODUCER_FENCED, KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                          KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.FENCED_INSTANCE_ID)

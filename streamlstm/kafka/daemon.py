@@ -19,6 +19,14 @@ partition to its checkpoint's offset (whatever the committed one says). Scoring 
 deterministic, so after a crash the replayed records give the same results again — results
 are at-least-once, state is exactly-once in effect.
 
+With `kafka.processing_guarantee: exactly_once` each checkpoint interval is one transaction
+of the daemon's producer: its results, dead letters and changelog snapshots, and the input
+offsets they cover (sent with the group's metadata, so a member fenced by a rebalance cannot
+commit). Committing the transaction is step 4 of the recipe; a `read_committed` consumer sees
+every input offset's result once. A failed transaction is fatal (exit 1): nothing of it is
+visible, and whoever takes the partitions over restores the snapshots and offsets of the last
+committed one (`_assign` checks that they agree).
+
 Checkpoints (and commits) happen every `checkpoint.every_events` events or
 `checkpoint.every_seconds` seconds, when partitions are revoked, and at shutdown (`stop`
 set: the current batch finishes, then flush, checkpoint, commit, close, return 0).
@@ -27,6 +35,7 @@ set: the current batch finishes, then flush, checkpoint, commit, close, return 0
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from bisect import bisect_left
@@ -38,6 +47,7 @@ from typing import Any, Mapping
 from ..budget import StateBudget
 from ..config import Config
 from ..event import Rejected
+from ..io.checkpoint import CheckpointError
 from ..io.parsers import JsonlParser
 from ..io.pipeline import Pipeline, checkpoint
 from ..pool import DetectorPool
@@ -51,6 +61,7 @@ __all__ = ["KafkaDaemon", "run_kafka"]
 log = logging.getLogger("streamlstm.kafka")
 
 _KEY_FIELD = "\x00streamlstm-message-key"  # a JSON field name no input uses
+RESTORE_ATTEMPTS = 8  # reads of the changelog, ~7 s in all, before a lagging snapshot is fatal (_load)
 
 # main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
 _STAGES = ("poll", "parse", "score", "wait", "produce", "checkpoint")
@@ -109,6 +120,7 @@ class KafkaDaemon:
         if self.output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}")
         self.stop = stop
+        self.exactly_once = config.kafka.processing_guarantee == "exactly_once"
         self.metrics = metrics or DaemonMetrics()
         self.states: dict[TP, PartitionState] = {}
         # The state limits of the whole process, across all partitions' pools (budget.py).
@@ -133,18 +145,39 @@ class KafkaDaemon:
         self.client = open_client(k)
         log.info("Kafka client: %s", self.client.name)
         self.consumer = self.client.consumer()
-        self.producer = self.client.producer("results", on_error=lambda exc: self.metrics.errors.labels(
-            kind="produce").inc())
+        if self.exactly_once:
+            self.producer = self._transactional_producer()
+            self.producer.begin()
+        else:
+            self.producer = self.client.producer("results", on_error=self._produce_failed)
         self.sink = KafkaSink(self.producer, k.output_topic, k.dead_letter_topic, self.output_mode,
                               self.config.output.only_anomalies)
         if k.changelog_topic:
-            self.store = KafkaChangelogStore(self.client, k.changelog_topic)
+            self.store = KafkaChangelogStore(self.client, k.changelog_topic, self.producer)
         elif self.config.checkpoint.state_dir:
             self.store = DirectoryStateStore(self.config.checkpoint.state_dir, keep=self.config.checkpoint.keep)
         else:
             log.warning("no kafka.changelog_topic and no checkpoint.state_dir: partition state is not "
                         "kept; a restart or rebalance starts models from scratch at the committed offset")
             self.store = None
+
+    def _produce_failed(self, exc: BaseException) -> None:
+        self.metrics.errors.labels(kind="produce").inc()
+
+    def _transactional_producer(self):
+        k = self.config.kafka
+        transactional_id = k.transactional_id or f"streamlstm-{k.group_id}-{socket.gethostname()}"
+        # The brokers abort a transaction open longer than this: one checkpoint interval, and a minute
+        # for the checkpoint itself.
+        timeout_s = self.config.checkpoint.every_seconds + 60
+        try:
+            producer = self.client.transactional_producer(transactional_id, timeout_s, self._produce_failed)
+        except Exception as exc:
+            raise RuntimeError(f"kafka.processing_guarantee: exactly_once needs transactions, and registering "
+                               f"transactional id {transactional_id} with {','.join(k.bootstrap_servers)} failed "
+                               f"({type(exc).__name__}: {exc})") from exc
+        log.info("exactly_once: transactional id %s", transactional_id)
+        return producer
 
     # ------------------------------------------------------------------ rebalance
 
@@ -155,7 +188,10 @@ class KafkaDaemon:
         offsets: dict[TP, int] = {}
         try:
             if self.fatal is None and revoked:
-                offsets = self.checkpoint(revoked)
+                if self.exactly_once:  # the transaction holds every partition's results: commit them all now
+                    self.checkpoint_and_commit()
+                else:
+                    offsets = self.checkpoint(revoked)
         except Exception as exc:  # noqa: BLE001 - the loop raises it (kafka-python swallows listener errors)
             log.debug("checkpoint on revoke failed", exc_info=True)
             self.fatal = exc
@@ -197,12 +233,17 @@ class KafkaDaemon:
             st = parked.get(tp)
             if st is not None and st.next_offset == committed[tp]:
                 self.states[tp] = parked.pop(tp)  # nobody moved it on since we checkpointed it
-            else:
-                to_load.append(tp)
+            elif not (self.exactly_once and committed[tp] is None):
+                to_load.append(tp)  # (in exactly_once, with no offset committed, no snapshot is either)
         for st in parked.values():  # moved on elsewhere, or not ours any more
             self.budget.release(st.pool)
 
         def restore(tp, payload: bytes, meta: dict[str, Any]) -> PartitionState:
+            if self.exactly_once and (meta.get("next_offset") or 0) > (committed[tp] or 0):
+                # Its transaction did not commit (a broker showing aborted records): the store
+                # falls back to an older snapshot.
+                raise CheckpointError(f"it resumes at offset {meta['next_offset']}, after the committed "
+                                      f"{committed[tp]}")
             st = PartitionState.fresh(tp, self.config, self.budget)
             try:
                 st.restore(payload)
@@ -211,7 +252,7 @@ class KafkaDaemon:
                 raise
             return st
 
-        loaded = self.store.load(to_load, restore) if (self.store is not None and to_load) else {}
+        loaded = self._load(to_load, restore, committed) if (self.store is not None and to_load) else {}
         for tp in new:
             if tp in self.states:
                 st = self.states[tp]
@@ -231,6 +272,24 @@ class KafkaDaemon:
             st.parsed_to = st.next_offset
             log.info("assigned %s: %s state, %d streams, from offset %s (committed %s)", partition_key(tp),
                      how, st.pool.n_streams, st.next_offset, committed[tp])
+
+    def _load(self, tps: list[TP], restore, committed: dict[TP, int | None]) -> dict[TP, PartitionState]:
+        """The stored states of `tps`. In exactly_once a snapshot and its offsets commit together,
+        but the transaction's markers reach the changelog and the group's offsets one at a time:
+        while a snapshot is older than its committed offset, the changelog is read again."""
+        for attempt in range(RESTORE_ATTEMPTS):
+            loaded = self.store.load(tps, restore)
+            behind = [tp for tp, st in loaded.items() if self.exactly_once and st.next_offset < (committed[tp] or 0)]
+            if not behind:
+                return loaded
+            for st in loaded.values():
+                self.budget.release(st.pool)
+            log.info("the changelog's snapshots of %s are older than their committed offsets; reading it again",
+                     sorted(partition_key(tp) for tp in behind))
+            time.sleep(0.2 * (attempt + 1))
+        raise CheckpointError(
+            f"exactly_once: the snapshots of {sorted(partition_key(tp) for tp in behind)} in "
+            f"{self.config.kafka.changelog_topic} stay older than the offsets committed in the same transaction")
 
     # ------------------------------------------------------------------ checkpoint + commit
 
@@ -262,17 +321,26 @@ class KafkaDaemon:
         self.last_commit = self.metrics.last_checkpoint = time.monotonic()
 
     def checkpoint_and_commit(self) -> None:
-        """Flush results, make every state durable, then commit their offsets (main thread)."""
+        """The checkpoint recipe over every partition (main thread):
+
+            1-3. finish the batch in flight, flush the producer, snapshot the states (`checkpoint`)
+            4.   at_least_once: commit their offsets with the group (a failure is harmless);
+                 exactly_once: send_offsets_to_transaction (with the group's metadata) →
+                 commit_transaction, which makes the interval's results, dead letters and
+                 snapshots visible with the offsets (a failure is fatal); then begin the next
+        """
         offsets = self.checkpoint(list(self.states))
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets)
-        except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
-            self.commit_failed(exc)
-        else:
-            for tp, offset in offsets.items():
-                self.states[tp].committed = offset
+        if self.exactly_once:
+            self.producer.commit_transaction(offsets, self.consumer.group_metadata())
+            self.producer.begin()
+        elif offsets:
+            try:
+                self.consumer.commit(offsets)
+            except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
+                self.commit_failed(exc)
+                return
+        for tp, offset in offsets.items():
+            self.states[tp].committed = offset
 
     # ------------------------------------------------------------------ processing
 

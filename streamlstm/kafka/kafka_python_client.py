@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 
 from ..config import KafkaConfig
-from .client import TP, ProduceError, Rebalance, Records
+from .client import TP, Fenced, ProduceError, Rebalance, Records
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaPythonClient"]
 
@@ -48,15 +48,29 @@ class KafkaPythonClient:
             **self.common, "group_id": k.group_id, "client_id": f"streamlstm-{os.getpid()}",
             "enable_auto_commit": False, "auto_offset_reset": "earliest", "max_poll_records": k.poll_max_records,
             "session_timeout_ms": k.session_timeout_ms, "heartbeat_interval_ms": k.heartbeat_interval_ms,
-            **CONSUMER_DEFAULTS, **self.options.get("consumer", {})}))
+            **CONSUMER_DEFAULTS,
+            **({"isolation_level": "read_committed"} if k.processing_guarantee == "exactly_once" else {}),
+            **self.options.get("consumer", {})}))
 
-    def producer(self, purpose: str, on_error=None) -> "KafkaPythonProducer":
+    def producer(self, purpose: str, on_error=None, **transactional) -> "KafkaPythonProducer":
         from kafka import KafkaProducer
 
         settings = {**self.common, "client_id": f"streamlstm-{purpose}-{os.getpid()}",
-                    **PRODUCER_DEFAULTS, **self.options.get("producer", {})}
+                    **PRODUCER_DEFAULTS, **self.options.get("producer", {}), **transactional}
         return KafkaPythonProducer(KafkaProducer(**settings), on_error,
                                    default_partitioner="partitioner" not in settings)
+
+    def transactional_producer(self, transactional_id: str, timeout_s: float, on_error=None) -> "KafkaPythonProducer":
+        import kafka
+        from kafka import KafkaProducer
+
+        if not hasattr(KafkaProducer, "send_offsets_to_transaction"):  # (added in kafka-python 2.1)
+            raise RuntimeError(f"kafka-python {kafka.__version__} has no transactions: set kafka.client: confluent, "
+                               "or install kafka-python 2.1 or later")
+        producer = self.producer("results", on_error, transactional_id=transactional_id,
+                                 transaction_timeout_ms=int(timeout_s * 1000))
+        producer.p.init_transactions()
+        return producer
 
     def ensure_topic(self, topic: str, config: Mapping[str, str]) -> bool:
         from kafka import KafkaAdminClient
@@ -90,7 +104,8 @@ class KafkaPythonClient:
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(**{**self.common, "group_id": None, "enable_auto_commit": False,
-                                    "client_id": "streamlstm-reader", **CONSUMER_DEFAULTS})
+                                    "client_id": "streamlstm-reader", **CONSUMER_DEFAULTS,
+                                    "isolation_level": "read_committed"})
         try:
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             if not tps:
@@ -169,6 +184,9 @@ class KafkaPythonConsumer:
     def highwater(self, tp: TP) -> int | None:
         return self.c.highwater(_tp(tp))
 
+    def group_metadata(self) -> object:
+        return self.c.group_metadata()
+
     def close(self) -> None:
         self.c.close(autocommit=False)
 
@@ -194,7 +212,11 @@ class KafkaPythonProducer:
             partition = keys.get(key) if keys is not None else None
             if partition is None:
                 partition = self._partition_of(topic, key)
-        self.p.send(topic, key=key, value=value, partition=partition).add_errback(self._failed, topic)
+        try:
+            future = self.p.send(topic, key=key, value=value, partition=partition)
+        except Exception as exc:
+            raise _fencing(exc) or exc
+        future.add_errback(self._failed, topic)
 
     def _partition_of(self, topic: str, key: bytes) -> int:
         from kafka.partitioner.default import murmur2
@@ -209,7 +231,7 @@ class KafkaPythonProducer:
         return p
 
     def _failed(self, topic: str, exc: BaseException) -> None:
-        self.error = ProduceError(f"producing to {topic} failed: {exc!r}")
+        self.error = _fencing(exc) or ProduceError(f"producing to {topic} failed: {exc!r}")
         if self.on_error is not None:
             self.on_error(exc)
 
@@ -229,11 +251,37 @@ class KafkaPythonProducer:
     def close(self) -> None:
         self.p.close(timeout=10)
 
+    def begin(self) -> None:
+        self.p.begin_transaction()
+
+    def commit_transaction(self, offsets: Mapping[TP, int], group: object) -> None:
+        try:
+            if offsets:
+                self.p.send_offsets_to_transaction(_offsets(offsets), group)
+            self.p.commit_transaction()
+        except Exception as exc:
+            raise _fencing(exc) or exc
+
 
 def _tp(tp: TP):
     from kafka import TopicPartition
 
     return TopicPartition(tp.topic, tp.partition)
+
+
+def _fencing(exc: BaseException) -> Fenced | None:
+    """A `Fenced` if `exc` says another producer or a newer generation of the group took over
+    (itself, or as the cause kafka-python's later calls wrap it in), else None."""
+    from kafka import errors
+
+    fenced = (errors.ProducerFencedError, errors.InvalidProducerEpochError, errors.IllegalGenerationError,
+              errors.UnknownMemberIdError, errors.FencedInstanceIdError)
+    cause = next((e for e in (exc, *exc.args) if isinstance(e, fenced)), None)
+    if cause is None:
+        return None
+    fencing = Fenced(f"the transaction failed: {type(cause).__name__}: {cause}")
+    fencing.__cause__ = exc
+    return fencing
 
 
 def _offsets(offsets: Mapping[TP, int]) -> dict:

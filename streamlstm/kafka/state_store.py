@@ -6,7 +6,7 @@ together with the next input offset the snapshot includes. Two stores share one 
 * `DirectoryStateStore(root)` — a `checkpoint.DirectoryStore` per partition under
   ``root/<topic>-<partition>/`` (fsynced files; the newest ``keep`` are kept). Good for one
   instance, or several sharing a volume.
-* `KafkaChangelogStore(client, changelog_topic)` — the latest snapshot of each partition in
+* `KafkaChangelogStore(client, changelog_topic, producer)` — the latest snapshot of each partition in
   a compacted changelog topic, so any instance of the consumer group can take a partition
   over with its state. See the class docstring for the record layout.
 
@@ -20,9 +20,10 @@ Interface (``StateStore``)::
     close()
 
 The daemon calls ``save`` for the partitions it checkpoints, then ``flush``, and only then
-commits the input offsets. A snapshot that cannot be restored is skipped in favour of the
-partition's previous one in the directory store; the changelog keeps only one, so there it
-is an error.
+commits the input offsets. A snapshot that cannot be restored (or that `restore` refuses) is
+skipped in favour of the partition's previous one: the directory store keeps ``keep``, the
+changelog the two newest (and any older one whose chunks are still there); without a usable
+one it is an error.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..io.checkpoint import CheckpointError, DirectoryStore, prepare_dir
-from .client import Client
+from .client import Client, Producer
 
 __all__ = ["DirectoryStateStore", "KafkaChangelogStore", "StateStore", "partition_key"]
 
@@ -112,17 +113,24 @@ class KafkaChangelogStore:
         key "<topic>-<partition>"                    value: {"snapshot", "chunks", "length",
                                                              "sha256", "meta", "created"}
 
-    A manifest is only written after its chunks, and the previous snapshot's chunks are
-    deleted (tombstoned) only after the new manifest is durable, so compaction never leaves
-    a manifest without its chunks. No broker or topic size settings need changing.
+    A manifest is only written after its chunks, and a snapshot's chunks are deleted
+    (tombstoned) only once two newer manifests are durable, so compaction never leaves a
+    manifest without its chunks and the previous snapshot stays restorable. `load` falls back
+    to it (or an older one whose chunks are still there) when the latest cannot be restored,
+    and in exactly_once when the latest is ahead of the committed offsets: on a broker that
+    shows aborted transactions to read_committed readers (Tansu), the snapshots of
+    transactions that never committed. No broker or topic size settings need changing.
 
     The topic is created with ``cleanup.policy=compact`` (one partition; replication up to 3)
     if it does not exist; create it yourself for other settings. Restoring reads the whole
-    topic up to its high watermark and keeps the last value per key, so it also works on
-    brokers that never compact (it is then slower as the topic grows).
+    topic up to its end and keeps the last value per key, so it also works on brokers that
+    never compact (it is then slower as the topic grows).
+
+    Snapshots go through the caller's `producer` (the daemon's own, so that in exactly_once
+    they are in the transaction that commits their offsets); the store does not close it.
     """
 
-    def __init__(self, client: Client, changelog_topic: str, *, chunk_bytes: int = CHUNK_BYTES,
+    def __init__(self, client: Client, changelog_topic: str, producer: Producer, *, chunk_bytes: int = CHUNK_BYTES,
                  create: bool = True, flush_timeout_s: float = 60.0):
         self.client = client
         self.topic = changelog_topic
@@ -130,8 +138,8 @@ class KafkaChangelogStore:
         self.flush_timeout_s = flush_timeout_s
         if create and client.ensure_topic(changelog_topic, {"cleanup.policy": "compact"}):
             log.info("created changelog topic %s (cleanup.policy=compact)", changelog_topic)
-        self.producer = client.producer("changelog")
-        self._current: dict[str, tuple[str, int]] = {}  # key -> (snapshot id, chunks) last saved/loaded
+        self.producer = producer
+        self._current: dict[str, list[tuple[str, int]]] = {}  # key -> its live (snapshot id, chunks), oldest first
         self._obsolete: list[bytes] = []  # chunk keys to tombstone once the next flush succeeded
 
     # ------------------------------------------------------------------ store interface
@@ -146,10 +154,11 @@ class KafkaChangelogStore:
         manifest = {"snapshot": snap, "chunks": n, "length": len(payload),
                     "sha256": hashlib.sha256(payload).hexdigest(), "meta": meta, "created": time.time()}
         self._send(key.encode(), json.dumps(manifest, sort_keys=True).encode())
-        old = self._current.get(key)
-        if old is not None:
-            self._obsolete.extend(f"{key}/{old[0]}/{i}".encode() for i in range(old[1]))
-        self._current[key] = (snap, n)
+        live = self._current.setdefault(key, [])
+        live.append((snap, n))
+        while len(live) > 2:
+            old, n_old = live.pop(0)
+            self._obsolete.extend(f"{key}/{old}/{i}".encode() for i in range(n_old))
 
     def flush(self) -> None:
         """Block until every snapshot saved so far is acknowledged; raise if one failed."""
@@ -165,44 +174,62 @@ class KafkaChangelogStore:
             return {}
         manifests, chunks = self._read(set(wanted))
         out = {}
-        for key, raw in manifests.items():
-            try:
-                manifest = json.loads(raw)
-                snap, n, meta = manifest["snapshot"], int(manifest["chunks"]), manifest["meta"]
-                length, digest = manifest["length"], manifest["sha256"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CheckpointError(f"changelog {self.topic}: the manifest of {key} is malformed ({exc})") from exc
-            parts = [chunks.get((key, snap, i)) for i in range(n)]
-            if any(p is None for p in parts):
-                raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} misses chunks")
-            payload = b"".join(parts)
-            if len(payload) != length or hashlib.sha256(payload).hexdigest() != digest:
-                raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} is corrupt")
-            try:
-                out[wanted[key]] = restore(wanted[key], payload, meta)
-            except Exception as exc:  # noqa: BLE001 - whatever the reason, there is no older snapshot to use
-                raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} cannot be restored "
-                                      f"({exc}); it is the only one kept: produce a tombstone (null value) for key {key} "
-                                      "to start that partition afresh") from exc
-            self._current[key] = (snap, n)
-            # Chunks of other snapshots (left by a crash between chunks and manifest) go.
+        for key, candidates in manifests.items():
+            failures = []
+            for raw in reversed(candidates):  # the latest first
+                try:
+                    snap, n, restored = self._restore(key, raw, chunks, partial(restore, wanted[key]))
+                except CheckpointError as exc:
+                    failures.append(str(exc))
+                    continue
+                if failures:
+                    log.warning("%s; restored the older snapshot %s instead%s", failures[0], snap,
+                                f" ({len(failures)} skipped)" if len(failures) > 1 else "")
+                out[wanted[key]] = restored
+                break
+            else:
+                older = f" (nor could the {len(failures) - 1} older ones)" if len(failures) > 1 else ""
+                raise CheckpointError(f"{failures[0]}{older}: produce a tombstone (null value) for key {key} "
+                                      "to start that partition afresh")
+            # The restored snapshot is the one in force; the chunks of every other (older ones,
+            # refused ones, those left by a crash between chunks and manifest) go.
+            self._current[key] = [(snap, n)]
             self._obsolete.extend(f"{k}/{s}/{i}".encode() for (k, s, i) in chunks if k == key and s != snap)
         return out
 
-    def close(self) -> None:
+    def _restore(self, key: str, raw: bytes, chunks, restore) -> tuple[str, int, Any]:
+        """(snapshot id, chunks, restore(payload, meta)) of the manifest `raw`; CheckpointError
+        if it is unusable."""
         try:
-            self.producer.flush(self.flush_timeout_s)
-        finally:
-            self.producer.close()
+            manifest = json.loads(raw)
+            snap, n, meta = manifest["snapshot"], int(manifest["chunks"]), manifest["meta"]
+            length, digest = manifest["length"], manifest["sha256"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"changelog {self.topic}: the manifest of {key} is malformed ({exc})") from exc
+        parts = [chunks.get((key, snap, i)) for i in range(n)]
+        if any(p is None for p in parts):
+            raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} misses chunks")
+        payload = b"".join(parts)
+        if len(payload) != length or hashlib.sha256(payload).hexdigest() != digest:
+            raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} is corrupt")
+        try:
+            return snap, n, restore(payload, meta)
+        except Exception as exc:  # noqa: BLE001 - whatever the reason, an older snapshot may do
+            raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} cannot be restored "
+                                  f"({exc})") from exc
+
+    def close(self) -> None:
+        pass  # the producer is the caller's to flush and close
 
     # ------------------------------------------------------------------ internals
 
     def _send(self, key: bytes, value: bytes | None) -> None:
         self.producer.send(self.topic, key, value)
 
-    def _read(self, wanted: set[str]) -> tuple[dict[str, bytes], dict[tuple[str, str, int], bytes]]:
-        """The last manifest and the chunks of each wanted key, reading up to the end."""
-        manifests: dict[str, bytes] = {}
+    def _read(self, wanted: set[str]) -> tuple[dict[str, list[bytes]], dict[tuple[str, str, int], bytes]]:
+        """The manifests since the last tombstone (oldest first; a compacted topic keeps the
+        last) and the live chunks of each wanted key, reading up to the end."""
+        manifests: dict[str, list[bytes]] = {}
         chunks: dict[tuple[str, str, int], bytes] = {}
         try:
             for raw_key, value in self.client.read_topic(self.topic, timeout_s=300):
@@ -214,7 +241,7 @@ class KafkaChangelogStore:
                     if value is None:
                         manifests.pop(base, None)
                     else:
-                        manifests[base] = value
+                        manifests.setdefault(base, []).append(value)
                     continue
                 snap, _, idx = rest.partition("/")
                 ck = (base, snap, int(idx))
@@ -225,3 +252,4 @@ class KafkaChangelogStore:
         except TimeoutError as exc:
             raise CheckpointError(f"changelog {self.topic}: restore failed: {exc}") from exc
         return manifests, chunks
+
