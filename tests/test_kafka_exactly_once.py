@@ -94,7 +94,11 @@ class CommittedReader(Reader):
 
         probe = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "probe"})
         try:
-            parts = probe.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+            deadline = time.monotonic() + 5.0
+            while not (parts := probe.list_topics(self.topic, timeout=10).topics[self.topic].partitions):
+                if time.monotonic() > deadline:  # never created (nothing was ever produced to it)
+                    return self.records
+                time.sleep(0.2)
             ends = {p: probe.get_watermark_offsets(CTP(self.topic, p), timeout=10)[1] for p in parts}
         finally:
             probe.close()
