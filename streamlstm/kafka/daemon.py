@@ -510,8 +510,11 @@ class KafkaDaemon:
             try:
                 closer()
             except Exception as exc:  # noqa: BLE001
-                log.warning("closing the %s failed: %s: %s", name, type(exc).__name__, exc)
-                log.debug("traceback of the warning above", exc_info=True)
+                # After a fatal error (a fenced producer) the clients may fail to close too
+                # (confluent-kafka 2.16 has raised AttributeError there): the fatal line says it all.
+                log.log(logging.DEBUG if self.fatal is not None else logging.WARNING, "closing the %s failed: %s: %s",
+                        name, type(exc).__name__, exc)
+                log.debug("traceback of the line above", exc_info=True)
         if self.server is not None:
             self.server.stop()
 
