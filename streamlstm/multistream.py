@@ -10,9 +10,10 @@ import numpy as np
 
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
+from .engine.compact import BF16, narrow_bits_of, pack_bins
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, THREADS, WEIGHT_MODE
 from .engine.kernels_cpu import Outputs, new_outputs
-from .engine.layout import TAIL_LEVELS
+from .engine.layout import C_WIN, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 
@@ -262,16 +263,9 @@ class MultiStreamDetector:
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
                   backend=backend, threads=threads, **meta["settings"])
         n = len(meta["stream_ids"])
-        col, D, version = det.hyper.stats, det.n_features, meta["format_version"]
-        if version == 6:  # the regime's columns are new: a baseline equal to the scaler
-            old = arrays["stream.stats"]
-            arrays["stream.stats"] = np.concatenate(
-                [old, np.zeros((n, 1)), old[:, col.mean:col.mean + D], old[:, col.var:col.var + D]], axis=1)
-        if version in (6, 7):  # the tail frequencies are new: a Gaussian's
-            gaussian = np.tile([math.erfc(k / math.sqrt(2.0)) for k in range(1, TAIL_LEVELS + 1)], (n, D))
-            arrays["stream.stats"] = np.concatenate([arrays["stream.stats"], gaussian], axis=1)
-        if version in (6, 7, 8):  # the resolution is new: none yet (no floor until a feature's next change)
-            arrays["stream.stats"] = np.concatenate([arrays["stream.stats"], np.zeros((n, D))], axis=1)
+        D, version = det.n_features, meta["format_version"]
+        if version < 10:
+            _upgrade_to_v10(arrays, version, n, D, det.hyper)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -291,3 +285,34 @@ class MultiStreamDetector:
     @classmethod
     def load(cls, path: str | Path, backend: str = "cpu", threads: int = THREADS.default) -> MultiStreamDetector:
         return cls.from_bytes(Path(path).read_bytes(), backend, threads)
+
+
+def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int, hy) -> None:
+    """Convert the stream arrays of an `n`-stream snapshot of format 6 to 9 in place to
+    format 10, where the statistics row split into float64 `stats` and float32 `stats32`,
+    the channel inputs became bfloat16, the seasonal bins packed bytes (layout.BIN_*), and
+    the window's loss weights flags."""
+    columns = stats_columns(D)
+    at = dict(zip(STATS_ORDER_V9, np.cumsum([0] + [columns[name] for name in STATS_ORDER_V9])))
+    stats = arrays["stream.stats"]
+    if version == 6:  # the regime's columns are new: a baseline equal to the scaler
+        mean, var = stats[:, at["mean"]:at["mean"] + D], stats[:, at["var"]:at["var"] + D]
+        stats = np.concatenate([stats, np.zeros((n, 1)), mean, var], axis=1)
+    if version in (6, 7):  # the tail frequencies are new: a Gaussian's
+        gaussian = np.tile([math.erfc(k / math.sqrt(2.0)) for k in range(1, TAIL_LEVELS + 1)], (n, D))
+        stats = np.concatenate([stats, gaussian], axis=1)
+    if version in (6, 7, 8):  # the resolution is new: none yet (no floor until a feature's next change)
+        stats = np.concatenate([stats, np.zeros((n, D))], axis=1)
+    col = hy.stats
+    wide = set(StatsLayout._fields[:StatsLayout._fields.index("width")])
+    arrays["stream.stats"] = np.zeros((n, col.width))
+    arrays["stream.stats32"] = np.zeros((n, col.width32), dtype=np.float32)
+    for name in STATS_ORDER_V9:
+        dst = arrays["stream.stats" if name in wide else "stream.stats32"]
+        dst[:, getattr(col, name):getattr(col, name) + columns[name]] = stats[:, at[name]:at[name] + columns[name]]
+    arrays["stream.ring"] = narrow_bits_of(arrays["stream.ring"], BF16).astype(np.uint16)
+    bins = arrays["stream.bins"]
+    arrays["stream.bins"] = pack_bins(bins[..., 0], bins[..., 1], bins[..., 2])
+    # A weight other than 1 was a flagged event's; the positions past the window's fill are unused.
+    used = np.arange(arrays["stream.winw"].shape[1]) < arrays["stream.counters"][:, C_WIN, None]
+    arrays["stream.winflag"] = ((arrays.pop("stream.winw") != 1.0) & used).astype(np.uint8)

@@ -86,12 +86,42 @@ def _f32(v):
     return float(np.float32(v))
 
 
-def score_stream(errors, X, T, settings):
+def _narrow(x, p=8):
+    """The nearest float of p significant bits (ties to even) with float32's exponent range,
+    0 below 2^-126: bfloat16 for p = 8, float24 for p = 16."""
+    if math.isnan(x) or math.isinf(x):
+        return x
+    if abs(x) < 2.0 ** -126:
+        return 0.0
+    m, e = math.frexp(abs(x))
+    v = math.copysign(math.ldexp(round(m * 2 ** p), e - p), x)  # round(): ties to even
+    return v if abs(v) < 2.0 ** 128 else math.copysign(math.inf, x)
+
+
+def _narrow_ewma(old, x, p):
+    """An EWMA's new value x of p significant bits from `old`: the nearest, or one unit
+    from old towards x when the nearest is old itself (so that no step is lost)."""
+    new = _narrow(x, p)
+    if new != old or old == 0.0 or x == old:
+        return new
+    m, e = math.frexp(abs(old))
+    up = math.ldexp(1.0, e - p)  # the unit above |old|; below a power of two it is half that
+    return math.copysign(abs(old) + up if abs(x) > abs(old) else abs(old) - (up / 2 if m == 0.5 else up), old)
+
+
+def _same(v):
+    return v
+
+
+def score_stream(errors, X, T, settings, exact=False):
     """The continuous scores, alert scores and flags the scoring of streamlstm gives one
     stream, from its prediction errors (N,), events X (N, D) and timestamps T (N,) (NaN =
     unknown): a plain re-implementation of scoring.py's description, one event at a time.
-    The channel inputs and the seasonal profile are kept in float32, as the detector
-    stores them."""
+    The channel inputs are kept in bfloat16, the seasonal bins' means in float24 and their
+    variances in bfloat16, and the scaler's variance, the step unit, the
+    channels' statistics, the penalty and the quantile in float32, as the detector stores
+    them; `exact` keeps everything in float64 instead."""
+    f32, narrow, narrow_ewma = (_same, _same, lambda old, x, p: x) if exact else (_f32, _narrow, _narrow_ewma)
     s = settings
     N, D = X.shape
     W, B = s["short_window"], s["seasonal_bins"]
@@ -102,7 +132,7 @@ def score_stream(errors, X, T, settings):
     prev, lo, hi = np.zeros(D), np.zeros(D), np.zeros(D)
     step_unit = np.zeros(D)  # mean absolute step |v - prev|
     res = np.zeros(D)  # resolution: the smallest non-zero |v - prev| (0: none yet)
-    bins = np.zeros((D, B, 3))
+    bins = np.zeros((D, B, 3))  # mean, variance, visits (saturating at 255)
     history = []  # channel inputs of every earlier event
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
     penalty, quiet = 0.0, 0
@@ -139,7 +169,7 @@ def score_stream(errors, X, T, settings):
             Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0))
             L = max(Lc * min(1.0, 5.0 / q) if q > 0 else Lc,
                     s["range_novelty"] * (1.0 + outside) if outside > s["range_tolerance"] else 0.0)
-            q = min(q + 0.2 * ((1.0 if Lc > q else 0.0) - 0.005), 5.0 / 0.75)
+            q = f32(min(q + 0.2 * ((1.0 if Lc > q else 0.0) - 0.005), 5.0 / 0.75))
         Le = max(L - penalty, 0.0)
         alert = 0.0 if quiet > 0 else Le / (Le + 5.0)
         flag = alert >= s["threshold"]
@@ -148,7 +178,7 @@ def score_stream(errors, X, T, settings):
         elif flag:
             quiet = s["alert_cooldown"]
             penalty += s["alert_penalty"]
-        penalty *= decay
+        penalty = f32(penalty * decay)
         scores[i], alert_scores[i], flags[i] = L / (L + 5.0), alert, flag
         # learning: channel statistics, then the value statistics
         for c in range(4):
@@ -156,9 +186,9 @@ def score_stream(errors, X, T, settings):
                 chan[c, 2] += 1
                 a = max(1.0 / chan[c, 2], a_long)
                 d = means[c] - chan[c, 0]
-                chan[c, 0] += a * d
-                chan[c, 1] = (1 - a) * (chan[c, 1] + a * d * d)
-        history.append([_f32(v) for v in inputs])
+                chan[c, 0] = f32(chan[c, 0] + a * d)
+                chan[c, 1] = f32((1 - a) * (chan[c, 1] + a * d * d))
+        history.append([narrow(v) for v in inputs])
         for d in range(D):
             v = x[d]
             if math.isnan(v):
@@ -168,17 +198,17 @@ def score_stream(errors, X, T, settings):
             a = max(1.0 / nobs[d], a_val)
             delta = v - mean[d]
             mean[d] += a * delta
-            var[d] = (1 - a) * (var[d] + a * delta * delta)
+            var[d] = f32((1 - a) * (var[d] + a * delta * delta))
             if nobs[d] >= 2:
-                step_unit[d] += max(1.0 / (nobs[d] - 1), a_val) * (abs(v - prev[d]) - step_unit[d])
+                step_unit[d] = f32(step_unit[d] + max(1.0 / (nobs[d] - 1), a_val) * (abs(v - prev[d]) - step_unit[d]))
                 if v != prev[d] and (res[d] == 0 or abs(v - prev[d]) < res[d]):
                     res[d] = abs(v - prev[d])
             lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
             prev[d] = v
             if b is not None:
                 bm, bv, bc = bins[d, b]
-                bc = bc + 1
+                bc = min(bc + 1, 255)
                 a = max(1.0 / bc, a_seas)
                 delta = dev - bm
-                bins[d, b] = _f32(bm + a * delta), _f32((1 - a) * (bv + a * delta * delta)), bc
+                bins[d, b] = narrow_ewma(bm, bm + a * delta, 16), narrow_ewma(bv, (1 - a) * (bv + a * delta * delta), 8), bc
     return scores, alert_scores, flags

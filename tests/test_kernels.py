@@ -33,12 +33,13 @@ def setup(cell, dtype=np.float64, seed=0):
     xs[2, 1] = np.nan  # a missing input feeds the cell as 0
     targets = rng.normal(size=(K, D))
     targets[4, 0] = np.nan  # a missing target is left out of the loss
-    weights = rng.uniform(0.1, 1.0, K)
-    return theta, ws, h0, c0, xs, targets, weights
+    flags = np.array([0, 1, 0, 0, 1, 1], dtype=np.uint8)  # flagged targets weigh anomaly_weight
+    return theta, ws, h0, c0, xs, targets, flags
 
 
 def hyper(cell, **kw):
-    settings = {**hyperparams.DEFAULTS, "cell": ("lstm", "gru")[cell], "hidden_size": H, "k2": K, **kw}
+    settings = {**hyperparams.DEFAULTS, "cell": ("lstm", "gru")[cell], "hidden_size": H, "k2": K,
+                "anomaly_weight": 0.3, **kw}
     return hyperparams.kernel_hyper(settings, D, shared=False)
 
 
@@ -73,12 +74,13 @@ def test_forward_matches_reference(cell, dtype, tol):
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 @pytest.mark.parametrize("n_loss", [1, 3, K])
 def test_bptt_gradient_matches_finite_differences(cell, loss, n_loss):
-    theta, ws, h0, c0, xs, targets, weights = setup(cell)
+    theta, ws, h0, c0, xs, targets, flags = setup(cell)
     hy = hyper(cell, loss=loss, huber_delta=0.5)
+    weights = np.where(flags, hy.anomaly_weight, 1.0)
     ws.hs[0], ws.cs[0], ws.xin[:] = h0, c0, xs
     window_forward(ws, theta, K, cell, H, D)
     ws.grad[:] = 0.0
-    window_backward(ws, theta, targets, weights, K, n_loss, hy)
+    window_backward(ws, theta, targets, flags, K, n_loss, hy)
     numeric = numerical_gradient(
         lambda th: window_loss(th, cell, D, H, h0, c0 if cell == LSTM else np.zeros(H), xs, targets, weights,
                                n_loss, loss, 0.5),
@@ -88,14 +90,14 @@ def test_bptt_gradient_matches_finite_differences(cell, loss, n_loss):
 
 
 def test_backward_accumulates():
-    theta, ws, h0, c0, xs, targets, weights = setup(LSTM)
+    theta, ws, h0, c0, xs, targets, flags = setup(LSTM)
     hy = hyper(LSTM)
     ws.hs[0], ws.cs[0], ws.xin[:] = h0, c0, xs
     window_forward(ws, theta, K, LSTM, H, D)
     ws.grad[:] = 0.0
-    window_backward(ws, theta, targets, weights, K, 2, hy)
+    window_backward(ws, theta, targets, flags, K, 2, hy)
     once = ws.grad.copy()
-    window_backward(ws, theta, targets, weights, K, 2, hy)
+    window_backward(ws, theta, targets, flags, K, 2, hy)
     np.testing.assert_allclose(ws.grad, 2 * once, rtol=1e-12)
 
 

@@ -384,6 +384,12 @@ def loss_gradient(dy, y, target, weight, loss, huber_delta, D):
 
 
 @kernel
+def loss_weight(flagged, hy):
+    """The loss weight of a target: anomaly_weight if it was flagged (the anomaly policy)."""
+    return hy.anomaly_weight if flagged else 1.0
+
+
+@kernel
 def window_forward(ws, theta, L, cell, H, D):
     """Run the cell over ws.xin[:L] from (ws.hs[0], ws.cs[0]); fills the forward cache."""
     W, b, _, _ = views(theta, cell, D, H)
@@ -393,10 +399,11 @@ def window_forward(ws, theta, L, cell, H, D):
 
 
 @kernel
-def window_backward(ws, theta, targets, weights, L, n_loss, hy):
+def window_backward(ws, theta, targets, flags, L, n_loss, hy):
     """Accumulate into ws.grad the gradient of the loss of the last `n_loss` predictions.
 
-    targets (L, D): targets[t] is predicted from ws.hs[t+1];  weights (L,) per-target weight
+    targets (L, D): targets[t] is predicted from ws.hs[t+1];  flags (L,): whether each
+    target was flagged (its loss weight `loss_weight`)
     The forward cache in `ws` must come from `window_forward` over the same L steps.
     ws.dpre[t] keeps step t's gate gradient until the LSTM's dW is formed after the loop.
     """
@@ -407,9 +414,10 @@ def window_backward(ws, theta, targets, weights, L, n_loss, hy):
     ws.dh[cur, :] = 0.0
     ws.dc[cur, :] = 0.0
     for t in range(L - 1, -1, -1):
-        if t >= L - n_loss and weights[t] > 0.0:
+        weight = loss_weight(flags[t], hy)
+        if t >= L - n_loss and weight > 0.0:
             head_forward(ws.y, ws.hs[t + 1], Wy, by, H, D)
-            loss_gradient(ws.dy, ws.y, targets[t], weights[t], hy.loss, hy.huber_delta, D)
+            loss_gradient(ws.dy, ws.y, targets[t], weight, hy.loss, hy.huber_delta, D)
             head_backward(dWy, dby, ws.dh[cur], ws.dy, ws.hs[t + 1], Wy, H, D)
         nxt = 1 - cur
         cell_backward(ws.dh[nxt], ws.dc[nxt], dW, db, ws.dpre[t], ws.dh[cur], ws.dc[cur],
@@ -475,7 +483,7 @@ def sgd_update(theta, m, grad, lr, momentum):
 
 
 @kernel
-def normalise(xn, x, stats, hy):
+def normalise(xn, x, stats, stats32, hy):
     """xn (D,) out: x (D,) scaled by the stream's running mean and sd, clipped to
     +-input_clip.
 
@@ -487,7 +495,7 @@ def normalise(xn, x, stats, hy):
         if math.isnan(x[d]) or stats[col.count + d] < 2.0 or not judged(d, stats, hy):
             xn[d] = math.nan
         else:
-            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats[col.var + d], stats[col.mean + d])
+            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats32[col.var + d], stats[col.mean + d])
             xn[d] = min(max(z, -clip), clip)
 
 
@@ -514,8 +522,8 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     channel surprise before the stream's calibration (-1 during warm-up: nothing for the
     quantile tracker). Fills ws.xn with the normalised, clipped event."""
     D, col = hy.D, hy.stats
-    stats, counters = streams.stats[s], streams.counters[s]
-    normalise(ws.xn, x, stats, hy)
+    stats, stats32, counters = streams.stats[s], streams.stats32[s], streams.counters[s]
+    normalise(ws.xn, x, stats, stats32, hy)
     n_seen = counters[C_SEEN]
     ss = 0.0
     n_obs = 0
@@ -523,7 +531,8 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         if n_seen == 0 or not judged(d, stats, hy):  # context features have no forecast
             pred_out[d] = math.nan
         else:
-            pred_out[d] = stats[col.mean + d] + scaler_std(stats[col.var + d], stats[col.mean + d]) * streams.pred[s, d]
+            sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
+            pred_out[d] = stats[col.mean + d] + sd * streams.pred[s, d]
         if not math.isnan(ws.xn[d]) and n_seen > 0:
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
@@ -573,7 +582,7 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
     counters = streams.counters[s]
     W, b, _, _ = views(theta, cell, D, H)
-    win, winw = streams.win[s], streams.winw[s]
+    win, winflag = streams.win[s], streams.winflag[s]
 
     # Push; when the window is full, drop its oldest input (a re-run window first moves
     # its start state past that input, with the current weights).
@@ -586,10 +595,10 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
                          ws.hs[0], ws.cs[0], W, b, cell, H, D)
         shift_rows(win, K + 1)
         for t in range(K):
-            winw[t] = winw[t + 1]
+            winflag[t] = winflag[t + 1]
         n_win = K
     copy_row(win[n_win], ws.xn)
-    winw[n_win] = hy.anomaly_weight if flagged else 1.0
+    winflag[n_win] = flagged
     counters[C_WIN] = n_win + 1
 
     counters[C_SINCE] += 1
@@ -598,7 +607,7 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
         return False
     counters[C_SINCE] = 0
     n_loss = min(hy.k1, L)
-    if not weighted_loss_present(winw, L, n_loss):
+    if not weighted_loss_present(winflag, L, n_loss, hy):
         return False
     if hy.cached_window:
         # The recorded steps consumed exactly win[:L] (see learn_end).
@@ -614,7 +623,7 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
         window_forward(ws, theta, L, cell, H, D)
         cache = ws
     fill(ws.grad, 0.0)
-    window_backward(cache, theta, win[1:], winw[1:], L, n_loss, hy)
+    window_backward(cache, theta, win[1:], winflag[1:], L, n_loss, hy)
     regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
     return True
 
@@ -672,10 +681,10 @@ def learn_event(s, q, x, t, error, flagged, streams, params, ws, hy):
 
 
 @kernel
-def weighted_loss_present(winw, L, n_loss):
-    """Whether any of the last n_loss targets (winw[L-n_loss+1 .. L]) has a positive weight."""
+def weighted_loss_present(winflag, L, n_loss, hy):
+    """Whether any of the last n_loss targets (winflag[L-n_loss+1 .. L]) has a positive weight."""
     for t in range(L - n_loss + 1, L + 1):
-        if winw[t] > 0.0:
+        if loss_weight(winflag[t], hy) > 0.0:
             return True
     return False
 

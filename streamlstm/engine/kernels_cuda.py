@@ -166,14 +166,15 @@ def reset_slot(i, args, streams, params, reset_params):
     for table in (streams.hs, streams.cs, streams.acts, streams.aux, streams.win):
         for t in range(table.shape[1]):
             fill(table[s, t], 0.0)
-    fill(streams.winw[s], 0.0)
+    fill(streams.winflag[s], 0)
     fill(streams.pred[s], 0.0)
     fill(streams.stats[s], 0.0)
+    fill(streams.stats32[s], 0.0)
     for c in range(streams.ring.shape[1]):
-        fill(streams.ring[s, c], 0.0)
+        fill(streams.ring[s, c], 0)
     for d in range(streams.bins.shape[1]):
         for b in range(streams.bins.shape[2]):
-            fill(streams.bins[s, d, b], 0.0)
+            fill(streams.bins[s, d, b], 0)
     for k in range(streams.counters.shape[1]):
         streams.counters[s, k] = 0
     streams.counters[s, C_RNG] = args.seeds[i]

@@ -1,12 +1,16 @@
 """The per-stream state layout: names for the scoring channels, the columns of a stream's
-statistics row and its counters. Kernels, scoring, state allocation, snapshots and tests
-use these names; no offset is written by hand anywhere else.
+statistics rows, the bytes of its seasonal bins and its counters. Kernels, scoring, state
+allocation, snapshots and tests use these names; no offset is written by hand anywhere else.
 
 A stream's state (state.StreamArrays) besides its recurrent state and BPTT window:
-  stats     (W,) float64       the columns of `StatsLayout`, W = stats_layout(D).width
-  ring      (N_CHANNELS, w) float32  each channel's inputs of the last w events (NaN: none)
-  bins      (D, B, 3) float32  the seasonal profile: per feature and bin of the day, the
-                               mean and variance of the deviation from the running mean, visits
+  stats     (W,) float64       the float64 columns of `StatsLayout`, W = stats_layout(D).width
+  stats32   (W32,) float32     its float32 columns, W32 = stats_layout(D).width32
+  ring      (N_CHANNELS, w) uint16  each channel's inputs of the last w events, bfloat16
+                               (compact.py; NaN: none)
+  bins      (D, B, BIN_BYTES) uint8  the seasonal profile: per feature and bin of the day,
+                               the mean (float24) and variance (bfloat16) of the deviation
+                               from the running mean and the visits (saturating), at the
+                               byte offsets BIN_*
   counters  (N_COUNTERS,) int64
 """
 
@@ -25,6 +29,12 @@ CHANNEL_NAMES = ("error", "value", "step", "seasonal")
 # The regime's calibration: each feature's frequency of |z| > 1, 2, ..., TAIL_LEVELS.
 TAIL_LEVELS = 6
 
+# A seasonal bin's bytes (compact.py reads and writes them).
+BIN_MEAN = 0  # 3 bytes: float24
+BIN_VAR = 3  # 2 bytes: bfloat16
+BIN_VISITS = 5  # 1 byte
+BIN_BYTES = 6
+
 # Counters (int64).
 C_SEEN = 0  # events seen
 C_WIN = 1  # inputs in the BPTT window
@@ -35,35 +45,58 @@ N_COUNTERS = 5
 
 
 class StatsLayout(NamedTuple):
-    """Column offsets in the float64 statistics row of a stream of D features. A feature
+    """Column offsets in the two statistics rows of a stream of D features. A feature
     block holds D columns (feature d at offset + d); a channel block holds three per
-    channel (channel c's long-term mean, variance and updates at channels + 3c + 0, 1, 2)."""
+    channel (channel c's long-term mean, variance and updates at channels + 3c + 0, 1, 2).
 
+    `stats` (float64) holds the levels, values in the stream's own units, which float32
+    would round too coarsely (1.6e9 by 128, where its sd may be 1), the resolution (a step
+    may be below float32's 1e-38) and the observation count (exact past float32's 2^24).
+    `stats32` (float32) holds the rest: spreads, rates and surprises, which need a few
+    digits (a spread below float32's range is under the scaler's sd floor, 1e-9). Its EWMA
+    steps stall only below ~7e-4 of the value at the slowest rate, long_alpha (float32
+    keeps 6e-8)."""
+
+    # stats (float64)
     mean: int  # feature block: running mean (the input scaler and the value channel)
-    var: int  # feature block: running variance
     count: int  # feature block: observations
     last: int  # feature block: last observed value
     lo: int  # feature block: smallest value seen
     hi: int  # feature block: largest value seen
-    channels: int  # channel block: each channel's long-term Gaussian
-    penalty: int  # the alert penalty P (-log10 units)
-    quantile: int  # the running quantile q of the channel surprise (self-calibration)
-    step: int  # feature block: mean absolute step |v - last| (the step channel's unit)
-    regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
+    res: int  # feature block: the resolution, the smallest non-zero |v - last| seen (0: none yet)
     base_mean: int  # feature block: the regime's baseline mean (learns slower while abnormal)
+    width: int  # columns of `stats`
+    # stats32 (float32)
+    var: int  # feature block: running variance
+    step: int  # feature block: mean absolute step |v - last| (the step channel's unit)
     base_var: int  # feature block: the regime's baseline variance
     base_tail: int  # TAIL_LEVELS columns per feature (feature d's at base_tail + TAIL_LEVELS * d + k):
     #                 how often |z| under the baseline has exceeded k + 1 while normal
-    res: int  # feature block: the resolution, the smallest non-zero |v - last| seen (0: none yet)
-    width: int  # columns in all
+    channels: int  # channel block: each channel's long-term Gaussian
+    penalty: int  # the alert penalty P (-log10 units)
+    quantile: int  # the running quantile q of the channel surprise (self-calibration)
+    regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
+    width32: int  # columns of `stats32`
 
 
 def stats_layout(D: int) -> StatsLayout:
-    """The statistics row's layout for D features."""
-    channels = 6 * D
+    """The statistics rows' layout for D features."""
+    channels = (3 + TAIL_LEVELS) * D
     penalty = channels + 3 * N_CHANNELS
-    regime = penalty + 2 + D
-    return StatsLayout(mean=0, var=D, count=2 * D, last=3 * D, lo=4 * D, hi=5 * D, channels=channels,
-                       penalty=penalty, quantile=penalty + 1, step=penalty + 2, regime=regime,
-                       base_mean=regime + 1, base_var=regime + 1 + D, base_tail=regime + 1 + 2 * D,
-                       res=regime + 1 + (2 + TAIL_LEVELS) * D, width=regime + 1 + (3 + TAIL_LEVELS) * D)
+    return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D, width=7 * D,
+                       var=0, step=D, base_var=2 * D, base_tail=3 * D, channels=channels,
+                       penalty=penalty, quantile=penalty + 1, regime=penalty + 2, width32=penalty + 3)
+
+
+def stats_columns(D: int) -> dict[str, int]:
+    """Columns of each statistic of StatsLayout, by name, for D features."""
+    one = {"penalty", "quantile", "regime"}
+    sizes = {"channels": 3 * N_CHANNELS, "base_tail": TAIL_LEVELS * D}
+    return {name: sizes.get(name, 1 if name in one else D)
+            for name in StatsLayout._fields if name not in ("width", "width32")}
+
+
+# The order of the statistics in the single float64 row of snapshot formats 6 to 9 (as
+# their upgrades complete it), which format 10 split into `stats` and `stats32`.
+STATS_ORDER_V9 = ("mean", "var", "count", "last", "lo", "hi", "channels", "penalty", "quantile", "step", "regime",
+                  "base_mean", "base_var", "base_tail", "res")

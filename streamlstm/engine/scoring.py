@@ -70,6 +70,7 @@ import math
 
 from numba import njit
 
+from .compact import BF16, bin_mean, bin_var, bin_visits, narrow_bits, narrow_value, store_bin
 from .gates import FASTMATH
 from .jit import kernel
 from .layout import TAIL_LEVELS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
@@ -85,7 +86,6 @@ DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
 SEASONAL_HALFLIFE = 50.0
 SEASONAL_WARM = 3.0
 SEASONAL_FLOOR = 0.1
-SEASONAL_MAX_VISITS = 1e6  # visit counts saturate (float32 bins count exactly up to 2^24)
 # Self-calibration: each stream tracks the CALIB_P quantile q of its own channel surprise
 # (the channel terms, not range novelty) with a stochastic-approximation step of CALIB_ETA
 # (-log10 units; q += CALIB_ETA * (1[L > q] - (1 - CALIB_P)) every scored event, capped at
@@ -98,7 +98,7 @@ CALIB_Q_MAX = CALIB_C / 0.75
 CALIB_ETA = 0.2
 # Every statistic sees a value limited to +-VALUE_LIMIT (the parsers reject larger ones:
 # input.max_abs_value). Within it nothing can overflow: squared deviations stay below 4e36,
-# under the 3.4e38 maximum of the float32 seasonal variances, and channel inputs below
+# under the 3.4e38 maximum of the bfloat16 seasonal variances, and channel inputs below
 # 1e29, whose squares float64 holds. The range distance is capped at OUTSIDE_LIMIT ranges:
 # a range of 1e-300 would otherwise make it infinite.
 VALUE_LIMIT = 1e18
@@ -185,16 +185,17 @@ def ewma_update(mean, var, x, alpha):
 
 @njit(fastmath=FASTMATH, cache=True)
 def window_mean(ring, x, p, filled):
-    """Mean of the newest input x and the ring's earlier inputs: ring[k] for k < filled,
-    k != p (slot p is the one x will overwrite), NaN entries skipped. NaN if x is NaN:
-    a channel without an input this event has no say."""
+    """Mean of the newest input x and the ring's earlier inputs (bfloat16 bit patterns):
+    ring[k] for k < filled, k != p (slot p is the one x will overwrite), NaN entries
+    skipped. NaN if x is NaN: a channel without an input this event has no say."""
     if math.isnan(x):
         return math.nan
     total = x
     n = 1
     for k in range(filled):
-        if k != p and not math.isnan(ring[k]):
-            total += ring[k]
+        v = narrow_value(ring[k], BF16)
+        if k != p and not math.isnan(v):
+            total += v
             n += 1
     return total / n
 
@@ -217,7 +218,9 @@ def day_bin(t, n_bins):
 
 
 # ------------------------------------------------ one event of one stream (kernel functions)
-# `col` is the statistics row's layout (layout.StatsLayout, hy.stats in the kernels).
+# `col` is the statistics rows' layout (layout.StatsLayout, hy.stats in the kernels);
+# `stats` and `stats32` are a stream's float64 and float32 rows, `bins` its seasonal
+# profile (state.StreamArrays).
 
 
 @kernel
@@ -246,7 +249,7 @@ def judged(d, stats, hy):
 
 
 @kernel
-def feature_inputs(v, d, b, stats, bins, hy):
+def feature_inputs(v, d, b, stats, stats32, bins, hy):
     """The value channels' inputs of feature d's value v (not NaN, within +-VALUE_LIMIT),
     under the statistics from before it, at day bin b (-1: none): (z, step, seasonal
     residual, distance outside the range [lo, hi] of all its earlier values in units of
@@ -259,21 +262,22 @@ def feature_inputs(v, d, b, stats, bins, hy):
         outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
     if not judged(d, stats, hy):
         return math.nan, math.nan, math.nan, outside
-    sd = scaler_std(stats[col.var + d], stats[col.mean + d])
+    sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
     z = (v - stats[col.mean + d]) / sd
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
     # the sd for thousands of events, and hid the steps that follow it in sd units.
     # (Floored like the sd, so a constant series does not divide by zero.)
-    step = (v - stats[col.last + d]) / max(stats[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
+    step = (v - stats[col.last + d]) / max(stats32[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
     seas = math.nan
-    if b >= 0 and bins[d, b, 2] >= SEASONAL_WARM:
+    if b >= 0 and bin_visits(bins[d, b]) >= SEASONAL_WARM:
         # The profile holds deviations from the running mean (see update_value_stats).
-        seas = (v - stats[col.mean + d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), SEASONAL_FLOOR * sd)
+        seas = ((v - stats[col.mean + d] - bin_mean(bins[d, b]))
+                / max(math.sqrt(max(bin_var(bins[d, b]), 0.0)), SEASONAL_FLOOR * sd))
     return z, step, seas, outside
 
 
 @kernel
-def value_inputs(x, t, stats, bins, hy):
+def value_inputs(x, t, stats, stats32, bins, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over the observed features that are `judged`
     (NaN when none) and how far the farthest feature, context included, left the range
@@ -291,7 +295,7 @@ def value_inputs(x, t, stats, bins, hy):
         v = x[d]
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
-        z, step, seas, out_d = feature_inputs(bounded(v), d, b, stats, bins, hy)
+        z, step, seas, out_d = feature_inputs(bounded(v), d, b, stats, stats32, bins, hy)
         outside = max(outside, out_d)
         if math.isnan(z):
             continue
@@ -305,12 +309,13 @@ def value_inputs(x, t, stats, bins, hy):
 
 
 @kernel
-def update_value_stats(stats, bins, x, t, hy):
+def update_value_stats(stats, stats32, bins, x, t, hy):
     """Per observed feature: scaler (EWMA mean/variance, exact running moments until
     1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
     of time t. The bin learns the value's deviation from the running mean before this
     event, so a drifting level moves the whole profile with it instead of leaving every
-    bin behind until its next visits. Values are limited to +-VALUE_LIMIT."""
+    bin behind until its next visits; it is stored with compact.narrow_step, so that it
+    never stalls short of a new level. Values are limited to +-VALUE_LIMIT."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
     b = day_bin(t, hy.seasonal_bins)
     for d in range(D):
@@ -321,11 +326,11 @@ def update_value_stats(stats, bins, x, t, hy):
         dev = v - stats[col.mean + d]
         n = stats[col.count + d] + 1.0
         stats[col.count + d] = n
-        stats[col.mean + d], stats[col.var + d] = ewma_update(stats[col.mean + d], stats[col.var + d], v,
+        stats[col.mean + d], stats32[col.var + d] = ewma_update(stats[col.mean + d], stats32[col.var + d], v,
                                                               max(1.0 / n, alpha))
         if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
             step = abs(v - stats[col.last + d])
-            stats[col.step + d] += max(1.0 / (n - 1.0), alpha) * (step - stats[col.step + d])
+            stats32[col.step + d] += max(1.0 / (n - 1.0), alpha) * (step - stats32[col.step + d])
             if step > 0.0 and (step < stats[col.res + d] or stats[col.res + d] == 0.0):
                 stats[col.res + d] = step
         stats[col.last + d] = v
@@ -336,30 +341,30 @@ def update_value_stats(stats, bins, x, t, hy):
             stats[col.lo + d] = min(stats[col.lo + d], v)
             stats[col.hi + d] = max(stats[col.hi + d], v)
         if b >= 0:
-            visits = min(bins[d, b, 2] + 1.0, SEASONAL_MAX_VISITS)
-            bins[d, b, 2] = visits
-            bins[d, b, 0], bins[d, b, 1] = ewma_update(bins[d, b, 0], bins[d, b, 1], dev,
-                                                       max(1.0 / visits, hy.seasonal_alpha))
+            profile = bins[d, b]
+            visits = bin_visits(profile) + 1
+            mean, var = ewma_update(bin_mean(profile), bin_var(profile), dev, max(1.0 / visits, hy.seasonal_alpha))
+            store_bin(profile, mean, var, visits)
 
 
 @kernel
-def channel_surprise(stats, ring, c, x, p, filled, col):
+def channel_surprise(stats32, ring, c, x, p, filled, col):
     """Surprise of channel c given its input x this event."""
     o = col.channels + 3 * c
-    return surprise(window_mean(ring[c], x, p, filled), stats[o], stats[o + 1], stats[o + 2])
+    return surprise(window_mean(ring[c], x, p, filled), stats32[o], stats32[o + 1], stats32[o + 2])
 
 
 @kernel
-def channel_learn(stats, ring, c, x, p, filled, update, long_alpha, col):
+def channel_learn(stats32, ring, c, x, p, filled, update, long_alpha, col):
     """Fold channel c's window mean (with input x) into its long-term Gaussian when
     `update`, then store x (NaN: none) in the ring slot p."""
     m = window_mean(ring[c], x, p, filled)
     if update and not math.isnan(m):
         o = col.channels + 3 * c
-        n = stats[o + 2] + 1.0
-        stats[o + 2] = n
-        stats[o], stats[o + 1] = ewma_update(stats[o], stats[o + 1], m, max(1.0 / n, long_alpha))
-    ring[c, p] = x
+        n = stats32[o + 2] + 1.0
+        stats32[o + 2] = n
+        stats32[o], stats32[o + 1] = ewma_update(stats32[o], stats32[o + 1], m, max(1.0 / n, long_alpha))
+    ring[c, p] = narrow_bits(x, BF16)
 
 
 @kernel
@@ -367,18 +372,18 @@ def value_surprise(error, x, t, s, streams, hy):
     """The surprise of event x (D,) of stream slot s at time t, given its prediction error,
     after warm-up, without changing any state: (L, Lc), L before alert suppression and Lc
     the channel surprise before the stream's self-calibration (see the module docstring)."""
-    stats, ring, col = streams.stats[s], streams.ring[s], hy.stats
-    z, step, seas, outside = value_inputs(x, t, stats, streams.bins[s], hy)
+    stats32, ring, col = streams.stats32[s], streams.ring[s], hy.stats
+    z, step, seas, outside = value_inputs(x, t, streams.stats[s], stats32, streams.bins[s], hy)
     n_seen = streams.counters[s, C_SEEN]
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
-    L_error = channel_surprise(stats, ring, CH_ERROR, error, p, filled, col)
+    L_error = channel_surprise(stats32, ring, CH_ERROR, error, p, filled, col)
     L = (L_error
-         + channel_surprise(stats, ring, CH_VALUE, z, p, filled, col)
-         + channel_surprise(stats, ring, CH_STEP, step, p, filled, col)) / 3.0
-    Lc = max(L, channel_surprise(stats, ring, CH_SEASONAL, seas, p, filled, col), hy.error_weight * L_error)
-    q = stats[col.quantile]
+         + channel_surprise(stats32, ring, CH_VALUE, z, p, filled, col)
+         + channel_surprise(stats32, ring, CH_STEP, step, p, filled, col)) / 3.0
+    Lc = max(L, channel_surprise(stats32, ring, CH_SEASONAL, seas, p, filled, col), hy.error_weight * L_error)
+    q = stats32[col.quantile]
     L = Lc * CALIB_C / q if q > CALIB_C else Lc
     if outside > hy.range_tolerance:
         # Graded, so a value far outside the range outranks one just past the tolerance.
@@ -392,19 +397,19 @@ def learn_statistics(error, x, t, s, streams, hy):
     stream's channel statistics, then its value statistics. The channels' long-term
     statistics start after half the warm-up: the model's large early errors would
     otherwise inflate them for a long time."""
-    stats, bins, ring, col = streams.stats[s], streams.bins[s], streams.ring[s], hy.stats
+    stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
-    z, step, seas, _ = value_inputs(x, t, stats, bins, hy)
+    z, step, seas, _ = value_inputs(x, t, stats, stats32, bins, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
     update = n_seen >= hy.warmup // 2
-    channel_learn(stats, ring, CH_ERROR, error, p, filled, update, hy.long_alpha, col)
-    channel_learn(stats, ring, CH_VALUE, z, p, filled, update, hy.long_alpha, col)
-    channel_learn(stats, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
-    channel_learn(stats, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
-    update_value_stats(stats, bins, x, t, hy)
-    update_baseline(stats, x, stats[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
+    channel_learn(stats32, ring, CH_ERROR, error, p, filled, update, hy.long_alpha, col)
+    channel_learn(stats32, ring, CH_VALUE, z, p, filled, update, hy.long_alpha, col)
+    channel_learn(stats32, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
+    channel_learn(stats32, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
+    update_value_stats(stats, stats32, bins, x, t, hy)
+    update_baseline(stats, stats32, x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
 
 
 @kernel
@@ -412,8 +417,8 @@ def alert_step(L, s, streams, hy):
     """Score and flag of an event of surprise L, after alert suppression: 0 during a
     cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P.
     Changes nothing (`alert_learn` does, once the event is learnt). Returns (score, flag)."""
-    stats, counters, col = streams.stats[s], streams.counters[s], hy.stats
-    score = 0.0 if counters[C_QUIET] > 0 else to_score(max(L - stats[col.penalty], 0.0))
+    stats32, counters, col = streams.stats32[s], streams.counters[s], hy.stats
+    score = 0.0 if counters[C_QUIET] > 0 else to_score(max(L - stats32[col.penalty], 0.0))
     return score, score >= hy.threshold
 
 
@@ -423,18 +428,18 @@ def alert_learn(flag, Lc, s, streams, hy):
     starts a cooldown and raises the penalty P by alert_penalty; P decays every event; and
     the stream's quantile q of the channel surprise takes one step towards Lc's CALIB_P
     quantile, capped at CALIB_Q_MAX (not when Lc < 0: warm-up)."""
-    stats, counters, col = streams.stats[s], streams.counters[s], hy.stats
-    penalty = stats[col.penalty]
+    stats32, counters, col = streams.stats32[s], streams.counters[s], hy.stats
+    penalty = stats32[col.penalty]
     quiet = counters[C_QUIET]
     if quiet > 0:
         counters[C_QUIET] = quiet - 1
     elif flag:
         counters[C_QUIET] = hy.alert_cooldown
         penalty += hy.alert_penalty
-    stats[col.penalty] = penalty * hy.penalty_decay
+    stats32[col.penalty] = penalty * hy.penalty_decay
     if Lc >= 0.0:
-        q = stats[col.quantile]
-        stats[col.quantile] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
+        q = stats32[col.quantile]
+        stats32[col.quantile] = min(q + CALIB_ETA * ((1.0 if Lc > q else 0.0) - (1.0 - CALIB_P)), CALIB_Q_MAX)
 
 
 # ------------------------------------------------------------------------------- regime
@@ -446,14 +451,14 @@ def _logit(p):
 
 
 @kernel
-def baseline_z(v, d, stats, col):
+def baseline_z(v, d, stats, stats32, col):
     """|z| of value v of feature d under the regime's baseline."""
     mean = stats[col.base_mean + d]
-    return abs(v - mean) / scaler_std(stats[col.base_var + d], mean)
+    return abs(v - mean) / scaler_std(stats32[col.base_var + d], mean)
 
 
 @kernel
-def calibrated_tail(z, d, stats, hy):
+def calibrated_tail(z, d, stats, stats32, hy):
     """P(|Z| >= z) for feature d by its own history: the Gaussian two-sided tail, rescaled
     at the largest level k <= z (k = 1 .. TAIL_LEVELS) from the Gaussian's frequency of
     |Z| > k to the feature's own (floored at the rule of succession's 1/(n + 2) for the n
@@ -466,12 +471,12 @@ def calibrated_tail(z, d, stats, hy):
     if k == 0 or n <= TAIL_MIN_COUNT:
         return tail
     seen = min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha)
-    freq = max(stats[col.base_tail + TAIL_LEVELS * d + k - 1], 1.0 / (seen + 2.0))
+    freq = max(stats32[col.base_tail + TAIL_LEVELS * d + k - 1], 1.0 / (seen + 2.0))
     return freq * tail / math.erfc(k / _SQRT2)
 
 
 @kernel
-def regime_evidence(x, stats, hy):
+def regime_evidence(x, stats, stats32, hy):
     """-log10 of the p-value of event x (D,) under the regime's baseline: per observed
     feature the tail of its distance from the baseline mean in baseline sd, calibrated to
     its own history (calibrated_tail) and floored at 1/(n + 2) after n observations (no
@@ -489,7 +494,7 @@ def regime_evidence(x, stats, hy):
             continue
         if not judged(d, stats, hy):
             continue
-        p = calibrated_tail(baseline_z(bounded(v), d, stats, col), d, stats, hy)
+        p = calibrated_tail(baseline_z(bounded(v), d, stats, stats32, col), d, stats, stats32, hy)
         p_min = min(p_min, max(p, 1.0 / (n + 2.0)))
         m += 1
     if m == 0:
@@ -505,14 +510,14 @@ def regime_step(x, s, streams, hy):
     Returns (P(abnormal), the state to store), (0, 0) during warm-up. Changes nothing
     (`regime_learn` stores the state, once the event is learnt): the state is the new
     log-odds relative to the prior, so that a reset row is at it."""
-    stats, col = streams.stats[s], hy.stats
+    stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
     if streams.counters[s, C_SEEN] < hy.warmup:
         return 0.0, 0.0
     prior = _logit(hy.regime_enter)
-    abnormal = 1.0 / (1.0 + math.exp(-(prior + stats[col.regime])))
+    abnormal = 1.0 / (1.0 + math.exp(-(prior + stats32[col.regime])))
     abnormal = abnormal * (1.0 - hy.regime_exit) + (1.0 - abnormal) * hy.regime_enter
     log_odds = _logit(abnormal)
-    e = regime_evidence(x, stats, hy)
+    e = regime_evidence(x, stats, stats32, hy)
     if not math.isnan(e):
         log_odds += math.log(REGIME_ALTERNATIVE) + (1.0 - REGIME_ALTERNATIVE) * e * _LN10
     log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
@@ -524,11 +529,11 @@ def regime_learn(state, s, streams, hy):
     """Store the state `regime_step` gave a learnt event (not during warm-up, where it made
     no step)."""
     if streams.counters[s, C_SEEN] >= hy.warmup:
-        streams.stats[s, hy.stats.regime] = state
+        streams.stats32[s, hy.stats.regime] = state
 
 
 @kernel
-def update_baseline(stats, x, abnormal, hy):
+def update_baseline(stats, stats32, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
     stream is abnormal; while it is normal, each feature's tail frequencies first learn
@@ -543,14 +548,14 @@ def update_baseline(stats, x, abnormal, hy):
         v = bounded(v)
         n = stats[col.count + d]
         if not abnormal and n > TAIL_MIN_COUNT:  # a z under a baseline of TAIL_MIN_COUNT or more
-            z = baseline_z(v, d, stats, col)
+            z = baseline_z(v, d, stats, stats32, col)
             rate = max(1.0 / (n - TAIL_MIN_COUNT), hy.scaler_alpha)
             for k in range(TAIL_LEVELS):
                 o = col.base_tail + TAIL_LEVELS * d + k
-                stats[o] += rate * ((1.0 if z > k + 1.0 else 0.0) - stats[o])
+                stats32[o] += rate * ((1.0 if z > k + 1.0 else 0.0) - stats32[o])
         alpha = max(1.0 / n, hy.scaler_alpha) * weight
-        stats[col.base_mean + d], stats[col.base_var + d] = ewma_update(stats[col.base_mean + d],
-                                                                        stats[col.base_var + d], v, alpha)
+        stats[col.base_mean + d], stats32[col.base_var + d] = ewma_update(stats[col.base_mean + d],
+                                                                          stats32[col.base_var + d], v, alpha)
 
 
 # -------------------------------------------------------------------------- attribution
@@ -568,7 +573,7 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
-    stats, bins, col = streams.stats[s], streams.bins[s], hy.stats
+    stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
     b = day_bin(t, hy.seasonal_bins)
     warm = streams.counters[s, C_SEEN] >= hy.warmup
     for d in range(hy.D):
@@ -578,7 +583,7 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
         if not warm or math.isnan(v) or n < 1.0:
             continue
         v = bounded(v)
-        z, step, seas, outside = feature_inputs(v, d, b, stats, bins, hy)
+        z, step, seas, outside = feature_inputs(v, d, b, stats, stats32, streams.bins[s], hy)
         e = 0.0
         if outside > hy.range_tolerance:
             e = hy.range_novelty * (1.0 + min(outside, OUTSIDE_LIMIT))
@@ -588,6 +593,6 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
                 a = max(a, abs(seas))
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
             if n >= 2.0:
-                p = max(calibrated_tail(baseline_z(v, d, stats, col), d, stats, hy), 1.0 / (n + 2.0))
+                p = max(calibrated_tail(baseline_z(v, d, stats, stats32, col), d, stats, stats32, hy), 1.0 / (n + 2.0))
                 e = max(e, -math.log10(p))
         evidence[d] = e

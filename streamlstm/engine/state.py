@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .hyperparams import KernelHyper
-from .layout import N_CHANNELS, N_COUNTERS, stats_layout
+from .layout import BIN_BYTES, N_CHANNELS, N_COUNTERS
 from .params import LSTM, gate_width
 
 
@@ -32,12 +32,15 @@ class StreamArrays(NamedTuple):
     acts: np.ndarray  # (S, K, G)  activated gates
     aux: np.ndarray  # (S, K, H)  tanh(c) (LSTM)
     win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
-    winw: np.ndarray  # (S, K+1)  loss weight of each of them (anomaly policy)
+    # Whether each of them was flagged (its loss weight is anomaly_weight, else 1): a flag,
+    # not the weight, so that a byte is enough.
+    winflag: np.ndarray  # (S, K+1) uint8
     pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
-    stats: np.ndarray  # (S, stats_layout(D).width) float64: scaler, last value, range, channels, alerts, step unit
-    # float32: scores only need a few digits, and these are most of a stream's scoring state
-    ring: np.ndarray  # (S, N_CHANNELS, w) float32: channel inputs of the last w events (NaN: none)
-    bins: np.ndarray  # (S, D, B, 3) float32: seasonal mean, variance, visits per feature and bin
+    # The scoring state, in the narrowest types that keep what the scores need (layout.py):
+    stats: np.ndarray  # (S, stats_layout(D).width) float64: levels (mean, last value, range, baseline), counts
+    stats32: np.ndarray  # (S, stats_layout(D).width32) float32: spreads, step unit, channels, alerts, regime
+    ring: np.ndarray  # (S, N_CHANNELS, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
+    bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
     counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, BPTT phase, rng, cooldown
 
 
@@ -56,13 +59,15 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
     # A cached window replaces the window-start state with the recorded forward pass.
     k = K if hy.cached_window else 0
     h0 = 0 if hy.cached_window else H
+    col = hy.stats
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     return StreamArrays(
         h=z(S, H), c=z(S, Hc), h0=z(S, h0), c0=z(S, min(h0, Hc)),
         hs=z(S, k + 1 if k else 0, H), cs=z(S, k + 1 if k else 0, Hc), acts=z(S, k, G), aux=z(S, k, H),
-        win=z(S, K + 1, D), winw=z(S, K + 1), pred=z(S, D), stats=np.zeros((S, stats_layout(D).width)),
-        ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.float32),
-        bins=np.zeros((S, D, hy.seasonal_bins, 3), dtype=np.float32),
+        win=z(S, K + 1, D), winflag=np.zeros((S, K + 1), dtype=np.uint8), pred=z(S, D),
+        stats=np.zeros((S, col.width)), stats32=np.zeros((S, col.width32), dtype=np.float32),
+        ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.uint16),
+        bins=np.zeros((S, D, hy.seasonal_bins, BIN_BYTES), dtype=np.uint8),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
     )
 

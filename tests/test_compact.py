@@ -1,0 +1,123 @@
+"""The narrow floats of the scoring state (engine/compact.py) against float32's own bits,
+and their EWMA steps, which must not stall short of a new level."""
+
+import math
+
+import numpy as np
+import pytest
+
+from streamlstm.engine.compact import (
+    BF16,
+    F24,
+    bin_mean,
+    bin_var,
+    bin_visits,
+    narrow_bits,
+    narrow_bits_of,
+    narrow_step,
+    narrow_value,
+    pack_bins,
+    store_bin,
+)
+from streamlstm.engine.hyperparams import halflife_to_alpha
+from streamlstm.engine.layout import BIN_BYTES
+from streamlstm.engine.scoring import SEASONAL_HALFLIFE
+
+
+def float32_values(n=20_000, seed=0):
+    """float32 values across the whole exponent range, and the edge cases."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(1.0, 2.0, n) * 2.0 ** rng.integers(-130, 129, n) * rng.choice([-1.0, 1.0], n)
+    x = x[np.abs(x) < 3.4e38].astype(np.float32)
+    edges = [0.0, 1.0, -1.0, 2.0 ** -126, -(2.0 ** -126), 1e-39, np.inf, -np.inf, 3.389e38, 3.4e38, 1.0 + 2.0 ** -8,
+             1.0 + 3.0 * 2.0 ** -8, 1.0 + 2.0 ** -16, 1.0 + 3.0 * 2.0 ** -16]
+    return np.concatenate([x, np.array(edges, dtype=np.float32)])
+
+
+@pytest.mark.parametrize("p", [BF16, F24])
+def test_narrow_bits_are_float32_bits_rounded_to_nearest_even(p):
+    x = float32_values()
+    drop = 24 - p
+    u = x.view(np.uint32).astype(np.uint64)
+    top, rest, half = u >> drop, u & ((1 << drop) - 1), 1 << (drop - 1)
+    want = top + ((rest > half) | ((rest == half) & (top % 2 == 1)))  # to nearest, ties to even
+    tiny = np.abs(x) < 2.0 ** -126
+    want[tiny] = np.where(x[tiny] < 0, 1 << (p + 7), 0)
+    got = np.array([narrow_bits(float(v), p) for v in x])
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(narrow_bits_of(x, p), want)
+    # Decoding gives the float32 whose top bits these are.
+    values = np.array([narrow_value(b, p) for b in got])
+    np.testing.assert_array_equal(values, (want << drop).astype(np.uint32).view(np.float32))
+
+
+@pytest.mark.parametrize("p", [BF16, F24])
+def test_narrow_bits_round_a_float64_once(p):
+    """From float64, one rounding to p bits (not through float32), and NaN stays NaN."""
+    for v in [1.0 + 2.0 ** -p + 2.0 ** -40, -(1.0 + 2.0 ** -p - 2.0 ** -40), 1e-200, 1e300]:
+        m, e = math.frexp(abs(v))
+        exact = math.copysign(math.ldexp(round(m * 2 ** p), e - p), v) if abs(v) >= 2.0 ** -126 else 0.0
+        want = exact if abs(exact) < 2.0 ** 128 else math.copysign(math.inf, v)
+        assert narrow_value(narrow_bits(v, p), p) == want
+    assert math.isnan(narrow_value(narrow_bits(math.nan, p), p))
+
+
+@pytest.mark.parametrize("p", [BF16, F24])
+def test_an_ewma_below_half_a_unit_does_not_stall(p):
+    """An EWMA at the bins' rate, stored with p bits, from 1.0 towards 1 + 20 units: each
+    step (0.28 units) rounds back to where it was, so rounding to nearest stalls at 1.0
+    for good; narrow_step reaches the target within one unit and stays there."""
+    alpha = halflife_to_alpha(SEASONAL_HALFLIFE)
+    unit = 2.0 ** (1 - p)
+    target = 1.0 + 20 * unit
+    nearest = stepped = narrow_bits(1.0, p)
+    for _ in range(500):
+        v = narrow_value(nearest, p)
+        nearest = narrow_bits(v + alpha * (target - v), p)
+        v = narrow_value(stepped, p)
+        stepped = narrow_step(stepped, v + alpha * (target - v), p)
+    assert narrow_value(nearest, p) == 1.0
+    assert abs(narrow_value(stepped, p) - target) <= unit
+    # Downwards, and negative values, alike.
+    stepped = narrow_bits(-1.0, p)
+    for _ in range(500):
+        v = narrow_value(stepped, p)
+        stepped = narrow_step(stepped, v + alpha * (-target - v), p)
+    assert abs(narrow_value(stepped, p) + target) <= unit
+
+
+def test_a_bin_follows_a_small_shift_of_a_large_mean():
+    """A bin of a strong daily cycle: mean 5,000 (float24 units of 2^-3) with sd 0.01,
+    then a shift of 0.3, whose EWMA steps are a thirtieth of a unit: the bin's mean
+    follows it as a float64 EWMA does, to within one unit (alternating between the two
+    values around the level), and its variance is float64's plus at most a unit squared
+    (what the mean's alternation adds; far below the floor of a bin's sd, a tenth of the
+    stream's). The visits saturate at 255."""
+    rng = np.random.default_rng(0)
+    alpha = halflife_to_alpha(SEASONAL_HALFLIFE)
+    b = np.zeros(BIN_BYTES, dtype=np.uint8)
+    mean = var = 0.0
+    for k in range(1, 1500):
+        level = 5000.0 if k < 500 else 5000.3
+        dev = level + 0.01 * rng.normal()
+        a = max(1.0 / min(k, 256), alpha)
+        d = dev - mean
+        mean, var = mean + a * d, (1 - a) * (var + a * d * d)
+        m, v = bin_mean(b), bin_var(b)
+        d = dev - m
+        store_bin(b, m + a * d, (1 - a) * (v + a * d * d), bin_visits(b) + 1)
+    assert abs(bin_mean(b) - mean) <= 2.0 ** -3 and abs(mean - 5000.3) < 0.01
+    assert var < bin_var(b) <= var + 2.0 ** -6
+    assert bin_visits(b) == 255
+
+
+def test_pack_bins_stores_what_the_kernels_read():
+    mean = np.array([[1.5, -2e9], [3e-5, 0.0]], dtype=np.float32)
+    var = np.array([[0.25, 4e18], [1e-12, 0.0]], dtype=np.float32)
+    visits = np.array([[3, 1000], [70, 0]], dtype=np.float32)
+    bins = pack_bins(mean, var, visits)
+    assert bins.shape == (2, 2, BIN_BYTES) and bins.dtype == np.uint8
+    flat = bins.reshape(-1, BIN_BYTES)
+    np.testing.assert_allclose([bin_mean(b) for b in flat], mean.ravel(), rtol=2.0 ** -16)
+    np.testing.assert_allclose([bin_var(b) for b in flat], var.ravel(), rtol=2.0 ** -8)
+    assert [bin_visits(b) for b in flat] == [3, 255, 70, 0]
