@@ -40,9 +40,9 @@ __all__ = ["PY_BYTES_PER_MODEL", "PY_BYTES_PER_STREAM", "Model", "StateBudget"]
 log = logging.getLogger("streamlstm")
 
 # Python bookkeeping per held stream, measured with tracemalloc over 100,000 streams: the
-# budget's and the detector's ordered-dict entries, the parser's per-stream memory and the
-# stream id itself (docs/operations.md).
-PY_BYTES_PER_STREAM = 600
+# budget's ordered-dict entry and key, the detector's StreamTable entry, the parser's
+# per-stream memory and the stream id itself (docs/operations.md).
+PY_BYTES_PER_STREAM = 560
 # Memory a model costs beyond its tables' data, measured as RSS over 1,000 one-stream
 # models: the detector's Python objects, array headers and the allocator's overhead on
 # its ~30 small arrays (docs/operations.md).

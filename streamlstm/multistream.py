@@ -141,7 +141,7 @@ class MultiStreamDetector:
         if slot is None:
             res = self.process([stream_id], x, [timestamp], score=score)
             return float(res.scores[0]), bool(res.flags[0])
-        self.table.slots.move_to_end(stream_id)  # as process() touches it
+        self.table.touch(stream_id)  # as process() touches it
         out = self._event(slot, x, timestamp, True, score)
         return float(out.scores[0]), bool(out.flags[0])
 
@@ -173,7 +173,7 @@ class MultiStreamDetector:
     @property
     def stream_ids(self) -> list[str]:
         """Held stream ids, least recently seen first."""
-        return list(self.table.slots)
+        return [sid for sid, _ in self.table.items()]
 
     @property
     def streams(self) -> StreamArrays:
@@ -238,7 +238,7 @@ class MultiStreamDetector:
         The held streams' rows are stored in least-recently-seen order, as slots 0..n-1."""
         n = self.n_streams
         streams, params = self.engine.to_host()
-        rows = np.fromiter(self.table.slots.values(), dtype=np.int64, count=n)
+        rows = np.array([slot for _, slot in self.table.items()], dtype=np.int64)
         arrays = {f"stream.{k}": v[rows] for k, v in streams._asdict().items()}
         arrays.update({f"param.{k}": v[:1] if self.hyper.shared else v[rows] for k, v in params._asdict().items()})
         meta = {
@@ -275,7 +275,7 @@ class MultiStreamDetector:
             dst[:] = src
         params = ParamArrays(*(arrays[f"param.{name}"] for name in ParamArrays._fields))
         det.engine.from_host(streams, params)
-        det.table.slots.update(zip(meta["stream_ids"], meta["slots"]))
+        det.table.load(zip(meta["stream_ids"], meta["slots"]))
         det.table.evicted = meta["evicted"]
         return det
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 
@@ -212,3 +213,60 @@ def score_stream(errors, X, T, settings, exact=False):
                 delta = dev - bm
                 bins[d, b] = narrow_ewma(bm, bm + a * delta, 16), narrow_ewma(bv, (1 - a) * (bv + a * delta * delta), 8), bc
     return scores, alert_scores, flags
+
+
+# ------------------------------------------------------------------------ stream table
+
+
+class StreamTable:
+    """engine/state.StreamTable on an OrderedDict (id -> slot, least recently seen first),
+    as it was written before the linked list of slots."""
+
+    def __init__(self, max_streams):
+        self.max_streams, self.slots, self.free, self.evicted = max_streams, OrderedDict(), [], 0
+
+    def items(self):
+        return list(self.slots.items())
+
+    def touch(self, sid):
+        self.slots.move_to_end(sid)
+
+    def remove(self, sid):
+        self.free.append(self.slots.pop(sid))
+
+    def pack(self, capacity):
+        movers = [(sid, slot) for sid, slot in self.slots.items() if slot >= capacity]
+        free = sorted((slot for slot in self.free if slot < capacity), reverse=True)
+        fresh = min(len(self.slots) + len(self.free), capacity)
+        moves = []
+        for sid, src in movers:
+            if free:
+                dst = free.pop()
+            else:
+                dst, fresh = fresh, fresh + 1
+            self.slots[sid] = dst
+            moves.append((src, dst))
+        self.free = free
+        return moves
+
+    def assign(self, stream_ids):
+        slots, new, used_now = [], [], set()
+        for sid in stream_ids:
+            slot = self.slots.get(sid)
+            if slot is not None:
+                self.slots.move_to_end(sid)
+            elif len(self.slots) < self.max_streams:
+                slot = self.free.pop() if self.free else len(self.slots)
+                self.slots[sid] = slot
+                new.append((slot, sid))
+            else:
+                victim = next(iter(self.slots))
+                if self.slots[victim] in used_now:
+                    break
+                slot = self.slots.pop(victim)
+                self.evicted += 1
+                self.slots[sid] = slot
+                new.append((slot, sid))
+            used_now.add(slot)
+            slots.append(slot)
+        return slots, new

@@ -1,5 +1,6 @@
 """MultiStreamDetector: batching, weight modes, eviction, snapshots, memory per stream."""
 
+import naive
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +10,7 @@ from synthetic import sine_with_anomalies
 from streamlstm import MultiStreamDetector
 from streamlstm.engine.compact import BF16, bin_mean, bin_var, narrow_value
 from streamlstm.engine.layout import BIN_BYTES
+from streamlstm.engine.state import StreamTable
 
 
 def interleaved(n_streams=5, n=300, seed=0):
@@ -187,3 +189,30 @@ def test_process_one_takes_score_ones_judgement_only_for_that_event_on_that_stat
     again = _learnt_after(steps, tamper=False)
     assert again == _learnt_after([], tamper=False) or not taken
     assert (_learnt_after(steps, tamper=True) != again) == taken
+
+
+def test_stream_table_keeps_the_order_of_an_ordered_dict():
+    """StreamTable (a dict and a linked list of slots) against the OrderedDict it replaced
+    (naive.StreamTable), through random batches with repeats and evictions, removals,
+    touches and packing into fewer slots: the same slots, new slots, moves and order."""
+    rng = np.random.default_rng(0)
+    table, ref = StreamTable(12), naive.StreamTable(12)
+    for step in range(600):
+        op = rng.integers(0, 10)
+        held = [sid for sid, _ in ref.items()]
+        if op < 6:
+            ids = [f"s{i}" for i in rng.integers(0, 30, rng.integers(1, 20))]
+            slots, new = table.assign(ids)
+            assert (slots.tolist(), new) == ref.assign(ids)
+        elif op < 8 and held:
+            sid = held[rng.integers(len(held))]
+            table.remove(sid), ref.remove(sid)
+        elif op < 9 and held:
+            sid = held[rng.integers(len(held))]
+            table.touch(sid), ref.touch(sid)
+        else:
+            capacity = int(rng.integers(len(held), 16)) if held else 0
+            assert table.pack(capacity) == ref.pack(capacity)
+        assert table.items() == ref.items() and table.evicted == ref.evicted and len(table) == len(ref.slots)
+        assert sorted(table.free) == sorted(ref.free)
+    assert ref.evicted > 50  # not vacuous
