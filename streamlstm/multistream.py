@@ -10,7 +10,7 @@ import numpy as np
 
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
-from .engine.compact import BF16, narrow_bits_of, pack_bins
+from .engine.compact import BF16, f16_bits_of, narrow_bits_of, pack_bins
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, THREADS, WEIGHT_MODE
 from .engine.kernels_cpu import Outputs, new_outputs
 from .engine.layout import C_WIN, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
@@ -290,8 +290,8 @@ class MultiStreamDetector:
 def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int, hy) -> None:
     """Convert the stream arrays of an `n`-stream snapshot of format 6 to 9 in place to
     format 10, where the statistics row split into float64 `stats` and float32 `stats32`,
-    the channel inputs became bfloat16, the seasonal bins packed bytes (layout.BIN_*), and
-    the window's loss weights flags."""
+    the channel inputs became bfloat16, the seasonal bins packed bytes (layout.BIN_*), the
+    window's loss weights flags, and a float32 model's window-start state float16."""
     columns = stats_columns(D)
     at = dict(zip(STATS_ORDER_V9, np.cumsum([0] + [columns[name] for name in STATS_ORDER_V9])))
     stats = arrays["stream.stats"]
@@ -310,6 +310,9 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
     for name in STATS_ORDER_V9:
         dst = arrays["stream.stats" if name in wide else "stream.stats32"]
         dst[:, getattr(col, name):getattr(col, name) + columns[name]] = stats[:, at[name]:at[name] + columns[name]]
+    if hy.f16_start:
+        for name in ("stream.h0", "stream.c0"):
+            arrays[name] = f16_bits_of(arrays[name])
     arrays["stream.ring"] = narrow_bits_of(arrays["stream.ring"], BF16).astype(np.uint16)
     bins = arrays["stream.bins"]
     arrays["stream.bins"] = pack_bins(bins[..., 0], bins[..., 1], bins[..., 2])

@@ -1,5 +1,5 @@
-"""The narrow floats of the scoring state (engine/compact.py) against float32's own bits,
-and their EWMA steps, which must not stall short of a new level."""
+"""The narrow floats of the per-stream state (engine/compact.py) against float32's own bits
+and numpy's float16, and their EWMA steps, which must not stall short of a new level."""
 
 import math
 
@@ -8,16 +8,20 @@ import pytest
 
 from streamlstm.engine.compact import (
     BF16,
+    F16,
     F24,
     bin_mean,
     bin_var,
     bin_visits,
+    f16_bits_of,
+    load_state,
     narrow_bits,
     narrow_bits_of,
     narrow_step,
     narrow_value,
     pack_bins,
     store_bin,
+    store_state,
 )
 from streamlstm.engine.hyperparams import halflife_to_alpha
 from streamlstm.engine.layout import BIN_BYTES
@@ -34,8 +38,9 @@ def float32_values(n=20_000, seed=0):
     return np.concatenate([x, np.array(edges, dtype=np.float32)])
 
 
-@pytest.mark.parametrize("p", [BF16, F24])
-def test_narrow_bits_are_float32_bits_rounded_to_nearest_even(p):
+@pytest.mark.parametrize("fmt", [BF16, F24])
+def test_narrow_bits_are_float32_bits_rounded_to_nearest_even(fmt):
+    p = fmt[0]
     x = float32_values()
     drop = 24 - p
     u = x.view(np.uint32).astype(np.uint64)
@@ -43,47 +48,64 @@ def test_narrow_bits_are_float32_bits_rounded_to_nearest_even(p):
     want = top + ((rest > half) | ((rest == half) & (top % 2 == 1)))  # to nearest, ties to even
     tiny = np.abs(x) < 2.0 ** -126
     want[tiny] = np.where(x[tiny] < 0, 1 << (p + 7), 0)
-    got = np.array([narrow_bits(float(v), p) for v in x])
+    got = np.array([narrow_bits(float(v), fmt) for v in x])
     np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(narrow_bits_of(x, p), want)
+    np.testing.assert_array_equal(narrow_bits_of(x, fmt), want)
     # Decoding gives the float32 whose top bits these are.
-    values = np.array([narrow_value(b, p) for b in got])
+    values = np.array([narrow_value(b, fmt) for b in got])
     np.testing.assert_array_equal(values, (want << drop).astype(np.uint32).view(np.float32))
 
 
-@pytest.mark.parametrize("p", [BF16, F24])
-def test_narrow_bits_round_a_float64_once(p):
+@pytest.mark.parametrize("fmt", [BF16, F24])
+def test_narrow_bits_round_a_float64_once(fmt):
     """From float64, one rounding to p bits (not through float32), and NaN stays NaN."""
+    p = fmt[0]
     for v in [1.0 + 2.0 ** -p + 2.0 ** -40, -(1.0 + 2.0 ** -p - 2.0 ** -40), 1e-200, 1e300]:
         m, e = math.frexp(abs(v))
         exact = math.copysign(math.ldexp(round(m * 2 ** p), e - p), v) if abs(v) >= 2.0 ** -126 else 0.0
         want = exact if abs(exact) < 2.0 ** 128 else math.copysign(math.inf, v)
-        assert narrow_value(narrow_bits(v, p), p) == want
-    assert math.isnan(narrow_value(narrow_bits(math.nan, p), p))
+        assert narrow_value(narrow_bits(v, fmt), fmt) == want
+    assert math.isnan(narrow_value(narrow_bits(math.nan, fmt), fmt))
 
 
-@pytest.mark.parametrize("p", [BF16, F24])
-def test_an_ewma_below_half_a_unit_does_not_stall(p):
+def test_float16_is_numpys_but_below_its_smallest_normal():
+    """F16 (the window-start state): IEEE float16 rounding (numpy's, from float64), but
+    subnormals stored as 0; store_state clamps to +-65504, and f16_bits_of agrees."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(size=5000) * 10.0 ** rng.integers(-7, 6, 5000), [0.0, 1.0, -2.0, 65504.0, 1e9]])
+    want = np.clip(x, -65504.0, 65504.0).astype(np.float16)
+    want[np.abs(want) < 2.0 ** -14] = 0.0
+    bits = np.zeros(len(x), dtype=np.uint16)
+    store_state(bits, x, True)
+    np.testing.assert_array_equal(np.array([narrow_value(b, F16) for b in bits]), want.astype(np.float64))
+    np.testing.assert_array_equal(np.array([narrow_value(b, F16) for b in f16_bits_of(x)]), want.astype(np.float64))
+    back = np.zeros(len(x))
+    load_state(back, bits, True)
+    np.testing.assert_array_equal(back, want.astype(np.float64))
+
+
+@pytest.mark.parametrize("fmt", [BF16, F24])
+def test_an_ewma_below_half_a_unit_does_not_stall(fmt):
     """An EWMA at the bins' rate, stored with p bits, from 1.0 towards 1 + 20 units: each
     step (0.28 units) rounds back to where it was, so rounding to nearest stalls at 1.0
     for good; narrow_step reaches the target within one unit and stays there."""
     alpha = halflife_to_alpha(SEASONAL_HALFLIFE)
-    unit = 2.0 ** (1 - p)
+    unit = 2.0 ** (1 - fmt[0])
     target = 1.0 + 20 * unit
-    nearest = stepped = narrow_bits(1.0, p)
+    nearest = stepped = narrow_bits(1.0, fmt)
     for _ in range(500):
-        v = narrow_value(nearest, p)
-        nearest = narrow_bits(v + alpha * (target - v), p)
-        v = narrow_value(stepped, p)
-        stepped = narrow_step(stepped, v + alpha * (target - v), p)
-    assert narrow_value(nearest, p) == 1.0
-    assert abs(narrow_value(stepped, p) - target) <= unit
+        v = narrow_value(nearest, fmt)
+        nearest = narrow_bits(v + alpha * (target - v), fmt)
+        v = narrow_value(stepped, fmt)
+        stepped = narrow_step(stepped, v + alpha * (target - v), fmt)
+    assert narrow_value(nearest, fmt) == 1.0
+    assert abs(narrow_value(stepped, fmt) - target) <= unit
     # Downwards, and negative values, alike.
-    stepped = narrow_bits(-1.0, p)
+    stepped = narrow_bits(-1.0, fmt)
     for _ in range(500):
-        v = narrow_value(stepped, p)
-        stepped = narrow_step(stepped, v + alpha * (-target - v), p)
-    assert abs(narrow_value(stepped, p) + target) <= unit
+        v = narrow_value(stepped, fmt)
+        stepped = narrow_step(stepped, v + alpha * (-target - v), fmt)
+    assert abs(narrow_value(stepped, fmt) + target) <= unit
 
 
 def test_a_bin_follows_a_small_shift_of_a_large_mean():

@@ -15,9 +15,12 @@ DATA = Path(__file__).with_name("data")
 # A snapshot of an older format continues as the code that wrote it did, within what
 # format 10's narrower scoring state changes (float32 spreads, bfloat16 channel inputs,
 # narrow seasonal bins; tests/test_scoring.py bounds it against float64): the same alerts,
-# scores within SCORE_ATOL, forecasts, errors and the regime within float32's rounding of
-# the scaler's variance.
+# scores within SCORE_ATOL, the regime within REGIME_ATOL, forecasts and errors within
+# MODEL_ATOL (the scaler's variance is float32, and a shared model's window-start state
+# float16, which trains slightly different weights; these snapshots' values are O(1)).
 SCORE_ATOL = 5e-3
+REGIME_ATOL = 1e-5
+MODEL_ATOL = 2e-4
 
 
 def assert_continues(res, old, names):
@@ -28,7 +31,7 @@ def assert_continues(res, old, names):
         elif name in ("scores", "alert_scores"):
             np.testing.assert_allclose(got, want, rtol=0, atol=SCORE_ATOL)
         else:
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(got, want, rtol=0, atol=REGIME_ATOL if name == "regime" else MODEL_ATOL)
 
 
 def noisy_cycle(n, seed=0):

@@ -1,16 +1,19 @@
-"""Narrow floats for scoring state: float32 rounded to its top 16 bits (bfloat16) or to
-its top 24 bits (float24), kept as unsigned integers.
+"""Narrow floats for per-stream state, kept as unsigned integers: float32 rounded to its top
+16 bits (bfloat16) or its top 24 bits (float24) for scoring statistics, and float16 for a
+re-run window's start state.
 
-Both keep float32's sign and 8-bit exponent, so every value the statistics can hold fits
-(values stay within +-VALUE_LIMIT, their squares within 4e36), with p significant bits:
-bfloat16's 8 (~2.4 decimal digits) for a channel's recent inputs and a seasonal bin's
-variance, float24's 16 (~4.8 digits) for a bin's mean, which a strong daily cycle makes
-large against the bin's own spread (at 100 of the bin's sd, bfloat16 would round it by up
-to 0.2 sd). float16 has more digits than bfloat16 but overflows at 65504, and a bin holds
-deviations in the stream's own units. Neither Numba's CPU target nor numba-cuda has these
-formats or a bit cast both share, so values are converted with frexp/ldexp, written once
-for both targets. Values below float32's smallest normal (2^-126) are stored as zero, as
-the kernels' flush-to-zero would make them (fpenv.py).
+bfloat16 and float24 keep float32's sign and 8-bit exponent, so every value the statistics
+can hold fits (values stay within +-VALUE_LIMIT, their squares within 4e36), with p
+significant bits: bfloat16's 8 (~2.4 decimal digits) for a channel's recent inputs and a
+seasonal bin's variance, float24's 16 (~4.8 digits) for a bin's mean, which a strong daily
+cycle makes large against the bin's own spread (at 100 of the bin's sd, bfloat16 would
+round it by up to 0.2 sd). float16 has more digits than bfloat16 but overflows at 65504:
+no place for a bin, which holds deviations in the stream's own units, but the right one
+for an LSTM state, whose h is within +-1 (see store_state for c). Neither Numba's CPU
+target nor numba-cuda has these formats or a bit cast both share, so values are converted
+with frexp and a power-of-two table, written once for both targets. Values below a
+format's smallest normal are stored as zero (float32's as the kernels' flush-to-zero would
+make them, fpenv.py; float16's, below 6e-5, are noise in a state).
 """
 
 from __future__ import annotations
@@ -22,31 +25,36 @@ import numpy as np
 from .jit import kernel
 from .layout import BIN_BYTES, BIN_MEAN, BIN_VAR, BIN_VISITS
 
-BF16 = 8  # significant bits of bfloat16 (16 bits in all: sign, exponent, 7 fraction bits)
-F24 = 16  # significant bits of float24 (24 bits in all)
-SMALLEST = 2.0 ** -126  # float32's smallest normal
+# Formats: (significant bits p, exponent bits); p + exponent bits in all, with the sign.
+BF16 = (8, 8)  # bfloat16
+F24 = (16, 8)  # float24
+F16 = (11, 5)  # IEEE float16, but that values below its smallest normal (2^-14) are stored as 0
+F16_MAX = 65504.0
 # A bin's visits saturate in a byte: past the ~72 visits where 1 / visits falls below the
 # bins' EWMA rate (scoring.SEASONAL_HALFLIFE), and SEASONAL_WARM, the count does not matter.
 MAX_VISITS = 255
-# 2^(e - 127) for each biased exponent e: a lookup, because ldexp is a library call and a
-# channel's window mean decodes its ring on every event.
+# 2^(e - 127) for e in 0..255: a lookup, because ldexp is a library call and a channel's
+# window mean decodes its ring on every event.
 POW2 = np.array([2.0 ** (e - 127) for e in range(256)])
 
 
 @kernel
-def narrow_bits(x, p):
-    """The bit pattern of x (float32 or float64) with p significant bits (p + 8 bits in all),
-    rounded to nearest, ties to even: NaN -> a quiet NaN, beyond the largest finite ->
-    +-infinity, below 2^-126 -> 0."""
+def narrow_bits(x, fmt):
+    """The bit pattern of x (float32 or float64) in format `fmt`, rounded to nearest, ties
+    to even: NaN -> a quiet NaN, beyond the largest finite -> +-infinity, below the
+    smallest normal -> 0."""
+    p, ebits = fmt
     f = p - 1  # fraction bits
+    top = (1 << ebits) - 1  # the exponent of infinity and NaN
+    bias = (1 << (ebits - 1)) - 1
     if math.isnan(x):
-        return (0xFF << f) | (1 << (f - 1))
-    sign = 1 << (p + 7) if x < 0.0 else 0
+        return (top << f) | (1 << (f - 1))
+    sign = 1 << (p + ebits - 1) if x < 0.0 else 0
     a = abs(x)
-    if a < SMALLEST:  # also 0
+    if a < POW2[128 - bias]:  # the smallest normal, 2^(1 - bias); also 0
         return sign
     if math.isinf(a):
-        return sign | (0xFF << f)
+        return sign | (top << f)
     m, e = math.frexp(a)  # a = m * 2^e, m in [0.5, 1)
     y = math.ldexp(m, p)  # the p significant bits and the rest, exactly
     q = math.floor(y)
@@ -57,42 +65,64 @@ def narrow_bits(x, p):
     if k == 1 << p:
         k = 1 << f
         e += 1
-    biased = e + 126  # float32's biased exponent of a = (k / 2^f) * 2^(e - 1)
-    if biased >= 255:
-        return sign | (0xFF << f)
+    biased = e - 1 + bias  # the biased exponent of a = (k / 2^f) * 2^(e - 1)
+    if biased >= top:
+        return sign | (top << f)
     return sign | (biased << f) | (k - (1 << f))
 
 
 @kernel
-def narrow_value(bits, p):
-    """The value (float64) of a bit pattern of p significant bits."""
+def narrow_value(bits, fmt):
+    """The value (float64) of a bit pattern in format `fmt`."""
+    p, ebits = fmt
     f = p - 1
+    top = (1 << ebits) - 1
     b = int(bits)
-    e = (b >> f) & 0xFF
+    e = (b >> f) & top
     frac = b & ((1 << f) - 1)
-    if e == 255:
+    if e == top:
         v = math.nan if frac else math.inf
     elif e == 0:
         v = 0.0
     else:
-        v = POW2[e] * (1.0 + frac / float(1 << f))  # both exact
-    return -v if b >> (p + 7) else v
+        v = POW2[e - ((1 << (ebits - 1)) - 1) + 127] * (1.0 + frac / float(1 << f))  # both exact
+    return -v if (b >> (p + ebits - 1)) & 1 else v
 
 
 @kernel
-def narrow_step(old, x, p):
-    """The bit pattern (p significant bits) to store for x, the new value of an EWMA stored
-    as `old`: x rounded to nearest, except that a change too small to show (under half a
+def narrow_step(old, x, fmt):
+    """The bit pattern (format `fmt`) to store for x, the new value of an EWMA stored as
+    `old`: x rounded to nearest, except that a change too small to show (under half a
     unit in the last place) moves the stored value one unit towards x instead of vanishing.
     Rounding alone would stall a mean short of its target for good: an EWMA step is a small
     fraction of the distance to its target (1.4 % for a seasonal bin)."""
-    new = narrow_bits(x, p)
+    new = narrow_bits(x, fmt)
     if new != old or math.isnan(x):
         return new
-    v = narrow_value(old, p)
+    v = narrow_value(old, fmt)
     if v == 0.0 or x == v:
         return new
     return int(old) + 1 if abs(x) > abs(v) else int(old) - 1
+
+
+@kernel
+def load_state(dst, src, narrow):
+    """dst (H,) = a recurrent state row src (H,), stored as float16 bit patterns when
+    `narrow` (else in the model's float type)."""
+    for i in range(dst.shape[0]):
+        dst[i] = narrow_value(src[i], F16) if narrow else src[i]
+
+
+@kernel
+def store_state(dst, src, narrow):
+    """dst (H,) = src (H,), as float16 bit patterns when `narrow`, clamped to +-65504: a
+    cell state that large has tanh(c) = +-1 either way, and an infinity would turn the
+    next step's f * c into NaN."""
+    for i in range(dst.shape[0]):
+        if narrow:
+            dst[i] = narrow_bits(min(max(src[i], -F16_MAX), F16_MAX), F16)
+        else:
+            dst[i] = src[i]
 
 
 # A seasonal bin is layout.BIN_BYTES bytes: its mean (float24), variance (bfloat16) and
@@ -141,17 +171,28 @@ def store_bin(a, mean, var, visits):
 # ------------------------------------------------------------------ host side (snapshots)
 
 
-def narrow_bits_of(a, p: int) -> np.ndarray:
-    """narrow_bits of every element of a float32 array (uint32): float32's bits rounded to
-    their top p + 8, ties to even."""
+def narrow_bits_of(a, fmt: tuple[int, int]) -> np.ndarray:
+    """narrow_bits of every element of a float32 array (uint32), for BF16 and F24:
+    float32's bits rounded to their top p + 8, ties to even."""
+    p, ebits = fmt
+    assert ebits == 8, "float32's exponent"
     a = np.asarray(a, dtype=np.float32)
     drop = 24 - p
     u = a.view(np.uint32).astype(np.uint64)
     bits = ((u + (1 << (drop - 1)) - 1 + ((u >> drop) & 1)) >> drop).astype(np.uint32)
-    tiny = np.abs(a) < SMALLEST
+    tiny = np.abs(a) < POW2[1]  # float32's smallest normal
     bits[tiny] = np.where(a[tiny] < 0.0, 1 << (p + 7), 0)
     bits[np.isnan(a)] = (0xFF << (p - 1)) | (1 << (p - 2))
     return bits
+
+
+def f16_bits_of(a) -> np.ndarray:
+    """narrow_bits(x, F16) of every element of an array (uint16), beyond +-65504 clamped
+    to it, as store_state stores a state."""
+    a = np.clip(np.asarray(a, dtype=np.float64), -F16_MAX, F16_MAX).astype(np.float16)
+    tiny = np.abs(a) < POW2[113]  # below 2^-14
+    a[tiny] = np.where(a[tiny] < 0.0, -0.0, 0.0)
+    return a.view(np.uint16)
 
 
 def pack_bins(mean, var, visits) -> np.ndarray:

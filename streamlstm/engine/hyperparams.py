@@ -223,7 +223,11 @@ class KernelHyper(NamedTuple):
     # Backpropagate through the window's recorded forward pass instead of re-running it
     # (per_stream mode without input dropout; see kernels_cpu "Truncated BPTT").
     cached_window: bool
-    stats: StatsLayout  # the columns of a stream's statistics row
+    # A re-run window's start state (h0, c0) is kept as float16 in float32 models: it only
+    # seeds the window's re-run, whose gradient its rounding (2^-12) barely moves, and in
+    # shared mode it was a quarter of a stream's state. float64 models keep it exact.
+    f16_start: bool
+    stats: StatsLayout  # the columns of a stream's statistics rows
 
 
 def halflife_to_alpha(halflife: float) -> float:
@@ -270,5 +274,6 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         regime_exit=float(settings["regime_exit"]),
         shared=shared,
         cached_window=not shared and settings["input_dropout"] == 0.0,
+        f16_start=settings["dtype"] == "float32",
         stats=stats_layout(n_features),
     )

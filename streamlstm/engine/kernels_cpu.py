@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .compact import load_state, store_state
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
@@ -589,10 +590,11 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     n_win = counters[C_WIN]
     if n_win == K + 1:
         if not hy.cached_window:
-            copy_row(ws.hs[0], streams.h0[s])
-            copy_row(ws.cs[0], streams.c0[s])
-            cell_forward(streams.h0[s], streams.c0[s], ws.acts[0], ws.aux[0], win[0],
-                         ws.hs[0], ws.cs[0], W, b, cell, H, D)
+            load_state(ws.hs[0], streams.h0[s], hy.f16_start)
+            load_state(ws.cs[0], streams.c0[s], hy.f16_start)
+            cell_forward(ws.hs[1], ws.cs[1], ws.acts[0], ws.aux[0], win[0], ws.hs[0], ws.cs[0], W, b, cell, H, D)
+            store_state(streams.h0[s], ws.hs[1], hy.f16_start)
+            store_state(streams.c0[s], ws.cs[1], hy.f16_start)
         shift_rows(win, K + 1)
         for t in range(K):
             winflag[t] = winflag[t + 1]
@@ -614,8 +616,8 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
         cache = Workspace(streams.hs[s], streams.cs[s], streams.acts[s], streams.aux[s], win,
                           ws.dh, ws.dc, ws.dpre, ws.grad, ws.xn, ws.y, ws.dy)
     else:
-        copy_row(ws.hs[0], streams.h0[s])
-        copy_row(ws.cs[0], streams.c0[s])
+        load_state(ws.hs[0], streams.h0[s], hy.f16_start)
+        load_state(ws.cs[0], streams.c0[s], hy.f16_start)
         for t in range(L):
             for d in range(D):
                 keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
