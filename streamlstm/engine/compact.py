@@ -56,7 +56,7 @@ def narrow_bits(x, fmt):
     if math.isinf(a):
         return sign | (top << f)
     m, e = math.frexp(a)  # a = m * 2^e, m in [0.5, 1)
-    y = math.ldexp(m, p)  # the p significant bits and the rest, exactly
+    y = m * float(1 << p)  # the p significant bits and the rest, exactly (not ldexp: a library call)
     q = math.floor(y)
     rest = y - q
     if rest > 0.5 or (rest == 0.5 and int(q) % 2 == 1):
