@@ -98,7 +98,7 @@ CALIB_Q_MAX = CALIB_C / 0.75
 CALIB_ETA = 0.2
 # Every statistic sees a value limited to +-VALUE_LIMIT (the parsers reject larger ones:
 # input.max_abs_value). Within it nothing can overflow: squared deviations stay below 4e36,
-# under the 3.4e38 maximum of the bfloat16 seasonal variances, and channel inputs below
+# under the 3.4e38 maximum of the float32 and bfloat16 variances, and channel inputs below
 # 1e29, whose squares float64 holds. The range distance is capped at OUTSIDE_LIMIT ranges:
 # a range of 1e-300 would otherwise make it infinite.
 VALUE_LIMIT = 1e18
@@ -327,7 +327,7 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
         n = stats[col.count + d] + 1.0
         stats[col.count + d] = n
         stats[col.mean + d], stats32[col.var + d] = ewma_update(stats[col.mean + d], stats32[col.var + d], v,
-                                                              max(1.0 / n, alpha))
+                                                                max(1.0 / n, alpha))
         if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
             step = abs(v - stats[col.last + d])
             stats32[col.step + d] += max(1.0 / (n - 1.0), alpha) * (step - stats32[col.step + d])
@@ -573,7 +573,7 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
-    stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
+    stats, stats32, bins, col = streams.stats[s], streams.stats32[s], streams.bins[s], hy.stats
     b = day_bin(t, hy.seasonal_bins)
     warm = streams.counters[s, C_SEEN] >= hy.warmup
     for d in range(hy.D):
@@ -583,7 +583,7 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
         if not warm or math.isnan(v) or n < 1.0:
             continue
         v = bounded(v)
-        z, step, seas, outside = feature_inputs(v, d, b, stats, stats32, streams.bins[s], hy)
+        z, step, seas, outside = feature_inputs(v, d, b, stats, stats32, bins, hy)
         e = 0.0
         if outside > hy.range_tolerance:
             e = hy.range_novelty * (1.0 + min(outside, OUTSIDE_LIMIT))
