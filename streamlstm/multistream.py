@@ -291,7 +291,8 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
     """Convert the stream arrays of an `n`-stream snapshot of format 6 to 9 in place to
     format 10, where the statistics row split into float64 `stats` and float32 `stats32`,
     the channel inputs became bfloat16, the seasonal bins packed bytes (layout.BIN_*), the
-    window's loss weights flags, and a float32 model's window-start state float16."""
+    window's loss weights flags, a float32 model's window-start state float16, and each
+    stream records when it is a day old (the time-of-day profile answers from then on)."""
     columns = stats_columns(D)
     at = dict(zip(STATS_ORDER_V9, np.cumsum([0] + [columns[name] for name in STATS_ORDER_V9])))
     stats = arrays["stream.stats"]
@@ -313,6 +314,7 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
     if hy.f16_start:
         for name in ("stream.h0", "stream.c0"):
             arrays[name] = f16_bits_of(arrays[name])
+    arrays["stream.stats32"][:, col.day_old] = -np.inf  # a day old long ago: warm bins answer as before
     arrays["stream.ring"] = narrow_bits_of(arrays["stream.ring"], BF16).astype(np.uint16)
     bins = arrays["stream.bins"]
     arrays["stream.bins"] = pack_bins(bins[..., 0], bins[..., 1], bins[..., 2])

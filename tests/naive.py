@@ -138,6 +138,7 @@ def score_stream(errors, X, T, settings, exact=False):
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
     penalty, quiet = 0.0, 0
     q = 0.0  # running CALIB_P quantile of the channel surprise (self-calibration)
+    day_old = 0.0  # when the stream is a day old (its first timestamp + 1 day, float32; 0: none yet)
     scores, alert_scores, flags = np.zeros(N), np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
@@ -145,7 +146,8 @@ def score_stream(errors, X, T, settings, exact=False):
         seen = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
         measured = hi - lo > 1.5 * res  # more than two values a step apart; the others are context
         obs = [d for d in seen if measured[d] or not measured.any()]
-        b = None if B == 0 or math.isnan(t) else int((t % 86400.0) / 86400.0 * B)
+        b_learn = None if B == 0 or math.isnan(t) else int((t % 86400.0) / 86400.0 * B)
+        b = b_learn if b_learn is not None and day_old != 0.0 and t >= day_old else None  # once a day old
         seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
         inputs = [errors[i],
                   _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
@@ -161,7 +163,7 @@ def score_stream(errors, X, T, settings, exact=False):
 
         def surprise(c):
             mu, v, n = chan[c]
-            if math.isnan(means[c]) or n < 2:
+            if math.isnan(means[c]) or n < max(s["warmup"] - s["warmup"] // 2, 2):
                 return 0.0
             return neg_log10_tail((means[c] - mu) / max(math.sqrt(max(v, 0.0)), 1e-3 * abs(mu) + 1e-12))
 
@@ -190,6 +192,8 @@ def score_stream(errors, X, T, settings, exact=False):
                 chan[c, 0] = f32(chan[c, 0] + a * d)
                 chan[c, 1] = f32((1 - a) * (chan[c, 1] + a * d * d))
         history.append([narrow(v) for v in inputs])
+        if day_old == 0.0 and not math.isnan(t):
+            day_old = float(np.float32(t + 86400.0))
         for d in range(D):
             v = x[d]
             if math.isnan(v):
@@ -206,7 +210,8 @@ def score_stream(errors, X, T, settings, exact=False):
                     res[d] = abs(v - prev[d])
             lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
             prev[d] = v
-            if b is not None:
+            if b_learn is not None:
+                b = b_learn
                 bm, bv, bc = bins[d, b]
                 bc = min(bc + 1, 255)
                 a = max(1.0 / bc, a_seas)

@@ -1,8 +1,10 @@
 """Every output and the final state of the runs in reference_runs.py are bit for bit those
 in tests/data/reference_outputs.npz, for process(), process_one/score_one and LSTMDetector's
 score_one/learn_one orders. They were written by the code before the river path's judgement
-cache, and written again when the scoring state became narrow (snapshot format 10), which
-changes scores by design (tests/test_scoring.py bounds them against float64).
+cache, and written again for snapshot format 10: the scoring state became narrow, which
+changes scores by design (tests/test_scoring.py bounds them against float64), and the
+time-of-day profile waits until a stream is a day old. A change meant to alter results
+rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running
 process round differently from the same kernels loaded from its cache (main's code as

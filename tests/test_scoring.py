@@ -106,6 +106,24 @@ def test_missing_timestamps_only_disable_the_seasonal_channel():
         MultiStreamDetector(2).process(ids[:2], X[:2], T[:3])
 
 
+def test_the_seasonal_profile_answers_once_the_stream_is_a_day_old():
+    """Within a stream's first day a bin has seen only that day's values at its hour, not
+    the usual value at that time of day: 50 minutes of 1-second data (SKAB's rate) score
+    exactly as without timestamps (a bin used to answer after three events, a residual
+    against the last few minutes). The same events from a day after the first answer."""
+    X, _ = _daily_stream(3000, 2, seed=4)
+    T = T0 + np.arange(3000.0)
+    ids = ["s"] * len(X)
+    without = MultiStreamDetector(2, warmup=100).process(ids, X)
+    first_day = MultiStreamDetector(2, warmup=100).process(ids, X, T)
+    for name in ("scores", "alert_scores", "flags", "regime", "contributions"):
+        np.testing.assert_array_equal(getattr(first_day, name), getattr(without, name))
+    T[1500:] += 86400.0
+    next_day = MultiStreamDetector(2, warmup=100).process(ids, X, T)
+    np.testing.assert_array_equal(next_day.scores[:1500], without.scores[:1500])
+    assert not np.array_equal(next_day.scores[1500:], without.scores[1500:])
+
+
 def _two_regime_day(n_days, seed):
     """Hourly values: about 0 from 00:00 to 11:59 UTC, about 1 from 12:00 to 23:59."""
     rng = np.random.default_rng(seed)

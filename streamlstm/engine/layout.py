@@ -76,6 +76,8 @@ class StatsLayout(NamedTuple):
     penalty: int  # the alert penalty P (-log10 units)
     quantile: int  # the running quantile q of the channel surprise (self-calibration)
     regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
+    day_old: int  # when the stream is a day old: its first timestamp + 1 day (0: none yet;
+    #               the time-of-day profile answers from then on, scoring.seasonal_bin)
     width32: int  # columns of `stats32`
 
 
@@ -85,12 +87,13 @@ def stats_layout(D: int) -> StatsLayout:
     penalty = channels + 3 * N_CHANNELS
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D, width=7 * D,
                        var=0, step=D, base_var=2 * D, base_tail=3 * D, channels=channels,
-                       penalty=penalty, quantile=penalty + 1, regime=penalty + 2, width32=penalty + 3)
+                       penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
+                       width32=penalty + 4)
 
 
 def stats_columns(D: int) -> dict[str, int]:
     """Columns of each statistic of StatsLayout, by name, for D features."""
-    one = {"penalty", "quantile", "regime"}
+    one = {"penalty", "quantile", "regime", "day_old"}
     sizes = {"channels": 3 * N_CHANNELS, "base_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in StatsLayout._fields if name not in ("width", "width32")}

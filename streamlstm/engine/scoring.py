@@ -16,7 +16,7 @@ mean_d, sd_d are the stream's input scaler (half-life `scaler_halflife`); step_d
 absolute step, same half-life, because a level shift inflates sd_d for thousands of events
 and steps in sd units would hide what follows it. The seasonal profile is `seasonal_bins`
 bins of the UTC day, each an EWMA mean and variance of the deviation v_d - mean_d, so a
-drifting level carries the profile along.
+drifting level carries the profile along; it answers once the stream is a day old.
 
 Likelihood. Every channel keeps its inputs of the last `short_window` events and a
 long-term exponentially weighted Gaussian (mu, var; half-life `long_halflife`) of their
@@ -78,11 +78,12 @@ from .layout import TAIL_LEVELS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
 DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
-# Seasonal bins: each bin's mean/variance is an EWMA over the visits of that bin with this
-# half-life (in visits, i.e. days); a bin answers only after SEASONAL_WARM visits, and its
-# sd is floored at SEASONAL_FLOOR x the stream's sd so a bin that happened to see nearly
-# constant values does not call every later wiggle impossible. Global constants, not
-# settings: they matter only in a stream's first days (provenance: docs/detection.md).
+# Seasonal bins: each bin's mean/variance is an EWMA over the visits (events) of that bin
+# with this half-life; a bin answers only after SEASONAL_WARM visits, once the stream is a
+# day old (seasonal_bin), and its sd is floored at SEASONAL_FLOOR x the stream's sd so a
+# bin that happened to see nearly constant values does not call every later wiggle
+# impossible. Global constants, not settings: they matter only in a stream's first days
+# (provenance: docs/detection.md).
 SEASONAL_HALFLIFE = 50.0
 SEASONAL_WARM = 3.0
 SEASONAL_FLOOR = 0.1
@@ -277,6 +278,17 @@ def feature_inputs(v, d, b, stats, stats32, bins, hy):
 
 
 @kernel
+def seasonal_bin(t, stats32, hy):
+    """The day bin whose profile judges an event at time t: -1 (none) until the stream is a
+    day old, because before that a bin has only seen this day's values at its hour, not
+    the usual value at that time of day."""
+    day_old = stats32[hy.stats.day_old]
+    if day_old == 0.0 or t < day_old:
+        return -1
+    return day_bin(t, hy.seasonal_bins)
+
+
+@kernel
 def value_inputs(x, t, stats, stats32, bins, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over the observed features that are `judged`
@@ -284,7 +296,7 @@ def value_inputs(x, t, stats, stats32, bins, hy):
     [lo, hi] of all its earlier values, in units of hi - lo (0 when all are inside). Values
     are limited to +-VALUE_LIMIT, as everywhere."""
     D, col = hy.D, hy.stats
-    b = day_bin(t, hy.seasonal_bins)
+    b = seasonal_bin(t, stats32, hy)
     sum_z = 0.0
     sum_step = 0.0
     sum_seas = 0.0
@@ -318,6 +330,8 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
     never stalls short of a new level. Values are limited to +-VALUE_LIMIT."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
     b = day_bin(t, hy.seasonal_bins)
+    if stats32[col.day_old] == 0.0 and not math.isnan(t):
+        stats32[col.day_old] = t + DAY  # float32: to within 64 s at today's epoch times
     for d in range(D):
         v = x[d]
         if math.isnan(v):
@@ -348,9 +362,14 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
 
 
 @kernel
-def channel_surprise(stats32, ring, c, x, p, filled, col):
-    """Surprise of channel c given its input x this event."""
-    o = col.channels + 3 * c
+def channel_surprise(stats32, ring, c, x, p, filled, hy):
+    """Surprise of channel c given its input x this event; 0 until the channel's long-term
+    Gaussian rests on as many window means as the first channels' do when the warm-up
+    ends (warmup - warmup // 2), so a channel that starts late (the seasonal one, a day
+    into a stream) does not judge by a handful of them."""
+    o = hy.stats.channels + 3 * c
+    if stats32[o + 2] < max(hy.warmup - hy.warmup // 2, 2):
+        return 0.0
     return surprise(window_mean(ring[c], x, p, filled), stats32[o], stats32[o + 1], stats32[o + 2])
 
 
@@ -378,11 +397,11 @@ def value_surprise(error, x, t, s, streams, hy):
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
-    L_error = channel_surprise(stats32, ring, CH_ERROR, error, p, filled, col)
+    L_error = channel_surprise(stats32, ring, CH_ERROR, error, p, filled, hy)
     L = (L_error
-         + channel_surprise(stats32, ring, CH_VALUE, z, p, filled, col)
-         + channel_surprise(stats32, ring, CH_STEP, step, p, filled, col)) / 3.0
-    Lc = max(L, channel_surprise(stats32, ring, CH_SEASONAL, seas, p, filled, col), hy.error_weight * L_error)
+         + channel_surprise(stats32, ring, CH_VALUE, z, p, filled, hy)
+         + channel_surprise(stats32, ring, CH_STEP, step, p, filled, hy)) / 3.0
+    Lc = max(L, channel_surprise(stats32, ring, CH_SEASONAL, seas, p, filled, hy), hy.error_weight * L_error)
     q = stats32[col.quantile]
     L = Lc * CALIB_C / q if q > CALIB_C else Lc
     if outside > hy.range_tolerance:
@@ -574,7 +593,7 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
     stats, stats32, bins, col = streams.stats[s], streams.stats32[s], streams.bins[s], hy.stats
-    b = day_bin(t, hy.seasonal_bins)
+    b = seasonal_bin(t, stats32, hy)
     warm = streams.counters[s, C_SEEN] >= hy.warmup
     for d in range(hy.D):
         v = x[d]
