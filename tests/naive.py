@@ -118,8 +118,8 @@ def score_stream(errors, X, T, settings, exact=False):
     """The continuous scores, alert scores and flags the scoring of streamlstm gives one
     stream, from its prediction errors (N,), events X (N, D) and timestamps T (N,) (NaN =
     unknown): a plain re-implementation of scoring.py's description, one event at a time.
-    The channel inputs are kept in bfloat16, the seasonal bins' means in float24 and their
-    variances in bfloat16, and the scaler's variance, the step unit, the
+    The channel inputs are kept in bfloat16, the seasonal bins' means and variances in
+    float24, and the scaler's variance, the step unit, the
     channels' statistics, the penalty and the quantile in float32, as the detector stores
     them; `exact` keeps everything in float64 instead."""
     f32, narrow, narrow_ewma = (_same, _same, lambda old, x, p: x) if exact else (_f32, _narrow, _narrow_ewma)
@@ -216,7 +216,7 @@ def score_stream(errors, X, T, settings, exact=False):
                 bc = min(bc + 1, 255)
                 a = max(1.0 / bc, a_seas)
                 delta = dev - bm
-                bins[d, b] = narrow_ewma(bm, bm + a * delta, 16), narrow_ewma(bv, (1 - a) * (bv + a * delta * delta), 8), bc
+                bins[d, b] = narrow_ewma(bm, bm + a * delta, 16), narrow_ewma(bv, (1 - a) * (bv + a * delta * delta), 16), bc
     return scores, alert_scores, flags
 
 

@@ -4,10 +4,12 @@ re-run window's start state.
 
 bfloat16 and float24 keep float32's sign and 8-bit exponent, so every value the statistics
 can hold fits (values stay within +-VALUE_LIMIT, their squares within 4e36), with p
-significant bits: bfloat16's 8 (~2.4 decimal digits) for a channel's recent inputs and a
-seasonal bin's variance, float24's 16 (~4.8 digits) for a bin's mean, which a strong daily
-cycle makes large against the bin's own spread (at 100 of the bin's sd, bfloat16 would
-round it by up to 0.2 sd). float16 has more digits than bfloat16 but overflows at 65504:
+significant bits: bfloat16's 8 (~2.4 decimal digits) for a channel's recent inputs,
+float24's 16 (~4.8 digits) for a seasonal bin's mean, which a strong daily cycle makes
+large against the bin's own spread (at 100 of the bin's sd, bfloat16 would round it by up
+to 0.2 sd), and its variance (in bfloat16 it moved NAB's 10-seed mean by -0.16, float24
+by +0.02: the bins follow the data alone, so every seed sees the same change). float16 has
+more digits than bfloat16 but overflows at 65504:
 no place for a bin, which holds deviations in the stream's own units, but the right one
 for an LSTM state, whose h is within +-1 (see store_state for c). Neither Numba's CPU
 target nor numba-cuda has these formats or a bit cast both share, so values are converted
@@ -125,8 +127,8 @@ def store_state(dst, src, narrow):
             dst[i] = src[i]
 
 
-# A seasonal bin is layout.BIN_BYTES bytes: its mean (float24), variance (bfloat16) and
-# visits (saturating), each a little-endian unsigned integer.
+# A seasonal bin is layout.BIN_BYTES bytes: its mean and variance (float24) and visits
+# (saturating), each a little-endian unsigned integer.
 
 
 @kernel
@@ -151,7 +153,7 @@ def bin_mean(a):
 
 @kernel
 def bin_var(a):
-    return narrow_value(_uint(a, BIN_VAR, 2), BF16)
+    return narrow_value(_uint(a, BIN_VAR, 3), F24)
 
 
 @kernel
@@ -164,7 +166,7 @@ def store_bin(a, mean, var, visits):
     """Store a seasonal bin's new EWMA mean and variance (narrow_step: no step is lost)
     and its visits (saturating)."""
     _put_uint(a, BIN_MEAN, 3, narrow_step(_uint(a, BIN_MEAN, 3), mean, F24))
-    _put_uint(a, BIN_VAR, 2, narrow_step(_uint(a, BIN_VAR, 2), var, BF16))
+    _put_uint(a, BIN_VAR, 3, narrow_step(_uint(a, BIN_VAR, 3), var, F24))
     a[BIN_VISITS] = min(visits, MAX_VISITS)
 
 
@@ -198,11 +200,11 @@ def f16_bits_of(a) -> np.ndarray:
 def pack_bins(mean, var, visits) -> np.ndarray:
     """Seasonal bins (..., BIN_BYTES) uint8 from float32 means and variances and visit
     counts of the same shape."""
-    m, v = narrow_bits_of(mean, F24), narrow_bits_of(var, BF16)
+    m, v = narrow_bits_of(mean, F24), narrow_bits_of(var, F24)
     bins = np.zeros((*m.shape, BIN_BYTES), dtype=np.uint8)
     for i in range(3):
         bins[..., BIN_MEAN + i] = (m >> (8 * i)) & 0xFF
-    for i in range(2):
+    for i in range(3):
         bins[..., BIN_VAR + i] = (v >> (8 * i)) & 0xFF
     bins[..., BIN_VISITS] = np.minimum(visits, MAX_VISITS)
     return bins

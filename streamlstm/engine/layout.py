@@ -8,7 +8,7 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
   ring      (N_CHANNELS, w) uint16  each channel's inputs of the last w events, bfloat16
                                (compact.py; NaN: none)
   bins      (D, B, BIN_BYTES) uint8  the seasonal profile: per feature and bin of the day,
-                               the mean (float24) and variance (bfloat16) of the deviation
+                               the mean and variance (float24) of the deviation
                                from the running mean and the visits (saturating), at the
                                byte offsets BIN_*
   counters  (N_COUNTERS,) int64
@@ -31,9 +31,9 @@ TAIL_LEVELS = 6
 
 # A seasonal bin's bytes (compact.py reads and writes them).
 BIN_MEAN = 0  # 3 bytes: float24
-BIN_VAR = 3  # 2 bytes: bfloat16
-BIN_VISITS = 5  # 1 byte
-BIN_BYTES = 6
+BIN_VAR = 3  # 3 bytes: float24
+BIN_VISITS = 6  # 1 byte
+BIN_BYTES = 7
 
 # Counters (int64).
 C_SEEN = 0  # events seen
