@@ -35,12 +35,16 @@ SECURITY = {
 }
 
 # Overridable through `kafka.client_options`; chosen to match kafka-python's client (kafka_python_client.py).
-# The consumer waits at most 100 ms for a fetch to fill and fetches up to 4 MiB per partition;
-# it reads uncommitted records, as kafka-python does by default. The producer places keyed
-# messages as Kafka's Java client and kafka-python do (murmur2) and reports only failures.
-CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 100, "max.partition.fetch.bytes": 4 * 1024 * 1024,
+# The consumer lets the broker hold a fetch at most 10 ms (librdkafka's default is 500: brokers
+# that hold a fetch for the whole wait, as Tansu does, added that much to the latency of every
+# event) and fetches up to 4 MiB per partition; it reads uncommitted records, as kafka-python
+# does by default. The producer lingers 1 ms (librdkafka's default is 5; results come a
+# micro-batch at a time, already batched), places keyed messages as Kafka's Java client and
+# kafka-python do (murmur2) and reports only failures. docs/operations.md#latency has the
+# measurements (issue 18).
+CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 10, "max.partition.fetch.bytes": 4 * 1024 * 1024,
                      "isolation.level": "read_uncommitted"}
-PRODUCER_DEFAULTS = {"acks": "all", "linger.ms": 5, "partitioner": "murmur2_random",
+PRODUCER_DEFAULTS = {"acks": "all", "linger.ms": 1, "partitioner": "murmur2_random",
                      "delivery.report.only.error": True}
 TIMEOUT_S = 30.0  # for a broker request the daemon waits on: metadata at start-up, committed offsets
 

@@ -21,11 +21,13 @@ __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaPythonClient"]
 log = logging.getLogger("streamlstm.kafka")
 
 # Overridable through `kafka.client_options`. The consumer fetches up to 4 MiB per partition per request
-# instead of 1 MiB; the producer batches generously (results are flushed before every commit
-# anyway) and does not compress.
-CONSUMER_DEFAULTS = {"fetch_max_wait_ms": 100,  # bounds latency on brokers that hold fetches for the full wait
-                     "max_partition_fetch_bytes": 4 * 1024 * 1024}
-PRODUCER_DEFAULTS = {"acks": "all", "linger_ms": 5, "retries": 5, "batch_size": 512 * 1024,
+# instead of 1 MiB, and lets the broker hold a fetch at most 10 ms (kafka-python's default is 500:
+# brokers that hold a fetch for the whole wait, as Tansu does, added that much to the latency of
+# every event); the producer lingers 1 ms (results come a micro-batch at a time, already
+# batched), batches generously (results are flushed before every commit anyway) and does not
+# compress. docs/operations.md#latency has the measurements (issue 18).
+CONSUMER_DEFAULTS = {"fetch_max_wait_ms": 10, "max_partition_fetch_bytes": 4 * 1024 * 1024}
+PRODUCER_DEFAULTS = {"acks": "all", "linger_ms": 1, "retries": 5, "batch_size": 512 * 1024,
                      "compression_type": None}
 
 
