@@ -28,7 +28,8 @@ commits a transaction: results become visible then):
    bounded by `--checkpoint-seconds`.
 
 `--before` runs each client and guarantee twice, with the client settings the daemon had
-until issue 18 (`BEFORE`: fetch wait 100 ms, linger 5 ms) and with today's defaults, in
+until issue 18 (`BEFORE`: fetch wait 100 ms, linger 5 ms, kafka-python's retry backoff
+100 ms) and with today's defaults, in
 turn; `--set kafka.poll_timeout_ms=100` (a YAML value) sets a daemon setting for every run.
 
 Then, once, the kernel alone: `MultiStreamDetector.process` with the project's default model
@@ -74,7 +75,8 @@ READER_FETCH_WAIT_MS = 10  # the result reader's fetch.wait.max.ms (Results)
 
 # `--before`: the client settings the daemon had until issue 18, run beside today's defaults.
 BEFORE = {"confluent": {"consumer": {"fetch.wait.max.ms": 100}, "producer": {"linger.ms": 5}},
-          "kafka-python": {"consumer": {"fetch_max_wait_ms": 100}, "producer": {"linger_ms": 5}}}
+          "kafka-python": {"consumer": {"fetch_max_wait_ms": 100, "retry_backoff_ms": 100},
+                           "producer": {"linger_ms": 5}}}
 
 
 def produce(producer, topic, streams, start, n, rate=None, ts_now=False):
