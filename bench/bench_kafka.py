@@ -21,16 +21,16 @@ commits a transaction: results become visible then):
    threads, in cores). Its own per-stage time breakdown over the backlog (from the log lines
    of its checkpoints) is printed too.
 3. Latency: `--latency-events` more at `--rate` events/s, each carrying its produce time as
-   `ts` (the results echo it; produced with a 1 ms linger, not flushed one by one): result arrival −
-   produce time, p50 and p99, as a downstream consumer with sensible settings sees it
+   `ts` (the results echo it; produced with a 1 ms linger, not flushed one by one): result
+   arrival − produce time, p50 and p99, as a downstream consumer with sensible settings sees it
    (`Results`: read_committed, fetch.wait.max.ms 10, stamped as each poll returns). In
    exactly_once results become visible at each checkpoint's commit, so there the latency is
    bounded by `--checkpoint-seconds`.
 
 `--before` runs each client and guarantee twice, with the client settings the daemon had
 until issue 18 (`BEFORE`: fetch wait 100 ms, linger 5 ms, kafka-python's retry backoff
-100 ms) and with today's defaults, in
-turn; `--set kafka.poll_timeout_ms=100` (a YAML value) sets a daemon setting for every run.
+100 ms) and with today's defaults, in turn; `--set kafka.poll_timeout_ms=100` (a YAML value)
+sets a daemon setting for every run.
 
 Then, once, the kernel alone: `MultiStreamDetector.process` with the project's default model
 on the same events, per input partition in offset order and in micro-batches of the daemon's
