@@ -154,7 +154,12 @@ def score_stream(errors, X, T, settings, exact=False):
                   _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-3 * abs(mean[d]) + 1e-9) for d in obs]),
                   _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
-        outside = max([max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]) for d in seen if hi[d] > lo[d]] + [0.0])
+        # range novelty: the farthest outside its tolerance, widened for m features that could set a record
+        m = len(obs)
+        tolerance = [s["range_tolerance"] + (math.log(m) / (2 * math.log(max(nobs[d], 2.0))) if m > 1 else 0.0)
+                     for d in range(D)]
+        outside = max([o for o, d in ((max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]), d) for d in seen
+                                      if hi[d] > lo[d]) if o > tolerance[d]] + [0.0])
         means = []
         for c in range(4):
             window = [inputs[c]] + [h[c] for h in history[max(0, i - W + 1):]]
@@ -171,7 +176,7 @@ def score_stream(errors, X, T, settings, exact=False):
         if i >= s["warmup"]:
             Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0))
             L = max(Lc * min(1.0, 5.0 / q) if q > 0 else Lc,
-                    s["range_novelty"] * (1.0 + outside) if outside > s["range_tolerance"] else 0.0)
+                    s["range_novelty"] * (1.0 + outside) if outside > 0.0 else 0.0)
             q = f32(min(q + 0.2 * ((1.0 if Lc > q else 0.0) - 0.005), 5.0 / 0.75))
         Le = max(L - penalty, 0.0)
         alert = 0.0 if quiet > 0 else Le / (Le + 5.0)

@@ -3,7 +3,8 @@ in tests/data/reference_outputs.npz, for process(), process_one/score_one and LS
 score_one/learn_one orders. They were written by the code before the river path's judgement
 cache, and written again for snapshot format 10: the scoring state became narrow, which
 changes scores by design (tests/test_scoring.py bounds them against float64), and the
-time-of-day profile waits until a stream is a day old. A change meant to alter results
+time-of-day profile waits until a stream is a day old; and again when range novelty's
+tolerance widened for several features (these runs have two). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

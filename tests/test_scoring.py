@@ -209,6 +209,35 @@ def test_a_marginal_new_record_is_not_news():
     assert res.flags[1500] and not res.flags[1510]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_features_beside_each_other_set_no_more_false_records_than_one(seed):
+    """Eight independent features of Laplace noise (exponential tails, as the widened
+    tolerance assumes): any of them may set a new record, yet together they alert about as
+    often as one of them alone, not eight times as often as the fixed tolerance did."""
+    rng = np.random.default_rng(seed)
+    X = rng.laplace(size=(5000, 8))
+    alone = [MultiStreamDetector(1, seed=seed).process(["s"] * len(X), X[:, [d]]).flags.sum() for d in range(8)]
+    together = MultiStreamDetector(8, seed=seed).process(["s"] * len(X), X).flags.sum()
+    assert min(alone) > 0  # one feature's records by more than 2 % still alert
+    assert together <= 2 * np.mean(alone) < sum(alone) / 2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_slow_drift_of_several_features_raises_no_alert(seed):
+    """Four noisy cycles whose amplitude doubles over 6,000 events set new records by a few
+    percent of their range every cycle or so; with a feature's tolerance widened for the
+    four, none of them is news. (Each feature alone still alerts on some of its records:
+    a univariate drift is not solved by this.)"""
+    rng = np.random.default_rng(seed)
+    t = np.arange(6000)
+    gain = 1.0 + t / len(t)
+    X = np.column_stack([gain * a * (np.sin(2 * np.pi * (t / 100 + p)) + 0.1 * rng.normal(size=len(t)))
+                         for a, p in ((1.0, 0.0), (0.5, 0.25), (2.0, 0.5), (4.0, 0.75))])
+    res = MultiStreamDetector(4, seed=seed).process(["s"] * len(t), X)
+    assert not res.flags.any()
+    assert sum(MultiStreamDetector(1, seed=seed).process(["s"] * len(t), X[:, [d]]).flags.sum() for d in range(4)) > 0
+
+
 def test_self_calibration_damps_a_chronically_surprised_stream_by_at_most_a_quarter():
     """Log-normal noise keeps surprising a Gaussian reference: the stream's running surprise
     quantile q climbs past the alert level (damping on) and stops at the cap (damping at
