@@ -10,7 +10,9 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    bursts and contextual anomalies (the cycle stalls at a normal value), each into a
    single feature; spikes, level shifts and noise bursts also into one of four features
    (the cycle at other phases and amplitudes; which one is broken changes with the seed),
-   and into that broken feature alone; and each type into the single feature beside ten
+   and into that broken feature alone, and into one of 32 features (amplitudes and phases
+   drawn with the seed), where any of 31 healthy features may set a new record by chance;
+   and each type into the single feature beside ten
    0/1 command flags (three never change, seven toggle 2-30 times at random), as a
    telemetry channel sits beside its commands. Columns: event recall and mean delay (events) of
    the alerts, alerts per 1,000 normal events, F1 / FAR / MAR of `abnormal`, AUC-PR
@@ -21,7 +23,7 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    on one feature and on four; a 0/1 command flag that is constant until event 3,000 and
    then toggles (every 50-500 events), beside a normal cycle, and that cycle alone. Columns:
    alerts and abnormal rows per stream.
-3. Attribution, on the streams with one of four features broken: how often the broken
+3. Attribution, on the streams with one of four or 32 features broken: how often the broken
    feature is the largest of `contributions` (the first of a record's `contributors`) in
    the alerts and abnormal events within the labels, and in all alerts.
 
@@ -50,6 +52,7 @@ KINDS = ("spike", "level_shift", "frequency_change", "noise_burst", "contextual"
 BROKEN_KINDS = ("spike", "level_shift", "noise_burst")
 FEATURES = ((1.0, 0.0), (0.5, 0.25), (2.0, 0.5), (4.0, 0.75))  # (amplitude, phase in periods) of the four
 FLAG_FROM = 3000
+MANY = 32  # features of the widest streams
 
 
 def cycle(rng: np.random.Generator, phase: float = 0.0) -> np.ndarray:
@@ -84,14 +87,17 @@ def inject(x: np.ndarray, kind: str, rng: np.random.Generator, phase: float = 0.
     return labels, anomalous
 
 
-def broken_feature(kind: str, seed: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """Four features, one of them (which: the seed's) broken by `kind`: X (N, 4), the broken
+def broken_feature(kind: str, seed: int, n_features: int = 4) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """n_features features (FEATURES if four, else amplitudes and phases drawn with the
+    seed), one of them (which: the seed's) broken by `kind`: X (N, n_features), the broken
     column, the labels and the anomalous events."""
     rng = np.random.default_rng(seed)
-    broken = seed % len(FEATURES)
-    units = [cycle(rng, phase) for _, phase in FEATURES]
-    labels, anomalous = inject(units[broken], kind, rng, FEATURES[broken][1])  # in units of its amplitude
-    return np.column_stack([amplitude * u for (amplitude, _), u in zip(FEATURES, units)]), broken, labels, anomalous
+    features = FEATURES if n_features == 4 else tuple(zip(rng.uniform(0.5, 4.0, n_features),
+                                                          rng.uniform(0.0, 1.0, n_features)))
+    broken = seed % n_features
+    units = [cycle(rng, phase) for _, phase in features]
+    labels, anomalous = inject(units[broken], kind, rng, features[broken][1])  # in units of its amplitude
+    return np.column_stack([amplitude * u for (amplitude, _), u in zip(features, units)]), broken, labels, anomalous
 
 
 def command_flags(rng: np.random.Generator, k: int = 10) -> np.ndarray:
@@ -117,6 +123,9 @@ def anomaly_streams(seed: int):
     for kind in BROKEN_KINDS:
         X, broken, labels, anomalous = broken_feature(kind, seed)
         yield "the broken feature alone", kind, X[:, [broken]], labels, anomalous, None
+    for kind in BROKEN_KINDS:
+        X, broken, labels, anomalous = broken_feature(kind, seed, MANY)
+        yield f"one of {MANY} features broken", kind, X, labels, anomalous, broken
     for kind in KINDS:
         rng = np.random.default_rng(seed)
         x = cycle(rng)
@@ -154,7 +163,7 @@ def main() -> None:
 
     rows = defaultdict(list)  # (section, kind) -> per seed (labels, anomalous events, our results, HST's scores)
     quiet = defaultdict(list)  # name -> per seed (alerts, abnormal rows)
-    named = defaultdict(lambda: np.zeros((3, 2), dtype=int))  # kind -> (rows, named first) per row kind
+    named = defaultdict(lambda: np.zeros((3, 2), dtype=int))  # (kind, features) -> (rows, named first) per row kind
     for seed in range(args.seeds):
         for section, kind, X, labels, events, broken in anomaly_streams(seed):
             res = run(X, seed)
@@ -162,7 +171,7 @@ def main() -> None:
             if broken is not None:
                 first = res.contributions.argmax(axis=1) == broken
                 for k, which in enumerate((res.flags & labels, res.abnormal & labels, res.flags)):
-                    named[kind][k] += which.sum(), (first & which).sum()
+                    named[kind, X.shape[1]][k] += which.sum(), (first & which).sum()
         for name, X in quiet_streams(seed):
             res = run(X, seed)
             quiet[name].append((int(res.flags.sum()), int(res.abnormal.sum())))
@@ -193,9 +202,9 @@ def main() -> None:
     print()
     print(f"{'broken feature named first':30s} {'alerts in labels':>16s} {'abnormal in labels':>18s} "
           f"{'all alerts':>12s}")
-    for kind, counts in named.items():
+    for (kind, n_features), counts in named.items():
         cells = [f"{k / n:.2f} of {n}" if n else "-" for n, k in counts]
-        print(f"  {kind:28s} {cells[0]:>16s} {cells[1]:>18s} {cells[2]:>12s}")
+        print(f"  {f'{kind}, 1 of {n_features}':28s} {cells[0]:>16s} {cells[1]:>18s} {cells[2]:>12s}")
     print(f"\n{args.seeds} seeds{', daily timestamps' if args.daily else ', no timestamps'}; "
           "the second table's figures are means over them (and their range)")
 
