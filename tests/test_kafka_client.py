@@ -3,6 +3,8 @@ the daemon, the sink and the changelog store rely on, checked without them."""
 
 from __future__ import annotations
 
+import ctypes
+import traceback
 import uuid
 
 import pytest
@@ -126,3 +128,25 @@ def test_a_message_that_cannot_be_delivered_is_raised_by_flush(kafka_broker, kaf
         finally:
             producer.close()
     assert len(failed) == 1
+
+
+def test_a_kafka_error_in_an_exception_chain_is_cut_before_it_is_raised():
+    """confluent-kafka's C code can leave a KafkaError, which is not an exception, as the
+    context of one it raises (the SystemError of a flush after a fencing): formatting that
+    chain failed, so the fatal error's traceback could not be logged. The client cuts it."""
+    from confluent_kafka import KafkaError
+
+    from streamlstm.kafka.confluent_client import _cut_non_exceptions
+
+    exc = SystemError("<cimpl.Producer flush> returned a result with an exception set")
+    err = KafkaError(KafkaError._FENCED)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(err))  # PyException_SetContext steals a reference
+    ctypes.pythonapi.PyException_SetContext.argtypes = [ctypes.py_object, ctypes.py_object]
+    ctypes.pythonapi.PyException_SetContext(exc, err)  # as the C code does; Python itself refuses
+    outer = RuntimeError("fenced")
+    outer.__cause__ = exc
+    with pytest.raises(AttributeError, match="__traceback__"):
+        traceback.format_exception(outer)
+    _cut_non_exceptions(outer)
+    assert exc.__context__ is None and outer.__cause__ is exc
+    assert "SystemError" in "".join(traceback.format_exception(outer))
