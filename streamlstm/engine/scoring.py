@@ -510,20 +510,28 @@ def baseline_z(v, d, stats, stats32, col):
 
 @kernel
 def calibrated_tail(z, d, stats, stats32, hy):
-    """P(|Z| >= z) for feature d by its own history: the Gaussian two-sided tail, rescaled
-    at the largest level k <= z (k = 1 .. TAIL_LEVELS) from the Gaussian's frequency of
-    |Z| > k to the feature's own (floored at the rule of succession's 1/(n + 2) for the n
-    observations it rests on). The plain Gaussian tail below level 1 and until
-    TAIL_MIN_COUNT observations."""
+    """P(|Z| >= z) for feature d by its own history: at the largest level k <= z (k = 1 ..
+    TAIL_LEVELS), the feature's own frequency of |Z| > k (floored at the rule of
+    succession's 1/(n + 2) for the n observations it rests on), falling towards the next
+    level's frequency as the Gaussian tail falls from k, or, where slower, log-linearly
+    (an exponential tail through both levels' frequencies): within a level the slower of
+    the two, so that a heavy-tailed feature's p-values stay valid (with the Gaussian shape
+    alone, Laplace noise in 32 features held the regime abnormal on 41 % of its rows).
+    Beyond the top level, the Gaussian shape. The plain Gaussian tail below level 1 and
+    until TAIL_MIN_COUNT observations."""
     col = hy.stats
     n = stats[col.count + d]
     tail = math.erfc(z / _SQRT2)
     k = int(min(z, TAIL_LEVELS))  # z may be ~1e27 (a value far off a constant feature): no int overflow
     if k == 0 or n <= TAIL_MIN_COUNT:
         return tail
-    seen = min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha)
-    freq = max(stats32[col.base_tail + TAIL_LEVELS * d + k - 1], 1.0 / (seen + 2.0))
-    return freq * tail / math.erfc(k / _SQRT2)
+    floor = 1.0 / (min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
+    o = col.base_tail + TAIL_LEVELS * d
+    freq = max(stats32[o + k - 1], floor)
+    p = freq * tail / math.erfc(k / _SQRT2)
+    if k < TAIL_LEVELS:
+        p = max(p, freq * (max(stats32[o + k], floor) / freq) ** (z - k))
+    return p
 
 
 @kernel
