@@ -21,9 +21,9 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    the 20 after, which a detector without memory of the past events cannot score high).
 2. No anomaly at all: a slow drift (the cycle's amplitude doubles over the 6,000 events),
    on one feature and on four; a 0/1 command flag that is constant until event 3,000 and
-   then toggles (every 50-500 events), beside a normal cycle, and that cycle alone; and 32
-   features of Laplace noise (heavier tails than a Gaussian's). Columns: alerts and
-   abnormal rows per stream.
+   then toggles (every 50-500 events), beside a normal cycle, and that cycle alone; 32
+   features of Laplace noise (heavier tails than a Gaussian's); a Gaussian random walk.
+   Columns: alerts and abnormal rows per stream.
 3. Attribution, on the streams with one of four or 32 features broken: how often the broken
    feature is the largest of `contributions` (the first of a record's `contributors`) in
    the alerts and abnormal events within the labels, and in all alerts.
@@ -148,6 +148,7 @@ def quiet_streams(seed: int):
     yield "command flag starts toggling", X
     yield "  the same cycle, no flag", X[:, :1]
     yield f"Laplace noise, {MANY} features", rng.laplace(size=(N, MANY))
+    yield "a random walk, 1 feature", np.cumsum(rng.normal(size=(N, 1)), axis=0)
 
 
 def main() -> None:
