@@ -22,7 +22,8 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
 2. No anomaly at all: a slow drift (the cycle's amplitude doubles over the 6,000 events),
    on one feature and on four; a 0/1 command flag that is constant until event 3,000 and
    then toggles (every 50-500 events), beside a normal cycle, and that cycle alone; 32
-   features of Laplace noise (heavier tails than a Gaussian's); a Gaussian random walk.
+   features of Laplace noise (heavier tails than a Gaussian's); a Gaussian random walk; four
+   features of an AR(1) process of coefficient 0.98 (a level that wanders and returns).
    Columns: alerts and abnormal rows per stream.
 3. Attribution, on the streams with one of four or 32 features broken: how often the broken
    feature is the largest of `contributions` (the first of a record's `contributors`) in
@@ -149,6 +150,10 @@ def quiet_streams(seed: int):
     yield "  the same cycle, no flag", X[:, :1]
     yield f"Laplace noise, {MANY} features", rng.laplace(size=(N, MANY))
     yield "a random walk, 1 feature", np.cumsum(rng.normal(size=(N, 1)), axis=0)
+    X = rng.normal(size=(N, 4))
+    for t in range(1, N):
+        X[t] += 0.98 * X[t - 1]
+    yield "AR(1) of 0.98, 4 features", X
 
 
 def main() -> None:
