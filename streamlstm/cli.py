@@ -261,7 +261,7 @@ def plot(ctx, results, output, stream) -> None:
         n = plot_results(read_results(results), output, stream=stream, threshold=config.model.threshold)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    log.info("wrote %s (%d stream panel%s)", output, n, "s" * (n != 1))
+    log.info("wrote %s (%d stream%s)", output, n, "s" * (n != 1))
 
 
 @main.command("check-config")

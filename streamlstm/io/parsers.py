@@ -50,7 +50,7 @@ class InputFormatError(ValueError):
     """The input as a whole cannot be read (a CSV header without usable columns)."""
 
 
-class _Bad(Exception):
+class _Bad(ValueError):
     """Internal: a line is rejected with (reason, detail)."""
 
 

@@ -1,17 +1,22 @@
-"""PNG of results: per stream, the series with its forecast band, the alerts and the
-stretches the regime calls abnormal (shaded), and below it the continuous score, the
-alert score against the threshold and the regime's probability."""
+"""PNG of results: per stream, each feature in its own panel (its own scale) with its
+forecast band, the alerts and the stretches the regime calls abnormal (shaded), and below
+them the continuous score, the alert score against the threshold and the regime's
+probability. The x axis is the events' time when every event of the stream has a
+timestamp, in order, else the event's index."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from .parsers import parse_ts
+
 BAND_WINDOW = 50  # events in the trailing window that sets the band's width
+MAX_FEATURE_PANELS = 8  # a stream's features drawn; beyond, those most often named in alerts
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -36,6 +41,8 @@ def _from_csv_row(row: dict) -> dict:
         feats = [k[len("value_"):] for k in row if k.startswith("value_")]
         rec["values"] = {f: num(row[f"value_{f}"]) for f in feats}
         rec["prediction"] = {f: num(row[f"prediction_{f}"]) for f in feats}
+        if row.get("contributors"):  # feature: share, largest first (records.csv_row)
+            rec["contributors"] = [{"feature": f, "share": s} for f, s in json.loads(row["contributors"]).items()]
     return rec
 
 
@@ -62,13 +69,55 @@ def _band(values: np.ndarray, preds: np.ndarray) -> np.ndarray:
     return out
 
 
+def _times(records: list[dict]) -> np.ndarray | None:
+    """The records' timestamps (datetime64, UTC) when every one has a valid one and they
+    never go back; None otherwise (the plot then counts events)."""
+    try:
+        ts = np.array([parse_ts(r["ts"]) for r in records])
+    except (KeyError, ValueError):  # no timestamp (None, or no key), or one that does not parse
+        return None
+    if np.any(np.diff(ts) < 0.0):
+        return None
+    return (ts * 1e3).astype("datetime64[ms]")
+
+
+def _top_contributors(records: list[dict]) -> list[str | None]:
+    """Per record, the feature named first in its `contributors` (None if none)."""
+    return [(r.get("contributors") or [{}])[0].get("feature") for r in records]
+
+
+def _shown_features(features: list[str], top: list[str | None]) -> list[str]:
+    """The features to draw: all of them, in order, up to MAX_FEATURE_PANELS; beyond that
+    those most often named first in the alerts and abnormal events (`top`), then the
+    others in order."""
+    if len(features) <= MAX_FEATURE_PANELS:
+        return features
+    named = Counter(f for f in top if f is not None)
+    return sorted(features, key=lambda f: (-named[f], features.index(f)))[:MAX_FEATURE_PANELS]
+
+
 def plot_results(records: list[dict], out_png: str | Path, stream: str | None = None,
                  threshold: float | None = None) -> int:
-    """Render `records` to `out_png`; returns the number of stream panels drawn."""
+    """Render `records` (of `stream` only, if given) to `out_png`; returns the number of
+    streams drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig = draw_results(records, stream, threshold)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return len({r["stream"] for r in records if stream is None or r["stream"] == stream})
+
+
+def draw_results(records: list[dict], stream: str | None = None, threshold: float | None = None):
+    """The matplotlib Figure of `records` (of `stream` only, if given): per stream a panel
+    per feature and one of the three outputs (see the module docstring)."""
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     by_stream: dict[str, list[dict]] = defaultdict(list)
     for r in records:
@@ -76,27 +125,51 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
             by_stream[r["stream"]].append(r)
     if not by_stream:
         raise ValueError(f"no results for stream {stream!r}" if stream else "no results to plot")
-    n = len(by_stream)
-    fig, axes = plt.subplots(2 * n, 1, figsize=(12, 4.2 * n), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1] * n})
-    for k, (sid, recs) in enumerate(by_stream.items()):
-        ax, ax_score = axes[2 * k, 0], axes[2 * k + 1, 0]
-        x = np.arange(len(recs))
+    layout = []  # per stream: (id, records, series, features shown, top contributors)
+    for sid, recs in by_stream.items():
+        series, top = _series(recs), _top_contributors(recs)
+        layout.append((sid, recs, series, _shown_features(list(series), top), top))
+    heights = []
+    for _, _, series, shown, _ in layout:
+        heights += ([3.0] if len(series) == 1 else [1.2] * len(shown)) + [1.1]
+    fig = plt.figure(figsize=(12, sum(heights) + 0.4 * len(layout)))
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
+    row = 0
+    for sid, recs, series, shown, top in layout:
+        times = _times(recs)
+        x = np.arange(len(recs)) if times is None else times
         flags = np.array([r["is_anomaly"] for r in recs])
         abnormal = np.array([r["abnormal"] for r in recs])
-        if abnormal.any():
-            ax.fill_between(x, 0, 1, where=abnormal, transform=ax.get_xaxis_transform(), color="orange",
-                            alpha=0.2, lw=0, label="abnormal")
-        for feature, (values, preds) in _series(recs).items():
-            label = "" if feature == "value" else f" {feature}"
-            ax.plot(x, values, lw=0.8, label=f"value{label}")
-            band = _band(values, preds)
-            ax.fill_between(x, preds - band, preds + band, alpha=0.25, lw=0, label=f"forecast ±2 RMS{label}")
-            ax.scatter(x[flags], values[flags], color="red", s=28, zorder=3,
-                       label="flagged" if feature == next(iter(_series(recs))) else None)
-        ax.set_title(f"{sid}  ({int(flags.sum())} alerts, {int(abnormal.sum())} abnormal of {len(recs)})",
-                     loc="left", fontsize=10)
-        ax.legend(loc="upper left", fontsize=8, ncol=5)
+        multivariate = len(series) > 1
+        first = fig.add_subplot(grid[row])
+        panels = [first] + [fig.add_subplot(grid[row + k], sharex=first) for k in range(1, len(shown) + 1)]
+        row += len(shown) + 1
+        for ax, feature in zip(panels, shown):
+            values, preds = series[feature]
+            if abnormal.any():
+                ax.fill_between(x, 0, 1, where=abnormal, transform=ax.get_xaxis_transform(), color="orange",
+                                alpha=0.2, lw=0)
+            ax.plot(x, values, lw=0.8, color="C0")
+            if not np.isnan(preds).all():  # a context feature has no forecast
+                band = _band(values, preds)
+                ax.fill_between(x, preds - band, preds + band, color="C0", alpha=0.2, lw=0)
+            if multivariate:  # every alert as a line; a dot where this feature was named first
+                ax.vlines(x[flags], 0, 1, transform=ax.get_xaxis_transform(), color="red", lw=0.6, alpha=0.5)
+                mine = flags & np.array([t == feature for t in top])
+                ax.text(0.005, 0.92, feature, transform=ax.transAxes, va="top", fontsize=8,
+                        bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
+            else:
+                mine = flags
+            ax.scatter(x[mine], values[mine], color="red", s=24, zorder=3)
+            ax.tick_params(labelbottom=False, labelsize=8)
+        hidden = f"; {len(shown)} of {len(series)} features shown" if len(shown) < len(series) else ""
+        first.set_title(f"{sid}  ({int(flags.sum())} alerts, {int(abnormal.sum())} abnormal of {len(recs)}{hidden})",
+                        loc="left", fontsize=10)
+        first.legend([Line2D([], [], color="C0", lw=0.8), Patch(color="C0", alpha=0.2),
+                      Line2D([], [], color="red", marker="o", ls="", ms=5), Patch(color="orange", alpha=0.2)],
+                     ["value", "forecast ±2 RMS", "alert" + (" (dot: feature named first)" if multivariate else ""),
+                      "abnormal"], loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, fontsize=8, frameon=False)
+        ax_score = panels[-1]
         for key, color, label in (("score", "grey", "score"), ("alert_score", "purple", "alert score"),
                                   ("regime", "orange", "P(abnormal)")):
             ax_score.plot(x, [r[key] for r in recs], lw=0.8, color=color, label=label)
@@ -104,8 +177,11 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
             ax_score.axhline(threshold, color="red", ls="--", lw=0.8)
         ax_score.set_ylim(0, 1.02)
         ax_score.legend(loc="upper left", fontsize=8, ncol=3)
-        ax_score.set_xlabel("event")
+        ax_score.tick_params(labelsize=8)
+        if times is None:
+            ax_score.set_xlabel("event", fontsize=8)
+        else:
+            ax_score.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax_score.xaxis.get_major_locator()))
+            ax_score.set_xlabel("time (UTC)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return n
+    return fig

@@ -1,0 +1,83 @@
+"""The results plot: a panel per feature on its own scale, time on the x axis when the events
+have it, and the features most often named in alerts first when not all fit."""
+
+import csv
+import math
+
+import matplotlib
+import numpy as np
+
+from streamlstm.io import plot
+from streamlstm.io.plot import MAX_FEATURE_PANELS, draw_results, plot_results, read_results
+from streamlstm.io.records import csv_header, csv_row
+
+matplotlib.use("Agg")
+
+
+def records(n=60, features=("a", "b", "c"), scales=(1.0, 100.0, 1e4), ts=lambda t: 1_700_000_000 + 60 * t,
+            named="b"):
+    """Multivariate result records; an alert at event 40 naming `named` first."""
+    out = []
+    for t in range(n):
+        values = {f: s * math.sin(t / 5 + k) for k, (f, s) in enumerate(zip(features, scales))}
+        rec = {"seq": t, "stream": "pump", "values": values, "prediction": dict(values), "error": 0.1,
+               "score": 0.9 if t == 40 else 0.1, "is_anomaly": t == 40, "alert_score": 0.9 if t == 40 else 0.1,
+               "regime": 0.7 if 40 <= t < 50 else 0.0, "abnormal": 40 <= t < 50}
+        if ts is not None:
+            rec["ts"] = ts(t)
+        if rec["is_anomaly"] or rec["abnormal"]:
+            rec["contributors"] = [{"feature": named, "share": 0.8}]
+        out.append(rec)
+    return out
+
+
+def test_each_feature_has_its_own_panel_and_scale():
+    fig = draw_results(records())
+    axes = fig.axes
+    assert len(axes) == 3 + 1  # three features, then the outputs
+    spans = [ax.get_ylim()[1] - ax.get_ylim()[0] for ax in axes[:3]]
+    assert spans[1] > 50 * spans[0] and spans[2] > 50 * spans[1]  # a (~1), b (~100), c (~1e4)
+    assert [t.get_text() for ax in axes[:3] for t in ax.texts] == ["a", "b", "c"]
+    # the alert's dot (each panel's last collection) is on the feature it names, and only there
+    assert [len(ax.collections[-1].get_offsets()) for ax in axes[:3]] == [0, 1, 0]
+
+
+def test_time_axis_when_every_event_has_a_timestamp_in_order():
+    iso = records(ts=lambda t: f"2026-01-05T00:{t:02d}:00Z")
+    assert plot._times(iso)[0] == np.datetime64("2026-01-05T00:00:00", "ms")
+    assert plot._times(records())[1] - plot._times(records())[0] == np.timedelta64(60, "s")
+    missing = records()
+    missing[5]["ts"] = None
+    assert plot._times(missing) is None
+    assert plot._times(records(ts=None)) is None
+    backwards = records()
+    backwards[5]["ts"] = backwards[0]["ts"] - 1
+    assert plot._times(backwards) is None
+    assert plot._times(records(ts=lambda t: "yesterday")) is None
+
+
+def test_many_features_show_those_named_in_alerts_first():
+    features = [f"f{k}" for k in range(12)]
+    top = [None, "f9", "f9", "f3", None, "f9"]
+    shown = plot._shown_features(features, top)
+    assert len(shown) == MAX_FEATURE_PANELS
+    assert shown[:2] == ["f9", "f3"] and shown[2:] == ["f0", "f1", "f2", "f4", "f5", "f6"]
+    assert plot._shown_features(features[:5], top) == features[:5]
+    fig = draw_results(records(features=features, scales=[1.0] * 12, named="f11"))
+    assert len(fig.axes) == MAX_FEATURE_PANELS + 1
+    assert fig.axes[0].texts[0].get_text() == "f11"
+    assert f"{MAX_FEATURE_PANELS} of 12 features shown" in fig.axes[0].get_title(loc="left")
+
+
+def test_csv_results_keep_their_contributors(tmp_path):
+    recs = records()
+    path = tmp_path / "r.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(csv_header(recs[0]))
+        w.writerows(csv_row(r) for r in recs)
+    back = read_results(path)
+    assert back[40]["contributors"] == [{"feature": "b", "share": 0.8}]
+    assert "contributors" not in back[0]
+    assert plot_results(back, tmp_path / "r.png") == 1
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
