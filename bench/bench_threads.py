@@ -3,8 +3,8 @@
     python bench/bench_threads.py [--streams 1000 10000] [--batches 20] [--rounds 3]
     python bench/bench_threads.py --overhead    # the small-batch threshold (MIN_SHARD_EVENTS)
 
-Model: the defaults (H=32, D=1, K=16, k1=1, float32, SGD), in per_stream and in shared
-mode; events arrive from all streams in a random order, in micro-batches of 4,096 events
+Model: the defaults (H=32, D=1, K=16, k1=1, float32, SGD), in per_stream mode, in shared
+mode, and in shared mode with `record_window` (the BPTT window recorded, not re-run); events arrive from all streams in a random order, in micro-batches of 4,096 events
 (the filter's `batch_size`). For each mode and stream count one detector is built and
 taken past every stream's first events untimed (the warm-up, `--warmup` events per
 stream); then each round times `--batches` micro-batches at each thread count in turn, on
@@ -67,9 +67,11 @@ def label(t: int) -> str:
 def throughput(args, counts: list[int]) -> None:
     rng = np.random.default_rng(0)
     rows = []
-    for mode in ("per_stream", "shared"):
+    modes = {"per_stream": {}, "shared": {"weight_mode": "shared"},
+             "shared, record_window": {"weight_mode": "shared", "record_window": True}}
+    for mode, settings in modes.items():
         for n_streams in args.streams:
-            det = MultiStreamDetector(1, weight_mode=mode, max_streams=n_streams)
+            det = MultiStreamDetector(1, max_streams=n_streams, **settings)
             for ids, X in batches(n_streams, max(1, n_streams * args.warmup // BATCH), rng):
                 det.process(ids, X)  # untimed: compiles, allocates every stream, warms up
             best = dict.fromkeys(counts, 0.0)

@@ -275,9 +275,9 @@ class _Spec:
 
 
 class _Setting(_Spec):
-    """A setting checked by the engine's table (engine/hyperparams.py: Number or Choice)."""
+    """A setting checked by the engine's table (engine/hyperparams.py: Number, Choice or Flag)."""
 
-    def __init__(self, spec: Number | hyperparams.Choice):
+    def __init__(self, spec: Number | hyperparams.Choice | hyperparams.Flag):
         self.spec = spec
         self.expect = spec.expect
 

@@ -163,6 +163,7 @@ def test_wrong_type_names_file_and_line(tmp_path):
     ("model.hidden_size", 2.5),
     ("model.learning_rate", "fast"),
     ("output.only_anomalies", 1),
+    ("model.record_window", 1),          # 1 is not a boolean
     ("kafka.bootstrap_servers", []),
     ("checkpoint.state_dir", 5),
 ])

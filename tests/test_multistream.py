@@ -62,6 +62,50 @@ def test_shared_mode_shares_weights_and_is_small():
     assert per_stream.bytes_per_stream() > 20 * shared.bytes_per_stream()
 
 
+def test_shared_mode_can_record_the_window():
+    """record_window: shared weights, per_stream's recorded window. One stream's results
+    are then per_stream's bit for bit; several streams share one set of weights, and each
+    holds its window (~15 KB at H=32, K=16)."""
+    ids, X = interleaved(n_streams=1, n=400)
+    per_stream = MultiStreamDetector(2, warmup=20).process(ids, X)
+    recorded = MultiStreamDetector(2, warmup=20, weight_mode="shared", record_window=True)
+    assert recorded.hyper.cached_window and recorded.hyper.shared
+    res = recorded.process(ids, X)
+    for name in ("scores", "errors", "predictions", "flags", "regime"):
+        np.testing.assert_array_equal(getattr(res, name), getattr(per_stream, name))
+    ids, X = interleaved()
+    many = MultiStreamDetector(1, weight_mode="shared", record_window=True)
+    many.process(ids, X[:, :1])
+    assert many.params.theta.shape[0] == 1 and many.params.step[0] > 0
+    assert 14_000 < many.bytes_per_stream() < 16_000
+    assert not MultiStreamDetector(2, weight_mode="shared", record_window=True, input_dropout=0.1).hyper.cached_window
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_rerun_window_carries_its_state(cell):
+    """In a re-run window (shared mode) the forecasts come from the trajectory the gradient
+    trains: each update re-derives the carried state from the window, so a carried state
+    knocked off that trajectory (here: zeroed) is back on it after the next event. Without
+    this, other streams' updates let the two drift apart (docs/tuning-log.md)."""
+    ids, X = interleaved(n_streams=1, n=120)
+    det = MultiStreamDetector(2, weight_mode="shared", cell=cell, warmup=10)
+    det.process(ids[:100], X[:100])
+    knocked = MultiStreamDetector.from_bytes(det.to_bytes())
+    streams = knocked.engine.to_host()[0]
+    streams.h[:] = 0.0
+    streams.c[:] = 0.0
+    np.testing.assert_array_equal(det.process(ids[100:], X[100:]).predictions,
+                                  knocked.process(ids[100:], X[100:]).predictions)
+    # With input dropout the re-run is noisy and the carried state stays apart: knocked, it
+    # stays knocked (which shows that the knock matters).
+    dropout = MultiStreamDetector(2, weight_mode="shared", cell=cell, warmup=10, input_dropout=0.1)
+    dropout.process(ids[:100], X[:100])
+    knocked = MultiStreamDetector.from_bytes(dropout.to_bytes())
+    knocked.engine.to_host()[0].h[:] = 0.0
+    assert not np.allclose(dropout.process(ids[100:], X[100:]).predictions[1:],
+                           knocked.process(ids[100:], X[100:]).predictions[1:])
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("n", [5, 7, 40])  # window filling, just rolled, rolled many times
 def test_cached_window_gradient_equals_rerun_window(cell, n):
@@ -107,12 +151,13 @@ def test_cardinality_flood_keeps_memory_bounded():
     assert m.n_streams == 1000 and m.streams.h.shape[0] == 1000
 
 
-@pytest.mark.parametrize("mode", ["per_stream", "shared"])
-def test_snapshot_continuity_is_bit_identical(tmp_path, mode):
+@pytest.mark.parametrize("mode,kw", [("per_stream", {"input_dropout": 0.1}), ("shared", {"input_dropout": 0.1}),
+                                     ("shared", {"record_window": True})])
+def test_snapshot_continuity_is_bit_identical(tmp_path, mode, kw):
     ids, X = interleaved(n=400)
-    straight = MultiStreamDetector(2, warmup=20, weight_mode=mode, input_dropout=0.1)
+    straight = MultiStreamDetector(2, warmup=20, weight_mode=mode, **kw)
     a = straight.process(ids, X)
-    first = MultiStreamDetector(2, warmup=20, weight_mode=mode, input_dropout=0.1)
+    first = MultiStreamDetector(2, warmup=20, weight_mode=mode, **kw)
     b1 = first.process(ids[:150], X[:150])
     first.save(tmp_path / "m.npz")
     b2 = MultiStreamDetector.load(tmp_path / "m.npz").process(ids[150:], X[150:])

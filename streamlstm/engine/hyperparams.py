@@ -70,9 +70,22 @@ class Choice(NamedTuple):
         return value
 
 
+class Flag(NamedTuple):
+    """true or false; 0 and 1 are not booleans here."""
+
+    @property
+    def expect(self) -> str:
+        return "true or false"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise SettingError(self.expect)
+        return value
+
+
 class Setting(NamedTuple):
     default: Any
-    spec: Number | Choice
+    spec: Number | Choice | Flag
     doc: str
 
 
@@ -86,6 +99,11 @@ MODEL: dict[str, Setting] = {
     "k1": Setting(1, Number(int, 1, True, 1024, True),
                   "Truncated BPTT: every k1 events, backpropagate through the last k2 steps."),
     "k2": Setting(16, Number(int, 1, True, 1024, True), "The BPTT window, in steps (at least k1)."),
+    "record_window": Setting(False, Flag(),
+                             "Shared weight mode: record each stream's window of activations (~15 KB per "
+                             "stream at H=32, k2=16) and backpropagate through it, instead of re-running the "
+                             "window with the current weights every event (k2 + 1 forward steps; ~1 KB per "
+                             "stream). per_stream mode always records; input dropout always re-runs."),
     "optimizer": Setting("sgd", Choice(("adam", "sgd")), "adam, or sgd with `momentum`."),
     "learning_rate": Setting(1e-2, Number(float, 0.0, False, 10.0, True), "The optimiser's step size."),
     "momentum": Setting(0.5, Number(float, 0.0, True, 1.0, False), "SGD's heavy-ball momentum."),
@@ -221,7 +239,8 @@ class KernelHyper(NamedTuple):
     regime_exit: float
     shared: bool
     # Backpropagate through the window's recorded forward pass instead of re-running it
-    # (per_stream mode without input dropout; see kernels_cpu "Truncated BPTT").
+    # (per_stream mode, or shared with record_window, without input dropout; see
+    # kernels_cpu "Truncated BPTT").
     cached_window: bool
     # A re-run window's start state (h0, c0) is kept as float16 in float32 models: it only
     # seeds the window's re-run, whose gradient its rounding (2^-12) barely moves, and in
@@ -273,7 +292,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         regime_enter=float(settings["regime_enter"]),
         regime_exit=float(settings["regime_exit"]),
         shared=shared,
-        cached_window=not shared and settings["input_dropout"] == 0.0,
+        cached_window=(not shared or settings["record_window"]) and settings["input_dropout"] == 0.0,
         f16_start=settings["dtype"] == "float32",
         stats=stats_layout(n_features),
     )

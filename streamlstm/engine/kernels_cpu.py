@@ -18,14 +18,15 @@ Truncated BPTT(k1, k2): each stream keeps its last K+1 normalised inputs. Every 
 the loss of the last k1 predictions is backpropagated through the K steps of the window
 and the weights are updated. The carried state (h, c) is advanced one step per event with
 the current weights and never reset. The forward cache backward needs comes from either
-  cached window  (per_stream mode): each carried step records its activations, so the
-                 gradient runs through the trajectory the stream actually took (Williams
-                 & Peng's online BPTT): one cell step forward per event, ~15 KB per stream
-                 at H=32, K=16;
-  re-run window  (shared mode, or input dropout): only the state from before the oldest
-                 input is kept and the window is re-run with the current weights, K+1
-                 forward steps per event, so a stream costs about 1 KiB; shared weights
-                 change with every stream's events, so a recording would be stale anyway.
+  cached window  (per_stream mode; shared mode with record_window): each carried step
+                 records its activations, so the gradient runs through the trajectory the
+                 stream actually took (Williams & Peng's online BPTT): one cell step
+                 forward per event, ~15 KB per stream at H=32, K=16;
+  re-run window  (shared mode by default, or input dropout): only the state from before
+                 the oldest input is kept and the window is re-run with the current
+                 weights, K+1 forward steps per event, so a stream costs about 1 KiB;
+                 without input dropout, the carried state then continues from the
+                 re-run's last state (learn_begin).
 """
 
 from __future__ import annotations
@@ -577,9 +578,11 @@ def optimiser_update(theta, m, v, grad, step, hy):
 @kernel
 def learn_begin(s, flagged, streams, theta, ws, hy):
     """Push ws.xn (the event normalised by `score_event`) into stream s's window and, every
-    k1 events, backpropagate through the window into ws.grad (regularised and clipped).
-    Returns whether a gradient was computed; the optimiser update is the caller's, so that
-    the GPU's shared mode can sum the gradients of many streams first."""
+    k1 events, backpropagate through the window into ws.grad (regularised and clipped);
+    a re-run window without input dropout also sets the carried state (h, c) to the
+    re-run's state before this event. Returns whether a gradient was computed; the
+    optimiser update is the caller's, so that the GPU's shared mode can sum the gradients
+    of many streams first."""
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
     counters = streams.counters[s]
     W, b, _, _ = views(theta, cell, D, H)
@@ -627,6 +630,12 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     fill(ws.grad, 0.0)
     window_backward(cache, theta, win[1:], winflag[1:], L, n_loss, hy)
     regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
+    if not hy.cached_window and hy.input_dropout == 0.0:
+        # The carried state continues from the re-run's, so that the forecasts come from
+        # the trajectory the gradient trains: kept apart, the two drifted apart in shared
+        # mode, where other streams move the weights between a stream's events.
+        copy_row(streams.h[s], ws.hs[L])
+        copy_row(streams.c[s], ws.cs[L])
     return True
 
 

@@ -152,14 +152,16 @@ def emulate_shared(hy, streams, params, slots, X, chunk):
                 st, pa = copy_tables(pre_s, params)
                 cpu_batch(step_hy, st, pa, [slots[n]], X[n:n + 1])
                 s = slots[n]
-                for name in ("h", "c", "pred"):
+                for name in ("h", "c", "pred", "hs", "cs", "acts", "aux"):  # (the last four: a recorded window)
                     getattr(streams, name)[s] = getattr(st, name)[s]
     return outs, streams, params
 
 
-@pytest.mark.parametrize("optimizer,max_wave", [("sgd", 64), ("adam", 64), ("sgd", 2)])
-def test_shared_mode_sums_the_gradients_of_a_wave(optimizer, max_wave):
-    hy, theta0, streams, params, slots, X = setup(shared=True, optimizer=optimizer, weight_decay=1e-3)
+@pytest.mark.parametrize("optimizer,max_wave,window", [("sgd", 64, {}), ("adam", 64, {}), ("sgd", 2, {}),
+                                                       ("sgd", 64, {"input_dropout": 0.0, "record_window": True})])
+def test_shared_mode_sums_the_gradients_of_a_wave(optimizer, max_wave, window):
+    hy, theta0, streams, params, slots, X = setup(shared=True, optimizer=optimizer, weight_decay=1e-3, **window)
+    assert hy.cached_window == bool(window)
     eng = CudaEngine(hy, streams, params, theta0, threads_per_block=TPB, max_wave=max_wave)
     got = eng.process(slots, X)
     want, w_streams, w_params = emulate_shared(hy, streams, params, slots, X, max_wave)
