@@ -4,14 +4,17 @@ the daemon, the sink and the changelog store rely on, checked without them."""
 from __future__ import annotations
 
 import ctypes
+import logging
+import threading
 import traceback
 import uuid
 
 import pytest
 from kafka_broker import TansuBroker
 
-from streamlstm.config import KafkaConfig
-from streamlstm.kafka.client import TP, ProduceError, open_client
+from streamlstm.config import KafkaConfig, load_config
+from streamlstm.kafka.client import TP, ProduceError, cut_non_exceptions, open_client
+from streamlstm.kafka.daemon import KafkaDaemon
 
 
 def _client(broker, name: str, **settings):
@@ -130,13 +133,10 @@ def test_a_message_that_cannot_be_delivered_is_raised_by_flush(kafka_broker, kaf
     assert len(failed) == 1
 
 
-def test_a_kafka_error_in_an_exception_chain_is_cut_before_it_is_raised():
-    """confluent-kafka's C code can leave a KafkaError, which is not an exception, as the
-    context of one it raises (the SystemError of a flush after a fencing): formatting that
-    chain failed, so the fatal error's traceback could not be logged. The client cuts it."""
+def _error_with_a_kafka_error_in_its_chain() -> RuntimeError:
+    """RuntimeError <- SystemError <- (context) a KafkaError, which is not an exception, as
+    confluent-kafka's C code leaves it (the SystemError of a flush after a fencing)."""
     from confluent_kafka import KafkaError
-
-    from streamlstm.kafka.confluent_client import _cut_non_exceptions
 
     exc = SystemError("<cimpl.Producer flush> returned a result with an exception set")
     err = KafkaError(KafkaError._FENCED)
@@ -145,8 +145,32 @@ def test_a_kafka_error_in_an_exception_chain_is_cut_before_it_is_raised():
     ctypes.pythonapi.PyException_SetContext(exc, err)  # as the C code does; Python itself refuses
     outer = RuntimeError("fenced")
     outer.__cause__ = exc
+    return outer
+
+
+def test_a_kafka_error_in_an_exception_chain_is_cut_before_it_is_raised():
+    """Formatting a chain that holds a KafkaError fails, so the fatal error's traceback
+    could not be logged. The client cuts it."""
+    outer = _error_with_a_kafka_error_in_its_chain()
     with pytest.raises(AttributeError, match="__traceback__"):
         traceback.format_exception(outer)
-    _cut_non_exceptions(outer)
-    assert exc.__context__ is None and outer.__cause__ is exc
+    cut_non_exceptions(outer)
+    assert outer.__cause__.__context__ is None and isinstance(outer.__cause__, SystemError)
     assert "SystemError" in "".join(traceback.format_exception(outer))
+
+
+def test_the_daemon_logs_such_an_error_and_exits_1(caplog):
+    """However the client raises it (this one from connecting), the daemon's one line and its
+    DEBUG traceback are logged and run() returns 1: under pytest's handler, which re-raises
+    logging errors, the uncut chain escaped run() (a flaky fencing test, twice)."""
+    config = load_config(None, env={}, overrides={"source": "kafka", "kafka.topics": ["t"], "metrics.enabled": False})
+    daemon = KafkaDaemon(config, threading.Event())
+
+    def connect():
+        raise _error_with_a_kafka_error_in_its_chain()
+
+    daemon._connect = connect
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert daemon.run() == 1
+    assert "kafka daemon failed: RuntimeError: fenced" in caplog.text
+    assert "SystemError" in caplog.text  # the traceback, logged

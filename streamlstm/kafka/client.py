@@ -31,7 +31,7 @@ from typing import NamedTuple, Protocol
 from ..config import KafkaConfig
 
 __all__ = ["CLIENTS", "Client", "Consumer", "Fenced", "ProduceError", "Producer", "Rebalance", "Records", "TP",
-           "open_client"]
+           "cut_non_exceptions", "open_client"]
 
 CLIENTS = ("confluent", "kafka-python")  # config.py validates kafka.client against the same
 
@@ -151,3 +151,19 @@ def open_client(config: KafkaConfig) -> Client:
 
         return KafkaPythonClient(config)
     raise ValueError(f"kafka.client: expected one of {', '.join(CLIENTS)}, got {config.client!r}")
+
+
+def cut_non_exceptions(exc: BaseException | None) -> None:
+    """Unlink from exc's chain of causes and contexts anything that is not an exception.
+    confluent-kafka's C code can leave a KafkaError there (it is not a BaseException:
+    confluent-kafka-python#1897; seen as the context of a fenced flush's SystemError and of
+    errors raised after a fencing), and formatting such a chain raises AttributeError: a
+    fatal error's traceback could not be logged, and under a handler that re-raises logging
+    errors (pytest's) the error escaped the daemon."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for link in ("__cause__", "__context__"):
+            if getattr(exc, link) is not None and not isinstance(getattr(exc, link), BaseException):
+                setattr(exc, link, None)
+        exc = exc.__cause__ or exc.__context__

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..config import KafkaConfig
-from .client import TP, Fenced, ProduceError, Rebalance, Records
+from .client import TP, Fenced, ProduceError, Rebalance, Records, cut_non_exceptions
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "SECURITY", "ConfluentClient", "librdkafka_settings"]
 
@@ -322,7 +322,7 @@ class ConfluentProducer:
         call then raises the error itself."""
         from confluent_kafka import KafkaError, KafkaException
 
-        _cut_non_exceptions(exc)
+        cut_non_exceptions(exc)
         err = exc.args[0] if isinstance(exc, KafkaException) else None
         if self.transactional and (err is None or err.code() == KafkaError._FATAL):
             try:
@@ -333,21 +333,6 @@ class ConfluentProducer:
             return exc
         self.fatal = self.fatal or err.fatal()
         return Fenced(f"the transaction failed: {err.str()}") if _fenced(err) else KafkaException(err)
-
-
-def _cut_non_exceptions(exc: BaseException) -> None:
-    """Unlink from exc's chain of causes and contexts anything that is not an exception.
-    confluent-kafka's C code can leave a KafkaError there (it is not a BaseException:
-    confluent-kafka-python#1897, seen as the context of the SystemError of a fenced flush),
-    and formatting such a chain raises AttributeError, so the fatal error's traceback could
-    not be logged, and under a handler that re-raises logging errors, not handled."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        for link in ("__cause__", "__context__"):
-            if getattr(exc, link) is not None and not isinstance(getattr(exc, link), BaseException):
-                setattr(exc, link, None)
-        exc = exc.__cause__ or exc.__context__
 
 
 def _fenced(err) -> bool:

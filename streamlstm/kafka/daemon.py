@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import time
 from bisect import bisect_left
@@ -51,7 +52,7 @@ from ..io.checkpoint import CheckpointError
 from ..io.parsers import JsonlParser
 from ..io.pipeline import Pipeline, checkpoint
 from ..pool import DetectorPool
-from .client import TP, Records, open_client
+from .client import TP, Records, cut_non_exceptions, open_client
 from .metrics import DaemonMetrics, MetricsServer
 from .sink import OUTPUT_MODES, KafkaSink, PartitionBatch
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
@@ -65,6 +66,13 @@ RESTORE_ATTEMPTS = 8  # reads of the changelog, ~7 s in all, before a lagging sn
 
 # main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
 _STAGES = ("poll", "parse", "score", "wait", "produce", "checkpoint")
+
+
+def _debug_traceback(msg: str) -> None:
+    """The traceback of the exception being handled, at DEBUG, its chain cleaned first
+    (`cut_non_exceptions`): a client library's non-exception in it would fail the logging."""
+    cut_non_exceptions(sys.exc_info()[1])
+    log.debug(msg, exc_info=True)
 
 
 class _KeyInput:
@@ -193,7 +201,7 @@ class KafkaDaemon:
                 else:
                     offsets = self.checkpoint(revoked)
         except Exception as exc:  # noqa: BLE001 - the loop raises it (kafka-python swallows listener errors)
-            log.debug("checkpoint on revoke failed", exc_info=True)
+            _debug_traceback("checkpoint on revoke failed")
             self.fatal = exc
         finally:
             for tp in revoked:
@@ -444,7 +452,7 @@ class KafkaDaemon:
         except Exception as exc:
             log.error("kafka daemon failed: %s: %s; offsets after the last checkpoint are not committed",
                       type(exc).__name__, exc)
-            log.debug("traceback of the error above", exc_info=True)
+            _debug_traceback("traceback of the error above")
             self.fatal = self.fatal or RuntimeError("failed")
             status = 1
         finally:
@@ -514,7 +522,7 @@ class KafkaDaemon:
                 # (confluent-kafka 2.16 has raised AttributeError there): the fatal line says it all.
                 log.log(logging.DEBUG if self.fatal is not None else logging.WARNING, "closing the %s failed: %s: %s",
                         name, type(exc).__name__, exc)
-                log.debug("traceback of the line above", exc_info=True)
+                _debug_traceback("traceback of the line above")
         if self.server is not None:
             self.server.stop()
 
