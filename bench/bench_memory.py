@@ -66,12 +66,14 @@ def main() -> None:
         return
 
     print("bytes of state per stream (slot tables), H=32, K=16, D=1, defaults")
-    print(f"{'mode':>12s} {'LSTM, SGD':>10s} {'LSTM, Adam':>11s} {'GRU, SGD':>9s} {'GRU, Adam':>10s}")
-    for mode in ("per_stream", "shared"):
-        sizes = [MultiStreamDetector(1, weight_mode=mode, cell=cell, optimizer=opt).bytes_per_stream()
+    print(f"{'mode':>22s} {'LSTM, SGD':>10s} {'LSTM, Adam':>11s} {'GRU, SGD':>9s} {'GRU, Adam':>10s}")
+    modes = {"per_stream": {}, "shared": {"weight_mode": "shared"},
+             "shared, record_window": {"weight_mode": "shared", "record_window": True}}
+    for mode, settings in modes.items():
+        sizes = [MultiStreamDetector(1, cell=cell, optimizer=opt, **settings).bytes_per_stream()
                  for cell in ("lstm", "gru") for opt in ("sgd", "adam")]
-        print(f"{mode:>12s} {sizes[0]:>10,d} {sizes[1]:>11,d} {sizes[2]:>9,d} {sizes[3]:>10,d}")
-    print(f"{'shared, no bins':>12s} {MultiStreamDetector(1, weight_mode='shared', seasonal_bins=0).bytes_per_stream():>10,d}")
+        print(f"{mode:>22s} {sizes[0]:>10,d} {sizes[1]:>11,d} {sizes[2]:>9,d} {sizes[3]:>10,d}")
+    print(f"{'shared, no bins':>22s} {MultiStreamDetector(1, weight_mode='shared', seasonal_bins=0).bytes_per_stream():>10,d}")
 
     out = subprocess.run([sys.executable, __file__, "--child", "--streams", str(args.streams), "--events",
                           str(args.events), "--batch", str(args.batch)], capture_output=True, text=True, check=True)
