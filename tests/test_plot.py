@@ -5,6 +5,7 @@ import csv
 import math
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 from streamlstm.io import plot
@@ -40,6 +41,7 @@ def test_each_feature_has_its_own_panel_and_scale():
     assert [t.get_text() for ax in axes[:3] for t in ax.texts] == ["a", "b", "c"]
     # the alert's dot (each panel's last collection) is on the feature it names, and only there
     assert [len(ax.collections[-1].get_offsets()) for ax in axes[:3]] == [0, 1, 0]
+    plt.close(fig)
 
 
 def test_time_axis_when_every_event_has_a_timestamp_in_order():
@@ -67,6 +69,7 @@ def test_many_features_show_those_named_in_alerts_first():
     assert len(fig.axes) == MAX_FEATURE_PANELS + 1
     assert fig.axes[0].texts[0].get_text() == "f11"
     assert f"{MAX_FEATURE_PANELS} of 12 features shown" in fig.axes[0].get_title(loc="left")
+    plt.close(fig)
 
 
 def test_csv_results_keep_their_contributors(tmp_path):
