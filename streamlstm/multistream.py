@@ -266,6 +266,8 @@ class MultiStreamDetector:
         D, version = det.n_features, meta["format_version"]
         if version < 10:
             _upgrade_to_v10(arrays, version, n, D, det.hyper)
+        if version < 11:
+            _upgrade_to_v11(arrays, n, D, det.hyper)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -321,3 +323,17 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
     # A weight other than 1 was a flagged event's; the positions past the window's fill are unused.
     used = np.arange(arrays["stream.winw"].shape[1]) < arrays["stream.counters"][:, C_WIN, None]
     arrays["stream.winflag"] = ((arrays.pop("stream.winw") != 1.0) & used).astype(np.uint8)
+
+
+def _upgrade_to_v11(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
+    """Complete the `stats32` rows of an `n`-stream snapshot of format 10 (or one converted
+    to it) in place with format 11's persistence columns, which follow format 10's: nothing
+    learnt yet (a feature counts as independent until it has shown otherwise, so the
+    regime judges as format 10's did) and the innovation's tail frequencies equal to the
+    level's, which is what the innovation is for a feature without persistence."""
+    col = hy.stats
+    old = arrays["stream.stats32"]
+    stats32 = np.zeros((n, col.width32), dtype=np.float32)
+    stats32[:, :old.shape[1]] = old
+    stats32[:, col.innov_tail:col.innov_tail + TAIL_LEVELS * D] = stats32[:, col.base_tail:col.base_tail + TAIL_LEVELS * D]
+    arrays["stream.stats32"] = stats32

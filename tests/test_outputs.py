@@ -25,6 +25,8 @@ DATA = Path(__file__).with_name("data")
 # levels became the slower of the Gaussian and the exponential shape (by up to 0.06).
 # Format 8's (shared mode) forecasts, errors and scores were recorded again when a re-run
 # window's state became the carried state (forecasts by up to 0.6; the same alerts).
+# The regime of formats 8 and 9 was recorded again when its evidence began to count a
+# persistent level once per autocorrelation time and a jump by its innovation (format 11).
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 2e-4
@@ -79,6 +81,64 @@ def test_the_regime_is_up_for_an_incident_and_comes_back_down():
     assert res.abnormal[300:1000].mean() < 0.02  # normal before it
     assert res.flags[1000:1010].any() and res.flags[1000:1150].sum() <= 3  # alerts: one per incident
     assert 0.0 <= res.regime.min() and res.regime.max() <= 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_wandering_level_is_no_incident(seed):
+    """A random walk (one feature and eight) and an AR(1) of coefficient 0.98 have no
+    anomaly; their levels stay far from any baseline for hundreds of events, which counted
+    once per event held the regime abnormal on about half their rows. Counted once per
+    autocorrelation time, they are never abnormal."""
+    rng = np.random.default_rng(seed)
+    walks = np.cumsum(rng.normal(size=(4000, 9)), axis=0)
+    ar = rng.normal(size=(4000, 4))
+    for t in range(1, len(ar)):
+        ar[t] += 0.98 * ar[t - 1]
+    for X in (walks[:, :1], walks[:, 1:], ar):
+        res = MultiStreamDetector(X.shape[1], seed=seed).process(["s"] * len(X), X)
+        assert not res.abnormal.any()
+
+
+def test_a_jump_in_a_persistent_feature_is_an_incident():
+    """A smooth, persistent feature (an AR(1) of 0.9) beside a noisy one jumps by ~70 of its
+    sd and stays there for 300 events (SKAB's other/5, where two accelerometers do): the
+    innovation carries the jump in full, and the baseline, which learns values limited to
+    6 sd, does not widen to hide it, so the regime is up through the incident and not
+    before it."""
+    rng = np.random.default_rng(5)
+    smooth = np.zeros(1500)
+    for t in range(1, len(smooth)):
+        smooth[t] = 0.9 * smooth[t - 1] + 0.1 * rng.normal()
+    smooth[1000:1300] += 16.0
+    X = np.column_stack([smooth, rng.normal(size=len(smooth))])
+    res = MultiStreamDetector(2, seed=0).process(["s"] * len(X), X)
+    assert res.abnormal[1010:1300].mean() > 0.9
+    assert res.abnormal[300:1000].mean() < 0.01
+
+
+def test_persistence_is_measured_per_feature():
+    """The regime's persistence (scoring.persistence) after 3,000 normal events: white
+    noise is independent (rho ~ 0, tau ~ 1); an AR(1) of 0.9 has rho ~ 0.9 and tau ~ 10 (an
+    AR(1)'s (1 + rho) / (1 - rho) is 19: the baseline's moving mean absorbs part of its slow
+    swings, and the running mean starts at 0); a random walk is far more persistent; a cycle
+    of period 50, far shorter than the horizon, averages out (tau ~ 1)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    ar = np.zeros(n)
+    for t in range(1, n):
+        ar[t] = 0.9 * ar[t - 1] + rng.normal()
+    X = np.column_stack([rng.normal(size=n), ar, np.cumsum(rng.normal(size=n)),
+                         np.sin(2 * np.pi * np.arange(n) / 50) + 0.1 * rng.normal(size=n)])
+    det = MultiStreamDetector(4, seed=0)
+    res = det.process(["s"] * n, X)
+    assert not res.abnormal.any()  # persistence is learnt while normal
+    stats32, col = det.engine.to_host()[0].stats32[0], det.hyper.stats
+    sq = stats32[col.base_sq:col.base_sq + 4]
+    rho = stats32[col.base_lag:col.base_lag + 4] / sq
+    tau = np.maximum(stats32[col.base_run_sq:col.base_run_sq + 4] / sq, 1.0)
+    np.testing.assert_allclose(rho[:2], [0.0, 0.9], atol=0.06)
+    assert rho[2] > 0.95 and rho[3] > 0.95
+    assert tau[0] < 1.5 and 5.0 < tau[1] < 30.0 and tau[2] > 100.0 and tau[3] < 1.5
 
 
 def test_a_lone_spike_alerts_but_is_not_a_regime():
@@ -234,4 +294,21 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 10
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 11
+
+
+def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
+    """A snapshot written before the regime measured persistence (format 10) loads with
+    nothing learnt of it (each feature independent, so the regime judges as format 10's
+    did until it has learnt otherwise) and the innovation's tail frequencies equal to the
+    level's; its scores, alerts, forecasts and errors continue as the code that wrote it
+    did (the regime, by design, not)."""
+    det = MultiStreamDetector.from_bytes((DATA / "detector_v10.snapshot").read_bytes())
+    stats32, col, n = det.engine.to_host()[0].stats32, det.hyper.stats, det.n_streams
+    assert not stats32[:n, col.base_prev:col.innov_tail].any()
+    np.testing.assert_array_equal(stats32[:n, col.innov_tail:col.innov_tail + TAIL_LEVELS * 2],
+                                  stats32[:n, col.base_tail:col.base_tail + TAIL_LEVELS * 2])
+    old = np.load(DATA / "detector_v10_continued.npz")
+    res = det.process(list(old["ids"]), old["X"], old["T"])
+    assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors"))
+    assert old["flags"].any() and (res.regime >= 0.5).any()

@@ -78,6 +78,15 @@ class StatsLayout(NamedTuple):
     regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
     day_old: int  # when the stream is a day old: its first timestamp + 1 day (0: none yet;
     #               the time-of-day profile answers from then on, scoring.seasonal_bin)
+    # The regime's persistence estimates (scoring.persistence), after the format 10 columns
+    # so that a format 10 row is a prefix of this one:
+    base_prev: int  # feature block: the previous observation's signed z under the baseline
+    base_lag: int  # feature block: running mean of z times the previous z, while normal
+    base_sq: int  # feature block: running mean of z squared, while normal
+    base_run: int  # feature block: running mean of z (the scaler's rate)
+    base_run_sq: int  # feature block: running mean of base_run's square over its square for
+    #                   independent z, while normal (the integrated autocorrelation time)
+    innov_tail: int  # TAIL_LEVELS columns per feature, as base_tail: how often |innovation| > k + 1
     width32: int  # columns of `stats32`
 
 
@@ -85,16 +94,20 @@ def stats_layout(D: int) -> StatsLayout:
     """The statistics rows' layout for D features."""
     channels = (3 + TAIL_LEVELS) * D
     penalty = channels + 3 * N_CHANNELS
+    base_prev = penalty + 4
+    innov_tail = base_prev + 5 * D
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D, width=7 * D,
                        var=0, step=D, base_var=2 * D, base_tail=3 * D, channels=channels,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
-                       width32=penalty + 4)
+                       base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
+                       base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, innov_tail=innov_tail,
+                       width32=innov_tail + TAIL_LEVELS * D)
 
 
 def stats_columns(D: int) -> dict[str, int]:
     """Columns of each statistic of StatsLayout, by name, for D features."""
     one = {"penalty", "quantile", "regime", "day_old"}
-    sizes = {"channels": 3 * N_CHANNELS, "base_tail": TAIL_LEVELS * D}
+    sizes = {"channels": 3 * N_CHANNELS, "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in StatsLayout._fields if name not in ("width", "width32")}
 

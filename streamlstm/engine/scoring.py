@@ -128,8 +128,15 @@ RES_SPAN = 1.5
 # is 0.25: an abnormal stream typically shows 1-in-4 events, not only rare ones, which is
 # what a lasting incident looks like. While abnormal, the regime's baseline learns at
 # REGIME_LEARN_WEIGHT of its rate, so an incident does not become the normal within its own
-# duration (4x the scaler half-life), while a lasting change does, eventually. Both chosen
+# duration (10x the scaler half-life), while a lasting change does, eventually. Both chosen
 # on the SKAB development half (docs/tuning-log.md).
+# An event's evidence is what it adds to what the stream's recent past already said: a
+# level counts once per integrated autocorrelation time of its feature, and a jump counts
+# by its innovation under an AR(1) whose coefficient is capped at RHO_MAX, so that an
+# innovation is never amplified more than sevenfold (1 / sqrt(1 - RHO_MAX^2)) by a
+# coefficient estimated near 1; see regime_evidence and docs/detection.md.
+# PERSISTENCE_HORIZON (events) is the span of the running mean that measures persistence:
+# cycles much shorter than it average out (count as independent), slower ones do not.
 # The p-values are calibrated to each feature's own history: a daily cycle or a ramp sits
 # more than 1 sd from its mean far more often than a Gaussian does, and its long runs of
 # such values would otherwise read as an incident. While the stream is normal, each feature
@@ -137,7 +144,9 @@ RES_SPAN = 1.5
 # (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations (before them
 # the baseline's own variance is too uncertain: |z| is Student-t).
 REGIME_ALTERNATIVE = 0.5
-REGIME_LEARN_WEIGHT = 0.25
+REGIME_LEARN_WEIGHT = 0.1
+RHO_MAX = 0.99
+PERSISTENCE_HORIZON = 400.0
 TAIL_MIN_COUNT = 20.0
 _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
 _LN10 = math.log(10.0)
@@ -503,48 +512,105 @@ def _logit(p):
 
 @kernel
 def baseline_z(v, d, stats, stats32, col):
-    """|z| of value v of feature d under the regime's baseline."""
+    """Signed z of value v of feature d under the regime's baseline."""
     mean = stats[col.base_mean + d]
-    return abs(v - mean) / scaler_std(stats32[col.base_var + d], mean)
+    return (v - mean) / scaler_std(stats32[col.base_var + d], mean)
 
 
 @kernel
-def calibrated_tail(z, d, stats, stats32, hy):
-    """P(|Z| >= z) for feature d by its own history: at the largest level k <= z (k = 1 ..
-    TAIL_LEVELS), the feature's own frequency of |Z| > k (floored at the rule of
-    succession's 1/(n + 2) for the n observations it rests on), falling towards the next
-    level's frequency as the Gaussian tail falls from k, or, where slower, log-linearly
-    (an exponential tail through both levels' frequencies): within a level the slower of
-    the two, so that a heavy-tailed feature's p-values stay valid (with the Gaussian shape
-    alone, Laplace noise in 32 features held the regime abnormal on 41 % of its rows).
-    Beyond the top level, the Gaussian shape. The plain Gaussian tail below level 1 and
-    until TAIL_MIN_COUNT observations."""
-    col = hy.stats
-    n = stats[col.count + d]
-    tail = math.erfc(z / _SQRT2)
+def calibrated_tail(z, d, stats, stats32, hy, tail):
+    """P(|Z| >= z) for feature d by its own history, from the frequencies in the block that
+    starts at column `tail` (base_tail for |z|, innov_tail for the innovation): at the
+    largest level k <= z (k = 1 .. TAIL_LEVELS), the feature's own frequency of |Z| > k
+    (floored at the rule of succession's 1/(n + 2) for the n observations it rests on),
+    falling towards the next level's frequency as the Gaussian tail falls from k, or, where
+    slower, log-linearly (an exponential tail through both levels' frequencies): within a
+    level the slower of the two, so that a heavy-tailed feature's p-values stay valid (with
+    the Gaussian shape alone, Laplace noise in 32 features held the regime abnormal on 41 %
+    of its rows). Beyond the top level, the Gaussian shape. The plain Gaussian tail below
+    level 1 and until TAIL_MIN_COUNT observations."""
+    n = stats[hy.stats.count + d]
+    tail_p = math.erfc(z / _SQRT2)
     k = int(min(z, TAIL_LEVELS))  # z may be ~1e27 (a value far off a constant feature): no int overflow
     if k == 0 or n <= TAIL_MIN_COUNT:
-        return tail
+        return tail_p
     floor = 1.0 / (min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
-    o = col.base_tail + TAIL_LEVELS * d
+    o = tail + TAIL_LEVELS * d
     freq = max(stats32[o + k - 1], floor)
-    p = freq * tail / math.erfc(k / _SQRT2)
+    p = freq * tail_p / math.erfc(k / _SQRT2)
     if k < TAIL_LEVELS:
         p = max(p, freq * (max(stats32[o + k], floor) / freq) ** (z - k))
     return p
 
 
 @kernel
+def persistence(d, stats32, hy):
+    """(rho, tau) of feature d's baseline z, as learnt while normal: its lag-1
+    autocorrelation rho in [0, RHO_MAX], and its integrated autocorrelation time tau, how
+    many events one independent observation spans, in [1, 2 PERSISTENCE_HORIZON - 1]: the
+    variance of z's running mean over PERSISTENCE_HORIZON events against what independent
+    z would give it (1 for white noise; ~(1 + rho) / (1 - rho) for an AR(1); a cycle much
+    shorter than the horizon averages out, so it counts as nearly independent; a random
+    walk reaches the bound). (0, 1) until learnt; the running mean starts at 0, so tau is
+    low, and the level's evidence counts nearly in full, in a feature's first hundreds of
+    observations."""
+    col = hy.stats
+    sq = stats32[col.base_sq + d]
+    if sq <= 0.0:
+        return 0.0, 1.0
+    rho = min(max(stats32[col.base_lag + d] / sq, 0.0), RHO_MAX)
+    return rho, min(max(stats32[col.base_run_sq + d] / sq, 1.0), 2.0 * PERSISTENCE_HORIZON - 1.0)
+
+
+@kernel
+def innovation(z, prev, rho):
+    """|z|'s surprise given the previous z under an AR(1) of coefficient rho, in sd of the
+    AR(1)'s noise: what is new in this event."""
+    return abs(z - rho * prev) / math.sqrt(1.0 - rho * rho)
+
+
+@kernel
+def regime_p_values(v, d, stats, stats32, hy):
+    """(level's p-value, innovation's p-value, tau) of value v of feature d, which has n >= 2
+    observations, under the regime's baseline (regime_evidence): each calibrated to the
+    feature's own tail frequencies and floored at 1/(n + 2)."""
+    col = hy.stats
+    z = baseline_z(v, d, stats, stats32, col)
+    rho, tau = persistence(d, stats32, hy)
+    floor = 1.0 / (stats[col.count + d] + 2.0)
+    level = max(calibrated_tail(abs(z), d, stats, stats32, hy, col.base_tail), floor)
+    u = innovation(z, stats32[col.base_prev + d], rho)
+    return level, max(calibrated_tail(u, d, stats, stats32, hy, col.innov_tail), floor), tau
+
+
+@kernel
+def _log_lr(p):
+    """The log likelihood ratio of abnormal to normal for an event of p-value p: under
+    the normal state p is uniform, under the abnormal state Beta(REGIME_ALTERNATIVE, 1)."""
+    return math.log(REGIME_ALTERNATIVE) - (1.0 - REGIME_ALTERNATIVE) * math.log(p)
+
+
+@kernel
 def regime_evidence(x, stats, stats32, hy):
-    """-log10 of the p-value of event x (D,) under the regime's baseline: per observed
-    feature the tail of its distance from the baseline mean in baseline sd, calibrated to
-    its own history (calibrated_tail) and floored at 1/(n + 2) after n observations (no
-    tail can claim more than the count supports: the rule of succession; a feature that
-    never varied is not 1e9 sd away on its first change), and the smallest of them times
-    the features judged (Bonferroni), so one broken feature is not diluted by the others.
-    NaN when none can be judged yet."""
+    """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
+    baseline, NaN when no feature can be judged yet. Two p-values per observed feature,
+    each calibrated to its own history (calibrated_tail) and floored at 1/(n + 2) after n
+    observations (no tail can claim more than the count supports: the rule of succession;
+    a feature that never varied is not 1e9 sd away on its first change):
+    - the level: |z|, how far the value is from the baseline mean;
+    - the news: the innovation, how far it is from where the feature's persistence
+      (rho) says it would be after the previous value.
+    Each kind takes its smallest p-value times the features judged (Bonferroni), so one
+    broken feature is not diluted by the others. A persistent feature's consecutive levels
+    are not independent evidence: the level's log likelihood ratio counts once per
+    integrated autocorrelation time tau of the feature it came from, so a wandering level
+    (a random walk, tau large) says little per event, while a jump says all it has
+    through the innovation. The two are mixed as likelihood ratios, half each, which
+    keeps the evidence valid (its expectation under the normal state at most 1)."""
     D, col = hy.D, hy.stats
-    p_min = 1.0
+    p_level = 1.0
+    p_news = 1.0
+    tau = 1.0
     m = 0
     for d in range(D):
         v = x[d]
@@ -553,22 +619,26 @@ def regime_evidence(x, stats, stats32, hy):
             continue
         if not judged(d, stats, hy):
             continue
-        p = calibrated_tail(baseline_z(bounded(v), d, stats, stats32, col), d, stats, stats32, hy)
-        p_min = min(p_min, max(p, 1.0 / (n + 2.0)))
+        p, news, tau_d = regime_p_values(bounded(v), d, stats, stats32, hy)
+        if p < p_level:
+            p_level, tau = p, tau_d
+        p_news = min(p_news, news)
         m += 1
     if m == 0:
         return math.nan
-    return -math.log10(min(1.0, p_min * m))
+    level = _log_lr(min(1.0, p_level * m)) / tau
+    news = _log_lr(min(1.0, p_news * m))
+    return math.log(0.5 * math.exp(level) + 0.5 * math.exp(news))
 
 
 @kernel
 def regime_step(x, s, streams, hy):
     """One forward step of stream slot s's regime model with event x (D,): the predicted
     P(abnormal) after the transition (regime_enter, regime_exit), times the likelihood
-    ratio of the event's evidence u, REGIME_ALTERNATIVE * u^(REGIME_ALTERNATIVE - 1).
-    Returns (P(abnormal), the state to store), (0, 0) during warm-up. Changes nothing
-    (`regime_learn` stores the state, once the event is learnt): the state is the new
-    log-odds relative to the prior, so that a reset row is at it."""
+    ratio of the event's evidence (regime_evidence). Returns (P(abnormal), the state to
+    store), (0, 0) during warm-up. Changes nothing (`regime_learn` stores the state, once
+    the event is learnt): the state is the new log-odds relative to the prior, so that a
+    reset row is at it."""
     stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
     if streams.counters[s, C_SEEN] < hy.warmup:
         return 0.0, 0.0
@@ -578,7 +648,7 @@ def regime_step(x, s, streams, hy):
     log_odds = _logit(abnormal)
     e = regime_evidence(x, stats, stats32, hy)
     if not math.isnan(e):
-        log_odds += math.log(REGIME_ALTERNATIVE) + (1.0 - REGIME_ALTERNATIVE) * e * _LN10
+        log_odds += e
     log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
     return 1.0 / (1.0 + math.exp(-log_odds)), log_odds - prior
 
@@ -592,13 +662,25 @@ def regime_learn(state, s, streams, hy):
 
 
 @kernel
+def _learn_tail(stats32, o, z, rate):
+    """One step of the frequencies of |z| > 1 .. TAIL_LEVELS in the block at column o."""
+    for k in range(TAIL_LEVELS):
+        stats32[o + k] += rate * ((1.0 if z > k + 1.0 else 0.0) - stats32[o + k])
+
+
+@kernel
 def update_baseline(stats, stats32, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
-    stream is abnormal; while it is normal, each feature's tail frequencies first learn
-    whether the event's |z| exceeds each level. Runs after update_value_stats has counted
-    the observation."""
+    stream is abnormal, with the value limited to TAIL_LEVELS baseline sd from the mean (a
+    70 sd jump would otherwise widen the baseline ninefold in one event and hide itself).
+    While it is normal, each feature first learns its tail frequencies (of |z| and of the
+    innovation) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one
+    huge value cannot swamp the running means); the running mean of z and the previous z
+    follow every observation. Runs after update_value_stats has counted the observation."""
     col = hy.stats
+    a = hy.scaler_alpha
+    h = 1.0 / PERSISTENCE_HORIZON
     weight = REGIME_LEARN_WEIGHT if abnormal else 1.0
     for d in range(hy.D):
         v = x[d]
@@ -606,15 +688,27 @@ def update_baseline(stats, stats32, x, abnormal, hy):
             continue
         v = bounded(v)
         n = stats[col.count + d]
+        mean = stats[col.base_mean + d]
+        sd = scaler_std(stats32[col.base_var + d], mean)
+        z = (v - mean) / sd
+        zc = min(max(z, -TAIL_LEVELS), TAIL_LEVELS)
         if not abnormal and n > TAIL_MIN_COUNT:  # a z under a baseline of TAIL_MIN_COUNT or more
-            z = baseline_z(v, d, stats, stats32, col)
-            rate = max(1.0 / (n - TAIL_MIN_COUNT), hy.scaler_alpha)
-            for k in range(TAIL_LEVELS):
-                o = col.base_tail + TAIL_LEVELS * d + k
-                stats32[o] += rate * ((1.0 if z > k + 1.0 else 0.0) - stats32[o])
-        alpha = max(1.0 / n, hy.scaler_alpha) * weight
-        stats[col.base_mean + d], stats32[col.base_var + d] = ewma_update(stats[col.base_mean + d],
-                                                                          stats32[col.base_var + d], v, alpha)
+            rate = max(1.0 / (n - TAIL_MIN_COUNT), a)
+            prev = stats32[col.base_prev + d]
+            rho, _ = persistence(d, stats32, hy)
+            _learn_tail(stats32, col.base_tail + TAIL_LEVELS * d, abs(z), rate)
+            _learn_tail(stats32, col.innov_tail + TAIL_LEVELS * d, innovation(z, prev, rho), rate)
+            stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
+                                                 - stats32[col.base_lag + d])
+            stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
+            run = stats32[col.base_run + d]
+            stats32[col.base_run_sq + d] += rate * (run * run * (2.0 - h) / h - stats32[col.base_run_sq + d])
+        stats32[col.base_prev + d] = z
+        stats32[col.base_run + d] += h * (zc - stats32[col.base_run + d])
+        if n > TAIL_MIN_COUNT:
+            v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
+        alpha = max(1.0 / n, a) * weight
+        stats[col.base_mean + d], stats32[col.base_var + d] = ewma_update(mean, stats32[col.base_var + d], v, alpha)
 
 
 # -------------------------------------------------------------------------- attribution
@@ -628,7 +722,8 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     largest of: the two-sided Gaussian tail of its largest channel input (|z|, |step|,
     |seasonal residual|, and |forecast error| from the stream's forecast and xn (D,), the
     event normalised by score_event); its range novelty, graded as in value_surprise; and
-    its tail under the regime's baseline, as regime_evidence takes it. Range novelty alone
+    the smaller of its level's and its innovation's p-values under the regime's baseline,
+    as regime_evidence takes them (regime_p_values). Range novelty alone
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
@@ -653,6 +748,6 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
                 a = max(a, abs(seas))
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
             if n >= 2.0:
-                p = max(calibrated_tail(baseline_z(v, d, stats, stats32, col), d, stats, stats32, hy), 1.0 / (n + 2.0))
-                e = max(e, -math.log10(p))
+                level, news, _ = regime_p_values(v, d, stats, stats32, hy)
+                e = max(e, -math.log10(min(level, news)))
         evidence[d] = e
