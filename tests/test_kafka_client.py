@@ -174,3 +174,38 @@ def test_the_daemon_logs_such_an_error_and_exits_1(caplog):
         assert daemon.run() == 1
     assert "kafka daemon failed: RuntimeError: fenced" in caplog.text
     assert "SystemError" in caplog.text  # the traceback, logged
+
+
+def _raise_a_bare_kafka_error() -> None:
+    """Raise a KafkaError itself, which is not an exception, as confluent-kafka's C code can
+    (closing a fenced producer): ctypes raises whatever the error indicator holds."""
+    from confluent_kafka import KafkaError
+
+    err = KafkaError(KafkaError._FENCED)
+    ctypes.pythonapi.PyErr_SetObject.argtypes = [ctypes.py_object, ctypes.py_object]
+    ctypes.pythonapi.PyErr_SetObject(type(err), err)
+
+
+def test_the_daemon_survives_a_client_that_raises_a_non_exception(caplog):
+    """A bare KafkaError passes `except Exception` and `except BaseException`: raised while
+    closing a fenced producer it escaped run(), whose thread then died (a flaky fencing test,
+    a third time). The daemon catches it on every path (serving, closing) as NotAnException,
+    logs it, and run() returns 1."""
+    try:
+        _raise_a_bare_kafka_error()
+    except BaseException:  # noqa: BLE001
+        pytest.fail("a bare KafkaError was caught as a BaseException; the test's premise is gone")
+    except:  # noqa: E722
+        pass
+    config = load_config(None, env={}, overrides={"source": "kafka", "kafka.topics": ["t"], "metrics.enabled": False})
+    daemon = KafkaDaemon(config, threading.Event())
+    daemon._connect = _raise_a_bare_kafka_error
+
+    class Closing:
+        close = staticmethod(_raise_a_bare_kafka_error)
+
+    daemon.producer = Closing()
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert daemon.run() == 1
+    assert "kafka daemon failed: NotAnException: the Kafka client raised KafkaError" in caplog.text
+    assert "closing the producer failed: NotAnException" in caplog.text

@@ -25,6 +25,8 @@ verbatim, in the chosen library's own names, over the defaults of its module.
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple, Protocol
 
@@ -58,6 +60,12 @@ class ProduceError(RuntimeError):
 class Fenced(RuntimeError):
     """A transaction refused because another took over: a newer producer with the same
     transactional id, or a newer generation of the consumer group."""
+
+
+class NotAnException(RuntimeError):
+    """A client library raised something that is not an exception: confluent-kafka's C code
+    can raise a bare KafkaError (confluent-kafka-python#1897; seen closing a fenced
+    producer), which neither `except Exception` nor `except BaseException` catches."""
 
 
 class Rebalance(Protocol):
@@ -151,6 +159,16 @@ def open_client(config: KafkaConfig) -> Client:
 
         return KafkaPythonClient(config)
     raise ValueError(f"kafka.client: expected one of {', '.join(CLIENTS)}, got {config.client!r}")
+
+
+def caught() -> BaseException:
+    """What a bare `except:` is handling, as an exception: itself with its chain cleaned
+    (cut_non_exceptions), or a NotAnException naming what a client library raised."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, BaseException):
+        cut_non_exceptions(exc)
+        return exc
+    return NotAnException(f"the Kafka client raised {exc!r}, which is not an exception")
 
 
 def cut_non_exceptions(exc: BaseException | None) -> None:

@@ -261,11 +261,12 @@ class ConfluentProducer:
     def __init__(self, settings: dict[str, Any], on_error):
         from confluent_kafka import Producer
 
-        self.p = Producer({**settings, "on_delivery": self._delivered})
+        self.p = Producer({**settings, "on_delivery": self._delivered, "error_cb": self._client_error})
         self.transactional = "transactional.id" in settings
         self.on_error = on_error
         self.error: Exception | None = None  # the first failure, raised by every flush from then on
         self.fatal = False  # librdkafka gave up on the producer: nothing more can be delivered
+        self.fatal_error = None  # the KafkaError that made it fatal, as librdkafka reported it
 
     def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         from confluent_kafka import KafkaException
@@ -277,6 +278,12 @@ class ConfluentProducer:
                 self.p.poll(1.0)
             except KafkaException as exc:
                 raise self._failure(exc) from exc
+
+    def _client_error(self, err) -> None:
+        """librdkafka's error callback: keep the first fatal error (what a fenced producer's
+        calls then fail with as a bare _FATAL); the others it retries, and logs itself."""
+        if err.fatal() and self.fatal_error is None:
+            self.fatal_error = err
 
     def _delivered(self, err, msg) -> None:
         if err is not None and self.error is None:
@@ -325,10 +332,17 @@ class ConfluentProducer:
         cut_non_exceptions(exc)
         err = exc.args[0] if isinstance(exc, KafkaException) else None
         if self.transactional and (err is None or err.code() == KafkaError._FATAL):
+            # Serving the callbacks raises the fatal error or hands it to the error callback; a
+            # transactional call raises it too, but abort_transaction(0) alone timed out on a
+            # loaded machine, before librdkafka had moved the transaction to its fatal state.
             try:
-                self.p.abort_transaction(0)
+                self.p.poll(0)
+                if self.fatal_error is None:
+                    self.p.abort_transaction(0)
             except KafkaException as underlying:
                 err = underlying.args[0]
+            else:
+                err = self.fatal_error or err
         if err is None:
             return exc
         self.fatal = self.fatal or err.fatal()

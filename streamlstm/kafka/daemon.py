@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import threading
 import time
 from bisect import bisect_left
@@ -52,7 +51,7 @@ from ..io.checkpoint import CheckpointError
 from ..io.parsers import JsonlParser
 from ..io.pipeline import Pipeline, checkpoint
 from ..pool import DetectorPool
-from .client import TP, Records, cut_non_exceptions, open_client
+from .client import TP, Records, caught, cut_non_exceptions, open_client
 from .metrics import DaemonMetrics, MetricsServer
 from .sink import OUTPUT_MODES, KafkaSink, PartitionBatch
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
@@ -68,11 +67,11 @@ RESTORE_ATTEMPTS = 8  # reads of the changelog, ~7 s in all, before a lagging sn
 _STAGES = ("poll", "parse", "score", "wait", "produce", "checkpoint")
 
 
-def _debug_traceback(msg: str) -> None:
-    """The traceback of the exception being handled, at DEBUG, its chain cleaned first
-    (`cut_non_exceptions`): a client library's non-exception in it would fail the logging."""
-    cut_non_exceptions(sys.exc_info()[1])
-    log.debug(msg, exc_info=True)
+def _debug_traceback(msg: str, exc: BaseException) -> None:
+    """exc's traceback at DEBUG, its chain cleaned first (`cut_non_exceptions`): a client
+    library's non-exception in it would fail the logging."""
+    cut_non_exceptions(exc)
+    log.debug(msg, exc_info=exc)
 
 
 class _KeyInput:
@@ -200,8 +199,11 @@ class KafkaDaemon:
                     self.checkpoint_and_commit()
                 else:
                     offsets = self.checkpoint(revoked)
-        except Exception as exc:  # noqa: BLE001 - the loop raises it (kafka-python swallows listener errors)
-            _debug_traceback("checkpoint on revoke failed")
+        except:  # noqa: E722 - the loop raises it (kafka-python swallows listener errors); any object (caught)
+            exc = caught()
+            if not isinstance(exc, Exception):
+                raise
+            _debug_traceback("checkpoint on revoke failed", exc)
             self.fatal = exc
         finally:
             for tp in revoked:
@@ -449,10 +451,13 @@ class KafkaDaemon:
             self._connect()
             with Pipeline.running():
                 self._serve()
-        except Exception as exc:
+        except:  # noqa: E722 - also what a client library raises that is not an exception (caught)
+            exc = caught()
+            if not isinstance(exc, Exception):
+                raise
             log.error("kafka daemon failed: %s: %s; offsets after the last checkpoint are not committed",
                       type(exc).__name__, exc)
-            _debug_traceback("traceback of the error above")
+            _debug_traceback("traceback of the error above", exc)
             self.fatal = self.fatal or RuntimeError("failed")
             status = 1
         finally:
@@ -517,12 +522,15 @@ class KafkaDaemon:
                 continue
             try:
                 closer()
-            except Exception as exc:  # noqa: BLE001
+            except:  # noqa: E722 - any object (caught): closing a fenced confluent producer has raised a KafkaError
+                exc = caught()
+                if not isinstance(exc, Exception):
+                    raise
                 # After a fatal error (a fenced producer) the clients may fail to close too
                 # (confluent-kafka 2.16 has raised AttributeError there): the fatal line says it all.
                 log.log(logging.DEBUG if self.fatal is not None else logging.WARNING, "closing the %s failed: %s: %s",
                         name, type(exc).__name__, exc)
-                _debug_traceback("traceback of the line above")
+                _debug_traceback("traceback of the line above", exc)
         if self.server is not None:
             self.server.stop()
 
