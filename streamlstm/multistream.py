@@ -335,5 +335,6 @@ def _upgrade_to_v11(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
     old = arrays["stream.stats32"]
     stats32 = np.zeros((n, col.width32), dtype=np.float32)
     stats32[:, :old.shape[1]] = old
-    stats32[:, col.innov_tail:col.innov_tail + TAIL_LEVELS * D] = stats32[:, col.base_tail:col.base_tail + TAIL_LEVELS * D]
+    tails = TAIL_LEVELS * D
+    stats32[:, col.innov_tail:col.innov_tail + tails] = stats32[:, col.base_tail:col.base_tail + tails]
     arrays["stream.stats32"] = stats32

@@ -83,7 +83,7 @@ class StatsLayout(NamedTuple):
     base_prev: int  # feature block: the previous observation's signed z under the baseline
     base_lag: int  # feature block: running mean of z times the previous z, while normal
     base_sq: int  # feature block: running mean of z squared, while normal
-    base_run: int  # feature block: running mean of z (the scaler's rate)
+    base_run: int  # feature block: running mean of z over scoring.PERSISTENCE_HORIZON events
     base_run_sq: int  # feature block: running mean of base_run's square over its square for
     #                   independent z, while normal (the integrated autocorrelation time)
     innov_tail: int  # TAIL_LEVELS columns per feature, as base_tail: how often |innovation| > k + 1

@@ -673,7 +673,7 @@ def update_baseline(stats, stats32, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
     stream is abnormal, with the value limited to TAIL_LEVELS baseline sd from the mean (a
-    70 sd jump would otherwise widen the baseline ninefold in one event and hide itself).
+    70 sd jump would otherwise widen the baseline's sd threefold in one event and hide itself).
     While it is normal, each feature first learns its tail frequencies (of |z| and of the
     innovation) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one
     huge value cannot swamp the running means); the running mean of z and the previous z

@@ -26,7 +26,6 @@ verbatim, in the chosen library's own names, over the defaults of its module.
 from __future__ import annotations
 
 import sys
-
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple, Protocol
 
