@@ -10,10 +10,10 @@ import numpy as np
 
 from .engine import hyperparams, snapshot
 from .engine.backend import make_engine, resolve_backend
-from .engine.compact import BF16, f16_bits_of, narrow_bits_of, pack_bins
+from .engine.compact import BF16, f16_bits_of, narrow_bits_of, pack_bins, uf16_bits_of
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, THREADS, WEIGHT_MODE
 from .engine.kernels_cpu import Outputs, new_outputs
-from .engine.layout import C_WIN, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
+from .engine.layout import C_WIN, STATS32_ORDER_V11, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 
@@ -267,7 +267,9 @@ class MultiStreamDetector:
         if version < 10:
             _upgrade_to_v10(arrays, version, n, D, det.hyper)
         if version < 11:
-            _upgrade_to_v11(arrays, n, D, det.hyper)
+            _upgrade_to_v11(arrays, n, D)
+        if version < 12:
+            _upgrade_to_v12(arrays, n, D, det.hyper)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -306,17 +308,17 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
         stats = np.concatenate([stats, gaussian], axis=1)
     if version in (6, 7, 8):  # the resolution is new: none yet (no floor until a feature's next change)
         stats = np.concatenate([stats, np.zeros((n, D))], axis=1)
-    col = hy.stats
+    col, at32 = hy.stats, _stats32_v11(D)
     wide = set(StatsLayout._fields[:StatsLayout._fields.index("width")])
     arrays["stream.stats"] = np.zeros((n, col.width))
-    arrays["stream.stats32"] = np.zeros((n, col.width32), dtype=np.float32)
+    stats32 = arrays["stream.stats32"] = np.zeros((n, at32["day_old"] + 1), dtype=np.float32)
     for name in STATS_ORDER_V9:
-        dst = arrays["stream.stats" if name in wide else "stream.stats32"]
-        dst[:, getattr(col, name):getattr(col, name) + columns[name]] = stats[:, at[name]:at[name] + columns[name]]
+        dst, to = (arrays["stream.stats"], getattr(col, name)) if name in wide else (stats32, at32[name])
+        dst[:, to:to + columns[name]] = stats[:, at[name]:at[name] + columns[name]]
     if hy.f16_start:
         for name in ("stream.h0", "stream.c0"):
             arrays[name] = f16_bits_of(arrays[name])
-    arrays["stream.stats32"][:, col.day_old] = -np.inf  # a day old long ago: warm bins answer as before
+    stats32[:, at32["day_old"]] = -np.inf  # a day old long ago: warm bins answer as before
     arrays["stream.ring"] = narrow_bits_of(arrays["stream.ring"], BF16).astype(np.uint16)
     bins = arrays["stream.bins"]
     arrays["stream.bins"] = pack_bins(bins[..., 0], bins[..., 1], bins[..., 2])
@@ -325,16 +327,40 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
     arrays["stream.winflag"] = ((arrays.pop("stream.winw") != 1.0) & used).astype(np.uint8)
 
 
-def _upgrade_to_v11(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
+def _upgrade_to_v11(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
     """Complete the `stats32` rows of an `n`-stream snapshot of format 10 (or one converted
     to it) in place with format 11's persistence columns, which follow format 10's: nothing
     learnt yet (a feature counts as independent until it has shown otherwise, so the
     regime judges as format 10's did) and the innovation's tail frequencies equal to the
     level's, which is what the innovation is for a feature without persistence."""
-    col = hy.stats
+    at32 = _stats32_v11(D)
     old = arrays["stream.stats32"]
-    stats32 = np.zeros((n, col.width32), dtype=np.float32)
+    stats32 = np.zeros((n, at32["width32"]), dtype=np.float32)
     stats32[:, :old.shape[1]] = old
     tails = TAIL_LEVELS * D
-    stats32[:, col.innov_tail:col.innov_tail + tails] = stats32[:, col.base_tail:col.base_tail + tails]
+    stats32[:, at32["innov_tail"]:at32["innov_tail"] + tails] = stats32[:, at32["base_tail"]:at32["base_tail"] + tails]
     arrays["stream.stats32"] = stats32
+
+
+def _upgrade_to_v12(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
+    """Convert the `stats32` rows of an `n`-stream snapshot of format 11 (or one converted
+    to it) in place to format 12's, whose tail frequencies moved into the `tails` table
+    as unsigned 16-bit floats (compact.UF16, rounded to nearest)."""
+    col, at32, columns = hy.stats, _stats32_v11(D), stats_columns(D)
+    old = arrays["stream.stats32"]
+    stats32 = np.zeros((n, col.width32), dtype=np.float32)
+    for name in STATS32_ORDER_V11:
+        if name not in ("base_tail", "innov_tail"):
+            stats32[:, getattr(col, name):getattr(col, name) + columns[name]] = old[:, at32[name]:at32[name] + columns[name]]
+    tails = [old[:, at32[name]:at32[name] + TAIL_LEVELS * D].reshape(n, D, TAIL_LEVELS)
+             for name in ("base_tail", "innov_tail")]  # in the order TAILS_LEVEL, TAILS_NEWS
+    arrays["stream.stats32"] = stats32
+    arrays["stream.tails"] = uf16_bits_of(np.stack(tails, axis=2))
+
+
+def _stats32_v11(D: int) -> dict[str, int]:
+    """The first column of each statistic in format 11's `stats32` row, by name, and its
+    width ("width32")."""
+    columns = stats_columns(D)
+    ends = np.cumsum([0] + [columns[name] for name in STATS32_ORDER_V11])
+    return {**dict(zip(STATS32_ORDER_V11, ends.tolist())), "width32": int(ends[-1])}

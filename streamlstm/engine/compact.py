@@ -1,6 +1,6 @@
 """Narrow floats for per-stream state, kept as unsigned integers: float32 rounded to its top
-16 bits (bfloat16) or its top 24 bits (float24) for scoring statistics, and float16 for a
-re-run window's start state.
+16 bits (bfloat16) or its top 24 bits (float24) for scoring statistics, float16 for a
+re-run window's start state, and an unsigned 16-bit float for the regime's tail frequencies.
 
 bfloat16 and float24 keep float32's sign and 8-bit exponent, so every value the statistics
 can hold fits (values stay within +-VALUE_LIMIT, their squares within 4e36), with p
@@ -32,6 +32,10 @@ BF16 = (8, 8)  # bfloat16
 F24 = (16, 8)  # float24
 F16 = (11, 5)  # IEEE float16, but that values below its smallest normal (2^-14) are stored as 0
 F16_MAX = 65504.0
+# Unsigned: float16's 11 significant bits and, in place of the sign, a 6-bit exponent, for
+# the regime's tail frequencies in [0, 1] (frequencies below its smallest normal, 2^-30 or
+# 9.3e-10, count as 0: they are below the rule-of-succession floor of a billion events).
+UF16 = (11, 6)
 # A bin's visits saturate in a byte: past the ~72 visits where 1 / visits falls below the
 # bins' EWMA rate (scoring.SEASONAL_HALFLIFE), and SEASONAL_WARM, the count does not matter.
 MAX_VISITS = 255
@@ -45,6 +49,22 @@ def narrow_bits(x, fmt):
     """The bit pattern of x (float32 or float64) in format `fmt`, rounded to nearest, ties
     to even: NaN -> a quiet NaN, beyond the largest finite -> +-infinity, below the
     smallest normal -> 0."""
+    return _narrow(x, fmt, -1.0)
+
+
+@kernel
+def dithered_bits(x, fmt, u):
+    """narrow_bits of x, but rounded up when the dropped fraction of a unit in the last
+    place is at least 1 - u: for u uniform in [0, 1), up with probability equal to that
+    fraction, so that an EWMA's steps smaller than a unit are kept on average, without
+    bias (round to nearest would stall them; narrow_step's unit steps would set the
+    rate by the unit's size). Deterministic for a given u."""
+    return _narrow(x, fmt, u)
+
+
+@kernel
+def _narrow(x, fmt, u):
+    """narrow_bits (u < 0: to nearest) and dithered_bits (u in [0, 1))."""
     p, ebits = fmt
     f = p - 1  # fraction bits
     top = (1 << ebits) - 1  # the exponent of infinity and NaN
@@ -61,7 +81,11 @@ def narrow_bits(x, fmt):
     y = m * float(1 << p)  # the p significant bits and the rest, exactly (not ldexp: a library call)
     q = math.floor(y)
     rest = y - q
-    if rest > 0.5 or (rest == 0.5 and int(q) % 2 == 1):
+    if u < 0.0:
+        up = rest > 0.5 or (rest == 0.5 and int(q) % 2 == 1)
+    else:
+        up = rest + u >= 1.0
+    if up:
         q += 1.0
     k = int(q)  # 2^f .. 2^p
     if k == 1 << p:
@@ -195,6 +219,18 @@ def f16_bits_of(a) -> np.ndarray:
     tiny = np.abs(a) < POW2[113]  # below 2^-14
     a[tiny] = np.where(a[tiny] < 0.0, -0.0, 0.0)
     return a.view(np.uint16)
+
+
+def uf16_bits_of(a) -> np.ndarray:
+    """narrow_bits(x, UF16) of every element of an array of values in [0, 1] (uint16)."""
+    p, ebits = UF16
+    a = np.asarray(a, dtype=np.float64)
+    m, e = np.frexp(a)
+    q = np.rint(m * (1 << p)).astype(np.int64)  # exact products; ties to even
+    carry = q == 1 << p
+    q, e = np.where(carry, 1 << (p - 1), q), e + carry
+    bits = ((e - 1 + (1 << (ebits - 1)) - 1) << (p - 1)) | (q - (1 << (p - 1)))
+    return np.where(a < POW2[128 - (1 << (ebits - 1)) + 1], 0, bits).astype(np.uint16)
 
 
 def pack_bins(mean, var, visits) -> np.ndarray:

@@ -172,6 +172,9 @@ def reset_slot(i, args, streams, params, reset_params):
     fill(streams.stats32[s], 0.0)
     for c in range(streams.ring.shape[1]):
         fill(streams.ring[s, c], 0)
+    for d in range(streams.tails.shape[1]):
+        for k in range(streams.tails.shape[2]):
+            fill(streams.tails[s, d, k], 0)
     for d in range(streams.bins.shape[1]):
         for b in range(streams.bins.shape[2]):
             fill(streams.bins[s, d, b], 0)

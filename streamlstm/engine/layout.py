@@ -7,6 +7,10 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
   stats32   (W32,) float32     its float32 columns, W32 = stats_layout(D).width32
   ring      (N_CHANNELS, w) uint16  each channel's inputs of the last w events, bfloat16
                                (compact.py; NaN: none)
+  tails     (D, N_TAILS, TAIL_LEVELS) uint16  the regime's calibration, unsigned 16-bit
+                               floats (compact.UF16): per feature, how often its |z| under
+                               the baseline (TAILS_LEVEL) and its innovation (TAILS_NEWS)
+                               have exceeded 1, 2, ..., TAIL_LEVELS while normal
   bins      (D, B, BIN_BYTES) uint8  the seasonal profile: per feature and bin of the day,
                                the mean and variance (float24) of the deviation
                                from the running mean and the visits (saturating), at the
@@ -26,8 +30,12 @@ CH_SEASONAL = 3  # distance from the usual value at this time of day
 N_CHANNELS = 4
 CHANNEL_NAMES = ("error", "value", "step", "seasonal")
 
-# The regime's calibration: each feature's frequency of |z| > 1, 2, ..., TAIL_LEVELS.
+# The regime's calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS
+# and of |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values).
 TAIL_LEVELS = 6
+TAILS_LEVEL = 0
+TAILS_NEWS = 1
+N_TAILS = 2
 
 # A seasonal bin's bytes (compact.py reads and writes them).
 BIN_MEAN = 0  # 3 bytes: float24
@@ -70,49 +78,48 @@ class StatsLayout(NamedTuple):
     var: int  # feature block: running variance
     step: int  # feature block: mean absolute step |v - last| (the step channel's unit)
     base_var: int  # feature block: the regime's baseline variance
-    base_tail: int  # TAIL_LEVELS columns per feature (feature d's at base_tail + TAIL_LEVELS * d + k):
-    #                 how often |z| under the baseline has exceeded k + 1 while normal
     channels: int  # channel block: each channel's long-term Gaussian
     penalty: int  # the alert penalty P (-log10 units)
     quantile: int  # the running quantile q of the channel surprise (self-calibration)
     regime: int  # the regime's log-odds of "abnormal", relative to its prior (scoring.regime_step)
     day_old: int  # when the stream is a day old: its first timestamp + 1 day (0: none yet;
     #               the time-of-day profile answers from then on, scoring.seasonal_bin)
-    # The regime's persistence estimates (scoring.persistence), after the format 10 columns
-    # so that a format 10 row is a prefix of this one:
+    # The regime's persistence estimates (scoring.persistence):
     base_prev: int  # feature block: the previous observation's signed z under the baseline
     base_lag: int  # feature block: running mean of z times the previous z, while normal
     base_sq: int  # feature block: running mean of z squared, while normal
     base_run: int  # feature block: running mean of z over scoring.PERSISTENCE_HORIZON events
     base_run_sq: int  # feature block: running mean of base_run's square over its square for
     #                   independent z, while normal (the integrated autocorrelation time)
-    innov_tail: int  # TAIL_LEVELS columns per feature, as base_tail: how often |innovation| > k + 1
     width32: int  # columns of `stats32`
 
 
 def stats_layout(D: int) -> StatsLayout:
     """The statistics rows' layout for D features."""
-    channels = (3 + TAIL_LEVELS) * D
+    channels = 3 * D
     penalty = channels + 3 * N_CHANNELS
     base_prev = penalty + 4
-    innov_tail = base_prev + 5 * D
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D, width=7 * D,
-                       var=0, step=D, base_var=2 * D, base_tail=3 * D, channels=channels,
+                       var=0, step=D, base_var=2 * D, channels=channels,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
-                       base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, innov_tail=innov_tail,
-                       width32=innov_tail + TAIL_LEVELS * D)
+                       base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, width32=base_prev + 5 * D)
 
 
 def stats_columns(D: int) -> dict[str, int]:
-    """Columns of each statistic of StatsLayout, by name, for D features."""
+    """Columns of each statistic, by name, for D features: StatsLayout's, and the tail
+    frequencies' of the formats that held them in `stats32` (9 to 11)."""
     one = {"penalty", "quantile", "regime", "day_old"}
     sizes = {"channels": 3 * N_CHANNELS, "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
-            for name in StatsLayout._fields if name not in ("width", "width32")}
+            for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}
 
 
 # The order of the statistics in the single float64 row of snapshot formats 6 to 9 (as
 # their upgrades complete it), which format 10 split into `stats` and `stats32`.
 STATS_ORDER_V9 = ("mean", "var", "count", "last", "lo", "hi", "channels", "penalty", "quantile", "step", "regime",
                   "base_mean", "base_var", "base_tail", "res")
+# The order of the statistics in the float32 row of snapshot format 11 (format 10's is its
+# prefix, up to day_old), before format 12 moved the tail frequencies into `tails`.
+STATS32_ORDER_V11 = ("var", "step", "base_var", "base_tail", "channels", "penalty", "quantile", "regime", "day_old",
+                     "base_prev", "base_lag", "base_sq", "base_run", "base_run_sq", "innov_tail")

@@ -75,10 +75,10 @@ import math
 
 from numba import njit
 
-from .compact import BF16, bin_mean, bin_var, bin_visits, narrow_bits, narrow_value, store_bin
+from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, narrow_bits, narrow_value, store_bin
 from .gates import FASTMATH
 from .jit import kernel
-from .layout import TAIL_LEVELS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
+from .layout import TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -469,7 +469,7 @@ def learn_statistics(error, x, t, s, streams, hy):
     channel_learn(stats32, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
     channel_learn(stats32, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
     update_value_stats(stats, stats32, bins, x, t, hy)
-    update_baseline(stats, stats32, x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
+    update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
 
 
 @kernel
@@ -518,10 +518,10 @@ def baseline_z(v, d, stats, stats32, col):
 
 
 @kernel
-def calibrated_tail(z, d, stats, stats32, hy, tail):
-    """P(|Z| >= z) for feature d by its own history, from the frequencies in the block that
-    starts at column `tail` (base_tail for |z|, innov_tail for the innovation): at the
-    largest level k <= z (k = 1 .. TAIL_LEVELS), the feature's own frequency of |Z| > k
+def calibrated_tail(z, n, freqs, hy):
+    """P(|Z| >= z) for a feature of n observations by its own history, from its tail
+    frequencies freqs (TAIL_LEVELS,) UF16 (the `tails` row of |z| or of the innovation): at
+    the largest level k <= z (k = 1 .. TAIL_LEVELS), the feature's own frequency of |Z| > k
     (floored at the rule of succession's 1/(n + 2) for the n observations it rests on),
     falling towards the next level's frequency as the Gaussian tail falls from k, or, where
     slower, log-linearly (an exponential tail through both levels' frequencies): within a
@@ -529,17 +529,15 @@ def calibrated_tail(z, d, stats, stats32, hy, tail):
     the Gaussian shape alone, Laplace noise in 32 features held the regime abnormal on 41 %
     of its rows). Beyond the top level, the Gaussian shape. The plain Gaussian tail below
     level 1 and until TAIL_MIN_COUNT observations."""
-    n = stats[hy.stats.count + d]
     tail_p = math.erfc(z / _SQRT2)
     k = int(min(z, TAIL_LEVELS))  # z may be ~1e27 (a value far off a constant feature): no int overflow
     if k == 0 or n <= TAIL_MIN_COUNT:
         return tail_p
     floor = 1.0 / (min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
-    o = tail + TAIL_LEVELS * d
-    freq = max(stats32[o + k - 1], floor)
+    freq = max(narrow_value(freqs[k - 1], UF16), floor)
     p = freq * tail_p / math.erfc(k / _SQRT2)
     if k < TAIL_LEVELS:
-        p = max(p, freq * (max(stats32[o + k], floor) / freq) ** (z - k))
+        p = max(p, freq * (max(narrow_value(freqs[k], UF16), floor) / freq) ** (z - k))
     return p
 
 
@@ -570,17 +568,18 @@ def innovation(z, prev, rho):
 
 
 @kernel
-def regime_p_values(v, d, stats, stats32, hy):
+def regime_p_values(v, d, stats, stats32, tails, hy):
     """(level's p-value, innovation's p-value, tau) of value v of feature d, which has n >= 2
     observations, under the regime's baseline (regime_evidence): each calibrated to the
-    feature's own tail frequencies and floored at 1/(n + 2)."""
+    feature's own tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)) and floored at 1/(n + 2)."""
     col = hy.stats
     z = baseline_z(v, d, stats, stats32, col)
     rho, tau = persistence(d, stats32, hy)
-    floor = 1.0 / (stats[col.count + d] + 2.0)
-    level = max(calibrated_tail(abs(z), d, stats, stats32, hy, col.base_tail), floor)
+    n = stats[col.count + d]
+    floor = 1.0 / (n + 2.0)
+    level = max(calibrated_tail(abs(z), n, tails[d, TAILS_LEVEL], hy), floor)
     u = innovation(z, stats32[col.base_prev + d], rho)
-    return level, max(calibrated_tail(u, d, stats, stats32, hy, col.innov_tail), floor), tau
+    return level, max(calibrated_tail(u, n, tails[d, TAILS_NEWS], hy), floor), tau
 
 
 @kernel
@@ -591,9 +590,10 @@ def _log_lr(p):
 
 
 @kernel
-def regime_evidence(x, stats, stats32, hy):
+def regime_evidence(x, stats, stats32, tails, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
-    baseline, NaN when no feature can be judged yet. Two p-values per observed feature,
+    baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
+    can be judged yet. Two p-values per observed feature,
     each calibrated to its own history (calibrated_tail) and floored at 1/(n + 2) after n
     observations (no tail can claim more than the count supports: the rule of succession;
     a feature that never varied is not 1e9 sd away on its first change):
@@ -619,7 +619,7 @@ def regime_evidence(x, stats, stats32, hy):
             continue
         if not judged(d, stats, hy):
             continue
-        p, news, tau_d = regime_p_values(bounded(v), d, stats, stats32, hy)
+        p, news, tau_d = regime_p_values(bounded(v), d, stats, stats32, tails, hy)
         if p < p_level:
             p_level, tau = p, tau_d
         p_news = min(p_news, news)
@@ -646,7 +646,7 @@ def regime_step(x, s, streams, hy):
     abnormal = 1.0 / (1.0 + math.exp(-(prior + stats32[col.regime])))
     abnormal = abnormal * (1.0 - hy.regime_exit) + (1.0 - abnormal) * hy.regime_enter
     log_odds = _logit(abnormal)
-    e = regime_evidence(x, stats, stats32, hy)
+    e = regime_evidence(x, stats, stats32, streams.tails[s], hy)
     if not math.isnan(e):
         log_odds += e
     log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
@@ -661,21 +661,31 @@ def regime_learn(state, s, streams, hy):
         streams.stats32[s, hy.stats.regime] = state
 
 
+# Weyl sequences (the golden ratio's and the plastic number's) for the tail frequencies'
+# dither: frac(n G + k P) is spread evenly over [0, 1) along the observations n of each level k.
+_DITHER_G = 0.6180339887498949
+_DITHER_P = 0.7548776662466927
+
+
 @kernel
-def _learn_tail(stats32, o, z, rate):
-    """One step of the frequencies of |z| > 1 .. TAIL_LEVELS in the block at column o."""
+def _learn_tail(freqs, z, rate, n):
+    """One step of the frequencies freqs (TAIL_LEVELS,) UF16 of |z| > 1 .. TAIL_LEVELS, at
+    a feature's n-th observation. Stored dithered (compact.dithered_bits): a frequency of
+    1e-3 decays by 7e-7 per event at the default rate, a third of its unit in the last place."""
     for k in range(TAIL_LEVELS):
-        stats32[o + k] += rate * ((1.0 if z > k + 1.0 else 0.0) - stats32[o + k])
+        f = narrow_value(freqs[k], UF16)
+        u = (n * _DITHER_G + (k + 1) * _DITHER_P) % 1.0
+        freqs[k] = dithered_bits(f + rate * ((1.0 if z > k + 1.0 else 0.0) - f), UF16, u)
 
 
 @kernel
-def update_baseline(stats, stats32, x, abnormal, hy):
+def update_baseline(stats, stats32, tails, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
     stream is abnormal, with the value limited to TAIL_LEVELS baseline sd from the mean (a
     70 sd jump would otherwise widen the baseline's sd threefold in one event and hide itself).
     While it is normal, each feature first learns its tail frequencies (of |z| and of the
-    innovation) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one
+    innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one
     huge value cannot swamp the running means); the running mean of z and the previous z
     follow every observation. Runs after update_value_stats has counted the observation."""
     col = hy.stats
@@ -696,8 +706,8 @@ def update_baseline(stats, stats32, x, abnormal, hy):
             rate = max(1.0 / (n - TAIL_MIN_COUNT), a)
             prev = stats32[col.base_prev + d]
             rho, _ = persistence(d, stats32, hy)
-            _learn_tail(stats32, col.base_tail + TAIL_LEVELS * d, abs(z), rate)
-            _learn_tail(stats32, col.innov_tail + TAIL_LEVELS * d, innovation(z, prev, rho), rate)
+            _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, n)
+            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, n)
             stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
                                                  - stats32[col.base_lag + d])
             stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
@@ -748,6 +758,6 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
                 a = max(a, abs(seas))
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
             if n >= 2.0:
-                level, news, _ = regime_p_values(v, d, stats, stats32, hy)
+                level, news, _ = regime_p_values(v, d, stats, stats32, streams.tails[s], hy)
                 e = max(e, -math.log10(min(level, news)))
         evidence[d] = e

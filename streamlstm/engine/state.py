@@ -2,8 +2,8 @@
 
 Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
 S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window,
-B seasonal bins, N_CHANNELS scoring channels; the columns of `stats` and `counters` are
-named in layout.py.
+B seasonal bins, N_CHANNELS scoring channels, N_TAILS x TAIL_LEVELS tail frequencies; the
+columns of `stats` and `counters` are named in layout.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .hyperparams import KernelHyper
-from .layout import BIN_BYTES, N_CHANNELS, N_COUNTERS
+from .layout import BIN_BYTES, N_CHANNELS, N_COUNTERS, N_TAILS, TAIL_LEVELS
 from .params import LSTM, gate_width
 
 
@@ -40,6 +40,7 @@ class StreamArrays(NamedTuple):
     stats: np.ndarray  # (S, stats_layout(D).width) float64: levels (mean, last value, range, baseline), counts
     stats32: np.ndarray  # (S, stats_layout(D).width32) float32: spreads, step unit, channels, alerts, regime
     ring: np.ndarray  # (S, N_CHANNELS, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
+    tails: np.ndarray  # (S, D, N_TAILS, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
     counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, BPTT phase, rng, cooldown
 
@@ -68,6 +69,7 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
         win=z(S, K + 1, D), winflag=np.zeros((S, K + 1), dtype=np.uint8), pred=z(S, D),
         stats=np.zeros((S, col.width)), stats32=np.zeros((S, col.width32), dtype=np.float32),
         ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.uint16),
+        tails=np.zeros((S, D, N_TAILS, TAIL_LEVELS), dtype=np.uint16),
         bins=np.zeros((S, D, hy.seasonal_bins, BIN_BYTES), dtype=np.uint8),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
     )
