@@ -315,7 +315,7 @@ def _upgrade_to_v10(arrays: dict[str, np.ndarray], version: int, n: int, D: int,
     for name in STATS_ORDER_V9:
         dst, to = (arrays["stream.stats"], getattr(col, name)) if name in wide else (stats32, at32[name])
         dst[:, to:to + columns[name]] = stats[:, at[name]:at[name] + columns[name]]
-    if hy.f16_start:
+    if hy.f16_window:
         for name in ("stream.h0", "stream.c0"):
             arrays[name] = f16_bits_of(arrays[name])
     stats32[:, at32["day_old"]] = -np.inf  # a day old long ago: warm bins answer as before
@@ -343,19 +343,23 @@ def _upgrade_to_v11(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
 
 
 def _upgrade_to_v12(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
-    """Convert the `stats32` rows of an `n`-stream snapshot of format 11 (or one converted
-    to it) in place to format 12's, whose tail frequencies moved into the `tails` table
-    as unsigned 16-bit floats (compact.UF16, rounded to nearest)."""
+    """Convert the stream arrays of an `n`-stream snapshot of format 11 (or one converted
+    to it) in place to format 12, whose tail frequencies moved from `stats32` into the
+    `tails` table as unsigned 16-bit floats (compact.UF16, rounded to nearest), and where a
+    float32 model's re-run window keeps its inputs as float16, as its start state."""
     col, at32, columns = hy.stats, _stats32_v11(D), stats_columns(D)
     old = arrays["stream.stats32"]
     stats32 = np.zeros((n, col.width32), dtype=np.float32)
     for name in STATS32_ORDER_V11:
         if name not in ("base_tail", "innov_tail"):
-            stats32[:, getattr(col, name):getattr(col, name) + columns[name]] = old[:, at32[name]:at32[name] + columns[name]]
+            to, at = getattr(col, name), at32[name]
+            stats32[:, to:to + columns[name]] = old[:, at:at + columns[name]]
     tails = [old[:, at32[name]:at32[name] + TAIL_LEVELS * D].reshape(n, D, TAIL_LEVELS)
              for name in ("base_tail", "innov_tail")]  # in the order TAILS_LEVEL, TAILS_NEWS
     arrays["stream.stats32"] = stats32
     arrays["stream.tails"] = uf16_bits_of(np.stack(tails, axis=2))
+    if hy.f16_window:
+        arrays["stream.win"] = f16_bits_of(arrays["stream.win"])
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

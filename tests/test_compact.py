@@ -17,14 +17,14 @@ from streamlstm.engine.compact import (
     bin_visits,
     dithered_bits,
     f16_bits_of,
-    load_state,
+    load_f16_row,
     narrow_bits,
     narrow_bits_of,
     narrow_step,
     narrow_value,
     pack_bins,
     store_bin,
-    store_state,
+    store_f16_row,
     uf16_bits_of,
 )
 from streamlstm.engine.hyperparams import halflife_to_alpha
@@ -74,17 +74,17 @@ def test_narrow_bits_round_a_float64_once(fmt):
 
 def test_float16_is_numpys_but_below_its_smallest_normal():
     """F16 (the window-start state): IEEE float16 rounding (numpy's, from float64), but
-    subnormals stored as 0; store_state clamps to +-65504, and f16_bits_of agrees."""
+    subnormals stored as 0; store_f16_row clamps to +-65504, and f16_bits_of agrees."""
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.normal(size=5000) * 10.0 ** rng.integers(-7, 6, 5000), [0.0, 1.0, -2.0, 65504.0, 1e9]])
     want = np.clip(x, -65504.0, 65504.0).astype(np.float16)
     want[np.abs(want) < 2.0 ** -14] = 0.0
     bits = np.zeros(len(x), dtype=np.uint16)
-    store_state(bits, x, True)
+    store_f16_row(bits, x, True)
     np.testing.assert_array_equal(np.array([narrow_value(b, F16) for b in bits]), want.astype(np.float64))
     np.testing.assert_array_equal(np.array([narrow_value(b, F16) for b in f16_bits_of(x)]), want.astype(np.float64))
     back = np.zeros(len(x))
-    load_state(back, bits, True)
+    load_f16_row(back, bits, True)
     np.testing.assert_array_equal(back, want.astype(np.float64))
 
 

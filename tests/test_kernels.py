@@ -5,18 +5,22 @@ import pytest
 from naive import cell_step, head, numerical_gradient, window_loss
 
 from streamlstm.engine import hyperparams
+from streamlstm.engine.compact import F16, f16_bits_of, narrow_value
 from streamlstm.engine.kernels_cpu import (
     ADAM_EPS,
     adam_update,
     cell_forward,
     head_forward,
+    learn_begin,
     make_workspace,
     regularise_and_clip,
     sgd_update,
     window_backward,
     window_forward,
 )
+from streamlstm.engine.layout import C_SINCE, C_WIN
 from streamlstm.engine.params import GRU, LSTM, init_params, param_size, views
+from streamlstm.engine.state import alloc_streams
 
 CELLS = [pytest.param(LSTM, id="lstm"), pytest.param(GRU, id="gru")]
 D, H, K = 3, 5, 6
@@ -148,3 +152,48 @@ def test_regularise_and_clip(weight_decay, clip_norm):
     regularise_and_clip(grad, theta, weight_decay, clip_norm)
     np.testing.assert_allclose(grad, ref, rtol=1e-13)
     assert np.linalg.norm(grad) <= clip_norm * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_float16_window_learns_from_what_it_stored(cell):
+    """A float32 model's re-run window (shared mode) stores its start state and inputs as
+    float16 (compact.F16; NaN, a missing input, stays NaN): learn_begin pushes the event,
+    re-runs the window from the decoded start state over the decoded inputs and gives the
+    gradient of the NumPy reference's loss of those decoded values (finite differences in
+    float64); the carried state becomes the re-run's. When the window is full, the start
+    state moves one step past the oldest input, stored as float16 again."""
+    k1 = 3
+    theta64, _, h0, c0, xs, _, _ = setup(cell)
+    theta = theta64.astype(np.float32)
+    settings = {**hyperparams.DEFAULTS, "cell": ("lstm", "gru")[cell], "hidden_size": H, "k2": K, "k1": k1,
+                "weight_mode": "shared", "clip_norm": 1e9}
+    hy = hyperparams.kernel_hyper(settings, D, shared=True)
+    assert hy.f16_window and not hy.cached_window
+    streams = alloc_streams(1, hy, np.float32)
+    ws = make_workspace(cell, D, H, K, theta.size, np.float32)
+    streams.h0[0], streams.c0[0] = f16_bits_of(h0), f16_bits_of(c0)
+    streams.win[0, :K] = f16_bits_of(xs)
+    streams.counters[0, C_WIN], streams.counters[0, C_SINCE] = K, k1 - 1
+    ws.xn[:] = [0.3, np.nan, -1.7]
+    assert learn_begin(0, False, streams, theta, ws, hy)
+
+    decode = np.vectorize(lambda bits: narrow_value(bits, F16))
+    win = decode(streams.win[0])
+    assert np.isnan(win[K, 1]) and np.array_equal(win[K, [0, 2]], np.float16([0.3, -1.7]).astype(np.float64))
+    h, c = decode(streams.h0[0]), decode(streams.c0[0]) if cell == LSTM else np.zeros(H)
+    loss = lambda th: window_loss(th, cell, D, H, h, c, win[:K], win[1:], np.ones(K), k1)  # noqa: E731
+    numeric = numerical_gradient(loss, theta.astype(np.float64))
+    assert np.abs(numeric).max() > 1e-3
+    np.testing.assert_allclose(ws.grad, numeric, rtol=2e-3, atol=2e-5)
+    for t in range(K):
+        h, c = cell_step(cell, theta.astype(np.float64), win[t], h, c, D, H)
+    np.testing.assert_allclose(streams.h[0], h, rtol=0, atol=1e-5)
+
+    # Full: the start state steps past win[0] (float16 again) and the window shifts.
+    start = cell_step(cell, theta.astype(np.float64), win[0], decode(streams.h0[0]),
+                      decode(streams.c0[0]) if cell == LSTM else np.zeros(H), D, H)
+    ws.xn[:] = [1.0, 2.0, 3.0]
+    learn_begin(0, False, streams, theta, ws, hy)
+    np.testing.assert_allclose(decode(streams.h0[0]), start[0], rtol=2.0 ** -10, atol=1e-4)
+    np.testing.assert_array_equal(streams.win[0, :K][~np.isnan(win[1:])], f16_bits_of(win[1:])[~np.isnan(win[1:])])
+    assert np.array_equal(decode(streams.win[0, K]), [1.0, 2.0, 3.0])

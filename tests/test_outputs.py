@@ -28,10 +28,12 @@ DATA = Path(__file__).with_name("data")
 # The regime of formats 8 and 9 was recorded again when its evidence began to count a
 # persistent level once per autocorrelation time and a jump by its innovation (format 11).
 # Format 12 rounds the tail frequencies to 11 significant bits (compact.UF16) and learns
-# them dithered: the regime of formats 8 and 9 moved by up to 1e-3, hence REGIME_ATOL.
+# them dithered: the regime of formats 8 and 9 moved by up to 1e-3, hence REGIME_ATOL; and
+# it keeps a float32 model's re-run window inputs as float16, as their start state: format
+# 8's (shared mode) forecasts moved by up to 6e-4, hence MODEL_ATOL.
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 2e-3
-MODEL_ATOL = 2e-4
+MODEL_ATOL = 1e-3
 
 
 def assert_continues(res, old, names):
@@ -326,8 +328,9 @@ def test_a_format_11_snapshot_loads_with_narrow_tails_and_continues_as_before():
     arrays, _ = snapshot.unpack(data)
     streams, col, n, D = det.engine.to_host()[0], det.hyper.stats, det.n_streams, 2
     old32 = arrays["stream.stats32"]  # format 11: var, step, base_var, base_tail, ... (layout.STATS32_ORDER_V11)
-    np.testing.assert_array_equal(streams.tails[:n, :, TAILS_LEVEL], uf16_bits_of(old32[:, 3 * D:9 * D]).reshape(n, D, -1))
-    np.testing.assert_array_equal(streams.tails[:n, :, TAILS_NEWS], uf16_bits_of(old32[:, -6 * D:]).reshape(n, D, -1))
+    level, news = old32[:, 3 * D:9 * D], old32[:, -6 * D:]
+    np.testing.assert_array_equal(streams.tails[:n, :, TAILS_LEVEL], uf16_bits_of(level).reshape(n, D, -1))
+    np.testing.assert_array_equal(streams.tails[:n, :, TAILS_NEWS], uf16_bits_of(news).reshape(n, D, -1))
     np.testing.assert_array_equal(streams.stats32[:n, :col.channels], old32[:, :3 * D])
     np.testing.assert_array_equal(streams.stats32[:n, col.channels:], old32[:, 9 * D:-6 * D])
     old = np.load(DATA / "detector_v11_continued.npz")

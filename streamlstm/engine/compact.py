@@ -1,6 +1,7 @@
 """Narrow floats for per-stream state, kept as unsigned integers: float32 rounded to its top
 16 bits (bfloat16) or its top 24 bits (float24) for scoring statistics, float16 for a
-re-run window's start state, and an unsigned 16-bit float for the regime's tail frequencies.
+re-run window (its start state and its inputs), and an unsigned 16-bit float for the
+regime's tail frequencies.
 
 bfloat16 and float24 keep float32's sign and 8-bit exponent, so every value the statistics
 can hold fits (values stay within +-VALUE_LIMIT, their squares within 4e36), with p
@@ -11,7 +12,8 @@ to 0.2 sd), and its variance (in bfloat16 it moved NAB's 10-seed mean by -0.16, 
 by +0.02: the bins follow the data alone, so every seed sees the same change). float16 has
 more digits than bfloat16 but overflows at 65504:
 no place for a bin, which holds deviations in the stream's own units, but the right one
-for an LSTM state, whose h is within +-1 (see store_state for c). Neither Numba's CPU
+for an LSTM state, whose h is within +-1 (see store_f16_row for c), and for normalised
+inputs (clipped to +-input_clip). Neither Numba's CPU
 target nor numba-cuda has these formats or a bit cast both share, so values are converted
 with frexp and a power-of-two table, written once for both targets. Values below a
 format's smallest normal are stored as zero (float32's as the kernels' flush-to-zero would
@@ -132,23 +134,24 @@ def narrow_step(old, x, fmt):
 
 
 @kernel
-def load_state(dst, src, narrow):
-    """dst (H,) = a recurrent state row src (H,), stored as float16 bit patterns when
-    `narrow` (else in the model's float type)."""
+def load_f16_row(dst, src, narrow):
+    """dst (n,) = a row src (n,) of a re-run window (a recurrent state, or an input), stored
+    as float16 bit patterns when `narrow` (else in the model's float type)."""
     for i in range(dst.shape[0]):
         dst[i] = narrow_value(src[i], F16) if narrow else src[i]
 
 
 @kernel
-def store_state(dst, src, narrow):
-    """dst (H,) = src (H,), as float16 bit patterns when `narrow`, clamped to +-65504: a
-    cell state that large has tanh(c) = +-1 either way, and an infinity would turn the
-    next step's f * c into NaN."""
+def store_f16_row(dst, src, narrow):
+    """dst (n,) = src (n,), as float16 bit patterns when `narrow`, clamped to +-65504 (NaN,
+    a missing input, stays NaN): a cell state that large has tanh(c) = +-1 either way, and
+    an infinity would turn the next step's f * c into NaN."""
     for i in range(dst.shape[0]):
+        v = src[i]
         if narrow:
-            dst[i] = narrow_bits(min(max(src[i], -F16_MAX), F16_MAX), F16)
+            dst[i] = narrow_bits(v if math.isnan(v) else min(max(v, -F16_MAX), F16_MAX), F16)
         else:
-            dst[i] = src[i]
+            dst[i] = v
 
 
 # A seasonal bin is layout.BIN_BYTES bytes: its mean and variance (float24) and visits
@@ -214,7 +217,7 @@ def narrow_bits_of(a, fmt: tuple[int, int]) -> np.ndarray:
 
 def f16_bits_of(a) -> np.ndarray:
     """narrow_bits(x, F16) of every element of an array (uint16), beyond +-65504 clamped
-    to it, as store_state stores a state."""
+    to it, as store_f16_row stores a row."""
     a = np.clip(np.asarray(a, dtype=np.float64), -F16_MAX, F16_MAX).astype(np.float16)
     tiny = np.abs(a) < POW2[113]  # below 2^-14
     a[tiny] = np.where(a[tiny] < 0.0, -0.0, 0.0)

@@ -242,10 +242,11 @@ class KernelHyper(NamedTuple):
     # (per_stream mode, or shared with record_window, without input dropout; see
     # kernels_cpu "Truncated BPTT").
     cached_window: bool
-    # A re-run window's start state (h0, c0) is kept as float16 in float32 models: it only
-    # seeds the window's re-run, whose gradient its rounding (2^-12) barely moves, and in
-    # shared mode it was a quarter of a stream's state. float64 models keep it exact.
-    f16_start: bool
+    # A re-run window's start state (h0, c0) and inputs are kept as float16 in float32
+    # models: they only feed the window's re-run, whose gradient their rounding (2^-12)
+    # barely moves, and in shared mode they were a third of a stream's state. float64
+    # models, and recorded windows (whose inputs are the recorded pass's), keep them exact.
+    f16_window: bool
     stats: StatsLayout  # the columns of a stream's statistics rows
 
 
@@ -258,6 +259,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
     # Training scalars take the model's precision so float32 updates stay float32; the
     # statistics (scaler, error, threshold) are float64 whatever the model precision.
     real = np.dtype(settings["dtype"]).type
+    cached_window = (not shared or settings["record_window"]) and settings["input_dropout"] == 0.0
     return KernelHyper(
         cell=CELL_CODES[settings["cell"]],
         H=settings["hidden_size"],
@@ -292,7 +294,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         regime_enter=float(settings["regime_enter"]),
         regime_exit=float(settings["regime_exit"]),
         shared=shared,
-        cached_window=(not shared or settings["record_window"]) and settings["input_dropout"] == 0.0,
-        f16_start=settings["dtype"] == "float32",
+        cached_window=cached_window,
+        f16_window=settings["dtype"] == "float32" and not cached_window,
         stats=stats_layout(n_features),
     )

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .compact import load_state, store_state
+from .compact import load_f16_row, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
@@ -85,6 +85,7 @@ class Workspace(NamedTuple):
     acts: np.ndarray  # (K, G)  activated gates of each step
     aux: np.ndarray  # (K, H)  tanh(c) per step (LSTM only)
     xin: np.ndarray  # (K, D)  window inputs after dropout
+    tgt: np.ndarray  # (K, D)  the window's targets that carry a loss, as floats (learn_begin)
     dh: np.ndarray  # (2, H)  gradient w.r.t. h, double-buffered across steps
     dc: np.ndarray  # (2, Hc)
     dpre: np.ndarray  # (K, G)  gradient w.r.t. gate pre-activations of each step
@@ -99,7 +100,7 @@ def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspac
     Hc = H if cell == LSTM else 0
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     return Workspace(
-        hs=z(K + 1, H), cs=z(K + 1, Hc), acts=z(K, G), aux=z(K, H), xin=z(K, D),
+        hs=z(K + 1, H), cs=z(K + 1, Hc), acts=z(K, G), aux=z(K, H), xin=z(K, D), tgt=z(K, D),
         dh=z(2, H), dc=z(2, Hc), dpre=z(K, G), grad=z(P), xn=z(D), y=z(D), dy=z(D),
     )
 
@@ -593,16 +594,17 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     n_win = counters[C_WIN]
     if n_win == K + 1:
         if not hy.cached_window:
-            load_state(ws.hs[0], streams.h0[s], hy.f16_start)
-            load_state(ws.cs[0], streams.c0[s], hy.f16_start)
-            cell_forward(ws.hs[1], ws.cs[1], ws.acts[0], ws.aux[0], win[0], ws.hs[0], ws.cs[0], W, b, cell, H, D)
-            store_state(streams.h0[s], ws.hs[1], hy.f16_start)
-            store_state(streams.c0[s], ws.cs[1], hy.f16_start)
+            load_f16_row(ws.hs[0], streams.h0[s], hy.f16_window)
+            load_f16_row(ws.cs[0], streams.c0[s], hy.f16_window)
+            load_f16_row(ws.xin[0], win[0], hy.f16_window)
+            cell_forward(ws.hs[1], ws.cs[1], ws.acts[0], ws.aux[0], ws.xin[0], ws.hs[0], ws.cs[0], W, b, cell, H, D)
+            store_f16_row(streams.h0[s], ws.hs[1], hy.f16_window)
+            store_f16_row(streams.c0[s], ws.cs[1], hy.f16_window)
         shift_rows(win, K + 1)
         for t in range(K):
             winflag[t] = winflag[t + 1]
         n_win = K
-    copy_row(win[n_win], ws.xn)
+    store_f16_row(win[n_win], ws.xn, hy.f16_window)
     winflag[n_win] = flagged
     counters[C_WIN] = n_win + 1
 
@@ -614,21 +616,29 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     n_loss = min(hy.k1, L)
     if not weighted_loss_present(winflag, L, n_loss, hy):
         return False
+    # The window's inputs and the targets that carry a loss (the last n_loss), as floats.
+    for t in range(L):
+        load_f16_row(ws.xin[t], win[t], hy.f16_window)
+    for t in range(L - n_loss, L):
+        load_f16_row(ws.tgt[t], win[t + 1], hy.f16_window)
     if hy.cached_window:
         # The recorded steps consumed exactly win[:L] (see learn_end).
-        cache = Workspace(streams.hs[s], streams.cs[s], streams.acts[s], streams.aux[s], win,
+        cache = Workspace(streams.hs[s], streams.cs[s], streams.acts[s], streams.aux[s], ws.xin, ws.tgt,
                           ws.dh, ws.dc, ws.dpre, ws.grad, ws.xn, ws.y, ws.dy)
     else:
-        load_state(ws.hs[0], streams.h0[s], hy.f16_start)
-        load_state(ws.cs[0], streams.c0[s], hy.f16_start)
-        for t in range(L):
-            for d in range(D):
-                keep = hy.input_dropout == 0.0 or xorshift_uniform(counters) >= hy.input_dropout
-                ws.xin[t, d] = win[t, d] / (1.0 - hy.input_dropout) if keep else math.nan
+        load_f16_row(ws.hs[0], streams.h0[s], hy.f16_window)
+        load_f16_row(ws.cs[0], streams.c0[s], hy.f16_window)
+        if hy.input_dropout > 0.0:
+            for t in range(L):
+                for d in range(D):
+                    if xorshift_uniform(counters) >= hy.input_dropout:
+                        ws.xin[t, d] /= 1.0 - hy.input_dropout
+                    else:
+                        ws.xin[t, d] = math.nan
         window_forward(ws, theta, L, cell, H, D)
         cache = ws
     fill(ws.grad, 0.0)
-    window_backward(cache, theta, win[1:], winflag[1:], L, n_loss, hy)
+    window_backward(cache, theta, ws.tgt, winflag[1:], L, n_loss, hy)
     regularise_and_clip(ws.grad, theta, hy.weight_decay, hy.clip_norm)
     if not hy.cached_window and hy.input_dropout == 0.0:
         # The carried state continues from the re-run's, so that the forecasts come from

@@ -98,7 +98,7 @@ class ResetArgs(NamedTuple):
 @device_fn
 def thread_workspace(scratch, t):
     """Row t of every scratch array, as the Workspace the CPU functions take."""
-    return Workspace(scratch.hs[t], scratch.cs[t], scratch.acts[t], scratch.aux[t], scratch.xin[t],
+    return Workspace(scratch.hs[t], scratch.cs[t], scratch.acts[t], scratch.aux[t], scratch.xin[t], scratch.tgt[t],
                      scratch.dh[t], scratch.dc[t], scratch.dpre[t], scratch.grad[t], scratch.xn[t],
                      scratch.y[t], scratch.dy[t])
 
@@ -163,9 +163,11 @@ def reset_slot(i, args, streams, params, reset_params):
     fill(streams.c[s], 0.0)
     fill(streams.h0[s], 0.0)
     fill(streams.c0[s], 0.0)
-    for table in (streams.hs, streams.cs, streams.acts, streams.aux, streams.win):
+    for table in (streams.hs, streams.cs, streams.acts, streams.aux):
         for t in range(table.shape[1]):
             fill(table[s, t], 0.0)
+    for t in range(streams.win.shape[1]):
+        fill(streams.win[s, t], 0)  # float16 bits or a float: 0 either way
     fill(streams.winflag[s], 0)
     fill(streams.pred[s], 0.0)
     fill(streams.stats[s], 0.0)

@@ -593,8 +593,8 @@ def _log_lr(p):
 def regime_evidence(x, stats, stats32, tails, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
     baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
-    can be judged yet. Two p-values per observed feature,
-    each calibrated to its own history (calibrated_tail) and floored at 1/(n + 2) after n
+    can be judged yet. Two p-values per observed feature, each calibrated to its own
+    history (calibrated_tail) and floored at 1/(n + 2) after n
     observations (no tail can claim more than the count supports: the rule of succession;
     a feature that never varied is not 1e9 sd away on its first change):
     - the level: |z|, how far the value is from the baseline mean;
@@ -685,9 +685,10 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
     stream is abnormal, with the value limited to TAIL_LEVELS baseline sd from the mean (a
     70 sd jump would otherwise widen the baseline's sd threefold in one event and hide itself).
     While it is normal, each feature first learns its tail frequencies (of |z| and of the
-    innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one
-    huge value cannot swamp the running means); the running mean of z and the previous z
-    follow every observation. Runs after update_value_stats has counted the observation."""
+    innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z
+    clamped to +-TAIL_LEVELS, so that one huge value cannot swamp the running means); the
+    running mean of z and the previous z follow every observation. Runs after
+    update_value_stats has counted the observation."""
     col = hy.stats
     a = hy.scaler_alpha
     h = 1.0 / PERSISTENCE_HORIZON

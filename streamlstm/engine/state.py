@@ -25,13 +25,13 @@ class StreamArrays(NamedTuple):
     h: np.ndarray  # (S, H)  carried hidden state
     c: np.ndarray  # (S, Hc) carried cell state
     h0: np.ndarray  # (S, H)  state at the start of the BPTT window (re-run windows only),
-    c0: np.ndarray  # (S, Hc) float16 bit patterns (uint16) in float32 models (hy.f16_start)
+    c0: np.ndarray  # (S, Hc) float16 bit patterns (uint16) in float32 models (hy.f16_window)
     # Forward cache of the last K carried steps (cached windows only; 0 rows otherwise):
     hs: np.ndarray  # (S, K+1, H)  hidden states, hs[t] before and hs[t+1] after step t
     cs: np.ndarray  # (S, K+1, Hc) cell states
     acts: np.ndarray  # (S, K, G)  activated gates
     aux: np.ndarray  # (S, K, H)  tanh(c) (LSTM)
-    win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first
+    win: np.ndarray  # (S, K+1, D) last K+1 normalised inputs, oldest first (float16 as h0)
     # Whether each of them was flagged (its loss weight is anomaly_weight, else 1): a flag,
     # not the weight, so that a byte is enough.
     winflag: np.ndarray  # (S, K+1) uint8
@@ -62,11 +62,11 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
     h0 = 0 if hy.cached_window else H
     col = hy.stats
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
-    start = np.uint16 if hy.f16_start else dtype
+    f16 = np.uint16 if hy.f16_window else dtype
     return StreamArrays(
-        h=z(S, H), c=z(S, Hc), h0=np.zeros((S, h0), dtype=start), c0=np.zeros((S, min(h0, Hc)), dtype=start),
+        h=z(S, H), c=z(S, Hc), h0=np.zeros((S, h0), dtype=f16), c0=np.zeros((S, min(h0, Hc)), dtype=f16),
         hs=z(S, k + 1 if k else 0, H), cs=z(S, k + 1 if k else 0, Hc), acts=z(S, k, G), aux=z(S, k, H),
-        win=z(S, K + 1, D), winflag=np.zeros((S, K + 1), dtype=np.uint8), pred=z(S, D),
+        win=np.zeros((S, K + 1, D), dtype=f16), winflag=np.zeros((S, K + 1), dtype=np.uint8), pred=z(S, D),
         stats=np.zeros((S, col.width)), stats32=np.zeros((S, col.width32), dtype=np.float32),
         ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.uint16),
         tails=np.zeros((S, D, N_TAILS, TAIL_LEVELS), dtype=np.uint16),
