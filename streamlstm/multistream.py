@@ -345,7 +345,8 @@ def _upgrade_to_v11(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
 def _upgrade_to_v12(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
     """Convert the stream arrays of an `n`-stream snapshot of format 11 (or one converted
     to it) in place to format 12, whose tail frequencies moved from `stats32` into the
-    `tails` table as unsigned 16-bit floats (compact.UF16, rounded to nearest), and where a
+    `tails` table as unsigned 16-bit floats (compact.UF16, rounded to nearest), each
+    feature's recent mean is new (0, with the spread its persistence implies), and a
     float32 model's re-run window keeps its inputs as float16, as its start state."""
     col, at32, columns = hy.stats, _stats32_v11(D), stats_columns(D)
     old = arrays["stream.stats32"]
@@ -356,6 +357,12 @@ def _upgrade_to_v12(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
             stats32[:, to:to + columns[name]] = old[:, at:at + columns[name]]
     tails = [old[:, at32[name]:at32[name] + TAIL_LEVELS * D].reshape(n, D, TAIL_LEVELS)
              for name in ("base_tail", "innov_tail")]  # in the order TAILS_LEVEL, TAILS_NEWS
+    # The recent means' spread starts from what format 11's persistence says of z: a mean
+    # over the short window of independent z's, or, for a persistent feature, up to z's own.
+    h = 1.0 / hy.short_window
+    sq = stats32[:, col.base_sq:col.base_sq + D]
+    tau = np.clip(stats32[:, col.base_run_sq:col.base_run_sq + D] / np.where(sq > 0.0, sq, 1.0), 1.0, None)
+    stats32[:, col.base_recent_sq:col.base_recent_sq + D] = sq * np.minimum(1.0, tau * h / (2.0 - h))
     arrays["stream.stats32"] = stats32
     arrays["stream.tails"] = uf16_bits_of(np.stack(tails, axis=2))
     if hy.f16_window:

@@ -91,6 +91,8 @@ class StatsLayout(NamedTuple):
     base_run: int  # feature block: running mean of z over scoring.PERSISTENCE_HORIZON events
     base_run_sq: int  # feature block: running mean of base_run's square over its square for
     #                   independent z, while normal (the integrated autocorrelation time)
+    base_recent: int  # feature block: running mean of z (clamped) over the short window (scoring.recent_p_value)
+    base_recent_sq: int  # feature block: running mean of base_recent's square, while normal
     width32: int  # columns of `stats32`
 
 
@@ -103,7 +105,8 @@ def stats_layout(D: int) -> StatsLayout:
                        var=0, step=D, base_var=2 * D, channels=channels,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
-                       base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, width32=base_prev + 5 * D)
+                       base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, base_recent=base_prev + 5 * D,
+                       base_recent_sq=base_prev + 6 * D, width32=base_prev + 7 * D)
 
 
 def stats_columns(D: int) -> dict[str, int]:

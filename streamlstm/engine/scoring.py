@@ -137,6 +137,9 @@ RES_SPAN = 1.5
 # coefficient estimated near 1; see regime_evidence and docs/detection.md.
 # PERSISTENCE_HORIZON (events) is the span of the running mean that measures persistence:
 # cycles much shorter than it average out (count as independent), slower ones do not.
+# A lasting shift too small for any one event to stand out (a valve's flow 2 sd down for
+# 300 events) shows in the recent mean of z, over the channels' short window (the same
+# time scale), against that mean's own spread while normal (regime_p_values).
 # The p-values are calibrated to each feature's own history: a daily cycle or a ramp sits
 # more than 1 sd from its mean far more often than a Gaussian does, and its long runs of
 # such values would otherwise read as an incident. While the stream is normal, each feature
@@ -569,9 +572,10 @@ def innovation(z, prev, rho):
 
 @kernel
 def regime_p_values(v, d, stats, stats32, tails, hy):
-    """(level's p-value, innovation's p-value, tau) of value v of feature d, which has n >= 2
-    observations, under the regime's baseline (regime_evidence): each calibrated to the
-    feature's own tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)) and floored at 1/(n + 2)."""
+    """(level's p-value, innovation's p-value, tau, recent mean's p-value) of value v of
+    feature d, which has n >= 2 observations, under the regime's baseline
+    (regime_evidence): the first two calibrated to the feature's own tail frequencies
+    (tails (D, N_TAILS, TAIL_LEVELS)) and floored at 1/(n + 2); the last recent_p_value's."""
     col = hy.stats
     z = baseline_z(v, d, stats, stats32, col)
     rho, tau = persistence(d, stats32, hy)
@@ -579,7 +583,40 @@ def regime_p_values(v, d, stats, stats32, tails, hy):
     floor = 1.0 / (n + 2.0)
     level = max(calibrated_tail(abs(z), n, tails[d, TAILS_LEVEL], hy), floor)
     u = innovation(z, stats32[col.base_prev + d], rho)
-    return level, max(calibrated_tail(u, n, tails[d, TAILS_NEWS], hy), floor), tau
+    news = max(calibrated_tail(u, n, tails[d, TAILS_NEWS], hy), floor)
+    return level, news, tau, recent_p_value(z, d, n, stats32, hy)
+
+
+@kernel
+def recent_p_value(z, d, n, stats32, hy):
+    """The two-sided p-value of the recent mean of feature d's z (an EWMA over
+    hy.short_window events, this one's z included) against its own spread while normal,
+    learnt from the recent means of its n observations (1 until any), and never below a
+    mean of independent z's, h / (2 - h) for the EWMA's rate h (a spread that started
+    late, in an upgraded snapshot, is not taken for a steady feature): Student's t with
+    as many degrees of freedom as the spread rests on independent recent means, through
+    Wallace's normal approximation (its p-values err high, by up to 1.6x at t = 30).
+    Not floored at the rule of succession, as the level and the news are: a mean of many
+    events, unlike one event, is near Gaussian, and the t distribution already says how
+    little a short history of recent means can claim."""
+    col, h = hy.stats, 1.0 / hy.short_window
+    sq = stats32[col.base_recent_sq + d]
+    if sq <= 0.0:
+        return 1.0
+    sq = max(sq, h / (2.0 - h))
+    r = stats32[col.base_recent + d]
+    r += h * (min(max(z, -TAIL_LEVELS), TAIL_LEVELS) - r)
+    t = abs(r) / math.sqrt(sq)
+    nu = max(min(n - TAIL_MIN_COUNT, (2.0 - hy.scaler_alpha) / hy.scaler_alpha) * h / (2.0 - h), 1.0)
+    return math.erfc(math.sqrt(nu * math.log1p(t * t / nu)) * (8.0 * nu + 1.0) / (8.0 * nu + 3.0) / _SQRT2)
+
+
+@kernel
+def recent_span(tau, hy):
+    """Events over which consecutive recent means (recent_p_value) of a feature of
+    integrated autocorrelation time tau overlap: the EWMA's own span, 2 w - 1 for w =
+    short_window, plus what tau adds to it."""
+    return 2.0 * hy.short_window - 1.0 + tau - 1.0
 
 
 @kernel
@@ -593,24 +630,30 @@ def _log_lr(p):
 def regime_evidence(x, stats, stats32, tails, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
     baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
-    can be judged yet. Two p-values per observed feature, each calibrated to its own
-    history (calibrated_tail) and floored at 1/(n + 2) after n
+    can be judged yet. Three p-values per observed feature (regime_p_values), the first
+    two calibrated to its own history (calibrated_tail) and floored at 1/(n + 2) after n
     observations (no tail can claim more than the count supports: the rule of succession;
     a feature that never varied is not 1e9 sd away on its first change):
     - the level: |z|, how far the value is from the baseline mean;
     - the news: the innovation, how far it is from where the feature's persistence
-      (rho) says it would be after the previous value.
+      (rho) says it would be after the previous value;
+    - the recent level: the mean of z over the short window against its own spread
+      (recent_p_value), which a lasting shift too small for one event to show moves.
     Each kind takes its smallest p-value times the features judged (Bonferroni), so one
-    broken feature is not diluted by the others. A persistent feature's consecutive levels
-    are not independent evidence: the level's log likelihood ratio counts once per
-    integrated autocorrelation time tau of the feature it came from, so a wandering level
-    (a random walk, tau large) says little per event, while a jump says all it has
-    through the innovation. The two are mixed as likelihood ratios, half each, which
-    keeps the evidence valid (its expectation under the normal state at most 1)."""
+    broken feature is not diluted by the others. Overlapping evidence counts once: the
+    level's log likelihood ratio once per integrated autocorrelation time tau of the
+    feature it came from (a wandering level, a random walk, says little per event, while
+    a jump says all it has through the innovation), the recent mean's once per the span of
+    its window and that tau (2 w - 1 + tau - 1 events, w = short_window). The three are
+    mixed as likelihood ratios, the level and the news 3/8 each (their half each before
+    the recent level, scaled by 3/4) and the recent level 1/4, which keeps the evidence
+    valid (its expectation under the normal state at most 1)."""
     D, col = hy.D, hy.stats
     p_level = 1.0
     p_news = 1.0
+    p_recent = 1.0
     tau = 1.0
+    tau_r = 1.0
     m = 0
     for d in range(D):
         v = x[d]
@@ -619,16 +662,19 @@ def regime_evidence(x, stats, stats32, tails, hy):
             continue
         if not judged(d, stats, hy):
             continue
-        p, news, tau_d = regime_p_values(bounded(v), d, stats, stats32, tails, hy)
+        p, news, tau_d, rec = regime_p_values(bounded(v), d, stats, stats32, tails, hy)
         if p < p_level:
             p_level, tau = p, tau_d
+        if rec < p_recent:
+            p_recent, tau_r = rec, tau_d
         p_news = min(p_news, news)
         m += 1
     if m == 0:
         return math.nan
     level = _log_lr(min(1.0, p_level * m)) / tau
     news = _log_lr(min(1.0, p_news * m))
-    return math.log(0.5 * math.exp(level) + 0.5 * math.exp(news))
+    recent = _log_lr(min(1.0, p_recent * m)) / recent_span(tau_r, hy)
+    return math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
 
 
 @kernel
@@ -686,9 +732,10 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
     70 sd jump would otherwise widen the baseline's sd threefold in one event and hide itself).
     While it is normal, each feature first learns its tail frequencies (of |z| and of the
     innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z
-    clamped to +-TAIL_LEVELS, so that one huge value cannot swamp the running means); the
-    running mean of z and the previous z follow every observation. Runs after
-    update_value_stats has counted the observation."""
+    clamped to +-TAIL_LEVELS, so that one huge value cannot swamp the running means) and
+    the spread of its recent mean (recent_p_value); the running and recent means of z and
+    the previous z follow every observation. Runs after update_value_stats has counted
+    the observation."""
     col = hy.stats
     a = hy.scaler_alpha
     h = 1.0 / PERSISTENCE_HORIZON
@@ -714,8 +761,11 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
             stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
             run = stats32[col.base_run + d]
             stats32[col.base_run_sq + d] += rate * (run * run * (2.0 - h) / h - stats32[col.base_run_sq + d])
+            recent = stats32[col.base_recent + d] + (zc - stats32[col.base_recent + d]) / hy.short_window
+            stats32[col.base_recent_sq + d] += rate * (recent * recent - stats32[col.base_recent_sq + d])
         stats32[col.base_prev + d] = z
         stats32[col.base_run + d] += h * (zc - stats32[col.base_run + d])
+        stats32[col.base_recent + d] += (zc - stats32[col.base_recent + d]) / hy.short_window
         if n > TAIL_MIN_COUNT:
             v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
         alpha = max(1.0 / n, a) * weight
@@ -733,8 +783,8 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
     largest of: the two-sided Gaussian tail of its largest channel input (|z|, |step|,
     |seasonal residual|, and |forecast error| from the stream's forecast and xn (D,), the
     event normalised by score_event); its range novelty, graded as in value_surprise; and
-    the smaller of its level's and its innovation's p-values under the regime's baseline,
-    as regime_evidence takes them (regime_p_values). Range novelty alone
+    the smallest of its level's, its innovation's and its recent mean's p-values under the
+    regime's baseline (regime_p_values). Range novelty alone
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
@@ -759,6 +809,6 @@ def feature_evidence(evidence, x, t, s, streams, xn, hy):
                 a = max(a, abs(seas))
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
             if n >= 2.0:
-                level, news, _ = regime_p_values(v, d, stats, stats32, streams.tails[s], hy)
-                e = max(e, -math.log10(min(level, news)))
+                level, news, _, recent = regime_p_values(v, d, stats, stats32, streams.tails[s], hy)
+                e = max(e, -math.log10(min(level, news, recent)))
         evidence[d] = e
