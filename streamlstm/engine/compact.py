@@ -10,12 +10,12 @@ float24's 16 (~4.8 digits) for a seasonal bin's mean, which a strong daily cycle
 large against the bin's own spread (at 100 of the bin's sd, bfloat16 would round it by up
 to 0.2 sd), and its variance (in bfloat16 it moved NAB's 10-seed mean by -0.16, float24
 by +0.02: the bins follow the data alone, so every seed sees the same change). float16 has
-more digits than bfloat16 but overflows at 65504:
-no place for a bin, which holds deviations in the stream's own units, but the right one
-for an LSTM state, whose h is within +-1 (see store_f16_row for c), and for normalised
-inputs (clipped to +-input_clip). Neither Numba's CPU
-target nor numba-cuda has these formats or a bit cast both share, so values are converted
-with frexp and a power-of-two table, written once for both targets. Values below a
+more digits than bfloat16 but overflows at 65504: no place for a bin, which holds
+deviations in the stream's own units, but the right one for an LSTM state, whose h is
+within +-1 (see store_f16_row for c), and for normalised inputs (clipped to
++-input_clip). Neither Numba's CPU target nor numba-cuda has these formats or a bit cast
+both share, so values are converted with frexp and a power-of-two table, written once
+for both targets. Values below a
 format's smallest normal are stored as zero (float32's as the kernels' flush-to-zero would
 make them, fpenv.py; float16's, below 6e-5, are noise in a state).
 """
