@@ -15,9 +15,10 @@ KERNEL_OPTIONS = {"fastmath": FASTMATH, "error_model": "numpy", "cache": True, "
 # array returned to Python as its parent without NRT, so a helper that returns a view to
 # Python (params.views, kernels_cuda.thread_workspace under the simulator) must keep it.
 kernel = njit(**KERNEL_OPTIONS, _nrt=False)
-# For a function called once per event with the state tables, the workspace and the
-# settings: a call that is not inlined passes every field of those tuples by value, about
-# 300 words copied on every call. For judge_event that copying took 0.1 to 0.5 us per event
-# (as much as the judging itself), depending on where the caller's stack frame put it.
-# Inlined at Numba's IR level, there is no call and nothing to copy.
+# For every function of the per-event path that takes the state tables or the workspace
+# (kernels_cpu: judge_event and learn_judged with all they call that takes them): a call
+# that is not inlined passes every field of those tuples by value, about 300 words copied
+# on every call, and LLVM's own inlining of such calls is fragile: one array more in the
+# workspace once took judging from 2.5 to 4.4 us an event. Inlined at Numba's IR level,
+# there is no call and nothing to copy (one stream, H 32: 15-17 -> 12 us an event).
 inlined_kernel = njit(**KERNEL_OPTIONS, _nrt=False, inline="always")

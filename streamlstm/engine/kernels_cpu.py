@@ -41,7 +41,7 @@ from .compact import load_f16_row, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
-from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN
+from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN, FIND_ROWS
 from .params import LSTM, views
 from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, regime_learn,
                       regime_step, rms, scaler_std, to_score, value_surprise)
@@ -93,6 +93,7 @@ class Workspace(NamedTuple):
     xn: np.ndarray  # (D,)  the event, normalised
     y: np.ndarray  # (D,)  head output
     dy: np.ndarray  # (D,)  gradient w.r.t. head output
+    findings: np.ndarray  # (FIND_ROWS, D) float64: what judging found per feature (layout.FIND_*)
 
 
 def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspace:
@@ -102,6 +103,7 @@ def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspac
     return Workspace(
         hs=z(K + 1, H), cs=z(K + 1, Hc), acts=z(K, G), aux=z(K, H), xin=z(K, D), tgt=z(K, D),
         dh=z(2, H), dc=z(2, Hc), dpre=z(K, G), grad=z(P), xn=z(D), y=z(D), dy=z(D),
+        findings=np.zeros((FIND_ROWS, D)),
     )
 
 
@@ -392,7 +394,7 @@ def loss_weight(flagged, hy):
     return hy.anomaly_weight if flagged else 1.0
 
 
-@kernel
+@inlined_kernel
 def window_forward(ws, theta, L, cell, H, D):
     """Run the cell over ws.xin[:L] from (ws.hs[0], ws.cs[0]); fills the forward cache."""
     W, b, _, _ = views(theta, cell, D, H)
@@ -401,7 +403,7 @@ def window_forward(ws, theta, L, cell, H, D):
                      ws.hs[t], ws.cs[t], W, b, cell, H, D)
 
 
-@kernel
+@inlined_kernel
 def window_backward(ws, theta, targets, flags, L, n_loss, hy):
     """Accumulate into ws.grad the gradient of the loss of the last `n_loss` predictions.
 
@@ -513,7 +515,7 @@ def xorshift_uniform(counters):
     return (s >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@kernel
+@inlined_kernel
 def score_event(pred_out, x, t, s, streams, ws, hy):
     """Surprise of one event of stream slot `s` at time `t` (NaN: unknown), without
     changing any state.
@@ -543,7 +545,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     error = rms(ss, n_obs)
     if n_seen < hy.warmup:
         return 0.0, error, -1.0
-    L, Lc = value_surprise(error, x, t, s, streams, hy)
+    L, Lc = value_surprise(error, x, t, s, streams, ws.findings, hy)
     return L, error, Lc
 
 
@@ -568,7 +570,7 @@ def shift_rows(a, n):
         copy_row(a[t], a[t + 1])
 
 
-@kernel
+@inlined_kernel
 def optimiser_update(theta, m, v, grad, step, hy):
     if hy.optimizer == 0:
         adam_update(theta, m, v, grad, step, hy.lr, hy.beta1, hy.beta2)
@@ -576,7 +578,7 @@ def optimiser_update(theta, m, v, grad, step, hy):
         sgd_update(theta, m, grad, hy.lr, hy.momentum)
 
 
-@kernel
+@inlined_kernel
 def learn_begin(s, flagged, streams, theta, ws, hy):
     """Push ws.xn (the event normalised by `score_event`) into stream s's window and, every
     k1 events, backpropagate through the window into ws.grad (regularised and clipped);
@@ -624,7 +626,7 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     if hy.cached_window:
         # The recorded steps consumed exactly win[:L] (see learn_end).
         cache = Workspace(streams.hs[s], streams.cs[s], streams.acts[s], streams.aux[s], ws.xin, ws.tgt,
-                          ws.dh, ws.dc, ws.dpre, ws.grad, ws.xn, ws.y, ws.dy)
+                          ws.dh, ws.dc, ws.dpre, ws.grad, ws.xn, ws.y, ws.dy, ws.findings)
     else:
         load_f16_row(ws.hs[0], streams.h0[s], hy.f16_window)
         load_f16_row(ws.cs[0], streams.c0[s], hy.f16_window)
@@ -649,7 +651,7 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
     return True
 
 
-@kernel
+@inlined_kernel
 def learn_end(s, x, t, error, streams, theta, ws, hy):
     """Update stream s's statistics (scaler, value range, seasonal profile, likelihood
     channels; scoring.learn_statistics) with event `x` (D,) at time `t` and its `error`,
@@ -660,7 +662,7 @@ def learn_end(s, x, t, error, streams, theta, ws, hy):
     W, b, Wy, by = views(theta, cell, D, H)
 
     # Statistics, updated only now: this event was normalised and scored without them.
-    learn_statistics(error, x, t, s, streams, hy)
+    learn_statistics(error, x, t, s, streams, ws.findings, hy)
 
     if hy.cached_window:
         # Record the step in the window's forward cache: step t consumes win[t], so the
@@ -689,7 +691,7 @@ def learn_end(s, x, t, error, streams, theta, ws, hy):
     counters[C_SEEN] += 1
 
 
-@kernel
+@inlined_kernel
 def learn_event(s, q, x, t, error, flagged, streams, params, ws, hy):
     """Learn event `x` (D,) at time `t` of stream slot `s`, whose normalised form is in ws.xn (from
     `score_event`), with parameter set `q`: window push and (every k1 events) a BPTT
@@ -732,16 +734,16 @@ def judge_event(out, n, x, t, s, streams, ws, score, hy):
         out.regime[n] = 0.0
         fill(out.contributions[n], 0.0)
         return Lc, 0.0
-    feature_evidence(out.contributions[n], x, t, s, streams, ws.xn, hy)
     alert, flag = alert_step(L, s, streams, hy)
     out.scores[n] = to_score(L)
     out.alert_scores[n] = alert
     out.flags[n] = flag
-    out.regime[n], regime_state = regime_step(x, s, streams, hy)
+    out.regime[n], regime_state = regime_step(x, s, streams, ws.findings, hy)
+    feature_evidence(out.contributions[n], x, s, streams, ws.xn, ws.findings, hy)
     return Lc, regime_state
 
 
-@kernel
+@inlined_kernel
 def take_judgement(out, n, Lc, regime_state, score, s, streams, hy):
     """What judging an event (row n of `out` and (Lc, regime_state) from judge_event with
     `score`) changes once the event is learnt: the alert bookkeeping and the regime's step,
@@ -755,7 +757,7 @@ def take_judgement(out, n, Lc, regime_state, score, s, streams, hy):
     return out.scores[n] >= hy.threshold
 
 
-@kernel
+@inlined_kernel
 def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, hy):
     """Learn event x (D,) of stream slot s at time t, which judge_event judged into row n
     of `out` with (Lc, regime_state), and ws.xn as it left it: take the judgement (if it was

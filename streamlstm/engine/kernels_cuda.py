@@ -100,7 +100,7 @@ def thread_workspace(scratch, t):
     """Row t of every scratch array, as the Workspace the CPU functions take."""
     return Workspace(scratch.hs[t], scratch.cs[t], scratch.acts[t], scratch.aux[t], scratch.xin[t], scratch.tgt[t],
                      scratch.dh[t], scratch.dc[t], scratch.dpre[t], scratch.grad[t], scratch.xn[t],
-                     scratch.y[t], scratch.dy[t])
+                     scratch.y[t], scratch.dy[t], scratch.findings[t])
 
 
 @device_fn

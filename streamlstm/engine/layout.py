@@ -30,6 +30,14 @@ CH_SEASONAL = 3  # distance from the usual value at this time of day
 N_CHANNELS = 4
 CHANNEL_NAMES = ("error", "value", "step", "seasonal")
 
+# What judging an event found per feature: the rows of a workspace's `verdict` (D columns),
+# which attribution (scoring.feature_evidence) reads instead of judging each feature again.
+FIND_INPUT = 0  # the larger of |z| and |step|, the value channels' inputs (NaN: not judged)
+FIND_SEASONAL = 1  # |seasonal residual| (NaN: none)
+FIND_NOVELTY = 2  # the range novelty's evidence, graded (0: none)
+FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
+FIND_ROWS = 4
+
 # The regime's calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS
 # and of |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values).
 TAIL_LEVELS = 6

@@ -77,8 +77,9 @@ from numba import njit
 
 from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, narrow_bits, narrow_value, store_bin
 from .gates import FASTMATH
-from .jit import kernel
-from .layout import TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE
+from .jit import inlined_kernel, kernel
+from .layout import (TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE,
+                     FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -330,13 +331,15 @@ def record_tolerance(n, m, hy):
 
 
 @kernel
-def value_inputs(x, t, stats, stats32, bins, hy):
+def value_inputs(x, t, stats, stats32, bins, findings, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over the observed features that are `judged`
     (NaN when none) and how far outside the range [lo, hi] of all its earlier values the
     farthest feature is, in units of hi - lo, among the features (context included)
     further outside than their `record_tolerance` (0 when none is). Values are limited to
-    +-VALUE_LIMIT, as everywhere."""
+    +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
+    into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (FIND_ROWS, D), for
+    attribution."""
     D, col = hy.D, hy.stats
     b = seasonal_bin(t, stats32, hy)
     m = record_setters(x, stats, hy)
@@ -351,8 +354,12 @@ def value_inputs(x, t, stats, stats32, bins, hy):
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
         z, step, seas, out_d = feature_inputs(bounded(v), d, b, stats, stats32, bins, hy)
+        findings[FIND_NOVELTY, d] = 0.0
         if out_d > record_tolerance(stats[col.count + d], m, hy):
             outside = max(outside, out_d)
+            findings[FIND_NOVELTY, d] = hy.range_novelty * (1.0 + min(out_d, OUTSIDE_LIMIT))
+        findings[FIND_INPUT, d] = max(abs(z), abs(step))
+        findings[FIND_SEASONAL, d] = abs(seas)
         if math.isnan(z):
             continue
         sum_z += z * z
@@ -430,13 +437,14 @@ def channel_learn(stats32, ring, c, x, p, filled, update, long_alpha, col):
     ring[c, p] = narrow_bits(x, BF16)
 
 
-@kernel
-def value_surprise(error, x, t, s, streams, hy):
+@inlined_kernel
+def value_surprise(error, x, t, s, streams, findings, hy):
     """The surprise of event x (D,) of stream slot s at time t, given its prediction error,
-    after warm-up, without changing any state: (L, Lc), L before alert suppression and Lc
-    the channel surprise before the stream's self-calibration (see the module docstring)."""
+    after warm-up, without changing any state but the scratch `findings` (value_inputs):
+    (L, Lc), L before alert suppression and Lc the channel surprise before the stream's
+    self-calibration (see the module docstring)."""
     stats32, ring, col = streams.stats32[s], streams.ring[s], hy.stats
-    z, step, seas, outside = value_inputs(x, t, streams.stats[s], stats32, streams.bins[s], hy)
+    z, step, seas, outside = value_inputs(x, t, streams.stats[s], stats32, streams.bins[s], findings, hy)
     n_seen = streams.counters[s, C_SEEN]
     w = hy.short_window
     p = n_seen % w
@@ -454,15 +462,15 @@ def value_surprise(error, x, t, s, streams, hy):
     return L, Lc
 
 
-@kernel
-def learn_statistics(error, x, t, s, streams, hy):
+@inlined_kernel
+def learn_statistics(error, x, t, s, streams, findings, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
-    stream's channel statistics, then its value statistics. The channels' long-term
-    statistics start after half the warm-up: the model's large early errors would
-    otherwise inflate them for a long time."""
+    stream's channel statistics, then its value statistics (findings (FIND_ROWS, D):
+    value_inputs' scratch). The channels' long-term statistics start after half the warm-up:
+    the model's large early errors would otherwise inflate them for a long time."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
-    z, step, seas, _ = value_inputs(x, t, stats, stats32, bins, hy)
+    z, step, seas, _ = value_inputs(x, t, stats, stats32, bins, findings, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
@@ -475,7 +483,7 @@ def learn_statistics(error, x, t, s, streams, hy):
     update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
 
 
-@kernel
+@inlined_kernel
 def alert_step(L, s, streams, hy):
     """Score and flag of an event of surprise L, after alert suppression: 0 during a
     cooldown, otherwise score = to_score(max(L - P, 0)) with the stream's penalty P.
@@ -485,7 +493,7 @@ def alert_step(L, s, streams, hy):
     return score, score >= hy.threshold
 
 
-@kernel
+@inlined_kernel
 def alert_learn(flag, Lc, s, streams, hy):
     """The alert bookkeeping of a learnt event whose `alert_step` gave `flag`: an alert
     starts a cooldown and raises the penalty P by alert_penalty; P decays every event; and
@@ -627,10 +635,11 @@ def _log_lr(p):
 
 
 @kernel
-def regime_evidence(x, stats, stats32, tails, hy):
+def regime_evidence(x, stats, stats32, tails, findings, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
     baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
-    can be judged yet. Three p-values per observed feature (regime_p_values), the first
+    can be judged yet; each judged feature's smallest p-value goes into row FIND_P of
+    findings (FIND_ROWS, D). Three p-values per observed feature (regime_p_values), the first
     two calibrated to its own history (calibrated_tail) and floored at 1/(n + 2) after n
     observations (no tail can claim more than the count supports: the rule of succession;
     a feature that never varied is not 1e9 sd away on its first change):
@@ -663,6 +672,7 @@ def regime_evidence(x, stats, stats32, tails, hy):
         if not judged(d, stats, hy):
             continue
         p, news, tau_d, rec = regime_p_values(bounded(v), d, stats, stats32, tails, hy)
+        findings[FIND_P, d] = min(p, news, rec)
         if p < p_level:
             p_level, tau = p, tau_d
         if rec < p_recent:
@@ -677,14 +687,14 @@ def regime_evidence(x, stats, stats32, tails, hy):
     return math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
 
 
-@kernel
-def regime_step(x, s, streams, hy):
+@inlined_kernel
+def regime_step(x, s, streams, findings, hy):
     """One forward step of stream slot s's regime model with event x (D,): the predicted
     P(abnormal) after the transition (regime_enter, regime_exit), times the likelihood
-    ratio of the event's evidence (regime_evidence). Returns (P(abnormal), the state to
-    store), (0, 0) during warm-up. Changes nothing (`regime_learn` stores the state, once
-    the event is learnt): the state is the new log-odds relative to the prior, so that a
-    reset row is at it."""
+    ratio of the event's evidence (regime_evidence, which fills the scratch `findings`'s
+    row FIND_P). Returns (P(abnormal), the state to store), (0, 0) during warm-up. Changes
+    no state (`regime_learn` stores it, once the event is learnt): the state is the new
+    log-odds relative to the prior, so that a reset row is at it."""
     stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
     if streams.counters[s, C_SEEN] < hy.warmup:
         return 0.0, 0.0
@@ -692,14 +702,14 @@ def regime_step(x, s, streams, hy):
     abnormal = 1.0 / (1.0 + math.exp(-(prior + stats32[col.regime])))
     abnormal = abnormal * (1.0 - hy.regime_exit) + (1.0 - abnormal) * hy.regime_enter
     log_odds = _logit(abnormal)
-    e = regime_evidence(x, stats, stats32, streams.tails[s], hy)
+    e = regime_evidence(x, stats, stats32, streams.tails[s], findings, hy)
     if not math.isnan(e):
         log_odds += e
     log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
     return 1.0 / (1.0 + math.exp(-log_odds)), log_odds - prior
 
 
-@kernel
+@inlined_kernel
 def regime_learn(state, s, streams, hy):
     """Store the state `regime_step` gave a learnt event (not during warm-up, where it made
     no step)."""
@@ -775,40 +785,33 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
 # -------------------------------------------------------------------------- attribution
 
 
-@kernel
-def feature_evidence(evidence, x, t, s, streams, xn, hy):
-    """Attribution: the evidence each feature of event x (D,) of stream slot s at time t
-    carries on its own, in -log10 units, into evidence (D,), under the state from before
-    the event (what `value_surprise` and `regime_step` judged it with). Per feature the
-    largest of: the two-sided Gaussian tail of its largest channel input (|z|, |step|,
-    |seasonal residual|, and |forecast error| from the stream's forecast and xn (D,), the
-    event normalised by score_event); its range novelty, graded as in value_surprise; and
-    the smallest of its level's, its innovation's and its recent mean's p-values under the
-    regime's baseline (regime_p_values). Range novelty alone
+@inlined_kernel
+def feature_evidence(evidence, x, s, streams, xn, findings, hy):
+    """Attribution: the evidence each feature of event x (D,) of stream slot s carries on
+    its own, in -log10 units, into evidence (D,), from what judging the event found
+    (findings (FIND_ROWS, D), written by `value_surprise` and `regime_step`, which must
+    judge it first). Per feature the largest of: the two-sided Gaussian tail of its largest
+    channel input (|z|, |step|, |seasonal residual|, and |forecast error| from the stream's
+    forecast and xn (D,), the event normalised by score_event); its range novelty, graded
+    as in value_surprise; and the smallest of its level's, its innovation's and its recent
+    mean's p-values under the regime's baseline (regime_p_values). Range novelty alone
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
-    stats, stats32, bins, col = streams.stats[s], streams.stats32[s], streams.bins[s], hy.stats
-    b = seasonal_bin(t, stats32, hy)
+    stats, col = streams.stats[s], hy.stats
     warm = streams.counters[s, C_SEEN] >= hy.warmup
-    m = record_setters(x, stats, hy)
     for d in range(hy.D):
-        v = x[d]
         n = stats[col.count + d]
         evidence[d] = 0.0
-        if not warm or math.isnan(v) or n < 1.0:
+        if not warm or math.isnan(x[d]) or n < 1.0:
             continue
-        v = bounded(v)
-        z, step, seas, outside = feature_inputs(v, d, b, stats, stats32, bins, hy)
-        e = 0.0
-        if outside > record_tolerance(n, m, hy):
-            e = hy.range_novelty * (1.0 + min(outside, OUTSIDE_LIMIT))
-        if not math.isnan(z):
-            a = max(abs(z), abs(step), abs(streams.pred[s, d] - xn[d]))
-            if not math.isnan(seas):
-                a = max(a, abs(seas))
+        e = findings[FIND_NOVELTY, d]
+        a = findings[FIND_INPUT, d]
+        if not math.isnan(a):
+            a = max(a, abs(streams.pred[s, d] - xn[d]))
+            if not math.isnan(findings[FIND_SEASONAL, d]):
+                a = max(a, findings[FIND_SEASONAL, d])
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
             if n >= 2.0:
-                level, news, _, recent = regime_p_values(v, d, stats, stats32, streams.tails[s], hy)
-                e = max(e, -math.log10(min(level, news, recent)))
+                e = max(e, -math.log10(findings[FIND_P, d]))
         evidence[d] = e
