@@ -30,7 +30,7 @@ CH_SEASONAL = 3  # distance from the usual value at this time of day
 N_CHANNELS = 4
 CHANNEL_NAMES = ("error", "value", "step", "seasonal")
 
-# What judging an event found per feature: the rows of a workspace's `verdict` (D columns),
+# What judging an event found per feature: the rows of a workspace's `findings` (D columns),
 # which attribution (scoring.feature_evidence) reads instead of judging each feature again.
 FIND_INPUT = 0  # the larger of |z| and |step|, the value channels' inputs (NaN: not judged)
 FIND_SEASONAL = 1  # |seasonal residual| (NaN: none)
