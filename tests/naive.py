@@ -142,7 +142,7 @@ def score_stream(errors, X, T, settings, exact=False):
     scores, alert_scores, flags = np.zeros(N), np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
-        sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-3 * np.abs(mean) + 1e-9)
+        sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-6 * np.abs(mean) + 1e-9)
         seen = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
         measured = hi - lo > 1.5 * res  # more than two values a step apart; the others are context
         obs = [d for d in seen if measured[d] or not measured.any()]
@@ -151,7 +151,7 @@ def score_stream(errors, X, T, settings, exact=False):
         seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
         inputs = [errors[i],
                   _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
-                  _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-3 * abs(mean[d]) + 1e-9) for d in obs]),
+                  _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9) for d in obs]),
                   _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
         # range novelty: the farthest outside its tolerance, widened for m features that could set a record

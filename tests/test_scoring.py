@@ -180,6 +180,24 @@ def test_a_sudden_dip_after_a_level_shift_is_flagged(seed):
     assert not res.flags[2300:3500].any()
 
 
+@pytest.mark.parametrize("level", [1e4, -1e5])
+def test_a_features_level_does_not_change_what_is_found(level):
+    """A noisy cycle (sd 0.72) with a spike and a noise burst, around 0 and around a level
+    10^4 to 10^5 times its sd (a pressure in Pa, a temperature in K): the same alerts, and
+    the regime abnormal on the same rows but for a few (the deviations round differently).
+    With the sd floored at 1e-3 of the level, the level 1e4 shrank every z 14-fold: the
+    burst raised one alert instead of two, and the regime saw nothing."""
+    rng = np.random.default_rng(0)
+    t = np.arange(4000)
+    x = np.sin(2 * np.pi * t / 100) + 0.1 * rng.normal(size=len(t))
+    x[3000] += 3.0
+    x[3500:3550] += rng.normal(0.0, 0.8, 50)
+    at_zero, at_level = (MultiStreamDetector(1, seed=0).process(["s"] * len(t), (x + c)[:, None]) for c in (0.0, level))
+    assert np.array_equal(np.flatnonzero(at_level.flags), np.flatnonzero(at_zero.flags))
+    assert at_zero.abnormal[3500:3560].sum() > 30
+    assert np.sum(at_level.abnormal != at_zero.abnormal) <= 5
+
+
 def test_penalty_and_cooldown_suppress_repeated_alerts():
     """Spikes every 10 events: the first is flagged, the cooldown hides the next two, and
     the penalty keeps the later ones below the threshold for a while."""

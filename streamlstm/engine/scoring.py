@@ -110,6 +110,12 @@ CALIB_ETA = 0.2
 # a range of 1e-300 would otherwise make it infinite.
 VALUE_LIMIT = 1e18
 OUTSIDE_LIMIT = 1e12
+# A feature's sd and typical step are floored at LEVEL_PRECISION times its level (plus
+# 1e-9), so that a constant series does not divide by zero: about eight float32 ulps of the
+# level, below which a variation is the precision of single-precision data rather than a
+# signal. A larger floor shrinks every z of a feature that varies little against its level
+# (a pressure in Pa, a temperature in K), which then hides it from the regime.
+LEVEL_PRECISION = 1e-6
 # Context features. In a stream of several features, one that has never varied, or has
 # shown only two values (a 0/1 command flag, a valve's state, a setpoint moved once), is
 # context, not a measurement: it is neither judged by its distances (z, step, seasonal
@@ -244,8 +250,8 @@ def day_bin(t, n_bins):
 
 @kernel
 def scaler_std(var, mean):
-    """Standard deviation with a floor, so constant series do not divide by zero."""
-    return max(math.sqrt(max(var, 0.0)), 1e-3 * abs(mean) + 1e-9)
+    """Standard deviation with a floor (LEVEL_PRECISION), so constant series do not divide by zero."""
+    return max(math.sqrt(max(var, 0.0)), LEVEL_PRECISION * abs(mean) + 1e-9)
 
 
 @kernel
@@ -286,7 +292,7 @@ def feature_inputs(v, d, b, stats, stats32, bins, hy):
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
     # the sd for thousands of events, and hid the steps that follow it in sd units.
     # (Floored like the sd, so a constant series does not divide by zero.)
-    step = (v - stats[col.last + d]) / max(stats32[col.step + d], 1e-3 * abs(stats[col.mean + d]) + 1e-9)
+    step = (v - stats[col.last + d]) / max(stats32[col.step + d], LEVEL_PRECISION * abs(stats[col.mean + d]) + 1e-9)
     seas = math.nan
     if b >= 0 and bin_visits(bins[d, b]) >= SEASONAL_WARM:
         # The profile holds deviations from the running mean (see update_value_stats).
