@@ -8,8 +8,8 @@ so `run` and `score` then exit 2, after the per-line error records, with one ERR
 naming the likely cause and the flag to try (io/diagnosis.py).
 
 CSV input flags (`run --format csv`, `score` and `evaluate labelled`): `--delimiter`
-(default: sniffed from the header), `--columns` / `--exclude-columns` (comma-separated
-names) and `--time-column`, which sets `input.ts_field` (one setting for JSON lines and
+(default: sniffed from the first line), `--header` / `--no-header` (default: guessed from
+the first line), `--columns` / `--exclude-columns` (comma-separated names) and `--time-column`, which sets `input.ts_field` (one setting for JSON lines and
 CSV); io/parsers.py's CsvParser says how the columns get their roles.
 """
 
@@ -98,7 +98,10 @@ def _input_options(command):
     """The input flags shared by `run`, `score` and `evaluate labelled`, passed on as `input_flags`."""
     for option in reversed([
         click.option("--delimiter", default=None,
-                     help="CSV field delimiter: one character, or 'tab' (default: sniffed from the header)."),
+                     help="CSV field delimiter: one character, or 'tab' (default: sniffed from the first line)."),
+        click.option("--header/--no-header", default=None,
+                     help="Whether the CSV's first line names the columns (default: it does unless each of its "
+                          "cells is a number or a time; without one the columns are col_0, col_1, ...)."),
         click.option("--columns", default=None,
                      help="CSV feature columns, comma-separated (default: all but the time, stream and excluded "
                           "ones)."),
@@ -123,16 +126,17 @@ def _baseline_options(command):
                              "a checkpoint).")(command)
 
 
-def _input_overrides(delimiter, columns, exclude_columns, time_column) -> dict:
+def _input_overrides(delimiter, header, columns, exclude_columns, time_column) -> dict:
     """Dotted config keys for the input flags."""
-    return {"input.delimiter": delimiter, "input.columns": columns, "input.exclude_columns": exclude_columns,
-            "input.ts_field": time_column}
+    return {"input.delimiter": delimiter, "input.header": header, "input.columns": columns,
+            "input.exclude_columns": exclude_columns, "input.ts_field": time_column}
 
 
-def _check_csv_flags(reads_csv: bool, delimiter, columns, exclude_columns, **_) -> None:
+def _check_csv_flags(reads_csv: bool, delimiter, header, columns, exclude_columns, **_) -> None:
     """CSV-only flags with a JSON lines input are a usage error: they would be ignored."""
-    given = [flag for flag, value in (("--delimiter", delimiter), ("--columns", columns),
-                                      ("--exclude-columns", exclude_columns)) if value is not None]
+    given = [flag for flag, value in (("--delimiter", delimiter), ("--header/--no-header", header),
+                                      ("--columns", columns), ("--exclude-columns", exclude_columns))
+             if value is not None]
     if given and not reads_csv:
         raise click.UsageError(f"{', '.join(given)}: for CSV input only, and this input is read as JSON lines "
                                "(--format csv?)")
@@ -198,6 +202,17 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     sys.exit(status)
 
 
+def _file_format(path: Path) -> str:
+    """The input format of the file at `path`: by its suffix, else by its first non-blank
+    line (a JSON line starts with '{'; anything else is taken for CSV, headed or not)."""
+    by_suffix = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+    if path.suffix.lower() in by_suffix:
+        return by_suffix[path.suffix.lower()]
+    with path.open("rb") as f:
+        first = next((line for line in f if line.strip()), b"")
+    return "jsonl" if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "csv"  # after a UTF-8 BOM
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
@@ -207,7 +222,8 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Start from the state here (if any) and checkpoint the final state here.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="Input format (default: csv for a .csv file, else jsonl).")
+              help="Input format (default: csv for .csv and .tsv, jsonl for .jsonl, .ndjson and .json, "
+                   "else jsonl if the first line starts with '{', else csv).")
 @_input_options
 @_baseline_options
 @click.pass_context
@@ -217,7 +233,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
     from .io.sinks import CsvSink, JsonLinesSink, RecordsSink
 
     path = Path(file)
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    fmt = fmt or _file_format(path)
     config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
                          "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
     _check_csv_flags(config.input.format == "csv", **input_flags)

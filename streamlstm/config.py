@@ -118,10 +118,13 @@ class InputConfig:
     # In a CSV, the default "ts" also finds a column named timestamp, time, datetime or date
     # (io/parsers.py: CsvParser); any other name must be in the header. `--time-column`.
     ts_field: str = "ts"
-    # CSV only: the field delimiter (one character; None = sniffed from the header), the
-    # feature columns (empty = every column but the time and stream columns) and the
+    # CSV only: the field delimiter (one character; None = sniffed from the header line);
+    # whether the first line names the columns (True), is data (False; columns col_0,
+    # col_1, ...), or is judged from its cells (None: data when each is a number or a time);
+    # the feature columns (empty = every column but the time and stream columns) and the
     # columns not read at all (labels, ids).
     delimiter: str | None = None
+    header: bool | None = None
     columns: tuple[str, ...] = ()
     exclude_columns: tuple[str, ...] = ()
     max_line_bytes: int = 1_000_000
@@ -353,6 +356,15 @@ class _Bool(_Spec):
         return value
 
 
+class _BoolOrAuto(_Bool):
+    """true, false, or None (spelt null or 'auto'): decided from the data."""
+
+    expect = "true, false or auto"
+
+    def check(self, value: Any) -> Any:
+        return None if value is None or value == "auto" else super().check(value)
+
+
 class _StrList(_Spec):
     def __init__(self, nonempty: bool):
         self.nonempty = nonempty
@@ -427,6 +439,7 @@ _SPECS: dict[str, _Spec] = {
     "input.values_field": _Str(),
     "input.ts_field": _Str(),
     "input.delimiter": _Delimiter(),
+    "input.header": _BoolOrAuto(),
     "input.columns": _StrList(nonempty=False),
     "input.exclude_columns": _StrList(nonempty=False),
     "input.max_line_bytes": _Setting(Number(int, 1)),

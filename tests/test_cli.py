@@ -360,6 +360,31 @@ def test_score_csv_flags_select_delimiter_columns_and_time_column(tmp_path, smal
     assert len(results) == 30 and set(results[0]["values"]) == {"a", "b"} and results[0]["ts"] == "1700000000"
 
 
+def test_score_reads_a_file_of_bare_numbers_as_csv_without_a_header(tmp_path, small_config):
+    """A benchmark's .txt of one value per line, or of rows of values: every line is an event."""
+    one, rows = tmp_path / "series.txt", tmp_path / "rows.txt"
+    one.write_text("".join(f"{math.sin(t / 4):.5f}\n" for t in range(50)))
+    rows.write_text("".join(f"{math.sin(t / 4):.5f} {t % 3} {t % 5}\n".replace(" ", "\t") for t in range(50)))
+    out = tmp_path / "r.csv"
+    res = invoke(["--config", small_config, "score", str(one), "--output", str(out)])
+    assert res.exit_code == 0, res.stderr
+    header, *lines = out.read_text().splitlines()
+    assert header.startswith("seq,stream,ts,value,prediction,") and len(lines) == 50 and lines[0].startswith("1,")
+    res = invoke(["--config", small_config, "score", str(rows), "--output", str(out), "--columns", "col_0,col_2"])
+    assert res.exit_code == 0, res.stderr
+    header, *lines = out.read_text().splitlines()
+    assert header.startswith("seq,stream,ts,value_col_0,value_col_2,prediction_col_0,") and len(lines) == 50
+    res = invoke(["--config", small_config, "score", str(one), "--header", "--output", str(out)])
+    assert res.exit_code == 0 and len(out.read_text().splitlines()) == 50  # the first line named the column
+
+
+def test_score_reads_json_lines_whatever_the_files_suffix(tmp_path, small_config):
+    path = tmp_path / "events.txt"
+    path.write_text(events(20))
+    res = invoke(["--config", small_config, "score", str(path)])
+    assert res.exit_code == 0 and [json.loads(line)["stream"] for line in res.stdout.splitlines()] == ["a", "b"] * 20
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output

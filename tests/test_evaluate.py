@@ -150,6 +150,13 @@ def test_evaluate_labelled_multivariate_files_and_the_total(tmp_path):
     assert alone["one"][0] == "799" and alone["one"][5] == "1.00"
 
 
+def test_evaluate_labelled_reads_a_file_without_a_header_line(tmp_path):
+    headed = run_labelled(tmp_path, labelled_csv(tmp_path / "headed.csv", 600))["headed"]
+    bare = tmp_path / "bare.csv"
+    bare.write_text((tmp_path / "headed.csv").read_text().split("\n", 1)[1])
+    assert run_labelled(tmp_path, bare, "--label-column", "col_2", "--time-column", "col_0")["bare"] == headed
+
+
 def test_evaluate_labelled_needs_its_label_column(tmp_path):
     path = labelled_csv(tmp_path / "x.csv", 600)
     res = CliRunner().invoke(main, ["evaluate", "labelled", str(path), "--label-column", "anomaly"])

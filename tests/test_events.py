@@ -326,6 +326,51 @@ def test_csv_time_column_named_and_guesses_that_give_way():
     assert CsvParser(InputConfig(), b"x,y").ts_col is None  # no such name: no timestamps
 
 
+# --------------------------------------------------------------------- CSV without a header line
+
+
+@pytest.mark.parametrize("first, names, features", [
+    (b"0.5,-1,2e3", ["col_0", "col_1", "col_2"], ("col_0", "col_1", "col_2")),
+    (b"1.5", ["value"], ("value",)),  # one column: univariate
+    (b"2020-03-09 10:14:33;1.5", ["ts", "value"], ("value",)),  # a time and one value
+    (b"1700000000,1.5", ["col_0", "col_1"], ("col_0", "col_1")),  # epoch seconds look like any number
+    (b"1,,-3,2024-01-01T00:00:00Z", ["col_0", "col_1", "col_2", "ts"], ("col_0", "col_1", "col_2")),
+])
+def test_csv_first_line_of_numbers_is_data_with_columns_named_by_position(first, names, features):
+    p = CsvParser(InputConfig(), first)
+    assert (p.header_lines, p.header_names, p.features) == (0, names, features)
+    ev = p.parse(1, first)  # the first line is the first row, not lost
+    assert isinstance(ev, Event) and ev.seq == 1 and len(ev.values) == len(features)
+
+
+def test_csv_positional_names_sort_in_the_files_order():
+    first = ",".join(str(k + 0.5) for k in range(12)).encode()
+    p = CsvParser(InputConfig(), first)
+    assert p.features == tuple(f"col_{k:02d}" for k in range(12))
+    assert p.parse(1, first).values == tuple(k + 0.5 for k in range(12))
+
+
+@pytest.mark.parametrize("first", [b"ts,value", b"timestamp,1,2", b"a,b", b"2020-01-01,2020-01-02",
+                                   b"0,1,2", b"1;2;3;4"])  # pandas' names of unnamed columns
+def test_csv_first_line_with_a_name_or_no_number_is_a_header(first):
+    assert CsvParser(InputConfig(), first).header_lines == 1
+
+
+def test_csv_header_setting_overrides_the_guess():
+    p = CsvParser(InputConfig(header=True), b"400,410,420")  # wavelengths as column names
+    assert p.header_lines == 1 and p.features == ("400", "410", "420")
+    p = CsvParser(InputConfig(header=False), b"a,b")
+    assert p.header_lines == 0 and p.features == ("col_0", "col_1")
+    assert reason(p.parse(1, b"a,b")) == "not_numeric"
+    p = CsvParser(InputConfig(header=False, columns=("col_1",)), b"1;2;3")
+    assert p.delimiter == ";" and p.parse(1, b"1;2;3").values == (2.0,)
+
+
+def test_csv_byte_order_mark_before_a_first_row_of_data():
+    p = CsvParser(InputConfig(), "\ufeff1.5,2".encode())
+    assert p.header_lines == 0 and p.parse(1, "\ufeff1.5,2".encode()).values == (1.5, 2.0)
+
+
 def test_csv_header_that_is_json_says_try_format_jsonl():
     with pytest.raises(InputFormatError, match="looks like JSON .* try --format jsonl"):
         CsvParser(InputConfig(), b'{"stream": "a", "value": 1}')

@@ -161,6 +161,28 @@ def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
     assert all(json.loads(line)["seq"] > consumed for line in full[len(written):])
 
 
+def test_csv_without_a_header_line_is_scored_from_its_first_line_and_resumes_after_a_stop(tmp_path):
+    data = "".join(f"{math.sin(t / 3):.6f},{t % 7}\n" for t in range(150)).encode()
+    _, full, errors = run_filter(small_config(tmp_path, **{"input.format": "csv"}), data)
+    assert [json.loads(line)["seq"] for line in full] == list(range(1, 151)) and errors == []
+    assert set(json.loads(full[0])["values"]) == {"col_0", "col_1"}
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": str(tmp_path / "state")})
+    chunks = [data[i:i + 500] for i in range(0, len(data), 500)]
+    out = io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, out)])
+
+    def read(n):
+        runner.stopping = len(chunks) < 4  # as the signal handler does
+        return chunks.pop(0) if chunks else b""
+
+    assert runner.run(read) == 0
+    first = out.getvalue().splitlines()
+    assert 0 < len(first) < len(full)
+    rest = io.StringIO()  # the same input replayed: the restored parser's first line is no header either
+    assert FilterRunner(config, [text_sink(config, rest)], skip_consumed=True).run(io.BytesIO(data).read1) == 0
+    assert first + rest.getvalue().splitlines() == full
+
+
 def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
     """Checksums intact but not the filter's state: this used to stop the restart (SnapshotError)."""
     config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})

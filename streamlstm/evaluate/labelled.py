@@ -29,6 +29,7 @@ runs the detector over it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -241,11 +242,13 @@ def score_labelled(config: Config, path: str | Path, label_column: str = "label"
 
     path = Path(path)
     with path.open("rb") as f:
-        parser = CsvParser(dataclasses.replace(config.input, default_stream=path.stem), f.readline())
+        first = f.readline()
+        parser = CsvParser(dataclasses.replace(config.input, default_stream=path.stem), first)
         if label_column not in parser.names or len(parser.names) < 2:
             raise InputFormatError(f"{path}: the columns read ({', '.join(parser.names)}) must be the label "
                                    f"column {label_column!r} and at least one value column")
-        parsed = [parser.parse(seq, line) for seq, line in enumerate(f, start=2)]
+        lines = itertools.chain([] if parser.header_lines else [first], f)
+        parsed = [parser.parse(seq, line) for seq, line in enumerate(lines, start=1 + parser.header_lines)]
     events = [p for p in parsed if type(p) is not Rejected]
     rejected = [p for p in parsed if type(p) is Rejected and p.reason != "empty_line"]
     if rejected:

@@ -159,8 +159,8 @@ class FilterRunner:
             for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
                 first = 0
                 if parser is None:
-                    first = int(cfg.input.format == "csv")
-                    parser = make_parser(cfg, lines[0] if first else None)
+                    parser = make_parser(cfg, lines[0])
+                    first = parser.header_lines
                 parsed = [parser.parse(seq + k + 1, lines[k]) for k in range(first, len(lines))]
                 seq += len(lines)
                 events = [p for p in parsed if type(p) is not Rejected]
@@ -303,7 +303,7 @@ class FilterRunner:
             if cfg.input.format == "csv" and self.parser is None and first < len(lines):
                 self.csv_header = lines[first]
                 self.parser = self._make_parser()
-                first += 1
+                first += self.parser.header_lines
             elif self.parser is None:
                 self.parser = self._make_parser()
             parse = self.parser.parse
@@ -337,7 +337,8 @@ class FilterRunner:
 
 
 def make_parser(config: Config, csv_header: bytes | None) -> JsonlParser | CsvParser:
-    """The parser of the configured input format (a CSV's from its header line)."""
+    """The parser of the configured input format (a CSV's from its first line: its header,
+    or its first row of data)."""
     if config.input.format == "csv":
         return CsvParser(config.input, csv_header, max_streams=config.max_streams)
     return JsonlParser(config.input, max_streams=config.max_streams)

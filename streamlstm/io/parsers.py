@@ -185,6 +185,7 @@ class _LineParser:
     """`parse` turns a line into an Event, or a Rejected saying why; subclasses do `_parse`."""
 
     memory: _StreamMemory
+    header_lines = 0  # lines that come before the first row of data (a CSV's header)
 
     def parse(self, seq: int, line: bytes) -> Event | Rejected:
         try:
@@ -297,11 +298,55 @@ def _names(names) -> str:
     return ", ".join(repr(n) for n in names)
 
 
-class CsvParser(_LineParser):
-    """Parse CSV rows described by a header line.
+def _is_time(cell: str) -> bool:
+    """Whether a CSV cell is a date or time written as text (ISO 8601), not a number."""
+    try:
+        datetime.fromisoformat(cell)
+    except ValueError:
+        return False
+    return not _NUMBER.fullmatch(cell)
 
-    The delimiter is `InputConfig.delimiter`, else sniffed from the header (`sniff_delimiter`).
-    Each column has at most one role:
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _reads_as_data(cells: list[str]) -> bool:
+    """Whether the first line of a CSV is a row of data rather than column names: each
+    cell empty, a number or a time, and at least one a number; but not the column numbers
+    0, 1, 2, ... or 1, 2, 3, ... that pandas writes for a frame's unnamed columns."""
+    if len(cells) > 1 and cells in ([str(i) for i in range(len(cells))], [str(i + 1) for i in range(len(cells))]):
+        return False
+    return any(map(_is_number, cells)) and all(not c or _is_number(c) or _is_time(c) for c in cells)
+
+
+def _positional_names(cells: list[str], cfg: InputConfig) -> list[str]:
+    """Column names for a CSV without a header line, from its first row `cells`: col_0,
+    col_1, ... (zero-padded, so that sorted they keep the file's order); while `ts_field`
+    is the default, the first column holding a time (text, not a number) is named `ts`, the
+    time column; a lone other column is `value_field`, univariate."""
+    width = len(str(len(cells) - 1))
+    names = [f"col_{i:0{width}d}" for i in range(len(cells))]
+    times = [i for i, c in enumerate(cells) if _is_time(c)] if cfg.ts_field == _DEFAULT_TS_FIELD else []
+    if times:
+        names[times[0]] = cfg.ts_field
+    if len(names) - len(times[:1]) == 1:
+        names[next(i for i, n in enumerate(names) if n != cfg.ts_field)] = cfg.value_field
+    return names
+
+
+class CsvParser(_LineParser):
+    """Parse CSV rows described by a header line, or by position when there is none.
+
+    The delimiter is `InputConfig.delimiter`, else sniffed from the first line
+    (`sniff_delimiter`). That line is the header unless `InputConfig.header` is False, or
+    None (the default) and each of its cells is empty, a number or a time, with at least one
+    number: then it is the first row of data (`header_lines` 0), and the columns are named
+    by `_positional_names`. Each column has at most one role:
 
     - time: the column named `ts_field`. While `ts_field` is the default ``ts`` and the header
       has no ``ts`` column, the first of `TIME_COLUMNS` the header has, in any case, that is
@@ -332,7 +377,10 @@ class CsvParser(_LineParser):
             names = next(csv.reader([text], delimiter=self.delimiter), [])
         except csv.Error as exc:
             raise InputFormatError(f"CSV header cannot be read: {exc}") from None
-        names = self.header_names = [n.strip() for n in names]
+        names = [n.strip() for n in names]
+        has_header = cfg.header if cfg.header is not None else not _reads_as_data(names)
+        self.header_lines = int(has_header)
+        names = self.header_names = names if has_header else _positional_names(names, cfg)
         if len(set(names)) != len(names) or not all(names):
             raise InputFormatError(f"CSV header has empty or repeated column names: {names}")
         self.n_columns = len(names)
@@ -383,6 +431,8 @@ class CsvParser(_LineParser):
             text = line.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
             raise _Bad("invalid_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        if text[:1] == "\ufeff":  # a byte order mark before a first row of data
+            text = text[1:]
         if not text.strip():
             raise _Bad("empty_line", "empty line")
         # The csv module is only needed for quoted cells; plain split is much faster.
