@@ -641,6 +641,13 @@ def _log_lr(p):
 
 
 @kernel
+def _regime_judges(x, d, stats, hy):
+    """Whether the regime judges feature d of event x: observed, with 2 or more earlier
+    observations, and judged (not context beside measurements)."""
+    return not math.isnan(x[d]) and stats[hy.stats.count + d] >= 2.0 and judged(d, stats, hy)
+
+
+@kernel
 def regime_evidence(x, stats, stats32, tails, findings, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
     baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
@@ -654,42 +661,36 @@ def regime_evidence(x, stats, stats32, tails, findings, hy):
       (rho) says it would be after the previous value;
     - the recent level: the mean of z over the short window against its own spread
       (recent_p_value), which a lasting shift too small for one event to show moves.
-    Each kind takes its smallest p-value times the features judged (Bonferroni), so one
-    broken feature is not diluted by the others. Overlapping evidence counts once: the
-    level's log likelihood ratio once per integrated autocorrelation time tau of the
-    feature it came from (a wandering level, a random walk, says little per event, while
-    a jump says all it has through the innovation), the recent mean's once per the span of
-    its window and that tau (2 w - 1 + tau - 1 events, w = short_window). The three are
+    Each feature's p-value is taken times the m features judged (Bonferroni), so one broken
+    feature is not diluted by the others. Overlapping evidence counts once: a feature's
+    level's log likelihood ratio once per its integrated autocorrelation time tau (a
+    wandering level, a random walk, says little per event, while a jump says all it has
+    through the innovation), its recent mean's once per the span of its window and that
+    tau (2 w - 1 + tau - 1 events, w = short_window); the level and the recent level are
+    each the largest of the features' evidence so counted, the news that of the smallest
+    p-value (a drifting feature's small p-value, counted over its long tau, does not hide
+    another's lasting shift, as selecting the smallest p-value did). The three are
     mixed as likelihood ratios, the level and the news 3/8 each (their half each before
     the recent level, scaled by 3/4) and the recent level 1/4, which keeps the evidence
     valid (its expectation under the normal state at most 1)."""
     D, col = hy.D, hy.stats
-    p_level = 1.0
-    p_news = 1.0
-    p_recent = 1.0
-    tau = 1.0
-    tau_r = 1.0
     m = 0
     for d in range(D):
-        v = x[d]
-        n = stats[col.count + d]
-        if math.isnan(v) or n < 2.0:
-            continue
-        if not judged(d, stats, hy):
-            continue
-        p, news, tau_d, rec = regime_p_values(bounded(v), d, stats, stats32, tails, hy)
-        findings[FIND_P, d] = min(p, news, rec)
-        if p < p_level:
-            p_level, tau = p, tau_d
-        if rec < p_recent:
-            p_recent, tau_r = rec, tau_d
-        p_news = min(p_news, news)
-        m += 1
+        m += _regime_judges(x, d, stats, hy)
     if m == 0:
         return math.nan
-    level = _log_lr(min(1.0, p_level * m)) / tau
+    level = -math.inf
+    recent = -math.inf
+    p_news = 1.0
+    for d in range(D):
+        if not _regime_judges(x, d, stats, hy):
+            continue
+        p, news, tau, rec = regime_p_values(bounded(x[d]), d, stats, stats32, tails, hy)
+        findings[FIND_P, d] = min(p, news, rec)
+        level = max(level, _log_lr(min(1.0, p * m)) / tau)
+        recent = max(recent, _log_lr(min(1.0, rec * m)) / recent_span(tau, hy))
+        p_news = min(p_news, news)
     news = _log_lr(min(1.0, p_news * m))
-    recent = _log_lr(min(1.0, p_recent * m)) / recent_span(tau_r, hy)
     return math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
 
 
