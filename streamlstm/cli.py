@@ -9,8 +9,9 @@ naming the likely cause and the flag to try (io/diagnosis.py).
 
 CSV input flags (`run --format csv`, `score` and `evaluate labelled`): `--delimiter`
 (default: sniffed from the first line), `--header` / `--no-header` (default: guessed from
-the first line), `--columns` / `--exclude-columns` (comma-separated names) and `--time-column`, which sets `input.ts_field` (one setting for JSON lines and
-CSV); io/parsers.py's CsvParser says how the columns get their roles.
+the first line), `--columns` / `--exclude-columns` (comma-separated names) and
+`--time-column`, which sets `input.ts_field` (one setting for JSON lines and CSV);
+io/parsers.py's CsvParser says how the columns get their roles.
 """
 
 from __future__ import annotations
