@@ -136,6 +136,22 @@ def test_a_lasting_small_shift_of_one_feature_is_an_incident(seed):
     assert (res.contributions[res.abnormal].argmax(axis=1) == 3).mean() > 0.9
 
 
+def test_a_feature_first_seen_while_abnormal_starts_its_baseline_at_its_first_value():
+    """A second feature starts reporting (50 + noise) in the middle of an incident of the
+    first: its baseline's first value is taken in full, not at the abnormal state's tenth of
+    the rate (which left its mean at 24 and its variance at 619 after 350 values)."""
+    rng = np.random.default_rng(0)
+    n = 1400
+    X = np.column_stack([rng.normal(size=n), 50.0 + rng.normal(size=n)])
+    X[1000:1150, 0] += rng.normal(0.0, 6.0, 150)
+    X[:1050, 1] = np.nan
+    det = MultiStreamDetector(2, seed=0)
+    res = det.process(["s"] * n, X)
+    assert res.abnormal[1050]
+    stats, col = det.engine.to_host()[0].stats[0], det.hyper.stats
+    assert abs(stats[col.base_mean + 1] - 50.0) < 1.0
+
+
 def test_persistence_is_measured_per_feature():
     """The regime's persistence (scoring.persistence) after 3,000 normal events: white
     noise is independent (rho ~ 0, tau ~ 1); an AR(1) of 0.9 has rho ~ 0.9 and tau ~ 10 (an

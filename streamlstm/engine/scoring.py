@@ -745,7 +745,8 @@ def _learn_tail(freqs, z, rate, n):
 def update_baseline(stats, stats32, tails, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
-    stream is abnormal, with the value limited to TAIL_LEVELS baseline sd from the mean (a
+    stream is abnormal (but for a feature's first value, which sets its mean: at a tenth of
+    the rate the mean would start 90 % short of it), with the value limited to TAIL_LEVELS baseline sd from the mean (a
     70 sd jump would otherwise widen the baseline's sd threefold in one event and hide itself).
     While it is normal, each feature first learns its tail frequencies (of |z| and of the
     innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z
@@ -785,7 +786,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
         stats32[col.base_recent + d] += (zc - stats32[col.base_recent + d]) / hy.short_window
         if n > TAIL_MIN_COUNT:
             v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
-        alpha = max(1.0 / n, a) * weight
+        alpha = 1.0 if n <= 1.0 else max(1.0 / n, a) * weight
         stats[col.base_mean + d], stats32[col.base_var + d] = ewma_update(mean, stats32[col.base_var + d], v, alpha)
 
 
