@@ -366,6 +366,15 @@ def test_csv_header_setting_overrides_the_guess():
     assert p.delimiter == ";" and p.parse(1, b"1;2;3").values == (2.0,)
 
 
+@pytest.mark.parametrize("first, names, row", [(b"ts,a,b,", ["ts", "a", "b"], b"7,1.5,2,"),
+                                               (b"1.5,2,", ["col_0", "col_1"], b"1.5,2,")])
+def test_csv_lines_ending_with_the_delimiter_have_an_ignored_empty_last_column(first, names, row):
+    p = CsvParser(InputConfig(), first)
+    assert p.header_names == names and p.n_columns == len(names) + 1
+    assert p.parse(2, row).values == (1.5, 2.0)
+    assert reason(p.parse(3, row[:-1])) == "malformed_csv"  # the rows must end as the first line does
+
+
 def test_csv_byte_order_mark_before_a_first_row_of_data():
     p = CsvParser(InputConfig(), "\ufeff1.5,2".encode())
     assert p.header_lines == 0 and p.parse(1, "\ufeff1.5,2".encode()).values == (1.5, 2.0)

@@ -358,8 +358,9 @@ class CsvParser(_LineParser):
       and is not in `exclude_columns`. A lone `value_field` column is univariate.
     - ignored: the columns in `exclude_columns`.
 
-    A column name in `columns` or `exclude_columns` that the header lacks is an error, and
-    so is a column in both. An empty cell is a missing value. A bad header is a usage error
+    A line that ends with the delimiter has an empty last column, which is ignored. A column
+    name in `columns` or `exclude_columns` that the header lacks is an error, and so is a
+    column in both. An empty cell is a missing value. A bad header is a usage error
     and raises InputFormatError here; bad rows are rejected by `parse`.
     """
 
@@ -378,12 +379,14 @@ class CsvParser(_LineParser):
         except csv.Error as exc:
             raise InputFormatError(f"CSV header cannot be read: {exc}") from None
         names = [n.strip() for n in names]
+        trailing = len(names) > 1 and not names[-1]  # a delimiter ends the line: an empty column, ignored
+        names = names[:-1] if trailing else names
         has_header = cfg.header if cfg.header is not None else not _reads_as_data(names)
         self.header_lines = int(has_header)
         names = self.header_names = names if has_header else _positional_names(names, cfg)
         if len(set(names)) != len(names) or not all(names):
             raise InputFormatError(f"CSV header has empty or repeated column names: {names}")
-        self.n_columns = len(names)
+        self.n_columns = len(names) + trailing
         chosen, dropped = set(cfg.columns), set(cfg.exclude_columns)
         unknown = [n for n in dict.fromkeys((*cfg.columns, *cfg.exclude_columns)) if n not in names]
         if unknown:
