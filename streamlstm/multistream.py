@@ -270,6 +270,8 @@ class MultiStreamDetector:
             _upgrade_to_v11(arrays, n, D)
         if version < 12:
             _upgrade_to_v12(arrays, n, D, det.hyper)
+        if version < 13:
+            _upgrade_to_v13(arrays, n, D, det.hyper)
         streams = alloc_streams(n, det.hyper, det.dtype)
         for name, dst in streams._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -367,6 +369,19 @@ def _upgrade_to_v12(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
     arrays["stream.tails"] = uf16_bits_of(np.stack(tails, axis=2))
     if hy.f16_window:
         arrays["stream.win"] = f16_bits_of(arrays["stream.win"])
+
+
+def _upgrade_to_v13(arrays: dict[str, np.ndarray], n: int, D: int, hy) -> None:
+    """Complete the `stats` rows of an `n`-stream snapshot of format 12 (or one converted
+    to it) in place with format 13's count of the observations each feature's baseline
+    learnt while normal, taken as all its observations, which is what format 12's
+    calibration counted."""
+    col = hy.stats
+    old = arrays["stream.stats"]
+    stats = np.zeros((n, col.width))
+    stats[:, :old.shape[1]] = old
+    stats[:, col.base_count:col.base_count + D] = stats[:, col.count:col.count + D]
+    arrays["stream.stats"] = stats
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

@@ -152,6 +152,28 @@ def test_a_feature_first_seen_while_abnormal_starts_its_baseline_at_its_first_va
     assert abs(stats[col.base_mean + 1] - 50.0) < 1.0
 
 
+def test_a_feature_first_seen_while_abnormal_cannot_hold_the_regime():
+    """The regime judges a feature only once its baseline has learnt more than
+    TAIL_MIN_COUNT observations while the stream is normal, what its calibration rests on.
+    A feature first seen in the middle of an incident (as above) is not judged until the
+    stream is normal again: judged uncalibrated, with its tails never learnt and its floor
+    counting all its observations, it held the regime abnormal on 546 of the 800 rows after
+    the incident. Once calibrated it is judged: a lasting shift of its own is found."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = np.column_stack([rng.normal(size=n), 50.0 + rng.normal(size=n)])
+    X[1000:1150, 0] *= 6.0
+    X[:1050, 1] = np.nan
+    X[1600:1700, 1] += 3.0
+    det = MultiStreamDetector(2, seed=0)
+    res = det.process(["s"] * n, X)
+    assert res.abnormal[1000:1150].mean() > 0.9
+    assert not res.abnormal[1200:1600].any() and not res.abnormal[1750:].any()
+    assert res.abnormal[1600:1700].mean() > 0.5
+    stats, col = det.engine.to_host()[0].stats[0], det.hyper.stats
+    assert stats[col.count + 1] - stats[col.base_count + 1] == res.abnormal[1050:].sum()
+
+
 def test_persistence_is_measured_per_feature():
     """The regime's persistence (scoring.persistence) after 3,000 normal events: white
     noise is independent (rho ~ 0, tau ~ 1); an AR(1) of 0.9 has rho ~ 0.9 and tau ~ 10 (an
@@ -329,7 +351,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 12
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 13
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -373,4 +395,25 @@ def test_a_format_11_snapshot_loads_with_narrow_tails_and_continues_as_before():
     old = np.load(DATA / "detector_v11_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors"))
+    assert old["flags"].any() and res.abnormal.any()
+
+
+def test_a_format_12_snapshot_loads_with_every_observation_counted_as_normal():
+    """A snapshot of format 12 loads with each feature's count of the observations its
+    baseline learnt while normal (format 13) set to all its observations, which is what
+    format 12's calibration counted, and every other statistic unchanged; it continues
+    with the scores, alerts, forecasts and errors of the code that wrote it. The regime
+    was recorded again: once a stream has been abnormal, format 13's calibration rests on
+    fewer observations than format 12's (here the same abnormal rows, within 0.005)."""
+    data = (DATA / "detector_v12.snapshot").read_bytes()
+    det = MultiStreamDetector.from_bytes(data)
+    arrays, _ = snapshot.unpack(data)
+    streams, col, n, D = det.engine.to_host()[0], det.hyper.stats, det.n_streams, 2
+    np.testing.assert_array_equal(streams.stats[:n, :col.base_count], arrays["stream.stats"])
+    np.testing.assert_array_equal(streams.stats[:n, col.base_count:col.base_count + D],
+                                  streams.stats[:n, col.count:col.count + D])
+    np.testing.assert_array_equal(streams.stats32[:n], arrays["stream.stats32"])
+    old = np.load(DATA / "detector_v12_continued.npz")
+    res = det.process(list(old["ids"]), old["X"], old["T"])
+    assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and res.abnormal.any()

@@ -67,7 +67,7 @@ class StatsLayout(NamedTuple):
 
     `stats` (float64) holds the levels, values in the stream's own units, which float32
     would round too coarsely (1.6e9 by 128, where its sd may be 1), the resolution (a step
-    may be below float32's 1e-38) and the observation count (exact past float32's 2^24).
+    may be below float32's 1e-38) and the observation counts (exact past float32's 2^24).
     `stats32` (float32) holds the rest: spreads, rates and surprises, which need a few
     digits (a spread below float32's range is under the scaler's sd floor, 1e-9). Its EWMA
     steps stall only below ~7e-4 of the value at the slowest rate, long_alpha (float32
@@ -81,6 +81,8 @@ class StatsLayout(NamedTuple):
     hi: int  # feature block: largest value seen
     res: int  # feature block: the resolution, the smallest non-zero |v - last| seen (0: none yet)
     base_mean: int  # feature block: the regime's baseline mean (learns slower while abnormal)
+    base_count: int  # feature block: observations the baseline learnt while the stream was normal
+    #                  (its calibration rests on those past scoring.TAIL_MIN_COUNT)
     width: int  # columns of `stats`
     # stats32 (float32)
     var: int  # feature block: running variance
@@ -109,7 +111,8 @@ def stats_layout(D: int) -> StatsLayout:
     channels = 3 * D
     penalty = channels + 3 * N_CHANNELS
     base_prev = penalty + 4
-    return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D, width=7 * D,
+    return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
+                       base_count=7 * D, width=8 * D,
                        var=0, step=D, base_var=2 * D, channels=channels,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,

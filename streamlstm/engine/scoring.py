@@ -151,8 +151,9 @@ RES_SPAN = 1.5
 # more than 1 sd from its mean far more often than a Gaussian does, and its long runs of
 # such values would otherwise read as an incident. While the stream is normal, each feature
 # learns how often its |z| exceeds 1, 2, ..., TAIL_LEVELS (layout.py), as the scaler learns
-# (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations (before them
-# the baseline's own variance is too uncertain: |z| is Student-t).
+# (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations learnt while
+# normal (before them the baseline's own variance is too uncertain: |z| is Student-t), and
+# the regime judges a feature only from then on.
 REGIME_ALTERNATIVE = 0.5
 REGIME_LEARN_WEIGHT = 0.1
 RHO_MAX = 0.99
@@ -535,22 +536,24 @@ def baseline_z(v, d, stats, stats32, col):
 
 
 @kernel
-def calibrated_tail(z, n, freqs, hy):
-    """P(|Z| >= z) for a feature of n observations by its own history, from its tail
-    frequencies freqs (TAIL_LEVELS,) UF16 (the `tails` row of |z| or of the innovation): at
+def calibrated_tail(z, m, freqs, hy):
+    """P(|Z| >= z) for a feature whose baseline learnt m > TAIL_MIN_COUNT observations while
+    normal, by its own history, from its tail frequencies freqs (TAIL_LEVELS,) UF16 (the
+    `tails` row of |z| or of the innovation), learnt from the last m - TAIL_MIN_COUNT: at
     the largest level k <= z (k = 1 .. TAIL_LEVELS), the feature's own frequency of |Z| > k
-    (floored at the rule of succession's 1/(n + 2) for the n observations it rests on),
+    (floored at the rule of succession's 1/(n + 2) for the n = m - TAIL_MIN_COUNT
+    observations it rests on, at most the half-life's),
     falling towards the next level's frequency as the Gaussian tail falls from k, or, where
     slower, log-linearly (an exponential tail through both levels' frequencies): within a
     level the slower of the two, so that a heavy-tailed feature's p-values stay valid (with
     the Gaussian shape alone, Laplace noise in 32 features held the regime abnormal on 41 %
     of its rows). Beyond the top level, the Gaussian shape. The plain Gaussian tail below
-    level 1 and until TAIL_MIN_COUNT observations."""
+    level 1."""
     tail_p = math.erfc(z / _SQRT2)
     k = int(min(z, TAIL_LEVELS))  # z may be ~1e27 (a value far off a constant feature): no int overflow
-    if k == 0 or n <= TAIL_MIN_COUNT:
+    if k == 0:
         return tail_p
-    floor = 1.0 / (min(n - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
+    floor = 1.0 / (min(m - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
     freq = max(narrow_value(freqs[k - 1], UF16), floor)
     p = freq * tail_p / math.erfc(k / _SQRT2)
     if k < TAIL_LEVELS:
@@ -587,25 +590,27 @@ def innovation(z, prev, rho):
 @kernel
 def regime_p_values(v, d, stats, stats32, tails, hy):
     """(level's p-value, innovation's p-value, tau, recent mean's p-value) of value v of
-    feature d, which has n >= 2 observations, under the regime's baseline
-    (regime_evidence): the first two calibrated to the feature's own tail frequencies
-    (tails (D, N_TAILS, TAIL_LEVELS)) and floored at 1/(n + 2); the last recent_p_value's."""
+    feature d, whose baseline learnt m > TAIL_MIN_COUNT observations while normal
+    (`_regime_judges`), under the regime's baseline (regime_evidence): the first two
+    calibrated to the feature's own tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)) and
+    floored at 1/(m + 2); the last recent_p_value's."""
     col = hy.stats
     z = baseline_z(v, d, stats, stats32, col)
     rho, tau = persistence(d, stats32, hy)
-    n = stats[col.count + d]
-    floor = 1.0 / (n + 2.0)
-    level = max(calibrated_tail(abs(z), n, tails[d, TAILS_LEVEL], hy), floor)
+    m = stats[col.base_count + d]
+    floor = 1.0 / (m + 2.0)
+    level = max(calibrated_tail(abs(z), m, tails[d, TAILS_LEVEL], hy), floor)
     u = innovation(z, stats32[col.base_prev + d], rho)
-    news = max(calibrated_tail(u, n, tails[d, TAILS_NEWS], hy), floor)
-    return level, news, tau, recent_p_value(z, d, n, stats32, hy)
+    news = max(calibrated_tail(u, m, tails[d, TAILS_NEWS], hy), floor)
+    return level, news, tau, recent_p_value(z, d, m, stats32, hy)
 
 
 @kernel
-def recent_p_value(z, d, n, stats32, hy):
+def recent_p_value(z, d, m, stats32, hy):
     """The two-sided p-value of the recent mean of feature d's z (an EWMA over
     hy.short_window events, this one's z included) against its own spread while normal,
-    learnt from the recent means of its n observations (1 until any), and never below a
+    learnt from the recent means of the last m - TAIL_MIN_COUNT of the m observations its
+    baseline learnt while normal (1 until any), and never below a
     mean of independent z's, h / (2 - h) for the EWMA's rate h (a spread that started
     late, in an upgraded snapshot, is not taken for a steady feature): Student's t with
     as many degrees of freedom as the spread rests on independent recent means, through
@@ -621,7 +626,7 @@ def recent_p_value(z, d, n, stats32, hy):
     r = stats32[col.base_recent + d]
     r += h * (min(max(z, -TAIL_LEVELS), TAIL_LEVELS) - r)
     t = abs(r) / math.sqrt(sq)
-    nu = max(min(n - TAIL_MIN_COUNT, (2.0 - hy.scaler_alpha) / hy.scaler_alpha) * h / (2.0 - h), 1.0)
+    nu = max(min(m - TAIL_MIN_COUNT, (2.0 - hy.scaler_alpha) / hy.scaler_alpha) * h / (2.0 - h), 1.0)
     return math.erfc(math.sqrt(nu * math.log1p(t * t / nu)) * (8.0 * nu + 1.0) / (8.0 * nu + 3.0) / _SQRT2)
 
 
@@ -642,9 +647,12 @@ def _log_lr(p):
 
 @kernel
 def _regime_judges(x, d, stats, hy):
-    """Whether the regime judges feature d of event x: observed, with 2 or more earlier
-    observations, and judged (not context beside measurements)."""
-    return not math.isnan(x[d]) and stats[hy.stats.count + d] >= 2.0 and judged(d, stats, hy)
+    """Whether the regime judges feature d of event x: observed, judged (not context beside
+    measurements), and calibrated: its baseline learnt more than TAIL_MIN_COUNT earlier
+    observations while the stream was normal. A feature first seen during an incident is
+    not judged until the stream is normal again: its tails, persistence and recent spread
+    learn only then, and judged uncalibrated it held the regime abnormal for good."""
+    return not math.isnan(x[d]) and stats[hy.stats.base_count + d] > TAIL_MIN_COUNT and judged(d, stats, hy)
 
 
 @kernel
@@ -653,9 +661,10 @@ def regime_evidence(x, stats, stats32, tails, findings, hy):
     baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
     can be judged yet; each judged feature's smallest p-value goes into row FIND_P of
     findings (FIND_ROWS, D). Three p-values per observed feature (regime_p_values), the first
-    two calibrated to its own history (calibrated_tail) and floored at 1/(n + 2) after n
-    observations (no tail can claim more than the count supports: the rule of succession;
-    a feature that never varied is not 1e9 sd away on its first change):
+    two calibrated to its own history (calibrated_tail) and floored at 1/(m + 2) after the
+    m observations its baseline learnt while normal (no tail can claim more than the count
+    supports: the rule of succession; a feature that never varied is not 1e9 sd away on
+    its first change):
     - the level: |z|, how far the value is from the baseline mean;
     - the news: the innovation, how far it is from where the feature's persistence
       (rho) says it would be after the previous value;
@@ -733,8 +742,9 @@ _DITHER_P = 0.7548776662466927
 @kernel
 def _learn_tail(freqs, z, rate, n):
     """One step of the frequencies freqs (TAIL_LEVELS,) UF16 of |z| > 1 .. TAIL_LEVELS, at
-    a feature's n-th observation. Stored dithered (compact.dithered_bits): a frequency of
-    1e-3 decays by 7e-7 per event at the default rate, a third of its unit in the last place."""
+    the n-th observation a feature's baseline learnt while normal. Stored dithered
+    (compact.dithered_bits): a frequency of 1e-3 decays by 7e-7 per event at the default
+    rate, a third of its unit in the last place."""
     for k in range(TAIL_LEVELS):
         f = narrow_value(freqs[k], UF16)
         u = (n * _DITHER_G + (k + 1) * _DITHER_P) % 1.0
@@ -746,14 +756,15 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
     stream is abnormal (but for a feature's first value, which sets its mean: at a tenth of
-    the rate the mean would start 90 % short of it), with the value limited to TAIL_LEVELS baseline sd from the mean (a
-    70 sd jump would otherwise widen the baseline's sd threefold in one event and hide itself).
-    While it is normal, each feature first learns its tail frequencies (of |z| and of the
-    innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z
-    clamped to +-TAIL_LEVELS, so that one huge value cannot swamp the running means) and
-    the spread of its recent mean (recent_p_value); the running and recent means of z and
-    the previous z follow every observation. Runs after update_value_stats has counted
-    the observation."""
+    the rate the mean would start 90 % short of it), with the value limited to TAIL_LEVELS
+    baseline sd from the mean (a 70 sd jump would otherwise widen the baseline's sd
+    threefold in one event and hide itself). While the stream is normal, each feature
+    counts the observation (base_count) and, past TAIL_MIN_COUNT of them, learns its tail
+    frequencies (of |z| and of the innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its
+    persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one huge value cannot
+    swamp the running means) and the spread of its recent mean (recent_p_value), at rates
+    and floors by that count; the running and recent means of z and the previous z follow
+    every observation. Runs after update_value_stats has counted the observation."""
     col = hy.stats
     a = hy.scaler_alpha
     h = 1.0 / PERSISTENCE_HORIZON
@@ -768,12 +779,15 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
         sd = scaler_std(stats32[col.base_var + d], mean)
         z = (v - mean) / sd
         zc = min(max(z, -TAIL_LEVELS), TAIL_LEVELS)
-        if not abnormal and n > TAIL_MIN_COUNT:  # a z under a baseline of TAIL_MIN_COUNT or more
-            rate = max(1.0 / (n - TAIL_MIN_COUNT), a)
+        if not abnormal:
+            stats[col.base_count + d] += 1.0
+        m = stats[col.base_count + d]
+        if not abnormal and m > TAIL_MIN_COUNT:  # a z under a baseline of TAIL_MIN_COUNT or more
+            rate = max(1.0 / (m - TAIL_MIN_COUNT), a)
             prev = stats32[col.base_prev + d]
             rho, _ = persistence(d, stats32, hy)
-            _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, n)
-            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, n)
+            _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, m)
+            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, m)
             stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
                                                  - stats32[col.base_lag + d])
             stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
@@ -820,6 +834,6 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
             if not math.isnan(findings[FIND_SEASONAL, d]):
                 a = max(a, findings[FIND_SEASONAL, d])
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
-            if n >= 2.0:
+            if _regime_judges(x, d, stats, hy):
                 e = max(e, -math.log10(findings[FIND_P, d]))
         evidence[d] = e

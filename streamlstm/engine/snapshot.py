@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 12  # what each version changed: docs/architecture.md, "Snapshot format versions"
-READS = (6, 7, 8, 9, 10, 11, 12)  # the versions `unpack` accepts
+FORMAT_VERSION = 13  # what each version changed: docs/architecture.md, "Snapshot format versions"
+READS = (6, 7, 8, 9, 10, 11, 12, 13)  # the versions `unpack` accepts
 _META_KEY = "__meta__"
 
 
