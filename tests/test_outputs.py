@@ -174,6 +174,21 @@ def test_a_feature_first_seen_while_abnormal_cannot_hold_the_regime():
     assert stats[col.count + 1] - stats[col.base_count + 1] == res.abnormal[1050:].sum()
 
 
+def test_regime_learn_weight_sets_how_soon_a_lasting_change_becomes_the_new_normal():
+    """White noise shifted by 3 sd for good: while the stream is abnormal the regime's
+    baseline learns at `regime_learn_weight` of its rate, so at the default (0.1) the
+    regime stays up through the next 4,000 events, and at 0.5 the shift is the new normal
+    within 2,000 (1,499 abnormal rows; the alerts and the score do not depend on it)."""
+    x = np.random.default_rng(0).normal(size=(6000, 1))
+    x[2000:] += 3.0
+    slow = MultiStreamDetector(1, seed=0).process(["s"] * 6000, x)
+    fast = MultiStreamDetector(1, seed=0, regime_learn_weight=0.5).process(["s"] * 6000, x)
+    assert not slow.abnormal[:2000].any() and slow.abnormal[2000:].mean() > 0.95
+    assert fast.abnormal[2010:2500].all() and not fast.abnormal[4000:].any()
+    np.testing.assert_array_equal(fast.scores, slow.scores)
+    np.testing.assert_array_equal(fast.flags, slow.flags)
+
+
 def test_persistence_is_measured_per_feature():
     """The regime's persistence (scoring.persistence) after 3,000 normal events: white
     noise is independent (rho ~ 0, tau ~ 1); an AR(1) of 0.9 has rho ~ 0.9 and tau ~ 10 (an

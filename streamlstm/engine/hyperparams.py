@@ -146,6 +146,10 @@ MODEL: dict[str, Setting] = {
                             "The regime model's probability, per event, that a normal stream turns abnormal."),
     "regime_exit": Setting(1e-2, Number(float, 0.0, False, 0.5, False),
                            "The regime model's probability, per event, that an abnormal stream turns normal."),
+    "regime_learn_weight": Setting(0.1, Number(float, 0.0, False, 1.0, True),
+                                   "While a stream is abnormal, the regime's baseline learns at this fraction of "
+                                   "its rate: lower keeps a long incident abnormal, higher accepts a lasting "
+                                   "change as the new normal sooner."),
     "dtype": Setting("float32", Choice(("float32", "float64")), "Precision of the weights and recurrent state."),
     "seed": Setting(0, Number(int, 0, True, 2**63 - 1, True), "Seeds the weight initialisation and input dropout."),
 }
@@ -237,6 +241,7 @@ class KernelHyper(NamedTuple):
     anomaly_weight: float
     regime_enter: float
     regime_exit: float
+    regime_learn_weight: float
     shared: bool
     # Backpropagate through the window's recorded forward pass instead of re-running it
     # (per_stream mode, or shared with record_window, without input dropout; see
@@ -293,6 +298,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         anomaly_weight=real(POLICY_WEIGHTS[settings["on_anomaly"]](float(settings["anomaly_weight"]))),
         regime_enter=float(settings["regime_enter"]),
         regime_exit=float(settings["regime_exit"]),
+        regime_learn_weight=float(settings["regime_learn_weight"]),
         shared=shared,
         cached_window=cached_window,
         f16_window=settings["dtype"] == "float32" and not cached_window,

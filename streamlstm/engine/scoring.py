@@ -133,10 +133,11 @@ RES_SPAN = 1.5
 # forwards; see regime_step). Under the normal state an event's evidence, a p-value, is
 # uniform; under the abnormal state it follows Beta(REGIME_ALTERNATIVE, 1), whose median
 # is 0.25: an abnormal stream typically shows 1-in-4 events, not only rare ones, which is
-# what a lasting incident looks like. While abnormal, the regime's baseline learns at
-# REGIME_LEARN_WEIGHT of its rate, so an incident does not become the normal within its own
-# duration (10x the scaler half-life), while a lasting change does, eventually. Both chosen
-# on the SKAB development half (docs/tuning-log.md).
+# what a lasting incident looks like. While abnormal, the regime's baseline learns at the
+# `regime_learn_weight` setting's fraction of its rate (0.1: its half-life 10x the
+# scaler's), so an incident does not become the normal within its own duration, while a
+# lasting change does, eventually. Both chosen on the SKAB development half
+# (docs/tuning-log.md).
 # An event's evidence is what it adds to what the stream's recent past already said: a
 # level counts once per integrated autocorrelation time of its feature, and a jump counts
 # by its innovation under an AR(1) whose coefficient is capped at RHO_MAX, so that an
@@ -155,7 +156,6 @@ RES_SPAN = 1.5
 # normal (before them the baseline's own variance is too uncertain: |z| is Student-t), and
 # the regime judges a feature only from then on.
 REGIME_ALTERNATIVE = 0.5
-REGIME_LEARN_WEIGHT = 0.1
 RHO_MAX = 0.99
 PERSISTENCE_HORIZON = 400.0
 TAIL_MIN_COUNT = 20.0
@@ -754,7 +754,7 @@ def _learn_tail(freqs, z, rate, n):
 @kernel
 def update_baseline(stats, stats32, tails, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
-    does (exact moments, then its half-life), at REGIME_LEARN_WEIGHT of the rate while the
+    does (exact moments, then its half-life), at hy.regime_learn_weight of the rate while the
     stream is abnormal (but for a feature's first value, which sets its mean: at a tenth of
     the rate the mean would start 90 % short of it), with the value limited to TAIL_LEVELS
     baseline sd from the mean (a 70 sd jump would otherwise widen the baseline's sd
@@ -768,7 +768,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
     col = hy.stats
     a = hy.scaler_alpha
     h = 1.0 / PERSISTENCE_HORIZON
-    weight = REGIME_LEARN_WEIGHT if abnormal else 1.0
+    weight = hy.regime_learn_weight if abnormal else 1.0
     for d in range(hy.D):
         v = x[d]
         if math.isnan(v):
