@@ -385,7 +385,8 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
     of time t. The bin learns the value's deviation from the running mean before this
     event, so a drifting level moves the whole profile with it instead of leaving every
     bin behind until its next visits; it is stored with compact.narrow_step, so that it
-    never stalls short of a new level. Values are limited to +-VALUE_LIMIT."""
+    never stalls short of a new level. Values are limited to +-VALUE_LIMIT. A context
+    feature's first change restarts its regime baseline (update_baseline)."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
     b = day_bin(t, hy.seasonal_bins)
     if stats32[col.day_old] == 0.0 and not math.isnan(t):
@@ -403,6 +404,10 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
         if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
             step = abs(v - stats[col.last + d])
             stats32[col.step + d] += max(1.0 / (n - 1.0), alpha) * (step - stats32[col.step + d])
+            if step > 0.0 and stats[col.res + d] == 0.0 and not judged(d, stats, hy):
+                # A context feature's first change: its regime baseline, a constant's,
+                # restarts (a stuck sensor back beside working ones would hold the regime).
+                stats[col.base_count + d] = 0.0
             if step > 0.0 and (step < stats[col.res + d] or stats[col.res + d] == 0.0):
                 stats[col.res + d] = step
         stats[col.last + d] = v
@@ -754,17 +759,19 @@ def _learn_tail(freqs, z, rate, n):
 @kernel
 def update_baseline(stats, stats32, tails, x, abnormal, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
-    does (exact moments, then its half-life), at hy.regime_learn_weight of the rate while the
-    stream is abnormal (but for a feature's first value, which sets its mean: at a tenth of
-    the rate the mean would start 90 % short of it), with the value limited to TAIL_LEVELS
-    baseline sd from the mean (a 70 sd jump would otherwise widen the baseline's sd
-    threefold in one event and hide itself). While the stream is normal, each feature
-    counts the observation (base_count) and, past TAIL_MIN_COUNT of them, learns its tail
-    frequencies (of |z| and of the innovation, in tails (D, N_TAILS, TAIL_LEVELS)) and its
-    persistence (`persistence`: z clamped to +-TAIL_LEVELS, so that one huge value cannot
-    swamp the running means) and the spread of its recent mean (recent_p_value), at rates
-    and floors by that count; the running and recent means of z and the previous z follow
-    every observation. Runs after update_value_stats has counted the observation."""
+    does, over the observations it learnt while the stream was normal (base_count, m):
+    exact moments, then its half-life; at hy.regime_learn_weight of that rate while the
+    stream is abnormal, but for a feature with no normal observation yet, whose mean
+    follows its values (at a tenth of the rate a first value would leave the mean 90 %
+    short of it). The value is limited to TAIL_LEVELS baseline sd from the mean (a 70 sd
+    jump would otherwise widen the baseline's sd threefold in one event and hide itself).
+    While the stream is normal, each feature counts the observation and, past
+    TAIL_MIN_COUNT of them, learns its tail frequencies (of |z| and of the innovation, in
+    tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to
+    +-TAIL_LEVELS, so that one huge value cannot swamp the running means) and the spread
+    of its recent mean (recent_p_value), at rates and floors by that count; the running
+    and recent means of z and the previous z follow every observation. Runs after
+    update_value_stats has counted the observation."""
     col = hy.stats
     a = hy.scaler_alpha
     h = 1.0 / PERSISTENCE_HORIZON
@@ -774,7 +781,6 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
         if math.isnan(v):
             continue
         v = bounded(v)
-        n = stats[col.count + d]
         mean = stats[col.base_mean + d]
         sd = scaler_std(stats32[col.base_var + d], mean)
         z = (v - mean) / sd
@@ -798,9 +804,9 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
         stats32[col.base_prev + d] = z
         stats32[col.base_run + d] += h * (zc - stats32[col.base_run + d])
         stats32[col.base_recent + d] += (zc - stats32[col.base_recent + d]) / hy.short_window
-        if n > TAIL_MIN_COUNT:
+        if m > TAIL_MIN_COUNT:
             v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
-        alpha = 1.0 if n <= 1.0 else max(1.0 / n, a) * weight
+        alpha = 1.0 if m <= 1.0 else max(1.0 / m, a) * weight
         stats[col.base_mean + d], stats32[col.base_var + d] = ewma_update(mean, stats32[col.base_var + d], v, alpha)
 
 
