@@ -177,19 +177,33 @@ def test_a_feature_first_seen_while_abnormal_cannot_hold_the_regime():
     assert stats[col.count + 1] - stats[col.base_count + 1] == res.abnormal[1050:].sum()
 
 
-def test_a_stuck_sensor_that_comes_back_does_not_hold_the_regime():
-    """A feature constant for 2,000 events (a stuck sensor, context beside a white-noise
-    measurement) that then varies as N(0, 1): its regime baseline, a constant's, restarts
-    at its first change, so the regime judges it once it has learnt 20 of its new values.
-    Before, its calibration said it never varied (|z| never above 1, its sd at the floor)
-    and could not learn while abnormal: the regime was abnormal from its first change to
-    the end (9,997 of 10,000 rows)."""
+@pytest.mark.parametrize("beside", [True, False])
+def test_a_stuck_sensor_that_comes_back_does_not_hold_the_regime(beside):
+    """A feature constant for 2,000 events (a stuck sensor; context beside a white-noise
+    measurement, or alone) that then varies as N(0, 1): its regime baseline, a constant's,
+    restarts (at its first change beside a measurement, alone when it becomes one), so the
+    regime judges it once it has learnt 20 of its new values. Before, its calibration said
+    it never varied (|z| never above 1, its sd at the floor) and could not learn while
+    abnormal: the regime was abnormal from its first change to the end (9,997 and 9,998 of
+    10,000 rows)."""
     rng = np.random.default_rng(0)
     n = 12000
     X = np.column_stack([rng.normal(size=n), np.full(n, 5.0)])
     X[2000:, 1] += rng.normal(size=n - 2000)
-    res = MultiStreamDetector(2, seed=0).process(["s"] * n, X)
+    X = X if beside else X[:, 1:]
+    res = MultiStreamDetector(X.shape[1], seed=0).process(["s"] * n, X)
     assert res.abnormal.sum() < 10
+
+
+def test_a_constant_streams_excursion_is_an_incident_and_its_return_is_not():
+    """A univariate constant stream (0) that steps to 5 for 50 events and back: a judged
+    constant keeps its baseline through a change of level (only a measurement's variation
+    restarts it), so the excursion is abnormal and the return to 0 is normal again.
+    Restarting it at its first change read the return as abnormal for 468 events."""
+    x = np.zeros((6000, 1))
+    x[2000:2050] = 5.0
+    res = MultiStreamDetector(1, seed=0).process(["s"] * 6000, x)
+    assert res.abnormal[2005:2050].all() and not res.abnormal[2100:].any() and not res.abnormal[:2000].any()
 
 
 def test_regime_learn_weight_sets_how_soon_a_lasting_change_becomes_the_new_normal():

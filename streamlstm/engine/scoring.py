@@ -263,6 +263,15 @@ def measured(d, stats, col):
 
 
 @kernel
+def _first_measurement(d, stats, hy):
+    """Whether feature d, a measurement, is the stream's only one."""
+    for e in range(hy.D):
+        if e != d and measured(e, stats, hy.stats):
+            return False
+    return True
+
+
+@kernel
 def judged(d, stats, hy):
     """Whether feature d's distances are judged: it is a measurement, or the stream has
     none (then every feature is; see "Context features" above)."""
@@ -385,8 +394,8 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
     of time t. The bin learns the value's deviation from the running mean before this
     event, so a drifting level moves the whole profile with it instead of leaving every
     bin behind until its next visits; it is stored with compact.narrow_step, so that it
-    never stalls short of a new level. Values are limited to +-VALUE_LIMIT. A context
-    feature's first change restarts its regime baseline (update_baseline)."""
+    never stalls short of a new level. Values are limited to +-VALUE_LIMIT. A feature
+    that leaves a constant's history restarts its regime baseline (update_baseline)."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
     b = day_bin(t, hy.seasonal_bins)
     if stats32[col.day_old] == 0.0 and not math.isnan(t):
@@ -397,6 +406,8 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
             continue
         v = bounded(v)
         dev = v - stats[col.mean + d]
+        was_measured = measured(d, stats, col)
+        restart = False
         n = stats[col.count + d] + 1.0
         stats[col.count + d] = n
         stats[col.mean + d], stats32[col.var + d] = ewma_update(stats[col.mean + d], stats32[col.var + d], v,
@@ -404,10 +415,8 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
         if n >= 2.0:  # an exact mean of the n - 1 steps until 1/(n - 1) < alpha
             step = abs(v - stats[col.last + d])
             stats32[col.step + d] += max(1.0 / (n - 1.0), alpha) * (step - stats32[col.step + d])
-            if step > 0.0 and stats[col.res + d] == 0.0 and not judged(d, stats, hy):
-                # A context feature's first change: its regime baseline, a constant's,
-                # restarts (a stuck sensor back beside working ones would hold the regime).
-                stats[col.base_count + d] = 0.0
+            if step > 0.0 and stats[col.res + d] == 0.0:
+                restart = not judged(d, stats, hy)  # a context feature's first change
             if step > 0.0 and (step < stats[col.res + d] or stats[col.res + d] == 0.0):
                 stats[col.res + d] = step
         stats[col.last + d] = v
@@ -417,6 +426,16 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
         else:
             stats[col.lo + d] = min(stats[col.lo + d], v)
             stats[col.hi + d] = max(stats[col.hi + d], v)
+        if not was_measured and measured(d, stats, col):
+            restart = restart or _first_measurement(d, stats, hy)
+        if restart and stats[col.base_count + d] > TAIL_MIN_COUNT:
+            # The regime's baseline restarts when a feature leaves a constant's history from
+            # which it learnt a calibration, one a measurement cannot be judged by (a stuck
+            # sensor back would hold the regime abnormal): a context feature at its first
+            # change, a judged one (in a stream of no measurements) when it becomes the
+            # first. A judged constant's excursion to another constant and back stays an
+            # incident.
+            stats[col.base_count + d] = 0.0
         if b >= 0:
             profile = bins[d, b]
             visits = bin_visits(profile) + 1
