@@ -13,7 +13,7 @@ import pytest
 from kafka_broker import TansuBroker
 
 from streamlstm.config import KafkaConfig, load_config
-from streamlstm.kafka.client import TP, ProduceError, cut_non_exceptions, open_client
+from streamlstm.kafka.client import TP, Fenced, ProduceError, cut_non_exceptions, open_client
 from streamlstm.kafka.daemon import KafkaDaemon
 
 
@@ -176,12 +176,12 @@ def test_the_daemon_logs_such_an_error_and_exits_1(caplog):
     assert "SystemError" in caplog.text  # the traceback, logged
 
 
-def _raise_a_bare_kafka_error() -> None:
+def _raise_a_bare_kafka_error(*_args, **_kwargs) -> None:
     """Raise a KafkaError itself, which is not an exception, as confluent-kafka's C code can
     (closing a fenced producer): ctypes raises whatever the error indicator holds."""
     from confluent_kafka import KafkaError
 
-    err = KafkaError(KafkaError._FENCED)
+    err = KafkaError(KafkaError._FENCED, "This instance has been fenced by a newer instance", fatal=True)
     ctypes.pythonapi.PyErr_SetObject.argtypes = [ctypes.py_object, ctypes.py_object]
     ctypes.pythonapi.PyErr_SetObject(type(err), err)
 
@@ -209,3 +209,25 @@ def test_the_daemon_survives_a_client_that_raises_a_non_exception(caplog):
         assert daemon.run() == 1
     assert "kafka daemon failed: NotAnException: the Kafka client raised KafkaError" in caplog.text
     assert "closing the producer failed: NotAnException" in caplog.text
+
+
+@pytest.mark.parametrize("call", ["send", "flush", "begin", "commit_transaction"])
+def test_a_producer_call_that_raises_a_bare_fencing_raises_fenced(call):
+    """A fenced transactional producer's produce/commit has raised its _FENCED as a bare
+    KafkaError: the daemon's fatal line then named a NotAnException where a fencing is `Fenced`
+    (test_a_fenced_member_exits_1_with_one_line[confluent] failed in CI). Each producer call
+    turns it into Fenced, as it does a KafkaException, and the result formats."""
+    from streamlstm.kafka.confluent_client import ConfluentProducer
+
+    class FencedLibrary:
+        def __getattr__(self, name):
+            return _raise_a_bare_kafka_error
+
+    producer = ConfluentProducer({"bootstrap.servers": "127.0.0.1:9", "transactional.id": "t"}, on_error=None)
+    producer.p = FencedLibrary()
+    args = {"send": ("t", b"k", b"v"), "flush": (1.0,), "begin": (), "commit_transaction": ({}, None)}[call]
+    with pytest.raises(Fenced, match="fenced by a newer instance") as raised:
+        getattr(producer, call)(*args)
+    assert producer.fatal
+    cut_non_exceptions(raised.value)  # what the daemon does before logging
+    assert "Fenced" in "".join(traceback.format_exception(raised.value))

@@ -269,15 +269,15 @@ class ConfluentProducer:
         self.fatal_error = None  # the KafkaError that made it fatal, as librdkafka reported it
 
     def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaError, KafkaException
 
         while True:
             try:
                 return self.p.produce(topic, value, key)
             except BufferError:  # the local queue is full: wait for deliveries, then queue it
                 self.p.poll(1.0)
-            except KafkaException as exc:
-                raise self._failure(exc) from exc
+            except (KafkaException, KafkaError) as exc:
+                raise self._failure(exc)
 
     def _client_error(self, err) -> None:
         """librdkafka's error callback: keep the first fatal error (what a fenced producer's
@@ -292,14 +292,14 @@ class ConfluentProducer:
             self.on_error(err)
 
     def flush(self, timeout_s: float | None = None) -> None:
-        from confluent_kafka import KafkaException
+        from confluent_kafka import KafkaError, KafkaException
 
         try:
             left = self.p.flush() if timeout_s is None else self.p.flush(timeout_s)
-        except (KafkaException, SystemError) as exc:
+        except (KafkaException, KafkaError, SystemError) as exc:
             # confluent-kafka 2.16 raises a fatal error (a fencing) before running the delivery
             # callbacks of the messages it purges, which then fail as a SystemError.
-            raise self._failure(exc) from exc
+            raise self._failure(exc)
         if self.error is not None:
             raise self.error
         if left:
@@ -310,27 +310,33 @@ class ConfluentProducer:
             self.p.flush(10)
 
     def begin(self) -> None:
-        self.p.begin_transaction()
+        from confluent_kafka import KafkaError, KafkaException
+
+        try:
+            self.p.begin_transaction()
+        except (KafkaException, KafkaError) as exc:
+            raise self._failure(exc)
 
     def commit_transaction(self, offsets: Mapping[TP, int], group: object) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
         try:
             if offsets:
                 self.p.send_offsets_to_transaction(
                     [TopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()], group, TIMEOUT_S)
             self.p.commit_transaction(TIMEOUT_S)
-        except KafkaException as exc:
-            raise self._failure(exc) from exc
+        except (KafkaException, KafkaError) as exc:
+            raise self._failure(exc)
 
-    def _failure(self, exc: Exception) -> Exception:
-        """What to raise for `exc`: `Fenced` for a fencing. librdkafka reports a fatal error as a
-        bare _FATAL on produce (and confluent-kafka as a SystemError on flush); a transactional
-        call then raises the error itself."""
+    def _failure(self, exc) -> Exception:
+        """What to raise for `exc` (an exception, or a bare KafkaError, which confluent-kafka's
+        C code can raise: confluent-kafka-python#1897; seen from a fenced producer), with `exc`
+        as its cause when that is an exception: `Fenced` for a fencing. librdkafka reports a
+        fatal error as a bare _FATAL on produce (and confluent-kafka as a SystemError on flush);
+        a transactional call then raises the error itself."""
         from confluent_kafka import KafkaError, KafkaException
 
-        cut_non_exceptions(exc)
-        err = exc.args[0] if isinstance(exc, KafkaException) else None
+        err = _kafka_error(exc)
         if self.transactional and (err is None or err.code() == KafkaError._FATAL):
             # Serving the callbacks raises the fatal error or hands it to the error callback; a
             # transactional call raises it too, but abort_transaction(0) alone timed out on a
@@ -339,14 +345,27 @@ class ConfluentProducer:
                 self.p.poll(0)
                 if self.fatal_error is None:
                     self.p.abort_transaction(0)
-            except KafkaException as underlying:
-                err = underlying.args[0]
+            except (KafkaException, KafkaError) as underlying:
+                err = _kafka_error(underlying)
             else:
                 err = self.fatal_error or err
+        if isinstance(exc, BaseException):
+            cut_non_exceptions(exc)
         if err is None:
             return exc
         self.fatal = self.fatal or err.fatal()
-        return Fenced(f"the transaction failed: {err.str()}") if _fenced(err) else KafkaException(err)
+        failure = Fenced(f"the transaction failed: {err.str()}") if _fenced(err) else KafkaException(err)
+        failure.__cause__ = exc if isinstance(exc, BaseException) else None
+        return failure
+
+
+def _kafka_error(exc):
+    """The KafkaError that `exc` is (raised bare) or carries (a KafkaException); None for others."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    if isinstance(exc, KafkaError):
+        return exc
+    return exc.args[0] if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError) else None
 
 
 def _fenced(err) -> bool:
