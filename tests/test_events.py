@@ -1,3 +1,4 @@
+import logging
 import math
 
 import pytest
@@ -383,3 +384,27 @@ def test_csv_byte_order_mark_before_a_first_row_of_data():
 def test_csv_header_that_is_json_says_try_format_jsonl():
     with pytest.raises(InputFormatError, match="looks like JSON .* try --format jsonl"):
         CsvParser(InputConfig(), b'{"stream": "a", "value": 1}')
+
+
+def test_a_csv_column_named_like_a_label_is_scored_with_a_warning(caplog):
+    """SKAB's files hold their labels beside the sensors, and `streamlstm score` reads
+    them as features. They are scored (the user may mean it) with a warning naming the
+    flag that leaves them out; none when the columns are chosen or excluded, nor for the
+    label column of `evaluate labelled`."""
+    header = b"datetime;Flow;anomaly;Changepoint\n"
+
+    def warned(cfg, **kw):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="streamlstm"):
+            p = CsvParser(cfg, header, **kw)
+        return p, [r.getMessage() for r in caplog.records if "named like labels" in r.getMessage()]
+
+    p, lines = warned(InputConfig())
+    assert p.names == ["Changepoint", "Flow", "anomaly"]  # scored all the same
+    assert lines == ["scored as features though named like labels: 'Changepoint', 'anomaly'; leave out with "
+                     "--exclude-columns Changepoint,anomaly (input.exclude_columns)"]
+    assert warned(InputConfig(exclude_columns=("anomaly", "Changepoint")))[1] == []
+    assert warned(InputConfig(columns=("Flow", "anomaly")))[1] == []
+    assert warned(InputConfig(), label_column="anomaly")[1] == [
+        "scored as features though named like labels: 'Changepoint'; leave out with --exclude-columns Changepoint "
+        "(input.exclude_columns)"]

@@ -283,6 +283,12 @@ DELIMITERS = (",", ";", "\t", "|")
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
 # in this order of preference and in any case.
 TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
+# Column names that usually hold a benchmark's labels (SKAB's `anomaly` and `changepoint`,
+# our own `is_anomaly`), compared in lower case. A label is not a measurement of the system:
+# read as a feature it moves the scores (a 0/1 one little, as context) and any label that
+# takes three values or more is judged like a sensor, so CsvParser warns.
+LABEL_COLUMNS = ("anomaly", "anomalies", "is_anomaly", "label", "labels", "changepoint", "outlier", "attack",
+                 "ground_truth")
 _DEFAULT_TS_FIELD = InputConfig().ts_field
 
 
@@ -358,13 +364,18 @@ class CsvParser(_LineParser):
       and is not in `exclude_columns`. A lone `value_field` column is univariate.
     - ignored: the columns in `exclude_columns`.
 
+    A feature column named like a label (`LABEL_COLUMNS`) that `columns` did not choose is
+    scored all the same, with a warning naming the flag that leaves it out, unless it is
+    `label_column`, the column a caller reads as the labels (`evaluate labelled`).
+
     A line that ends with the delimiter has an empty last column, which is ignored. A column
     name in `columns` or `exclude_columns` that the header lacks is an error, and so is a
     column in both. An empty cell is a missing value. A bad header is a usage error
     and raises InputFormatError here; bad rows are rejected by `parse`.
     """
 
-    def __init__(self, input_config: InputConfig, header: bytes, max_streams: int = 100_000):
+    def __init__(self, input_config: InputConfig, header: bytes, max_streams: int = 100_000,
+                 label_column: str | None = None):
         cfg = self.cfg = input_config
         self.memory = _StreamMemory(max_streams)
         try:
@@ -425,6 +436,10 @@ class CsvParser(_LineParser):
         self.features = UNIVARIATE if self.univariate else tuple(sorted(feature_cols))
         self.names = [cfg.value_field] if self.univariate else list(self.features)
         self.feature_idx = [feature_cols[n] for n in self.names]
+        labels = [n for n in self.names if n.lower() in LABEL_COLUMNS and n != label_column]
+        if labels and not chosen:
+            log.warning("scored as features though named like labels: %s; leave out with --exclude-columns %s "
+                        "(input.exclude_columns)", _names(labels), ",".join(labels))
 
     def _parse(self, seq: int, line: bytes) -> Event:
         cfg = self.cfg
