@@ -398,7 +398,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 13
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 14
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -464,3 +464,17 @@ def test_a_format_12_snapshot_loads_with_every_observation_counted_as_normal():
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and res.abnormal.any()
+
+
+def test_a_format_13_snapshot_an_npz_loads_and_continues_bit_for_bit():
+    """Format 14 changed the container (an `.npz` before), not the state: a format 13
+    snapshot continues exactly as the code that wrote it did, and saves as format 14."""
+    det = MultiStreamDetector.from_bytes((DATA / "detector_v13.snapshot").read_bytes())
+    old = np.load(DATA / "detector_v13_continued.npz")
+    again = MultiStreamDetector.from_bytes(det.to_bytes())
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 14
+    for d in (det, again):
+        res = d.process(list(old["ids"]), old["X"], old["T"])
+        for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
+            np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
+    assert old["flags"].any() and old["abnormal"].any()

@@ -1,4 +1,20 @@
-"""Snapshot format: named numpy arrays plus JSON metadata in one `.npz` blob, no pickle.
+"""Snapshot format: named numpy arrays plus JSON metadata in one blob, no pickle.
+
+Since format 14 the blob is this container (formats 6 to 13 were `.npz` archives, which
+`unpack` still reads):
+
+    magic        8 bytes, b"SLSNAP1\\n"
+    header_len   uint32, little-endian
+    header_crc   uint32, CRC-32C of the header
+    header       UTF-8 JSON, space-padded so that the data starts at a multiple of 64:
+                 {"meta": {...}, "arrays": [[name, dtype, shape, offset], ...],
+                  "data_length": n, "data_crc32c": c}
+    data         each array's bytes in C order at its offset (a multiple of 64), zero padding
+
+`np.savez` wrote each array through `zipfile` with a zlib CRC and several copies: 13 ms
+for a pool of 50 per_stream streams (2.5 MB), once per partition at every checkpoint of
+the daemon; this copies each array once and checksums it once (docs/benchmarks.md,
+"Snapshots").
 
 The metadata carries `format_version`; readers refuse versions they do not know instead of
 guessing, and upgrade the older ones they do (`READS`: MultiStreamDetector.from_bytes says
@@ -10,37 +26,95 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from typing import Any
 
+import crc32c
 import numpy as np
 
-FORMAT_VERSION = 13  # what each version changed: docs/architecture.md, "Snapshot format versions"
-READS = (6, 7, 8, 9, 10, 11, 12, 13)  # the versions `unpack` accepts
-_META_KEY = "__meta__"
+FORMAT_VERSION = 14  # what each version changed: docs/architecture.md, "Snapshot format versions"
+READS = (6, 7, 8, 9, 10, 11, 12, 13, 14)  # the versions `unpack` accepts
+_MAGIC = b"SLSNAP1\n"
+_PREFIX = struct.Struct("<8sII")  # magic, header_len, header_crc
+_ALIGN = 64
+_KINDS = "biuf"  # bool, integers, floats: nothing that needs pickle
+_NPZ_META_KEY = "__meta__"  # formats 6 to 13
 
 
 class SnapshotError(ValueError):
     """A snapshot that cannot be read: corrupt, or of an unknown format version."""
 
 
+def _padded(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
 def pack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
-    meta = {**meta, "format_version": FORMAT_VERSION}
-    buf = io.BytesIO()
-    blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    np.savez(buf, **arrays, **{_META_KEY: blob})
-    return buf.getvalue()
+    """`arrays` (numeric or bool, any shape) and JSON-able `meta` as one snapshot blob.
+    Each array is copied once, into the blob."""
+    table, parts, size, crc = [], [], 0, 0
+    for name, a in arrays.items():
+        if a.dtype.kind not in _KINDS:
+            raise TypeError(f"snapshot array {name!r} has dtype {a.dtype}: only bool, integers and floats")
+        table.append([name, a.dtype.str, list(a.shape), size])
+        raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        pad = bytes(_padded(raw.size) - raw.size)
+        parts += (raw, pad)
+        crc = crc32c.crc32c(pad, crc32c.crc32c(raw, crc))
+        size += raw.size + len(pad)
+    header = json.dumps({"meta": {**meta, "format_version": FORMAT_VERSION}, "arrays": table,
+                         "data_length": size, "data_crc32c": crc}, sort_keys=True).encode()
+    header += b" " * (_padded(_PREFIX.size + len(header)) - _PREFIX.size - len(header))
+    return b"".join((_PREFIX.pack(_MAGIC, len(header), crc32c.crc32c(header)), header, *parts))
 
 
 def unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    if not data.startswith(b"PK"):  # numpy would guess a pickle and blame allow_pickle
-        raise SnapshotError(f"not a snapshot: no .npz archive (starts with {data[:16]!r})")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        meta = json.loads(arrays.pop(_META_KEY).tobytes())
-    except Exception as exc:  # zipfile, json and numpy raise a variety of errors
-        raise SnapshotError(f"unreadable snapshot: {exc}") from exc
+    """The arrays and metadata of a snapshot blob. The arrays of format 14 on are
+    read-only views of `data`; copy one to change it."""
+    if data[:2] == b"PK":
+        arrays, meta = _unpack_npz(data)
+    elif data[:8] == _MAGIC:
+        arrays, meta = _unpack(data)
+    else:
+        raise SnapshotError(f"not a snapshot (starts with {bytes(data[:16])!r})")
     if meta.get("format_version") not in READS:
         raise SnapshotError(f"unsupported snapshot format_version {meta.get('format_version')!r}"
                             f" (this version reads {', '.join(map(str, READS))})")
     return arrays, meta
+
+
+def _unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if len(data) < _PREFIX.size:
+        raise SnapshotError(f"truncated snapshot: {len(data)} bytes")
+    _, header_len, header_crc = _PREFIX.unpack_from(data)
+    start = _PREFIX.size + header_len
+    header = bytes(data[_PREFIX.size:start])
+    if len(header) != header_len or crc32c.crc32c(header) != header_crc:
+        raise SnapshotError("corrupt snapshot: header truncated or checksum mismatch")
+    try:
+        head = json.loads(header)
+        body = np.frombuffer(data, dtype=np.uint8, offset=start)
+        if body.size != head["data_length"] or crc32c.crc32c(body) != head["data_crc32c"]:
+            raise SnapshotError(f"corrupt snapshot: {body.size} data bytes where {head['data_length']} "
+                                "were written, or checksum mismatch")
+        arrays = {}
+        for name, dtype, shape, at in head["arrays"]:
+            dt = np.dtype(dtype)
+            if dt.kind not in _KINDS:
+                raise SnapshotError(f"snapshot array {name!r} has dtype {dt}: only bool, integers and floats")
+            count = int(np.prod(shape))
+            arrays[name] = np.frombuffer(data, dtype=dt, count=count, offset=start + at).reshape(shape)
+        return arrays, head["meta"]
+    except SnapshotError:
+        raise
+    except Exception as exc:  # a header that checks out but does not describe its data
+        raise SnapshotError(f"unreadable snapshot: {exc}") from exc
+
+
+def _unpack_npz(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        return arrays, json.loads(arrays.pop(_NPZ_META_KEY).tobytes())
+    except Exception as exc:  # zipfile, json and numpy raise a variety of errors
+        raise SnapshotError(f"unreadable snapshot: {exc}") from exc
