@@ -145,7 +145,7 @@ class LSTMDetector(base.AnomalyDetector):
             det._x = np.empty((1, len(det._features)))
         det.last_flag, det.last_score = meta["last_flag"], meta["last_score"]
         if "engine" in arrays:
-            det._engine = MultiStreamDetector.from_bytes(arrays["engine"].tobytes())
+            det._engine = MultiStreamDetector.from_bytes(arrays["engine"])
         return det
 
     def save(self, path: str | Path) -> None:

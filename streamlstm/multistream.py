@@ -254,7 +254,8 @@ class MultiStreamDetector:
         return snapshot.pack(arrays, meta)
 
     @classmethod
-    def from_bytes(cls, data: bytes, backend: str = "cpu", threads: int = THREADS.default) -> MultiStreamDetector:
+    def from_bytes(cls, data: bytes | memoryview | np.ndarray, backend: str = "cpu",
+                   threads: int = THREADS.default) -> MultiStreamDetector:
         """The detector `to_bytes` stored, on this backend with this many threads (neither
         is part of a snapshot: they change how it runs, not what it computes)."""
         arrays, meta = snapshot.unpack(data)

@@ -227,7 +227,7 @@ class DetectorPool:
         # Threads are how a detector runs, not what it learnt: the configuration's, by group.
         threads = {group.name: group.model.threads for group in self.config.groups}
         detectors = {(g, tuple(f)): MultiStreamDetector.from_bytes(
-                         arrays[f"detector.{i}"].tobytes(), threads=threads.get(g, self.config.model.threads))
+                         arrays[f"detector.{i}"], threads=threads.get(g, self.config.model.threads))
                      for i, (g, f) in enumerate(meta["keys"])}
         self.budget.release(self)
         self.models = {}

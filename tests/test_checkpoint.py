@@ -1,3 +1,5 @@
+import hashlib
+import json
 import logging
 import re
 import struct
@@ -99,6 +101,11 @@ def with_version(path, version, crc_rule="whole"):
     data = path.read_bytes()
     header_len = struct.unpack_from(">I", data, 8)[0]
     header, payload = data[16:16 + header_len], data[16 + header_len:]
+    if version < 3:  # versions 1 and 2 checksum the payload with SHA-256
+        fields = json.loads(header)
+        del fields["crc32c"]
+        header = json.dumps({**fields, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+        header_len = len(header)
     fields = MAGIC + struct.pack(">HI", version, header_len)
     crc = zlib.crc32(fields + header) if crc_rule == "whole" else zlib.crc32(header)
     path.write_bytes(fields + struct.pack(">I", crc) + header + payload)
@@ -127,6 +134,20 @@ def test_version_1_files_are_still_read(tmp_path, caplog):
     old.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="none of the 1 checkpoints"):
         store.load_latest()
+
+
+def test_version_2_files_with_a_sha256_are_still_read(tmp_path, caplog):
+    store = DirectoryStore(tmp_path)
+    old = store.save(b"written with a SHA-256", {"n": 1})
+    with_version(old, 2)
+    assert b'"sha256"' in old.read_bytes() and b'"crc32c"' not in old.read_bytes()
+    assert store.load_latest() == (b"written with a SHA-256", {"n": 1})
+    data = bytearray(old.read_bytes())
+    data[-1] ^= 0x01
+    old.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="none of the 1 checkpoints"):
+        store.load_latest()
+    assert "payload checksum mismatch" in caplog.text
 
 
 def test_newer_format_with_older_good_checkpoints_falls_back(tmp_path, caplog):

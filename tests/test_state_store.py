@@ -2,6 +2,8 @@
 directory store to any of the `keep` newest, the changelog to the previous one); without one
 it is a clear error."""
 
+import hashlib
+import json
 import uuid
 
 import pytest
@@ -67,5 +69,35 @@ def test_changelog_falls_back_to_the_previous_snapshot_then_is_a_clear_error(kaf
         writer.save(good, *snapshot(good, 7))
         writer.flush()
         assert reader.load([good], refuse_7)[good].next_offset == 9
+    finally:
+        producer.close()
+
+
+def test_changelog_reads_manifests_with_a_sha256_and_refuses_a_wrong_checksum(kafka_broker, kafka_client, caplog):
+    """Manifests written before snapshot format 14 carry the payload's SHA-256 instead of its
+    CRC-32C; both are checked."""
+    client = open_client(KafkaConfig(client=kafka_client, bootstrap_servers=(kafka_broker.bootstrap,)))
+    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    old, damaged = TP("t", 0), TP("t", 1)
+    producer = client.producer("test")
+    try:
+        writer = KafkaChangelogStore(client, topic, producer)
+        for tp, offset in ((old, 5), (damaged, 6)):
+            payload, meta = snapshot(tp, offset)
+            writer._send(f"t-{tp.partition}/legacy/0".encode(), payload)
+            digest = hashlib.sha256(payload if tp == old else payload + b"!").hexdigest()
+            manifest = {"snapshot": "legacy", "chunks": 1, "length": len(payload), "sha256": digest, "meta": meta,
+                        "created": 0.0}
+            writer._send(f"t-{tp.partition}".encode(), json.dumps(manifest).encode())
+        writer.flush()
+        reader = KafkaChangelogStore(client, topic, producer)
+        assert reader.load([old], restore)[old].next_offset == 5
+        with pytest.raises(CheckpointError, match="snapshot legacy of t-1 is corrupt"):
+            reader.load([damaged], restore)
+        writer.save(damaged, *snapshot(damaged, 8))
+        writer.flush()
+        latest = [v for k, v in client.read_topic(topic, 10.0) if k == b"t-1"][-1]
+        assert "crc32c" in json.loads(latest) and "sha256" not in json.loads(latest)
+        assert reader.load([damaged], restore)[damaged].next_offset == 8
     finally:
         producer.close()

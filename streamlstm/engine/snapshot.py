@@ -68,9 +68,11 @@ def pack(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     return b"".join((_PREFIX.pack(_MAGIC, len(header), crc32c.crc32c(header)), header, *parts))
 
 
-def unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and metadata of a snapshot blob. The arrays of format 14 on are
-    read-only views of `data`; copy one to change it."""
+def unpack(data: bytes | memoryview | np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and metadata of a snapshot blob (any bytes-like object, such as a nested
+    snapshot's uint8 array). The arrays of format 14 on are views of `data`, without a copy;
+    copy one to change it."""
+    data = memoryview(data).cast("B")
     if data[:2] == b"PK":
         arrays, meta = _unpack_npz(data)
     elif data[:8] == _MAGIC:
@@ -88,7 +90,7 @@ def _unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raise SnapshotError(f"truncated snapshot: {len(data)} bytes")
     _, header_len, header_crc = _PREFIX.unpack_from(data)
     start = _PREFIX.size + header_len
-    header = bytes(data[_PREFIX.size:start])
+    header = data[_PREFIX.size:start].tobytes()
     if len(header) != header_len or crc32c.crc32c(header) != header_crc:
         raise SnapshotError("corrupt snapshot: header truncated or checksum mismatch")
     try:

@@ -6,13 +6,14 @@ File ``ckpt-<seq:012d>.slc`` layout (integers big-endian)::
     version          uint16 (FORMAT_VERSION)
     header_length    uint32
     header_crc32     uint32, zlib.crc32 of the 12 bytes above followed by the header
-    header           UTF-8 JSON: {"seq", "created", "payload_length", "sha256", "meta"}
-    payload          payload_length bytes, sha256 as in the header
+    header           UTF-8 JSON: {"seq", "created", "payload_length", "crc32c", "meta"}
+    payload          payload_length bytes, its CRC-32C as in the header
 
 Every format version keeps these four leading fields and this CRC rule, so a file whose CRC
 holds but whose version is higher was written by a newer streamlstm, while a file whose CRC
-fails is damaged — a flipped version byte included. Version 1 (whose CRC covered the header
-alone) is still read.
+fails is damaged — a flipped version byte included. Versions 1 (whose CRC covered the header
+alone) and 2 (a SHA-256 of the payload, "sha256", which took 1.8 ms per 2.5 MB where CRC-32C
+takes 0.1) are still read.
 
 Files are written to a temporary name in the same directory, fsynced, renamed into place and
 the directory fsynced, so a crash leaves either the old set of checkpoints or the new one,
@@ -38,12 +39,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import crc32c
+
 __all__ = ["CheckpointError", "DirectoryStore", "FORMAT_VERSION", "prepare_dir"]
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"SLCKPT"
-FORMAT_VERSION = 2  # 2: the CRC covers the magic, version and header length too
+FORMAT_VERSION = 3  # 2: the CRC covers the magic, version and header length too; 3: CRC-32C of the payload
 _FIELDS = struct.Struct(">6sHI")  # magic, version, header length: covered by the CRC
 _PREFIX = struct.Struct(">6sHII")  # the same, then the CRC
 _NAME = re.compile(r"ckpt-(\d{12})\.slc")
@@ -130,7 +133,7 @@ class DirectoryStore:
             "seq": seq,
             "created": time.time(),
             "payload_length": len(payload),
-            "sha256": hashlib.sha256(payload).hexdigest(),
+            "crc32c": crc32c.crc32c(payload),
             "meta": meta,
         }, sort_keys=True).encode()
         fields = _FIELDS.pack(MAGIC, FORMAT_VERSION, len(header))
@@ -227,7 +230,7 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
     try:
         header = json.loads(header_bytes)
         expected_len = int(header["payload_length"])
-        digest = header["sha256"]
+        digest = header["crc32c"] if version >= 3 else header["sha256"]
         meta = header["meta"]
     except (ValueError, KeyError, TypeError) as exc:
         raise _Corrupt(f"malformed header: {exc}") from None
@@ -235,6 +238,6 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
     if len(payload) != expected_len:
         raise _Corrupt(f"{'truncated' if len(payload) < expected_len else 'trailing data'}: "
                        f"payload is {len(payload)} bytes, header says {expected_len}")
-    if hashlib.sha256(payload).hexdigest() != digest:
+    if (crc32c.crc32c(payload) if version >= 3 else hashlib.sha256(payload).hexdigest()) != digest:
         raise _Corrupt("payload checksum mismatch")
     return payload, meta

@@ -38,6 +38,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
+import crc32c
+
 from ..io.checkpoint import CheckpointError, DirectoryStore, prepare_dir
 from .client import Client, Producer
 
@@ -49,6 +51,10 @@ CHUNK_BYTES = 512 * 1024  # below Kafka's default 1 MB message / request / fetch
 
 _T = TypeVar("_T")
 Restore = Callable[[Any, bytes, dict[str, Any]], _T]  # (tp, payload, meta) -> the restored state
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 def partition_key(tp) -> str:
@@ -111,7 +117,10 @@ class KafkaChangelogStore:
 
         key "<topic>-<partition>/<snapshot id>/<i>"  value: chunk i of the snapshot bytes
         key "<topic>-<partition>"                    value: {"snapshot", "chunks", "length",
-                                                             "sha256", "meta", "created"}
+                                                             "crc32c", "meta", "created"}
+
+    (The payload's CRC-32C; manifests written before snapshot format 14 carry a "sha256"
+    instead, and are still read.)
 
     A manifest is only written after its chunks, and a snapshot's chunks are deleted
     (tombstoned) only once two newer manifests are durable, so compaction never leaves a
@@ -152,7 +161,7 @@ class KafkaChangelogStore:
             chunk = payload[i * self.chunk_bytes:(i + 1) * self.chunk_bytes]
             self._send(f"{key}/{snap}/{i}".encode(), chunk)
         manifest = {"snapshot": snap, "chunks": n, "length": len(payload),
-                    "sha256": hashlib.sha256(payload).hexdigest(), "meta": meta, "created": time.time()}
+                    "crc32c": crc32c.crc32c(payload), "meta": meta, "created": time.time()}
         self._send(key.encode(), json.dumps(manifest, sort_keys=True).encode())
         live = self._current.setdefault(key, [])
         live.append((snap, n))
@@ -203,14 +212,15 @@ class KafkaChangelogStore:
         try:
             manifest = json.loads(raw)
             snap, n, meta = manifest["snapshot"], int(manifest["chunks"]), manifest["meta"]
-            length, digest = manifest["length"], manifest["sha256"]
+            length = manifest["length"]
+            check = (crc32c.crc32c, manifest["crc32c"]) if "crc32c" in manifest else (_sha256, manifest["sha256"])
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"changelog {self.topic}: the manifest of {key} is malformed ({exc})") from exc
         parts = [chunks.get((key, snap, i)) for i in range(n)]
         if any(p is None for p in parts):
             raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} misses chunks")
         payload = b"".join(parts)
-        if len(payload) != length or hashlib.sha256(payload).hexdigest() != digest:
+        if len(payload) != length or check[0](payload) != check[1]:
             raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} is corrupt")
         try:
             return snap, n, restore(payload, meta)
