@@ -82,11 +82,23 @@ def test_a_damaged_snapshot_raises_snapshot_error(damage, message):
         snapshot.unpack(damage(blob))
 
 
-def test_a_newer_format_is_refused_by_version():
-    blob = snapshot.pack({}, {"kind": "test"})
+def _forged(blob: bytes, old: bytes, new: bytes) -> bytes:
+    """`blob` with `old` replaced by `new` in its header, whose checksum is made to hold."""
     header_len = int.from_bytes(blob[8:12], "little")
+    header = blob[16:16 + header_len].replace(old, new).rstrip(b" ").ljust(header_len)  # in its padding
+    return blob[:12] + snapshot.crc32c.crc32c(header).to_bytes(4, "little") + header + blob[16 + header_len:]
+
+
+def test_a_newer_format_is_refused_by_version():
     now = f'"format_version": {snapshot.FORMAT_VERSION}'.encode()
-    header = blob[16:16 + header_len].replace(now, b'"format_version": 99'.ljust(len(now)))
-    forged = blob[:12] + snapshot.crc32c.crc32c(header).to_bytes(4, "little") + header + blob[16 + header_len:]
     with pytest.raises(SnapshotError, match="format_version 99"):
-        snapshot.unpack(forged)
+        snapshot.unpack(_forged(snapshot.pack({}, {"kind": "test"}), now, b'"format_version": 99'))
+
+
+@pytest.mark.parametrize("shape, message", [(b"[-1]", "are not counts"), (b"[9999]", "extends past the data"),
+                                            (b"[1.5]", "are not counts")])
+def test_a_header_that_does_not_describe_its_data_is_refused(shape, message):
+    """Checksums hold (a forged header, not a damaged one), yet no array may reach past the data."""
+    blob = snapshot.pack({"a": np.zeros(3)}, {"kind": "test"})
+    with pytest.raises(SnapshotError, match=message):
+        snapshot.unpack(_forged(blob, b'["a", "<f8", [3], 0]', b'["a", "<f8", ' + shape + b', 0]'))

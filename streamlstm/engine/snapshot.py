@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 from typing import Any
 
@@ -104,7 +105,11 @@ def _unpack(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             dt = np.dtype(dtype)
             if dt.kind not in _KINDS:
                 raise SnapshotError(f"snapshot array {name!r} has dtype {dt}: only bool, integers and floats")
-            count = int(np.prod(shape))
+            if not all(type(n) is int and n >= 0 for n in (*shape, at)):
+                raise SnapshotError(f"snapshot array {name!r}: shape {shape} and offset {at} are not counts")
+            count = math.prod(shape)
+            if at + count * dt.itemsize > body.size:
+                raise SnapshotError(f"snapshot array {name!r} extends past the data")
             arrays[name] = np.frombuffer(data, dtype=dt, count=count, offset=start + at).reshape(shape)
         return arrays, head["meta"]
     except SnapshotError:
