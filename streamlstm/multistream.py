@@ -273,15 +273,15 @@ class MultiStreamDetector:
             _upgrade_to_v12(arrays, n, D, det.hyper)
         if version < 13:
             _upgrade_to_v13(arrays, n, D, det.hyper)
-        streams = alloc_streams(n, det.hyper, det.dtype)
-        for name, dst in streams._asdict().items():
+        streams = {}
+        for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
-            if src is None or src.shape[1:] != dst.shape[1:]:
+            if src is None or src.shape != (n, *empty.shape[1:]):
                 raise snapshot.SnapshotError(f"snapshot from an incompatible version: stream.{name} "
-                                             f"{'missing' if src is None else src.shape} vs {dst.shape}")
-            dst[:] = src
+                                             f"{'missing' if src is None else src.shape} vs {(n, *empty.shape[1:])}")
+            streams[name] = src.astype(empty.dtype, copy=False)
         params = ParamArrays(*(arrays[f"param.{name}"] for name in ParamArrays._fields))
-        det.engine.from_host(streams, params)
+        det.engine.from_host(StreamArrays(**streams), params)  # the one copy of the snapshot's arrays
         det.table.load(zip(meta["stream_ids"], meta["slots"]))
         det.table.evicted = meta["evicted"]
         return det

@@ -259,3 +259,27 @@ def test_stream_table_keeps_the_order_of_an_ordered_dict():
         assert table.items() == ref.items() and table.evicted == ref.evicted and len(table) == len(ref.slots)
         assert sorted(table.free) == sorted(ref.free)
     assert ref.evicted > 50  # not vacuous
+
+
+@pytest.mark.parametrize("renumber", [True, False])
+def test_stream_table_load_links_the_order_as_holding_one_by_one_did(renumber):
+    """`load` (a snapshot's streams, least recently seen first, linked in bulk) leaves the
+    table as holding each stream in turn did, and it goes on alike: slots 0..n-1 as
+    `to_bytes` writes them, or the slots as held, with gaps."""
+    rng = np.random.default_rng(1)
+    table = StreamTable(50)
+    for _ in range(40):
+        table.assign([f"s{i}" for i in rng.integers(0, 80, rng.integers(1, 20))])
+    pairs = [(sid, i if renumber else slot) for i, (sid, slot) in enumerate(table.items())]
+    loaded, one_by_one = StreamTable(50), StreamTable(50)
+    loaded.load(pairs)
+    for sid, slot in pairs:
+        one_by_one._hold(sid, slot)
+    for _ in range(20):
+        state = lambda t: (t.slots, t.ids, t.older.tolist(), t.newer.tolist(), t.oldest, t.newest, t.free)  # noqa: E731
+        assert state(loaded) == state(one_by_one)
+        ids = [f"s{i}" for i in rng.integers(0, 80, rng.integers(1, 20))]
+        got, want = loaded.assign(ids), one_by_one.assign(ids)
+        assert got[0].tolist() == want[0].tolist() and got[1] == want[1]
+    with pytest.raises(ValueError, match="empty table"):
+        loaded.load(pairs)

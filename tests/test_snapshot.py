@@ -102,3 +102,19 @@ def test_a_header_that_does_not_describe_its_data_is_refused(shape, message):
     blob = snapshot.pack({"a": np.zeros(3)}, {"kind": "test"})
     with pytest.raises(SnapshotError, match=message):
         snapshot.unpack(_forged(blob, b'["a", "<f8", [3], 0]', b'["a", "<f8", ' + shape + b', 0]'))
+
+
+@pytest.mark.parametrize("name, change", [("stream.h", lambda a: a[:, :-1]), ("stream.stats", lambda a: a[:-1]),
+                                          ("stream.ring", None)])
+def test_a_detector_snapshot_with_a_table_of_another_shape_is_refused(name, change):
+    """Rows and columns are checked against the detector's layout, not broadcast."""
+    det = MultiStreamDetector(1, seed=0)
+    det.process(["a", "b", "c"] * 10, np.zeros((30, 1)))
+    arrays, meta = snapshot.unpack(det.to_bytes())
+    arrays = dict(arrays)
+    if change is None:
+        del arrays[name]
+    else:
+        arrays[name] = change(arrays[name])
+    with pytest.raises(SnapshotError, match=f"incompatible version: {name} "):
+        MultiStreamDetector.from_bytes(snapshot.pack(arrays, {k: v for k, v in meta.items() if k != "format_version"}))

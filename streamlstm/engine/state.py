@@ -203,9 +203,23 @@ class StreamTable:
             self._append(slot)
 
     def load(self, items) -> None:
-        """Hold (id, slot) pairs, given least recently seen first (a snapshot's)."""
-        for stream_id, slot in items:
-            self._hold(stream_id, slot)
+        """Hold (id, slot) pairs, given least recently seen first (a snapshot's), in a table
+        that holds none; the order's links are set in bulk (~3 us a stream one by one)."""
+        if self.slots:
+            raise ValueError("StreamTable.load needs an empty table")
+        pairs = list(items)
+        if not pairs:
+            return
+        self.slots = dict(pairs)
+        order = np.fromiter((slot for _, slot in pairs), dtype=np.int32, count=len(pairs))
+        size = int(order.max()) + 1
+        self.ids = [None] * size
+        for stream_id, slot in pairs:
+            self.ids[slot] = stream_id
+        older, newer = np.full(size, -1, dtype=np.int32), np.full(size, -1, dtype=np.int32)
+        older[order[1:]], newer[order[:-1]] = order[:-1], order[1:]
+        self.older, self.newer = array("i", older.tobytes()), array("i", newer.tobytes())
+        self.oldest, self.newest = int(order[0]), int(order[-1])
 
     def remove(self, stream_id: str) -> None:
         """Forget a held stream; its slot is free for the next new one."""
