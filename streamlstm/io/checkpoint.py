@@ -73,7 +73,7 @@ class _Newer(Exception):
         self.version = version
 
 
-def _as_is(payload: bytes, meta: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+def _as_is(payload: memoryview, meta: dict[str, Any]) -> tuple[memoryview, dict[str, Any]]:
     return payload, meta
 
 
@@ -158,8 +158,9 @@ class DirectoryStore:
                                                 f"({(self.keep + 1) * size} bytes)") from exc
         return final
 
-    def load_latest(self, restore: Callable[[bytes, dict[str, Any]], _T] = _as_is) -> _T | None:
+    def load_latest(self, restore: Callable[[memoryview, dict[str, Any]], _T] = _as_is) -> _T | None:
         """`restore(payload, meta)` of the newest usable checkpoint; None when there is none.
+        The payload is a memoryview of the file's bytes (a snapshot restores from it in place).
 
         `restore` (by default returning ``(payload, meta)``) raises if it cannot use a
         checkpoint's payload. Unreadable files — damaged, written by a newer streamlstm, or
@@ -206,7 +207,7 @@ class DirectoryStore:
             os.close(fd)
 
 
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
+def _read(path: Path) -> tuple[memoryview, dict[str, Any]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -234,7 +235,7 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
         meta = header["meta"]
     except (ValueError, KeyError, TypeError) as exc:
         raise _Corrupt(f"malformed header: {exc}") from None
-    payload = data[header_end:]
+    payload = memoryview(data)[header_end:]  # no copy: a restore reads its arrays in place
     if len(payload) != expected_len:
         raise _Corrupt(f"{'truncated' if len(payload) < expected_len else 'trailing data'}: "
                        f"payload is {len(payload)} bytes, header says {expected_len}")
