@@ -18,7 +18,8 @@ commits a transaction: results become visible then):
 2. Throughput: the daemon (bench/kafka_daemon_proc.py, as the CLI runs it) consumes the
    backlog; sustained events/s from the first result read (read_committed) to the last, not
    counting those read at the first, and the CPU the daemon's process used meanwhile (all its
-   threads, in cores). Its own per-stage time breakdown over the backlog (from the log lines
+   threads, in cores), and per event (µs: what the other jobs on a shared machine move least,
+   so the figure to compare between runs). Its own per-stage time breakdown over the backlog (from the log lines
    of its checkpoints) is printed too.
 3. Latency: `--latency-events` more at `--rate` events/s, each carrying its produce time as
    `ts` (the results echo it; produced with a 1 ms linger, not flushed one by one): result
@@ -324,6 +325,7 @@ def main():
     row("daemon sustained, backlog (events/s)", lambda a, t, c, lat, st, _: f"{t:,.0f}")
     row("daemon / kernel alone", lambda a, t, c, lat, st, _: f"{t / kernel:.0%}")
     row("daemon CPU meanwhile (cores)", lambda a, t, c, lat, st, _: f"{c:.2f}")
+    row("daemon CPU per event (µs, all its threads)", lambda a, t, c, lat, st, _: f"{c / t * 1e6:.1f}")
     row(f"latency p50 / p99 at {args.rate:g} events/s (ms)",
         lambda a, t, c, lat, st, _: f"{pct(lat, 0.5):.1f} / {pct(lat, 0.99):.1f}")
     row("daemon µs per event of the backlog (log)", lambda a, t, c, lat, st, _: st)
