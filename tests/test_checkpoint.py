@@ -102,9 +102,9 @@ def with_version(path, version, crc_rule="whole"):
     header_len = struct.unpack_from(">I", data, 8)[0]
     header, payload = data[16:16 + header_len], data[16 + header_len:]
     if version < 3:  # versions 1 and 2 checksum the payload with SHA-256
-        fields = json.loads(header)
-        del fields["crc32c"]
-        header = json.dumps({**fields, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
+        head = json.loads(header)
+        del head["crc32c"]
+        header = json.dumps({**head, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
         header_len = len(header)
     fields = MAGIC + struct.pack(">HI", version, header_len)
     crc = zlib.crc32(fields + header) if crc_rule == "whole" else zlib.crc32(header)
