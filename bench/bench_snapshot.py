@@ -96,8 +96,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.restore_rss:
         return _restore_rss(args.restore_rss)
+    rss_head = f" {'RSS MB npz':>11s} {'RSS MB':>7s}" if args.rss else ""
     print(f"{'mode':10s} {'streams':>8s} {'MB':>8s} {'write npz':>10s} {'write':>8s} {'x':>6s}"
-          f" {'restore npz':>12s} {'restore':>8s} {'x':>6s}" + (f" {'RSS MB npz':>11s} {'RSS MB':>7s}" if args.rss else ""))
+          f" {'restore npz':>12s} {'restore':>8s} {'x':>6s}{rss_head}")
     for mode in args.modes.split(","):
         for n in map(int, args.streams.split(",")):
             det = MultiStreamDetector(1, weight_mode=mode, max_streams=max(n, 1000), seed=0)
