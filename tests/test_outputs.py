@@ -31,7 +31,8 @@ DATA = Path(__file__).with_name("data")
 # frequencies to 11 significant bits (compact.UF16; by up to 1e-3) and weighed each
 # feature's recent mean. Format 12 also keeps a float32 model's re-run window inputs as
 # float16, as their start state: format 8's (shared mode) forecasts moved by up to 6e-4,
-# hence MODEL_ATOL.
+# hence MODEL_ATOL. The regime of formats 8 to 14 was recorded again when format 15 began
+# to weigh each feature by its blame (by up to 0.99; scoring.regime_evidence).
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 1e-3
@@ -134,6 +135,36 @@ def test_a_lasting_small_shift_of_one_feature_is_an_incident(seed):
     assert res.abnormal[1020:1300].mean() > 0.9
     assert not res.abnormal[:1000].any()
     assert (res.contributions[res.abnormal].argmax(axis=1) == 3).mean() > 0.9
+
+
+def test_one_broken_feature_among_many_is_an_incident():
+    """One of 120 features (40 noisy cycles, 40 0/1 flags, 40 slow random walks) shifted by
+    three times its amplitude for 50 events: the regime weighs the features by their blame
+    (scoring.regime_evidence), so the price of not knowing which feature broke is paid
+    once, as the incident begins, not by every event of it: abnormal through the shift,
+    not before it, and back down soon after; the blame is a distribution, the broken
+    feature's by the shift's end. (Each feature's p-value counted 120 times on every event
+    found 11 of the 50 rows.)"""
+    n, D, at = 4000, 120, 3000
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    X = np.empty((n, D))
+    for d in range(D):
+        if d % 3 == 0:
+            X[:, d] = np.sin(2 * np.pi * (t / 50 + rng.uniform())) + 0.1 * rng.normal(size=n)
+        elif d % 3 == 1:
+            X[:, d] = np.searchsorted(np.sort(rng.choice(n, 10, replace=False)), t, side="right") % 2
+        else:
+            X[:, d] = np.cumsum(rng.normal(0.0, 0.05, n))
+    X[at:at + 50, 0] += 3.0
+    det = MultiStreamDetector(D, seed=0)
+    res = det.process(["s"] * (at + 50), X[:at + 50])
+    assert res.abnormal[at:].sum() >= 45 and not res.abnormal[:at].any()
+    col = det.hyper.stats
+    blame = det.engine.to_host()[0].stats32[det.table.slots["s"], col.base_blame:col.base_blame + D]
+    assert blame.sum() == pytest.approx(1.0, rel=1e-5) and blame[0] > 0.99
+    after = det.process(["s"] * (n - at - 50), X[at + 50:])
+    assert not after.abnormal[50:].any()
 
 
 def test_a_feature_first_seen_while_abnormal_starts_its_baseline_at_its_first_value():
@@ -398,7 +429,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 14
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 15
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -459,20 +490,31 @@ def test_a_format_12_snapshot_loads_with_every_observation_counted_as_normal():
     np.testing.assert_array_equal(streams.stats[:n, :col.base_count], arrays["stream.stats"])
     np.testing.assert_array_equal(streams.stats[:n, col.base_count:col.base_count + D],
                                   streams.stats[:n, col.count:col.count + D])
-    np.testing.assert_array_equal(streams.stats32[:n], arrays["stream.stats32"])
+    np.testing.assert_array_equal(streams.stats32[:n, :col.base_blame], arrays["stream.stats32"])
+    assert not streams.stats32[:n, col.base_blame:].any()
     old = np.load(DATA / "detector_v12_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and res.abnormal.any()
 
 
-def test_a_format_13_snapshot_an_npz_loads_and_continues_bit_for_bit():
-    """Format 14 changed the container (an `.npz` before), not the state: a format 13
-    snapshot continues exactly as the code that wrote it did, and saves as format 14."""
-    det = MultiStreamDetector.from_bytes((DATA / "detector_v13.snapshot").read_bytes())
-    old = np.load(DATA / "detector_v13_continued.npz")
+@pytest.mark.parametrize("version", [13, 14])
+def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bit(version):
+    """Format 14 changed the container (an `.npz` before), format 15 added each feature's
+    blame (none yet: the features weighed alike, as before). A format 13 or 14 snapshot
+    loads with its statistics unchanged and continues with the scores, alerts, forecasts
+    and errors of the code that wrote it bit for bit, and with the regime this code gives
+    it (recorded again), and saves as format 15."""
+    data = (DATA / f"detector_v{version}.snapshot").read_bytes()
+    det = MultiStreamDetector.from_bytes(data)
+    arrays, meta = snapshot.unpack(data)
+    assert meta["format_version"] == version
+    streams, col, n, D = det.engine.to_host()[0], det.hyper.stats, det.n_streams, 2
+    np.testing.assert_array_equal(streams.stats32[:n, :col.base_blame], arrays["stream.stats32"])
+    assert not streams.stats32[:n, col.base_blame:col.base_blame + D].any()
+    old = np.load(DATA / f"detector_v{version}_continued.npz")
     again = MultiStreamDetector.from_bytes(det.to_bytes())
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 14
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 15
     for d in (det, again):
         res = d.process(list(old["ids"]), old["X"], old["T"])
         for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):

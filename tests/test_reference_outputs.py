@@ -4,7 +4,8 @@ score_one/learn_one orders. They were written by the code before the river path'
 cache, and written again for snapshot format 10: the scoring state became narrow, which
 changes scores by design (tests/test_scoring.py bounds them against float64), and the
 time-of-day profile waits until a stream is a day old; and again when range novelty's
-tolerance widened for several features (these runs have two). A change meant to alter results
+tolerance widened for several features (these runs have two); and again when the regime
+began to weigh each feature by its blame (snapshot format 15). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -12,7 +12,7 @@ from streamlstm import MultiStreamDetector
 from streamlstm.engine import scoring
 from streamlstm.engine.compact import BF16, narrow_bits_of
 from streamlstm.engine.hyperparams import DEFAULTS
-from streamlstm.engine.layout import stats_layout
+from streamlstm.engine.layout import FIND_BLAME, FIND_P, FIND_ROWS, stats_layout
 
 HOUR = 3600.0
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % 86400.0  # a UTC midnight
@@ -318,3 +318,55 @@ def test_narrow_scoring_state_scores_as_float64_within_tolerance(name):
     for got, want in ((res.scores, scores), (res.alert_scores, alert_scores)):
         diff = np.abs(got - want)
         assert diff.max() <= PRECISION_MAX and np.quantile(diff, 0.99) <= PRECISION_P99, (diff.max(), np.quantile(diff, 0.99))
+
+
+def _log_lr(p):
+    """The regime's log likelihood ratio of a p-value under Beta(REGIME_ALTERNATIVE, 1)."""
+    a = scoring.REGIME_ALTERNATIVE
+    return math.log(a) - (1.0 - a) * math.log(p)
+
+
+@pytest.mark.parametrize("keep, blame", [(0.0, (0.1, 0.5, 0.3, 0.1)), (0.7, (0.1, 0.5, 0.3, 0.1)),
+                                         (0.7, (0.0, 0.0, 0.0, 0.0)), (1.0, (0.0, 0.0, 1.0, 0.0))])
+def test_the_regime_weighs_each_features_p_values_by_its_blame(keep, blame):
+    """regime_evidence against a plain re-implementation of its combination (the p-values
+    from regime_p_values): each judged feature's p-value divided by its weight, keep x its
+    blame + (1 - keep) / m (Bonferroni's 1/m with no blame, whatever keep), each kind the
+    largest of the features' log likelihood ratios (the level's and the recent level's
+    counted over their spans), mixed 3/8, 3/8, 1/4; the blame after the event each judged
+    feature's weight times its own likelihood ratio, a feature not judged (missing here)
+    keeping keep x its blame, normalised."""
+    D = 4
+    det = MultiStreamDetector(D, seed=0)
+    X = np.random.default_rng(0).normal(size=(600, D))
+    det.process(["s"] * len(X), X)
+    streams, hy = det.engine.to_host()[0], det.hyper
+    s, col = det.table.slots["s"], hy.stats
+    stats, stats32, tails = streams.stats[s], streams.stats32[s].copy(), streams.tails[s]
+    stats32[col.base_blame:col.base_blame + D] = blame
+    blame = stats32[col.base_blame:col.base_blame + D].astype(float)  # as stored, float32
+    x = np.array([0.3, np.nan, 3.5, -1.2])
+    findings = np.zeros((FIND_ROWS, D))
+    got = scoring.regime_evidence(x, keep, stats, stats32, tails, findings, hy)
+
+    judged = [d for d in range(D) if not np.isnan(x[d])]
+    keep = keep if sum(blame) > 0 else 0.0
+    w = {d: keep * blame[d] + (1.0 - keep) / len(judged) for d in judged}
+    level = news = recent = -math.inf
+    after = {d: keep * blame[d] for d in range(D)}
+    for d in judged:
+        p, pn, tau, rec = scoring.regime_p_values(x[d], d, stats, stats32, tails, hy)
+        span = scoring.recent_span(tau, hy)
+        level = max(level, _log_lr(min(1.0, p / w[d]) if w[d] > 0 else 1.0) / tau)
+        news = max(news, _log_lr(min(1.0, pn / w[d]) if w[d] > 0 else 1.0))
+        recent = max(recent, _log_lr(min(1.0, rec / w[d]) if w[d] > 0 else 1.0) / span)
+        own = 0.375 * (math.exp(_log_lr(p) / tau) + math.exp(_log_lr(pn))) + 0.25 * math.exp(_log_lr(rec) / span)
+        after[d] = w[d] * own
+        assert findings[FIND_P, d] == min(p, pn, rec)
+    want = math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
+    assert got == pytest.approx(want, rel=1e-12)
+    total = sum(after.values())
+    np.testing.assert_allclose(findings[FIND_BLAME], [after[d] / total for d in range(D)], rtol=1e-12)
+    assert findings[FIND_BLAME].argmax() == 2 or blame[2] == 0.0  # the feature 3.5 sd out
+    if keep == 0.0:  # Bonferroni's rule: each p-value times the features judged
+        assert w == {d: 1.0 / len(judged) for d in judged}

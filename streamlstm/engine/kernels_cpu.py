@@ -41,7 +41,7 @@ from .compact import load_f16_row, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
-from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN, FIND_ROWS
+from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN, FIND_BLAME, FIND_ROWS
 from .params import LSTM, views
 from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, regime_learn,
                       regime_step, rms, scaler_std, to_score, value_surprise)
@@ -71,10 +71,11 @@ class Judgement(NamedTuple):
     event: np.ndarray  # (3 + D,) float64: the event's slot, score flag, time and values
     verdict: np.ndarray  # (2,) float64: (Lc, regime_state), as judge_event returned them
     xn: np.ndarray  # (D,) model dtype: the event normalised (ws.xn as judging left it)
+    blame: np.ndarray  # (D,) float64: the regime's blame after the event (ws.findings[FIND_BLAME])
 
 
 def new_judgement(D: int, dtype) -> Judgement:
-    return Judgement(np.full(3 + D, np.nan), np.zeros(2), np.zeros(D, dtype=dtype))
+    return Judgement(np.full(3 + D, np.nan), np.zeros(2), np.zeros(D, dtype=dtype), np.zeros(D))
 
 
 class Workspace(NamedTuple):
@@ -744,7 +745,7 @@ def judge_event(out, n, x, t, s, streams, ws, score, hy):
 
 
 @inlined_kernel
-def take_judgement(out, n, Lc, regime_state, score, s, streams, hy):
+def take_judgement(out, n, Lc, regime_state, findings, score, s, streams, hy):
     """What judging an event (row n of `out` and (Lc, regime_state) from judge_event with
     `score`) changes once the event is learnt: the alert bookkeeping and the regime's step,
     nothing for a baseline event. Returns whether the event is surprising for the anomaly
@@ -753,7 +754,7 @@ def take_judgement(out, n, Lc, regime_state, score, s, streams, hy):
     if not score:
         return False
     alert_learn(out.flags[n], Lc, s, streams, hy)
-    regime_learn(regime_state, s, streams, hy)
+    regime_learn(regime_state, findings, s, streams, hy)
     return out.scores[n] >= hy.threshold
 
 
@@ -762,7 +763,7 @@ def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, 
     """Learn event x (D,) of stream slot s at time t, which judge_event judged into row n
     of `out` with (Lc, regime_state), and ws.xn as it left it: take the judgement (if it was
     scored), then learn_event."""
-    surprising = take_judgement(out, n, Lc, regime_state, score, s, streams, hy)
+    surprising = take_judgement(out, n, Lc, regime_state, ws.findings, score, s, streams, hy)
     learn_event(s, 0 if hy.shared else s, x, t, out.errors[n], surprising, streams, params, ws, hy)
 
 
@@ -812,6 +813,7 @@ def judge_one(out, memo, slots, X, T, score, streams, ws, hy):
     for d in range(X.shape[1]):
         memo.event[3 + d] = X[0, d]
     copy_row(memo.xn, ws.xn)
+    copy_row(memo.blame, ws.findings[FIND_BLAME])
     set_fp_control(caller_fp_control)
 
 
@@ -841,6 +843,7 @@ def learn_one(out, memo, kept, slots, X, T, score, streams, params, ws, hy):
     if kept and is_judged(memo, slots, X, T, score):
         Lc, regime_state = memo.verdict[0], memo.verdict[1]
         copy_row(ws.xn, memo.xn)
+        copy_row(ws.findings[FIND_BLAME], memo.blame)
     else:
         Lc, regime_state = judge_event(out, 0, x, t, s, streams, ws, score, hy)
     learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)

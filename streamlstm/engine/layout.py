@@ -36,7 +36,8 @@ FIND_INPUT = 0  # the larger of |z| and |step|, the value channels' inputs (NaN:
 FIND_SEASONAL = 1  # |seasonal residual| (NaN: none)
 FIND_NOVELTY = 2  # the range novelty's evidence, graded (0: none)
 FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
-FIND_ROWS = 4
+FIND_BLAME = 4  # the regime's blame of the feature after this event (scoring.regime_evidence)
+FIND_ROWS = 5
 
 # The regime's calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS
 # and of |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values).
@@ -103,6 +104,8 @@ class StatsLayout(NamedTuple):
     #                   independent z, while normal (the integrated autocorrelation time)
     base_recent: int  # feature block: running mean of z (clamped) over the short window (scoring.recent_p_value)
     base_recent_sq: int  # feature block: running mean of base_recent's square, while normal
+    base_blame: int  # feature block: P(this feature is the one that is abnormal | the stream is
+    #                  abnormal), after the last event (scoring.regime_evidence; all 0: none yet)
     width32: int  # columns of `stats32`
 
 
@@ -117,7 +120,7 @@ def stats_layout(D: int) -> StatsLayout:
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
                        base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, base_recent=base_prev + 5 * D,
-                       base_recent_sq=base_prev + 6 * D, width32=base_prev + 7 * D)
+                       base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, width32=base_prev + 8 * D)
 
 
 def stats_columns(D: int) -> dict[str, int]:

@@ -79,7 +79,7 @@ from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, n
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
 from .layout import (TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE,
-                     FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+                     FIND_BLAME, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -670,6 +670,13 @@ def _log_lr(p):
 
 
 @kernel
+def _weighted(p, w):
+    """A p-value p divided by its weight w in [0, 1] (weighted Bonferroni), at most 1; 1 for
+    a weight of 0 (a feature not blamed at all once an incident is certain)."""
+    return p / w if w > p else 1.0
+
+
+@kernel
 def _regime_judges(x, d, stats, hy):
     """Whether the regime judges feature d of event x: observed, judged (not context beside
     measurements), and calibrated: its baseline learnt more than TAIL_MIN_COUNT earlier
@@ -680,50 +687,80 @@ def _regime_judges(x, d, stats, hy):
 
 
 @kernel
-def regime_evidence(x, stats, stats32, tails, findings, hy):
+def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
     baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
-    can be judged yet; each judged feature's smallest p-value goes into row FIND_P of
-    findings (FIND_ROWS, D). Three p-values per observed feature (regime_p_values), the first
-    two calibrated to its own history (calibrated_tail) and floored at 1/(m + 2) after the
-    m observations its baseline learnt while normal (no tail can claim more than the count
-    supports: the rule of succession; a feature that never varied is not 1e9 sd away on
-    its first change):
+    can be judged yet. Fills two rows of findings (FIND_ROWS, D): FIND_P, each judged
+    feature's smallest p-value; FIND_BLAME, every feature's blame after this event (what
+    `regime_learn` stores). Three p-values per observed feature (regime_p_values), the
+    first two calibrated to its own history (calibrated_tail) and floored at 1/(m + 2)
+    after the m observations its baseline learnt while normal (no tail can claim more than
+    the count supports: the rule of succession; a feature that never varied is not 1e9 sd
+    away on its first change):
     - the level: |z|, how far the value is from the baseline mean;
     - the news: the innovation, how far it is from where the feature's persistence
       (rho) says it would be after the previous value;
     - the recent level: the mean of z over the short window against its own spread
       (recent_p_value), which a lasting shift too small for one event to show moves.
-    Each feature's p-value is taken times the m features judged (Bonferroni), so one broken
-    feature is not diluted by the others. Overlapping evidence counts once: a feature's
-    level's log likelihood ratio once per its integrated autocorrelation time tau (a
-    wandering level, a random walk, says little per event, while a jump says all it has
-    through the innovation), its recent mean's once per the span of its window and that
-    tau (2 w - 1 + tau - 1 events, w = short_window); the level and the recent level are
-    each the largest of the features' evidence so counted, the news that of the smallest
-    p-value (a drifting feature's small p-value, counted over its long tau, does not hide
-    another's lasting shift, as selecting the smallest p-value did). The three are
-    mixed as likelihood ratios, the level and the news 3/8 each (their half each before
-    the recent level, scaled by 3/4) and the recent level 1/4, which keeps the evidence
-    valid (its expectation under the normal state at most 1)."""
+
+    Which feature: each feature's p-value is divided by its weight w_d (weighted
+    Bonferroni, valid for any weights fixed before the event that sum to at most 1), so
+    one broken feature is not diluted by the others. The weights are the regime's blame,
+    P(feature d is the abnormal one | the stream is abnormal), predicted for this event
+    as an HMM whose abnormal state has a sub-state per feature predicts it: the share
+    `keep` of P(abnormal) that continues the last event's incident keeps its blame
+    (stats32's base_blame, the posterior after the last event), the rest enters afresh,
+    uniform over the m features judged now; all blame 0 (no incident yet): 1/m each,
+    Bonferroni's. So the price of not knowing which feature broke is paid once, when an
+    incident begins, instead of by every event of it (ln(m) / 2 nats an event under the
+    Beta alternative, which lost one broken feature among many). The blame after the event is w_d times the feature's own likelihood ratio
+    (its three kinds mixed as below, its p-values taken once), normalised; a feature not
+    judged now has a likelihood ratio of 1 (its weight is spent, which keeps the evidence
+    valid).
+
+    Overlapping evidence counts once: a feature's level's log likelihood ratio once per
+    its integrated autocorrelation time tau (a wandering level, a random walk, says little
+    per event, while a jump says all it has through the innovation), its recent mean's
+    once per the span of its window and that tau (2 w - 1 + tau - 1 events, w =
+    short_window); each kind is the largest of the features' evidence so counted (a
+    drifting feature's small p-value, counted over its long tau, does not hide another's
+    lasting shift, as selecting the smallest p-value did). The three are mixed as
+    likelihood ratios, the level and the news 3/8 each (their half each before the recent
+    level, scaled by 3/4) and the recent level 1/4, which keeps the evidence valid (its
+    expectation under the normal state at most 1)."""
     D, col = hy.D, hy.stats
     m = 0
+    held = 0.0
     for d in range(D):
         m += _regime_judges(x, d, stats, hy)
-    if m == 0:
-        return math.nan
+        held += stats32[col.base_blame + d]
+    if held <= 0.0:
+        keep = 0.0
+    total = 0.0
     level = -math.inf
     recent = -math.inf
-    p_news = 1.0
+    news = -math.inf
     for d in range(D):
+        w = keep * stats32[col.base_blame + d]
         if not _regime_judges(x, d, stats, hy):
+            findings[FIND_BLAME, d] = w
+            total += w
             continue
-        p, news, tau, rec = regime_p_values(bounded(x[d]), d, stats, stats32, tails, hy)
-        findings[FIND_P, d] = min(p, news, rec)
-        level = max(level, _log_lr(min(1.0, p * m)) / tau)
-        recent = max(recent, _log_lr(min(1.0, rec * m)) / recent_span(tau, hy))
-        p_news = min(p_news, news)
-    news = _log_lr(min(1.0, p_news * m))
+        w += (1.0 - keep) / m
+        p, pn, tau, rec = regime_p_values(bounded(x[d]), d, stats, stats32, tails, hy)
+        findings[FIND_P, d] = min(p, pn, rec)
+        span = recent_span(tau, hy)
+        level = max(level, _log_lr(_weighted(p, w)) / tau)
+        recent = max(recent, _log_lr(_weighted(rec, w)) / span)
+        news = max(news, _log_lr(_weighted(pn, w)))
+        own = (0.375 * (math.exp(_log_lr(p) / tau) + math.exp(_log_lr(pn)))
+               + 0.25 * math.exp(_log_lr(rec) / span))
+        findings[FIND_BLAME, d] = w * own
+        total += w * own
+    for d in range(D):
+        findings[FIND_BLAME, d] = findings[FIND_BLAME, d] / total if total > 0.0 else 0.0
+    if m == 0:
+        return math.nan
     return math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
 
 
@@ -732,17 +769,20 @@ def regime_step(x, s, streams, findings, hy):
     """One forward step of stream slot s's regime model with event x (D,): the predicted
     P(abnormal) after the transition (regime_enter, regime_exit), times the likelihood
     ratio of the event's evidence (regime_evidence, which fills the scratch `findings`'s
-    row FIND_P). Returns (P(abnormal), the state to store), (0, 0) during warm-up. Changes
-    no state (`regime_learn` stores it, once the event is learnt): the state is the new
-    log-odds relative to the prior, so that a reset row is at it."""
+    rows FIND_P and FIND_BLAME, weighing the features by the share of the predicted
+    P(abnormal) that continues the last event's incident). Returns (P(abnormal), the
+    state to store), (0, 0) during warm-up. Changes no state (`regime_learn` stores it,
+    once the event is learnt): the state is the new log-odds relative to the prior, so
+    that a reset row is at it."""
     stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
     if streams.counters[s, C_SEEN] < hy.warmup:
         return 0.0, 0.0
     prior = _logit(hy.regime_enter)
     abnormal = 1.0 / (1.0 + math.exp(-(prior + stats32[col.regime])))
-    abnormal = abnormal * (1.0 - hy.regime_exit) + (1.0 - abnormal) * hy.regime_enter
+    kept = abnormal * (1.0 - hy.regime_exit)
+    abnormal = kept + (1.0 - abnormal) * hy.regime_enter
     log_odds = _logit(abnormal)
-    e = regime_evidence(x, stats, stats32, streams.tails[s], findings, hy)
+    e = regime_evidence(x, kept / abnormal, stats, stats32, streams.tails[s], findings, hy)
     if not math.isnan(e):
         log_odds += e
     log_odds = min(max(log_odds, -_REGIME_CLAMP), _REGIME_CLAMP)
@@ -750,11 +790,13 @@ def regime_step(x, s, streams, findings, hy):
 
 
 @inlined_kernel
-def regime_learn(state, s, streams, hy):
-    """Store the state `regime_step` gave a learnt event (not during warm-up, where it made
-    no step)."""
+def regime_learn(state, findings, s, streams, hy):
+    """Store the state `regime_step` gave a learnt event, and the blame it left in
+    findings (FIND_ROWS, D) (not during warm-up, where it made no step)."""
     if streams.counters[s, C_SEEN] >= hy.warmup:
         streams.stats32[s, hy.stats.regime] = state
+        for d in range(hy.D):
+            streams.stats32[s, hy.stats.base_blame + d] = findings[FIND_BLAME, d]
 
 
 # Weyl sequences (the golden ratio's and the plastic number's) for the tail frequencies'
