@@ -26,8 +26,9 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    features of an AR(1) process of coefficient 0.98 (a level that wanders and returns).
    Columns: alerts and abnormal rows per stream.
 3. Attribution, on the streams with one of four or 32 features broken: how often the broken
-   feature is the largest of `contributions` (the first of a record's `contributors`) in
-   the alerts and abnormal events within the labels, and in all alerts.
+   feature is the first of a record's `contributors` (the largest of an alert's
+   `contributions`, of an abnormal event's `blame`) in the alerts and abnormal events
+   within the labels, and in all alerts.
 
 Figures are pooled over the seeds (streamlstm.evaluate.labelled.detection_metrics: rows
 pooled, events counted per stream); a seed draws both the data and the model's initial
@@ -177,7 +178,7 @@ def main() -> None:
             res = run(X, seed)
             rows[section, kind].append((labels, events, res, half_space_trees(X, seed)))
             if broken is not None:
-                first = res.contributions.argmax(axis=1) == broken
+                first = np.where(res.flags[:, None], res.contributions, res.blame).argmax(axis=1) == broken
                 for k, which in enumerate((res.flags & labels, res.abnormal & labels, res.flags)):
                     named[kind, X.shape[1]][k] += which.sum(), (first & which).sum()
         for name, X in quiet_streams(seed):

@@ -25,8 +25,10 @@ class BatchResult(NamedTuple):
     rank events); flags: the de-duplicated alerts, one per incident, with their strength
     alert_scores; regime and abnormal: the probability that the stream is in an abnormal
     state, and whether it is at least 0.5 (up for the duration of an incident). All are
-    0/False during warm-up and for baseline events (`score=False`). contributions: what
-    each feature says on its own (attribution; records name the largest shares as
+    0/False during warm-up and for baseline events (`score=False`). Attribution:
+    contributions, what each feature says on its own; blame, the regime's probability
+    that each feature is the one that is abnormal, if the stream is (records name the
+    largest shares of an alert's contributions, or of an abnormal event's blame, as
     `contributors`).
     """
 
@@ -37,6 +39,7 @@ class BatchResult(NamedTuple):
     alert_scores: np.ndarray  # (N,) float64 in [0, 1): an alert when >= threshold; 0 in a cooldown
     regime: np.ndarray  # (N,) float64 in [0, 1]: P(abnormal state)
     contributions: np.ndarray  # (N, D) float64 >= 0: each feature's own evidence, -log10 units
+    blame: np.ndarray  # (N, D) float64 in [0, 1]: P(feature d is the abnormal one | the stream is abnormal)
     abnormal: np.ndarray  # (N,) bool: regime >= 0.5
 
 

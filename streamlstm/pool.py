@@ -44,7 +44,7 @@ class Scored(NamedTuple):
     alert_score: float
     regime: float
     abnormal: bool
-    contributions: tuple[float, ...] = ()  # each feature's own evidence (BatchResult.contributions)
+    attribution: tuple[float, ...] = ()  # what `contributors` ranks: an alert's contributions, else the blame
 
 
 class Part(NamedTuple):
@@ -108,9 +108,10 @@ def scored(routed: Routed, results: Sequence[BatchResult]) -> list[Scored]:
 
 def scored_part(events: Sequence[Event], part: Part, res: BatchResult) -> Iterator[tuple[int, Scored]]:
     """(position in the micro-batch, `Scored`) of each event of one part."""
+    attribution = np.where(res.flags[:, None], res.contributions, res.blame)
     columns = zip(part.rows, res.predictions.tolist(), res.errors.tolist(), res.scores.tolist(),
                   res.flags.tolist(), res.alert_scores.tolist(), res.regime.tolist(), res.abnormal.tolist(),
-                  res.contributions.tolist())
+                  attribution.tolist())
     for n, pred, error, score, flag, alert, regime, abnormal, evidence in columns:
         yield n, Scored(events[n], tuple(pred), error, score, flag, alert, regime, abnormal, tuple(evidence))
 

@@ -297,28 +297,42 @@ def test_scores_rank_anomalous_rows_above_normal_ones():
     assert (res.alert_scores[1500:1540] == 0).mean() > 0.5  # the cooldown: why alert_score cannot rank
 
 
-def test_scoring_alone_changes_no_regime():
-    det = MultiStreamDetector(1, warmup=20)
-    x = noisy_cycle(300)
-    det.process(["s"] * 300, x[:, None])
+def cycles(n, D, seed=0):
+    """(n, D): noisy cycles of periods 16 pi, 22 pi, 28 pi, ... (the first is noisy_cycle's)."""
+    t = np.arange(n)[:, None]
+    return np.sin(t / (8.0 + 3.0 * np.arange(D))) + 0.1 * np.random.default_rng(seed).normal(size=(n, D))
+
+
+@pytest.mark.parametrize("D", [1, 3])
+def test_scoring_alone_changes_no_regime(D):
+    """score_one judges (the regime's step, its blame) without storing anything, in an
+    incident too."""
+    det = MultiStreamDetector(D, warmup=20)
+    x = cycles(400, D)
+    x[300:, 0] += 3.0
+    det.process(["s"] * 400, x)
     before = det.to_bytes()
     for v in (5.0, 9.0, 9.0, 9.0):
-        det.score_one("s", [v])
+        det.score_one("s", [v] * D)
     assert det.to_bytes() == before
 
 
+@pytest.mark.parametrize("D", [1, 3])
 @pytest.mark.parametrize("mode", ["per_stream", "shared"])
-def test_regime_and_priming_survive_a_snapshot(mode):
-    x = noisy_cycle(900, seed=4)
-    x[600:700] += 2.0
-    one = MultiStreamDetector(1, warmup=100, weight_mode=mode)
-    one.process(["s"] * 300, x[:300, None], score=False)
-    whole = one.process(["s"] * 600, x[300:, None])
-    two = MultiStreamDetector(1, warmup=100, weight_mode=mode)
-    two.process(["s"] * 300, x[:300, None], score=False)
-    first = two.process(["s"] * 350, x[300:650, None])  # stopped inside the incident
-    rest = MultiStreamDetector.from_bytes(two.to_bytes()).process(["s"] * 250, x[650:, None])
-    for name in ("scores", "alert_scores", "regime", "flags"):
+def test_regime_and_priming_survive_a_snapshot(mode, D):
+    """A snapshot inside an incident (the regime up, its blame on the broken feature)
+    continues exactly as the detector would have."""
+    x = cycles(900, D, seed=4)
+    x[600:700, D - 1] += 2.0
+    one = MultiStreamDetector(D, warmup=100, weight_mode=mode)
+    one.process(["s"] * 300, x[:300], score=False)
+    whole = one.process(["s"] * 600, x[300:])
+    two = MultiStreamDetector(D, warmup=100, weight_mode=mode)
+    two.process(["s"] * 300, x[:300], score=False)
+    first = two.process(["s"] * 350, x[300:650])  # stopped inside the incident
+    assert first.abnormal[-1] and first.blame[-1].argmax() == D - 1
+    rest = MultiStreamDetector.from_bytes(two.to_bytes()).process(["s"] * 250, x[650:])
+    for name in ("scores", "alert_scores", "regime", "flags", "blame"):
         np.testing.assert_array_equal(np.r_[getattr(first, name), getattr(rest, name)], getattr(whole, name))
 
 

@@ -234,7 +234,7 @@ class CudaEngine:
         rows = max(rows, 2 * self._io_rows)
         cuda, D = self.cuda, self.hy.D
         specs = WaveIO(((rows,), np.float64), ((rows,), np.bool_), ((rows, D), np.float64), ((rows,), np.float64),
-                       ((rows,), np.float64), ((rows,), np.float64), ((rows, D), np.float64),
+                       ((rows,), np.float64), ((rows,), np.float64), ((rows, D), np.float64), ((rows, D), np.float64),
                        ((rows,), np.int64), ((rows, D), np.float64), ((rows,), np.float64), ((rows,), np.bool_))
         self._io = WaveIO(*(cuda.device_array(shape, dtype=dt) for shape, dt in specs))
         self._host = WaveIO(*(cuda.pinned_array(shape, dtype=dt) for shape, dt in specs))

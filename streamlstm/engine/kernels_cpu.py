@@ -57,11 +57,12 @@ class Outputs(NamedTuple):
     alert_scores: np.ndarray  # (N,) float64: the alert's strength (0 in a cooldown; flag at threshold)
     regime: np.ndarray  # (N,) float64: P(the stream is in an abnormal state)
     contributions: np.ndarray  # (N, D) float64: each feature's own evidence, -log10 units
+    blame: np.ndarray  # (N, D) float64: the regime's P(feature d is the abnormal one | abnormal)
 
 
 def new_outputs(N: int, D: int) -> Outputs:
     return Outputs(np.zeros(N), np.zeros(N, dtype=bool), np.empty((N, D)), np.empty(N), np.zeros(N), np.zeros(N),
-                   np.zeros((N, D)))
+                   np.zeros((N, D)), np.zeros((N, D)))
 
 
 class Judgement(NamedTuple):
@@ -721,8 +722,8 @@ def judge_event(out, n, x, t, s, streams, ws, score, hy):
     is learnt.
 
     score: the continuous surprise, never suppressed; alert_score and flag: after alert
-    suppression (`alert_step`: cooldown and penalty); regime: `regime_step`; contributions:
-    `feature_evidence`. Without `score` (baseline priming) the event is known-good
+    suppression (`alert_step`: cooldown and penalty); regime and blame: `regime_step`;
+    contributions: `feature_evidence`. Without `score` (baseline priming) the event is known-good
     history: its outputs are 0/False, and nothing counts toward an alert or a regime
     (there is no judgement to take).
     """
@@ -734,12 +735,14 @@ def judge_event(out, n, x, t, s, streams, ws, score, hy):
         out.flags[n] = False
         out.regime[n] = 0.0
         fill(out.contributions[n], 0.0)
+        fill(out.blame[n], 0.0)
         return Lc, 0.0
     alert, flag = alert_step(L, s, streams, hy)
     out.scores[n] = to_score(L)
     out.alert_scores[n] = alert
     out.flags[n] = flag
     out.regime[n], regime_state = regime_step(x, s, streams, ws.findings, hy)
+    copy_row(out.blame[n], ws.findings[FIND_BLAME])
     feature_evidence(out.contributions[n], x, s, streams, ws.xn, ws.findings, hy)
     return Lc, regime_state
 

@@ -80,6 +80,7 @@ class WaveIO(NamedTuple):
     alert_scores: np.ndarray  # (N,) float64 out
     regime: np.ndarray  # (N,) float64 out
     contributions: np.ndarray  # (N, D) float64 out
+    blame: np.ndarray  # (N, D) float64 out
     slots: np.ndarray  # (N,) int64 in: stream slot of each event (distinct within a wave)
     X: np.ndarray  # (N, D) float64 in
     T: np.ndarray  # (N,) float64 in: timestamps, epoch seconds (NaN = unknown)
@@ -305,7 +306,8 @@ def example_arguments(hy, dtype, n_events: int = 4, n_slots: int = 8) -> dict[st
     scratch = Workspace(*(np.zeros((n_events,) + a.shape, a.dtype) for a in ws))
     N, D = n_events, hy.D
     io = WaveIO(np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, D)), np.zeros(N), np.zeros(N), np.zeros(N),
-                np.zeros((N, D)), np.zeros(N, dtype=np.int64), np.zeros((N, D)), np.zeros(N), np.zeros(N, dtype=bool))
+                np.zeros((N, D)), np.zeros((N, D)), np.zeros(N, dtype=np.int64), np.zeros((N, D)), np.zeros(N),
+                np.zeros(N, dtype=bool))
     reset = ResetArgs(np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64), theta0)
     n = np.int64(N)
     return {

@@ -710,13 +710,17 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     as an HMM whose abnormal state has a sub-state per feature predicts it: the share
     `keep` of P(abnormal) that continues the last event's incident keeps its blame
     (stats32's base_blame, the posterior after the last event), the rest enters afresh,
-    uniform over the m features judged now; all blame 0 (no incident yet): 1/m each,
-    Bonferroni's. So the price of not knowing which feature broke is paid once, when an
+    uniform over the m features judged now; all blame 0 (the first event judged): 1/m
+    each, Bonferroni's. While the stream is normal its P(abnormal) sits well above the
+    entry probability, so the blame carries over then too, onto the features whose
+    evidence has been largest lately. So the price of not knowing which feature broke is paid once, when an
     incident begins, instead of by every event of it (ln(m) / 2 nats an event under the
-    Beta alternative, which lost one broken feature among many). The blame after the event is w_d times the feature's own likelihood ratio
-    (its three kinds mixed as below, its p-values taken once), normalised; a feature not
-    judged now has a likelihood ratio of 1 (its weight is spent, which keeps the evidence
-    valid).
+    Beta alternative, which lost one broken feature among many). The blame after the event
+    is w_d times the feature's own likelihood ratio (its three kinds mixed as below, its
+    p-values taken once), normalised: the sub-state model's posterior given that the
+    stream is abnormal (P(abnormal) itself takes the weighted Bonferroni evidence, not
+    that model's likelihood); a feature not judged now has a likelihood ratio of 1 (its
+    weight is spent).
 
     Overlapping evidence counts once: a feature's level's log likelihood ratio once per
     its integrated autocorrelation time tau (a wandering level, a random walk, says little
@@ -726,8 +730,10 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     drifting feature's small p-value, counted over its long tau, does not hide another's
     lasting shift, as selecting the smallest p-value did). The three are mixed as
     likelihood ratios, the level and the news 3/8 each (their half each before the recent
-    level, scaled by 3/4) and the recent level 1/4, which keeps the evidence valid (its
-    expectation under the normal state at most 1)."""
+    level, scaled by 3/4) and the recent level 1/4. The news is valid (its expectation
+    under the normal state at most 1) for any such weights; the level and the recent
+    level nearly so (the largest of LR^(1/span) over features whose spans differ can
+    exceed 1 in expectation: 1.12 for two features of spans 1 and 50, 1.22 for 1 and 400)."""
     D, col = hy.D, hy.stats
     m = 0
     held = 0.0
@@ -771,11 +777,13 @@ def regime_step(x, s, streams, findings, hy):
     ratio of the event's evidence (regime_evidence, which fills the scratch `findings`'s
     rows FIND_P and FIND_BLAME, weighing the features by the share of the predicted
     P(abnormal) that continues the last event's incident). Returns (P(abnormal), the
-    state to store), (0, 0) during warm-up. Changes no state (`regime_learn` stores it,
+    state to store), (0, 0) and no blame during warm-up. Changes no state (`regime_learn` stores it,
     once the event is learnt): the state is the new log-odds relative to the prior, so
     that a reset row is at it."""
     stats, stats32, col = streams.stats[s], streams.stats32[s], hy.stats
     if streams.counters[s, C_SEEN] < hy.warmup:
+        for d in range(hy.D):
+            findings[FIND_BLAME, d] = 0.0
         return 0.0, 0.0
     prior = _logit(hy.regime_enter)
     abnormal = 1.0 / (1.0 + math.exp(-(prior + stats32[col.regime])))

@@ -37,8 +37,9 @@ CONTRIBUTORS = 3  # features a record names as the ones that drove it
 
 def contributors(features: Sequence[str], evidence: Sequence[float]) -> list[dict[str, Any]]:
     """The features that drove an event, largest share first: the CONTRIBUTORS largest
-    shares (3 decimals) of the features' own evidence (BatchResult.contributions) in its
-    total; only features with evidence, [] when none has any."""
+    shares (3 decimals) of `evidence` in its total (an alert's features' own evidence,
+    BatchResult.contributions; an abnormal event's blame, BatchResult.blame); only
+    features with some, [] when none has any."""
     total = sum(evidence)
     if not total > 0.0:
         return []
@@ -52,7 +53,8 @@ def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
     multistream.BatchResult), and with a `source` its `topic`, `partition` and `offset`.
     Univariate streams carry `value`/`prediction` as numbers, multivariate ones
     `values`/`prediction` as objects keyed by feature, and when the event is an alert or
-    abnormal, `contributors` (see `contributors`)."""
+    abnormal, `contributors` (see `contributors`: of the features' own evidence for an
+    alert, of the regime's blame for an abnormal event that is not one)."""
     ev = s.event
     rec: dict[str, Any] = {"seq": ev.seq, "stream": ev.stream}
     if ev.ts_raw is not None:
@@ -70,7 +72,7 @@ def result_record(s: Scored, source: Source | None = None) -> dict[str, Any]:
     rec["regime"] = s.regime
     rec["abnormal"] = s.abnormal
     if ev.features != UNIVARIATE and (s.is_anomaly or s.abnormal):
-        rec["contributors"] = contributors(ev.features, s.contributions)
+        rec["contributors"] = contributors(ev.features, s.attribution)
     if source is not None:
         rec.update(topic=source.topic, partition=source.partition, offset=ev.seq)
     return rec

@@ -23,7 +23,7 @@ def data(n=60, seed=0):
 
 
 def close(a, b):
-    for name in ("scores", "flags", "predictions", "errors"):
+    for name in ("scores", "flags", "predictions", "errors", "regime", "contributions", "blame"):
         np.testing.assert_allclose(np.asarray(getattr(a, name), float), np.asarray(getattr(b, name), float),
                                    rtol=1e-5, atol=1e-8)
 
@@ -42,3 +42,16 @@ def test_cuda_backend_matches_cpu_with_eviction_and_snapshots(tmp_path):
     close(cpu2.process(ids[30:], X[30:]), MultiStreamDetector.load(tmp_path / "g.npz", backend="cuda").process(
         ids[30:], X[30:]))
     assert gpu.bytes_per_stream() == cpu.bytes_per_stream()
+
+
+def test_the_regime_and_its_blame_match_the_cpu():
+    """The regime's step and its blame of each feature (scoring.regime_evidence), which the
+    CUDA path calls as the CPU does, through an incident in one of three features."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 3))
+    X[90:, 2] += 6.0
+    ids = ["s"] * len(X)
+    cpu = MultiStreamDetector(3, **KW).process(ids, X)
+    gpu = MultiStreamDetector(3, backend="cuda", **KW).process(ids, X)
+    close(gpu, cpu)
+    assert cpu.abnormal[100:].all() and (cpu.blame[100:].argmax(axis=1) == 2).all()
