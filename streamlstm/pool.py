@@ -112,8 +112,8 @@ def scored_part(events: Sequence[Event], part: Part, res: BatchResult) -> Iterat
     columns = zip(part.rows, res.predictions.tolist(), res.errors.tolist(), res.scores.tolist(),
                   res.flags.tolist(), res.alert_scores.tolist(), res.regime.tolist(), res.abnormal.tolist(),
                   attribution.tolist())
-    for n, pred, error, score, flag, alert, regime, abnormal, evidence in columns:
-        yield n, Scored(events[n], tuple(pred), error, score, flag, alert, regime, abnormal, tuple(evidence))
+    for n, pred, error, score, flag, alert, regime, abnormal, shares in columns:
+        yield n, Scored(events[n], tuple(pred), error, score, flag, alert, regime, abnormal, tuple(shares))
 
 
 class DetectorPool:
