@@ -15,11 +15,20 @@ they start in the background when collection ends, and the tests that wait for t
 
 from __future__ import annotations
 
-import pytest
-from kafka_broker import TansuBroker, find_tansu_binary
-from subprocess_suite import start_in_background
+import os
 
-from streamlstm.kafka.client import CLIENTS
+# Numba compiles for the host CPU by default, and code compiled for another CPU (AVX-512
+# against AVX2, say) rounds fast-math sums differently: the bit-for-bit references
+# (test_reference_outputs.py, the snapshot continuations in test_outputs.py) hold only for
+# the target they were written on. So the suite compiles for LLVM's generic x86-64 (or
+# aarch64) target, which every machine runs; set before Numba is first imported below.
+os.environ.setdefault("NUMBA_CPU_NAME", "generic")
+
+import pytest  # noqa: E402
+from kafka_broker import TansuBroker, find_tansu_binary  # noqa: E402
+from subprocess_suite import start_in_background  # noqa: E402
+
+from streamlstm.kafka.client import CLIENTS  # noqa: E402
 
 _SUITES = pytest.StashKey[list]()
 

@@ -518,7 +518,9 @@ def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bi
     blame (none yet: the features weighed alike, as before). A format 13 or 14 snapshot
     loads with its statistics unchanged and continues with the scores, alerts, forecasts
     and errors of the code that wrote it bit for bit, and with the regime this code gives
-    it (recorded again), and saves as format 15."""
+    it (recorded again), and saves as format 15. (Recorded again for the generic target
+    tests/conftest.py sets, by the code of format 15's first version, which gave the
+    writer's outputs bit for bit on the writer's machine.)"""
     data = (DATA / f"detector_v{version}.snapshot").read_bytes()
     det = MultiStreamDetector.from_bytes(data)
     arrays, meta = snapshot.unpack(data)

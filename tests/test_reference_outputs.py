@@ -5,7 +5,9 @@ cache, and written again for snapshot format 10: the scoring state became narrow
 changes scores by design (tests/test_scoring.py bounds them against float64), and the
 time-of-day profile waits until a stream is a day old; and again when range novelty's
 tolerance widened for several features (these runs have two); and again when the regime
-began to weigh each feature by its blame (snapshot format 15). A change meant to alter results
+began to weigh each feature by its blame (snapshot format 15); and again by the same code,
+compiled for the generic target that tests/conftest.py sets (a host with AVX-512 rounded
+otherwise), with the inputs' sines from libm. A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running
