@@ -7,7 +7,9 @@ time-of-day profile waits until a stream is a day old; and again when range nove
 tolerance widened for several features (these runs have two); and again when the regime
 began to weigh each feature by its blame (snapshot format 15); and again by the same code,
 compiled for the generic target that tests/conftest.py sets (a host with AVX-512 rounded
-otherwise), with the inputs' sines from libm. A change meant to alter results
+otherwise), with the inputs' sines from libm; and again when the regime's level and recent
+level became blame-weighted means of the features' evidence (only the regime's outputs and
+state moved). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

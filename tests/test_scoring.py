@@ -331,9 +331,10 @@ def _log_lr(p):
 def test_the_regime_weighs_each_features_p_values_by_its_blame(keep, blame):
     """regime_evidence against a plain re-implementation of its combination (the p-values
     from regime_p_values): each judged feature's p-value divided by its weight, keep x its
-    blame + (1 - keep) / m (Bonferroni's 1/m with no blame, whatever keep), each kind the
-    largest of the features' log likelihood ratios (the level's and the recent level's
-    counted over their spans), mixed 3/8, 3/8, 1/4; the blame after the event each judged
+    blame + (1 - keep) / m (Bonferroni's 1/m with no blame, whatever keep); the level and
+    the recent level the weighted means of the features' likelihood ratios counted over
+    their spans, the news the likelihood ratio of the smallest p-value divided by its
+    weight, mixed 3/8, 3/8, 1/4; the blame after the event each judged
     feature's weight times its own likelihood ratio, a feature not judged (missing here)
     keeping keep x its blame, normalised."""
     D = 4
@@ -352,18 +353,19 @@ def test_the_regime_weighs_each_features_p_values_by_its_blame(keep, blame):
     judged = [d for d in range(D) if not np.isnan(x[d])]
     keep = keep if sum(blame) > 0 else 0.0
     w = {d: keep * blame[d] + (1.0 - keep) / len(judged) for d in judged}
-    level = news = recent = -math.inf
+    level = recent = 0.0
+    news = -math.inf
     after = {d: keep * blame[d] for d in range(D)}
     for d in judged:
         p, pn, tau, rec = scoring.regime_p_values(x[d], d, stats, stats32, tails, hy)
         span = scoring.recent_span(tau, hy)
-        level = max(level, _log_lr(min(1.0, p / w[d]) if w[d] > 0 else 1.0) / tau)
+        level += w[d] * math.exp(_log_lr(p) / tau)
+        recent += w[d] * math.exp(_log_lr(rec) / span)
         news = max(news, _log_lr(min(1.0, pn / w[d]) if w[d] > 0 else 1.0))
-        recent = max(recent, _log_lr(min(1.0, rec / w[d]) if w[d] > 0 else 1.0) / span)
         own = 0.375 * (math.exp(_log_lr(p) / tau) + math.exp(_log_lr(pn))) + 0.25 * math.exp(_log_lr(rec) / span)
         after[d] = w[d] * own
         assert findings[FIND_P, d] == min(p, pn, rec)
-    want = math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
+    want = math.log(0.375 * (level + math.exp(news)) + 0.25 * recent)
     assert got == pytest.approx(want, rel=1e-12)
     total = sum(after.values())
     np.testing.assert_allclose(findings[FIND_BLAME], [after[d] / total for d in range(D)], rtol=1e-12)

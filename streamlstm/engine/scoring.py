@@ -722,18 +722,20 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     that model's likelihood); a feature not judged now has a likelihood ratio of 1 (its
     weight is spent).
 
-    Overlapping evidence counts once: a feature's level's log likelihood ratio once per
-    its integrated autocorrelation time tau (a wandering level, a random walk, says little
-    per event, while a jump says all it has through the innovation), its recent mean's
-    once per the span of its window and that tau (2 w - 1 + tau - 1 events, w =
-    short_window); each kind is the largest of the features' evidence so counted (a
-    drifting feature's small p-value, counted over its long tau, does not hide another's
-    lasting shift, as selecting the smallest p-value did). The three are mixed as
-    likelihood ratios, the level and the news 3/8 each (their half each before the recent
-    level, scaled by 3/4) and the recent level 1/4. The news is valid (its expectation
-    under the normal state at most 1) for any such weights; the level and the recent
-    level nearly so (the largest of LR^(1/span) over features whose spans differ can
-    exceed 1 in expectation: 1.12 for two features of spans 1 and 50, 1.22 for 1 and 400)."""
+    Overlapping evidence counts once: a feature's level's likelihood ratio LR(p) is taken
+    to the power 1/tau, tau its integrated autocorrelation time (a wandering level, a random
+    walk, says little per event, while a jump says all it has through the innovation), its
+    recent mean's to 1/span, the span of its window and that tau (2 w - 1 + tau - 1 events,
+    w = short_window). The level and the recent level are the weighted means of the
+    features' ratios so counted, the news the likelihood ratio of the weighted Bonferroni
+    p-value (the smallest p / w), and the three are mixed as likelihood ratios, the level and
+    the news 3/8 each (their half each before the recent level, scaled by 3/4) and the
+    recent level 1/4. Each kind, and so the mix, has an expectation of at most 1 under the
+    normal state (an e-value: LR^(1/span) is at most 1 in expectation by Jensen's
+    inequality, and the weights sum to at most 1), so the regime does not drift towards
+    abnormal on a normal stream. The largest of the features' LR(p / w)^(1/span) would not
+    be: it exceeds 1 in expectation where the spans differ (1.12 for two features of spans
+    1 and 50, 1.22 for 1 and 400)."""
     D, col = hy.D, hy.stats
     m = 0
     held = 0.0
@@ -743,8 +745,8 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     if held <= 0.0:
         keep = 0.0
     total = 0.0
-    level = -math.inf
-    recent = -math.inf
+    level = 0.0
+    recent = 0.0
     news = -math.inf
     for d in range(D):
         w = keep * stats32[col.base_blame + d]
@@ -756,18 +758,19 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
         p, pn, tau, rec = regime_p_values(bounded(x[d]), d, stats, stats32, tails, hy)
         findings[FIND_P, d] = min(p, pn, rec)
         span = recent_span(tau, hy)
-        level = max(level, _log_lr(_weighted(p, w)) / tau)
-        recent = max(recent, _log_lr(_weighted(rec, w)) / span)
+        own_level = math.exp(_log_lr(p) / tau)
+        own_recent = math.exp(_log_lr(rec) / span)
+        level += w * own_level
+        recent += w * own_recent
         news = max(news, _log_lr(_weighted(pn, w)))
-        own = (0.375 * (math.exp(_log_lr(p) / tau) + math.exp(_log_lr(pn)))
-               + 0.25 * math.exp(_log_lr(rec) / span))
+        own = 0.375 * (own_level + math.exp(_log_lr(pn))) + 0.25 * own_recent
         findings[FIND_BLAME, d] = w * own
         total += w * own
     for d in range(D):
         findings[FIND_BLAME, d] = findings[FIND_BLAME, d] / total if total > 0.0 else 0.0
     if m == 0:
         return math.nan
-    return math.log(0.375 * (math.exp(level) + math.exp(news)) + 0.25 * math.exp(recent))
+    return math.log(0.375 * (level + math.exp(news)) + 0.25 * recent)
 
 
 @inlined_kernel
