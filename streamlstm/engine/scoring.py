@@ -703,9 +703,11 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     - the recent level: the mean of z over the short window against its own spread
       (recent_p_value), which a lasting shift too small for one event to show moves.
 
-    Which feature: each feature's p-value is divided by its weight w_d (weighted
-    Bonferroni, valid for any weights fixed before the event that sum to at most 1), so
-    one broken feature is not diluted by the others. The weights are the regime's blame,
+    Which feature: each feature's evidence is weighed by w_d (the news's p-value divided
+    by it, weighted Bonferroni; the level's and the recent level's likelihood ratios
+    multiplied by it, a weighted mean: both valid for any weights fixed before the event
+    that sum to at most 1), so one broken feature is not diluted by the others once it is
+    blamed. The weights are the regime's blame,
     P(feature d is the abnormal one | the stream is abnormal), predicted for this event
     as an HMM whose abnormal state has a sub-state per feature predicts it: the share
     `keep` of P(abnormal) that continues the last event's incident keeps its blame
@@ -714,12 +716,12 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     each, Bonferroni's. While the stream is normal its P(abnormal) sits well above the
     entry probability, so the blame carries over then too, onto the features whose
     evidence has been largest lately. So the price of not knowing which feature broke is paid once, when an
-    incident begins, instead of by every event of it (ln(m) / 2 nats an event under the
-    Beta alternative, which lost one broken feature among many). The blame after the event
+    incident begins, instead of by every event of it (ln(m) / 2 to ln(m) nats an event
+    under the Beta alternative, which lost one broken feature among many). The blame after the event
     is w_d times the feature's own likelihood ratio (its three kinds mixed as below, its
     p-values taken once), normalised: the sub-state model's posterior given that the
-    stream is abnormal (P(abnormal) itself takes the weighted Bonferroni evidence, not
-    that model's likelihood); a feature not judged now has a likelihood ratio of 1 (its
+    stream is abnormal (P(abnormal) itself takes the weighted evidence below, not that
+    model's likelihood); a feature not judged now has a likelihood ratio of 1 (its
     weight is spent).
 
     Overlapping evidence counts once: a feature's level's likelihood ratio LR(p) is taken
