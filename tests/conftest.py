@@ -33,6 +33,23 @@ from streamlstm.kafka.client import CLIENTS  # noqa: E402
 _SUITES = pytest.StashKey[list]()
 
 
+@pytest.fixture
+def batch_splits(monkeypatch):
+    """The number of shards of each batch the CPU engine split across threads
+    (cpu_engine.split_by_stream's calls), appended as they happen."""
+    from streamlstm.engine import cpu_engine
+    calls = []
+    split = cpu_engine.split_by_stream
+
+    def spy(slots, n):
+        shards = split(slots, n)
+        calls.append(len(shards))
+        return shards
+
+    monkeypatch.setattr(cpu_engine, "split_by_stream", spy)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def kafka_broker():
     """A started `TansuBroker` (memory storage) shared by the whole session: tests use unique

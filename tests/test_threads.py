@@ -11,7 +11,7 @@ from streamlstm import MultiStreamDetector
 from streamlstm.config import Config, ModelConfig
 from streamlstm.engine import cpu_engine
 from streamlstm.engine.cpu_engine import MIN_SHARD_EVENTS, split_by_stream
-from streamlstm.engine.kernels_cpu import process_shard
+from streamlstm.engine.kernels_cpu import process_batch, process_shard
 from streamlstm.event import Event
 from streamlstm.pool import DetectorPool
 
@@ -47,31 +47,47 @@ def assert_same(a, b):
 
 @pytest.mark.parametrize("kw", [{}, {"cell": "gru", "optimizer": "adam", "input_dropout": 0.1, "k1": 2}],
                          ids=["lstm-cached-window", "gru-adam-rerun-window"])
-def test_per_stream_results_and_state_equal_one_thread_in_input_order(kw, monkeypatch):
+def test_per_stream_results_and_state_equal_one_thread_in_input_order(kw, monkeypatch, batch_splits):
     with monkeypatch.context() as m:
         m.setattr(cpu_engine, "MIN_SHARD_EVENTS", 10**9)  # process_batch, events in input order
         reference = run(1, **kw)
-        assert process_shard not in reference[1].engine._compiled
+        assert not batch_splits
     for threads in (1, 2, 3):  # one shard, events grouped by stream; two; three
         split = run(threads, **kw)
-        assert process_shard in split[1].engine._compiled
+        assert batch_splits == [min(threads, 800 // MIN_SHARD_EVENTS)] * 3  # each of the 3 batches
+        batch_splits.clear()
         assert_same(reference, split)
 
 
-def test_shared_mode_runs_on_one_thread_whatever_the_setting():
+def test_shared_mode_runs_on_one_thread_whatever_the_setting(batch_splits):
     one, three = run(1, "shared"), run(3, "shared")
-    assert three[1].engine.threads == 1 and process_shard not in three[1].engine._compiled
+    assert three[1].engine.threads == 1 and not batch_splits
+    assert process_shard not in three[1].engine._compiled
     assert_same(one, three)
 
 
-def test_small_batches_and_single_events_stay_on_one_thread():
+def test_small_batches_and_single_events_stay_on_one_thread(batch_splits):
     ids, X, T = many_streams()
     det = MultiStreamDetector(2, threads=4, warmup=30, hidden_size=8, k2=6)
     small = 2 * MIN_SHARD_EVENTS - 1  # one shard of MIN_SHARD_EVENTS at most: one thread
     det.process(ids[:small], X[:small], T[:small])
     det.process_one(ids[0], X[0], T[0])
     det.score_one(ids[0], X[0], T[0])
-    assert process_shard not in det.engine._compiled
+    assert not batch_splits
+
+
+def test_the_first_batch_readies_both_batch_kernels(batch_splits):
+    """A daemon that reads a backlog in large batches, then live events in small ones,
+    must not compile the small batches' kernel while events wait (seconds with a cold
+    cache: a p99 of 9 s in bench/bench_kafka.py): the first batch, of either size, readies
+    process_batch and process_shard alike, and later batches compile nothing."""
+    ids, X, T = many_streams()
+    det = MultiStreamDetector(2, threads=2, warmup=30, hidden_size=8, k2=6)
+    det.process(ids[:10], X[:10], T[:10])
+    assert not batch_splits and {process_batch, process_shard} <= set(det.engine._compiled)
+    overloads = len(process_batch.overloads), len(process_shard.overloads)
+    det.process(ids[10:], X[10:], T[10:])
+    assert batch_splits and (len(process_batch.overloads), len(process_shard.overloads)) == overloads
 
 
 def test_split_by_stream_keeps_streams_whole_ordered_and_balanced():

@@ -173,15 +173,15 @@ class CpuEngine:
         out = new_outputs(N, self.hy.D) if out is None else Outputs(*out)
         self._judged = None  # a batch may change the state a kept judgement was made on
         tables = (self.streams, self.params, self.work, self.hy)
-        if self.hy.shared or N < 2 * MIN_SHARD_EVENTS:
-            args = (out, slots, X, timestamps, bool(learn), bool(score), *tables)
-            self._entry(process_batch, args)(*args)
+        batch = (out, slots, X, timestamps, bool(learn), bool(score), *tables)
+        whole, sharded = self._batch_entries(batch)
+        if sharded is None or N < 2 * MIN_SHARD_EVENTS:
+            whole(*batch)
             return out
         shards = split_by_stream(slots, min(self.threads, N // MIN_SHARD_EVENTS))
         args = [(out, rows, slots, X, timestamps, bool(learn), bool(score), *tables) for rows in shards]
-        entry = self._entry(process_shard, args[0])
-        pending = [_workers.submit(_run_shard, entry, self.shape, a) for a in args[1:]]
-        entry(*args[0])  # the first shard in this thread, with the engine's own workspace
+        pending = [_workers.submit(_run_shard, sharded, self.shape, a) for a in args[1:]]
+        sharded(*args[0])  # the first shard in this thread, with the engine's own workspace
         for p in pending:
             p.result()
         return out
@@ -203,6 +203,18 @@ class CpuEngine:
             self._entry(judge_one, args)(*args)
             self._judged = out
         return out
+
+    def _batch_entries(self, batch):
+        """The entry points of process_batch and of process_shard (None in shared mode,
+        which never shards) for `process`'s arguments `batch`, both compiled (or loaded
+        from Numba's cache) at the first batch: compiling the other one later, at the first
+        batch of the other size, stalled a Kafka daemon that had read its backlog in large
+        batches for seconds at its first small one, with live events waiting."""
+        whole = self._entry(process_batch, batch)
+        if self.hy.shared:
+            return whole, None
+        rows = batch[1]  # a shard's row numbers (split_by_stream's): int64 like the slots
+        return whole, self._entry(process_shard, (batch[0], rows, *batch[1:]))
 
     def _entry(self, kernel, args):
         """`kernel`'s compiled overload for `args`, looked up once per engine: the argument
