@@ -11,7 +11,7 @@ from streamlstm import MultiStreamDetector
 from streamlstm.config import Config, ModelConfig
 from streamlstm.engine import cpu_engine
 from streamlstm.engine.cpu_engine import MIN_SHARD_EVENTS, split_by_stream
-from streamlstm.engine.kernels_cpu import process_batch, process_shard
+from streamlstm.engine.kernels_cpu import process_shard
 from streamlstm.event import Event
 from streamlstm.pool import DetectorPool
 
@@ -75,19 +75,6 @@ def test_small_batches_and_single_events_stay_on_one_thread(batch_splits):
     det.score_one(ids[0], X[0], T[0])
     assert not batch_splits
 
-
-def test_the_first_batch_readies_both_batch_kernels(batch_splits):
-    """A daemon that reads a backlog in large batches, then live events in small ones,
-    must not compile the small batches' kernel while events wait (seconds with a cold
-    cache: a p99 of 9 s in bench/bench_kafka.py): the first batch, of either size, readies
-    process_batch and process_shard alike, and later batches compile nothing."""
-    ids, X, T = many_streams()
-    det = MultiStreamDetector(2, threads=2, warmup=30, hidden_size=8, k2=6)
-    det.process(ids[:10], X[:10], T[:10])
-    assert not batch_splits and {process_batch, process_shard} <= set(det.engine._compiled)
-    overloads = len(process_batch.overloads), len(process_shard.overloads)
-    det.process(ids[10:], X[10:], T[10:])
-    assert batch_splits and (len(process_batch.overloads), len(process_shard.overloads)) == overloads
 
 
 def test_split_by_stream_keeps_streams_whole_ordered_and_balanced():

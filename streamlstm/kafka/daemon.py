@@ -50,7 +50,7 @@ from ..event import Rejected
 from ..io.checkpoint import CheckpointError
 from ..io.parsers import JsonlParser
 from ..io.pipeline import Pipeline, checkpoint
-from ..pool import DetectorPool
+from ..pool import DetectorPool, warm_up
 from .client import TP, Records, caught, cut_non_exceptions, open_client
 from .metrics import DaemonMetrics, MetricsServer
 from .sink import OUTPUT_MODES, KafkaSink, PartitionBatch
@@ -448,6 +448,9 @@ class KafkaDaemon:
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
         try:
+            t0 = time.monotonic()
+            warm_up(cfg)
+            log.info("kernels ready in %.1f s", time.monotonic() - t0)
             self._connect()
             with Pipeline.running():
                 self._serve()

@@ -1,0 +1,52 @@
+"""The kernels are compiled before live events wait for them: a Kafka daemon reads its
+backlog in large batches, then live events in small ones, and with a cold Numba cache (a
+fresh container) a kernel compiled at first use holds them for seconds."""
+
+import dataclasses
+
+import numpy as np
+
+from streamlstm import MultiStreamDetector, pool
+from streamlstm.config import Config, GroupConfig, ModelConfig
+from streamlstm.engine.kernels_cpu import process_batch, process_shard
+
+
+def test_the_first_batch_readies_both_batch_kernels(batch_splits):
+    """The first batch, of either size, readies process_batch (small batches) and
+    process_shard (large ones, split by stream) alike, and later batches compile nothing
+    (compiling process_batch at the first small batch after a backlog held bench_kafka.py's
+    live events for a p99 of 9 s)."""
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in rng.integers(0, 60, 2400)]
+    X = rng.normal(size=(2400, 2))
+    det = MultiStreamDetector(2, threads=2, warmup=30, hidden_size=8, k2=6)
+    det.process(ids[:10], X[:10])
+    assert not batch_splits and {process_batch, process_shard} <= set(det.engine._compiled)
+    overloads = len(process_batch.overloads), len(process_shard.overloads)
+    det.process(ids[10:], X[10:])
+    assert batch_splits and (len(process_batch.overloads), len(process_shard.overloads)) == overloads
+
+
+def test_warm_up_runs_each_model_of_the_configuration_once(monkeypatch):
+    """pool.warm_up (the daemon's, before it joins its group) puts one known-good event of one
+    feature through a detector of each distinct model the configuration names: the default
+    and every group's, a model two groups share once."""
+    seen = []
+    build = pool.detector_for
+
+    def spy(model, n_features, max_streams):
+        det = build(model, n_features, max_streams)
+        process = det.process
+
+        def recorded(ids, X, timestamps=None, learn=True, score=True):
+            seen.append((model, X.shape, score))
+            return process(ids, X, timestamps, learn=learn, score=score)
+
+        det.process = recorded
+        return det
+
+    monkeypatch.setattr(pool, "detector_for", spy)
+    gru = dataclasses.replace(ModelConfig(), cell="gru", hidden_size=8)
+    config = Config(groups=(GroupConfig("a", ("a*",), gru), GroupConfig("b", ("b*",), gru)))
+    pool.warm_up(config)
+    assert seen == [(ModelConfig(), (1, 1), False), (gru, (1, 1), False)]
