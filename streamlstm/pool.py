@@ -78,8 +78,8 @@ def warm_up(config: Config) -> None:
     """Compile (or load from Numba's cache) the kernels of every model `config` names: one
     known-good event through a throwaway detector of one feature each (the kernels' types do
     not depend on the number of features). The Kafka daemon does it before it joins its
-    group, so that its first partitions do not wait for the compiler: with a cold cache, as
-    in a fresh container, tens of seconds on two cores."""
+    group, so that its first partitions do not wait for the compiler (with a cold cache, as
+    in a fresh container, about half a minute on two cores)."""
     for model in dict.fromkeys((config.model, *(g.model for g in config.groups))):
         detector_for(model, 1, max_streams=1).process(["warm-up"], np.zeros((1, 1)), score=False)
 

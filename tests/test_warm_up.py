@@ -3,11 +3,13 @@ backlog in large batches, then live events in small ones, and with a cold Numba 
 fresh container) a kernel compiled at first use holds them for seconds."""
 
 import dataclasses
+import time
 
 import numpy as np
 
 from streamlstm import MultiStreamDetector, pool
 from streamlstm.config import Config, GroupConfig, ModelConfig
+from streamlstm.engine import cpu_engine
 from streamlstm.engine.kernels_cpu import process_batch, process_shard
 
 
@@ -50,3 +52,24 @@ def test_warm_up_runs_each_model_of_the_configuration_once(monkeypatch):
     config = Config(groups=(GroupConfig("a", ("a*",), gru), GroupConfig("b", ("b*",), gru)))
     pool.warm_up(config)
     assert seen == [(ModelConfig(), (1, 1), False), (gru, (1, 1), False)]
+
+
+def test_a_slow_first_batch_says_it_is_compiling(monkeypatch, caplog):
+    """Getting the kernels longer than COMPILE_NOTICE_S (only compiling takes that long) is
+    logged as it happens and when it ends, so a first run does not look hung; a quick one
+    says nothing."""
+    caplog.set_level("INFO", logger="streamlstm")
+    MultiStreamDetector(1).process(["a"], np.zeros((1, 1)))
+    assert not [r for r in caplog.records if "kernels" in r.getMessage()]
+    entry_point = cpu_engine._entry_point
+
+    def compiling(kernel, args):  # as slow as compiling, at this scale
+        time.sleep(0.5)
+        return entry_point(kernel, args)
+
+    monkeypatch.setattr(cpu_engine, "_entry_point", compiling)
+    monkeypatch.setattr(cpu_engine, "COMPILE_NOTICE_S", 0.05)
+    MultiStreamDetector(1).process(["a"], np.zeros((1, 1)))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("compiling the kernels") for m in messages)
+    assert any(m.startswith("kernels ready in") for m in messages)

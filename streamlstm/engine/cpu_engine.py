@@ -20,9 +20,12 @@ thread, in input order: every event updates the one set of weights the next even
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -43,6 +46,11 @@ MIN_SHARD_EVENTS = 64
 # Workspaces a worker thread keeps, one per model shape (cell, D, H, K, dtype) it has run:
 # the oldest is dropped beyond this, so memory stays bounded however many models there are.
 MAX_WORKSPACES_PER_THREAD = 16
+# Getting the kernels takes longer than this only when Numba compiles them (about half a
+# minute on two cores); loading them from its cache takes well under a second.
+COMPILE_NOTICE_S = 5.0
+
+log = logging.getLogger("streamlstm")
 
 _local = threading.local()
 
@@ -95,6 +103,24 @@ def _entry_point(kernel, args):
     if sig not in kernel.overloads:
         kernel.compile(sig)
     return kernel.overloads[sig].entry_point
+
+
+@contextmanager
+def _compile_notice():
+    """Say at INFO that the kernels are being compiled, and then how long it took, when
+    getting them takes longer than COMPILE_NOTICE_S: a first run should not look hung."""
+    notice = threading.Timer(COMPILE_NOTICE_S, log.info,
+                             ("compiling the kernels: about half a minute on the first run, then cached",))
+    notice.daemon = True
+    started = time.monotonic()
+    notice.start()
+    try:
+        yield
+    finally:
+        notice.cancel()
+    took = time.monotonic() - started
+    if took >= COMPILE_NOTICE_S:  # (the notice was logged)
+        log.info("kernels ready in %.1f s", took)
 
 
 def _run_shard(entry, shape, args) -> None:
@@ -210,11 +236,13 @@ class CpuEngine:
         from Numba's cache) at the first batch: compiling the other one later, at the first
         batch of the other size, stalled a Kafka daemon that had read its backlog in large
         batches for seconds at its first small one, with live events waiting."""
-        whole = self._entry(process_batch, batch)
-        if self.hy.shared:
-            return whole, None
-        rows = batch[1]  # a shard's row numbers (split_by_stream's): int64 like the slots
-        return whole, self._entry(process_shard, (batch[0], rows, *batch[1:]))
+        if process_batch not in self._compiled:
+            with _compile_notice():
+                self._entry(process_batch, batch)
+                if not self.hy.shared:
+                    rows = batch[1]  # a shard's row numbers (split_by_stream's): int64 like the slots
+                    self._entry(process_shard, (batch[0], rows, *batch[1:]))
+        return self._compiled[process_batch], self._compiled.get(process_shard)
 
     def _entry(self, kernel, args):
         """`kernel`'s compiled overload for `args`, looked up once per engine: the argument

@@ -448,9 +448,7 @@ class KafkaDaemon:
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
         try:
-            t0 = time.monotonic()
             warm_up(cfg)
-            log.info("kernels ready in %.1f s", time.monotonic() - t0)
             self._connect()
             with Pipeline.running():
                 self._serve()
