@@ -107,12 +107,13 @@ def main() -> int:
         cp = alloc_params(1 if shared else S, theta0, False)
         ws = make_workspace(hy.cell, 1, hy.H, hy.K, P, dtype)
         warm = min(S, 1000)
-        process_batch(new_outputs(warm, 1), slots[:warm], events(S, 0, rng)[:warm], np.full(warm, np.nan), True,
-                      True, cs, cp, ws, hy)
+        process_batch(new_outputs(warm, 1), np.arange(warm), slots[:warm], events(S, 0, rng)[:warm],
+                      np.full(warm, np.nan), True, True, cs, cp, ws, hy)
         cpu_slots = np.resize(slots, n_cpu)
         cpu_X = np.resize(events(S, 1, rng), (n_cpu, 1))
         t0 = time.perf_counter()
-        process_batch(new_outputs(n_cpu, 1), cpu_slots, cpu_X, np.full(n_cpu, np.nan), True, True, cs, cp, ws, hy)
+        process_batch(new_outputs(n_cpu, 1), np.arange(n_cpu), cpu_slots, cpu_X, np.full(n_cpu, np.nan), True, True,
+                      cs, cp, ws, hy)
         cpu_rate = n_cpu / (time.perf_counter() - t0)
         print(f"{S:>9} {gpu_rate:>12,.0f} {cpu_rate:>10,.0f} {gpu_rate / cpu_rate:>8.1f} "
               f"{eng.bytes_per_stream():>14} {used:>13,.0f} {1e3 * gpu_s / args.rounds:>9.1f}", flush=True)

@@ -14,7 +14,6 @@ CPU's single-precision FMA peak the kernel reaches (FMAs counted analytically).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np

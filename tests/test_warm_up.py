@@ -10,23 +10,24 @@ import numpy as np
 from streamlstm import MultiStreamDetector, pool
 from streamlstm.config import Config, GroupConfig, ModelConfig
 from streamlstm.engine import cpu_engine
-from streamlstm.engine.kernels_cpu import process_batch, process_shard
+from streamlstm.engine.kernels_cpu import process_batch
 
 
-def test_the_first_batch_readies_both_batch_kernels(batch_splits):
-    """The first batch, of either size, readies process_batch (small batches) and
-    process_shard (large ones, split by stream) alike, and later batches compile nothing
-    (compiling process_batch at the first small batch after a backlog held bench_kafka.py's
-    live events for a p99 of 9 s)."""
+def test_one_kernel_serves_batches_of_every_size(batch_splits):
+    """The first batch readies process_batch, which serves small batches whole and large
+    ones split by stream alike, so later batches compile nothing (a kernel for shards and
+    another for whole batches, each compiled at its first use, held bench_kafka.py's live
+    events for a p99 of 9 s at the first small batch after a backlog)."""
     rng = np.random.default_rng(0)
     ids = [f"s{i}" for i in rng.integers(0, 60, 2400)]
     X = rng.normal(size=(2400, 2))
     det = MultiStreamDetector(2, threads=2, warmup=30, hidden_size=8, k2=6)
     det.process(ids[:10], X[:10])
-    assert not batch_splits and {process_batch, process_shard} <= set(det.engine._compiled)
-    overloads = len(process_batch.overloads), len(process_shard.overloads)
+    assert not batch_splits and set(det.engine._compiled) == {process_batch}
+    overloads = len(process_batch.overloads)
     det.process(ids[10:], X[10:])
-    assert batch_splits and (len(process_batch.overloads), len(process_shard.overloads)) == overloads
+    assert batch_splits and len(process_batch.overloads) == overloads
+    assert set(det.engine._compiled) == {process_batch}
 
 
 def test_warm_up_runs_each_model_of_the_configuration_once(monkeypatch):

@@ -12,8 +12,8 @@ one engine and does not care which:
 
 Threads (per_stream mode): a micro-batch's events are split by stream into shards, one
 per thread, each a contiguous range of slots holding about as many events as the others;
-each shard runs kernels_cpu.process_shard with its own workspace, a stream's events one
-after the other (its rows stay in cache). Streams are independent in this mode, so the
+each shard runs kernels_cpu.process_batch on its rows with its own workspace, a stream's
+events one after the other (its rows stay in cache). Streams are independent in this mode, so the
 results are bit-identical to one thread and to input order. Shared mode runs on one
 thread, in input order: every event updates the one set of weights the next event reads.
 """
@@ -32,7 +32,7 @@ import numpy as np
 
 from .hyperparams import THREADS
 from .kernels_cpu import (Outputs, Workspace, judge_one, learn_one, make_workspace, new_judgement, new_outputs,
-                          process_batch, process_shard)
+                          process_batch)
 from .layout import C_RNG
 from .params import param_size
 from .state import ParamArrays, StreamArrays, move_rows, row_bytes, slot_tables
@@ -124,7 +124,7 @@ def _compile_notice():
 
 
 def _run_shard(entry, shape, args) -> None:
-    """In a worker thread: process_shard's entry point on `args` with this thread's own
+    """In a worker thread: process_batch's entry point on a shard's `args` with this thread's own
     workspace for a model of this shape (make_workspace's arguments) in place of the
     engine's (the last argument but one)."""
     cache = _local.__dict__.setdefault("workspaces", {})
@@ -184,7 +184,7 @@ class CpuEngine:
 
     def process(self, slots, X, learn: bool = True, timestamps=None, out=None, score: bool = True):
         """Judge then (if `learn`) learn each event: kernels_cpu.process_batch over the
-        tables. slots (N,) int64; X (N, D) float64, NaN = missing; timestamps (N,) epoch
+        tables, on every row at once or by shards. slots (N,) int64; X (N, D) float64, NaN = missing; timestamps (N,) epoch
         seconds, NaN (or None for all) = unknown; score: False for baseline priming.
         Returns kernels_cpu.Outputs, written into `out` when given.
 
@@ -199,15 +199,14 @@ class CpuEngine:
         out = new_outputs(N, self.hy.D) if out is None else Outputs(*out)
         self._judged = None  # a batch may change the state a kept judgement was made on
         tables = (self.streams, self.params, self.work, self.hy)
-        batch = (out, slots, X, timestamps, bool(learn), bool(score), *tables)
-        whole, sharded = self._batch_entries(batch)
-        if sharded is None or N < 2 * MIN_SHARD_EVENTS:
-            whole(*batch)
-            return out
-        shards = split_by_stream(slots, min(self.threads, N // MIN_SHARD_EVENTS))
+        if self.hy.shared or N < 2 * MIN_SHARD_EVENTS:
+            shards = [np.arange(N, dtype=np.int64)]
+        else:
+            shards = split_by_stream(slots, min(self.threads, N // MIN_SHARD_EVENTS))
         args = [(out, rows, slots, X, timestamps, bool(learn), bool(score), *tables) for rows in shards]
-        pending = [_workers.submit(_run_shard, sharded, self.shape, a) for a in args[1:]]
-        sharded(*args[0])  # the first shard in this thread, with the engine's own workspace
+        kernel = self._batch_entry(args[0])
+        pending = [_workers.submit(_run_shard, kernel, self.shape, a) for a in args[1:]]
+        kernel(*args[0])  # the first shard in this thread, with the engine's own workspace
         for p in pending:
             p.result()
         return out
@@ -230,19 +229,16 @@ class CpuEngine:
             self._judged = out
         return out
 
-    def _batch_entries(self, batch):
-        """The entry points of process_batch and of process_shard (None in shared mode,
-        which never shards) for `process`'s arguments `batch`, both compiled (or loaded
-        from Numba's cache) at the first batch: compiling the other one later, at the first
-        batch of the other size, stalled a Kafka daemon that had read its backlog in large
-        batches for seconds at its first small one, with live events waiting."""
+    def _batch_entry(self, args):
+        """process_batch's entry point for `process`'s arguments `args`, compiled (or loaded
+        from Numba's cache) at the first batch, with a notice if that takes a while. A batch
+        and its shards share it (a shard is some of its rows), so no later batch compiles
+        anything: a second kernel for shards, compiled at the first large batch, stalled a
+        Kafka daemon's first small one for seconds after a backlog."""
         if process_batch not in self._compiled:
             with _compile_notice():
-                self._entry(process_batch, batch)
-                if not self.hy.shared:
-                    rows = batch[1]  # a shard's row numbers (split_by_stream's): int64 like the slots
-                    self._entry(process_shard, (batch[0], rows, *batch[1:]))
-        return self._compiled[process_batch], self._compiled.get(process_shard)
+                self._entry(process_batch, args)
+        return self._compiled[process_batch]
 
     def _entry(self, kernel, args):
         """`kernel`'s compiled overload for `args`, looked up once per engine: the argument

@@ -35,7 +35,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from .compact import load_f16_row, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
@@ -773,7 +772,7 @@ def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, 
 @inlined_kernel
 def process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy):
     """Judge, then (if `learn`) learn, event n of a batch: the loop body of process_batch
-    and process_shard (arguments as there)."""
+    (arguments as there)."""
     s = slots[n]
     x = X[n]
     Lc, regime_state = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
@@ -782,21 +781,28 @@ def process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy):
 
 
 @kernel
-def process_batch(out, slots, X, T, learn, score, streams, params, ws, hy):
-    """Judge, then (if `learn`) learn, each event in order.
+def process_batch(out, rows, slots, X, T, learn, score, streams, params, ws, hy):
+    """Judge, then (if `learn`) learn, the events rows[0], rows[1], ... of a batch, in that
+    order: the whole batch (rows 0 .. N-1), or one thread's share of it (cpu_engine), which
+    writes only those rows of `out`. One kernel for both, so that a first run compiles the
+    per-event path once.
 
-    out: Outputs of N rows, written;  slots (N,) stream slot of each event
-    X (N, D) events (NaN = missing);  T (N,) float64 timestamps in epoch seconds (NaN =
-    unknown: no seasonal channel);  score: False for baseline priming (see judge_event)
+    out: Outputs of N rows, written;  rows (M,) int64 the events to process
+    slots (N,) stream slot of each event;  X (N, D) events (NaN = missing)
+    T (N,) float64 timestamps in epoch seconds (NaN = unknown: no seasonal channel)
+    score: False for baseline priming (see judge_event)
     streams: state.StreamArrays of S slots;  params: state.ParamArrays of Q sets
 
-    Runs with subnormals flushed to zero (fpenv: they would cost ~100 cycles per
-    operation) and restores the caller's mode.
+    In per_stream mode a share that holds every event of its streams gives them exactly
+    what the whole batch would, so shares of disjoint streams may run at once, each with
+    its own `ws`. Runs with subnormals flushed to zero (fpenv: they would cost ~100 cycles
+    per operation) and restores the caller's mode; the control word is per thread, so each
+    share sets its own.
     """
     caller_fp_control = get_fp_control()
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
-    for n in range(slots.shape[0]):
-        process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy)
+    for i in range(rows.shape[0]):
+        process_event(out, rows[i], slots, X, T, learn, score, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
 
 
@@ -852,19 +858,3 @@ def learn_one(out, memo, kept, slots, X, T, score, streams, params, ws, hy):
     learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
 
-
-@kernel
-def process_shard(out, rows, slots, X, T, learn, score, streams, params, ws, hy):
-    """process_batch over the events rows[0], rows[1], ... (M,) int64, in that order: one
-    thread's share of a batch (cpu_engine), which writes only those rows of `out`.
-
-    In per_stream mode a shard that holds every event of its streams gives them exactly
-    what process_batch would, so shards of disjoint streams may run at once, each with
-    its own `ws`. The floating-point control word is per thread, so each shard sets
-    (and restores) its own flush-to-zero.
-    """
-    caller_fp_control = get_fp_control()
-    set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
-    for i in range(rows.shape[0]):
-        process_event(out, rows[i], slots, X, T, learn, score, streams, params, ws, hy)
-    set_fp_control(caller_fp_control)

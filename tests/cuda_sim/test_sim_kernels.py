@@ -58,7 +58,7 @@ def cpu_batch(hy, streams, params, slots, X, learn=True, T=None):
     N = len(slots)
     out = new_outputs(N, hy.D)
     T = np.full(N, np.nan) if T is None else T
-    process_batch(out, np.asarray(slots, dtype=np.int64), X, T, learn, True, streams, params, ws, hy)
+    process_batch(out, np.arange(N), np.asarray(slots, dtype=np.int64), X, T, learn, True, streams, params, ws, hy)
     return out
 
 
