@@ -119,9 +119,7 @@ class LSTMDetector(base.AnomalyDetector):
         """
         if self._engine is None or self._engine.n_streams == 0:
             return {}
-        nothing = np.full((1, len(self._features)), math.nan)
-        forecast = self._engine.process([_STREAM], nothing, learn=False).predictions[0]
-        return dict(zip(self._features, forecast.tolist()))
+        return dict(zip(self._features, self._engine.forecast_one(_STREAM).tolist()))
 
     # ------------------------------------------------------------------ snapshots
 

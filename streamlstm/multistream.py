@@ -141,10 +141,12 @@ class MultiStreamDetector:
         known-good history); returns its (score, flag)."""
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
         slot = self.table.get(stream_id)
-        if slot is None:
-            res = self.process([stream_id], x, [timestamp], score=score)
-            return float(res.scores[0]), bool(res.flags[0])
-        self.table.touch(stream_id)  # as process() touches it
+        if slot is None:  # a new stream: its slot as process() assigns it, then the one-event kernel
+            slots, new = self.table.assign([stream_id])
+            self._reset_slots(new)
+            slot = int(slots[0])
+        else:
+            self.table.touch(stream_id)  # as process() touches it
         out = self._event(slot, x, timestamp, True, score)
         return float(out.scores[0]), bool(out.flags[0])
 
@@ -155,6 +157,14 @@ class MultiStreamDetector:
             return 0.0
         x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
         return float(self._event(slot, x, timestamp, False).scores[0])
+
+    def forecast_one(self, stream_id: str) -> np.ndarray:
+        """The forecast (D,) of `stream_id`'s next event, in its units (NaN before any, for
+        context features and for an unknown stream); changes nothing."""
+        slot = self.table.get(stream_id)
+        if slot is None:
+            return np.full(self.n_features, math.nan)
+        return self._event(slot, np.full((1, self.n_features), math.nan), math.nan, False).preds[0].copy()
 
     def _event(self, slot: int, x: np.ndarray, timestamp: float, learn: bool, score: bool = True) -> Outputs:
         """One event x (1, D) of held slot `slot`; the result lies in the one-event buffers,

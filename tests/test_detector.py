@@ -57,6 +57,30 @@ def test_predict_one_forecasts_next_value():
     assert abs(forecast - (10.0 + math.sin(2 * math.pi * 1500 / 40))) < 0.3
 
 
+def test_the_river_api_runs_on_the_one_event_kernels_alone():
+    """learn_one, score_one and predict_one, a new stream's first event included, run on
+    the one-event kernels (judge_one, learn_one), so that a river user's first run does not
+    also compile the batch kernel (~20 s on two cores) for one event; they give what the
+    batch path gives: the forecast is process(learn=False)'s, a new stream's first event
+    process()'s."""
+    from streamlstm.engine.kernels_cpu import judge_one, learn_one, process_batch
+
+    x = [{"a": math.sin(t / 5), "b": math.cos(t / 7)} for t in range(60)]
+    det = LSTMDetector(warmup=10, hidden_size=8, k2=4, seed=1)
+    for row in x:
+        det.score_one(row)
+        det.learn_one(row)
+    forecast = det.predict_one()
+    assert set(det._engine.engine._compiled) == {judge_one, learn_one}
+    batch = MultiStreamDetector(2, warmup=10, hidden_size=8, k2=4, seed=1)
+    res = batch.process(["a"] * 60, [[r["a"], r["b"]] for r in x])
+    assert det.last_score == res.scores[-1]
+    expected = batch.process(["a"], [[math.nan, math.nan]], learn=False).predictions[0]
+    assert [forecast["a"], forecast["b"]] == expected.tolist()
+    np.testing.assert_array_equal(batch.forecast_one("a"), expected)
+    assert np.isnan(batch.forecast_one("unknown")).all() and process_batch in batch.engine._compiled
+
+
 def test_same_seed_same_scores_and_different_seed_differs():
     x = sine_with_anomalies()[:800]
 
