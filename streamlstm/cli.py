@@ -16,6 +16,7 @@ io/parsers.py's CsvParser says how the columns get their roles.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -99,7 +100,8 @@ def _input_options(command):
     """The input flags shared by `run`, `score` and `evaluate labelled`, passed on as `input_flags`."""
     for option in reversed([
         click.option("--delimiter", default=None,
-                     help="CSV field delimiter: one character, or 'tab' (default: sniffed from the first line)."),
+                     help="CSV field delimiter: one character, 'tab', or ' ' (runs of spaces and tabs) "
+                          "(default: sniffed from the first line)."),
         click.option("--header/--no-header", default=None,
                      help="Whether the CSV's first line names the columns (default: it does unless each of its "
                           "cells is a number or a time; without one the columns are col_0, col_1, ...)."),
@@ -214,6 +216,21 @@ def _file_format(path: Path) -> str:
     return "jsonl" if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "csv"  # after a UTF-8 BOM
 
 
+def _one_row_series(path: Path, input_config) -> bytes | None:
+    """A CSV file whose only non-blank line is a row of several numbers (io/parsers.row_series),
+    as a column of them, one event each; None for any other file."""
+    from .io.parsers import row_series
+
+    with path.open("rb") as f:
+        first = f.readline()
+        rest_blank = not any(line.strip() for line in f)  # stops at the first non-blank line
+    cells = row_series(first, input_config) if rest_blank else None
+    if cells is None:
+        return None
+    log.info("%s holds one row of %d values: read as a series of %d events", path.name, len(cells), len(cells))
+    return "".join(f"{c}\n" for c in cells).encode()
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
@@ -249,13 +266,14 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
         runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
         with path.open("rb") as f:
+            series = _one_row_series(path, config.input) if config.input.format == "csv" else None
+            source, size = (io.BytesIO(series), len(series)) if series else (f, path.stat().st_size)
             if sys.stderr.isatty():
-                with click.progressbar(length=path.stat().st_size, label=f"scoring {path.name}",
-                                       file=sys.stderr) as bar:
+                with click.progressbar(length=size, label=f"scoring {path.name}", file=sys.stderr) as bar:
                     runner.progress = bar.update
-                    status = runner.run(reader(f))
+                    status = runner.run(reader(source))
             else:
-                status = runner.run(reader(f))
+                status = runner.run(reader(source))
         if plot_path and for_plot.records:
             from .io.plot import plot_results
 

@@ -118,7 +118,8 @@ class InputConfig:
     # In a CSV, the default "ts" also finds a column named timestamp, time, datetime or date
     # (io/parsers.py: CsvParser); any other name must be in the header. `--time-column`.
     ts_field: str = "ts"
-    # CSV only: the field delimiter (one character; None = sniffed from the header line);
+    # CSV only: the field delimiter (one character, a space meaning runs of whitespace; None =
+    # sniffed from the header line);
     # whether the first line names the columns (True), is data (False; columns col_0,
     # col_1, ...), or is judged from its cells (None: data when each is a number or a time);
     # the feature columns (empty = every column but the time and stream columns) and the
@@ -328,10 +329,11 @@ class _Str(_Spec):
 
 class _Delimiter(_Spec):
     """One character other than a quote or a line break; "tab" or "\\t" spell a tab (a shell
-    passes '\\t' as two characters); None = sniff it."""
+    passes '\\t' as two characters), "space" or "whitespace" a space, which stands for runs
+    of spaces and tabs (io/parsers.py: WHITESPACE); None = sniff it."""
 
-    expect = "one character (e.g. ';', ',', tab) or null"
-    NAMES = MappingProxyType({"tab": "\t", "\\t": "\t"})
+    expect = "one character (e.g. ';', ',', tab, space) or null"
+    NAMES = MappingProxyType({"tab": "\t", "\\t": "\t", "space": " ", "whitespace": " "})
 
     def check(self, value: Any) -> Any:
         if value is None:

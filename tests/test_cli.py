@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from faults import full_disk_for_checkpoints, sigterm_during_start_up
@@ -378,6 +379,30 @@ def test_score_reads_a_file_of_bare_numbers_as_csv_without_a_header(tmp_path, sm
     assert res.exit_code == 0 and len(out.read_text().splitlines()) == 50  # the first line named the column
 
 
+def test_score_reads_whitespace_separated_values_and_a_series_laid_out_in_one_row(tmp_path, small_config):
+    """numpy.savetxt's columns (space-separated, %.18e), aligned columns of several spaces
+    and tabs, and a file whose only line is a row of values (some of UCR's anomaly archive):
+    the first two row by row, the last one event per value, with a line that says so."""
+    x = np.column_stack([np.sin(np.arange(40) / 4), np.arange(40) % 3])
+    saved, aligned, row = tmp_path / "saved.txt", tmp_path / "aligned.txt", tmp_path / "row.txt"
+    np.savetxt(saved, x)
+    aligned.write_text("".join(f"  {a:9.4f} \t  {b:3.0f}\n" for a, b in x))
+    row.write_text("  ".join(f"{a:.6e}" for a in x[:, 0]) + " \n\n")
+    out = tmp_path / "r.csv"
+    for path in (saved, aligned):
+        res = invoke(["--config", small_config, "score", str(path), "--output", str(out)])
+        assert res.exit_code == 0 and "rejected 0" in res.stderr, res.stderr
+        header, *lines = [line.split(",") for line in out.read_text().splitlines()]
+        assert header[3:5] == ["value_col_0", "value_col_1"] and len(lines) == 40
+        np.testing.assert_allclose([[float(r[3]), float(r[4])] for r in lines], x, atol=1e-4)
+    res = invoke(["--config", small_config, "score", str(row), "--output", str(out)])
+    assert res.exit_code == 0 and "row.txt holds one row of 40 values: read as a series of 40 events" in res.stderr
+    header, *lines = [line.split(",") for line in out.read_text().splitlines()]
+    assert header[3] == "value" and [float(r[3]) for r in lines] == pytest.approx(x[:, 0], abs=1e-6)
+    res = invoke(["--config", small_config, "score", str(row), "--header", "--output", str(out)])
+    assert res.exit_code == 0 and "processed 0 events" in res.stderr  # the row names 40 columns
+
+
 def test_score_reads_json_lines_whatever_the_files_suffix(tmp_path, small_config):
     path = tmp_path / "events.txt"
     path.write_text(events(20))
@@ -414,6 +439,8 @@ NO_LINE_ACCEPTED = {
                                ("the input looks like CSV, not JSON lines (line 1: 'timestamp,value') "
                                 "— try --format csv")),
     "one column CSV read as JSON lines": (lambda d: ["run"], "1.5\n2.5\n", "try --format csv"),
+    "names separated by spaces": (lambda d: ["score", _write(d, "w.txt", "cpu  mem\n1 2\n3 4\n")], "",
+                                  "the header's names are separated by spaces — try --delimiter ' '"),
     "a field name that is not configured": (lambda d: ["run"], '{"val": 1}\n\n{"val": 2}\n',
                                             ("no input line was accepted (2 rejected): all as missing_field, "
                                              "e.g. line 1: neither 'value' nor 'values' present")),

@@ -362,6 +362,7 @@ def test_group_k_checked_against_inherited_k2(tmp_path):
 
 @pytest.mark.parametrize("given, expected", [
     (";", ";"), ("|", "|"), ("#", "#"), ("tab", "\t"), ("TAB", "\t"), ("\\t", "\t"), ("\t", "\t"), ("null", None),
+    (" ", " "), ("space", " "), ("Whitespace", " "),
 ])
 def test_input_delimiter_from_text(given, expected):
     assert load(overrides={"input.delimiter": given}).input.delimiter == expected

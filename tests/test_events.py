@@ -5,7 +5,8 @@ import pytest
 
 from streamlstm.config import InputConfig
 from streamlstm.event import Event, Rejected, error_record
-from streamlstm.io.parsers import CsvParser, InputFormatError, JsonlParser, parse_ts
+from streamlstm.io.parsers import (WHITESPACE, CsvParser, InputFormatError, JsonlParser, parse_ts, row_series,
+                                    sniff_delimiter)
 
 
 @pytest.fixture
@@ -256,6 +257,35 @@ def test_csv_explicit_delimiter_wins_over_sniffing():
     assert p.header_names == ["a", "b,c"]
     assert p.parse(2, b"1;2").values == (1.0, 2.0)
     assert p.parse(3, b"1,5;2").reason == "not_numeric"
+
+
+def test_csv_whitespace_delimiter_splits_at_runs_of_spaces_and_tabs():
+    """A space as the delimiter, given or sniffed from a first row of data split by
+    whitespace (numpy.savetxt's), splits at runs of spaces and tabs; a header of names
+    with spaces in it and no other delimiter stays one column."""
+    p = CsvParser(InputConfig(), b"  1.5e+00  -2  \t 3 ")
+    assert (p.delimiter, p.header_lines, p.header_names) == (WHITESPACE, 0, ["col_0", "col_1", "col_2"])
+    assert p.parse(1, b"1.5e+00  -2  \t 3 ").values == (1.5, -2.0, 3.0)
+    assert reason(p.parse(2, b"1 2")) == "malformed_csv"
+    assert CsvParser(InputConfig(), b"2020-03-09T10:00:00 4.5").univariate  # a time and a value
+    p = CsvParser(InputConfig(delimiter=" "), b'time   "cpu load"\tmem')
+    assert p.header_names == ["time", "cpu load", "mem"] and p.ts_col == 0
+    ev = p.parse(2, b' 5   "7"  8')
+    assert ev.features == ("cpu load", "mem") and ev.values == (7.0, 8.0) and ev.ts == 5.0
+    assert CsvParser(InputConfig(), b"cpu load").header_names == ["cpu load"]
+    assert sniff_delimiter("a b") == "," and sniff_delimiter("1.5 2") == WHITESPACE == sniff_delimiter("1.5 2\t3")
+    assert sniff_delimiter("1.5\t 2") == "\t" and sniff_delimiter("1 2") == ","  # tabs do; pandas' column numbers
+
+
+def test_a_row_of_values_is_a_series_when_it_is_a_files_only_line():
+    """row_series: the cells of a line of several numbers, whatever the delimiter, unless
+    the header is declared or columns are chosen."""
+    assert row_series(b"1.5 2  -3e2\n", InputConfig()) == ["1.5", "2", "-3e2"]
+    assert row_series(b"\xef\xbb\xbf1;2;3;\r\n", InputConfig()) == ["1", "2", "3"]
+    for line, cfg in ((b"7\n", InputConfig()), (b"a b\n", InputConfig()), (b"1,x,3\n", InputConfig()),
+                      (b"1 2\n", InputConfig(header=True)), (b"1 2\n", InputConfig(columns=("col_0",))),
+                      (b'{"value": 1}\n', InputConfig()), (b"\xff 1\n", InputConfig())):
+        assert row_series(line, cfg) is None, line
 
 
 def test_csv_header_that_sniffs_to_one_column():

@@ -6,7 +6,8 @@ the filter then ends with this line at ERROR and exit status 2. The per-line err
 are written as usual. `no_line_accepted` looks at the parser (for CSV: the header and the
 delimiter) and the first rejected lines, and tries in turn:
 
-1. CSV whose header is one column holding another delimiter → ``--delimiter``;
+1. CSV whose header is one column holding another delimiter, or names separated by
+   spaces → ``--delimiter``;
 2. JSON lines that look like CSV (no line starts with ``{`` or ``[``, and some hold a
    delimiter or a bare number) → ``--format csv`` (CSV that looks like JSON is refused at
    its header, io/parsers.py);
@@ -24,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from ..event import Rejected
-from .parsers import DELIMITERS, CsvParser, JsonlParser
+from .parsers import DELIMITERS, WHITESPACE, CsvParser, JsonlParser
 
 __all__ = ["SAMPLE", "no_line_accepted"]
 
@@ -51,6 +52,8 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
         for d in DELIMITERS:
             if d != parser.delimiter and d in header:
                 return f"the header contains {d!r} — try --delimiter {d!r}"
+        if len(header.split()) > 1:
+            return "the header's names are separated by spaces — try --delimiter ' '"
     reasons = Counter(s.reason for s in samples)
     if not reasons:
         return None
@@ -74,12 +77,16 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
 def _text_columns(parser: CsvParser, samples: Sequence[Rejected]) -> list[int]:
     """The feature columns (header order) whose cell is non-empty text in every sampled row
     that splits into the header's columns (a row's `raw` may be cut short)."""
-    rows = [row for row in (s.raw.split(parser.delimiter) for s in samples) if len(row) == parser.n_columns]
+    rows = [row for row in (_cells(s.raw, parser.delimiter) for s in samples) if len(row) == parser.n_columns]
     text = []
     for idx in sorted(parser.feature_idx):
         if rows and all(_is_text(row[idx]) for row in rows):
             text.append(idx)
     return text
+
+
+def _cells(raw: str, delimiter: str) -> list[str]:
+    return raw.split() if delimiter == WHITESPACE else raw.split(delimiter)
 
 
 def _is_text(cell: str) -> bool:

@@ -36,8 +36,8 @@ import orjson
 from ..config import InputConfig
 from ..event import RAW_LIMIT, UNIVARIATE, Event, Rejected, error_record
 
-__all__ = ["DELIMITERS", "TIME_COLUMNS", "CsvParser", "Event", "InputFormatError", "JsonlParser", "Rejected",
-           "error_record", "parse_ts", "sniff_delimiter"]
+__all__ = ["DELIMITERS", "TIME_COLUMNS", "WHITESPACE", "CsvParser", "Event", "InputFormatError", "JsonlParser",
+           "Rejected", "error_record", "parse_ts", "row_series", "sniff_delimiter", "split_cells"]
 
 log = logging.getLogger("streamlstm")
 
@@ -280,6 +280,10 @@ class JsonlParser(_LineParser):
 
 # CSV delimiters that sniffing recognises, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
+# A space as the delimiter stands for runs of spaces and tabs, as numpy.savetxt writes columns
+# and numpy.loadtxt reads them (and as some benchmarks' .txt files hold their values): one
+# cell per number however the columns are aligned, no empty cells.
+WHITESPACE = " "
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
 # in this order of preference and in any case.
 TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
@@ -294,10 +298,51 @@ _DEFAULT_TS_FIELD = InputConfig().ts_field
 
 def sniff_delimiter(header: str) -> str:
     """The delimiter of a CSV header line: of `DELIMITERS`, the one it holds most often
-    outside double quotes (the first of them on a tie); "," when it holds none (one column)."""
+    outside double quotes (the first of them on a tie), "," when it holds none (one
+    column); but `WHITESPACE` where that is a tab or none, and the line is a row of data
+    split by whitespace into several cells (`_reads_as_data`) and not split by the tab:
+    numbers aligned by spaces and tabs. Names with spaces in them stay one column."""
     bare = re.sub(r'"[^"]*"', "", header)
     counts = [bare.count(d) for d in DELIMITERS]
-    return DELIMITERS[counts.index(max(counts))] if max(counts) else ","
+    delimiter = DELIMITERS[counts.index(max(counts))] if max(counts) else ","
+    if delimiter in ",\t" and counts[DELIMITERS.index(",")] == 0:
+        cells = header.split()
+        if len(cells) > 1 and _reads_as_data(cells) and not _reads_as_data([c.strip() for c in header.split("\t")]):
+            return WHITESPACE
+    return delimiter
+
+
+def row_series(line: bytes, cfg: InputConfig) -> list[str] | None:
+    """The cells of a file's only line when they are several numbers and nothing says the
+    line names columns (`header` not True, no `columns`): a series laid out across the
+    line, as some files of UCR's anomaly archive hold theirs (a detector needs a sequence,
+    so one event of N features cannot be what such a file means); None otherwise."""
+    if cfg.header or cfg.columns:
+        return None
+    try:
+        text = line.decode("utf-8-sig").strip()
+        cells = split_cells(text, cfg.delimiter or sniff_delimiter(text))
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    cells = [c.strip() for c in cells]
+    cells = cells[:-1] if cells and not cells[-1] else cells  # a delimiter at the end of the line
+    return cells if len(cells) > 1 and all(map(_is_number, cells)) else None
+
+
+def split_cells(text: str, delimiter: str) -> list[str]:
+    """The cells of a CSV line (newline stripped): the csv module's reading where a cell is
+    quoted, a plain split otherwise (much faster); `WHITESPACE` splits at runs of spaces and
+    tabs, the line's own leading and trailing ones ignored; none in an empty line. Raises
+    csv.Error."""
+    if delimiter == WHITESPACE:
+        text = text.strip()
+        if '"' in text:
+            text = text.replace("\t", " ")  # for the csv module, whose delimiter is one character
+    if not text:
+        return []
+    if '"' in text:
+        return next(csv.reader([text], delimiter=delimiter, skipinitialspace=delimiter == WHITESPACE), [])
+    return text.split() if delimiter == WHITESPACE else text.split(delimiter)
 
 
 def _names(names) -> str:
@@ -349,7 +394,7 @@ class CsvParser(_LineParser):
     """Parse CSV rows described by a header line, or by position when there is none.
 
     The delimiter is `InputConfig.delimiter`, else sniffed from the first line
-    (`sniff_delimiter`). That line is the header unless `InputConfig.header` is False, or
+    (`sniff_delimiter`); a space stands for runs of whitespace (`WHITESPACE`). That line is the header unless `InputConfig.header` is False, or
     None (the default) and each of its cells is empty, a number or a time, with at least one
     number: then it is the first row of data (`header_lines` 0), and the columns are named
     by `_positional_names`. Each column has at most one role:
@@ -386,7 +431,7 @@ class CsvParser(_LineParser):
             raise InputFormatError(f"the CSV header looks like JSON ({text[:60]!r}) — try --format jsonl")
         self.delimiter = cfg.delimiter or sniff_delimiter(text)
         try:
-            names = next(csv.reader([text], delimiter=self.delimiter), [])
+            names = split_cells(text, self.delimiter)
         except csv.Error as exc:
             raise InputFormatError(f"CSV header cannot be read: {exc}") from None
         names = [n.strip() for n in names]
@@ -453,14 +498,10 @@ class CsvParser(_LineParser):
             text = text[1:]
         if not text.strip():
             raise _Bad("empty_line", "empty line")
-        # The csv module is only needed for quoted cells; plain split is much faster.
-        if '"' in text:
-            try:
-                row = next(csv.reader([text], delimiter=self.delimiter))
-            except csv.Error as exc:
-                raise _Bad("malformed_csv", f"invalid CSV: {exc}") from None
-        else:
-            row = text.split(self.delimiter)
+        try:
+            row = split_cells(text, self.delimiter)
+        except csv.Error as exc:
+            raise _Bad("malformed_csv", f"invalid CSV: {exc}") from None
         if len(row) != self.n_columns:
             raise _Bad("malformed_csv", f"expected {self.n_columns} columns, got {len(row)}")
 
