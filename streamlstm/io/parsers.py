@@ -394,7 +394,8 @@ class CsvParser(_LineParser):
     """Parse CSV rows described by a header line, or by position when there is none.
 
     The delimiter is `InputConfig.delimiter`, else sniffed from the first line
-    (`sniff_delimiter`); a space stands for runs of whitespace (`WHITESPACE`). That line is the header unless `InputConfig.header` is False, or
+    (`sniff_delimiter`); a space stands for runs of whitespace (`WHITESPACE`). That line is
+    the header unless `InputConfig.header` is False, or
     None (the default) and each of its cells is empty, a number or a time, with at least one
     number: then it is the first row of data (`header_lines` 0), and the columns are named
     by `_positional_names`. Each column has at most one role:
