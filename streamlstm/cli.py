@@ -216,6 +216,27 @@ def _file_format(path: Path) -> str:
     return "jsonl" if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "csv"  # after a UTF-8 BOM
 
 
+def _npy_as_csv(path: Path) -> bytes:
+    """A NumPy array file (.npy, as telemanom's SMAP and MSL channels come) as CSV rows
+    without a header: (T,) one value per event, (T, D) one row of D features per event;
+    NaN a missing value (an empty cell; in a 1-D array "nan", which is rejected as a
+    univariate CSV's empty value is, with a record saying so)."""
+    import numpy as np
+
+    from .io.parsers import InputFormatError
+
+    try:
+        a = np.load(path, allow_pickle=False)
+    except ValueError:  # not the format, or Python objects, which only unpickling could read
+        raise InputFormatError(f"{path.name}: not a NumPy array file of numbers") from None
+    if a.ndim not in (1, 2) or a.dtype.kind not in "biuf":
+        raise InputFormatError(f"{path.name}: a {a.ndim}-D array of {a.dtype} — score reads a 1-D or 2-D array "
+                               "of numbers (events, or events x features)")
+    rows = a.reshape(len(a), -1).astype(np.float64).tolist()
+    nan = "nan" if a.ndim == 1 else ""
+    return "".join(",".join(nan if v != v else repr(v) for v in row) + "\n" for row in rows).encode()
+
+
 def _one_row_series(path: Path, input_config) -> bytes | None:
     """A CSV file whose only non-blank line is a row of several numbers (io/parsers.row_series),
     as a column of them, one event each; None for any other file."""
@@ -241,17 +262,22 @@ def _one_row_series(path: Path, input_config) -> bytes | None:
               help="Start from the state here (if any) and checkpoint the final state here.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
               help="Input format (default: csv for .csv and .tsv, jsonl for .jsonl, .ndjson and .json, "
-                   "else jsonl if the first line starts with '{', else csv).")
+                   "else jsonl if the first line starts with '{', else csv). A NumPy array (.npy) is read as "
+                   "CSV rows without a header.")
 @_input_options
 @_baseline_options
 @click.pass_context
 def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseline_rows, **input_flags) -> None:
-    """Replay a CSV (timestamp,value[,more]; delimiter sniffed) or JSONL file through the detector."""
+    """Replay a CSV (timestamp,value[,more]; delimiter sniffed), JSONL or NumPy array (.npy) file through the
+    detector."""
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import CsvSink, JsonLinesSink, RecordsSink
 
     path = Path(file)
-    fmt = fmt or _file_format(path)
+    npy = path.suffix.lower() == ".npy"
+    fmt = "csv" if npy else fmt or _file_format(path)
+    if npy:
+        input_flags["header"] = False  # an array has no column names: col_0, col_1, ... (value if one)
     config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
                          "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
     _check_csv_flags(config.input.format == "csv", **input_flags)
@@ -266,7 +292,8 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
         runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
         with path.open("rb") as f:
-            series = _one_row_series(path, config.input) if config.input.format == "csv" else None
+            series = _npy_as_csv(path) if npy else \
+                _one_row_series(path, config.input) if config.input.format == "csv" else None
             source, size = (io.BytesIO(series), len(series)) if series else (f, path.stat().st_size)
             if sys.stderr.isatty():
                 with click.progressbar(length=size, label=f"scoring {path.name}", file=sys.stderr) as bar:

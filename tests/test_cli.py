@@ -403,6 +403,31 @@ def test_score_reads_whitespace_separated_values_and_a_series_laid_out_in_one_ro
     assert res.exit_code == 0 and "processed 0 events" in res.stderr  # the row names 40 columns
 
 
+def test_score_reads_a_numpy_array_file(tmp_path, small_config):
+    """A .npy array (telemanom's channels come so): (T, D) a row of D features per event,
+    named col_0 ..., NaN missing; (T,) one value per event; another shape or an array of
+    Python objects is one error line, exit 2."""
+    x = np.column_stack([np.sin(np.arange(60) / 4), np.arange(60) % 2, np.zeros(60)])
+    x[7, 0] = np.nan
+    np.save(tmp_path / "chan.npy", x)
+    np.save(tmp_path / "one.npy", x[:, 0])
+    out = tmp_path / "r.csv"
+    res = invoke(["--config", small_config, "score", str(tmp_path / "chan.npy"), "--output", str(out)])
+    assert res.exit_code == 0 and "processed 60 events, rejected 0" in res.stderr, res.stderr
+    header, *lines = [line.split(",") for line in out.read_text().splitlines()]
+    assert header[3:6] == ["value_col_0", "value_col_1", "value_col_2"] and len(lines) == 60
+    assert lines[7][3] == "" and float(lines[8][3]) == x[8, 0] and {r[1] for r in lines} == {"chan"}
+    res = invoke(["--config", small_config, "score", str(tmp_path / "one.npy"), "--output", str(out)])
+    assert res.exit_code == 0 and "processed 59 events, rejected 1, non_finite=1" in res.stderr, res.stderr
+    assert out.read_text().splitlines()[0].startswith("seq,stream,ts,value,prediction,")
+    np.save(tmp_path / "cube.npy", np.zeros((4, 2, 2)))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}]), allow_pickle=True)
+    for name, message in (("cube", "cube.npy: a 3-D array of float64 — score reads a 1-D or 2-D array"),
+                          ("objects", "objects.npy: not a NumPy array file of numbers")):
+        res = invoke(["--config", small_config, "score", str(tmp_path / f"{name}.npy")])
+        assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 def test_score_reads_json_lines_whatever_the_files_suffix(tmp_path, small_config):
     path = tmp_path / "events.txt"
     path.write_text(events(20))
