@@ -229,10 +229,10 @@ def _npy_as_csv(path: Path) -> bytes:
         a = np.load(path, allow_pickle=False)
     except ValueError:  # not the format, or Python objects, which only unpickling could read
         raise InputFormatError(f"{path.name}: not a NumPy array file of numbers") from None
-    if a.ndim not in (1, 2) or a.dtype.kind not in "biuf":
-        raise InputFormatError(f"{path.name}: a {a.ndim}-D array of {a.dtype} — score reads a 1-D or 2-D array "
-                               "of numbers (events, or events x features)")
-    rows = a.reshape(len(a), -1).astype(np.float64).tolist()
+    if a.ndim not in (1, 2) or a.dtype.kind not in "biuf" or 0 in a.shape[1:]:
+        raise InputFormatError(f"{path.name}: an array of shape {a.shape} and type {a.dtype} — score reads a "
+                               "1-D or 2-D array of numbers (events, or events x features)")
+    rows = (a[:, None] if a.ndim == 1 else a).astype(np.float64).tolist()
     nan = "nan" if a.ndim == 1 else ""
     return "".join(",".join(nan if v != v else repr(v) for v in row) + "\n" for row in rows).encode()
 
@@ -292,9 +292,11 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
         runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
         with path.open("rb") as f:
-            series = _npy_as_csv(path) if npy else \
-                _one_row_series(path, config.input) if config.input.format == "csv" else None
-            source, size = (io.BytesIO(series), len(series)) if series else (f, path.stat().st_size)
+            if npy:
+                series = _npy_as_csv(path)
+            else:
+                series = _one_row_series(path, config.input) if config.input.format == "csv" else None
+            source, size = (f, path.stat().st_size) if series is None else (io.BytesIO(series), len(series))
             if sys.stderr.isatty():
                 with click.progressbar(length=size, label=f"scoring {path.name}", file=sys.stderr) as bar:
                     runner.progress = bar.update

@@ -422,7 +422,7 @@ def test_score_reads_a_numpy_array_file(tmp_path, small_config):
     assert out.read_text().splitlines()[0].startswith("seq,stream,ts,value,prediction,")
     np.save(tmp_path / "cube.npy", np.zeros((4, 2, 2)))
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}]), allow_pickle=True)
-    for name, message in (("cube", "cube.npy: a 3-D array of float64 — score reads a 1-D or 2-D array"),
+    for name, message in (("cube", "cube.npy: an array of shape (4, 2, 2) and type float64 — score reads a 1-D"),
                           ("objects", "objects.npy: not a NumPy array file of numbers")):
         res = invoke(["--config", small_config, "score", str(tmp_path / f"{name}.npy")])
         assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr

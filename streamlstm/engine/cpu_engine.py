@@ -13,8 +13,8 @@ one engine and does not care which:
 Threads (per_stream mode): a micro-batch's events are split by stream into shards, one
 per thread, each a contiguous range of slots holding about as many events as the others;
 each shard runs kernels_cpu.process_batch on its rows with its own workspace, a stream's
-events one after the other (its rows stay in cache). Streams are independent in this mode, so the
-results are bit-identical to one thread and to input order. Shared mode runs on one
+events one after the other (its rows stay in cache). Streams are independent in this mode,
+so the results are bit-identical to one thread and to input order. Shared mode runs on one
 thread, in input order: every event updates the one set of weights the next event reads.
 """
 
@@ -184,8 +184,9 @@ class CpuEngine:
 
     def process(self, slots, X, learn: bool = True, timestamps=None, out=None, score: bool = True):
         """Judge then (if `learn`) learn each event: kernels_cpu.process_batch over the
-        tables, on every row at once or by shards. slots (N,) int64; X (N, D) float64, NaN = missing; timestamps (N,) epoch
-        seconds, NaN (or None for all) = unknown; score: False for baseline priming.
+        tables, on every row at once or by shards. slots (N,) int64; X (N, D) float64, NaN =
+        missing; timestamps (N,) epoch seconds, NaN (or None for all) = unknown; score:
+        False for baseline priming.
         Returns kernels_cpu.Outputs, written into `out` when given.
 
         In per_stream mode, a batch of at least 2 * MIN_SHARD_EVENTS events is split by
