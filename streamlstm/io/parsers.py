@@ -397,7 +397,8 @@ class CsvParser(_LineParser):
     (`sniff_delimiter`); a space stands for runs of whitespace (`WHITESPACE`). That line is
     the header unless `InputConfig.header` is False, or None (the default) and each of its
     cells is empty, a number or a time, with at least one number: then it is the first row
-    of data (`header_lines` 0), and the columns are named by `_positional_names`. Each column has at most one role:
+    of data (`header_lines` 0), and the columns are named by `_positional_names`. Each
+    column has at most one role:
 
     - time: the column named `ts_field`. While `ts_field` is the default ``ts`` and the header
       has no ``ts`` column, the first of `TIME_COLUMNS` the header has, in any case, that is
