@@ -256,7 +256,7 @@ def test_csv_explicit_delimiter_wins_over_sniffing():
     p = CsvParser(InputConfig(delimiter=";"), b"a;b,c")
     assert p.header_names == ["a", "b,c"]
     assert p.parse(2, b"1;2").values == (1.0, 2.0)
-    assert p.parse(3, b"1,5;2").reason == "not_numeric"
+    assert p.parse(3, b"1,5;2").values == (1.5, 2.0)  # a decimal comma, not a delimiter
 
 
 def test_csv_whitespace_delimiter_splits_at_runs_of_spaces_and_tabs():
@@ -275,6 +275,18 @@ def test_csv_whitespace_delimiter_splits_at_runs_of_spaces_and_tabs():
     assert CsvParser(InputConfig(), b"cpu load").header_names == ["cpu load"]
     assert sniff_delimiter("a b") == "," and sniff_delimiter("1.5 2") == WHITESPACE == sniff_delimiter("1.5 2\t3")
     assert sniff_delimiter("1.5\t 2") == "\t" and sniff_delimiter("1 2") == ","  # tabs do; pandas' column numbers
+
+
+def test_a_decimal_comma_is_read_where_the_delimiter_is_a_semicolon():
+    """A European spreadsheet's CSV: ';' between cells, ',' in the numbers; elsewhere a
+    comma in a cell is no decimal mark, and nor is a thousands separator's pattern."""
+    p = CsvParser(InputConfig(), b"time;a;b")
+    ev = p.parse(2, b"2020-01-01 00:00:00;1,5;-0,25e1")
+    assert ev.features == ("a", "b") and ev.values == (1.5, -2.5)
+    assert p.parse(3, b"2020-01-01 00:00:01;,5;7,").values == (0.5, 7.0)
+    assert reason(p.parse(4, b"2020-01-01 00:00:02;1,234,5;1")) == "not_numeric"
+    p = CsvParser(InputConfig(delimiter="\t"), b"a\tb")
+    assert reason(p.parse(2, b"1,5\t2")) == "not_numeric"
 
 
 def test_a_row_of_values_is_a_series_when_it_is_a_files_only_line():

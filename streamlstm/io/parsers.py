@@ -284,6 +284,9 @@ DELIMITERS = (",", ";", "\t", "|")
 # and numpy.loadtxt reads them (and as some benchmarks' .txt files hold their values): one
 # cell per number however the columns are aligned, no empty cells.
 WHITESPACE = " "
+# A number written with a decimal comma, as a spreadsheet in a European locale exports it
+# into a CSV delimited by ';' (where the comma cannot be a delimiter): read as with a point.
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?|[+-]?\d+,")
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
 # in this order of preference and in any case.
 TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
@@ -414,7 +417,9 @@ class CsvParser(_LineParser):
     scored all the same, with a warning naming the flag that leaves it out, unless it is
     `label_column`, the column a caller reads as the labels (`evaluate labelled`).
 
-    A line that ends with the delimiter has an empty last column, which is ignored. A column
+    In a CSV delimited by ';' a number may have a decimal comma (1,5), as a spreadsheet in a
+    European locale writes it. A line that ends with the delimiter has an empty last column,
+    which is ignored. A column
     name in `columns` or `exclude_columns` that the header lacks is an error, and so is a
     column in both. An empty cell is a missing value. A bad header is a usage error
     and raises InputFormatError here; bad rows are rejected by `parse`.
@@ -522,7 +527,9 @@ class CsvParser(_LineParser):
             try:
                 value = float(cell)
             except ValueError:
-                raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
+                if self.delimiter != ";" or not _DECIMAL_COMMA.fullmatch(cell):
+                    raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
+                value = float(cell.replace(",", "."))
             values.append(_bounded(name, value, cell, cfg.max_abs_value))
             raw_values[name] = value
 
