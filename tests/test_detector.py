@@ -10,6 +10,7 @@ from synthetic import SHIFT, SPIKES, sine_with_anomalies
 
 from streamlstm import LSTMDetector, MultiStreamDetector
 from streamlstm.engine.hyperparams import DEFAULTS
+from streamlstm.engine.kernels_cpu import judge_one, learn_one, process_batch
 from streamlstm.engine.snapshot import SnapshotError
 
 
@@ -63,8 +64,6 @@ def test_the_river_api_runs_on_the_one_event_kernels_alone():
     also compile the batch kernel (~20 s on two cores) for one event; they give what the
     batch path gives: the forecast is process(learn=False)'s, a new stream's first event
     process()'s."""
-    from streamlstm.engine.kernels_cpu import judge_one, learn_one, process_batch
-
     x = [{"a": math.sin(t / 5), "b": math.cos(t / 7)} for t in range(60)]
     det = LSTMDetector(warmup=10, hidden_size=8, k2=4, seed=1)
     for row in x:

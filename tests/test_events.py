@@ -279,7 +279,7 @@ def test_csv_whitespace_delimiter_splits_at_runs_of_spaces_and_tabs():
 
 def test_a_decimal_comma_is_read_where_the_delimiter_is_a_semicolon():
     """A European spreadsheet's CSV: ';' between cells, ',' in the numbers; elsewhere a
-    comma in a cell is no decimal mark, and nor is a thousands separator's pattern."""
+    comma in a cell is no decimal mark, and a cell of two commas is no number."""
     p = CsvParser(InputConfig(), b"time;a;b")
     ev = p.parse(2, b"2020-01-01 00:00:00;1,5;-0,25e1")
     assert ev.features == ("a", "b") and ev.values == (1.5, -2.5)
