@@ -19,12 +19,24 @@ _PARAMETERS = {**hyperparams.MODEL, "backend": hyperparams.BACKEND, "threads": h
 
 
 def _as_float(value) -> float:
-    """A feature value as float; anything non-numeric or non-finite counts as missing."""
+    """A feature value as float; anything non-numeric (a string too, as the filter rejects
+    one) or non-finite (an integer beyond a double's range too) counts as missing."""
+    if isinstance(value, (str, bytes)):
+        return math.nan
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
     return v if math.isfinite(v) else math.nan
+
+
+def _feature_order(x: dict) -> list:
+    """The features of a first event in a fixed order, whatever the dict's: sorted, and
+    where names of several types cannot be compared, by type name, then name."""
+    try:
+        return sorted(x)
+    except TypeError:
+        return sorted(x, key=lambda f: (type(f).__name__, repr(f)))
 
 
 class LSTMDetector(base.AnomalyDetector):
@@ -101,7 +113,9 @@ class LSTMDetector(base.AnomalyDetector):
         toward an incident; `last_score` is then 0. An x that score_one has just scored is
         not judged again: its judgement is kept (the same score, flag and learning)."""
         if self._engine is None:
-            self._features = sorted(x)
+            if not x:
+                raise ValueError("the first event learnt has no features: LSTMDetector takes its features from it")
+            self._features = _feature_order(x)
             self._x = np.empty((1, len(self._features)))
             self._engine = MultiStreamDetector(len(self._features), max_streams=1, **self._get_params())
         self.last_score, self.last_flag = self._engine.process_one(_STREAM, self._vector(x), score=score)
@@ -128,7 +142,10 @@ class LSTMDetector(base.AnomalyDetector):
         arrays = {}
         if self._engine is not None:
             arrays["engine"] = np.frombuffer(self._engine.to_bytes(), dtype=np.uint8)
-        meta = {"kind": "LSTMDetector", "params": self._get_params(), "features": self._features,
+        if not all(type(f) in (str, int, float, bool) for f in self._features or ()):
+            raise TypeError("feature names must be str, int, float or bool to be saved as a snapshot"
+                            f" (got {self._features!r:.80}); pickle saves any")
+        meta = {"kind": "LSTMDetector", "params": hyperparams.validate(self._get_params()), "features": self._features,
                 "last_flag": self.last_flag, "last_score": self.last_score}
         return snapshot.pack(arrays, meta)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -47,6 +48,35 @@ def _batch_result(N: int, D: int) -> BatchResult:
     return BatchResult(*new_outputs(N, D), np.zeros(N, dtype=bool))
 
 
+def _check_ids(stream_ids) -> int:
+    """How many stream ids there are; TypeError before anything changes unless each is a
+    str (the snapshot keeps them as JSON strings, the stream's seed hashes its text) and
+    they come as a sequence, not as one str whose characters would be taken for ids."""
+    if isinstance(stream_ids, str):
+        raise TypeError(f"stream ids must be a sequence of str, got one str {stream_ids[:50]!r}")
+    for sid in stream_ids:
+        if not isinstance(sid, str):
+            raise TypeError(f"stream ids must be str, got {type(sid).__name__} {sid!r:.50}")
+    return len(stream_ids)
+
+
+def _finite(X: np.ndarray) -> np.ndarray:
+    """X with +-inf as missing (NaN), as every input path reads them; X itself when it has none."""
+    inf = np.isinf(X)
+    return np.where(inf, np.nan, X) if inf.any() else X
+
+
+def _epoch_seconds(timestamps) -> np.ndarray:
+    """(N,) float64 epoch seconds of timestamps given as numbers or numpy datetime64 (of any
+    unit; NaT is unknown), NaN where not finite."""
+    T = np.asarray(timestamps)
+    if T.dtype.kind == "M":
+        nat = np.isnat(T)
+        T = T.astype("datetime64[ns]").astype(np.int64) / 1e9
+        T[nat] = np.nan
+    return _finite(np.ascontiguousarray(T, dtype=np.float64))
+
+
 class MultiStreamDetector:
     """Online LSTM/GRU anomaly detection for many streams of `n_features` values each.
 
@@ -80,12 +110,13 @@ class MultiStreamDetector:
         unknown = set(hyperparameters) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
-        if not isinstance(n_features, int) or n_features < 1:
+        if isinstance(n_features, (bool, np.bool_)) or not isinstance(n_features, numbers.Integral) or n_features < 1:
             raise ValueError(f"n_features: expected an integer >= 1, got {n_features!r}")
-        self.settings = {**DEFAULTS, **hyperparameters}
-        hyperparams.validate({**self.settings, "weight_mode": weight_mode, "max_streams": max_streams,
-                              "backend": backend, "threads": threads})
-        self.n_features = n_features
+        checked = hyperparams.validate({**DEFAULTS, **hyperparameters, "weight_mode": weight_mode,
+                                        "max_streams": max_streams, "backend": backend, "threads": threads})
+        self.settings = {name: checked[name] for name in DEFAULTS}
+        max_streams, threads = checked["max_streams"], checked["threads"]
+        self.n_features = n_features = int(n_features)
         self.weight_mode = weight_mode
         self.max_streams = max_streams
         s = self.settings
@@ -108,20 +139,26 @@ class MultiStreamDetector:
                 score: bool = True) -> BatchResult:
         """Score then learn each event in order; X (N, D) with NaN for missing values.
 
-        timestamps: optional (N,) event times in epoch seconds (UTC), NaN where unknown;
-        they feed the time-of-day (seasonal) channel, which is skipped for events without.
-        Values beyond +-1e18 (scoring.VALUE_LIMIT) count as +-1e18, so that no finite input
-        can make the state overflow. score=False learns the events as known-good history
-        (baseline priming): weights, statistics and ranges learn them; nothing is scored,
-        alerted or counted toward an incident, and their results are 0/False.
+        stream_ids: (N,) str, each event's stream. timestamps: optional (N,) event times in
+        epoch seconds (UTC) or numpy datetime64, NaN (NaT) where unknown; they feed the
+        time-of-day (seasonal) channel, which is skipped for events without. A value or
+        time that is not a finite number (NaN, +-inf) is missing; values beyond +-1e18
+        (scoring.VALUE_LIMIT) count as +-1e18, so that no finite input can make the state
+        overflow. score=False learns the events as known-good history (baseline priming):
+        weights, statistics and ranges learn them; nothing is scored, alerted or counted
+        toward an incident, and their results are 0/False. learn=False judges each event
+        against its stream's state and changes nothing: an unknown stream's events are
+        judged as a new stream's (0, no forecast) and the stream is not held.
         """
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        N = len(stream_ids)
+        N = _check_ids(stream_ids)
+        X = _finite(np.ascontiguousarray(X, dtype=np.float64))
         if X.ndim != 2 or X.shape != (N, self.n_features):
             raise ValueError(f"X must have shape ({N}, {self.n_features}), got {X.shape}")
-        T = np.full(N, np.nan) if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.float64)
+        T = np.full(N, np.nan) if timestamps is None else _epoch_seconds(timestamps)
         if T.shape != (N,):
             raise ValueError(f"timestamps must have shape ({N},), got {T.shape}")
+        if not learn:
+            return self._judge(stream_ids, X, T, score)
         out = _batch_result(N, self.n_features)
         done = 0
         while done < N:
@@ -133,13 +170,31 @@ class MultiStreamDetector:
         np.greater_equal(out.regime, 0.5, out=out.abnormal)
         return out
 
+    def _judge(self, stream_ids: Sequence[str], X: np.ndarray, T: np.ndarray, score: bool) -> BatchResult:
+        """process(learn=False): the events of held streams judged, the others left as a
+        new stream's judgement reads (0, no forecast, no error)."""
+        out = _batch_result(len(stream_ids), self.n_features)
+        out.predictions.fill(math.nan)
+        out.errors.fill(math.nan)
+        slots = self.table.slots
+        rows = np.array([n for n, sid in enumerate(stream_ids) if sid in slots], dtype=np.int64)
+        if len(rows):
+            held = _batch_result(len(rows), self.n_features)
+            self.engine.process(np.array([slots[stream_ids[n]] for n in rows], dtype=np.int64), X[rows], False,
+                                T[rows], tuple(held[:-1]), score)
+            for mine, theirs in zip(out, held):
+                mine[rows] = theirs
+        np.greater_equal(out.regime, 0.5, out=out.abnormal)
+        return out
+
     def learn_one(self, stream_id: str, x, timestamp: float = math.nan) -> None:
         self.process_one(stream_id, x, timestamp)
 
     def process_one(self, stream_id: str, x, timestamp: float = math.nan, score: bool = True) -> tuple[float, bool]:
         """`process` of one event (scored, then learnt; with `score=False` learnt as
         known-good history); returns its (score, flag)."""
-        x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
+        _check_ids((stream_id,))
+        x = _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1))
         slot = self.table.get(stream_id)
         if slot is None:  # a new stream: its slot as process() assigns it, then the one-event kernel
             slots, new = self.table.assign([stream_id])
@@ -155,7 +210,7 @@ class MultiStreamDetector:
         slot = self.table.get(stream_id)
         if slot is None:
             return 0.0
-        x = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
+        x = _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1))
         return float(self._event(slot, x, timestamp, False).scores[0])
 
     def forecast_one(self, stream_id: str) -> np.ndarray:
@@ -176,7 +231,7 @@ class MultiStreamDetector:
             raise ValueError(f"x must have {self.n_features} values, got {x.shape[1]}")
         out, slots, T = self._one
         slots[0] = slot
-        T[0] = timestamp
+        T[0] = timestamp if math.isfinite(timestamp) else math.nan
         return self.engine.process_one(slots, x, learn, T, out, score)
 
     @property
@@ -211,8 +266,9 @@ class MultiStreamDetector:
         """Stream slots allocated (held streams, free slots and room to grow)."""
         return self.engine.capacity
 
-    def evict(self, stream_ids) -> None:
+    def evict(self, stream_ids: Sequence[str]) -> None:
         """Forget these held streams (unknown ids are ignored); their slots are reused first."""
+        _check_ids(stream_ids)
         for sid in stream_ids:
             if sid in self.table.slots:
                 self.table.remove(sid)

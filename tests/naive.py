@@ -203,6 +203,8 @@ def score_stream(errors, X, T, settings, exact=False):
             v = x[d]
             if math.isnan(v):
                 continue
+            if nobs[d] >= 20 and hi[d] > lo[d]:  # a wild value is learnt as one width beyond the range
+                v = min(max(v, 2 * lo[d] - hi[d]), 2 * hi[d] - lo[d])
             dev = v - mean[d]  # the seasonal profile learns deviations from the mean
             nobs[d] += 1
             a = max(1.0 / nobs[d], a_val)

@@ -136,6 +136,31 @@ def test_bad_hyperparameters_fail_at_construction():
         LSTMDetector(cell="rnn")
 
 
+def test_feature_names_and_values_as_river_users_give_them():
+    """Features named by several types take a fixed order (sorted() refused an int beside
+    a str); a name a snapshot cannot keep (a tuple, which JSON turns into a list that
+    does not load) is refused when saving, not when loading; an empty first event says
+    so; a string or an integer beyond a double's range is a missing value (float("2.5")
+    was taken, 10**400 raised OverflowError); numpy integers are valid settings."""
+    det = LSTMDetector(warmup=3, seed=np.int64(2))
+    det.learn_one({"a": 2.0, 0: 1.0})
+    det.learn_one({0: 10**400, "a": "2.5"})
+    assert det._features == [0, "a"] and det.last_score == 0.0
+    again = LSTMDetector.from_bytes(det.to_bytes())
+    assert again._features == [0, "a"] and again.seed == 2
+    tupled = LSTMDetector(warmup=3)
+    tupled.learn_one({("a", 1): 1.0})
+    with pytest.raises(TypeError, match="feature names"):
+        tupled.to_bytes()
+    with pytest.raises(ValueError, match="no features"):
+        LSTMDetector().learn_one({})
+    for value in ("2.5", b"3", 10**400, float("inf"), None, [1.0]):
+        det = LSTMDetector(warmup=3)
+        det.learn_one({"v": 1.0})
+        det.learn_one({"v": value})  # learnt as missing, no exception
+        assert math.isnan(det._vector({"v": value})[0, 0]), value
+
+
 def test_warmup_scores_zero_and_never_flags():
     det = LSTMDetector(warmup=100)
     for t in range(100):

@@ -174,6 +174,102 @@ def test_rejects_bad_arguments():
         MultiStreamDetector(2).process(["a"], np.ones((1, 3)))
 
 
+def test_a_stream_id_that_is_not_a_str_changes_nothing():
+    """A stream id that is not a str is a TypeError before anything changes (it used to
+    evict the oldest stream, then fail, leaving the new id on the evicted stream's state;
+    a tuple id wrote a snapshot that could not be read), and so is one str where a
+    sequence of ids is expected ("ab" was streams "a" and "b")."""
+    m = MultiStreamDetector(1, max_streams=1, warmup=20)
+    m.process(["a"] * 100, np.sin(np.arange(100) / 5)[:, None])
+    before = m.to_bytes()
+    for ids in ([7], [("x", 1)], ["b", 7], "ab"):
+        with pytest.raises(TypeError, match="stream ids"):
+            m.process(ids, np.zeros((len(ids), 1)))
+    with pytest.raises(TypeError, match="stream ids"):
+        m.process_one(7, [0.5])
+    with pytest.raises(TypeError, match="stream ids"):
+        m.evict("ab")
+    assert m.to_bytes() == before and m.stream_ids == ["a"]
+
+
+def test_judging_without_learning_holds_no_new_stream():
+    """process(learn=False) changes nothing: an unknown stream's events read as a new
+    stream's first (0, no forecast) and the stream is not held, so it evicts nobody (it
+    used to take the only slot, and the learnt stream began its warm-up again); a held
+    stream's events are judged against its state, the same each time."""
+    m = MultiStreamDetector(1, max_streams=1, warmup=20)
+    m.process(["a"] * 100, np.sin(np.arange(100) / 5)[:, None])
+    before = m.to_bytes()
+    first = m.process(["probe", "a", "probe"], [[5.0], [0.1], [0.2]], learn=False)
+    again = m.process(["a"], [[0.1]], learn=False)
+    assert m.to_bytes() == before and m.stream_ids == ["a"] and m.table.evicted == 0
+    assert first.scores[1] > 0 and first.scores[1] == again.scores[0] and np.isfinite(first.predictions[1]).all()
+    fresh = MultiStreamDetector(1, warmup=20).process(["probe"], [[5.0]])
+    for name in ("scores", "flags", "predictions", "errors", "regime", "abnormal"):
+        for n in (0, 2):
+            np.testing.assert_array_equal(getattr(first, name)[n], getattr(fresh, name)[0], err_msg=name)
+
+
+def test_infinite_values_are_missing_and_numpy_times_are_read_by_their_unit():
+    """+-inf is a missing value, as LSTMDetector and the filter read it (it counted as
+    +-1e18 and flagged the event); datetime64 timestamps of any unit are epoch seconds
+    (nanoseconds were taken for seconds, 1e9 times too far), NaT and inf unknown; numpy
+    integers are valid settings."""
+    x = np.sin(np.arange(300) / 5)[:, None]
+    with_inf, with_nan = x.copy(), x.copy()
+    with_inf[200], with_nan[200] = np.inf, np.nan
+    kw = dict(warmup=20, seed=np.int64(3), hidden_size=np.int64(8))
+    a = MultiStreamDetector(1, **kw).process(["s"] * 300, with_inf)
+    b = MultiStreamDetector(1, **kw).process(["s"] * 300, with_nan)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    t = np.datetime64("2024-01-01T00:00:00") + np.arange(300).astype("timedelta64[h]")
+    seconds = (t - np.datetime64("1970-01-01T00:00:00")) / np.timedelta64(1, "s")
+    want = MultiStreamDetector(1, **kw).process(["s"] * 300, x, timestamps=seconds)
+    for times in (t.astype("datetime64[ns]"), t.astype("datetime64[ms]")):
+        got = MultiStreamDetector(1, **kw).process(["s"] * 300, x, timestamps=times)
+        np.testing.assert_array_equal(got.scores, want.scores)
+    unknown = MultiStreamDetector(1, **kw).process(["s"] * 300, x, timestamps=np.full(300, np.inf))
+    np.testing.assert_array_equal(unknown.scores, MultiStreamDetector(1, **kw).process(["s"] * 300, x).scores)
+    m = MultiStreamDetector(np.int64(1), **kw)
+    assert type(m.settings["seed"]) is int and MultiStreamDetector.from_bytes(m.to_bytes()).settings == m.settings
+
+
+@pytest.mark.parametrize("glitch", [1e6, -9999.0, 1e18])
+def test_one_wild_value_does_not_blind_its_stream(glitch):
+    """One wild value (a bad read, a sentinel) is flagged, and the anomalies after it are
+    found as in the clean stream: the statistics learn it as at most one width of the
+    range beyond the range (scoring.learnt_value). It used to set the scaler's sd, the mean
+    step and the range for thousands of events; the spike, the level shift and the second
+    spike below then scored 0.05 and went unflagged."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    x = (np.sin(np.arange(n) / 5) + 0.05 * rng.normal(size=n))[:, None]
+    x[2000], x[4000:4100], x[5500] = 6.0, x[4000:4100] + 3.0, -6.0
+    clean = MultiStreamDetector(1).process(["a"] * n, x)
+    x[500] = glitch
+    glitched = MultiStreamDetector(1).process(["a"] * n, x)
+    assert glitched.flags[500]
+    for at in (2000, 4000, 5500):
+        assert clean.flags[at:at + 2].any() and glitched.flags[at:at + 2].any(), at
+    assert np.abs(glitched.predictions[600:]).max() < 5.0
+
+
+def test_a_lasting_jump_far_beyond_the_range_becomes_the_new_normal():
+    """A lasting jump of 100 widths of the range still gets through learnt_value's limit:
+    the range reaches the new level within seven events (doubling towards it), and the
+    new level stops alerting as it does without the limit's effect, one alert."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 1))
+    x[1500:] += 100.0 * (x[:1500].max() - x[:1500].min())
+    m = MultiStreamDetector(1, warmup=50)
+    m.process(["a"] * 1508, x[:1508])
+    col = m.hyper.stats
+    stats = m.engine.to_host()[0].stats[m.table.slots["a"]]
+    assert stats[col.hi] >= x[1500:1508].min()
+    res = m.process(["a"] * 1492, x[1508:])
+    assert not res.flags[100:].any()
+
+
 EXTREMES = [1e300, -1e300, 1e-300, -1e-300, 3.4e38, -3.4e38, 1e18, -1e18, 1e160, 0.0]
 
 

@@ -9,7 +9,9 @@ began to weigh each feature by its blame (snapshot format 15); and again by the 
 compiled for the generic target that tests/conftest.py sets (a host with AVX-512 rounded
 otherwise), with the inputs' sines from libm; and again when the regime's level and recent
 level became blame-weighted means of the features' evidence (only the regime's outputs and
-state moved). A change meant to alter results
+state moved); and again when the value statistics began to learn a value far outside the
+range as one width of the range beyond it (scoring.learnt_value: the spike of 6 in these
+runs). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -9,6 +9,7 @@ and a field in `KernelHyper` (with its conversion in `kernel_hyper`) if the kern
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -43,9 +44,10 @@ class Number(NamedTuple):
         return f"{name} in {'[' if self.lo_inc else '('}{self.lo}, {self.hi}{']' if self.hi_inc else ')'}"
 
     def check(self, value: Any) -> Any:
-        """`value` as `kind`, or SettingError."""
-        ok_types = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, ok_types):
+        """`value` as `kind`, or SettingError. NumPy's integers and floats count as Python's
+        (settings often come from a grid or a random draw)."""
+        ok_types = numbers.Integral if self.kind is int else numbers.Real
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, ok_types):
             raise SettingError(self.expect)
         value = self.kind(value)
         above = value >= self.lo if self.lo_inc else value > self.lo
@@ -179,16 +181,18 @@ def check_window(k1: int, k2: int) -> str | None:
     return f"k2 must be ≥ k1, got k1={k1}, k2={k2}" if k2 < k1 else None
 
 
-def validate(settings: dict[str, Any]) -> None:
-    """Raise ValueError naming the first bad setting."""
+def validate(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings normalised (`check`), or ValueError naming the first bad one."""
+    normal = {}
     for name, value in settings.items():
         try:
-            check(name, value)
+            normal[name] = check(name, value)
         except SettingError as err:
             raise ValueError(f"{name}: expected {err.expect}, got {value!r}") from None
-    problem = check_window(settings["k1"], settings["k2"])
+    problem = check_window(normal["k1"], normal["k2"])
     if problem:
         raise ValueError(f"k1: {problem}")
+    return normal
 
 
 def parameters_doc(names: list[str]) -> str:

@@ -388,14 +388,30 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
 
 
 @kernel
+def learnt_value(v, d, stats, col):
+    """Value v of feature d as its statistics learn it: within one width of its range
+    beyond the range [lo, hi] of its earlier values, once TAIL_MIN_COUNT of them are
+    learnt and they have varied. A glitch (a sentinel -9999, a 1e6 from a bad read) would
+    otherwise set the scaler's sd, the mean step, the seasonal bin and the range for
+    thousands of events, and every later anomaly would be small beside it; a lasting
+    change still gets through, the range at most doubling towards it at each event (a
+    jump of 100 widths takes seven events)."""
+    w = stats[col.hi + d] - stats[col.lo + d]
+    if stats[col.count + d] < TAIL_MIN_COUNT or w <= 0.0:
+        return v
+    return min(max(v, stats[col.lo + d] - w), stats[col.hi + d] + w)
+
+
+@kernel
 def update_value_stats(stats, stats32, bins, x, t, hy):
     """Per observed feature: scaler (EWMA mean/variance, exact running moments until
     1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
     of time t. The bin learns the value's deviation from the running mean before this
     event, so a drifting level moves the whole profile with it instead of leaving every
     bin behind until its next visits; it is stored with compact.narrow_step, so that it
-    never stalls short of a new level. Values are limited to +-VALUE_LIMIT. A feature
-    that leaves a constant's history restarts its regime baseline (update_baseline)."""
+    never stalls short of a new level. Values are limited to +-VALUE_LIMIT and, once the
+    feature has a range, to one width beyond it (learnt_value). A feature that leaves a
+    constant's history restarts its regime baseline (update_baseline)."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
     b = day_bin(t, hy.seasonal_bins)
     if stats32[col.day_old] == 0.0 and not math.isnan(t):
@@ -404,11 +420,11 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
         v = x[d]
         if math.isnan(v):
             continue
-        v = bounded(v)
+        v = learnt_value(bounded(v), d, stats, col)
+        n = stats[col.count + d] + 1.0
         dev = v - stats[col.mean + d]
         was_measured = measured(d, stats, col)
         restart = False
-        n = stats[col.count + d] + 1.0
         stats[col.count + d] = n
         stats[col.mean + d], stats32[col.var + d] = ewma_update(stats[col.mean + d], stats32[col.var + d], v,
                                                                 max(1.0 / n, alpha))
