@@ -1,3 +1,4 @@
+import json
 import logging
 import math
 
@@ -148,6 +149,32 @@ def test_error_record(parser):
 ])
 def test_parse_ts(raw, expected):
     assert parse_ts(raw) == expected
+
+
+@pytest.mark.parametrize("raw, says", [
+    (1714564800000, "looks like epoch milliseconds (2024-05-01T12:00:00Z)"),
+    ("1e12", "looks like epoch milliseconds (2001-09-09T01:46:40Z)"),
+    (1714564800000000, "looks like epoch microseconds (2024-05-01T12:00:00Z)"),
+    (1714564800000000000, "looks like epoch nanoseconds (2024-05-01T12:00:00Z)"),
+    (1e308, "after year 9999 in epoch seconds"),
+    (-1e12, "before year 1 in epoch seconds"),
+])
+def test_a_timestamp_beyond_year_9999_is_rejected_and_named_by_its_likely_unit(parser, raw, says):
+    line = json.dumps({"stream": "s", "ts": raw, "value": 2}).encode()
+    assert isinstance(parser.parse(1, b'{"stream": "s", "ts": 1714564800, "value": 1}'), Event)
+    rej = parser.parse(2, line)
+    assert reason(rej) == "bad_timestamp" and says in rej.detail
+    # The stream's time order is not poisoned: the next real time is accepted.
+    assert isinstance(parser.parse(3, b'{"stream": "s", "ts": 1714564860, "value": 3}'), Event)
+    assert parse_ts("9999-12-31T23:59:59Z") > 2.5e11 and parse_ts(-62135596800) < 0  # the bounds themselves
+    rej = parser.parse(4, b'{"stream": "s", "ts": "9999-12-31T23:59:59-01:00", "value": 4}')
+    assert reason(rej) == "bad_timestamp" and rej.detail.endswith("after year 9999 in UTC")
+
+
+def test_a_checkpointed_last_timestamp_beyond_the_bounds_is_forgotten(parser):
+    parser.memory.load_json([["s", ["value"], 1e12], ["t", ["value"], 1714564800.0]])
+    assert isinstance(parser.parse(1, b'{"stream": "s", "ts": 1714564860, "value": 3}'), Event)
+    assert reason(parser.parse(2, b'{"stream": "t", "ts": 1714564700, "value": 3}')) == "ts_backwards"
 
 
 def test_ts_backwards_is_per_stream_and_state_not_advanced_by_rejects(parser):

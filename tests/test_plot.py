@@ -58,6 +58,13 @@ def test_time_axis_when_every_event_has_a_timestamp_in_order():
     assert plot._times(records(ts=lambda t: "yesterday")) is None
 
 
+def test_results_with_epoch_milliseconds_are_drawn_against_the_event_index(tmp_path):
+    # Results written before timestamps were bounded: year 56302 is beyond what a date axis draws.
+    ms = records(ts=lambda t: 1_714_564_800_000 + 60_000 * t)
+    assert plot._times(ms) is None
+    assert plot_results(ms, tmp_path / "ms.png") == 1 and (tmp_path / "ms.png").stat().st_size > 0
+
+
 def test_many_features_show_those_named_in_alerts_first():
     features = [f"f{k}" for k in range(12)]
     top = [None, "f9", "f9", "f3", None, "f9"]

@@ -44,6 +44,12 @@ log = logging.getLogger("streamlstm")
 # Numbers as float() reads them, minus the spellings we do not want as timestamps
 # ("nan", "inf", "1_000").
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Timestamps from year 1 to year 9999, as ISO 8601 (and a plot's time axis) can write them:
+# beyond, a number is far more likely epoch milliseconds (or finer) than a real time, and
+# admitted it would reject every later event of its stream as ts_backwards.
+TS_MIN = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+TS_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+_FINER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
 
 
 class InputFormatError(ValueError):
@@ -55,7 +61,8 @@ class _Bad(ValueError):
 
 
 def parse_ts(raw: Any) -> float:
-    """Epoch seconds from a number, a numeric string, or ISO 8601 (naive means UTC)."""
+    """Epoch seconds from a number, a numeric string, or ISO 8601 (naive means UTC), from
+    year 1 to year 9999 (`TS_MIN`, `TS_MAX`)."""
     kind = type(raw)  # exact types: JSON gives no subclasses, and bool is not a timestamp
     if kind is int or kind is float:
         try:
@@ -74,11 +81,25 @@ def parse_ts(raw: Any) -> float:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=timezone.utc)
             ts = moment.timestamp()
+            if not TS_MIN <= ts <= TS_MAX:  # year 1 or 9999, moved past it by its UTC offset
+                raise _Bad("bad_timestamp", f"timestamp {raw!r} is before year 1 or after year 9999 in UTC")
     else:
         raise _Bad("bad_timestamp", f"timestamp must be a number or ISO 8601 string, got {raw!r}")
     if not math.isfinite(ts):
         raise _Bad("bad_timestamp", f"timestamp is not finite: {raw!r}")
+    if not TS_MIN <= ts <= TS_MAX:  # a number: ISO 8601 is checked above
+        raise _Bad("bad_timestamp", _implausible(ts, raw))
     return ts
+
+
+def _implausible(ts: float, raw: Any) -> str:
+    """Why `ts` (epoch seconds) is refused, naming the finer unit it would be plausible in."""
+    detail = f"timestamp {str(raw)[:50]} is {'after year 9999' if ts > 0 else 'before year 1'} in epoch seconds"
+    for scale, unit in _FINER_UNITS:
+        if 0 <= ts / scale <= TS_MAX:
+            moment = datetime.fromtimestamp(ts / scale, timezone.utc)
+            return f"{detail}; it looks like epoch {unit} ({moment:%Y-%m-%dT%H:%M:%SZ}): convert it to seconds"
+    return detail
 
 
 def _number(name: str, raw: Any, allow_missing: bool, limit: float) -> float:
@@ -178,7 +199,10 @@ class _StreamMemory:
         return [[s, list(f), ts] for s, (f, ts) in self.streams.items()]
 
     def load_json(self, items: list) -> None:
-        self.streams = OrderedDict((s, (tuple(f), ts)) for s, f, ts in items)
+        # A checkpoint of a version without parse_ts's bounds may hold a last timestamp beyond
+        # them, which would reject every later event of its stream: it is forgotten instead.
+        self.streams = OrderedDict((s, (tuple(f), ts if ts is None or TS_MIN <= ts <= TS_MAX else None))
+                                   for s, f, ts in items)
 
 
 class _LineParser:
