@@ -19,6 +19,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import stat
 import sys
 import threading
 import time
@@ -205,15 +207,42 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     sys.exit(status)
 
 
-def _file_format(path: Path) -> str:
+def _head(read) -> bytes:
+    """What `read(n)` gives up to the end of its second non-blank line (all of it when it has
+    fewer): what `_file_format` and `_one_row_series` look at."""
+    head = b""
+    while True:
+        chunk = read(1 << 16)
+        head += chunk
+        if not chunk or sum(1 for line in head.split(b"\n")[:-1] if line.strip()) >= 2:
+            return head
+
+
+def _file_format(path: Path, head: bytes) -> str:
     """The input format of the file at `path`: by its suffix, else by its first non-blank
     line (a JSON line starts with '{'; anything else is taken for CSV, headed or not)."""
     by_suffix = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
     if path.suffix.lower() in by_suffix:
         return by_suffix[path.suffix.lower()]
-    with path.open("rb") as f:
-        first = next((line for line in f if line.strip()), b"")
+    first = next((line for line in head.splitlines() if line.strip()), b"")
     return "jsonl" if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "csv"  # after a UTF-8 BOM
+
+
+class _Replayed:
+    """`read(n)` of a file whose `head` was read to look at (io/filter_loop.reader's): the
+    head, then the rest. The file is read once, as a pipe (/dev/stdin, <(...)) can only be."""
+
+    def __init__(self, head: bytes, rest):
+        self.head, self.rest = head, rest
+
+    def __call__(self, n: int) -> bytes:
+        if not self.head:
+            return self.rest(n)
+        out, self.head = self.head[:n], self.head[n:]
+        return out
+
+    def ready(self) -> bool:
+        return bool(self.head) or self.rest.ready()
 
 
 def _npy_as_csv(path: Path) -> bytes:
@@ -237,18 +266,16 @@ def _npy_as_csv(path: Path) -> bytes:
     return "".join(",".join(nan if v != v else repr(v) for v in row) + "\n" for row in rows).encode()
 
 
-def _one_row_series(path: Path, input_config) -> bytes | None:
+def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
     """A CSV file whose only non-blank line is a row of several numbers (io/parsers.row_series),
-    as a column of them, one event each; None for any other file."""
+    as a column of them, one event each; None for any other file (`head`: see `_head`)."""
     from .io.parsers import row_series
 
-    with path.open("rb") as f:
-        first = f.readline()
-        rest_blank = not any(line.strip() for line in f)  # stops at the first non-blank line
-    cells = row_series(first, input_config) if rest_blank else None
+    first, *rest = head.splitlines(keepends=True) or [b""]
+    cells = row_series(first, input_config) if not any(line.strip() for line in rest) else None
     if cells is None:
         return None
-    log.info("%s holds one row of %d values: read as a series of %d events", path.name, len(cells), len(cells))
+    log.info("%s holds one row of %d values: read as a series of %d events", name, len(cells), len(cells))
     return "".join(f"{c}\n" for c in cells).encode()
 
 
@@ -275,14 +302,17 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
 
     path = Path(file)
     npy = path.suffix.lower() == ".npy"
-    fmt = "csv" if npy else fmt or _file_format(path)
-    if npy:
-        input_flags["header"] = False  # an array has no column names: col_0, col_1, ... (value if one)
-    config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
-                         "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
-    _check_csv_flags(config.input.format == "csv", **input_flags)
-    only = config.output.only_anomalies
     with _fatal_errors(), ExitStack() as files:
+        f = files.enter_context(path.open("rb", buffering=0))
+        read = reader(f)
+        head = b"" if npy else _head(read)
+        fmt = "csv" if npy else fmt or _file_format(path, head)
+        if npy:
+            input_flags["header"] = False  # an array has no column names: col_0, col_1, ... (value if one)
+        config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
+                             "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
+        _check_csv_flags(config.input.format == "csv", **input_flags)
+        only = config.output.only_anomalies
         for target in (output, plot_path):
             if target:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -291,18 +321,21 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
         sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
         runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
-        with path.open("rb") as f:
-            if npy:
-                series = _npy_as_csv(path)
-            else:
-                series = _one_row_series(path, config.input) if config.input.format == "csv" else None
-            source, size = (f, path.stat().st_size) if series is None else (io.BytesIO(series), len(series))
-            if sys.stderr.isatty():
-                with click.progressbar(length=size, label=f"scoring {path.name}", file=sys.stderr) as bar:
-                    runner.progress = bar.update
-                    status = runner.run(reader(source))
-            else:
-                status = runner.run(reader(source))
+        if npy:
+            series = _npy_as_csv(path)
+        else:
+            series = _one_row_series(head, config.input, path.name) if config.input.format == "csv" else None
+        if series is not None:
+            source, size = reader(io.BytesIO(series)), len(series)
+        else:  # a pipe has no size to show progress against
+            st = os.fstat(f.fileno())
+            source, size = _Replayed(head, read), st.st_size if stat.S_ISREG(st.st_mode) else None
+        if sys.stderr.isatty() and size is not None:
+            with click.progressbar(length=size, label=f"scoring {path.name}", file=sys.stderr) as bar:
+                runner.progress = bar.update
+                status = runner.run(source)
+        else:
+            status = runner.run(source)
         if plot_path and for_plot.records:
             from .io.plot import plot_results
 

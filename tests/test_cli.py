@@ -435,6 +435,21 @@ def test_score_reads_json_lines_whatever_the_files_suffix(tmp_path, small_config
     assert res.exit_code == 0 and [json.loads(line)["stream"] for line in res.stdout.splitlines()] == ["a", "b"] * 20
 
 
+@pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_score_of_a_pipe_reads_every_line_of_it(small_config, kind):
+    # /dev/stdin is a pipe here: what is read to tell its format cannot be read again.
+    if kind == "jsonl":
+        data, seqs = events(300), range(1, 601)
+    else:  # line 1 is the header
+        data = "timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{math.sin(t / 5):.4f}\n" for t in range(600))
+        seqs = range(2, 602)
+    res = _cli("--config", small_config, "score", "/dev/stdin", stdin=data.encode())
+    assert res.returncode == 0, res.stderr.decode()
+    assert [json.loads(line)["seq"] for line in res.stdout.splitlines()] == list(seqs)
+    assert b'"error"' not in res.stderr
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output
