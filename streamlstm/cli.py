@@ -2,7 +2,8 @@
 
 Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error. A fatal error is
 one line on stderr saying what failed, where, and what to do; its traceback is logged only
-at DEBUG. An input of which not one non-empty line was accepted (every line rejected) is
+at DEBUG. A closed stdin, or a closed stdout where results go, is a fatal error before
+anything is read. An input of which not one non-empty line was accepted (every line rejected) is
 taken for a usage error too — a wrong delimiter, format or column choice, not bad data —
 so `run` and `score` then exit 2, after the per-line error records, with one ERROR line
 naming the likely cause and the flag to try (io/diagnosis.py).
@@ -76,6 +77,19 @@ def _fatal_errors():
         log.error("%s", exc)
         log.debug("traceback of the error above", exc_info=True)
         sys.exit(2 if isinstance(exc, InputFormatError) else 1)
+
+
+_CLOSED = {"stdin": "there is no input to read (give the command one, e.g. < FILE)",
+           "stdout": "the results would be lost (give the command an output, e.g. > FILE)"}
+
+
+def _standard(name: str):
+    """sys.stdin or sys.stdout; an OSError (a fatal error) when the process was started with
+    it closed (`<&-`, `>&-`), which Python shows as None."""
+    stream = getattr(sys, name)
+    if stream is None:
+        raise OSError(f"{name} is closed: {_CLOSED[name]}")
+    return stream
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
@@ -200,10 +214,11 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     from .io.sinks import JsonLinesSink
 
     with _fatal_errors(), ExitStack() as files:
+        stdin, stdout = _standard("stdin"), _standard("stdout")
         errors = files.enter_context(open(errors_path, "a")) if errors_path else sys.stderr
-        sink = JsonLinesSink(sys.stdout, errors, config.output.only_anomalies)
+        sink = JsonLinesSink(stdout, errors, config.output.only_anomalies)
         status = FilterRunner(config, [sink], skip_consumed=skip_consumed, baseline=baseline,
-                              baseline_rows=baseline_rows).run(reader(sys.stdin))
+                              baseline_rows=baseline_rows).run(reader(stdin))
     sys.exit(status)
 
 
@@ -316,7 +331,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
         for target in (output, plot_path):
             if target:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
-        out = files.enter_context(open(output, "w", newline="")) if output else sys.stdout
+        out = files.enter_context(open(output, "w", newline="")) if output else _standard("stdout")
         for_plot = RecordsSink(only)
         sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])

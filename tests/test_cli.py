@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -448,6 +449,18 @@ def test_score_of_a_pipe_reads_every_line_of_it(small_config, kind):
     assert res.returncode == 0, res.stderr.decode()
     assert [json.loads(line)["seq"] for line in res.stdout.splitlines()] == list(seqs)
     assert b'"error"' not in res.stderr
+
+
+@pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.parametrize("closed, args", [(1, ["run"]), (1, ["score", "IN"]), (0, ["run"])])
+def test_a_closed_stdin_or_stdout_is_a_fatal_error_not_results_discarded(tmp_path, closed, args):
+    path = tmp_path / "in.jsonl"
+    path.write_text(events(5))
+    with path.open("rb") as stdin:
+        res = subprocess.run([sys.executable, "-m", "streamlstm.cli", *[str(path) if a == "IN" else a for a in args]],
+                             stdin=stdin, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(closed), timeout=60)
+    assert res.returncode == 1
+    assert f"{['stdin', 'stdout'][closed]} is closed" in _one_error_line(res.stderr)
 
 
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
