@@ -18,6 +18,7 @@ thread routes the next micro-batch and writes the previous one's results.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -25,11 +26,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .budget import PY_BYTES_PER_MODEL, Model, StateBudget
-from .config import Config, ModelConfig
+from .config import DEFAULT_GROUP, Config, ModelConfig
 from .engine import snapshot
 from .engine.hyperparams import MAX_STREAMS
 from .event import RAW_LIMIT, Event, Rejected
 from .multistream import BatchResult, MultiStreamDetector
+
+log = logging.getLogger("streamlstm")
 
 UNBOUNDED = int(MAX_STREAMS.spec.hi)  # a pool's detectors: the budget bounds their streams
 
@@ -235,11 +238,21 @@ class DetectorPool:
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "DetectorPool":
             raise snapshot.SnapshotError(f"not a DetectorPool snapshot: {meta.get('kind')!r}")
-        # Threads are how a detector runs, not what it learnt: the configuration's, by group.
-        threads = {group.name: group.model.threads for group in self.config.groups}
-        detectors = {(g, tuple(f)): MultiStreamDetector.from_bytes(
-                         arrays[f"detector.{i}"], threads=threads.get(g, self.config.model.threads))
-                     for i, (g, f) in enumerate(meta["keys"])}
+        models = {DEFAULT_GROUP: self.config.model, **{group.name: group.model for group in self.config.groups}}
+        # The backend and threads are how a detector runs, not what it learnt: the configuration's.
+        detectors = {}
+        for i, (g, f) in enumerate(meta["keys"]):
+            model = models.get(g, self.config.model)
+            detectors[g, tuple(f)] = MultiStreamDetector.from_bytes(arrays[f"detector.{i}"], backend=model.backend,
+                                                                    threads=model.threads)
+        # Every other setting is the snapshot's: its state was learnt with them (a hidden_size
+        # cannot change under learnt weights), so a changed configuration is said, not applied.
+        changed = {g: _changed_settings(det, models.get(g, self.config.model)) for (g, _), det in detectors.items()}
+        for group, settings in changed.items():
+            if settings:
+                log.warning("the restored state keeps the model settings it was learnt with%s: %s; to apply the "
+                            "configured ones, start from an empty state directory", "" if group == DEFAULT_GROUP
+                            else f" (group {group!r})", ", ".join(settings))
         self.budget.release(self)
         self.models = {}
         touched = 0
@@ -251,6 +264,14 @@ class DetectorPool:
             touched += det.n_streams
         self.budget.settle(touched, [])
         return meta["extra"]
+
+
+def _changed_settings(det: MultiStreamDetector, model: ModelConfig) -> list[str]:
+    """The settings of restored `det` that differ from `model`'s, as "model.name <det's> (configured <model's>)"
+    (a setting the configuration no longer has is not named)."""
+    learnt = {**det.settings, "weight_mode": det.weight_mode}
+    return [f"model.{k} {v!r} (configured {getattr(model, k)!r})" for k, v in learnt.items()
+            if getattr(model, k, v) != v]
 
 
 def _too_many_models(ev: Event, max_models: int) -> Rejected:

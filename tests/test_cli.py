@@ -216,6 +216,20 @@ def test_kill_9_loses_only_what_followed_the_last_checkpoint(tmp_path, small_con
     assert tail and tail == whole[len(whole) - len(tail):]  # the replay reproduces the rest bit for bit
 
 
+def test_model_settings_changed_after_a_restore_are_named_in_a_warning(tmp_path, small_config):
+    state = str(tmp_path / "state")
+    assert invoke(["--config", small_config, "run", "--state-dir", state], events(30)).exit_code == 0
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(Path(small_config).read_text().replace("hidden_size: 8", "hidden_size: 16\n  threshold: 0.9"))
+    res = invoke(["--config", str(changed), "run", "--state-dir", state], events(5))
+    assert res.exit_code == 0
+    warning = next(line for line in res.stderr.splitlines() if " WARNING " in line)
+    assert "model.hidden_size 8 (configured 16)" in warning and "model.threshold 0.5 (configured 0.9)" in warning
+    assert "warmup" not in warning  # unchanged settings are not named
+    same = invoke(["--config", small_config, "run", "--state-dir", state], events(5))
+    assert same.exit_code == 0 and " WARNING " not in same.stderr
+
+
 @pytest.mark.slow  # the CLI in subprocesses
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, small_config):
     data = events(200).encode()
