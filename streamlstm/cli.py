@@ -1,10 +1,12 @@
 """The `streamlstm` command.
 
-Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error. A fatal error is
-one line on stderr saying what failed, where, and what to do; its traceback is logged only
-at DEBUG. A closed stdin, or a closed stdout where results go, is a fatal error before
-anything is read. An input of which not one non-empty line was accepted (every line rejected) is
-taken for a usage error too — a wrong delimiter, format or column choice, not bad data —
+Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error; a `score`
+stopped by SIGINT or SIGTERM writes the results of what it read, then exits 130 or 143
+(`run` exits 0: it is meant to be stopped). A fatal error is one line on stderr saying
+what failed, where, and what to do; its traceback is logged only at DEBUG. A closed stdin,
+or a closed stdout where results go, is a fatal error before anything is read. An input
+of which not one non-empty line was accepted (every line rejected) is taken for a usage
+error too — a wrong delimiter, format or column choice, not bad data —
 so `run` and `score` then exit 2, after the per-line error records, with one ERROR line
 naming the likely cause and the flag to try (io/diagnosis.py).
 
@@ -108,7 +110,9 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     streamlstm score series.csv --output scores.csv --plot scores.png
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
-    if ctx.invoked_subcommand != "run":  # only `run` stops cleanly on SIGTERM/SIGINT
+    # `run` stops cleanly on SIGTERM/SIGINT from its first instant, `score` once it scores
+    # (FilterRunner takes them over), the other commands not at all.
+    if ctx.invoked_subcommand != "run":
         signals.release()
 
 
@@ -351,6 +355,10 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                 status = runner.run(source)
         else:
             status = runner.run(source)
+        if runner.stopped_by is not None:  # what was read is written (and checkpointed); the rest is not
+            log.error("%s was not finished: %s stopped the scoring (the results written cover the lines read "
+                      "until then%s)", file, runner.stopped_by.name, "; no plot written" if plot_path else "")
+            sys.exit(128 + runner.stopped_by)
         if plot_path and for_plot.records:
             from .io.plot import plot_results
 

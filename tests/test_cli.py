@@ -477,6 +477,20 @@ def test_a_closed_stdin_or_stdout_is_a_fatal_error_not_results_discarded(tmp_pat
     assert f"{['stdin', 'stdout'][closed]} is closed" in _one_error_line(res.stderr)
 
 
+@pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_score_writes_what_it_read_and_exits_128_plus_the_signal(small_config, signum):
+    proc = _spawn(["--config", small_config, "score", "/dev/stdin"])
+    proc.stdin.write(events(15).encode())
+    proc.stdin.flush()
+    results = [proc.stdout.readline() for _ in range(30)]  # answered while the pipe stays open
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum and out == b""
+    assert [json.loads(line)["seq"] for line in results] == list(range(1, 31))
+    assert f"/dev/stdin was not finished: {signum.name} stopped the scoring" in _one_error_line(err)
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output

@@ -132,6 +132,7 @@ class FilterRunner:
         state_dir = config.checkpoint.state_dir
         self.store = DirectoryStore(state_dir, keep=config.checkpoint.keep) if state_dir else None
         self.stopping = False
+        self.stopped_by: signal.Signals | None = None  # the signal that stopped the input's reading
         self.waiting = False
 
     # ------------------------------------------------------------------ state
@@ -213,7 +214,8 @@ class FilterRunner:
     # ------------------------------------------------------------------ loop
 
     def _on_signal(self, signum, frame) -> None:
-        log.info("received %s: finishing the current batch", signal.Signals(signum).name)
+        self.stopped_by = signal.Signals(signum)
+        log.info("received %s: finishing the current batch", self.stopped_by.name)
         self.stopping = True
         if self.waiting:
             raise _Interrupted
