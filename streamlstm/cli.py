@@ -285,6 +285,17 @@ def _npy_as_csv(path: Path) -> bytes:
     return "".join(",".join(nan if v != v else repr(v) for v in row) + "\n" for row in rows).encode()
 
 
+def _image(ctx, param, value: str | None) -> str | None:
+    """A click callback: `value`, if it names an image of a format the plot can write (checked
+    before anything is scored)."""
+    from .io.plot import image_formats
+
+    if value is not None and Path(value).suffix.lower()[1:] not in image_formats():
+        raise click.BadParameter(f"{value!r} is not an image file name: end it with .png (or one of "
+                                 f"{', '.join('.' + f for f in image_formats() if f != 'png')})")
+    return value
+
+
 def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
     """A CSV file whose only non-blank line is a row of several numbers (io/parsers.row_series),
     as a column of them, one event each; None for any other file (`head`: see `_head`)."""
@@ -302,7 +313,8 @@ def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Results file: .csv or .jsonl (default: JSON lines on stdout).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Also render a PNG.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=_image,
+              help="Also render a PNG (or another image format, by its suffix).")
 @click.option("--stream", default=None, help="Stream id for a file without a stream column (default: file name).")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
               help="Start from the state here (if any) and checkpoint the final state here.")
@@ -369,7 +381,8 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
 
 @main.command()
 @click.argument("results", type=click.Path(exists=True, dir_okay=False))
-@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, help="PNG to write.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True, callback=_image,
+              help="PNG to write (or another image format, by its suffix).")
 @click.option("--stream", default=None, help="Only this stream (default: one panel per stream).")
 @click.pass_context
 def plot(ctx, results, output, stream) -> None:
@@ -377,10 +390,8 @@ def plot(ctx, results, output, stream) -> None:
     from .io.plot import plot_results, read_results
 
     config = _load(ctx, {})
-    try:
+    with _fatal_errors():
         n = plot_results(read_results(results), output, stream=stream, threshold=config.model.threshold)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
     log.info("wrote %s (%d stream%s)", output, n, "s" * (n != 1))
 
 

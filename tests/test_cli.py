@@ -491,6 +491,22 @@ def test_an_interrupted_score_writes_what_it_read_and_exits_128_plus_the_signal(
     assert f"/dev/stdin was not finished: {signum.name} stopped the scoring" in _one_error_line(err)
 
 
+def test_plot_errors_are_one_line_and_the_plot_suffix_is_checked_before_scoring(tmp_path, small_config):
+    inp = tmp_path / "in.csv"
+    inp.write_text("timestamp,value\n2024-05-01T00:00:00,0.1\n2024-05-01T00:01:00,0.2\n")
+    res = invoke(["score", str(inp), "-o", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.csv")])
+    assert res.exit_code == 2 and "'--plot'" in res.stderr and "not an image file name" in res.stderr
+    assert not (tmp_path / "r.csv").exists()  # refused before scoring
+    res = invoke(["plot", str(inp), "-o", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "in.csv line 2: not a results line" in res.stderr and "Traceback" not in res.stderr
+    results = tmp_path / "r.jsonl"
+    assert invoke(["--config", small_config, "score", str(inp), "-o", str(results)]).exit_code == 0
+    res = invoke(["plot", str(results), "-o", str(tmp_path / "no" / "such" / "dir" / "x.png")])
+    assert res.exit_code == 1 and "x.png" in res.stderr and "Traceback" not in res.stderr
+    res = invoke(["plot", str(results), "-o", str(tmp_path / "x.png"), "--stream", "nope"])
+    assert res.exit_code == 2 and "no results for stream 'nope'" in res.stderr
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output

@@ -2,13 +2,16 @@
 have it, and the features most often named in alerts first when not all fit."""
 
 import csv
+import json
 import math
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 from streamlstm.io import plot
+from streamlstm.io.parsers import InputFormatError
 from streamlstm.io.plot import MAX_FEATURE_PANELS, draw_results, plot_results, read_results
 from streamlstm.io.records import csv_header, csv_row
 
@@ -91,3 +94,21 @@ def test_csv_results_keep_their_contributors(tmp_path):
     assert "contributors" not in back[0]
     assert plot_results(back, tmp_path / "r.png") == 1
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_file_that_is_not_results_is_one_error_naming_the_file_and_line(tmp_path):
+    good = json.dumps({"seq": 1, "stream": "s", "value": 1.0, "prediction": None, "error": None, "score": 0.1,
+                       "is_anomaly": False, "alert_score": 0.1, "regime": 0.0, "abnormal": False})
+    cases = {"input.csv": ("timestamp,cpu\n2024-05-01T00:00:00,0.1\n", "line 2", "no 'seq'"),
+             "input.jsonl": ('{"stream": "s", "value": 1}\n', "line 1", "no 'seq'"),
+             "cut.jsonl": (good + "\n" + good[:40] + "\n", "line 2", "Expecting property name"),
+             "no_value.jsonl": (good.replace('"value"', '"valu"') + "\n", "line 1", "no 'values'"),
+             "some.log": ("abc 1 2\n", "line 1", "Expecting value"),
+             "array.jsonl": ("[1, 2]\n", "line 1", "a JSON list, not an object")}
+    for name, (text, line, why) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputFormatError, match=f"{name} {line}: not a results line .*{why}"):
+            read_results(tmp_path / name)
+    error_record = '{"seq": 2, "error": "not_numeric", "detail": "d", "raw": "x"}'
+    (tmp_path / "ok.jsonl").write_text(good + "\n\n" + error_record + "\n")
+    assert [r["seq"] for r in read_results(tmp_path / "ok.jsonl")] == [1]

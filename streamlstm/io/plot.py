@@ -13,20 +13,52 @@ from pathlib import Path
 
 import numpy as np
 
-from .parsers import parse_ts
+from .parsers import InputFormatError, parse_ts
 
 BAND_WINDOW = 50  # events in the trailing window that sets the band's width
 MAX_FEATURE_PANELS = 8  # a stream's features drawn; beyond, those most often named in alerts
 
 
+# What a result record holds beside "value" (univariate) or "values" (multivariate).
+_RESULT_KEYS = ("seq", "stream", "score", "is_anomaly", "alert_score", "regime", "abnormal", "prediction")
+
+
 def read_results(path: str | Path) -> list[dict]:
-    """Result records from a JSONL or CSV results file (by extension)."""
+    """Result records from a JSONL or CSV results file (by extension), as `run` and `score`
+    write them; error records are skipped. Anything else (an input file, a cut line) raises
+    InputFormatError naming the file and the line."""
     path = Path(path)
-    with path.open() as f:
-        if path.suffix.lower() == ".csv":
-            return [_from_csv_row(r) for r in csv.DictReader(f)]
-        records = (json.loads(line) for line in f if line.strip())
-        return [r for r in records if "score" in r]  # error records have no score
+    records, line = [], 1
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            if path.suffix.lower() == ".csv":
+                rows = csv.DictReader(f)
+                for row in rows:
+                    line = rows.line_num
+                    records.append(_from_csv_row(row))
+                return records
+            for line, text in enumerate(f, 1):
+                if not text.strip():
+                    continue
+                record = json.loads(text)
+                if type(record) is not dict:
+                    raise ValueError(f"a JSON {type(record).__name__}, not an object")
+                if "score" in record or "error" not in record:  # an error record has no score to draw
+                    for key in (*_RESULT_KEYS, "value" if "value" in record else "values"):
+                        if key not in record:
+                            raise KeyError(key)
+                    records.append(record)
+    except (KeyError, ValueError) as exc:  # UnicodeDecodeError and json's errors are ValueErrors
+        why = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise InputFormatError(f"{path} line {line}: not a results line of streamlstm run or score ({why})") from None
+    return records
+
+
+def image_formats() -> list[str]:
+    """The file name suffixes (without the dot) that `plot_results` can write."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return sorted(FigureCanvasAgg.get_supported_filetypes())
 
 
 def _from_csv_row(row: dict) -> dict:
@@ -124,7 +156,7 @@ def draw_results(records: list[dict], stream: str | None = None, threshold: floa
         if stream is None or r["stream"] == stream:
             by_stream[r["stream"]].append(r)
     if not by_stream:
-        raise ValueError(f"no results for stream {stream!r}" if stream else "no results to plot")
+        raise InputFormatError(f"no results for stream {stream!r}" if stream else "no results to plot")
     layout = []  # per stream: (id, records, series, features shown, top contributors)
     for sid, recs in by_stream.items():
         series, top = _series(recs), _top_contributors(recs)
