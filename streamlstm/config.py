@@ -750,6 +750,18 @@ def _groups(tree: _Tree, raw: Any, model: ModelConfig) -> tuple[GroupConfig, ...
     return tuple(groups)
 
 
+def _check_fields(tree: _Tree, cfg: InputConfig) -> None:
+    """The stream, value, values and time fields need names of their own: one name in two
+    roles would read one field as both (a value as its own timestamp)."""
+    roles = ("stream_field", "value_field", "values_field", "ts_field")
+    for i, first in enumerate(roles):
+        for second in roles[i + 1:]:
+            if getattr(cfg, first) == getattr(cfg, second):
+                blamed, other = (second, first) if tree.explicit(("input", second)) else (first, second)
+                raise tree.error(("input", blamed), f"{getattr(cfg, blamed)!r} is input.{other} too: each of "
+                                 "input.stream_field, value_field, values_field and ts_field needs a name of its own")
+
+
 def _build(tree: _Tree) -> Config:
     data = tree.data
     for key in data:
@@ -765,6 +777,7 @@ def _build(tree: _Tree) -> Config:
         if name in data:
             kwargs[name] = _check(tree, (name,), _SPECS[name], data[name])
     config = Config(**kwargs)
+    _check_fields(tree, config.input)
     if config.source == "kafka" and not config.kafka.topics:
         raise tree.error(("kafka", "topics"), "at least one topic is required when source is kafka")
     if config.kafka.processing_guarantee == "exactly_once" and not config.kafka.changelog_topic:

@@ -384,3 +384,13 @@ def test_input_column_lists():
                                                                                                 "x,y")
     with pytest.raises(ConfigError, match=r"^command line: input.exclude_columns: expected list"):
         load(overrides={"input.exclude_columns": [""]})
+
+
+@pytest.mark.parametrize("overrides, blamed", [
+    ({"input.stream_field": "value"}, "input.stream_field: 'value' is input.value_field too"),
+    ({"input.ts_field": "value"}, "input.ts_field: 'value' is input.value_field too"),
+    ({"input.value_field": "v", "input.values_field": "v"}, "input.values_field: 'v' is input.value_field too"),
+])
+def test_one_field_name_in_two_input_roles_is_an_error(overrides, blamed):
+    with pytest.raises(ConfigError, match=blamed):
+        load_config(None, overrides=overrides)
