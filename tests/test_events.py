@@ -121,6 +121,9 @@ def test_oversized_line():
     p = JsonlParser(InputConfig(max_line_bytes=50))
     rej = p.parse(1, b'{"value": 1, "pad": "' + b"x" * 1000 + b'"}')
     assert reason(rej) == "oversized_line"
+    assert rej.detail == "line longer than 50 bytes (input.max_line_bytes)"  # the filter passes on 51 bytes of it
+    csv_rej = CsvParser(InputConfig(max_line_bytes=50), b"ts,value\n").parse(2, b"1," + b"1" * 49)
+    assert reason(csv_rej) == "oversized_line" and csv_rej.detail == rej.detail
     assert len(rej.raw) == 200 and rej.raw.startswith('{"value": 1')
 
 

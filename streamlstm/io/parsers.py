@@ -208,11 +208,15 @@ class _StreamMemory:
 class _LineParser:
     """`parse` turns a line into an Event, or a Rejected saying why; subclasses do `_parse`."""
 
+    cfg: InputConfig
     memory: _StreamMemory
     header_lines = 0  # lines that come before the first row of data (a CSV's header)
 
     def parse(self, seq: int, line: bytes) -> Event | Rejected:
         try:
+            if len(line) > self.cfg.max_line_bytes:  # the filter passes on only its first max_line_bytes + 1
+                raise _Bad("oversized_line", f"line longer than {self.cfg.max_line_bytes} bytes "
+                                             "(input.max_line_bytes)")
             return self._parse(seq, line)
         except _Bad as bad:
             reason, detail = bad.args
@@ -234,8 +238,6 @@ class JsonlParser(_LineParser):
 
     def _parse(self, seq: int, line: bytes) -> Event:
         cfg = self.cfg
-        if len(line) > cfg.max_line_bytes:
-            raise _Bad("oversized_line", f"line of {len(line)} bytes exceeds {cfg.max_line_bytes}")
         try:
             obj = orjson.loads(line)  # the common case: orjson checks the UTF-8 itself
         except orjson.JSONDecodeError:
@@ -518,8 +520,6 @@ class CsvParser(_LineParser):
 
     def _parse(self, seq: int, line: bytes) -> Event:
         cfg = self.cfg
-        if len(line) > cfg.max_line_bytes:
-            raise _Bad("oversized_line", f"line of {len(line)} bytes exceeds {cfg.max_line_bytes}")
         try:
             text = line.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
