@@ -117,6 +117,12 @@ def test_max_abs_value_is_configurable():
     assert reason(csv_parser.parse(2, b"2024-01-01,1e3")) == "out_of_range"
 
 
+def test_a_csv_number_with_underscores_is_not_numeric():
+    p = CsvParser(InputConfig(), b"ts,value\n")
+    assert reason(p.parse(2, b"1700000000,1_000")) == "not_numeric"
+    assert isinstance(p.parse(3, b"1700000060,1000"), Event)
+
+
 def test_oversized_line():
     p = JsonlParser(InputConfig(max_line_bytes=50))
     rej = p.parse(1, b'{"value": 1, "pad": "' + b"x" * 1000 + b'"}')

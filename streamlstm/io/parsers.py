@@ -557,6 +557,8 @@ class CsvParser(_LineParser):
                 if self.delimiter != ";" or not _DECIMAL_COMMA.fullmatch(cell):
                     raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
                 value = float(cell.replace(",", "."))
+            if "_" in cell:  # float() reads Python's 1_000; no CSV writer means it, and JSON has no such number
+                raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}")
             values.append(_bounded(name, value, cell, cfg.max_abs_value))
             raw_values[name] = value
 
