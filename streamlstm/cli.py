@@ -205,6 +205,9 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     }
     config = _load(ctx, {**overrides, **_input_overrides(**input_flags)})
     _check_csv_flags(config.source == "stdin" and config.input.format == "csv", **input_flags)
+    if skip_consumed and not config.checkpoint.state_dir:
+        raise click.UsageError("--skip-consumed: needs a state directory (--state-dir, checkpoint.state_dir) whose "
+                               "checkpoint says how many lines to skip")
     if config.source == "kafka":
         if baseline or baseline_rows:
             raise click.UsageError("--baseline and --baseline-rows: for the filter only (the Kafka daemon keeps "

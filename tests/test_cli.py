@@ -507,6 +507,11 @@ def test_plot_errors_are_one_line_and_the_plot_suffix_is_checked_before_scoring(
     assert res.exit_code == 2 and "no results for stream 'nope'" in res.stderr
 
 
+def test_skip_consumed_without_a_state_dir_is_a_usage_error():
+    res = invoke(["run", "--skip-consumed"], events(2))
+    assert res.exit_code == 2 and "--skip-consumed: needs a state directory" in res.stderr
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output
