@@ -315,7 +315,7 @@ def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Results file: .csv or .jsonl (default: JSON lines on stdout).")
+              help="Results file: CSV if its name ends in .csv, else JSON lines (default: JSON lines on stdout).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=_image,
               help="Also render a PNG (or another image format, by its suffix).")
 @click.option("--stream", default=None, help="Stream id for a file without a stream column (default: file name).")
@@ -349,7 +349,10 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
         only = config.output.only_anomalies
         for target in (output, plot_path):
             if target:
-                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(target).parent.mkdir(parents=True, exist_ok=True)
+                except FileExistsError as exc:  # mkdir's own message names the file, not why it is in the way
+                    raise OSError(f"cannot write {target}: {exc.filename} is a file, not a directory") from None
         out = files.enter_context(open(output, "w", newline="")) if output else _standard("stdout")
         for_plot = RecordsSink(only)
         sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),

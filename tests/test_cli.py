@@ -512,6 +512,14 @@ def test_skip_consumed_without_a_state_dir_is_a_usage_error():
     assert res.exit_code == 2 and "--skip-consumed: needs a state directory" in res.stderr
 
 
+def test_score_output_under_a_file_says_the_file_is_in_the_way(tmp_path):
+    inp, blocker = tmp_path / "in.csv", tmp_path / "good.jsonl"
+    inp.write_text("timestamp,value\n2024-05-01T00:00:00,0.1\n")
+    blocker.write_text("")
+    res = invoke(["score", str(inp), "-o", str(blocker / "x.csv")])
+    assert res.exit_code == 1 and f"cannot write {blocker / 'x.csv'}: {blocker} is a file, not a directory" in res.stderr
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output
