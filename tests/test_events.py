@@ -117,6 +117,13 @@ def test_max_abs_value_is_configurable():
     assert reason(csv_parser.parse(2, b"2024-01-01,1e3")) == "out_of_range"
 
 
+def test_a_utf16_csv_header_is_named_as_such():
+    with pytest.raises(InputFormatError, match="not UTF-8: .* it is UTF-16: convert it, e.g. iconv"):
+        CsvParser(InputConfig(), "timestamp,value\n".encode("utf-16"))
+    with pytest.raises(InputFormatError, match="not UTF-8: invalid start byte$"):
+        CsvParser(InputConfig(), b"\xfftimestamp,value\n")
+
+
 def test_a_csv_number_with_underscores_is_not_numeric():
     p = CsvParser(InputConfig(), b"ts,value\n")
     assert reason(p.parse(2, b"1700000000,1_000")) == "not_numeric"

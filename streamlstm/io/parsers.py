@@ -458,7 +458,9 @@ class CsvParser(_LineParser):
         try:
             text = header.decode("utf-8-sig").strip("\r\n")
         except UnicodeDecodeError as exc:
-            raise InputFormatError(f"CSV header is not UTF-8: {exc.reason}") from None
+            utf16 = header[:2] in (b"\xff\xfe", b"\xfe\xff")  # its byte order mark, as Excel's "Unicode text" has
+            raise InputFormatError(f"CSV header is not UTF-8: {exc.reason}" + (
+                " — it is UTF-16: convert it, e.g. iconv -f UTF-16 -t UTF-8" if utf16 else "")) from None
         if text.lstrip().startswith("{"):
             raise InputFormatError(f"the CSV header looks like JSON ({text[:60]!r}) — try --format jsonl")
         self.delimiter = cfg.delimiter or sniff_delimiter(text)
