@@ -94,6 +94,39 @@ def _standard(name: str):
     return stream
 
 
+class _Named:
+    """A text stream whose write errors name it ("No space left on device: 'stdout'"): an
+    error writing to an open file or to stdout carries no file name of its own."""
+
+    def __init__(self, stream, name: str):
+        self.stream, self.name = stream, name
+
+    def _named(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, self.name) from None
+
+    def write(self, text: str) -> int:
+        return self._named(self.stream.write, text)
+
+    def flush(self) -> None:
+        self._named(self.stream.flush)
+
+    def close(self) -> None:  # flushes what is left
+        self._named(self.stream.close)
+
+    def __getattr__(self, attr: str):
+        return getattr(self.stream, attr)
+
+
+def _open_named(files: ExitStack, path: str, mode: str) -> _Named:
+    """The file at `path` opened for text, closed with `files`, its write errors naming it."""
+    named = _Named(open(path, mode, newline=""), path)
+    files.callback(named.close)
+    return named
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
 @click.version_option(__version__, prog_name="streamlstm")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="STREAMLSTM_CONFIG",
@@ -221,8 +254,8 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
     from .io.sinks import JsonLinesSink
 
     with _fatal_errors(), ExitStack() as files:
-        stdin, stdout = _standard("stdin"), _standard("stdout")
-        errors = files.enter_context(open(errors_path, "a")) if errors_path else sys.stderr
+        stdin, stdout = _standard("stdin"), _Named(_standard("stdout"), "stdout")
+        errors = _open_named(files, errors_path, "a") if errors_path else sys.stderr
         sink = JsonLinesSink(stdout, errors, config.output.only_anomalies)
         status = FilterRunner(config, [sink], skip_consumed=skip_consumed, baseline=baseline,
                               baseline_rows=baseline_rows).run(reader(stdin))
@@ -353,7 +386,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                     Path(target).parent.mkdir(parents=True, exist_ok=True)
                 except FileExistsError as exc:  # mkdir's own message names the file, not why it is in the way
                     raise OSError(f"cannot write {target}: {exc.filename} is a file, not a directory") from None
-        out = files.enter_context(open(output, "w", newline="")) if output else _standard("stdout")
+        out = _open_named(files, output, "w") if output else _Named(_standard("stdout"), "stdout")
         for_plot = RecordsSink(only)
         sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),
                  JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])

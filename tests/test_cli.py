@@ -520,6 +520,20 @@ def test_score_output_under_a_file_says_the_file_is_in_the_way(tmp_path):
     assert res.exit_code == 1 and f"cannot write {blocker / 'x.csv'}: {blocker} is a file, not a directory" in res.stderr
 
 
+@pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args, named", [(["score", "IN"], "'stdout'"), (["score", "IN", "-o", "/dev/full"], "'/dev/full'"),
+                                         (["run", "--errors", "/dev/full"], "'/dev/full'")])
+def test_a_failed_write_names_the_file_or_stdout(tmp_path, args, named):
+    path = tmp_path / "in.jsonl"
+    path.write_text(events(5) + "not json\n")
+    with path.open("rb") as stdin, open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "streamlstm.cli", *[str(path) if a == "IN" else a for a in args]],
+                             stdin=stdin, stdout=full if named == "'stdout'" else subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, timeout=60)
+    assert res.returncode == 1 and f"No space left on device: {named}" in _one_error_line(res.stderr)
+
+
 def test_csv_flags_with_json_lines_input_are_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["run", "--exclude-columns", "label"], input="")
     assert res.exit_code == 2 and "--exclude-columns: for CSV input only" in res.output
