@@ -3,7 +3,9 @@ to a slow reader, and while part of a line is buffered. Either way nothing writt
 lost or cut, and the checkpoint covers exactly what was written."""
 
 import fcntl
+import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -12,7 +14,10 @@ import time
 
 import pytest
 
+from test_filter_loop import mixed_input, run_filter, small_config, text_sink
+
 from streamlstm.io.checkpoint import DirectoryStore
+from streamlstm.io.filter_loop import FilterRunner
 
 F_GETPIPE_SZ = 1032  # fcntl's constants on Linux (fcntl.F_GETPIPE_SZ from Python 3.10, not on every build)
 FIONREAD = 0x541B
@@ -60,3 +65,35 @@ def test_sigterm_while_blocked_writing_loses_and_cuts_nothing(tmp_path):
     rest = subprocess.run(_cli("run", "--state-dir", str(state), "--skip-consumed"), input=data,
                           capture_output=True, timeout=60)
     assert rest.returncode == 0 and first + rest.stdout.splitlines() == whole
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_signal_while_part_of_a_line_is_buffered_leaves_that_line_unconsumed(tmp_path, fmt):
+    """The part used to be scored as a whole line (CSV: a value cut short; JSON lines: a
+    false malformed_json) and counted as consumed, so a --skip-consumed replay skipped the
+    real line: its result was never written."""
+    config = small_config(tmp_path, **{"input.format": fmt})
+    if fmt == "csv":
+        data = ("ts,value\n" + "".join(f"{1000 + t},{math.sin(t / 3):.6f}\n" for t in range(150))).encode()
+    else:
+        data = mixed_input(60)
+    _, full, full_errors = run_filter(config, data)
+    cut = data.index(b"\n", len(data) // 2) + 12  # 12 bytes into a line
+    config = small_config(tmp_path, **{"input.format": fmt, "checkpoint.state_dir": str(tmp_path / "state")})
+    out, errors = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, out, errors)])
+    chunks = [data[:cut]]
+
+    def read(n):  # the first part of the input, then a signal while waiting for the rest
+        if chunks:
+            return chunks.pop()
+        runner._on_signal(signal.SIGTERM, None)  # raises as it does in a blocked read
+        raise AssertionError("not reached")
+
+    assert runner.run(read) == 0
+    assert runner.seq == data[:cut].count(b"\n")
+    rest, rest_errors = io.StringIO(), io.StringIO()
+    replay = FilterRunner(config, [text_sink(config, rest, rest_errors)], skip_consumed=True)
+    assert replay.run(io.BytesIO(data).read1) == 0
+    assert out.getvalue().splitlines() + rest.getvalue().splitlines() == full
+    assert errors.getvalue().splitlines() + rest_errors.getvalue().splitlines() == full_errors

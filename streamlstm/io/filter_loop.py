@@ -11,7 +11,8 @@ detectors, the parser's per-stream memory and the number of input lines consumed
 checkpointed every `every_events` events or `every_seconds` seconds and at shutdown, by the
 pipeline's checkpoint recipe, so a checkpoint covers exactly the lines whose results the
 sinks have delivered. SIGTERM/SIGINT finish the batch in the kernel (and the one already
-parsed), write their results, checkpoint and exit 0. An input of which not one non-empty
+parsed), write their results, checkpoint and exit 0; a line only partly read by then is left
+unconsumed. An input of which not one non-empty
 line was accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
 
 Baseline priming learns known-good history without scoring it: a baseline file, learnt in
@@ -235,14 +236,14 @@ class FilterRunner:
             raise _Interrupted
 
     def _interruptible(self, raw_read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+        """`raw_read` that raises _Interrupted once a signal has come, rather than return
+        b"", which would end the input and pass a buffered part of a line on as a line."""
         def read(n: int) -> bytes:
             if self.stopping:
-                return b""
+                raise _Interrupted
             self.waiting = True
             try:
                 return raw_read(n)
-            except _Interrupted:
-                return b""
             finally:
                 self.waiting = False
         return read
@@ -293,18 +294,21 @@ class FilterRunner:
         cfg = self.config
         input_ready = getattr(read, "ready", lambda: True)
         last_ckpt, since_ckpt = time.monotonic(), 0
-        for batch in self._batches(read):
-            self.pipeline.push([batch])
-            since_ckpt += len(batch.routed.events)
-            now = time.monotonic()
-            if self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
-                                           or now - last_ckpt >= cfg.checkpoint.every_seconds):
-                self.checkpoint()
-                last_ckpt, since_ckpt = now, 0
-            elif self.stopping or not input_ready():
-                self.pipeline.drain()
-            if self.stopping:
-                break
+        try:
+            for batch in self._batches(read):
+                self.pipeline.push([batch])
+                since_ckpt += len(batch.routed.events)
+                now = time.monotonic()
+                if self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
+                                               or now - last_ckpt >= cfg.checkpoint.every_seconds):
+                    self.checkpoint()
+                    last_ckpt, since_ckpt = now, 0
+                elif self.stopping or not input_ready():
+                    self.pipeline.drain()
+                if self.stopping:
+                    break
+        except _Interrupted:  # stopped waiting for input: a part of a line read stays unconsumed
+            pass
         self.pipeline.drain()
 
     def _batches(self, read: Callable[[int], bytes]) -> Iterator[MicroBatch]:
