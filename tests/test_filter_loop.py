@@ -154,9 +154,9 @@ def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
     written = out.getvalue().splitlines()
     full, _ = reference(config, data)
     assert written == full[: len(written)] and 0 < len(written) < len(full)
-    restarted = FilterRunner(config, [text_sink(config)])
+    restarted = FilterRunner(config, [text_sink(config)], skip_consumed=True)
     restarted.restore()
-    consumed = restarted.seq
+    consumed = restarted.resume_after
     assert json.loads(written[-1])["seq"] <= consumed
     assert all(json.loads(line)["seq"] > consumed for line in full[len(written):])
 
@@ -191,9 +191,9 @@ def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
     store = DirectoryStore(tmp_path / "state", keep=5)
     store.save(b"not a snapshot", {})
     store.save(DetectorPool(config).to_bytes({}), {})  # a detector snapshot without the filter's fields
-    restarted = FilterRunner(config, [text_sink(config)])
+    restarted = FilterRunner(config, [text_sink(config)], skip_consumed=True)
     restarted.restore()
-    assert restarted.seq == runner.seq == len(data.splitlines())
+    assert restarted.resume_after == runner.seq == len(data.splitlines())
     assert restarted.pool.n_streams == runner.pool.n_streams > 0
     assert caplog.text.count("cannot restore it") == 2
 
@@ -283,3 +283,47 @@ def test_status_2_only_when_no_non_empty_line_is_accepted(tmp_path):
 def test_diagnosis_without_samples_after_a_restore():
     assert no_line_accepted(None, [], Counter(malformed_json=3, empty_line=9)) == \
         "no input line was accepted (3 rejected): all as malformed_json"
+
+
+def _csv(header, rows):
+    return (",".join(header) + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in rows)).encode()
+
+
+def test_a_restored_csv_run_reads_its_own_inputs_header(tmp_path):
+    """The new input's header used to be rejected as data (not_numeric 'mem'), and columns in
+    another order were read by the first input's positions: swapped values. Now columns are
+    matched by name, seq is the line number in this input, and the results are those of
+    one run over both inputs."""
+    day1 = [(1000 + t, round(math.sin(t / 4), 4), 900 + t % 7) for t in range(40)]
+    day2 = [(2000 + t, round(math.cos(t / 4), 4), 950 + t % 5) for t in range(30)]
+    csv_config = lambda **kw: small_config(tmp_path, **{"input.format": "csv", **kw})  # noqa: E731
+    _, once, _ = run_filter(csv_config(), _csv(("timestamp", "cpu", "mem"), day1 + day2))
+    config = csv_config(**{"checkpoint.state_dir": str(tmp_path / "state")})
+    run_filter(config, _csv(("timestamp", "cpu", "mem"), day1))
+    _, second, errors = run_filter(config, _csv(("timestamp", "mem", "cpu"), [(t, m, c) for t, c, m in day2]))
+    assert errors == []
+    assert [json.loads(line)["seq"] for line in second] == list(range(2, 2 + len(day2)))
+    assert [{**json.loads(line), "seq": 0} for line in second] == [{**json.loads(line), "seq": 0}
+                                                                   for line in once[len(day1):]]
+
+
+def test_a_restored_csv_run_with_other_value_columns_rejects_each_row(tmp_path):
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": str(tmp_path / "state")})
+    run_filter(config, _csv(("ts", "cpu", "mem"), [(t, t % 3, t % 5) for t in range(20)]))
+    out, errors = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, out, errors)])
+    assert runner.run(io.BytesIO(_csv(("ts", "cpu", "disk"), [(100, 1, 2), (101, 2, 3)])).read1) == 2
+    assert out.getvalue() == ""
+    assert [json.loads(line)["error"] for line in errors.getvalue().splitlines()] == ["feature_set_changed"] * 2
+
+
+def test_a_csv_state_dir_whose_first_run_read_no_header_restores(tmp_path, first_input=b""):
+    """The checkpoint held no header and could never be restored ('NoneType' object has no
+    attribute 'decode')."""
+    data = _csv(("ts", "value"), [(1000 + t, round(math.sin(t / 3), 4)) for t in range(30)])
+    _, fresh, _ = run_filter(small_config(tmp_path, **{"input.format": "csv"}), data)
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": str(tmp_path / "state")})
+    run_filter(config, first_input)
+    runner, out, errors = run_filter(config, data)
+    assert out == fresh and errors == []
+

@@ -38,7 +38,7 @@ from ..event import Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
-from .parsers import CsvParser, JsonlParser
+from .parsers import CsvParser, JsonlParser, _StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
 
@@ -132,15 +132,14 @@ class FilterRunner:
         self.baseline = baseline  # path of a file of known-good history
         self.baseline_rows = baseline_rows  # known-good events at the start of each stream
         self.rows_seen: Counter[str] = Counter()  # per stream, while baseline_rows counts them
-        self.baseline_memory = None  # the baseline parser's per-stream memory, for the input's
+        self.memory: _StreamMemory | None = None  # the baseline's or checkpoint's, for the input's parser
         self.sinks = sinks
         self.pipeline = Pipeline(self._write)
         self.skip_consumed = skip_consumed
         self.progress = progress
         self.pool = DetectorPool(config)
         self.parser: JsonlParser | CsvParser | None = None
-        self.csv_header: bytes | None = None
-        self.seq = 0  # input lines consumed so far
+        self.seq = 0  # lines of this input consumed so far
         self.resume_after = 0  # lines of a replayed input already covered by the checkpoint
         self.counts: Counter[str] = Counter()
         self.first_rejected: list[Rejected] = []  # for the diagnosis when no line is accepted
@@ -158,7 +157,7 @@ class FilterRunner:
         if consumed is None:
             return False
         if self.skip_consumed:
-            self.resume_after, self.seq = consumed, 0
+            self.resume_after = consumed
         log.info("restored checkpoint: %d streams, %d input lines consumed%s", self.pool.n_streams,
                  consumed, " (skipping them in this input)" if self.skip_consumed else "")
         return True
@@ -190,19 +189,20 @@ class FilterRunner:
                         for sink in self.sinks:
                             sink.write(batch)
                     self.counts.update(r.reason for r in rejected)
-        self.baseline_memory = parser.memory if parser else None
+        self.memory = parser.memory if parser else None
         log.info("learnt %d baseline events from %s", learnt, path)
 
     def _restore_from(self, payload: bytes, meta: dict) -> int:
         """Take the state in one checkpoint's payload and return the input lines it covers;
-        raises if the payload is not the filter's state."""
+        raises if the payload is not the filter's state. The input's parser is made from the
+        input (a CSV's header is this input's own), going on from the checkpoint's per-stream
+        memory."""
         extra = self.pool.restore(payload)
-        seq, counts, csv_header = extra["lines_consumed"], Counter(extra["counts"]), extra["csv_header"]
-        self.csv_header = csv_header.encode() if csv_header is not None else None
-        self.parser = self._make_parser()
-        self.parser.memory.load_json(extra["parser"])
-        self.seq, self.counts = seq, counts
-        return seq
+        self.memory = _StreamMemory(self.config.max_streams)
+        self.memory.load_json(extra["parser"])
+        if self.skip_consumed:  # the same input again: its exit summary goes on too
+            self.counts = Counter(extra["counts"])
+        return extra["lines_consumed"]
 
     def checkpoint(self) -> None:
         """The pipeline's checkpoint recipe: drain, flush the sinks, snapshot (no input
@@ -212,19 +212,19 @@ class FilterRunner:
                 checkpoint(self.pipeline, self.sinks, self._snapshot)
 
     def _snapshot(self) -> None:
+        memory = self.parser.memory if self.parser else self.memory
         extra = {
             "lines_consumed": self.seq,
             "counts": dict(self.counts),
-            "csv_header": self.csv_header.decode() if self.csv_header is not None else None,
-            "parser": self.parser.memory.to_json() if self.parser else [],
+            "parser": memory.to_json() if memory else [],
         }
         path = self.store.save(self.pool.to_bytes(extra), {"lines_consumed": extra["lines_consumed"]})
         log.debug("checkpoint %s at line %d", path, extra["lines_consumed"])
 
-    def _make_parser(self) -> JsonlParser | CsvParser:
-        parser = make_parser(self.config, self.csv_header)
-        if self.baseline_memory is not None:
-            parser.memory = self.baseline_memory
+    def _make_parser(self, csv_header: bytes | None) -> JsonlParser | CsvParser:
+        parser = make_parser(self.config, csv_header)
+        if self.memory is not None:
+            parser.memory = self.memory
         return parser
 
     # ------------------------------------------------------------------ loop
@@ -320,12 +320,11 @@ class FilterRunner:
             if self.progress:
                 self.progress(sum(len(line) + 1 for line in lines))
             first = max(0, self.resume_after - start)  # lines already covered by the checkpoint
-            if cfg.input.format == "csv" and self.parser is None and first < len(lines):
-                self.csv_header = lines[first]
-                self.parser = self._make_parser()
-                first += self.parser.header_lines
-            elif self.parser is None:
-                self.parser = self._make_parser()
+            if self.parser is None:
+                # A CSV's parser is made from its first line, the header (or the first row),
+                # even where the checkpoint covers it: a replay's header is its own.
+                self.parser = self._make_parser(lines[0] if cfg.input.format == "csv" else None)
+                first = max(first, self.parser.header_lines)
             parse = self.parser.parse
             parsed = [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
             events = [p for p in parsed if type(p) is not Rejected]
