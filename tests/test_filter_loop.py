@@ -15,7 +15,7 @@ import pytest
 
 from streamlstm.config import load_config
 from streamlstm.event import Event, error_record
-from streamlstm.io.checkpoint import DirectoryStore
+from streamlstm.io.checkpoint import CheckpointError, DirectoryStore
 from streamlstm.io.diagnosis import SAMPLE, no_line_accepted
 from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
 from streamlstm.io.parsers import JsonlParser
@@ -327,3 +327,10 @@ def test_a_csv_state_dir_whose_first_run_read_no_header_restores(tmp_path, first
     runner, out, errors = run_filter(config, data)
     assert out == fresh and errors == []
 
+def test_a_checkpoint_of_another_input_format_is_one_clear_error(tmp_path):
+    state = str(tmp_path / "state")
+    run_filter(small_config(tmp_path, **{"checkpoint.state_dir": state}), mixed_input(10))
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": state})
+    with pytest.raises(CheckpointError, match=f"the checkpoints in {state} were written for JSON lines input; "
+                                              r"this run reads CSV \(--format jsonl, or another --state-dir\)"):
+        FilterRunner(config, [text_sink(config)]).run(io.BytesIO(b"ts,value\n1,2\n").read1)

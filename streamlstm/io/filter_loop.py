@@ -36,7 +36,7 @@ from .. import signals
 from ..config import Config
 from ..event import Rejected
 from ..pool import DetectorPool, Routed, advance
-from .checkpoint import DirectoryStore
+from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
 from .parsers import CsvParser, JsonlParser, _StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
@@ -45,6 +45,7 @@ from .sinks import Sink
 log = logging.getLogger("streamlstm")
 
 READ_SIZE = 1 << 16
+FORMAT_NAMES = {"jsonl": "JSON lines", "csv": "CSV"}
 
 
 class _Interrupted(Exception):
@@ -194,10 +195,16 @@ class FilterRunner:
 
     def _restore_from(self, payload: bytes, meta: dict) -> int:
         """Take the state in one checkpoint's payload and return the input lines it covers;
-        raises if the payload is not the filter's state. The input's parser is made from the
-        input (a CSV's header is this input's own), going on from the checkpoint's per-stream
-        memory."""
+        raises if the payload is not the filter's state, CheckpointError if it is for
+        another input format. The input's parser is made from the input (a CSV's header is
+        this input's own), going on from the checkpoint's per-stream memory."""
         extra = self.pool.restore(payload)
+        # Before "input_format", a CSV run's checkpoint named its header.
+        written_for = extra.get("input_format", "csv" if extra.get("csv_header") is not None else None)
+        if written_for not in (None, self.config.input.format):
+            raise CheckpointError(
+                f"the checkpoints in {self.store.path} were written for {FORMAT_NAMES[written_for]} input; this "
+                f"run reads {FORMAT_NAMES[self.config.input.format]} (--format {written_for}, or another --state-dir)")
         self.memory = _StreamMemory(self.config.max_streams)
         self.memory.load_json(extra["parser"])
         if self.skip_consumed:  # the same input again: its exit summary goes on too
@@ -216,6 +223,7 @@ class FilterRunner:
         extra = {
             "lines_consumed": self.seq,
             "counts": dict(self.counts),
+            "input_format": self.config.input.format,
             "parser": memory.to_json() if memory else [],
         }
         path = self.store.save(self.pool.to_bytes(extra), {"lines_consumed": extra["lines_consumed"]})
