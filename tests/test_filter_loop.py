@@ -317,7 +317,8 @@ def test_a_restored_csv_run_with_other_value_columns_rejects_each_row(tmp_path):
     assert [json.loads(line)["error"] for line in errors.getvalue().splitlines()] == ["feature_set_changed"] * 2
 
 
-def test_a_csv_state_dir_whose_first_run_read_no_header_restores(tmp_path, first_input=b""):
+@pytest.mark.parametrize("first_input", [b"", b"\n\n"])
+def test_a_csv_state_dir_whose_first_run_read_no_header_restores(tmp_path, first_input):
     """The checkpoint held no header and could never be restored ('NoneType' object has no
     attribute 'decode')."""
     data = _csv(("ts", "value"), [(1000 + t, round(math.sin(t / 3), 4)) for t in range(30)])
@@ -334,3 +335,13 @@ def test_a_checkpoint_of_another_input_format_is_one_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=f"the checkpoints in {state} were written for JSON lines input; "
                                               r"this run reads CSV \(--format jsonl, or another --state-dir\)"):
         FilterRunner(config, [text_sink(config)]).run(io.BytesIO(b"ts,value\n1,2\n").read1)
+
+
+def test_blank_lines_before_a_csv_header_are_empty_lines(tmp_path):
+    """The first line, blank, was taken for the header: 'CSV header has no value columns: []'."""
+    config = small_config(tmp_path, **{"input.format": "csv"})
+    data = _csv(("ts", "value"), [(1000 + t, t % 5) for t in range(20)])
+    _, plain, _ = run_filter(config, data)
+    runner, out, errors = run_filter(config, b"\n \r\n" + data)
+    assert [{**json.loads(line), "seq": 0} for line in out] == [{**json.loads(line), "seq": 0} for line in plain]
+    assert json.loads(out[0])["seq"] == 4 and errors == [] and runner.counts["empty_line"] == 2

@@ -328,13 +328,20 @@ class FilterRunner:
             if self.progress:
                 self.progress(sum(len(line) + 1 for line in lines))
             first = max(0, self.resume_after - start)  # lines already covered by the checkpoint
+            parsed = []
             if self.parser is None:
-                # A CSV's parser is made from its first line, the header (or the first row),
-                # even where the checkpoint covers it: a replay's header is its own.
-                self.parser = self._make_parser(lines[0] if cfg.input.format == "csv" else None)
-                first = max(first, self.parser.header_lines)
-            parse = self.parser.parse
-            parsed = [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
+                # A CSV's parser is made from its first non-blank line, the header (or the first
+                # row), even where the checkpoint covers it: a replay's header is its own.
+                csv = cfg.input.format == "csv"
+                head = next((k for k, line in enumerate(lines) if line.strip()), len(lines)) if csv else 0
+                parsed = [Rejected(start + k + 1, "empty_line", "empty line", "") for k in range(first, head)]
+                if head == len(lines):
+                    first = head
+                else:
+                    self.parser = self._make_parser(lines[head] if csv else None)
+                    first = max(first, head + self.parser.header_lines)
+            parse = self.parser.parse if self.parser else None
+            parsed += [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
             events = [p for p in parsed if type(p) is not Rejected]
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
             routed = self.pool.route(events, self._baseline_flags(events) if self.baseline_rows else None)
