@@ -345,3 +345,17 @@ def test_blank_lines_before_a_csv_header_are_empty_lines(tmp_path):
     runner, out, errors = run_filter(config, b"\n \r\n" + data)
     assert [{**json.loads(line), "seq": 0} for line in out] == [{**json.loads(line), "seq": 0} for line in plain]
     assert json.loads(out[0])["seq"] == 4 and errors == [] and runner.counts["empty_line"] == 2
+
+
+@pytest.mark.parametrize("ending", [b"\r", b"\r\n"])
+def test_cr_and_cr_lf_line_ends_are_line_ends(tmp_path, ending):
+    """A CSV of CR-only line ends was one line, its header: nothing scored, exit 0. Read in
+    chunks that cut between a CR and its LF too."""
+    config = small_config(tmp_path, **{"input.format": "csv"})
+    data = _csv(("ts", "value"), [(1000 + t, t % 5) for t in range(30)])
+    _, plain, _ = run_filter(config, data)
+    crlf = data.replace(b"\n", ending)
+    chunks = [crlf[i:i + 5] for i in range(0, len(crlf), 5)]
+    out = io.StringIO()
+    assert FilterRunner(config, [text_sink(config, out)]).run(lambda n: chunks.pop(0) if chunks else b"") == 0
+    assert out.getvalue().splitlines() == plain

@@ -98,6 +98,7 @@ def reader(stream) -> Callable[[int], bytes]:
 def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: int) -> Iterator[list[bytes]]:
     """Complete lines (newline stripped) in batches of at most `batch_size`, as they arrive.
 
+    A line ends with LF, CR LF or a lone CR (as classic Mac OS and some exports write them).
     A line longer than `max_line_bytes` is passed on cut to max_line_bytes+1 bytes (so the
     parser rejects it as oversized) and the rest of it is dropped without being buffered.
     """
@@ -107,7 +108,11 @@ def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: 
         chunk = read(READ_SIZE)
         if not chunk:
             break
-        lines = (pending + chunk).split(b"\n")
+        data = pending + chunk
+        if b"\r" in data:  # a CR at the end stays: it may be the first half of a CR LF
+            cr = data.endswith(b"\r")
+            data = data[: len(data) - cr].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\r" * cr
+        lines = data.split(b"\n")
         pending = lines.pop()
         if skipping and lines:
             lines.pop(0)  # the end of the oversized line
