@@ -359,3 +359,25 @@ def test_cr_and_cr_lf_line_ends_are_line_ends(tmp_path, ending):
     out = io.StringIO()
     assert FilterRunner(config, [text_sink(config, out)]).run(lambda n: chunks.pop(0) if chunks else b"") == 0
     assert out.getvalue().splitlines() == plain
+
+
+def test_baseline_rows_go_on_across_a_restart(tmp_path):
+    """Each restart used to learn the next `baseline_rows` events of every stream unscored
+    again: the results after a stop and a --skip-consumed replay differed from one run's."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    data = mixed_input()
+    whole = io.StringIO()
+    assert FilterRunner(small_config(tmp_path), [text_sink(config, whole)], baseline_rows=8).run(
+        io.BytesIO(data).read1) == 0
+    chunks = [data[i:i + 2000] for i in range(0, len(data), 2000)]
+    first, rest = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, first)], baseline_rows=8)
+
+    def read(n):
+        runner.stopping = len(chunks) < 5  # as the signal handler does
+        return chunks.pop(0) if chunks else b""
+
+    assert runner.run(read) == 0
+    replay = FilterRunner(config, [text_sink(config, rest)], skip_consumed=True, baseline_rows=8)
+    assert replay.run(io.BytesIO(data).read1) == 0
+    assert first.getvalue() and first.getvalue() + rest.getvalue() == whole.getvalue()

@@ -214,6 +214,7 @@ class FilterRunner:
         self.memory.load_json(extra["parser"])
         if self.skip_consumed:  # the same input again: its exit summary goes on too
             self.counts = Counter(extra["counts"])
+        self.rows_seen = Counter(extra.get("rows_seen", {}))  # a stream's baseline rows stay its first ones
         return extra["lines_consumed"]
 
     def checkpoint(self) -> None:
@@ -229,6 +230,7 @@ class FilterRunner:
             "lines_consumed": self.seq,
             "counts": dict(self.counts),
             "input_format": self.config.input.format,
+            "rows_seen": dict(self.rows_seen),
             "parser": memory.to_json() if memory else [],
         }
         path = self.store.save(self.pool.to_bytes(extra), {"lines_consumed": extra["lines_consumed"]})
