@@ -381,3 +381,19 @@ def test_baseline_rows_go_on_across_a_restart(tmp_path):
     replay = FilterRunner(config, [text_sink(config, rest)], skip_consumed=True, baseline_rows=8)
     assert replay.run(io.BytesIO(data).read1) == 0
     assert first.getvalue() and first.getvalue() + rest.getvalue() == whole.getvalue()
+
+
+def test_a_skip_consumed_replay_shorter_than_the_checkpoint_is_warned_of(tmp_path, caplog):
+    """It used to be skipped whole in silence, exit 0, and the checkpoint then said only its
+    lines were consumed."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    data = mixed_input()
+    run_filter(config, data)
+    out = io.StringIO()
+    short = data[: data.index(b"\n", len(data) // 3) + 1]
+    with caplog.at_level("WARNING", logger="streamlstm"):
+        assert FilterRunner(config, [text_sink(config, out)], skip_consumed=True).run(io.BytesIO(short).read1) == 0
+    assert out.getvalue() == ""
+    lines, covered = short.count(b"\n"), data.count(b"\n")
+    assert f"the input ended after {lines} lines, before the {covered} the checkpoint covers" in caplog.text
+    assert DirectoryStore(tmp_path / "state").load_latest()[1]["lines_consumed"] == covered

@@ -227,7 +227,7 @@ class FilterRunner:
     def _snapshot(self) -> None:
         memory = self.parser.memory if self.parser else self.memory
         extra = {
-            "lines_consumed": self.seq,
+            "lines_consumed": max(self.seq, self.resume_after),  # a short replay has not moved it
             "counts": dict(self.counts),
             "input_format": self.config.input.format,
             "rows_seen": dict(self.rows_seen),
@@ -278,6 +278,10 @@ class FilterRunner:
                 elif self.baseline:
                     self.prime(self.baseline)
                 self._loop(read)
+                if self.seq < self.resume_after and not self.stopping:
+                    log.warning("the input ended after %d lines, before the %d the checkpoint covers: none of it "
+                                "was scored (--skip-consumed is for the input the checkpoint was taken on, "
+                                "replayed from its start)", self.seq, self.resume_after)
                 self.checkpoint()
         except BrokenPipeError:
             log.error("output closed; stopping (the last checkpoint covers what was written)")
