@@ -2,6 +2,7 @@
 same results as processing one batch after the other, in input order, with checkpoints
 that only cover written results and prompt answers on a slow pipe."""
 
+import csv
 import io
 import json
 import math
@@ -18,9 +19,9 @@ from streamlstm.event import Event, error_record
 from streamlstm.io.checkpoint import CheckpointError, DirectoryStore
 from streamlstm.io.diagnosis import SAMPLE, no_line_accepted
 from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
-from streamlstm.io.parsers import JsonlParser
+from streamlstm.io.parsers import InputFormatError, JsonlParser
 from streamlstm.io.records import Source, dumps, result_line, result_lines, result_record
-from streamlstm.io.sinks import JsonLinesSink
+from streamlstm.io.sinks import CsvSink, JsonLinesSink
 from streamlstm.pool import DetectorPool, Scored, advance, scored
 
 
@@ -397,3 +398,19 @@ def test_a_skip_consumed_replay_shorter_than_the_checkpoint_is_warned_of(tmp_pat
     lines, covered = short.count(b"\n"), data.count(b"\n")
     assert f"the input ended after {lines} lines, before the {covered} the checkpoint covers" in caplog.text
     assert DirectoryStore(tmp_path / "state").load_latest()[1]["lines_consumed"] == covered
+
+
+def test_csv_output_refuses_results_of_another_shape_after_writing_those_before(tmp_path):
+    """The header came from the first record and later rows had more cells: a corrupt CSV
+    that `plot` could not read. Now the file holds whole rows up to the misfit, no
+    checkpoint covers more, and the error says what to do."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    out = io.StringIO()
+    out.name = "r.csv"
+    runner = FilterRunner(config, [CsvSink(out)])
+    with pytest.raises(InputFormatError, match=r"r.csv: the result of line 3 \(stream 'm', features cpu, mem\) does "
+                                               r"not fit the CSV's columns \(one value\); .* write JSON lines"):
+        runner.run(io.BytesIO(mixed_input()).read1)
+    header, *rows = list(csv.reader(out.getvalue().splitlines()))
+    assert header[3] == "value" and [int(r[0]) for r in rows] == [1, 2]
+    assert not list((tmp_path / "state").glob("ckpt-*"))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from ..event import error_record
 from ..pool import scored
+from .parsers import InputFormatError
 from .records import csv_header, csv_row, dumps, result_lines, result_record
 
 if TYPE_CHECKING:
@@ -70,21 +71,38 @@ class RecordsSink:
 
 class CsvSink:
     """Result records as CSV rows on `out`, with the header of the first record's shape
-    (`records.csv_header`: one value column, or one per feature)."""
+    (`records.csv_header`: one value column, or one per feature). A record of another shape
+    raises InputFormatError once the rows before it are written: one CSV holds one shape."""
 
     def __init__(self, out: TextIO, only_anomalies: bool = False):
         self.out = out
         self.rows = RecordsSink(only_anomalies)
         self.writer = csv.writer(out, lineterminator="\n")
-        self.header = False
+        self.shape: tuple[str, ...] | None = None  # the features of the header's records, () univariate
 
     def write(self, batch: MicroBatch) -> None:
         self.rows.write(batch)
-        if self.rows.records and not self.header:
-            self.writer.writerow(csv_header(self.rows.records[0]))
-            self.header = True
-        self.writer.writerows(csv_row(r) for r in self.rows.records)
-        self.rows.records.clear()
+        records, self.rows.records = self.rows.records, []
+        if records and self.shape is None:
+            self.writer.writerow(csv_header(records[0]))
+            self.shape = _shape(records[0])
+        misfit = next((n for n, r in enumerate(records) if _shape(r) != self.shape), None)
+        self.writer.writerows(csv_row(r) for r in records[:misfit])
+        if misfit is not None:
+            r = records[misfit]
+            raise InputFormatError(
+                f"{getattr(self.out, 'name', 'the CSV output')}: the result of line {r['seq']} (stream "
+                f"{r['stream']!r}, {_features(_shape(r))}) does not fit the CSV's columns ({_features(self.shape)}); "
+                "a CSV holds results of one shape: write JSON lines (-o NAME.jsonl) for streams of different "
+                "features")
 
     def flush(self) -> None:
         self.out.flush()
+
+
+def _shape(record: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(record["values"]) if "values" in record else ()
+
+
+def _features(shape: tuple[str, ...]) -> str:
+    return f"features {', '.join(shape)}" if shape else "one value"
