@@ -1,6 +1,9 @@
 """SIGTERM/SIGINT reaching `streamlstm run` at awkward moments: while it is blocked writing
-to a slow reader, and while part of a line is buffered. Either way nothing written is
-lost or cut, and the checkpoint covers exactly what was written."""
+to a slow reader, and while part of a line is buffered; and a reader that goes away. Nothing
+written is lost or cut, and the checkpoint covers exactly what was written.
+
+The writes are tested under PYTHONUNBUFFERED=1 (which containers often set): sys.stdout
+then writes straight to its file, and a write(2) cut short used to lose the rest."""
 
 import fcntl
 import io
@@ -23,8 +26,29 @@ F_GETPIPE_SZ = 1032  # fcntl's constants on Linux (fcntl.F_GETPIPE_SZ from Pytho
 FIONREAD = 0x541B
 
 
+UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
 def _cli(*args):
     return [sys.executable, "-m", "streamlstm.cli", *args]
+
+
+def _blocked_writing(args, data, **kw):
+    """`streamlstm run` started on `data` (its stdin left open), once it is blocked writing
+    to a full pipe, and the pipe's read end: the results of one read (all 2,000 lines)
+    are one write of a few hundred KB."""
+    r, w = os.pipe()
+    proc = subprocess.Popen(_cli("run", *args), stdin=subprocess.PIPE, stdout=w, stderr=subprocess.PIPE,
+                            env=UNBUFFERED, **kw)
+    os.close(w)
+    proc.stdin.write(data)
+    proc.stdin.flush()
+    size = fcntl.fcntl(r, F_GETPIPE_SZ)
+    deadline = time.time() + 60
+    while _queued(r) < size and time.time() < deadline:
+        time.sleep(0.05)
+    assert _queued(r) == size
+    return proc, r
 
 
 def _lines(n):
@@ -37,23 +61,12 @@ def _queued(fd):
 
 @pytest.mark.slow  # the CLI in subprocesses
 def test_sigterm_while_blocked_writing_loses_and_cuts_nothing(tmp_path):
-    """The results of one read (some 2,300 lines) are one write of a few hundred KB, which
-    blocks on the full pipe; SIGTERM then used to cut it short: 64 KiB written, the rest dropped, one
+    """SIGTERM used to cut the blocked write short: 64 KiB written, the rest dropped, one
     line spliced into the next, and the checkpoint covering them all the same."""
-    data = _lines(3000)
+    data = _lines(2000)
     whole = subprocess.run(_cli("run"), input=data, capture_output=True, timeout=60).stdout.splitlines()
     state = tmp_path / "state"
-    r, w = os.pipe()
-    proc = subprocess.Popen(_cli("run", "--state-dir", str(state)), stdin=subprocess.PIPE, stdout=w,
-                            stderr=subprocess.PIPE)
-    os.close(w)
-    proc.stdin.write(data)
-    proc.stdin.flush()  # stdin stays open: the run waits for more after these lines
-    size = fcntl.fcntl(r, F_GETPIPE_SZ)
-    deadline = time.time() + 60
-    while _queued(r) < size and time.time() < deadline:  # full: the run is blocked in its write
-        time.sleep(0.05)
-    assert _queued(r) == size
+    proc, r = _blocked_writing(["--state-dir", str(state)], data)
     proc.send_signal(signal.SIGTERM)
     with os.fdopen(r, "rb") as out:
         time.sleep(0.5)  # the signal lands while the write is still blocked
@@ -65,6 +78,17 @@ def test_sigterm_while_blocked_writing_loses_and_cuts_nothing(tmp_path):
     rest = subprocess.run(_cli("run", "--state-dir", str(state), "--skip-consumed"), input=data,
                           capture_output=True, timeout=60)
     assert rest.returncode == 0 and first + rest.stdout.splitlines() == whole
+
+
+@pytest.mark.slow  # the CLI in subprocesses
+def test_a_reader_that_goes_away_mid_write_is_output_closed(tmp_path):
+    """`score big | head -1` and the like: the write cut short used to end in silence, the
+    rest of the results dropped, exit 0."""
+    proc, r = _blocked_writing([], _lines(2000))
+    os.close(r)
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 1
+    assert "output closed; stopping" in proc.stderr.read().decode()
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

@@ -30,7 +30,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 
 from .. import signals
 from ..config import Config
@@ -50,19 +49,6 @@ FORMAT_NAMES = {"jsonl": "JSON lines", "csv": "CSV"}
 
 class _Interrupted(Exception):
     """Raised by the signal handler while the loop is blocked waiting for input."""
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGTERM and SIGINT held back from this thread until the block ends (another thread, or
-    this one after it, runs the handler). For writing results: a signal that interrupts a
-    write(2) blocked on a slow reader makes it return short, and CPython's buffered writer
-    then drops the rest (3.11: 64 KiB of a 390 KB write kept, the next line spliced on)."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class _FdReader:
@@ -191,9 +177,8 @@ class FilterRunner:
                     r._replace(source=path) for r in routed.rejected]
                 if rejected:
                     batch = MicroBatch(Routed([], [], [], []), sorted(rejected, key=lambda r: r.seq))
-                    with _signals_held():
-                        for sink in self.sinks:
-                            sink.write(batch)
+                    for sink in self.sinks:
+                        sink.write(batch)
                     self.counts.update(r.reason for r in rejected)
         self.memory = parser.memory if parser else None
         log.info("learnt %d baseline events from %s", learnt, path)
@@ -221,8 +206,7 @@ class FilterRunner:
         """The pipeline's checkpoint recipe: drain, flush the sinks, snapshot (no input
         position to commit: the snapshot counts the lines consumed)."""
         if self.store is not None:
-            with _signals_held():  # the sinks' flush writes too
-                checkpoint(self.pipeline, self.sinks, self._snapshot)
+            checkpoint(self.pipeline, self.sinks, self._snapshot)
 
     def _snapshot(self) -> None:
         memory = self.parser.memory if self.parser else self.memory
@@ -371,9 +355,8 @@ class FilterRunner:
     def _write(self, batches: Sequence[MicroBatch]) -> None:
         """Hand scored micro-batches to the sinks, counting what they hold."""
         for batch in batches:
-            with _signals_held():
-                for sink in self.sinks:
-                    sink.write(batch)
+            for sink in self.sinks:
+                sink.write(batch)
             for rej in batch.rejected:
                 self.counts[rej.reason] += 1
             if batch.rejected and len(self.first_rejected) < SAMPLE:

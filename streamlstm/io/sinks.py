@@ -40,18 +40,32 @@ class JsonLinesSink:
         if self.out is not None:
             lines = result_lines(batch.routed, batch.results, self.only_anomalies)
             if lines:
-                self.out.write("\n".join(line for _, line in lines) + "\n")
-                self.out.flush()
+                write_whole(self.out, "\n".join(line for _, line in lines) + "\n")
         if self.errors is not None:
             rejected = [r for r in batch.rejected if r.reason != "empty_line"]
             if rejected:
-                self.errors.write("".join(dumps(error_record(r)) + "\n" for r in rejected))
-                self.errors.flush()
+                write_whole(self.errors, "".join(dumps(error_record(r)) + "\n" for r in rejected))
 
     def flush(self) -> None:
         for stream in (self.out, self.errors):
             if stream is not None:
                 stream.flush()
+
+
+def write_whole(stream: TextIO, text: str) -> None:
+    """Write `text` to `stream` and flush it, every byte or an exception. Under
+    PYTHONUNBUFFERED (which containers often set) sys.stdout writes straight to the file, and
+    a write(2) cut short, by a signal or by a reader that went away, lost the rest of the
+    text in silence (CPython 3.11: 64 KiB of 395 KB written, exit 0)."""
+    binary = getattr(stream, "buffer", None)
+    if binary is None:  # an in-memory stream
+        stream.write(text)
+        return
+    stream.flush()
+    data = memoryview(text.encode(stream.encoding, stream.errors))
+    while data:
+        data = data[binary.write(data):]
+    binary.flush()
 
 
 class RecordsSink:
