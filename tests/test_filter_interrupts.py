@@ -13,18 +13,14 @@ import os
 import signal
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
-
 from test_filter_loop import mixed_input, run_filter, small_config, text_sink
 
 from streamlstm.io.checkpoint import DirectoryStore
 from streamlstm.io.filter_loop import FilterRunner
-
-F_GETPIPE_SZ = 1032  # fcntl's constants on Linux (fcntl.F_GETPIPE_SZ from Python 3.10, not on every build)
-FIONREAD = 0x541B
-
 
 UNBUFFERED = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -33,17 +29,17 @@ def _cli(*args):
     return [sys.executable, "-m", "streamlstm.cli", *args]
 
 
-def _blocked_writing(args, data, **kw):
+def _blocked_writing(args, data):
     """`streamlstm run` started on `data` (its stdin left open), once it is blocked writing
     to a full pipe, and the pipe's read end: the results of one read (all 2,000 lines)
     are one write of a few hundred KB."""
     r, w = os.pipe()
     proc = subprocess.Popen(_cli("run", *args), stdin=subprocess.PIPE, stdout=w, stderr=subprocess.PIPE,
-                            env=UNBUFFERED, **kw)
+                            env=UNBUFFERED)
     os.close(w)
     proc.stdin.write(data)
     proc.stdin.flush()
-    size = fcntl.fcntl(r, F_GETPIPE_SZ)
+    size = fcntl.fcntl(r, fcntl.F_GETPIPE_SZ)
     deadline = time.time() + 60
     while _queued(r) < size and time.time() < deadline:
         time.sleep(0.05)
@@ -56,7 +52,7 @@ def _lines(n):
 
 
 def _queued(fd):
-    return int.from_bytes(fcntl.ioctl(fd, FIONREAD, b"\0\0\0\0"), "little")
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
 
 
 @pytest.mark.slow  # the CLI in subprocesses
@@ -72,6 +68,7 @@ def test_sigterm_while_blocked_writing_loses_and_cuts_nothing(tmp_path):
         time.sleep(0.5)  # the signal lands while the write is still blocked
         first = out.read().splitlines()
     assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    proc.stdin.close()
     assert first and first == whole[: len(first)]  # every line whole, none missing
     consumed = DirectoryStore(state).load_latest()[1]["lines_consumed"]
     assert consumed == len(first)  # the checkpoint covers exactly what was written

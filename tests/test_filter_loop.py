@@ -297,7 +297,7 @@ def test_a_restored_csv_run_reads_its_own_inputs_header(tmp_path):
     one run over both inputs."""
     day1 = [(1000 + t, round(math.sin(t / 4), 4), 900 + t % 7) for t in range(40)]
     day2 = [(2000 + t, round(math.cos(t / 4), 4), 950 + t % 5) for t in range(30)]
-    csv_config = lambda **kw: small_config(tmp_path, **{"input.format": "csv", **kw})  # noqa: E731
+    csv_config = lambda **kw: small_config(tmp_path, **{"input.format": "csv", **kw})
     _, once, _ = run_filter(csv_config(), _csv(("timestamp", "cpu", "mem"), day1 + day2))
     config = csv_config(**{"checkpoint.state_dir": str(tmp_path / "state")})
     run_filter(config, _csv(("timestamp", "cpu", "mem"), day1))
@@ -326,7 +326,7 @@ def test_a_csv_state_dir_whose_first_run_read_no_header_restores(tmp_path, first
     _, fresh, _ = run_filter(small_config(tmp_path, **{"input.format": "csv"}), data)
     config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": str(tmp_path / "state")})
     run_filter(config, first_input)
-    runner, out, errors = run_filter(config, data)
+    _, out, errors = run_filter(config, data)
     assert out == fresh and errors == []
 
 def test_a_checkpoint_of_another_input_format_is_one_clear_error(tmp_path):
