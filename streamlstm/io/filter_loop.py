@@ -7,13 +7,13 @@ Reading takes whatever the input has ready (up to 64 KiB), so a fast file is pro
 large micro-batches while a slow pipe still gets each line answered at once. The kernel
 runs in the pipeline's worker thread (io/pipeline.py): while it advances micro-batch k,
 this thread writes the results of k−1 and reads and parses k+1. With a state directory the
-detectors, the parser's per-stream memory and the number of input lines consumed are
-checkpointed every `every_events` events or `every_seconds` seconds and at shutdown, by the
-pipeline's checkpoint recipe, so a checkpoint covers exactly the lines whose results the
-sinks have delivered. SIGTERM/SIGINT finish the batch in the kernel (and the one already
-parsed), write their results, checkpoint and exit 0; a line only partly read by then is left
-unconsumed. An input of which not one non-empty
-line was accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
+detectors, the parser's per-stream memory, the number of input lines consumed and the
+`baseline_rows` counts are checkpointed every `every_events` events or `every_seconds`
+seconds and at shutdown, by the pipeline's checkpoint recipe, so a checkpoint covers exactly
+the lines whose results the sinks have delivered. SIGTERM/SIGINT finish the batch in the
+kernel (and the one already parsed), write their results, checkpoint and exit 0; a line
+only partly read by then is left unconsumed. An input of which not one non-empty line was
+accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
 
 Baseline priming learns known-good history without scoring it: a baseline file, learnt in
 full before the input (unless the state came from a checkpoint, which already holds it),

@@ -40,11 +40,11 @@ class JsonLinesSink:
         if self.out is not None:
             lines = result_lines(batch.routed, batch.results, self.only_anomalies)
             if lines:
-                write_whole(self.out, "\n".join(line for _, line in lines) + "\n")
+                _write_whole(self.out, "\n".join(line for _, line in lines) + "\n")
         if self.errors is not None:
             rejected = [r for r in batch.rejected if r.reason != "empty_line"]
             if rejected:
-                write_whole(self.errors, "".join(dumps(error_record(r)) + "\n" for r in rejected))
+                _write_whole(self.errors, "".join(dumps(error_record(r)) + "\n" for r in rejected))
 
     def flush(self) -> None:
         for stream in (self.out, self.errors):
@@ -52,7 +52,7 @@ class JsonLinesSink:
                 stream.flush()
 
 
-def write_whole(stream: TextIO, text: str) -> None:
+def _write_whole(stream: TextIO, text: str) -> None:
     """Write `text` to `stream` and flush it, every byte or an exception. Under
     PYTHONUNBUFFERED (which containers often set) sys.stdout writes straight to the file, and
     a write(2) cut short, by a signal or by a reader that went away, lost the rest of the
