@@ -250,3 +250,20 @@ def test_disk_full_says_how_much_room_keep_plus_one_checkpoints_need(tmp_path, m
     found = re.search(r"keep \+ 1 = 4 checkpoints of (\d+) bytes", message)
     assert found and abs(int(found.group(1)) - size) < 5, message
     assert names(tmp_path / "state") == ["ckpt-000000000001.slc"]  # no temporary file left, the old one kept
+
+
+def test_a_restore_that_refuses_with_checkpoint_error_ends_the_load(tmp_path):
+    """A sound checkpoint of another kind of state: no fallback to an older one (which would
+    be of that kind too), the restore's own message instead."""
+    store = DirectoryStore(tmp_path)
+    store.save(b"old", {})
+    store.save(b"new", {})
+    tried = []
+
+    def refuse(payload, meta):
+        tried.append(bytes(payload))
+        raise CheckpointError("written for JSON lines input")
+
+    with pytest.raises(CheckpointError, match="written for JSON lines input"):
+        store.load_latest(refuse)
+    assert tried == [b"new"]

@@ -2,6 +2,7 @@
 same results as processing one batch after the other, in input order, with checkpoints
 that only cover written results and prompt answers on a slow pipe."""
 
+import csv
 import io
 import json
 import math
@@ -15,12 +16,12 @@ import pytest
 
 from streamlstm.config import load_config
 from streamlstm.event import Event, error_record
-from streamlstm.io.checkpoint import DirectoryStore
+from streamlstm.io.checkpoint import CheckpointError, DirectoryStore
 from streamlstm.io.diagnosis import SAMPLE, no_line_accepted
 from streamlstm.io.filter_loop import FilterRunner, line_batches, reader
-from streamlstm.io.parsers import JsonlParser
+from streamlstm.io.parsers import InputFormatError, JsonlParser
 from streamlstm.io.records import Source, dumps, result_line, result_lines, result_record
-from streamlstm.io.sinks import JsonLinesSink
+from streamlstm.io.sinks import CsvSink, JsonLinesSink
 from streamlstm.pool import DetectorPool, Scored, advance, scored
 
 
@@ -154,9 +155,9 @@ def test_stop_finishes_the_batches_read_and_checkpoints_them(tmp_path):
     written = out.getvalue().splitlines()
     full, _ = reference(config, data)
     assert written == full[: len(written)] and 0 < len(written) < len(full)
-    restarted = FilterRunner(config, [text_sink(config)])
+    restarted = FilterRunner(config, [text_sink(config)], skip_consumed=True)
     restarted.restore()
-    consumed = restarted.seq
+    consumed = restarted.resume_after
     assert json.loads(written[-1])["seq"] <= consumed
     assert all(json.loads(line)["seq"] > consumed for line in full[len(written):])
 
@@ -191,9 +192,9 @@ def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
     store = DirectoryStore(tmp_path / "state", keep=5)
     store.save(b"not a snapshot", {})
     store.save(DetectorPool(config).to_bytes({}), {})  # a detector snapshot without the filter's fields
-    restarted = FilterRunner(config, [text_sink(config)])
+    restarted = FilterRunner(config, [text_sink(config)], skip_consumed=True)
     restarted.restore()
-    assert restarted.seq == runner.seq == len(data.splitlines())
+    assert restarted.resume_after == runner.seq == len(data.splitlines())
     assert restarted.pool.n_streams == runner.pool.n_streams > 0
     assert caplog.text.count("cannot restore it") == 2
 
@@ -283,3 +284,133 @@ def test_status_2_only_when_no_non_empty_line_is_accepted(tmp_path):
 def test_diagnosis_without_samples_after_a_restore():
     assert no_line_accepted(None, [], Counter(malformed_json=3, empty_line=9)) == \
         "no input line was accepted (3 rejected): all as malformed_json"
+
+
+def _csv(header, rows):
+    return (",".join(header) + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in rows)).encode()
+
+
+def test_a_restored_csv_run_reads_its_own_inputs_header(tmp_path):
+    """The new input's header used to be rejected as data (not_numeric 'mem'), and columns in
+    another order were read by the first input's positions: swapped values. Now columns are
+    matched by name, seq is the line number in this input, and the results are those of
+    one run over both inputs."""
+    day1 = [(1000 + t, round(math.sin(t / 4), 4), 900 + t % 7) for t in range(40)]
+    day2 = [(2000 + t, round(math.cos(t / 4), 4), 950 + t % 5) for t in range(30)]
+    csv_config = lambda **kw: small_config(tmp_path, **{"input.format": "csv", **kw})
+    _, once, _ = run_filter(csv_config(), _csv(("timestamp", "cpu", "mem"), day1 + day2))
+    config = csv_config(**{"checkpoint.state_dir": str(tmp_path / "state")})
+    run_filter(config, _csv(("timestamp", "cpu", "mem"), day1))
+    _, second, errors = run_filter(config, _csv(("timestamp", "mem", "cpu"), [(t, m, c) for t, c, m in day2]))
+    assert errors == []
+    assert [json.loads(line)["seq"] for line in second] == list(range(2, 2 + len(day2)))
+    assert [{**json.loads(line), "seq": 0} for line in second] == [{**json.loads(line), "seq": 0}
+                                                                   for line in once[len(day1):]]
+
+
+def test_a_restored_csv_run_with_other_value_columns_rejects_each_row(tmp_path):
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": str(tmp_path / "state")})
+    run_filter(config, _csv(("ts", "cpu", "mem"), [(t, t % 3, t % 5) for t in range(20)]))
+    out, errors = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, out, errors)])
+    assert runner.run(io.BytesIO(_csv(("ts", "cpu", "disk"), [(100, 1, 2), (101, 2, 3)])).read1) == 2
+    assert out.getvalue() == ""
+    assert [json.loads(line)["error"] for line in errors.getvalue().splitlines()] == ["feature_set_changed"] * 2
+
+
+@pytest.mark.parametrize("first_input", [b"", b"\n\n"])
+def test_a_csv_state_dir_whose_first_run_read_no_header_restores(tmp_path, first_input):
+    """The checkpoint held no header and could never be restored ('NoneType' object has no
+    attribute 'decode')."""
+    data = _csv(("ts", "value"), [(1000 + t, round(math.sin(t / 3), 4)) for t in range(30)])
+    _, fresh, _ = run_filter(small_config(tmp_path, **{"input.format": "csv"}), data)
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": str(tmp_path / "state")})
+    run_filter(config, first_input)
+    _, out, errors = run_filter(config, data)
+    assert out == fresh and errors == []
+
+def test_a_checkpoint_of_another_input_format_is_one_clear_error(tmp_path):
+    state = str(tmp_path / "state")
+    run_filter(small_config(tmp_path, **{"checkpoint.state_dir": state}), mixed_input(10))
+    config = small_config(tmp_path, **{"input.format": "csv", "checkpoint.state_dir": state})
+    with pytest.raises(CheckpointError, match=f"the checkpoints in {state} were written for JSON lines input; "
+                                              r"this run reads CSV \(--format jsonl, or another --state-dir\)"):
+        FilterRunner(config, [text_sink(config)]).run(io.BytesIO(b"ts,value\n1,2\n").read1)
+
+
+def test_blank_lines_before_a_csv_header_are_empty_lines(tmp_path):
+    """The first line, blank, was taken for the header: 'CSV header has no value columns: []'."""
+    config = small_config(tmp_path, **{"input.format": "csv"})
+    data = _csv(("ts", "value"), [(1000 + t, t % 5) for t in range(20)])
+    _, plain, _ = run_filter(config, data)
+    runner, out, errors = run_filter(config, b"\n \r\n" + data)
+    assert [{**json.loads(line), "seq": 0} for line in out] == [{**json.loads(line), "seq": 0} for line in plain]
+    assert json.loads(out[0])["seq"] == 4 and errors == [] and runner.counts["empty_line"] == 2
+
+
+@pytest.mark.parametrize("ending", [b"\r", b"\r\n"])
+def test_cr_and_cr_lf_line_ends_are_line_ends(tmp_path, ending):
+    """A CSV of CR-only line ends was one line, its header: nothing scored, exit 0. Read in
+    chunks that cut between a CR and its LF too."""
+    config = small_config(tmp_path, **{"input.format": "csv"})
+    data = _csv(("ts", "value"), [(1000 + t, t % 5) for t in range(30)])
+    _, plain, _ = run_filter(config, data)
+    crlf = data.replace(b"\n", ending)
+    chunks = [crlf[i:i + 5] for i in range(0, len(crlf), 5)]
+    out = io.StringIO()
+    assert FilterRunner(config, [text_sink(config, out)]).run(lambda n: chunks.pop(0) if chunks else b"") == 0
+    assert out.getvalue().splitlines() == plain
+
+
+def test_baseline_rows_go_on_across_a_restart(tmp_path):
+    """Each restart used to learn the next `baseline_rows` events of every stream unscored
+    again: the results after a stop and a --skip-consumed replay differed from one run's."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    data = mixed_input()
+    whole = io.StringIO()
+    assert FilterRunner(small_config(tmp_path), [text_sink(config, whole)], baseline_rows=8).run(
+        io.BytesIO(data).read1) == 0
+    chunks = [data[i:i + 2000] for i in range(0, len(data), 2000)]
+    first, rest = io.StringIO(), io.StringIO()
+    runner = FilterRunner(config, [text_sink(config, first)], baseline_rows=8)
+
+    def read(n):
+        runner.stopping = len(chunks) < 5  # as the signal handler does
+        return chunks.pop(0) if chunks else b""
+
+    assert runner.run(read) == 0
+    replay = FilterRunner(config, [text_sink(config, rest)], skip_consumed=True, baseline_rows=8)
+    assert replay.run(io.BytesIO(data).read1) == 0
+    assert first.getvalue() and first.getvalue() + rest.getvalue() == whole.getvalue()
+
+
+def test_a_skip_consumed_replay_shorter_than_the_checkpoint_is_warned_of(tmp_path, caplog):
+    """It used to be skipped whole in silence, exit 0, and the checkpoint then said only its
+    lines were consumed."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    data = mixed_input()
+    run_filter(config, data)
+    out = io.StringIO()
+    short = data[: data.index(b"\n", len(data) // 3) + 1]
+    with caplog.at_level("WARNING", logger="streamlstm"):
+        assert FilterRunner(config, [text_sink(config, out)], skip_consumed=True).run(io.BytesIO(short).read1) == 0
+    assert out.getvalue() == ""
+    lines, covered = short.count(b"\n"), data.count(b"\n")
+    assert f"the input ended after {lines} lines, before the {covered} the checkpoint covers" in caplog.text
+    assert DirectoryStore(tmp_path / "state").load_latest()[1]["lines_consumed"] == covered
+
+
+def test_csv_output_refuses_results_of_another_shape_after_writing_those_before(tmp_path):
+    """The header came from the first record and later rows had more cells: a corrupt CSV
+    that `plot` could not read. Now the file holds whole rows up to the misfit, no
+    checkpoint covers more, and the error says what to do."""
+    config = small_config(tmp_path, **{"checkpoint.state_dir": str(tmp_path / "state")})
+    out = io.StringIO()
+    out.name = "r.csv"
+    runner = FilterRunner(config, [CsvSink(out)])
+    with pytest.raises(InputFormatError, match=r"r.csv: the result of line 3 \(stream 'm', features cpu, mem\) does "
+                                               r"not fit the CSV's columns \(one value\); .* write JSON lines"):
+        runner.run(io.BytesIO(mixed_input()).read1)
+    header, *rows = list(csv.reader(out.getvalue().splitlines()))
+    assert header[3] == "value" and [int(r[0]) for r in rows] == [1, 2]
+    assert not list((tmp_path / "state").glob("ckpt-*"))

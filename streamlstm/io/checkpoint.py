@@ -165,7 +165,9 @@ class DirectoryStore:
         `restore` (by default returning ``(payload, meta)``) raises if it cannot use a
         checkpoint's payload. Unreadable files — damaged, written by a newer streamlstm, or
         refused by `restore` — are skipped with a warning. Raises CheckpointError when files
-        exist but none is usable (starting from scratch silently would lose state).
+        exist but none is usable (starting from scratch silently would lose state), and passes
+        on the CheckpointError of a `restore` that finds a sound checkpoint this run must not
+        use, nor an older one (state of another kind of input).
         """
         checkpoints = self._checkpoints()
         newer = []
@@ -179,6 +181,8 @@ class DirectoryStore:
                 continue
             try:
                 return restore(payload, meta)
+            except CheckpointError:
+                raise
             except Exception as exc:  # noqa: BLE001 - any reason not to use it is a reason to try the next
                 log.warning("skipping checkpoint %s: cannot restore it: %s", path, exc)
                 log.debug("restoring %s failed", path, exc_info=True)

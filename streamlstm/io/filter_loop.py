@@ -7,12 +7,13 @@ Reading takes whatever the input has ready (up to 64 KiB), so a fast file is pro
 large micro-batches while a slow pipe still gets each line answered at once. The kernel
 runs in the pipeline's worker thread (io/pipeline.py): while it advances micro-batch k,
 this thread writes the results of k−1 and reads and parses k+1. With a state directory the
-detectors, the parser's per-stream memory and the number of input lines consumed are
-checkpointed every `every_events` events or `every_seconds` seconds and at shutdown, by the
-pipeline's checkpoint recipe, so a checkpoint covers exactly the lines whose results the
-sinks have delivered. SIGTERM/SIGINT finish the batch in the kernel (and the one already
-parsed), write their results, checkpoint and exit 0. An input of which not one non-empty
-line was accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
+detectors, the parser's per-stream memory, the number of input lines consumed and the
+`baseline_rows` counts are checkpointed every `every_events` events or `every_seconds`
+seconds and at shutdown, by the pipeline's checkpoint recipe, so a checkpoint covers exactly
+the lines whose results the sinks have delivered. SIGTERM/SIGINT finish the batch in the
+kernel (and the one already parsed), write their results, checkpoint and exit 0; a line
+only partly read by then is left unconsumed. An input of which not one non-empty line was
+accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
 
 Baseline priming learns known-good history without scoring it: a baseline file, learnt in
 full before the input (unless the state came from a checkpoint, which already holds it),
@@ -34,15 +35,16 @@ from .. import signals
 from ..config import Config
 from ..event import Rejected
 from ..pool import DetectorPool, Routed, advance
-from .checkpoint import DirectoryStore
+from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
-from .parsers import CsvParser, JsonlParser
+from .parsers import CsvParser, JsonlParser, _StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
 
 log = logging.getLogger("streamlstm")
 
 READ_SIZE = 1 << 16
+FORMAT_NAMES = {"jsonl": "JSON lines", "csv": "CSV"}
 
 
 class _Interrupted(Exception):
@@ -82,6 +84,7 @@ def reader(stream) -> Callable[[int], bytes]:
 def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: int) -> Iterator[list[bytes]]:
     """Complete lines (newline stripped) in batches of at most `batch_size`, as they arrive.
 
+    A line ends with LF, CR LF or a lone CR (as classic Mac OS and some exports write them).
     A line longer than `max_line_bytes` is passed on cut to max_line_bytes+1 bytes (so the
     parser rejects it as oversized) and the rest of it is dropped without being buffered.
     """
@@ -91,7 +94,11 @@ def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: 
         chunk = read(READ_SIZE)
         if not chunk:
             break
-        lines = (pending + chunk).split(b"\n")
+        data = pending + chunk
+        if b"\r" in data:  # a CR at the end stays: it may be the first half of a CR LF
+            cr = data.endswith(b"\r")
+            data = data[: len(data) - cr].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\r" * cr
+        lines = data.split(b"\n")
         pending = lines.pop()
         if skipping and lines:
             lines.pop(0)  # the end of the oversized line
@@ -117,15 +124,14 @@ class FilterRunner:
         self.baseline = baseline  # path of a file of known-good history
         self.baseline_rows = baseline_rows  # known-good events at the start of each stream
         self.rows_seen: Counter[str] = Counter()  # per stream, while baseline_rows counts them
-        self.baseline_memory = None  # the baseline parser's per-stream memory, for the input's
+        self.memory: _StreamMemory | None = None  # the baseline's or checkpoint's, for the input's parser
         self.sinks = sinks
         self.pipeline = Pipeline(self._write)
         self.skip_consumed = skip_consumed
         self.progress = progress
         self.pool = DetectorPool(config)
         self.parser: JsonlParser | CsvParser | None = None
-        self.csv_header: bytes | None = None
-        self.seq = 0  # input lines consumed so far
+        self.seq = 0  # lines of this input consumed so far
         self.resume_after = 0  # lines of a replayed input already covered by the checkpoint
         self.counts: Counter[str] = Counter()
         self.first_rejected: list[Rejected] = []  # for the diagnosis when no line is accepted
@@ -144,7 +150,7 @@ class FilterRunner:
         if consumed is None:
             return False
         if self.skip_consumed:
-            self.resume_after, self.seq = consumed, 0
+            self.resume_after = consumed
         log.info("restored checkpoint: %d streams, %d input lines consumed%s", self.pool.n_streams,
                  consumed, " (skipping them in this input)" if self.skip_consumed else "")
         return True
@@ -175,19 +181,27 @@ class FilterRunner:
                     for sink in self.sinks:
                         sink.write(batch)
                     self.counts.update(r.reason for r in rejected)
-        self.baseline_memory = parser.memory if parser else None
+        self.memory = parser.memory if parser else None
         log.info("learnt %d baseline events from %s", learnt, path)
 
     def _restore_from(self, payload: bytes, meta: dict) -> int:
         """Take the state in one checkpoint's payload and return the input lines it covers;
-        raises if the payload is not the filter's state."""
+        raises if the payload is not the filter's state, CheckpointError if it is for
+        another input format. The input's parser is made from the input (a CSV's header is
+        this input's own), going on from the checkpoint's per-stream memory."""
         extra = self.pool.restore(payload)
-        seq, counts, csv_header = extra["lines_consumed"], Counter(extra["counts"]), extra["csv_header"]
-        self.csv_header = csv_header.encode() if csv_header is not None else None
-        self.parser = self._make_parser()
-        self.parser.memory.load_json(extra["parser"])
-        self.seq, self.counts = seq, counts
-        return seq
+        # Before "input_format", a CSV run's checkpoint named its header.
+        written_for = extra.get("input_format", "csv" if extra.get("csv_header") is not None else None)
+        if written_for not in (None, self.config.input.format):
+            raise CheckpointError(
+                f"the checkpoints in {self.store.path} were written for {FORMAT_NAMES[written_for]} input; this "
+                f"run reads {FORMAT_NAMES[self.config.input.format]} (--format {written_for}, or another --state-dir)")
+        self.memory = _StreamMemory(self.config.max_streams)
+        self.memory.load_json(extra["parser"])
+        if self.skip_consumed:  # the same input again: its exit summary goes on too
+            self.counts = Counter(extra["counts"])
+        self.rows_seen = Counter(extra.get("rows_seen", {}))  # a stream's baseline rows stay its first ones
+        return extra["lines_consumed"]
 
     def checkpoint(self) -> None:
         """The pipeline's checkpoint recipe: drain, flush the sinks, snapshot (no input
@@ -196,19 +210,21 @@ class FilterRunner:
             checkpoint(self.pipeline, self.sinks, self._snapshot)
 
     def _snapshot(self) -> None:
+        memory = self.parser.memory if self.parser else self.memory
         extra = {
-            "lines_consumed": self.seq,
+            "lines_consumed": max(self.seq, self.resume_after),  # a short replay has not moved it
             "counts": dict(self.counts),
-            "csv_header": self.csv_header.decode() if self.csv_header is not None else None,
-            "parser": self.parser.memory.to_json() if self.parser else [],
+            "input_format": self.config.input.format,
+            "rows_seen": dict(self.rows_seen),
+            "parser": memory.to_json() if memory else [],
         }
         path = self.store.save(self.pool.to_bytes(extra), {"lines_consumed": extra["lines_consumed"]})
         log.debug("checkpoint %s at line %d", path, extra["lines_consumed"])
 
-    def _make_parser(self) -> JsonlParser | CsvParser:
-        parser = make_parser(self.config, self.csv_header)
-        if self.baseline_memory is not None:
-            parser.memory = self.baseline_memory
+    def _make_parser(self, csv_header: bytes | None) -> JsonlParser | CsvParser:
+        parser = make_parser(self.config, csv_header)
+        if self.memory is not None:
+            parser.memory = self.memory
         return parser
 
     # ------------------------------------------------------------------ loop
@@ -221,14 +237,14 @@ class FilterRunner:
             raise _Interrupted
 
     def _interruptible(self, raw_read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+        """`raw_read` that raises _Interrupted once a signal has come, rather than return
+        b"", which would end the input and pass a buffered part of a line on as a line."""
         def read(n: int) -> bytes:
             if self.stopping:
-                return b""
+                raise _Interrupted
             self.waiting = True
             try:
                 return raw_read(n)
-            except _Interrupted:
-                return b""
             finally:
                 self.waiting = False
         return read
@@ -248,6 +264,10 @@ class FilterRunner:
                 elif self.baseline:
                     self.prime(self.baseline)
                 self._loop(read)
+                if self.seq < self.resume_after and not self.stopping:
+                    log.warning("the input ended after %d lines, before the %d the checkpoint covers: none of it "
+                                "was scored (--skip-consumed is for the input the checkpoint was taken on, "
+                                "replayed from its start)", self.seq, self.resume_after)
                 self.checkpoint()
         except BrokenPipeError:
             log.error("output closed; stopping (the last checkpoint covers what was written)")
@@ -279,18 +299,21 @@ class FilterRunner:
         cfg = self.config
         input_ready = getattr(read, "ready", lambda: True)
         last_ckpt, since_ckpt = time.monotonic(), 0
-        for batch in self._batches(read):
-            self.pipeline.push([batch])
-            since_ckpt += len(batch.routed.events)
-            now = time.monotonic()
-            if self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
-                                           or now - last_ckpt >= cfg.checkpoint.every_seconds):
-                self.checkpoint()
-                last_ckpt, since_ckpt = now, 0
-            elif self.stopping or not input_ready():
-                self.pipeline.drain()
-            if self.stopping:
-                break
+        try:
+            for batch in self._batches(read):
+                self.pipeline.push([batch])
+                since_ckpt += len(batch.routed.events)
+                now = time.monotonic()
+                if self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
+                                               or now - last_ckpt >= cfg.checkpoint.every_seconds):
+                    self.checkpoint()
+                    last_ckpt, since_ckpt = now, 0
+                elif self.stopping or not input_ready():
+                    self.pipeline.drain()
+                if self.stopping:
+                    break
+        except _Interrupted:  # stopped waiting for input: a part of a line read stays unconsumed
+            pass
         self.pipeline.drain()
 
     def _batches(self, read: Callable[[int], bytes]) -> Iterator[MicroBatch]:
@@ -302,14 +325,20 @@ class FilterRunner:
             if self.progress:
                 self.progress(sum(len(line) + 1 for line in lines))
             first = max(0, self.resume_after - start)  # lines already covered by the checkpoint
-            if cfg.input.format == "csv" and self.parser is None and first < len(lines):
-                self.csv_header = lines[first]
-                self.parser = self._make_parser()
-                first += self.parser.header_lines
-            elif self.parser is None:
-                self.parser = self._make_parser()
-            parse = self.parser.parse
-            parsed = [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
+            parsed = []
+            if self.parser is None:
+                # A CSV's parser is made from its first non-blank line, the header (or the first
+                # row), even where the checkpoint covers it: a replay's header is its own.
+                csv = cfg.input.format == "csv"
+                head = next((k for k, line in enumerate(lines) if line.strip()), len(lines)) if csv else 0
+                parsed = [Rejected(start + k + 1, "empty_line", "empty line", "") for k in range(first, head)]
+                if head == len(lines):
+                    first = head
+                else:
+                    self.parser = self._make_parser(lines[head] if csv else None)
+                    first = max(first, head + self.parser.header_lines)
+            parse = self.parser.parse if self.parser else None
+            parsed += [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
             events = [p for p in parsed if type(p) is not Rejected]
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
             routed = self.pool.route(events, self._baseline_flags(events) if self.baseline_rows else None)
