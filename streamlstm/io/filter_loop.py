@@ -270,7 +270,7 @@ class FilterRunner:
                                 "replayed from its start)", self.seq, self.resume_after)
                 self.checkpoint()
         except BrokenPipeError:
-            log.error("output closed; stopping (the last checkpoint covers what was written)")
+            log.error("output closed; stopping%s", " (the last checkpoint covers what was written)" if self.store else "")
             return 1
         finally:
             self.pipeline.close()

@@ -61,11 +61,14 @@ def _write_whole(stream: TextIO, text: str) -> None:
     if binary is None:  # an in-memory stream
         stream.write(text)
         return
-    stream.flush()
-    data = memoryview(text.encode(stream.encoding, stream.errors))
-    while data:
-        data = data[binary.write(data):]
-    binary.flush()
+    try:
+        stream.flush()
+        data = memoryview(text.encode(stream.encoding, stream.errors))
+        while data:
+            data = data[binary.write(data):]
+        binary.flush()
+    except OSError as exc:  # named as the stream is (cli names stdout and the files it opens)
+        raise type(exc)(exc.errno, exc.strerror, getattr(stream, "name", None)) from None
 
 
 class RecordsSink:
