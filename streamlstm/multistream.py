@@ -17,6 +17,7 @@ from .engine.kernels_cpu import Outputs, new_outputs
 from .engine.layout import C_WIN, STATS32_ORDER_V11, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
+from .event import TS_MAX, TS_MIN
 
 
 class BatchResult(NamedTuple):
@@ -68,13 +69,22 @@ def _finite(X: np.ndarray) -> np.ndarray:
 
 def _epoch_seconds(timestamps) -> np.ndarray:
     """(N,) float64 epoch seconds of timestamps given as numbers or numpy datetime64 (of any
-    unit; NaT is unknown), NaN where not finite."""
+    unit; NaT is unknown), NaN where not finite; ValueError for a time outside years 1 to
+    9999, as the parsers bound them (epoch milliseconds would hold the time-of-day channel
+    off for good: it waits until a stream is a day past its first time)."""
     T = np.asarray(timestamps)
     if T.dtype.kind == "M":
-        nat = np.isnat(T)
-        T = T.astype("datetime64[ns]").astype(np.int64) / 1e9
-        T[nat] = np.nan
-    return _finite(np.ascontiguousarray(T, dtype=np.float64))
+        T = (T - np.datetime64(0, "s")) / np.timedelta64(1, "s")
+    T = _finite(np.ascontiguousarray(T, dtype=np.float64))
+    bad = (T < TS_MIN) | (T > TS_MAX)
+    if bad.any():
+        raise _bad_time(T[bad][0])
+    return T
+
+
+def _bad_time(t: float) -> ValueError:
+    return ValueError(f"timestamps must be epoch seconds from year 1 to 9999, got {float(t)!r}"
+                     " (epoch milliseconds? divide by 1000)")
 
 
 class MultiStreamDetector:
@@ -141,8 +151,9 @@ class MultiStreamDetector:
 
         stream_ids: (N,) str, each event's stream. timestamps: optional (N,) event times in
         epoch seconds (UTC) or numpy datetime64, NaN (NaT) where unknown; they feed the
-        time-of-day (seasonal) channel, which is skipped for events without. A value or
-        time that is not a finite number (NaN, +-inf) is missing; values beyond +-1e18
+        time-of-day (seasonal) channel, which is skipped for events without; a time outside
+        years 1 to 9999 (epoch milliseconds, say) is a ValueError. A value or time that is
+        not a finite number (NaN, +-inf) is missing; values beyond +-1e18
         (scoring.VALUE_LIMIT) count as +-1e18, so that no finite input can make the state
         overflow. score=False learns the events as known-good history (baseline priming):
         weights, statistics and ranges learn them; nothing is scored, alerted or counted
@@ -231,7 +242,11 @@ class MultiStreamDetector:
             raise ValueError(f"x must have {self.n_features} values, got {x.shape[1]}")
         out, slots, T = self._one
         slots[0] = slot
-        T[0] = timestamp if math.isfinite(timestamp) else math.nan
+        if not TS_MIN <= timestamp <= TS_MAX:  # NaN fails both: unknown, as inf is
+            if math.isfinite(timestamp):
+                raise _bad_time(timestamp)
+            timestamp = math.nan
+        T[0] = timestamp
         return self.engine.process_one(slots, x, learn, T, out, score)
 
     @property

@@ -134,7 +134,8 @@ def score_stream(errors, X, T, settings, exact=False):
     step_unit = np.zeros(D)  # mean absolute step |v - prev|
     res = np.zeros(D)  # resolution: the smallest non-zero |v - prev| (0: none yet)
     bins = np.zeros((D, B, 3))  # mean, variance, visits (saturating at 255)
-    history = []  # channel inputs of every earlier event
+    history = []  # channel inputs of every earlier event with a value (one with none leaves no trace)
+    fed = set()  # the features the previous event gave the model (observed, judged and scaled)
     chan = np.zeros((4, 3))  # long-term mean, variance, updates of each channel
     penalty, quiet = 0.0, 0
     q = 0.0  # running CALIB_P quantile of the channel surprise (self-calibration)
@@ -143,15 +144,17 @@ def score_stream(errors, X, T, settings, exact=False):
     for i in range(N):
         x, t = X[i], T[i]
         sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-6 * np.abs(mean) + 1e-9)
+        n_seen = len(history)
         seen = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
         measured = hi - lo > 1.5 * res  # more than two values a step apart; the others are context
         obs = [d for d in seen if measured[d] or not measured.any()]
+        fed_now = {d for d in obs if nobs[d] >= 2}  # the model's input: scaled once seen twice
         b_learn = None if B == 0 or math.isnan(t) else int((t % 86400.0) / 86400.0 * B)
         b = b_learn if b_learn is not None and day_old != 0.0 and t >= day_old else None  # once a day old
         seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
         inputs = [errors[i],
                   _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
-                  _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9) for d in obs]),
+                  _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9) for d in obs if d in fed]),
                   _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
                         for d in seas_d])]
         # range novelty: the farthest outside its tolerance, widened for m features that could set a record
@@ -162,7 +165,7 @@ def score_stream(errors, X, T, settings, exact=False):
                                       if hi[d] > lo[d]) if o > tolerance[d]] + [0.0])
         means = []
         for c in range(4):
-            window = [inputs[c]] + [h[c] for h in history[max(0, i - W + 1):]]
+            window = [inputs[c]] + [h[c] for h in history[max(0, n_seen - W + 1):]]
             window = [v for v in window if not math.isnan(v)]
             means.append(math.nan if math.isnan(inputs[c]) else sum(window) / len(window))
 
@@ -173,7 +176,7 @@ def score_stream(errors, X, T, settings, exact=False):
             return neg_log10_tail((means[c] - mu) / max(math.sqrt(max(v, 0.0)), 1e-3 * abs(mu) + 1e-12))
 
         L = 0.0
-        if i >= s["warmup"]:
+        if n_seen >= s["warmup"]:
             Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0))
             L = max(Lc * min(1.0, 5.0 / q) if q > 0 else Lc,
                     s["range_novelty"] * (1.0 + outside) if outside > 0.0 else 0.0)
@@ -190,13 +193,15 @@ def score_stream(errors, X, T, settings, exact=False):
         scores[i], alert_scores[i], flags[i] = L / (L + 5.0), alert, flag
         # learning: channel statistics, then the value statistics
         for c in range(4):
-            if i >= s["warmup"] // 2 and not math.isnan(means[c]):
+            if n_seen >= s["warmup"] // 2 and not math.isnan(means[c]):
                 chan[c, 2] += 1
                 a = max(1.0 / chan[c, 2], a_long)
                 d = means[c] - chan[c, 0]
                 chan[c, 0] = f32(chan[c, 0] + a * d)
                 chan[c, 1] = f32((1 - a) * (chan[c, 1] + a * d * d))
-        history.append([narrow(v) for v in inputs])
+        if not np.isnan(x).all():
+            history.append([narrow(v) for v in inputs])
+        fed = fed_now
         if day_old == 0.0 and not math.isnan(t):
             day_old = float(np.float32(t + 86400.0))
         for d in range(D):

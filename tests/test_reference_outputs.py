@@ -11,7 +11,9 @@ otherwise), with the inputs' sines from libm; and again when the regime's level 
 level became blame-weighted means of the features' evidence (only the regime's outputs and
 state moved); and again when the value statistics began to learn a value far outside the
 range as one width of the range beyond it (scoring.learnt_value: the spike of 6 in these
-runs). A change meant to alter results
+runs); and again when a forecast or a step across a missing value stopped being judged
+and an event with no value stopped counting toward the warm-up (kernels_cpu.mark_gaps:
+these runs miss 3 % of their values). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

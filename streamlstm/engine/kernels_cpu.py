@@ -36,11 +36,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .compact import load_f16_row, store_f16_row
+from .compact import F16, load_f16_row, narrow_value, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
-from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN, FIND_BLAME, FIND_ROWS
+from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN, FIND_BLAME, FIND_GAP, FIND_ROWS
 from .params import LSTM, views
 from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, regime_learn,
                       regime_step, rms, scaler_std, to_score, value_surprise)
@@ -530,6 +530,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     D, col = hy.D, hy.stats
     stats, stats32, counters = streams.stats[s], streams.stats32[s], streams.counters[s]
     normalise(ws.xn, x, stats, stats32, hy)
+    mark_gaps(ws.findings, s, streams, hy)
     n_seen = counters[C_SEEN]
     ss = 0.0
     n_obs = 0
@@ -539,7 +540,9 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         else:
             sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
             pred_out[d] = stats[col.mean + d] + sd * streams.pred[s, d]
-        if not math.isnan(ws.xn[d]) and n_seen > 0:
+        # A forecast made without the feature's previous value is not judged: after a gap
+        # it only says how far the cell drifted on missing inputs.
+        if not math.isnan(ws.xn[d]) and n_seen > 0 and ws.findings[FIND_GAP, d] == 0.0:
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
             n_obs += 1
@@ -548,6 +551,20 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         return 0.0, error, -1.0
     L, Lc = value_surprise(error, x, t, s, streams, ws.findings, hy)
     return L, error, Lc
+
+
+@kernel
+def mark_gaps(findings, s, streams, hy):
+    """findings[FIND_GAP] (D,) out: 1 for each feature that stream slot s's previous event
+    did not give the model (its input, the window's newest row, is NaN: missing, or not
+    yet scaled), and for every feature before the stream's first event; else 0."""
+    n = streams.counters[s, C_WIN]
+    for d in range(hy.D):
+        if n == 0:
+            findings[FIND_GAP, d] = 1.0
+        else:
+            v = narrow_value(streams.win[s, n - 1, d], F16) if hy.f16_window else streams.win[s, n - 1, d]
+            findings[FIND_GAP, d] = 1.0 if math.isnan(v) else 0.0
 
 
 @kernel
@@ -689,7 +706,10 @@ def learn_end(s, x, t, error, streams, theta, ws, hy):
                      ws.hs[0], ws.cs[0], W, b, cell, H, D)
     head_forward(ws.y, streams.h[s], Wy, by, H, D)
     copy_row(streams.pred[s], ws.y)
-    counters[C_SEEN] += 1
+    for d in range(D):  # an event with no value is no progress of the warm-up or of a window
+        if not math.isnan(x[d]):
+            counters[C_SEEN] += 1
+            break
 
 
 @inlined_kernel
@@ -853,6 +873,7 @@ def learn_one(out, memo, kept, slots, X, T, score, streams, params, ws, hy):
         Lc, regime_state = memo.verdict[0], memo.verdict[1]
         copy_row(ws.xn, memo.xn)
         copy_row(ws.findings[FIND_BLAME], memo.blame)
+        mark_gaps(ws.findings, s, streams, hy)  # as judging found them: the window is as it was
     else:
         Lc, regime_state = judge_event(out, 0, x, t, s, streams, ws, score, hy)
     learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)

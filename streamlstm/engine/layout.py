@@ -37,7 +37,8 @@ FIND_SEASONAL = 1  # |seasonal residual| (NaN: none)
 FIND_NOVELTY = 2  # the range novelty's evidence, graded (0: none)
 FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
 FIND_BLAME = 4  # the regime's blame of the feature after this event (scoring.regime_evidence)
-FIND_ROWS = 5
+FIND_GAP = 5  # 1 where the stream's previous event lacked the feature (kernels_cpu.mark_gaps), else 0
+FIND_ROWS = 6
 
 # The regime's calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS
 # and of |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values).

@@ -79,7 +79,7 @@ from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, n
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
 from .layout import (TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE,
-                     FIND_BLAME, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+                     FIND_BLAME, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -350,7 +350,8 @@ def record_tolerance(n, m, hy):
 def value_inputs(x, t, stats, stats32, bins, findings, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over the observed features that are `judged`
-    (NaN when none) and how far outside the range [lo, hi] of all its earlier values the
+    (NaN when none; the step only over those the previous event observed too, findings'
+    row FIND_GAP: a move across a gap is not a step) and how far outside the range [lo, hi] of all its earlier values the
     farthest feature is, in units of hi - lo, among the features (context included)
     further outside than their `record_tolerance` (0 when none is). Values are limited to
     +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
@@ -363,6 +364,7 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
     sum_step = 0.0
     sum_seas = 0.0
     n = 0
+    n_step = 0
     n_seas = 0
     outside = 0.0
     for d in range(D):
@@ -374,17 +376,21 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
         if out_d > record_tolerance(stats[col.count + d], m, hy):
             outside = max(outside, out_d)
             findings[FIND_NOVELTY, d] = hy.range_novelty * (1.0 + min(out_d, OUTSIDE_LIMIT))
-        findings[FIND_INPUT, d] = max(abs(z), abs(step))
+        if findings[FIND_GAP, d] != 0.0:
+            step = math.nan
+        findings[FIND_INPUT, d] = abs(z) if math.isnan(step) else max(abs(z), abs(step))
         findings[FIND_SEASONAL, d] = abs(seas)
         if math.isnan(z):
             continue
         sum_z += z * z
-        sum_step += step * step
         n += 1
+        if not math.isnan(step):
+            sum_step += step * step
+            n_step += 1
         if not math.isnan(seas):
             sum_seas += seas * seas
             n_seas += 1
-    return rms(sum_z, n), rms(sum_step, n), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
+    return rms(sum_z, n), rms(sum_step, n_step), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
 
 
 @kernel

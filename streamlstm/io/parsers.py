@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from ..config import InputConfig
-from ..event import RAW_LIMIT, UNIVARIATE, Event, Rejected, error_record
+from ..event import RAW_LIMIT, TS_MAX, TS_MIN, UNIVARIATE, Event, Rejected, error_record
 
 __all__ = ["DELIMITERS", "TIME_COLUMNS", "WHITESPACE", "CsvParser", "Event", "InputFormatError", "JsonlParser",
            "Rejected", "error_record", "parse_ts", "row_series", "sniff_delimiter", "split_cells"]
@@ -44,11 +44,6 @@ log = logging.getLogger("streamlstm")
 # Numbers as float() reads them, minus the spellings we do not want as timestamps
 # ("nan", "inf", "1_000").
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-# Timestamps from year 1 to year 9999, as ISO 8601 (and a plot's time axis) can write them:
-# beyond, a number is far more likely epoch milliseconds (or finer) than a real time, and
-# admitted it would reject every later event of its stream as ts_backwards.
-TS_MIN = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
-TS_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 _FINER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
 
 
