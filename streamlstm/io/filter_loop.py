@@ -37,7 +37,7 @@ from ..event import Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
-from .parsers import CsvParser, JsonlParser, _StreamMemory
+from .parsers import CsvParser, JsonlParser, StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
 
@@ -124,7 +124,7 @@ class FilterRunner:
         self.baseline = baseline  # path of a file of known-good history
         self.baseline_rows = baseline_rows  # known-good events at the start of each stream
         self.rows_seen: Counter[str] = Counter()  # per stream, while baseline_rows counts them
-        self.memory: _StreamMemory | None = None  # the baseline's or checkpoint's, for the input's parser
+        self.memory: StreamMemory | None = None  # the baseline's or checkpoint's, for the input's parser
         self.sinks = sinks
         self.pipeline = Pipeline(self._write)
         self.skip_consumed = skip_consumed
@@ -196,7 +196,7 @@ class FilterRunner:
             raise CheckpointError(
                 f"the checkpoints in {self.store.path} were written for {FORMAT_NAMES[written_for]} input; this "
                 f"run reads {FORMAT_NAMES[self.config.input.format]} (--format {written_for}, or another --state-dir)")
-        self.memory = _StreamMemory(self.config.max_streams)
+        self.memory = StreamMemory(self.config.max_streams)
         self.memory.load_json(extra["parser"])
         if self.skip_consumed:  # the same input again: its exit summary goes on too
             self.counts = Counter(extra["counts"])

@@ -37,7 +37,7 @@ from ..config import InputConfig
 from ..event import RAW_LIMIT, TS_MAX, TS_MIN, UNIVARIATE, Event, Rejected, error_record
 
 __all__ = ["DELIMITERS", "TIME_COLUMNS", "WHITESPACE", "CsvParser", "Event", "InputFormatError", "JsonlParser",
-           "Rejected", "error_record", "parse_ts", "row_series", "sniff_delimiter", "split_cells"]
+           "Rejected", "StreamMemory", "error_record", "parse_ts", "row_series", "sniff_delimiter", "split_cells"]
 
 log = logging.getLogger("streamlstm")
 
@@ -160,7 +160,7 @@ def _snippet(line: bytes) -> str:
     return text.rstrip("\r\n")[:RAW_LIMIT]
 
 
-class _StreamMemory:
+class StreamMemory:
     """Per-stream last timestamp and feature names, bounded as an LRU of `max_streams`."""
 
     def __init__(self, max_streams: int):
@@ -204,7 +204,7 @@ class _LineParser:
     """`parse` turns a line into an Event, or a Rejected saying why; subclasses do `_parse`."""
 
     cfg: InputConfig
-    memory: _StreamMemory
+    memory: StreamMemory
     header_lines = 0  # lines that come before the first row of data (a CSV's header)
 
     def parse(self, seq: int, line: bytes) -> Event | Rejected:
@@ -229,7 +229,7 @@ class JsonlParser(_LineParser):
 
     def __init__(self, input_config: InputConfig, max_streams: int = 100_000):
         self.cfg = input_config
-        self.memory = _StreamMemory(max_streams)
+        self.memory = StreamMemory(max_streams)
 
     def _parse(self, seq: int, line: bytes) -> Event:
         cfg = self.cfg
@@ -449,7 +449,7 @@ class CsvParser(_LineParser):
     def __init__(self, input_config: InputConfig, header: bytes, max_streams: int = 100_000,
                  label_column: str | None = None):
         cfg = self.cfg = input_config
-        self.memory = _StreamMemory(max_streams)
+        self.memory = StreamMemory(max_streams)
         try:
             text = header.decode("utf-8-sig").strip("\r\n")
         except UnicodeDecodeError as exc:
