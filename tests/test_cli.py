@@ -564,6 +564,11 @@ NO_LINE_ACCEPTED = {
                                ("the input looks like CSV, not JSON lines (line 1: 'timestamp,value') "
                                 "— try --format csv")),
     "one column CSV read as JSON lines": (lambda d: ["run"], "1.5\n2.5\n", "try --format csv"),
+    "a pretty-printed JSON array": (lambda d: ["run"], json.dumps([{"value": 1}, {"value": 2}], indent=2),
+                                    ("the input looks like one JSON document (line 1: '['), not one object per "
+                                     "line — write each event as an object on a line of its own (jq -c '.[]' "
+                                     "does it for an array)")),
+    "a JSON array on one line": (lambda d: ["run"], '[{"value": 1}, {"value": 2}]\n', "(jq -c '.[]' does it for an array)"),
     "names separated by spaces": (lambda d: ["score", _write(d, "w.txt", "cpu  mem\n1 2\n3 4\n")], "",
                                   "the header's names are separated by spaces — try --delimiter ' '"),
     "a field name that is not configured": (lambda d: ["run"], '{"val": 1}\n\n{"val": 2}\n',

@@ -10,7 +10,8 @@ delimiter) and the first rejected lines, and tries in turn:
    spaces → ``--delimiter``;
 2. JSON lines that look like CSV (no line starts with ``{`` or ``[``, and some hold a
    delimiter or a bare number) → ``--format csv`` (CSV that looks like JSON is refused at
-   its header, io/parsers.py);
+   its header, io/parsers.py); JSON lines whose first rejected line opens an array or a
+   lone ``{`` (one pretty-printed document, not an object per line) → one object a line;
 3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
    ``--exclude-columns``;
 4. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
@@ -101,6 +102,10 @@ def _is_text(cell: str) -> bool:
 
 
 def _jsonl_hint(samples: Sequence[Rejected]) -> str | None:
+    first = samples[0].raw.strip() if samples else ""
+    if first in ("{", "[") or first.startswith("[{"):
+        return (f"the input looks like one JSON document (line {samples[0].seq}: {first[:60]!r}), not one object "
+                "per line — write each event as an object on a line of its own (jq -c '.[]' does it for an array)")
     if samples and all(s.reason in ("malformed_json", "wrong_type") for s in samples) \
             and not any(s.raw.lstrip().startswith(("{", "[")) for s in samples) \
             and any(s.reason == "wrong_type" or any(d in s.raw for d in DELIMITERS) for s in samples):
