@@ -39,6 +39,14 @@ def invoke(args, stdin=""):
     return CliRunner().invoke(main, args, input=stdin, catch_exceptions=False)
 
 
+def test_blank_lines_are_skipped_not_rejected_in_the_summary(small_config):
+    """Blank lines get no error record, so the exit summary does not count them as
+    rejected (it said "rejected 2, empty_line=2" of an input with nothing wrong)."""
+    res = invoke(["--config", small_config, "run"], '{"value": 1}\n\n\n{"value": 2}\nxx\n')
+    assert res.exit_code == 0
+    assert "processed 2 events, rejected 1, malformed_json=1; skipped 2 empty lines" in res.stderr, res.stderr
+
+
 def test_version_and_help():
     assert __version__ in invoke(["--version"]).output
     for cmd in ([], ["run"], ["score"], ["plot"], ["check-config"]):

@@ -278,8 +278,10 @@ class FilterRunner:
                 signal.signal(s, handler)
         accepted = self.counts.pop("accepted", 0)
         evicted = sum(self.pool.budget.evictions.values())
-        log.info("processed %d events, rejected %d%s%s", accepted, sum(self.counts.values()),
-                 "".join(f", {k}={v}" for k, v in sorted(self.counts.items())),
+        empty = self.counts.get("empty_line", 0)  # skipped, not rejected: blank lines get no error record
+        log.info("processed %d events, rejected %d%s%s%s", accepted, sum(self.counts.values()) - empty,
+                 "".join(f", {k}={v}" for k, v in sorted(self.counts.items()) if k != "empty_line"),
+                 f"; skipped {empty} empty lines" if empty else "",
                  f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
         if not accepted and any(reason != "empty_line" for reason in self.counts):
             log.error("%s", no_line_accepted(self.parser, self.first_rejected, self.counts))
