@@ -307,8 +307,6 @@ def _npy_as_csv(path: Path) -> bytes:
     univariate CSV's empty value is, with a record saying so)."""
     import numpy as np
 
-    from .io.parsers import InputFormatError
-
     try:
         a = np.load(path, allow_pickle=False)
     except ValueError:  # not the format, or Python objects, which only unpickling could read
