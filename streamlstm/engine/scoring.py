@@ -351,12 +351,12 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
     """Inputs of the value channels for event x (D,) at time t, under the statistics from
     before it: (value, step, seasonal) RMS over the observed features that are `judged`
     (NaN when none; the step only over those the previous event observed too, findings'
-    row FIND_GAP: a move across a gap is not a step) and how far outside the range [lo, hi] of all its earlier values the
-    farthest feature is, in units of hi - lo, among the features (context included)
-    further outside than their `record_tolerance` (0 when none is). Values are limited to
-    +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
-    into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (FIND_ROWS, D), for
-    attribution."""
+    row FIND_GAP: a move across a gap is not a step) and how far outside the range
+    [lo, hi] of all its earlier values the farthest feature is, in units of hi - lo, among
+    the features (context included) further outside than their `record_tolerance` (0 when
+    none is). Values are limited to +-VALUE_LIMIT, as everywhere. Each observed feature's
+    own inputs and range novelty go into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of
+    findings (FIND_ROWS, D), for attribution."""
     D, col = hy.D, hy.stats
     b = seasonal_bin(t, stats32, hy)
     m = record_setters(x, stats, hy)
