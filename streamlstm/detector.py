@@ -118,12 +118,12 @@ class LSTMDetector(base.AnomalyDetector):
             self._features = _feature_order(x)
             self._x = np.empty((1, len(self._features)))
             self._engine = MultiStreamDetector(len(self._features), max_streams=1, **self._get_params())
-        self.last_score, self.last_flag = self._engine.process_one(_STREAM, self._vector(x), score=score)
+        self.last_score, self.last_flag = self._engine._process_one(_STREAM, self._vector(x), math.nan, score)
 
     def score_one(self, x: dict) -> float:
         if self._engine is None:
             return 0.0
-        return self._engine.score_one(_STREAM, self._vector(x))
+        return self._engine._score_one(_STREAM, self._vector(x), math.nan)
 
     def predict_one(self, x: dict | None = None) -> dict:
         """Forecast of the next event, feature by feature ({} before anything is learnt).

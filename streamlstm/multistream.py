@@ -205,7 +205,12 @@ class MultiStreamDetector:
         """`process` of one event (scored, then learnt; with `score=False` learnt as
         known-good history); returns its (score, flag)."""
         _check_ids((stream_id,))
-        x = _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1))
+        return self._process_one(stream_id, _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)),
+                                 timestamp, score)
+
+    def _process_one(self, stream_id: str, x: np.ndarray, timestamp: float, score: bool) -> tuple[float, bool]:
+        """process_one of a str id and x (1, D) float64 without infinities, as LSTMDetector
+        gives them: the checks cost it a fifth of an event's time."""
         slot = self.table.get(stream_id)
         if slot is None:  # a new stream: its slot as process() assigns it, then the one-event kernel
             slots, new = self.table.assign([stream_id])
@@ -218,10 +223,14 @@ class MultiStreamDetector:
 
     def score_one(self, stream_id: str, x, timestamp: float = math.nan) -> float:
         """Score of `x` for `stream_id`; changes nothing (an unknown stream scores 0)."""
+        return self._score_one(stream_id, _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)),
+                               timestamp)
+
+    def _score_one(self, stream_id: str, x: np.ndarray, timestamp: float) -> float:
+        """score_one of x (1, D) float64 without infinities (see _process_one)."""
         slot = self.table.get(stream_id)
         if slot is None:
             return 0.0
-        x = _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1))
         return float(self._event(slot, x, timestamp, False).scores[0])
 
     def forecast_one(self, stream_id: str) -> np.ndarray:

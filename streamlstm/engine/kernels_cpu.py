@@ -553,7 +553,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     return L, error, Lc
 
 
-@kernel
+@inlined_kernel
 def mark_gaps(findings, s, streams, hy):
     """findings[FIND_GAP] (D,) out: 1 for each feature that stream slot s's previous event
     did not give the model (its input, the window's newest row, is NaN: missing, or not
@@ -680,7 +680,8 @@ def learn_end(s, x, t, error, streams, theta, ws, hy):
     W, b, Wy, by = views(theta, cell, D, H)
 
     # Statistics, updated only now: this event was normalised and scored without them.
-    learn_statistics(error, x, t, s, streams, ws.findings, hy)
+    if learn_statistics(error, x, t, s, streams, ws.findings, hy):
+        counters[C_SEEN] += 1  # an event with no value is no progress of the warm-up or the windows
 
     if hy.cached_window:
         # Record the step in the window's forward cache: step t consumes win[t], so the
@@ -706,10 +707,6 @@ def learn_end(s, x, t, error, streams, theta, ws, hy):
                      ws.hs[0], ws.cs[0], W, b, cell, H, D)
     head_forward(ws.y, streams.h[s], Wy, by, H, D)
     copy_row(streams.pred[s], ws.y)
-    for d in range(D):  # an event with no value is no progress of the warm-up or of a window
-        if not math.isnan(x[d]):
-            counters[C_SEEN] += 1
-            break
 
 
 @inlined_kernel

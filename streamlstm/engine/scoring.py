@@ -417,8 +417,10 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
     bin behind until its next visits; it is stored with compact.narrow_step, so that it
     never stalls short of a new level. Values are limited to +-VALUE_LIMIT and, once the
     feature has a range, to one width beyond it (learnt_value). A feature that leaves a
-    constant's history restarts its regime baseline (update_baseline)."""
+    constant's history restarts its regime baseline (update_baseline). Returns whether any
+    feature was observed."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha
+    observed = False
     b = day_bin(t, hy.seasonal_bins)
     if stats32[col.day_old] == 0.0 and not math.isnan(t):
         stats32[col.day_old] = t + DAY  # float32: to within 64 s at today's epoch times
@@ -426,6 +428,7 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
         v = x[d]
         if math.isnan(v):
             continue
+        observed = True
         v = learnt_value(bounded(v), d, stats, col)
         n = stats[col.count + d] + 1.0
         dev = v - stats[col.mean + d]
@@ -463,6 +466,7 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
             visits = bin_visits(profile) + 1
             mean, var = ewma_update(bin_mean(profile), bin_var(profile), dev, max(1.0 / visits, hy.seasonal_alpha))
             store_bin(profile, mean, var, visits)
+    return observed
 
 
 @kernel
@@ -520,7 +524,8 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
     stream's channel statistics, then its value statistics (findings (FIND_ROWS, D):
     value_inputs' scratch). The channels' long-term statistics start after half the warm-up:
-    the model's large early errors would otherwise inflate them for a long time."""
+    the model's large early errors would otherwise inflate them for a long time. Returns
+    whether any feature was observed."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
     z, step, seas, _ = value_inputs(x, t, stats, stats32, bins, findings, hy)
@@ -532,8 +537,9 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     channel_learn(stats32, ring, CH_VALUE, z, p, filled, update, hy.long_alpha, col)
     channel_learn(stats32, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
     channel_learn(stats32, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
-    update_value_stats(stats, stats32, bins, x, t, hy)
+    observed = update_value_stats(stats, stats32, bins, x, t, hy)
     update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
+    return observed
 
 
 @inlined_kernel
