@@ -493,3 +493,18 @@ def test_a_csv_column_named_like_a_label_is_scored_with_a_warning(caplog):
     assert warned(InputConfig(), label_column="anomaly")[1] == [
         "scored as features though named like labels: 'Changepoint'; leave out with --exclude-columns Changepoint "
         "(input.exclude_columns)"]
+
+
+def test_a_stream_id_longer_than_the_limit_is_rejected_saying_so(parser):
+    """A stream id is the key of its results (Kafka) and in each of them: a 900 KB one made
+    every result too large to produce."""
+    from streamlstm.io.parsers import MAX_STREAM_ID
+
+    assert parser.parse(1, json.dumps({"stream": "s" * MAX_STREAM_ID, "value": 1}).encode()).stream
+    rej = parser.parse(2, json.dumps({"stream": "s" * 900_000, "value": 1}).encode())
+    assert reason(rej) == "stream_id_too_long" and rej.detail == (
+        f"'stream' is 900000 characters long, more than {MAX_STREAM_ID}")
+    rej = parser.parse(3, b'{"value": 1}', key=b"k" * 1_500_000)
+    assert reason(rej) == "stream_id_too_long" and rej.detail.startswith("the message key is 1500000 characters")
+    csv_parser = CsvParser(InputConfig(), b"stream,value\n")
+    assert reason(csv_parser.parse(2, b"s" * 2000 + b",1\n")) == "stream_id_too_long"

@@ -590,3 +590,25 @@ def test_sigterm_during_start_up_exits_0(kafka_broker, kafka_client, tmp_path):
     res = sigterm_during_start_up(["--config", str(path), "run"])
     assert res.returncode == 0, res.stderr.decode()
     assert "Traceback" not in res.stderr.decode() and "stopping: final checkpoint" in res.stderr.decode()
+
+
+@pytest.mark.parametrize("where", ["key", "field"])
+def test_an_oversized_stream_id_is_one_dead_letter_that_can_be_produced(where):
+    """A 1.5 MB key or a 900 KB `stream` field: one dead letter (stream_id_too_long) without
+    that key, well under a broker's 1 MB message limit, and the events after it are scored.
+    Before, its results were produced with it and the daemon failed on every restart."""
+    daemon, config, tp = _offline_daemon("event", False)
+    value = json.dumps({"value": 1.5}).encode()
+    if where == "key":
+        bad = Rec(1, b"k" * 1_500_000, value)
+    else:
+        bad = Rec(1, None, json.dumps({"stream": "s" * 900_000, "value": 1.5}).encode())
+    daemon.pipeline.push(daemon.parse({tp: _records([Rec(0, b"a", value), bad, Rec(2, b"a", value)])}))
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
+    sent = daemon.sink.producer.sent
+    assert [(topic, key) for topic, key, _ in sent] == [("out", b"a"), ("out", b"a"), ("dlq", None)]
+    dead = json.loads(sent[2][2])
+    assert dead["error"] == "stream_id_too_long" and dead["offset"] == 1 and len(sent[2][2]) < 2000
+    assert dead["key"] == ("k" * 200 if where == "key" else None)
+    assert daemon.states[tp].next_offset == 3

@@ -14,7 +14,8 @@ engine's own stream eviction does.
 
 Rejection kinds (`Rejected.reason`): empty_line, oversized_line, invalid_utf8,
 invalid_unicode, malformed_json, malformed_csv, wrong_type, missing_field, not_numeric,
-non_finite, out_of_range, bad_timestamp, ts_backwards, feature_set_changed, and internal_error: a bug
+non_finite, out_of_range, bad_timestamp, ts_backwards, feature_set_changed, stream_id_too_long
+(longer than `MAX_STREAM_ID` characters), and internal_error: a bug
 in the parser, reported with the exception's class, so that even then the line gets its
 error record and the input goes on.
 """
@@ -36,8 +37,9 @@ import orjson
 from ..config import InputConfig
 from ..event import RAW_LIMIT, TS_MAX, TS_MIN, UNIVARIATE, Event, Rejected, error_record
 
-__all__ = ["DELIMITERS", "TIME_COLUMNS", "WHITESPACE", "CsvParser", "Event", "InputFormatError", "JsonlParser",
-           "Rejected", "StreamMemory", "error_record", "parse_ts", "row_series", "sniff_delimiter", "split_cells"]
+__all__ = ["DELIMITERS", "MAX_STREAM_ID", "TIME_COLUMNS", "WHITESPACE", "CsvParser", "Event", "InputFormatError",
+           "JsonlParser", "Rejected", "StreamMemory", "error_record", "parse_ts", "row_series", "sniff_delimiter",
+           "split_cells"]
 
 log = logging.getLogger("streamlstm")
 
@@ -45,6 +47,9 @@ log = logging.getLogger("streamlstm")
 # ("nan", "inf", "1_000").
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _FINER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
+# A stream id is the key of every result message (Kafka) and in every result record: a
+# longer one would make each of them too large to produce, so its event is rejected.
+MAX_STREAM_ID = 1024  # characters
 
 
 class InputFormatError(ValueError):
@@ -146,6 +151,14 @@ def _check_unicode(what: str, text: str) -> None:
                                       f"{text[exc.start]!r} at position {exc.start}") from None
 
 
+def _check_stream(what: str, stream: str) -> None:
+    """Reject a stream id longer than `MAX_STREAM_ID` or holding a lone surrogate."""
+    if len(stream) > MAX_STREAM_ID:
+        raise _Bad("stream_id_too_long", f"{what} is {len(stream)} characters long, more than {MAX_STREAM_ID}")
+    if not stream.isascii():
+        _check_unicode(what, stream)
+
+
 def _snippet(line: bytes) -> str:
     """At most RAW_LIMIT characters of the line: text when it is UTF-8, else a bytes repr."""
     head = line[: RAW_LIMIT * 4]  # a UTF-8 character is at most 4 bytes
@@ -207,12 +220,13 @@ class _LineParser:
     memory: StreamMemory
     header_lines = 0  # lines that come before the first row of data (a CSV's header)
 
-    def parse(self, seq: int, line: bytes) -> Event | Rejected:
+    def parse(self, seq: int, line: bytes, key: bytes | None = None) -> Event | Rejected:
+        """`key`: a Kafka message's key, its stream id instead of the line's (JsonlParser only)."""
         try:
             if len(line) > self.cfg.max_line_bytes:  # the filter passes on only its first max_line_bytes + 1
                 raise _Bad("oversized_line", f"line longer than {self.cfg.max_line_bytes} bytes "
                                              "(input.max_line_bytes)")
-            return self._parse(seq, line)
+            return self._parse(seq, line, key)
         except _Bad as bad:
             reason, detail = bad.args
             return Rejected(seq, reason, detail, _snippet(line))
@@ -220,7 +234,7 @@ class _LineParser:
             log.debug("parsing line %d failed", seq, exc_info=True)
             return Rejected(seq, "internal_error", f"{type(exc).__name__}: {exc}"[:RAW_LIMIT], _snippet(line))
 
-    def _parse(self, seq: int, line: bytes) -> Event:
+    def _parse(self, seq: int, line: bytes, key: bytes | None) -> Event:
         raise NotImplementedError
 
 
@@ -231,7 +245,7 @@ class JsonlParser(_LineParser):
         self.cfg = input_config
         self.memory = StreamMemory(max_streams)
 
-    def _parse(self, seq: int, line: bytes) -> Event:
+    def _parse(self, seq: int, line: bytes, key: bytes | None) -> Event:
         cfg = self.cfg
         try:
             obj = orjson.loads(line)  # the common case: orjson checks the UTF-8 itself
@@ -240,12 +254,15 @@ class JsonlParser(_LineParser):
         if type(obj) is not dict:
             raise _Bad("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
 
-        stream = obj.get(cfg.stream_field, cfg.default_stream)
-        if type(stream) is not str or not stream:
-            got = "an empty string" if stream == "" else type(stream).__name__
-            raise _Bad("wrong_type", f"{cfg.stream_field!r} must be a non-empty string, got {got}")
-        if not stream.isascii():
-            _check_unicode(repr(cfg.stream_field), stream)
+        if key is not None:
+            stream = key.decode("utf-8", "replace")
+            _check_stream("the message key", stream)
+        else:
+            stream = obj.get(cfg.stream_field, cfg.default_stream)
+            if type(stream) is not str or not stream:
+                got = "an empty string" if stream == "" else type(stream).__name__
+                raise _Bad("wrong_type", f"{cfg.stream_field!r} must be a non-empty string, got {got}")
+            _check_stream(repr(cfg.stream_field), stream)
 
         if cfg.value_field in obj:
             if cfg.values_field in obj:
@@ -515,7 +532,7 @@ class CsvParser(_LineParser):
             log.warning("scored as features though named like labels: %s; leave out with --exclude-columns %s "
                         "(input.exclude_columns)", _names(labels), ",".join(labels))
 
-    def _parse(self, seq: int, line: bytes) -> Event:
+    def _parse(self, seq: int, line: bytes, key: bytes | None) -> Event:
         cfg = self.cfg
         try:
             text = line.decode("utf-8").rstrip("\r\n")
@@ -538,6 +555,7 @@ class CsvParser(_LineParser):
         stream = cfg.default_stream if self.stream_col is None else row[self.stream_col].strip()
         if not stream:
             raise _Bad("missing_field", f"empty {cfg.stream_field!r} column")
+        _check_stream(f"column {cfg.stream_field!r}", stream)
 
         values, raw_values = [], {}
         for name, idx in zip(self.names, self.feature_idx):

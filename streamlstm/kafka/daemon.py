@@ -60,7 +60,6 @@ __all__ = ["KafkaDaemon", "run_kafka"]
 
 log = logging.getLogger("streamlstm.kafka")
 
-_KEY_FIELD = "\x00streamlstm-message-key"  # a JSON field name no input uses
 RESTORE_ATTEMPTS = 8  # reads of the changelog, ~7 s in all, before a lagging snapshot is fatal (_load)
 
 # main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
@@ -74,21 +73,11 @@ def _debug_traceback(msg: str, exc: BaseException) -> None:
     log.debug(msg, exc_info=exc)
 
 
-class _KeyInput:
-    """An InputConfig look-alike whose stream id is the current message key."""
-
-    def __init__(self, base):
-        for name in base.__dataclass_fields__:
-            setattr(self, name, getattr(base, name))
-        self.stream_field = _KEY_FIELD
-
-
 @dataclass
 class PartitionState:
     tp: TP
     pool: DetectorPool
-    by_field: JsonlParser  # stream id from the JSON field
-    by_key: JsonlParser  # stream id from the message key; shares by_field's memory
+    parser: JsonlParser  # stream id from the message key (passed to parse) or the JSON field
     next_offset: int | None = None  # next input offset to process (everything before it is produced)
     parsed_to: int | None = None  # next input offset to parse (ahead of next_offset while a batch is scored)
     checkpointed: int | None = None  # next_offset of the newest durable checkpoint
@@ -98,20 +87,17 @@ class PartitionState:
 
     @classmethod
     def fresh(cls, tp: TP, config: Config, budget: StateBudget | None = None) -> "PartitionState":
-        by_field = JsonlParser(config.input, max_streams=config.max_streams)
-        by_key = JsonlParser(_KeyInput(config.input), max_streams=config.max_streams)  # type: ignore[arg-type]
-        by_key.memory = by_field.memory
-        return cls(tp, DetectorPool(config, budget), by_field, by_key)
+        return cls(tp, DetectorPool(config, budget), JsonlParser(config.input, max_streams=config.max_streams))
 
     def snapshot(self) -> tuple[bytes, dict[str, Any]]:
         meta = {"topic": self.tp.topic, "partition": self.tp.partition, "next_offset": self.next_offset,
                 "events": self.events}
-        extra = {**meta, "parser": self.by_field.memory.to_json()}
+        extra = {**meta, "parser": self.parser.memory.to_json()}
         return self.pool.to_bytes(extra), meta
 
     def restore(self, payload: bytes) -> None:
         extra = self.pool.restore(payload)
-        self.by_field.memory.load_json(extra["parser"])
+        self.parser.memory.load_json(extra["parser"])
         self.next_offset = self.checkpointed = extra["next_offset"]
         self.events = extra.get("events", 0)
 
@@ -375,13 +361,9 @@ class KafkaDaemon:
             if not offsets:
                 continue
             events, rejected, keys = [], [], []
-            by_key_parse, by_field_parse, key_input = st.by_key.parse, st.by_field.parse, st.by_key.cfg
+            parse = st.parser.parse
             for offset, key, value in zip(offsets, keys_in, values):
-                if by_key and key is not None:
-                    key_input.default_stream = key.decode("utf-8", "replace")
-                    parsed = by_key_parse(offset, value or b"")
-                else:
-                    parsed = by_field_parse(offset, value or b"")
+                parsed = parse(offset, value or b"", key if by_key else None)
                 if parsed.__class__ is Rejected:
                     rejected.append(parsed)
                     keys.append(key)

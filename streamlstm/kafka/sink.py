@@ -4,22 +4,26 @@ Results are keyed by stream id and carry their source (topic, partition, offset;
 io/records.py). `kafka.output_mode` "batch" produces one message per stream per micro-batch
 whose value is a JSON array of that stream's records in offset order (split before it grows
 past BATCH_MESSAGE_BYTES); "event" produces one message per record. A dead letter is the
-error record of the rejected message plus its topic, partition, offset and key.
+error record of the rejected message plus its topic, partition, offset and key; a key too long
+to be a stream id (the reason it was rejected) is cut to its first RAW_LIMIT characters in the
+record and the dead letter has no key, so that it can be produced.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..event import error_record
+from ..event import RAW_LIMIT, error_record
 from ..io.pipeline import MicroBatch
 from ..io.records import Source, dumps, result_lines
+from ..io.parsers import MAX_STREAM_ID
 from .client import Producer
 
 __all__ = ["BATCH_MESSAGE_BYTES", "OUTPUT_MODES", "KafkaSink", "PartitionBatch", "pack_results"]
 
 OUTPUT_MODES = ("batch", "event")  # config.py validates kafka.output_mode against the same
 BATCH_MESSAGE_BYTES = 512 * 1024  # a batch message is split before it grows past this
+MAX_KEY_BYTES = 4 * MAX_STREAM_ID  # the longest stream id in UTF-8
 
 
 class PartitionBatch(MicroBatch):
@@ -82,6 +86,8 @@ class KafkaSink:
             rec = error_record(rej)
             rec.update(topic=tp.topic, partition=tp.partition, offset=rej.seq,
                        key=key.decode("utf-8", "replace") if key is not None else None)
+            if key is not None and len(key) > MAX_KEY_BYTES:
+                rec["key"], key = rec["key"][:RAW_LIMIT], None
             send(self.dlq, key, dumps(rec).encode())
 
     def flush(self) -> None:
