@@ -612,3 +612,16 @@ def test_an_oversized_stream_id_is_one_dead_letter_that_can_be_produced(where):
     assert dead["error"] == "stream_id_too_long" and dead["offset"] == 1 and len(sent[2][2]) < 2000
     assert dead["key"] == ("k" * 200 if where == "key" else None)
     assert daemon.states[tp].next_offset == 3
+
+
+def test_an_empty_key_leaves_the_stream_id_to_the_json_field():
+    """As a missing key: before, an empty key was a dead letter naming an internal field
+    ("'\\x00streamlstm-message-key' must be a non-empty string")."""
+    daemon, config, tp = _offline_daemon("event", False)
+    values = [json.dumps({"stream": "x", "value": 1.5}).encode(), json.dumps({"stream": "", "value": 1.5}).encode()]
+    daemon.pipeline.push(daemon.parse({tp: _records([Rec(0, b"", values[0]), Rec(1, b"", values[1])])}))
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
+    (out_topic, out_key, _), (dlq_topic, _, dead) = daemon.sink.producer.sent
+    assert (out_topic, out_key, dlq_topic) == ("out", b"x", "dlq")
+    assert json.loads(dead)["detail"] == "'stream' must be a non-empty string, got an empty string"

@@ -221,7 +221,8 @@ class _LineParser:
     header_lines = 0  # lines that come before the first row of data (a CSV's header)
 
     def parse(self, seq: int, line: bytes, key: bytes | None = None) -> Event | Rejected:
-        """`key`: a Kafka message's key, its stream id instead of the line's (JsonlParser only)."""
+        """`key`: a Kafka message's key, its stream id instead of the line's (JsonlParser only);
+        an empty key, as a missing one, leaves the stream id to the line."""
         try:
             if len(line) > self.cfg.max_line_bytes:  # the filter passes on only its first max_line_bytes + 1
                 raise _Bad("oversized_line", f"line longer than {self.cfg.max_line_bytes} bytes "
@@ -254,7 +255,7 @@ class JsonlParser(_LineParser):
         if type(obj) is not dict:
             raise _Bad("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
 
-        if key is not None:
+        if key:
             stream = key.decode("utf-8", "replace")
             _check_stream("the message key", stream)
         else:
