@@ -625,3 +625,17 @@ def test_an_empty_key_leaves_the_stream_id_to_the_json_field():
     (out_topic, out_key, _), (dlq_topic, _, dead) = daemon.sink.producer.sent
     assert (out_topic, out_key, dlq_topic) == ("out", b"x", "dlq")
     assert json.loads(dead)["detail"] == "'stream' must be a non-empty string, got an empty string"
+
+
+def test_a_key_that_is_not_utf8_is_an_invalid_utf8_dead_letter():
+    """Before, b'\\xff' and b'\\xfe' were both decoded as U+FFFD: two producers' streams, one model."""
+    daemon, config, tp = _offline_daemon("event", False)
+    value = json.dumps({"value": 1.5}).encode()
+    daemon.pipeline.push(daemon.parse({tp: _records([Rec(0, b"\xff", value), Rec(1, b"\xfe", value)])}))
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
+    sent = daemon.sink.producer.sent
+    assert [(topic, key) for topic, key, _ in sent] == [("dlq", b"\xff"), ("dlq", b"\xfe")]
+    dead = [json.loads(value) for _, _, value in sent]
+    assert [d["error"] for d in dead] == ["invalid_utf8"] * 2
+    assert dead[0]["detail"] == "message key not UTF-8: invalid start byte at byte 0"

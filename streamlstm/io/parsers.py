@@ -256,7 +256,10 @@ class JsonlParser(_LineParser):
             raise _Bad("wrong_type", f"expected a JSON object, got {type(obj).__name__}")
 
         if key:
-            stream = key.decode("utf-8", "replace")
+            try:
+                stream = key.decode("utf-8")
+            except UnicodeDecodeError as exc:  # replacing the bytes would merge distinct keys into one stream
+                raise _Bad("invalid_utf8", f"message key not UTF-8: {exc.reason} at byte {exc.start}") from None
             _check_stream("the message key", stream)
         else:
             stream = obj.get(cfg.stream_field, cfg.default_stream)
