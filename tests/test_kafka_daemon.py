@@ -403,7 +403,8 @@ def _offline_messages():
 @pytest.mark.parametrize("output_mode", OUTPUT_MODES)
 def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
     """Byte for byte: each result is `records.dumps` of `result_record` plus its source, alone
-    (event) or in per-stream JSON arrays in offset order (batch); serial and pipelined agree."""
+    (event) or in per-stream JSON arrays in offset order (batch); serial and pipelined agree;
+    streamlstm_results_produced_total counts them."""
     from streamlstm.io.records import dumps, result_record
 
     recs = _offline_messages()
@@ -442,6 +443,8 @@ def test_result_messages_are_the_reference_records(output_mode, only_anomalies):
         assert all(json.loads(line)["stream"] == key.decode() for line in lines)
         got.setdefault(key.decode(), []).extend(lines)
     assert got == want
+    # records, not messages (before: never counted)
+    assert daemon.metrics.registry.get_sample_value("streamlstm_results_produced_total") == sum(map(len, want.values()))
     if output_mode == "batch":  # at most one message per stream per poll
         assert len(results) <= 5 * len(want)
     else:

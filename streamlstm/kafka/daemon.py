@@ -388,7 +388,7 @@ class KafkaDaemon:
         t0 = time.perf_counter()
         m = self.metrics
         for b in batches:
-            self.sink.write(b)
+            m.results.inc(self.sink.write(b))
             st = self.states.get(b.tp) or self.parked[b.tp]
             n_events = len(b.routed.events)
             for part, res in zip(b.routed.parts, b.results):  # one detector, so one group, per part

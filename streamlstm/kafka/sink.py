@@ -64,7 +64,8 @@ class KafkaSink:
         self.batch_mode = output_mode == "batch"
         self.only_anomalies = only_anomalies
 
-    def write(self, batch: PartitionBatch) -> None:
+    def write(self, batch: PartitionBatch) -> int:
+        """Send the batch's results and dead letters; returns the number of result records."""
         lines = result_lines(batch.routed, batch.results, self.only_anomalies, batch.source)
         send = self.producer.send
         if self.batch_mode:
@@ -89,6 +90,7 @@ class KafkaSink:
             if key is not None and len(key) > MAX_KEY_BYTES:
                 rec["key"], key = rec["key"][:RAW_LIMIT], None
             send(self.dlq, key, dumps(rec).encode())
+        return len(lines)
 
     def flush(self) -> None:
         """Every message sent so far is acknowledged; raises `ProduceError` if one failed."""
