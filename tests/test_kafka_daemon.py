@@ -642,3 +642,20 @@ def test_a_key_that_is_not_utf8_is_an_invalid_utf8_dead_letter():
     dead = [json.loads(value) for _, _, value in sent]
     assert [d["error"] for d in dead] == ["invalid_utf8"] * 2
     assert dead[0]["detail"] == "message key not UTF-8: invalid start byte at byte 0"
+
+
+@pytest.mark.parametrize("taken", [True, False])
+def test_a_metrics_port_in_use_or_a_foreign_address_is_one_error_line(taken, caplog):
+    """Before: a 42-line traceback, exit 1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        address, port = ("127.0.0.1", sock.getsockname()[1]) if taken else ("192.0.2.1", 0)  # (TEST-NET-1)
+        config = load_config(None, env={}, overrides={"metrics.address": address, "metrics.port": port})
+        with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+            assert KafkaDaemon(config, threading.Event()).run() == 1
+    want = "Address already in use" if taken else "Cannot assign requested address"
+    assert _fatal_error_record(caplog) == (f"cannot serve metrics on {address}:{port} (metrics.address, "
+                                           f"metrics.port): {want}")

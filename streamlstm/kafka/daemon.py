@@ -426,7 +426,13 @@ class KafkaDaemon:
     def run(self) -> int:
         cfg = self.config
         if cfg.metrics.enabled:
-            self.server = MetricsServer(self.metrics, cfg.metrics.address, cfg.metrics.port).start()
+            try:
+                self.server = MetricsServer(self.metrics, cfg.metrics.address, cfg.metrics.port).start()
+            except OSError as exc:  # the port taken, or an address that is not this host's
+                log.error("cannot serve metrics on %s:%d (metrics.address, metrics.port): %s", cfg.metrics.address,
+                          cfg.metrics.port, exc.strerror or exc)
+                _debug_traceback("traceback of the error above", exc)
+                return 1
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
         try:
