@@ -231,3 +231,15 @@ def test_a_producer_call_that_raises_a_bare_fencing_raises_fenced(call):
     assert producer.fatal
     cut_non_exceptions(raised.value)  # what the daemon does before logging
     assert "Fenced" in "".join(traceback.format_exception(raised.value))
+
+
+def test_kafka_python_does_not_create_a_missing_input_topic(monkeypatch):
+    """It waits for it, as confluent does (before: the broker created it with 4 partitions)."""
+    kafka = pytest.importorskip("kafka")
+    from streamlstm.kafka.kafka_python_client import KafkaPythonClient
+
+    settings = {}
+    monkeypatch.setattr(kafka, "KafkaConsumer", lambda **kw: settings.update(kw))
+    config = load_config(None, env={}, overrides={"kafka.client": "kafka-python"})
+    KafkaPythonClient(config.kafka).consumer()
+    assert settings["allow_auto_create_topics"] is False and settings["enable_auto_commit"] is False

@@ -54,6 +54,9 @@ class KafkaPythonClient:
             **self.common, "group_id": k.group_id, "client_id": f"streamlstm-{os.getpid()}",
             "enable_auto_commit": False, "auto_offset_reset": "earliest", "max_poll_records": k.poll_max_records,
             "session_timeout_ms": k.session_timeout_ms, "heartbeat_interval_ms": k.heartbeat_interval_ms,
+            # A mistyped or not yet created input topic is waited for (as librdkafka does), not
+            # created by the broker with its default partition count.
+            "allow_auto_create_topics": False,
             **CONSUMER_DEFAULTS,
             **({"isolation_level": "read_committed"} if k.processing_guarantee == "exactly_once" else {}),
             **self.options.get("consumer", {})}))
