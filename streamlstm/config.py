@@ -385,6 +385,24 @@ class _StrList(_Spec):
         return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class _Servers(_StrList):
+    """Kafka bootstrap addresses, `host` or `host:port` (IPv6 in brackets): a port that is not a
+    number reached the clients, confluent's as port 0 (failing 30 s later), kafka-python's as a
+    bare ValueError."""
+
+    def __init__(self):
+        super().__init__(nonempty=True)
+        self.expect = "non-empty list of host:port addresses (port a number from 1 to 65535)"
+
+    def check(self, value: Any) -> Any:
+        servers = super().check(value)
+        for server in servers:
+            host, colon, port = server.rpartition(":")
+            if colon and not (host and host != "[" and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+                raise _Bad(self.expect)
+        return servers
+
+
 class _Security(_Spec):
     expect = "mapping of security settings (kafka-python's names)"
 
@@ -453,7 +471,7 @@ _SPECS: dict[str, _Spec] = {
     "checkpoint.every_seconds": _Setting(Number(float, 0, lo_inc=False)),
     "checkpoint.keep": _Setting(Number(int, 1)),
     "kafka.client": _Choice(("confluent", "kafka-python")),
-    "kafka.bootstrap_servers": _StrList(nonempty=True),
+    "kafka.bootstrap_servers": _Servers(),
     "kafka.topics": _StrList(nonempty=False),
     "kafka.group_id": _Str(),
     "kafka.output_topic": _Str(),

@@ -165,6 +165,10 @@ def test_wrong_type_names_file_and_line(tmp_path):
     ("output.only_anomalies", 1),
     ("model.record_window", 1),          # 1 is not a boolean
     ("kafka.bootstrap_servers", []),
+    ("kafka.bootstrap_servers", ["127.0.0.1:abc"]),  # (before: accepted; confluent tried port 0)
+    ("kafka.bootstrap_servers", ["a:1", "b:"]),
+    ("kafka.bootstrap_servers", [":9092"]),
+    ("kafka.bootstrap_servers", ["a:65536"]),
     ("checkpoint.state_dir", 5),
 ])
 def test_wrong_types(key, value):
@@ -394,3 +398,11 @@ def test_input_column_lists():
 def test_one_field_name_in_two_input_roles_is_an_error(overrides, blamed):
     with pytest.raises(ConfigError, match=blamed):
         load_config(None, overrides=overrides)
+
+
+def test_bootstrap_servers_may_omit_the_port_and_bracket_ipv6():
+    servers = ["broker", "kafka-1.example:9093", "[::1]:9092"]
+    assert load(overrides={"kafka.bootstrap_servers": servers}).kafka.bootstrap_servers == tuple(servers)
+    with pytest.raises(ConfigError, match=r"^command line: kafka.bootstrap_servers: expected non-empty list of "
+                                          r"host:port addresses \(port a number from 1 to 65535\), got "):
+        load(overrides={"kafka.bootstrap_servers": "127.0.0.1:abc"})
