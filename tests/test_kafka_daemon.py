@@ -366,6 +366,9 @@ class _FakeProducer:
     def send(self, topic, key, value):
         self.sent.append((topic, key, value))
 
+    def flush(self):
+        pass
+
 
 def _offline_daemon(output_mode: str, only_anomalies: bool, **overrides):
     from streamlstm.kafka.daemon import PartitionState
@@ -659,3 +662,42 @@ def test_a_metrics_port_in_use_or_a_foreign_address_is_one_error_line(taken, cap
     want = "Address already in use" if taken else "Cannot assign requested address"
     assert _fatal_error_record(caplog) == (f"cannot serve metrics on {address}:{port} (metrics.address, "
                                            f"metrics.port): {want}")
+
+
+def test_revoked_partitions_make_the_member_not_ready():
+    """Before, /readyz stayed 200 after the group took every partition away (a broker outage
+    past the session timeout, with confluent)."""
+    daemon, config, tp = _offline_daemon("event", False)
+    daemon.metrics.assigned = True  # as the assignment callback of its partition left it
+    daemon.metrics.last_poll = time.monotonic()
+    assert daemon.metrics.ready(30)
+    daemon.revoked([tp])
+    assert not daemon.metrics.ready(30) and daemon.metrics.registry.get_sample_value(
+        "streamlstm_assigned_partitions") == 0
+
+
+class _FailingCommits:
+    def __init__(self):
+        self.fail = True
+
+    def commit(self, offsets):
+        if self.fail:
+            raise ConnectionError("the group coordinator is not available")
+
+
+def test_the_checkpoint_age_counts_from_the_last_commit_that_succeeded():
+    """Before, each scheduled checkpoint reset the age, with nothing to commit or a failed commit."""
+    daemon, config, tp = _offline_daemon("event", False)
+    daemon.consumer = _FailingCommits()
+    daemon.states[tp].committed = 0
+    metrics = daemon.metrics
+    metrics.last_checkpoint = start = time.monotonic() - 100
+    daemon.checkpoint_and_commit()  # nothing to commit
+    daemon.pipeline.push(daemon.parse({tp: _records([Rec(0, b"a", json.dumps({"value": 1}).encode())])}))
+    daemon.checkpoint_and_commit()  # the commit fails
+    assert metrics.last_checkpoint == start and metrics.registry.get_sample_value(
+        "streamlstm_errors_total", {"kind": "commit"}) == 1
+    daemon.consumer.fail = False
+    daemon.checkpoint_and_commit()
+    daemon.pipeline.close()
+    assert metrics.last_checkpoint > start + 99 and daemon.states[tp].committed == 1

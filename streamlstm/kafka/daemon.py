@@ -204,6 +204,9 @@ class KafkaDaemon:
                     pass
             self.metrics.partitions.set(len(self.states))
             if revoked:
+                # Not ready until the group assigns partitions again (confluent revokes them all
+                # when the coordinator stops answering for a session timeout).
+                self.metrics.assigned = False
                 log.info("revoked %s", sorted(partition_key(tp) for tp in revoked))
         return offsets
 
@@ -314,7 +317,7 @@ class KafkaDaemon:
             for st in saved:
                 st.checkpointed = st.next_offset
         self.since_commit = 0
-        self.last_commit = self.metrics.last_checkpoint = time.monotonic()
+        self.last_commit = time.monotonic()
 
     def checkpoint_and_commit(self) -> None:
         """The checkpoint recipe over every partition (main thread):
@@ -337,6 +340,8 @@ class KafkaDaemon:
                 return
         for tp, offset in offsets.items():
             self.states[tp].committed = offset
+        if offsets:  # the checkpoint age grows while there is nothing to commit, or commits fail
+            self.metrics.last_checkpoint = time.monotonic()
 
     # ------------------------------------------------------------------ processing
 

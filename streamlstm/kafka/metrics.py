@@ -5,8 +5,9 @@ tests can create several). `MetricsServer` serves, from a background thread:
 
 * ``/metrics`` — the registry in the Prometheus text format;
 * ``/healthz`` — 200 while the process is alive and its loop has not died;
-* ``/readyz``  — 200 once the consumer has joined its group and received an assignment,
-  and has polled within the last `ready_window_s` seconds; 503 otherwise.
+* ``/readyz``  — 200 once the consumer has joined its group and received an assignment
+  (a revoke takes it back until the next one), and has polled within the last
+  `ready_window_s` seconds; 503 otherwise.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class DaemonMetrics:
                                  "streamlstm_errors_total{kind=\"too_many_models\"}.", ["reason"], registry=r)
         self.partitions = Gauge("streamlstm_assigned_partitions", "Input partitions assigned.", registry=r)
         self.checkpoint_age = Gauge("streamlstm_checkpoint_age_seconds",
-                                    "Seconds since the last checkpoint+commit.", registry=r)
+                                    "Seconds since the last checkpoint that committed offsets.", registry=r)
         self.batch_latency = Histogram("streamlstm_batch_seconds", "Time to parse, score and produce one poll batch.",
                                        buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10),
                                        registry=r)
