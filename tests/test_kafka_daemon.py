@@ -595,7 +595,7 @@ def test_sigterm_during_start_up_exits_0(kafka_broker, kafka_client, tmp_path):
     path, _ = _write_config(tmp_path, kafka_broker, kafka_client, "early")
     res = sigterm_during_start_up(["--config", str(path), "run"])
     assert res.returncode == 0, res.stderr.decode()
-    assert "Traceback" not in res.stderr.decode() and "stopping: final checkpoint" in res.stderr.decode()
+    assert "Traceback" not in res.stderr.decode() and "stopping: during start-up" in res.stderr.decode()
 
 
 @pytest.mark.parametrize("where", ["key", "field"])
@@ -701,3 +701,24 @@ def test_the_checkpoint_age_counts_from_the_last_commit_that_succeeded():
     daemon.checkpoint_and_commit()
     daemon.pipeline.close()
     assert metrics.last_checkpoint > start + 99 and daemon.states[tp].committed == 1
+
+
+@pytest.mark.parametrize("client", ["confluent", "kafka-python"])
+def test_a_stop_while_the_brokers_do_not_answer_at_start_up_exits_0_at_once(client, caplog):
+    """SIGTERM (the stop event) while the client waits for an unreachable broker: before, the
+    daemon waited out the client's 30 s and exited 1 ('no answer ... within 30 s')."""
+    if client == "confluent":
+        pytest.importorskip("confluent_kafka")
+    config = load_config(None, env={}, overrides={"kafka.client": client, "kafka.bootstrap_servers": ["127.0.0.1:1"],
+                                                  "metrics.enabled": False})
+    stop, status = threading.Event(), []
+    with caplog.at_level(logging.INFO, logger="streamlstm"):
+        thread = threading.Thread(target=lambda: status.append(KafkaDaemon(config, stop).run()), daemon=True)
+        thread.start()
+        time.sleep(2)
+        t0 = time.monotonic()
+        stop.set()
+        thread.join(10)
+    assert status == [0] and time.monotonic() - t0 < 2
+    assert "stopping: during start-up, before consuming anything" in caplog.messages
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("streamlstm")]

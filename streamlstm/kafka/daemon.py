@@ -124,6 +124,7 @@ class KafkaDaemon:
         self.client = self.consumer = self.producer = self.store = None
         self.sink: KafkaSink | None = None
         self.server: MetricsServer | None = None
+        self._starting: threading.Thread | None = None  # warm-up and connection (_start_up)
         self.since_commit = 0
         self.last_commit = time.monotonic()
         self.stage_s = dict.fromkeys(_STAGES, 0.0)  # seconds spent per stage (logged at shutdown)
@@ -441,8 +442,9 @@ class KafkaDaemon:
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
         status = 0
         try:
-            warm_up(cfg)
-            self._connect()
+            if not self._start_up():
+                log.info("stopping: during start-up, before consuming anything")
+                return status
             with Pipeline.running():
                 self._serve()
         except:  # noqa: E722 - also what a client library raises that is not an exception (caught)
@@ -458,6 +460,30 @@ class KafkaDaemon:
             self.metrics.alive = status == 0
             self._close()
         return status
+
+    def _start_up(self) -> bool:
+        """Compile the kernels and connect, in a thread of their own: a stop (SIGTERM) while the
+        brokers do not answer returns False at once, where the clients would wait 30 s (the
+        thread, a daemon, is left to the process's exit). True once connected."""
+        done, failed = threading.Event(), []
+
+        def start() -> None:
+            try:
+                warm_up(self.config)
+                self._connect()
+            except:  # noqa: E722 - any object (caught): raised again on the main thread
+                failed.append(caught())
+            finally:
+                done.set()
+
+        self._starting = threading.Thread(target=start, name="streamlstm-start-up", daemon=True)
+        self._starting.start()
+        while not done.wait(0.05):
+            if self.stop.is_set():
+                return False
+        if failed:
+            raise failed[0]
+        return True
 
     def _serve(self) -> None:
         """poll (restoring newly assigned partitions within) → parse → push into the pipeline →
@@ -509,6 +535,12 @@ class KafkaDaemon:
 
     def _close(self) -> None:
         self.pipeline.close()
+        if self._starting is None or not self._starting.is_alive():  # else they are the start-up's, connecting
+            self._close_clients()
+        if self.server is not None:
+            self.server.stop()
+
+    def _close_clients(self) -> None:
         for name, closer in (("consumer", lambda: self.consumer.close()),
                              ("producer", lambda: self.producer.close()),
                              ("store", lambda: self.store.close())):
@@ -525,8 +557,6 @@ class KafkaDaemon:
                 log.log(logging.DEBUG if self.fatal is not None else logging.WARNING, "closing the %s failed: %s: %s",
                         name, type(exc).__name__, exc)
                 _debug_traceback("traceback of the line above", exc)
-        if self.server is not None:
-            self.server.stop()
 
 
 def run_kafka(config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
