@@ -722,3 +722,19 @@ def test_a_stop_while_the_brokers_do_not_answer_at_start_up_exits_0_at_once(clie
     assert status == [0] and time.monotonic() - t0 < 2
     assert "stopping: during start-up, before consuming anything" in caplog.messages
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("streamlstm")]
+
+
+def test_connecting_that_never_ends_is_one_error_line(monkeypatch, caplog):
+    """kafka-python's SSL handshake with a plaintext listener never ended: before, the daemon
+    hung in start-up for good."""
+    import streamlstm.kafka.daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "CONNECT_S", 0.5)
+    monkeypatch.setattr(KafkaDaemon, "_connect", lambda self: threading.Event().wait())
+    config = load_config(None, env={}, overrides={"kafka.bootstrap_servers": ["127.0.0.1:9093"],
+                                                  "metrics.enabled": False})
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(config, threading.Event()).run() == 1
+    assert _fatal_error_record(caplog).startswith(
+        "kafka daemon failed: ConnectionError: no connection to the Kafka brokers 127.0.0.1:9093 within 0.5 s "
+        "(kafka.security against a plaintext listener?)")

@@ -60,6 +60,10 @@ __all__ = ["KafkaDaemon", "run_kafka"]
 
 log = logging.getLogger("streamlstm.kafka")
 
+# The clients give up on unreachable brokers after 30 s (confluent_client.TIMEOUT_S, kafka-python's
+# bootstrap), but kafka-python's SSL handshake with a plaintext listener never ends: connecting
+# (clients, changelog, transactions) is fatal past this.
+CONNECT_S = 60.0
 RESTORE_ATTEMPTS = 8  # reads of the changelog, ~7 s in all, before a lagging snapshot is fatal (_load)
 
 # main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
@@ -464,12 +468,14 @@ class KafkaDaemon:
     def _start_up(self) -> bool:
         """Compile the kernels and connect, in a thread of their own: a stop (SIGTERM) while the
         brokers do not answer returns False at once, where the clients would wait 30 s (the
-        thread, a daemon, is left to the process's exit). True once connected."""
-        done, failed = threading.Event(), []
+        thread, a daemon, is left to the process's exit), and connecting longer than `CONNECT_S`
+        is fatal. True once connected."""
+        done, failed, connecting = threading.Event(), [], []
 
         def start() -> None:
             try:
                 warm_up(self.config)
+                connecting.append(time.monotonic())
                 self._connect()
             except:  # noqa: E722 - any object (caught): raised again on the main thread
                 failed.append(caught())
@@ -481,6 +487,10 @@ class KafkaDaemon:
         while not done.wait(0.05):
             if self.stop.is_set():
                 return False
+            if connecting and time.monotonic() - connecting[0] > CONNECT_S:
+                servers = ",".join(self.config.kafka.bootstrap_servers)
+                raise ConnectionError(f"no connection to the Kafka brokers {servers} within {CONNECT_S:g} s "
+                                      "(kafka.security against a plaintext listener?)")
         if failed:
             raise failed[0]
         return True
