@@ -245,10 +245,10 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
         if baseline or baseline_rows:
             raise click.UsageError("--baseline and --baseline-rows: for the filter only (the Kafka daemon keeps "
                                    "its learnt state in checkpoints)")
-        from .kafka.daemon import run_kafka
+        from .kafka.daemon import run_kafka, stopper
 
         stop = threading.Event()
-        signals.take_over(lambda *_: stop.set())
+        signals.take_over(stopper(stop))
         sys.exit(run_kafka(config, stop))
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import JsonLinesSink

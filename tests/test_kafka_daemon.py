@@ -738,3 +738,22 @@ def test_connecting_that_never_ends_is_one_error_line(monkeypatch, caplog):
     assert _fatal_error_record(caplog).startswith(
         "kafka daemon failed: ConnectionError: no connection to the Kafka brokers 127.0.0.1:9093 within 0.5 s "
         "(kafka.security against a plaintext listener?)")
+
+
+def test_a_stop_that_takes_too_long_is_one_error_line_and_exit_1(monkeypatch, caplog):
+    """Before, SIGTERM with brokers that stopped answering left the daemon waiting on its final
+    checkpoint past the 60 s before SIGKILL, without a line."""
+    import streamlstm.kafka.daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "STOP_S", 0.2)
+    stop, exits = threading.Event(), []
+    handler = daemon_module.stopper(stop, exit=exits.append)
+    with caplog.at_level(logging.INFO, logger="streamlstm"):
+        handler(15, None)
+        handler(15, None)  # a second signal starts no second timer
+        assert stop.is_set()
+        time.sleep(0.6)
+    assert exits == [1]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "kafka daemon failed: not stopped within 0.2 s of the signal (the brokers do not answer?); offsets after "
+        "the last checkpoint are not committed"]

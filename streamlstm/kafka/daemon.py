@@ -35,6 +35,7 @@ set: the current batch finishes, then flush, checkpoint, commit, close, return 0
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -56,7 +57,7 @@ from .metrics import DaemonMetrics, MetricsServer
 from .sink import OUTPUT_MODES, KafkaSink, PartitionBatch
 from .state_store import DirectoryStateStore, KafkaChangelogStore, partition_key
 
-__all__ = ["KafkaDaemon", "run_kafka"]
+__all__ = ["KafkaDaemon", "run_kafka", "stopper"]
 
 log = logging.getLogger("streamlstm.kafka")
 
@@ -64,6 +65,9 @@ log = logging.getLogger("streamlstm.kafka")
 # bootstrap), but kafka-python's SSL handshake with a plaintext listener never ends: connecting
 # (clients, changelog, transactions) is fatal past this.
 CONNECT_S = 60.0
+# From SIGTERM to exit at most: the final checkpoint waits on the brokers (each flush and commit
+# up to 30 s or more), and deploy/ gives the process 60 s before SIGKILL, which says nothing.
+STOP_S = 45.0
 RESTORE_ATTEMPTS = 8  # reads of the changelog, ~7 s in all, before a lagging snapshot is fatal (_load)
 
 # main thread: poll, parse, wait (for the kernel thread), produce, checkpoint; kernel: score
@@ -567,6 +571,31 @@ class KafkaDaemon:
                 log.log(logging.DEBUG if self.fatal is not None else logging.WARNING, "closing the %s failed: %s: %s",
                         name, type(exc).__name__, exc)
                 _debug_traceback("traceback of the line above", exc)
+
+
+def _exit_now(status: int) -> None:
+    logging.shutdown()  # (os._exit flushes nothing)
+    os._exit(status)
+
+
+def stopper(stop: threading.Event, exit=_exit_now):
+    """A signal handler for the daemon: it sets `stop`, and if the daemon has not returned
+    `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs one line
+    and exits 1, as SIGKILL would, leaving the offsets where the last checkpoint put them."""
+
+    def overdue() -> None:
+        log.error("kafka daemon failed: not stopped within %g s of the signal (the brokers do not answer?); "
+                  "offsets after the last checkpoint are not committed", STOP_S)
+        exit(1)
+
+    def handler(*_) -> None:
+        if not stop.is_set():
+            stop.set()
+            timer = threading.Timer(STOP_S, overdue)
+            timer.daemon = True
+            timer.start()
+
+    return handler
 
 
 def run_kafka(config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
