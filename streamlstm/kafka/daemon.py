@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -579,9 +580,13 @@ def _exit_now(status: int) -> None:
 
 
 def stopper(stop: threading.Event, exit=_exit_now):
-    """A signal handler for the daemon: it sets `stop`, and if the daemon has not returned
-    `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs one line
-    and exits 1, as SIGKILL would, leaving the offsets where the last checkpoint put them."""
+    """The daemon's SIGTERM/SIGINT handler (main thread): it sets `stop`, and if the daemon has
+    not returned `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs
+    one line and exits 1, as SIGKILL would, leaving the offsets where the last checkpoint put
+    them. The main thread may then be inside a client's C call (confluent's flush) that runs
+    no Python signal handler until it returns, so a thread woken by the signal's wakeup fd
+    starts the deadline too."""
+    once = threading.Lock()  # taken by the first signal, never released
 
     def overdue() -> None:
         log.error("kafka daemon failed: not stopped within %g s of the signal (the brokers do not answer?); "
@@ -589,12 +594,21 @@ def stopper(stop: threading.Event, exit=_exit_now):
         exit(1)
 
     def handler(*_) -> None:
-        if not stop.is_set():
+        if once.acquire(blocking=False):
             stop.set()
             timer = threading.Timer(STOP_S, overdue)
             timer.daemon = True
             timer.start()
 
+    def watch(fd: int) -> None:
+        while byte := os.read(fd, 1):  # (empty once the write end is closed)
+            if byte[0] in (signal.SIGTERM, signal.SIGINT):
+                return handler()
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    threading.Thread(target=watch, args=(wake_r,), name="streamlstm-signals", daemon=True).start()
     return handler
 
 
