@@ -735,7 +735,7 @@ def test_connecting_that_never_ends_is_one_error_line(monkeypatch, caplog):
                                                   "metrics.enabled": False})
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
         assert KafkaDaemon(config, threading.Event()).run() == 1
-    assert _fatal_error_record(caplog).startswith(
+    assert _fatal_error_record(caplog) == (
         "kafka daemon failed: ConnectionError: no connection to the Kafka brokers 127.0.0.1:9093 within 0.5 s "
         "(kafka.security against a plaintext listener?)")
 
@@ -769,3 +769,19 @@ def test_a_stop_that_takes_too_long_is_one_error_line_and_exit_1(monkeypatch, ca
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
             "kafka daemon failed: not stopped within 0.2 s of the signal (the brokers do not answer?); offsets "
             "after the last checkpoint are not committed"]
+
+
+def test_a_start_up_failure_says_nothing_of_offsets_nor_its_class_twice(monkeypatch, caplog):
+    """Before: 'kafka daemon failed: KafkaTimeoutError: KafkaTimeoutError: Unable to bootstrap ...;
+    offsets after the last checkpoint are not committed', with nothing consumed yet."""
+    from kafka.errors import KafkaTimeoutError
+
+    def fail(self):
+        raise KafkaTimeoutError("Unable to bootstrap from ['127.0.0.1:1']")
+
+    monkeypatch.setattr(KafkaDaemon, "_connect", fail)
+    config = load_config(None, env={}, overrides={"metrics.enabled": False})
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(config, threading.Event()).run() == 1
+    assert _fatal_error_record(caplog) == (
+        "kafka daemon failed: KafkaTimeoutError: Unable to bootstrap from ['127.0.0.1:1']")

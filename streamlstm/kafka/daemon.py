@@ -449,19 +449,23 @@ class KafkaDaemon:
                 _debug_traceback("traceback of the error above", exc)
                 return 1
             log.info("metrics on http://%s:%d/metrics", cfg.metrics.address, self.server.port)
-        status = 0
+        status, consuming = 0, False
         try:
             if not self._start_up():
                 log.info("stopping: during start-up, before consuming anything")
                 return status
+            consuming = True
             with Pipeline.running():
                 self._serve()
         except:  # noqa: E722 - also what a client library raises that is not an exception (caught)
             exc = caught()
             if not isinstance(exc, Exception):
                 raise
-            log.error("kafka daemon failed: %s: %s; offsets after the last checkpoint are not committed",
-                      type(exc).__name__, exc)
+            name, text = type(exc).__name__, str(exc)
+            # kafka-python's errors start with their own name ("KafkaTimeoutError: ..."); nothing
+            # is consumed, so nothing is left uncommitted, before the start-up is over.
+            log.error("kafka daemon failed: %s%s", text if text.startswith(name) else f"{name}: {text}",
+                      "; offsets after the last checkpoint are not committed" if consuming else "")
             _debug_traceback("traceback of the error above", exc)
             self.fatal = self.fatal or RuntimeError("failed")
             status = 1
