@@ -243,3 +243,18 @@ def test_kafka_python_does_not_create_a_missing_input_topic(monkeypatch):
     config = load_config(None, env={}, overrides={"kafka.client": "kafka-python"})
     KafkaPythonClient(config.kafka).consumer()
     assert settings["allow_auto_create_topics"] is False and settings["enable_auto_commit"] is False
+
+
+def test_kafka_python_repeats_a_line_once_a_minute_and_its_traceback_only_at_debug(caplog):
+    """In a broker outage kafka-python logged 77 ERROR lines (40 in one second) and a traceback."""
+    pytest.importorskip("kafka")
+    import streamlstm.kafka.kafka_python_client  # noqa: F401 - installs the filters
+
+    message = f"Connection failed: KafkaConnectionError: 111 ECONNREFUSED ({uuid.uuid4()})"
+    with caplog.at_level(logging.INFO):
+        for _ in range(40):
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except ConnectionRefusedError:
+                logging.getLogger("kafka.net.manager").error(message, exc_info=True)
+    assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [(message, None)]

@@ -25,14 +25,16 @@ verbatim, in the chosen library's own names, over the defaults of its module.
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple, Protocol
 
 from ..config import KafkaConfig
 
-__all__ = ["CLIENTS", "Client", "Consumer", "Fenced", "ProduceError", "Producer", "Rebalance", "Records", "TP",
-           "cut_non_exceptions", "open_client"]
+__all__ = ["CLIENTS", "Client", "Consumer", "Fenced", "ProduceError", "Producer", "Rebalance", "Records", "Repeats",
+           "TP", "cut_non_exceptions", "open_client"]
 
 CLIENTS = ("confluent", "kafka-python")  # config.py validates kafka.client against the same
 
@@ -184,3 +186,24 @@ def cut_non_exceptions(exc: BaseException | None) -> None:
             if getattr(exc, link) is not None and not isinstance(getattr(exc, link), BaseException):
                 setattr(exc, link, None)
         exc = exc.__cause__ or exc.__context__
+
+
+class Repeats(logging.Filter):
+    """Lets each distinct line of a client library through once a minute (librdkafka logs a
+    refused connection at every retry, about 20 times a second while it waits for a broker;
+    kafka-python 40 ERROR lines in a second of an outage), its traceback only at DEBUG."""
+
+    def __init__(self, every_s: float = 60.0):
+        super().__init__()
+        self.every_s, self.last = every_s, {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message, now = record.getMessage(), time.monotonic()
+        if now - self.last.get(message, -self.every_s) < self.every_s:
+            return False
+        if record.exc_info and not logging.getLogger().isEnabledFor(logging.DEBUG):  # (log_level sets the root's)
+            record.exc_info = record.exc_text = None
+        if len(self.last) >= 1000:
+            self.last.clear()
+        self.last[message] = now
+        return True

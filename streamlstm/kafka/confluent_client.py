@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..config import KafkaConfig
-from .client import TP, Fenced, ProduceError, Rebalance, Records, cut_non_exceptions
+from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats, cut_non_exceptions
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "SECURITY", "ConfluentClient", "librdkafka_settings"]
 
@@ -49,26 +49,8 @@ PRODUCER_DEFAULTS = {"acks": "all", "linger.ms": 1, "partitioner": "murmur2_rand
 TIMEOUT_S = 30.0  # for a broker request the daemon waits on: metadata at start-up, committed offsets
 
 
-class _Repeats(logging.Filter):
-    """Lets each distinct line through once a minute: librdkafka logs a refused connection at
-    every retry, about 20 times a second while it waits for a broker."""
-
-    def __init__(self, every_s: float = 60.0):
-        super().__init__()
-        self.every_s, self.last = every_s, {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message, now = record.getMessage(), time.monotonic()
-        if now - self.last.get(message, -self.every_s) < self.every_s:
-            return False
-        if len(self.last) >= 1000:
-            self.last.clear()
-        self.last[message] = now
-        return True
-
-
 _LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
-_LIBRDKAFKA_LOG.addFilter(_Repeats())
+_LIBRDKAFKA_LOG.addFilter(Repeats())
 
 
 def librdkafka_settings(config: KafkaConfig) -> dict[str, Any]:

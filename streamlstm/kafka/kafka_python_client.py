@@ -14,11 +14,15 @@ import time
 from collections.abc import Iterator, Mapping
 
 from ..config import KafkaConfig
-from .client import TP, Fenced, ProduceError, Rebalance, Records
+from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaPythonClient"]
 
 log = logging.getLogger("streamlstm.kafka")
+# The loggers that repeat themselves in a broker outage (a filter sees only its own logger's records).
+for _name in ("kafka.cluster", "kafka.consumer.fetcher", "kafka.coordinator", "kafka.net.connection",
+              "kafka.net.manager", "kafka.net.transport"):
+    logging.getLogger(_name).addFilter(Repeats())
 
 # Overridable through `kafka.client_options`. The consumer fetches up to 4 MiB per partition per request
 # instead of 1 MiB, and lets the broker hold a fetch at most 10 ms (kafka-python's default is 500:
