@@ -1,8 +1,9 @@
 """The `streamlstm` command.
 
 Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error; a `score`
-stopped by SIGINT or SIGTERM writes the results of what it read, then exits 130 or 143
-(`run` exits 0: it is meant to be stopped). A fatal error is one line on stderr saying
+stopped by SIGINT or SIGTERM writes the results of what it read, then exits 130 or 143,
+with one line also when stopped before it read anything (`run` exits 0: it is meant to be
+stopped). A fatal error is one line on stderr saying
 what failed, where, and what to do; its traceback is logged only at DEBUG. A closed stdin,
 or a closed stdout where results go, is a fatal error before anything is read. An input
 of which not one non-empty line was accepted (every line rejected) is taken for a usage
@@ -30,9 +31,14 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from . import signals
+
+if __name__ == "__main__":  # `python -m streamlstm.cli`: as the console script (launcher.py), before the slow imports
+    signals.catch_early()
+
 import click
 
-from . import __version__, signals
+from . import __version__
 from .config import ConfigError, dump_yaml, load_config
 from .evaluate.splits import SPLITS
 from .io.checkpoint import CheckpointError
@@ -143,9 +149,10 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     streamlstm score series.csv --output scores.csv --plot scores.png
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
-    # `run` stops cleanly on SIGTERM/SIGINT from its first instant, `score` once it scores
-    # (FilterRunner takes them over), the other commands not at all.
-    if ctx.invoked_subcommand != "run":
+    # `run` stops cleanly on SIGTERM/SIGINT from its first instant (FilterRunner takes them
+    # over), `score` with one line and exit 128 + the signal (its own `_stopped_early`, then
+    # FilterRunner), the other commands not at all.
+    if ctx.invoked_subcommand not in ("run", "score"):
         signals.release()
 
 
@@ -330,6 +337,19 @@ def _image(ctx, param, value: str | None) -> str | None:
     return value
 
 
+@contextmanager
+def _stopped_early(file: str):
+    """SIGTERM and SIGINT before `score` scores (its first lines may wait on a pipe) end it as
+    they do while it scores, with one ERROR line and exit 128 + the signal (click's default
+    was "Aborted!" and exit 1, SIGTERM's a kill without a line)."""
+    try:
+        with signals.raising():
+            yield
+    except signals.Stopped as stopped:
+        log.error("%s was not finished: %s stopped it before the scoring began", file, stopped.signal.name)
+        sys.exit(128 + stopped.signal)
+
+
 def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
     """A CSV file whose only non-blank line is a row of several numbers (io/parsers.row_series),
     as a column of them, one event each; None for any other file (`head`: see `_head`)."""
@@ -368,36 +388,38 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
     path = Path(file)
     npy = path.suffix.lower() == ".npy"
     with _fatal_errors(), ExitStack() as files:
-        f = files.enter_context(path.open("rb", buffering=0))
-        read = reader(f)
-        head = b"" if npy else _head(read)
-        fmt = "csv" if npy else fmt or _file_format(path, head)
-        if npy:
-            input_flags["header"] = False  # an array has no column names: col_0, col_1, ... (value if one)
-        config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
-                             "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
-        _check_csv_flags(config.input.format == "csv", **input_flags)
-        only = config.output.only_anomalies
-        for target in (output, plot_path):
-            if target:
-                try:
-                    Path(target).parent.mkdir(parents=True, exist_ok=True)
-                except FileExistsError as exc:  # mkdir's own message names the file, not why it is in the way
-                    raise OSError(f"cannot write {target}: {exc.filename} is a file, not a directory") from None
-        out = _open_named(files, output, "w") if output else _Named(_standard("stdout"), "stdout")
-        for_plot = RecordsSink(only)
-        sinks = [CsvSink(out, only) if output and output.lower().endswith(".csv") else JsonLinesSink(out, None, only),
-                 JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
-        runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
-        if npy:
-            series = _npy_as_csv(path)
-        else:
-            series = _one_row_series(head, config.input, path.name) if config.input.format == "csv" else None
-        if series is not None:
-            source, size = reader(io.BytesIO(series)), len(series)
-        else:  # a pipe has no size to show progress against
-            st = os.fstat(f.fileno())
-            source, size = _Replayed(head, read), st.st_size if stat.S_ISREG(st.st_mode) else None
+        with _stopped_early(file):  # until the runner takes the signals over
+            f = files.enter_context(path.open("rb", buffering=0))
+            read = reader(f)
+            head = b"" if npy else _head(read)
+            fmt = "csv" if npy else fmt or _file_format(path, head)
+            if npy:
+                input_flags["header"] = False  # an array has no column names: col_0, col_1, ... (value if one)
+            config = _load(ctx, {"input.format": fmt, "checkpoint.state_dir": state_dir,
+                                 "input.default_stream": stream or path.stem, **_input_overrides(**input_flags)})
+            _check_csv_flags(config.input.format == "csv", **input_flags)
+            only = config.output.only_anomalies
+            for target in (output, plot_path):
+                if target:
+                    try:
+                        Path(target).parent.mkdir(parents=True, exist_ok=True)
+                    except FileExistsError as exc:  # mkdir's own message names the file, not why it is in the way
+                        raise OSError(f"cannot write {target}: {exc.filename} is a file, not a directory") from None
+            out = _open_named(files, output, "w") if output else _Named(_standard("stdout"), "stdout")
+            for_plot = RecordsSink(only)
+            to_csv = output is not None and output.lower().endswith(".csv")
+            sinks = [CsvSink(out, only) if to_csv else JsonLinesSink(out, None, only),
+                     JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
+            runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
+            if npy:
+                series = _npy_as_csv(path)
+            else:
+                series = _one_row_series(head, config.input, path.name) if config.input.format == "csv" else None
+            if series is not None:
+                source, size = reader(io.BytesIO(series)), len(series)
+            else:  # a pipe has no size to show progress against
+                st = os.fstat(f.fileno())
+                source, size = _Replayed(head, read), st.st_size if stat.S_ISREG(st.st_mode) else None
         if sys.stderr.isatty() and size is not None:
             with click.progressbar(length=size, label=f"scoring {path.name}", file=sys.stderr) as bar:
                 runner.progress = bar.update

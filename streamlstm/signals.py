@@ -7,10 +7,12 @@ lost. `catch_early` (called by the console script before importing anything else
 such a signal instead; `take_over` hands it to the command's own handler once that is
 installed, so `streamlstm run` then stops cleanly (checkpoint, exit 0). Commands without a
 clean stop call `release`, which restores the default behaviour and re-delivers a recorded
-signal.
+signal. `score` runs the steps before it scores in `raising`, where a signal raises
+`Stopped` (even in a read that waits on a pipe), so that it can stop with one line.
 """
 
 import signal
+from contextlib import contextmanager
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _previous: dict = {}  # handlers `catch_early` replaced; empty when it was not called
@@ -42,3 +44,30 @@ def release() -> None:
     _previous.clear()
     while _arrived:
         signal.raise_signal(_arrived.pop(0))
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT inside `raising`; a BaseException, as KeyboardInterrupt, so that no
+    `except Exception` takes it for an error of its own."""
+
+    def __init__(self, signum: int):
+        self.signal = signal.Signals(signum)
+        super().__init__(self.signal.name)
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped(signum)
+
+
+@contextmanager
+def raising():
+    """Inside the block SIGTERM and SIGINT, a recorded one first, raise `Stopped`; after it
+    they have the handlers they had before `catch_early`, or else before the block."""
+    previous = {s: signal.getsignal(s) for s in _SIGNALS}
+    try:
+        take_over(_stop)
+        yield
+    finally:
+        _arrived.clear()  # a second signal recorded before the block asked for the same stop
+        for s, handler in previous.items():
+            signal.signal(s, _previous.pop(s, handler))

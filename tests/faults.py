@@ -45,8 +45,9 @@ def _catches_sigterm(pid: int) -> bool:
     return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
-def sigterm_during_start_up(args: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess:
-    """Run the `streamlstm` console script and SIGTERM it while its imports still load.
+def sigterm_during_start_up(args: list[str], stdin: bytes = b"", module: bool = False) -> subprocess.CompletedProcess:
+    """Run the `streamlstm` console script (`module`: `python -m streamlstm.cli`) and SIGTERM
+    it while its imports still load.
 
     Each try waits until the process catches SIGTERM, then checks that numba is not loaded
     yet, so the signal lands long before the command installs its own handlers (numba loads
@@ -57,7 +58,8 @@ def sigterm_during_start_up(args: list[str], stdin: bytes = b"") -> subprocess.C
     if not script.exists() or not Path("/proc/self/maps").exists():
         pytest.skip("needs the installed console script and Linux /proc")
     for _ in range(3):
-        proc = subprocess.Popen([str(script), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        command = [sys.executable, "-m", "streamlstm.cli"] if module else [str(script)]
+        proc = subprocess.Popen([*command, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         while proc.poll() is None and not _catches_sigterm(proc.pid):
             time.sleep(0.001)

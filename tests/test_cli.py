@@ -187,14 +187,43 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
     assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
 
 
-def test_sigterm_during_start_up_exits_0_after_checkpointing(tmp_path, small_config):
+@pytest.mark.parametrize("module", [False, True])
+def test_sigterm_during_start_up_exits_0_after_checkpointing(tmp_path, small_config, module):
     """A supervisor's SIGTERM while the detector's imports still load (~0.6 s) used to kill the
-    filter (status -15)."""
+    filter (status -15); started as `python -m streamlstm.cli`, until its runner took the
+    signals over (SIGINT: click's "Aborted!", exit 1)."""
     state = tmp_path / "state"
-    res = sigterm_during_start_up(["--config", small_config, "run", "--state-dir", str(state)], events(50).encode())
+    res = sigterm_during_start_up(["--config", small_config, "run", "--state-dir", str(state)], events(50).encode(),
+                                  module=module)
     assert res.returncode == 0, res.stderr.decode()
     assert res.stdout == b"" and "Traceback" not in res.stderr.decode()  # no input consumed
     assert DirectoryStore(state).load_latest()[1] == {"lines_consumed": 0}
+
+
+def test_sigterm_during_start_up_of_score_is_one_line_and_exit_143(tmp_path, small_config):
+    """It used to be re-delivered when the command started, killing `score` (status -15)."""
+    series = tmp_path / "series.jsonl"
+    series.write_text(events(5))
+    res = sigterm_during_start_up(["--config", small_config, "score", str(series)])
+    assert res.returncode == 143 and res.stdout == b""
+    assert res.stderr.decode() == f"{series} was not finished: SIGTERM stopped it before the scoring began\n"
+
+
+@pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_score_has_read_its_first_lines_is_one_line_and_128_plus_it(tmp_path, small_config,
+                                                                                    signum):
+    """Until its runner took the signals over (reading the first lines waits on a pipe such as
+    this FIFO), SIGINT printed click's "Aborted!" and exited 1, and SIGTERM killed `score`
+    without a line."""
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    proc = _spawn(["--config", small_config, "score", str(fifo)])
+    with open(fifo, "wb"):  # opened once `score` opens it to read, before it can read a line
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum and out == b""
+    assert err.decode() == f"{fifo} was not finished: {signum.name} stopped it before the scoring began\n"
 
 
 def test_sigterm_during_start_up_of_other_commands_keeps_its_default_action(small_config):
