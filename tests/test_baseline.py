@@ -98,3 +98,18 @@ def test_baseline_with_kafka_is_a_usage_error(tmp_path):
     base.write_text("\n")
     res = invoke(tmp_path, ["run", "--source", "kafka", "--topic", "t", "--baseline", str(base)])
     assert res.exit_code == 2 and "for the filter only" in res.output
+
+
+def test_a_csv_baseline_skips_blank_lines_before_its_header_as_the_input_does(tmp_path):
+    """The baseline's parser was made from its first line even when blank: 'CSV header has
+    no value columns: []', exit 2."""
+    rows = "".join(f"{1_700_000_000 + 60 * t},{math.sin(t / 8)}\n" for t in range(300))
+    data, plain, blank = tmp_path / "series.csv", tmp_path / "plain.csv", tmp_path / "blank.csv"
+    data.write_text("\n\ntimestamp,value\n" + "".join(f"{1_700_018_000 + 60 * t},{math.sin(t / 8)}\n"
+                                                      for t in range(300, 320)))
+    plain.write_text("timestamp,value\n" + rows)
+    blank.write_text("\n \r\ntimestamp,value\n" + rows)
+    expected = invoke(tmp_path, ["score", str(data), "--baseline", str(plain)])
+    res = invoke(tmp_path, ["score", str(data), "--baseline", str(blank)])
+    assert res.exit_code == 0, res.stderr
+    assert [r["score"] for r in results(res)] == [r["score"] for r in results(expected)] and len(results(res)) == 20

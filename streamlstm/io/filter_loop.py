@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from .. import signals
 from ..config import Config
-from ..event import Rejected
+from ..event import Event, Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
@@ -164,11 +164,7 @@ class FilterRunner:
         learnt = seq = 0
         with open(path, "rb") as f:
             for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
-                first = 0
-                if parser is None:
-                    parser = make_parser(cfg, lines[0])
-                    first = parser.header_lines
-                parsed = [parser.parse(seq + k + 1, lines[k]) for k in range(first, len(lines))]
+                parser, parsed = self._parse(parser, seq, lines)
                 seq += len(lines)
                 events = [p for p in parsed if type(p) is not Rejected]
                 routed = self.pool.route(events, [True] * len(events))
@@ -327,26 +323,31 @@ class FilterRunner:
             if self.progress:
                 self.progress(sum(len(line) + 1 for line in lines))
             first = max(0, self.resume_after - start)  # lines already covered by the checkpoint
-            parsed = []
-            if self.parser is None:
-                # A CSV's parser is made from its first non-blank line, the header (or the first
-                # row), even where the checkpoint covers it: a replay's header is its own.
-                csv = cfg.input.format == "csv"
-                head = next((k for k, line in enumerate(lines) if line.strip()), len(lines)) if csv else 0
-                parsed = [Rejected(start + k + 1, "empty_line", "empty line", "") for k in range(first, head)]
-                if head == len(lines):
-                    first = head
-                else:
-                    self.parser = self._make_parser(lines[head] if csv else None)
-                    first = max(first, head + self.parser.header_lines)
-            parse = self.parser.parse if self.parser else None
-            parsed += [parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
+            self.parser, parsed = self._parse(self.parser, start, lines, first)
             events = [p for p in parsed if type(p) is not Rejected]
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
             routed = self.pool.route(events, self._baseline_flags(events) if self.baseline_rows else None)
             if routed.rejected:  # no model could take them (max_models)
                 rejected = sorted(rejected + routed.rejected, key=lambda r: r.seq)
             yield MicroBatch(routed, rejected)
+
+    def _parse(self, parser: JsonlParser | CsvParser | None, start: int, lines: list[bytes],
+               first: int = 0) -> tuple[JsonlParser | CsvParser | None, list[Event | Rejected]]:
+        """The parser of a file (the input or the baseline) and `lines` of it (numbered from
+        `start` + 1) parsed from the `first`th on. While `parser` is None it is made: a CSV's
+        from its first non-blank line, the header (or the first row), the blank lines before
+        it skipped as empty; it stays None while a CSV has had blank lines only. The header is
+        read even where the checkpoint covers it: a replay's header is its own."""
+        parsed = []
+        if parser is None:
+            csv = self.config.input.format == "csv"
+            head = next((k for k, line in enumerate(lines) if line.strip()), len(lines)) if csv else 0
+            parsed = [Rejected(start + k + 1, "empty_line", "empty line", "") for k in range(first, head)]
+            if head == len(lines):
+                return None, parsed
+            parser = self._make_parser(lines[head] if csv else None)
+            first = max(first, head + parser.header_lines)
+        return parser, parsed + [parser.parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
 
     def _baseline_flags(self, events) -> list[bool]:
         """Whether each event is among the first `baseline_rows` of its stream."""
