@@ -317,9 +317,9 @@ def _npy_as_csv(path: Path) -> bytes:
     try:
         a = np.load(path, allow_pickle=False)
     except ValueError:  # not the format, or Python objects, which only unpickling could read
-        raise InputFormatError(f"{path.name}: not a NumPy array file of numbers") from None
+        raise InputFormatError(f"{path}: not a NumPy array file of numbers") from None
     if a.ndim not in (1, 2) or a.dtype.kind not in "biuf" or 0 in a.shape[1:]:
-        raise InputFormatError(f"{path.name}: an array of shape {a.shape} and type {a.dtype} — score reads a "
+        raise InputFormatError(f"{path}: an array of shape {a.shape} and type {a.dtype} — score reads a "
                                "1-D or 2-D array of numbers (events, or events x features)")
     rows = (a[:, None] if a.ndim == 1 else a).astype(np.float64).tolist()
     nan = "nan" if a.ndim == 1 else ""
@@ -410,7 +410,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
             to_csv = output is not None and output.lower().endswith(".csv")
             sinks = [CsvSink(out, only) if to_csv else JsonLinesSink(out, None, only),
                      JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
-            runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows)
+            runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows, name=file)
             if npy:
                 series = _npy_as_csv(path)
             else:

@@ -627,12 +627,31 @@ def test_no_line_accepted_exits_2_with_one_line_naming_the_cause(tmp_path, case)
 
 
 def test_no_line_accepted_in_a_real_process_is_one_error_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "score", skab_like(tmp_path / "s.csv"),
-                           "--delimiter", ","], capture_output=True, timeout=120)
+    path = skab_like(tmp_path / "s.csv")
+    proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "score", path, "--delimiter", ","],
+                          capture_output=True, timeout=120)
     err = proc.stderr.decode()
     assert proc.returncode == 2 and "Traceback" not in err and not proc.stdout
     assert [line.split(" ERROR streamlstm: ")[1] for line in err.splitlines() if " ERROR " in line] == [
-        "no input line was accepted (60 rejected): the header contains ';' — try --delimiter ';'"]
+        f"{path}: no input line was accepted (60 rejected): the header contains ';' — try --delimiter ';'"]
+
+
+def test_a_fatal_line_about_the_input_names_the_file_or_stdin(tmp_path):
+    """An input that cannot be read as a whole was not named ('CSV header is not UTF-8 ...'):
+    with --baseline, or several files to `evaluate labelled`, which one?"""
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes("timestamp,value\n1,2\n".encode("utf-16"))
+    res = CliRunner().invoke(main, ["score", str(utf16)])
+    assert res.exit_code == 2 and f"{utf16}: CSV header is not UTF-8: invalid start byte — it is UTF-16" in res.stderr
+    res = CliRunner().invoke(main, ["run", "--format", "csv"], input="a,a\n1,2\n")
+    assert res.exit_code == 2 and "stdin: CSV header has empty or repeated column names" in res.stderr
+    res = CliRunner().invoke(main, ["run", "--format", "csv", "--baseline", str(utf16)], input="ts,v\n1,2\n")
+    assert res.exit_code == 2 and f"{utf16}: CSV header is not UTF-8" in res.stderr
+    semicolons = _write(tmp_path, "s.csv", "ts;v\n1;2,5\n")
+    res = CliRunner().invoke(main, ["score", semicolons, "--delimiter", ","])
+    assert res.exit_code == 2 and f"{semicolons}: no input line was accepted (1 rejected): the header" in res.stderr
+    res = CliRunner().invoke(main, ["evaluate", "labelled", semicolons, "--columns", "w"])
+    assert res.exit_code == 2 and f"{semicolons}: CSV header has no column 'w'" in res.stderr
 
 
 def test_json_lines_scored_as_csv_is_refused_at_the_header(tmp_path):

@@ -263,7 +263,7 @@ def test_no_line_accepted_is_status_2_and_every_line_keeps_its_error_record(tmp_
     assert [json.loads(x)["seq"] for x in errors.getvalue().splitlines()] == list(range(1, 121, 2)) + [121]
     assert runner.first_rejected[0].seq == 1 and len(runner.first_rejected) == SAMPLE  # blank lines left out
     [message] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert message == ("no input line was accepted (61 rejected): most often as not_numeric (60 lines), "
+    assert message == ("stdin: no input line was accepted (61 rejected): most often as not_numeric (60 lines), "
                        "e.g. line 1: 'value' must be a number, got string 'high'")
 
 

@@ -243,8 +243,11 @@ def score_labelled(config: Config, path: str | Path, label_column: str = "label"
     path = Path(path)
     with path.open("rb") as f:
         first = f.readline()
-        parser = CsvParser(dataclasses.replace(config.input, default_stream=path.stem), first,
-                           label_column=label_column)
+        try:
+            parser = CsvParser(dataclasses.replace(config.input, default_stream=path.stem), first,
+                               label_column=label_column)
+        except InputFormatError as exc:
+            raise exc.of(path) from None
         if label_column not in parser.names or len(parser.names) < 2:
             raise InputFormatError(f"{path}: the columns read ({', '.join(parser.names)}) must be the label "
                                    f"column {label_column!r} and at least one value column")

@@ -37,7 +37,7 @@ from ..event import Event, Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
-from .parsers import CsvParser, JsonlParser, StreamMemory
+from .parsers import CsvParser, InputFormatError, JsonlParser, StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
 
@@ -115,12 +115,14 @@ def line_batches(read: Callable[[int], bytes], max_line_bytes: int, batch_size: 
 
 
 class FilterRunner:
-    """Runs the filter over one input, writing to `sinks`; `run` returns the exit status."""
+    """Runs the filter over one input, writing to `sinks`; `run` returns the exit status.
+    `name`: the input's, which an ERROR line about the input as a whole starts with."""
 
     def __init__(self, config: Config, sinks: Sequence[Sink], skip_consumed: bool = False,
                  progress: Callable[[int], None] | None = None, baseline: str | None = None,
-                 baseline_rows: int = 0):
+                 baseline_rows: int = 0, name: str = "stdin"):
         self.config = config
+        self.name = name
         self.baseline = baseline  # path of a file of known-good history
         self.baseline_rows = baseline_rows  # known-good events at the start of each stream
         self.rows_seen: Counter[str] = Counter()  # per stream, while baseline_rows counts them
@@ -164,7 +166,7 @@ class FilterRunner:
         learnt = seq = 0
         with open(path, "rb") as f:
             for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
-                parser, parsed = self._parse(parser, seq, lines)
+                parser, parsed = self._parse(parser, path, seq, lines)
                 seq += len(lines)
                 events = [p for p in parsed if type(p) is not Rejected]
                 routed = self.pool.route(events, [True] * len(events))
@@ -217,8 +219,11 @@ class FilterRunner:
         path = self.store.save(self.pool.to_bytes(extra), {"lines_consumed": extra["lines_consumed"]})
         log.debug("checkpoint %s at line %d", path, extra["lines_consumed"])
 
-    def _make_parser(self, csv_header: bytes | None) -> JsonlParser | CsvParser:
-        parser = make_parser(self.config, csv_header)
+    def _make_parser(self, csv_header: bytes | None, name: str) -> JsonlParser | CsvParser:
+        try:
+            parser = make_parser(self.config, csv_header)
+        except InputFormatError as exc:
+            raise exc.of(name) from None
         if self.memory is not None:
             parser.memory = self.memory
         return parser
@@ -280,7 +285,7 @@ class FilterRunner:
                  f"; skipped {empty} empty lines" if empty else "",
                  f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
         if not accepted and any(reason != "empty_line" for reason in self.counts):
-            log.error("%s", no_line_accepted(self.parser, self.first_rejected, self.counts))
+            log.error("%s: %s", self.name, no_line_accepted(self.parser, self.first_rejected, self.counts))
             return 2
         short = [(stream, n) for stream, n in self.rows_seen.items() if n <= self.baseline_rows]
         if short:
@@ -323,7 +328,7 @@ class FilterRunner:
             if self.progress:
                 self.progress(sum(len(line) + 1 for line in lines))
             first = max(0, self.resume_after - start)  # lines already covered by the checkpoint
-            self.parser, parsed = self._parse(self.parser, start, lines, first)
+            self.parser, parsed = self._parse(self.parser, self.name, start, lines, first)
             events = [p for p in parsed if type(p) is not Rejected]
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
             routed = self.pool.route(events, self._baseline_flags(events) if self.baseline_rows else None)
@@ -331,10 +336,10 @@ class FilterRunner:
                 rejected = sorted(rejected + routed.rejected, key=lambda r: r.seq)
             yield MicroBatch(routed, rejected)
 
-    def _parse(self, parser: JsonlParser | CsvParser | None, start: int, lines: list[bytes],
+    def _parse(self, parser: JsonlParser | CsvParser | None, name: str, start: int, lines: list[bytes],
                first: int = 0) -> tuple[JsonlParser | CsvParser | None, list[Event | Rejected]]:
-        """The parser of a file (the input or the baseline) and `lines` of it (numbered from
-        `start` + 1) parsed from the `first`th on. While `parser` is None it is made: a CSV's
+        """The parser of the file `name` (the input or the baseline) and `lines` of it (numbered
+        from `start` + 1) parsed from the `first`th on. While `parser` is None it is made: a CSV's
         from its first non-blank line, the header (or the first row), the blank lines before
         it skipped as empty; it stays None while a CSV has had blank lines only. The header is
         read even where the checkpoint covers it: a replay's header is its own."""
@@ -345,7 +350,7 @@ class FilterRunner:
             parsed = [Rejected(start + k + 1, "empty_line", "empty line", "") for k in range(first, head)]
             if head == len(lines):
                 return None, parsed
-            parser = self._make_parser(lines[head] if csv else None)
+            parser = self._make_parser(lines[head] if csv else None, name)
             first = max(first, head + parser.header_lines)
         return parser, parsed + [parser.parse(start + k + 1, lines[k]) for k in range(first, len(lines))]
 

@@ -55,6 +55,10 @@ MAX_STREAM_ID = 1024  # characters
 class InputFormatError(ValueError):
     """The input as a whole cannot be read (a CSV header without usable columns)."""
 
+    def of(self, name: str) -> InputFormatError:
+        """This error, naming first the input it is about (a file, stdin)."""
+        return InputFormatError(f"{name}: {self}")
+
 
 class _Bad(ValueError):
     """Internal: a line is rejected with (reason, detail)."""
