@@ -47,6 +47,22 @@ def test_blank_lines_are_skipped_not_rejected_in_the_summary(small_config):
     assert "processed 2 events, rejected 1, malformed_json=1; skipped 2 empty lines" in res.stderr, res.stderr
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_stream_id_of_100_kb_is_one_short_error_record_and_the_input_goes_on(small_config, fmt):
+    """As the Kafka daemon's dead letter (one parser): the id would be in every result."""
+    long_id = "s" * 100_000
+    if fmt == "jsonl":
+        data = "".join(json.dumps({"stream": s, "value": v}) + "\n" for s, v in (("a", 1), (long_id, 2), ("a", 3)))
+    else:
+        data = f"stream,value\na,1\n{long_id},2\na,3\n"
+    res = invoke(["--config", small_config, "run", "--format", fmt], data)
+    assert res.exit_code == 0 and [json.loads(x)["value"] for x in res.stdout.splitlines()] == [1, 3]
+    [error] = [json.loads(x) for x in res.stderr.splitlines() if x.startswith("{")]
+    what = "'stream'" if fmt == "jsonl" else "column 'stream'"
+    assert (error["seq"], error["error"]) == (2 + (fmt == "csv"), "stream_id_too_long")
+    assert error["detail"] == f"{what} is 100000 characters long, more than 1024" and len(error["raw"]) <= 200
+
+
 def test_version_and_help():
     assert __version__ in invoke(["--version"]).output
     for cmd in ([], ["run"], ["score"], ["plot"], ["check-config"]):

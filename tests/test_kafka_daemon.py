@@ -86,15 +86,18 @@ class Feed:
         self.sent: dict[int, dict[int, bytes]] = {p: {} for p in range(partitions)}
         self.count = {p: 0 for p in range(partitions)}
 
-    def produce(self, n_per_partition: int, extra: dict[int, list[bytes]] | None = None) -> None:
+    def produce(self, n_per_partition: int, extra: dict[int, list[bytes | tuple[bytes, bytes]]] | None = None) -> None:
+        """`n_per_partition` events to each partition, then its `extra` messages: a value (keyed
+        b"bad") or a (key, value)."""
         futures = []
         for p in self.sent:
             msgs = _events(p, self.count[p], n_per_partition)
             self.count[p] += n_per_partition
             for key, value in msgs:
                 futures.append((p, value, self.producer.send(self.topic, key=key.encode(), value=value, partition=p)))
-            for value in (extra or {}).get(p, []):
-                futures.append((p, value, self.producer.send(self.topic, key=b"bad", value=value, partition=p)))
+            for message in (extra or {}).get(p, []):
+                key, value = message if isinstance(message, tuple) else (b"bad", message)
+                futures.append((p, value, self.producer.send(self.topic, key=key, value=value, partition=p)))
         self.producer.flush()
         for p, value, fut in futures:
             self.sent[p][fut.get(timeout=10).offset] = value
@@ -213,8 +216,11 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, kafka_client,
     path.write_text(yaml.safe_dump(data))
     k = data["kafka"]
     feed = Feed(kafka_broker.bootstrap, k["topics"][0])
+    # A key of 100 kB would key every result and be in each: a dead letter without it. Its
+    # stream field is as long, so that _reference, which reads values alone, rejects it too.
+    long_key = (b"k" * 100_000, json.dumps({"stream": "k" * 100_000, "value": 1.5}).encode())
     bad = {0: [b'{"stream": "s0", "value": ', b"not json"],
-           1: [b'{"stream": "s2", "value": "x"}', b'{"stream": "s2", "value": ' + b"1" * 4301 + b"}"]}
+           1: [b'{"stream": "s2", "value": "x"}', b'{"stream": "s2", "value": ' + b"1" * 4301 + b"}", long_key]}
     feed.produce(150, extra=bad)
     daemon, stop, thread, status = _start_thread(load_config(path), metrics=DaemonMetrics(),
                                                  output_mode=output_mode)
@@ -222,7 +228,7 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, kafka_client,
     try:
         ref = _reference(path, feed)
         results = out.until(_covers(set(ref)), what="results")
-        errors = dlq.until(lambda r: len(r) >= 4, what="dead letters")
+        errors = dlq.until(lambda r: len(r) >= 5, what="dead letters")
         # Metrics and probes while running.
         base = f"http://127.0.0.1:{daemon.server.port}"
         assert _get(base + "/healthz")[0] == 200
@@ -252,8 +258,12 @@ def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, kafka_client,
         assert all(isinstance(v, dict) for _, v in out.messages)
     bad_offsets = set(feed.offsets()) - set(ref)
     assert {(e["partition"], e["offset"]) for e in errors} == bad_offsets
-    assert sorted(e["error"] for e in errors) == ["malformed_json", "malformed_json", "non_finite", "not_numeric"]
-    assert all(e["topic"] == k["topics"][0] and e["detail"] and e["key"] == "bad" for e in errors)
+    assert sorted(e["error"] for e in errors) == ["malformed_json", "malformed_json", "non_finite", "not_numeric",
+                                                  "stream_id_too_long"]
+    assert all(e["topic"] == k["topics"][0] and e["detail"] for e in errors)
+    assert [(key, e["key"]) for key, e in zip(dlq.keys, errors)
+            if e["error"] == "stream_id_too_long"] == [(None, "k" * 200)]
+    assert [e["key"] for e in errors if e["error"] != "stream_id_too_long"] == ["bad"] * 4
     # The shutdown committed everything: a new member of the group would start at the end.
     check = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=k["group_id"], enable_auto_commit=False)
     try:
