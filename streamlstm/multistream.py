@@ -14,7 +14,7 @@ from .engine.backend import make_engine, resolve_backend
 from .engine.compact import BF16, f16_bits_of, narrow_bits_of, pack_bins, uf16_bits_of
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, THREADS, WEIGHT_MODE
 from .engine.kernels_cpu import Outputs, new_outputs
-from .engine.layout import C_WIN, STATS32_ORDER_V11, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
+from .engine.layout import C_SEEN, C_WIN, N_CYC, STATS32_ORDER_V11, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
 from .engine.params import init_params
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 from .event import TS_MAX, TS_MIN
@@ -354,10 +354,13 @@ class MultiStreamDetector:
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "MultiStreamDetector":
             raise snapshot.SnapshotError(f"not a MultiStreamDetector snapshot: {meta.get('kind')!r}")
+        version = meta["format_version"]
+        # A snapshot from before the own cycle (format 16) goes on without it, as it was.
+        settings = meta["settings"] if version >= 16 else {"cycle_max": 0, **meta["settings"]}
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
-                  backend=backend, threads=threads, **meta["settings"])
+                  backend=backend, threads=threads, **settings)
         n = len(meta["stream_ids"])
-        D, version = det.n_features, meta["format_version"]
+        D = det.n_features
         if version < 10:
             _upgrade_to_v10(arrays, version, n, D, det.hyper)
         if version < 11:
@@ -368,6 +371,8 @@ class MultiStreamDetector:
             _upgrade_to_v13(arrays, n, D, det.hyper)
         if 12 <= version < 15:
             _upgrade_to_v15(arrays, n, det.hyper)
+        if version < 16:
+            _upgrade_to_v16(arrays, n, D)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -488,6 +493,15 @@ def _upgrade_to_v15(arrays: dict[str, np.ndarray], n: int, hy) -> None:
     stats32 = np.zeros((n, hy.stats.width32), dtype=np.float32)
     stats32[:, :old.shape[1]] = old
     arrays["stream.stats32"] = stats32
+
+
+def _upgrade_to_v16(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
+    """Complete the stream arrays of an `n`-stream snapshot of format 15 or before in place
+    with format 16's own cycle, which such a snapshot goes on without (`cycle_max` 0, so no
+    state of it but its clock, C_TICKS, which starts from the count of events seen)."""
+    arrays["stream.cycle"] = np.zeros((n, D, N_CYC, 0), dtype=np.float32)
+    counters = arrays["stream.counters"]
+    arrays["stream.counters"] = np.concatenate([counters, counters[:, C_SEEN:C_SEEN + 1]], axis=1)
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

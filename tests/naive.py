@@ -163,17 +163,20 @@ def score_stream(errors, X, T, settings, exact=False):
                      for d in range(D)]
         outside = max([o for o, d in ((max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]), d) for d in seen
                                       if hi[d] > lo[d]) if o > tolerance[d]] + [0.0])
-        means = []
+        means, thin = [], []  # each window's mean, and its slots per input
         for c in range(4):
             window = [inputs[c]] + [h[c] for h in history[max(0, n_seen - W + 1):]]
+            slots = len(window)
             window = [v for v in window if not math.isnan(v)]
             means.append(math.nan if math.isnan(inputs[c]) else sum(window) / len(window))
+            thin.append(slots / max(len(window), 1))
 
         def surprise(c):
             mu, v, n = chan[c]
             if math.isnan(means[c]) or n < max(s["warmup"] - s["warmup"] // 2, 2):
                 return 0.0
-            return neg_log10_tail((means[c] - mu) / max(math.sqrt(max(v, 0.0)), 1e-3 * abs(mu) + 1e-12))
+            sd = max(math.sqrt(max(v * thin[c], 0.0)), 1e-3 * abs(mu) + 1e-12)
+            return neg_log10_tail((means[c] - mu) / sd)
 
         L = 0.0
         if n_seen >= s["warmup"]:

@@ -13,7 +13,10 @@ state moved); and again when the value statistics began to learn a value far out
 range as one width of the range beyond it (scoring.learnt_value: the spike of 6 in these
 runs); and again when a forecast or a step across a missing value stopped being judged
 and an event with no value stopped counting toward the warm-up (kernels_cpu.mark_gaps:
-these runs miss 3 % of their values). A change meant to alter results
+these runs miss 3 % of their values); and again when a stream's own cycle became a fifth
+channel (snapshot format 16: these runs' cycles of 50-63 events are found in per_stream
+mode) and a channel's window with fewer inputs than slots began to be judged as the mean
+of that many. A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .layout import StatsLayout, stats_layout
-from .scoring import SEASONAL_HALFLIFE
+from .scoring import CYCLE_MAX_AUTO, SEASONAL_HALFLIFE
 
 
 class SettingError(ValueError):
@@ -85,9 +85,22 @@ class Flag(NamedTuple):
         return value
 
 
+class OrAuto(NamedTuple):
+    """"auto" (the engine chooses by the weight mode) or a Number."""
+
+    number: Number
+
+    @property
+    def expect(self) -> str:
+        return f"'auto' or {self.number.expect}"
+
+    def check(self, value: Any) -> Any:
+        return value if isinstance(value, str) and value == "auto" else self.number.check(value)
+
+
 class Setting(NamedTuple):
     default: Any
-    spec: Number | Choice | Flag
+    spec: Number | Choice | Flag | OrAuto
     doc: str
 
 
@@ -127,6 +140,10 @@ MODEL: dict[str, Setting] = {
                              "Half-life, in events, of each channel's long-term distribution of those means."),
     "seasonal_bins": Setting(24, Number(int, 0, True, 1440, True),
                              "Bins of the time-of-day profile (used where events carry timestamps; 0 = off)."),
+    "cycle_max": Setting("auto", OrAuto(Number(int, 0, True, 4096, True)),
+                         "The longest cycle, in events, the channel of a stream's own cycle looks for "
+                         "(it keeps that many values and lags per feature, 2 KB at 256); 0 = off; auto = "
+                         f"{CYCLE_MAX_AUTO} in per_stream mode, 0 in shared mode."),
     "range_novelty": Setting(30.0, Number(float, 0.0, True, _INF, False),
                              "Surprise (-log10 probability) of a value outside the range seen so far; 0 = off."),
     "range_tolerance": Setting(0.02, Number(float, 0.0, True, _INF, False),
@@ -235,6 +252,7 @@ class KernelHyper(NamedTuple):
     long_alpha: float
     seasonal_bins: int
     seasonal_alpha: float
+    cycle_max: int
     range_novelty: float
     range_tolerance: float
     error_weight: float
@@ -269,6 +287,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
     # statistics (scaler, error, threshold) are float64 whatever the model precision.
     real = np.dtype(settings["dtype"]).type
     cached_window = (not shared or settings["record_window"]) and settings["input_dropout"] == 0.0
+    cycle_max = (0 if shared else CYCLE_MAX_AUTO) if settings["cycle_max"] == "auto" else int(settings["cycle_max"])
     return KernelHyper(
         cell=CELL_CODES[settings["cell"]],
         H=settings["hidden_size"],
@@ -292,6 +311,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         long_alpha=halflife_to_alpha(settings["long_halflife"]),
         seasonal_bins=int(settings["seasonal_bins"]),
         seasonal_alpha=halflife_to_alpha(SEASONAL_HALFLIFE),
+        cycle_max=cycle_max,
         range_novelty=float(settings["range_novelty"]),
         range_tolerance=float(settings["range_tolerance"]),
         error_weight=float(settings["error_weight"]),
@@ -306,5 +326,5 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         shared=shared,
         cached_window=cached_window,
         f16_window=settings["dtype"] == "float32" and not cached_window,
-        stats=stats_layout(n_features),
+        stats=stats_layout(n_features, cycle_max > 0),
     )

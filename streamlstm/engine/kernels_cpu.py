@@ -40,7 +40,7 @@ from .compact import F16, load_f16_row, narrow_value, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
-from .layout import C_RNG, C_SEEN, C_SINCE, C_WIN, FIND_BLAME, FIND_GAP, FIND_ROWS
+from .layout import C_RNG, C_SEEN, C_SINCE, C_TICKS, C_WIN, FIND_BLAME, FIND_GAP, FIND_ROWS
 from .params import LSTM, views
 from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, regime_learn,
                       regime_step, rms, scaler_std, to_score, value_surprise)
@@ -682,6 +682,7 @@ def learn_end(s, x, t, error, streams, theta, ws, hy):
     # Statistics, updated only now: this event was normalised and scored without them.
     if learn_statistics(error, x, t, s, streams, ws.findings, hy):
         counters[C_SEEN] += 1  # an event with no value is no progress of the warm-up or the windows
+    counters[C_TICKS] += 1
 
     if hy.cached_window:
         # Record the step in the window's forward cache: step t consumes win[t], so the

@@ -181,6 +181,8 @@ def reset_slot(i, args, streams, params, reset_params):
     for d in range(streams.bins.shape[1]):
         for b in range(streams.bins.shape[2]):
             fill(streams.bins[s, d, b], 0)
+        for k in range(streams.cycle.shape[2]):
+            fill(streams.cycle[s, d, k], 0.0)
     for k in range(streams.counters.shape[1]):
         streams.counters[s, k] = 0
     streams.counters[s, C_RNG] = args.seeds[i]

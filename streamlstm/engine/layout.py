@@ -3,9 +3,11 @@ statistics rows, the bytes of its seasonal bins and its counters. Kernels, scori
 allocation, snapshots and tests use these names; no offset is written by hand anywhere else.
 
 A stream's state (state.StreamArrays) besides its recurrent state and BPTT window:
-  stats     (W,) float64       the float64 columns of `StatsLayout`, W = stats_layout(D).width
-  stats32   (W32,) float32     its float32 columns, W32 = stats_layout(D).width32
-  ring      (N_CHANNELS, w) uint16  each channel's inputs of the last w events, bfloat16
+  stats     (W,) float64       the float64 columns of `StatsLayout`, W = stats_layout(D, cycle).width
+  stats32   (W32,) float32     its float32 columns, W32 = stats_layout(D, cycle).width32
+  ring      (C, w) uint16      each channel's inputs of the last w events, bfloat16
+                               (C = channels(cycle_max > 0): without an own cycle, no row
+                               for its channel)
                                (compact.py; NaN: none)
   tails     (D, N_TAILS, TAIL_LEVELS) uint16  the regime's calibration, unsigned 16-bit
                                floats (compact.UF16): per feature, how often its |z| under
@@ -15,6 +17,11 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
                                the mean and variance (float24) of the deviation
                                from the running mean and the visits (saturating), at the
                                byte offsets BIN_*
+  cycle     (D, 2, Lc) float32  the stream's own cycle (scoring.cycle_residual), Lc =
+                               `cycle_max`: per feature, row CYC_DEV its deviations from
+                               the running mean over the last Lc events (a ring; NaN: none,
+                               or an outlier from its cycle) and row CYC_LAG the mean
+                               squared difference of values tau = 1..Lc events apart
   counters  (N_COUNTERS,) int64
 """
 
@@ -27,13 +34,20 @@ CH_ERROR = 0  # the model's prediction error
 CH_VALUE = 1  # distance from the running mean, in sd
 CH_STEP = 2  # step from the previous value, in typical steps
 CH_SEASONAL = 3  # distance from the usual value at this time of day
-N_CHANNELS = 4
-CHANNEL_NAMES = ("error", "value", "step", "seasonal")
+CH_CYCLE = 4  # distance from the value the stream's own cycle expects (the last: none without a cycle)
+N_CHANNELS = 5
+CHANNEL_NAMES = ("error", "value", "step", "seasonal", "cycle")
+
+
+def channels(cycle: bool) -> int:
+    """The channels a model has: all, or without an own cycle (`cycle_max` 0: snapshot
+    formats 6 to 15 too) all but the last, so that such a stream carries none of its state."""
+    return N_CHANNELS if cycle else CH_CYCLE
 
 # What judging an event found per feature: the rows of a workspace's `findings` (D columns),
 # which attribution (scoring.feature_evidence) reads instead of judging each feature again.
 FIND_INPUT = 0  # the larger of |z| and |step|, the value channels' inputs (NaN: not judged)
-FIND_SEASONAL = 1  # |seasonal residual| (NaN: none)
+FIND_SEASONAL = 1  # |residual against the feature's cycle|, of the day or its own (NaN: none)
 FIND_NOVELTY = 2  # the range novelty's evidence, graded (0: none)
 FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
 FIND_BLAME = 4  # the regime's blame of the feature after this event (scoring.regime_evidence)
@@ -53,13 +67,19 @@ BIN_VAR = 3  # 3 bytes: float24
 BIN_VISITS = 6  # 1 byte
 BIN_BYTES = 7
 
+# The rows of a feature's `cycle` table.
+CYC_DEV = 0
+CYC_LAG = 1
+N_CYC = 2
+
 # Counters (int64).
-C_SEEN = 0  # events seen
+C_SEEN = 0  # events seen with a value (the warm-up's and the windows' count)
 C_WIN = 1  # inputs in the BPTT window
 C_SINCE = 2  # events since the last BPTT update (k1 phase)
 C_RNG = 3  # xorshift64 state (input dropout)
 C_QUIET = 4  # events left in the alert cooldown
-N_COUNTERS = 5
+C_TICKS = 5  # events learnt, with a value or not: the own cycle's clock (events without one still take time)
+N_COUNTERS = 6
 
 
 class StatsLayout(NamedTuple):
@@ -107,28 +127,37 @@ class StatsLayout(NamedTuple):
     base_recent_sq: int  # feature block: running mean of base_recent's square, while normal
     base_blame: int  # feature block: P(this feature is the one that is abnormal | the stream is
     #                  abnormal), after the last event (scoring.regime_evidence; all 0: none yet)
+    # The stream's own cycle (scoring.cycle_residual):
+    cycle_period: int  # feature block: the period found, in events (0: none)
+    cycle_var: int  # feature block: running variance of the residual against it
+    cycle_level: int  # feature block: running mean, over the short window, of the difference from a period ago
     width32: int  # columns of `stats32`
 
 
-def stats_layout(D: int) -> StatsLayout:
-    """The statistics rows' layout for D features."""
-    channels = 3 * D
-    penalty = channels + 3 * N_CHANNELS
+def stats_layout(D: int, cycle: bool) -> StatsLayout:
+    """The statistics rows' layout for D features, with or without an own cycle (without,
+    its channel and feature blocks take no column: a shared-mode stream keeps its bytes)."""
+    channel_block = 3 * D
+    penalty = channel_block + 3 * channels(cycle)
     base_prev = penalty + 4
+    own = base_prev + 8 * D
+    c = D if cycle else 0
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
                        base_count=7 * D, width=8 * D,
-                       var=0, step=D, base_var=2 * D, channels=channels,
+                       var=0, step=D, base_var=2 * D, channels=channel_block,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
                        base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, base_recent=base_prev + 5 * D,
-                       base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, width32=base_prev + 8 * D)
+                       base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, cycle_period=own,
+                       cycle_var=own + c, cycle_level=own + 2 * c, width32=own + 3 * c)
 
 
 def stats_columns(D: int) -> dict[str, int]:
-    """Columns of each statistic, by name, for D features: StatsLayout's, and the tail
-    frequencies' of the formats that held them in `stats32` (9 to 11)."""
+    """Columns of each statistic, by name, for D features without an own cycle (formats 6
+    to 15): StatsLayout's, and the tail frequencies' of the formats that held them in
+    `stats32` (9 to 11)."""
     one = {"penalty", "quantile", "regime", "day_old"}
-    sizes = {"channels": 3 * N_CHANNELS, "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
+    sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}
 

@@ -3,7 +3,7 @@
 The design in brief; the results, the constants' provenance and every variant tried are in
 docs/detection.md and docs/tuning-log.md.
 
-Channels. Four *likelihood channels* (numbered in layout.py) each see one non-negative
+Channels. Five *likelihood channels* (numbered in layout.py) each see one non-negative
 "surprise input" per event:
 
     0  the LSTM's prediction error (RMS over observed features, normalised units)
@@ -11,12 +11,36 @@ Channels. Four *likelihood channels* (numbered in layout.py) each see one non-ne
     2  how far it moved since the stream's last value: RMS_d |v_d - prev_d| / step_d
     3  how far it is from the usual value at this time of day (seasonal residual):
                                                        RMS_d |v_d - mean_d - bin mean_d| / bin sd_d
+    4  how far it is from what its own cycle expects:  sqrt(RMS_d |r_d| / sd(r_d))
 
 mean_d, sd_d are the stream's input scaler (half-life `scaler_halflife`); step_d is its mean
 absolute step, same half-life, because a level shift inflates sd_d for thousands of events
 and steps in sd units would hide what follows it. The seasonal profile is `seasonal_bins`
 bins of the UTC day, each an EWMA mean and variance of the deviation v_d - mean_d, so a
 drifting level carries the profile along; it answers once the stream is a day old.
+
+The stream's own cycle needs no timestamps: a cycle of P events, P <= `cycle_max`, found
+from each feature's mean squared difference D(tau) of values tau events apart, as YIN
+finds a pitch (de Cheveigne & Kawahara 2002): in the first run of lags whose D(tau),
+normalised by the mean of D(1..tau), is below CYCLE_FIT, the lag where it is least. The residual
+compares a value with the one a period earlier, less the recent mean of those differences,
+so a level shift is a step rather than a period of large residuals:
+
+    r_t = (dev_t - dev_{t-P}) - mean_{short window}(dev - dev_{-P}),  dev = v - mean
+
+Where a feature has both a warm day bin and a cycle shorter than a day, the one whose
+residual's sd is smaller judges it (channel 3 or 4, not both); a cycle of a day or more is
+left to the day's profile, which learns every day's hour alike where a lag of a day
+compares a Monday with a Sunday. Channel 4's input is the square root of the RMS: the mean
+of ten half-normal |z| passes its long-term Gaussian's 1e-5 tail about twelve times as
+often as that says (a mean of half-normals is skewed), the mean of ten sqrt|z| about as
+often (simulated, docs/tuning-log.md). The other channels, tuned on NAB as they are, keep
+|z|.
+
+A value whose residual, or whose difference from a period ago, exceeds CYCLE_OUTLIER of
+the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L_HALF), is
+kept as no value, so an incident is not judged again one period later (its echo) and
+teaches D nothing then.
 
 Likelihood. Every channel keeps its inputs of the last `short_window` events and a
 long-term exponentially weighted Gaussian (mu, var; half-life `long_halflife`) of their
@@ -38,10 +62,10 @@ One feature keeps `range_tolerance`.
 
 Combination. The event's surprise is
 
-    L = max( k * max( (L_0 + L_1 + L_2) / 3,  L_3,  error_weight * L_0 ),  L_range )
+    L = max( k * max( (L_0 + L_1 + L_2) / 3,  L_3,  L_4,  error_weight * L_0 ),  L_range )
 
 The LSTM error is averaged with the value channels and may also alert on its own at a
-higher bar: it is the one channel that sees a change of rhythm.
+higher bar: with the cycles, it is what sees a change of rhythm.
 
 Context. In a stream of several features, one that is constant or two-valued (a command
 flag) is context: not in the channels, the regime or the model (RES_SPAN below).
@@ -78,8 +102,8 @@ from numba import njit
 from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, narrow_bits, narrow_value, store_bin
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
-from .layout import (TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE,
-                     FIND_BLAME, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+from .layout import (CYC_DEV, CYC_LAG, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR,
+                     CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -93,6 +117,15 @@ DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
 SEASONAL_HALFLIFE = 50.0
 SEASONAL_WARM = 3.0
 SEASONAL_FLOOR = 0.1
+# The stream's own cycle (cycle_residual): a period is found where the normalised mean
+# squared difference falls below CYCLE_FIT (YIN's own threshold; 0.1 against 0.15 and
+# 0.25 on NAB's development half, the synthetic suite and bench/beats_quality.py alike); a
+# value more than CYCLE_OUTLIER sd from its cycle is no reference, and a squared
+# difference is learnt at most CYCLE_OUTLIER^2 times its mean, so an incident moves no
+# estimate by much (docs/tuning-log.md).
+CYCLE_MAX_AUTO = 256
+CYCLE_FIT = 0.1
+CYCLE_OUTLIER = 3.0
 # Self-calibration: each stream tracks the CALIB_P quantile q of its own channel surprise
 # (the channel terms, not range novelty) with a stochastic-approximation step of CALIB_ETA
 # (-log10 units; q += CALIB_ETA * (1[L > q] - (1 - CALIB_P)) every scored event, capped at
@@ -211,11 +244,11 @@ def ewma_update(mean, var, x, alpha):
 
 @njit(fastmath=FASTMATH, cache=True)
 def window_mean(ring, x, p, filled):
-    """Mean of the newest input x and the ring's earlier inputs (bfloat16 bit patterns):
-    ring[k] for k < filled, k != p (slot p is the one x will overwrite), NaN entries
-    skipped. NaN if x is NaN: a channel without an input this event has no say."""
+    """(mean, count) of the newest input x and the ring's earlier inputs (bfloat16 bit
+    patterns): ring[k] for k < filled, k != p (slot p is the one x will overwrite), NaN
+    entries skipped. (NaN, 0) if x is NaN: a channel without an input this event has no say."""
     if math.isnan(x):
-        return math.nan
+        return math.nan, 0
     total = x
     n = 1
     for k in range(filled):
@@ -223,7 +256,7 @@ def window_mean(ring, x, p, filled):
         if k != p and not math.isnan(v):
             total += v
             n += 1
-    return total / n
+    return total / n, n
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -284,19 +317,23 @@ def judged(d, stats, hy):
 
 
 @kernel
-def feature_inputs(v, d, b, stats, stats32, bins, hy):
+def feature_inputs(v, d, b, stats, stats32, bins, cycle, tick, spacing, hy):
     """The value channels' inputs of feature d's value v (not NaN, within +-VALUE_LIMIT),
-    under the statistics from before it, at day bin b (-1: none): (z, step, seasonal
-    residual, distance outside the range [lo, hi] of all its earlier values in units of
-    hi - lo (<= 0 inside)); z, step and the residual NaN when the feature is not `judged`,
-    the residual also when the bin is not warm."""
+    under the statistics from before it, at day bin b (-1: none), as the stream's event
+    `tick` (layout.C_TICKS; its `cycle` (D, N_CYC, Lc)) that comes `spacing` seconds after
+    the previous one on average (NaN: unknown): (z, step, seasonal residual, own cycle's residual,
+    distance outside the range [lo, hi] of all its earlier values in units of hi - lo
+    (<= 0 inside)); z, step and the residuals NaN when the feature is not `judged`. The
+    residual against the day's profile is NaN until its bin is warm, the own cycle's
+    without one or its reference; where both could judge, one does (see the module
+    docstring) and the other is NaN."""
     col = hy.stats
     outside = 0.0
     lo, hi = stats[col.lo + d], stats[col.hi + d]
     if hi > lo:
         outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
     if not judged(d, stats, hy):
-        return math.nan, math.nan, math.nan, outside
+        return math.nan, math.nan, math.nan, math.nan, outside
     sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
     z = (v - stats[col.mean + d]) / sd
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
@@ -304,11 +341,122 @@ def feature_inputs(v, d, b, stats, stats32, bins, hy):
     # (Floored like the sd, so a constant series does not divide by zero.)
     step = (v - stats[col.last + d]) / max(stats32[col.step + d], LEVEL_PRECISION * abs(stats[col.mean + d]) + 1e-9)
     seas = math.nan
+    unit = math.inf
     if b >= 0 and bin_visits(bins[d, b]) >= SEASONAL_WARM:
         # The profile holds deviations from the running mean (see update_value_stats).
-        seas = ((v - stats[col.mean + d] - bin_mean(bins[d, b]))
-                / max(math.sqrt(max(bin_var(bins[d, b]), 0.0)), SEASONAL_FLOOR * sd))
-    return z, step, seas, outside
+        unit = max(math.sqrt(max(bin_var(bins[d, b]), 0.0)), SEASONAL_FLOOR * sd)
+        seas = (v - stats[col.mean + d] - bin_mean(bins[d, b])) / unit
+    own = math.nan
+    period = stats32[col.cycle_period + d] if hy.cycle_max > 0 else 0.0
+    if period > 0.0 and cycle_unit(d, stats32, sd, hy) < unit and not period * spacing >= DAY:
+        # The own cycle judges it (see the module docstring), also where it cannot this event.
+        seas = math.nan
+        own = cycle_residual(v - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
+    return z, step, seas, own, outside
+
+
+@kernel
+def cycle_unit(d, stats32, sd, hy):
+    """The sd of feature d's residual against its own cycle, floored at SEASONAL_FLOOR x
+    the feature's sd `sd`, as the day's bins are."""
+    return max(math.sqrt(max(stats32[hy.stats.cycle_var + d], 0.0)), SEASONAL_FLOOR * sd)
+
+
+@kernel
+def cycle_residual(dev, d, cycle, tick, stats32, sd, hy):
+    """Feature d's residual against its own cycle at the stream's event `tick`, in its sd
+    (cycle_unit), for its deviation `dev` from the running mean (see the module
+    docstring); NaN without a period or when the value a period ago is missing or was an
+    outlier from its cycle."""
+    col = hy.stats
+    P = int(stats32[col.cycle_period + d])
+    if P == 0:
+        return math.nan
+    ref = cycle[d, CYC_DEV, (tick - P) % hy.cycle_max]
+    return (dev - ref - stats32[col.cycle_level + d]) / cycle_unit(d, stats32, sd, hy)  # NaN when ref is
+
+
+@kernel
+def learn_cycle(dev, d, cycle, tick, surprising, stats32, sd, hy):
+    """Fold feature d's deviation `dev` from the running mean (NaN: not observed) at the
+    stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's running
+    variance and level against the period, the mean squared difference at every lag, the
+    ring (`dev`, or NaN for an outlier from its cycle or an event `surprising` to the
+    cycle's channel), then the period (find_period)."""
+    Lc = hy.cycle_max
+    if Lc == 0:
+        return
+    col = hy.stats
+    p = tick % Lc
+    z = cycle_residual(dev, d, cycle, tick, stats32, sd, hy)
+    outlier = False
+    if not math.isnan(z):
+        unit = cycle_unit(d, stats32, sd, hy)
+        r = z * unit
+        stats32[col.cycle_var + d] += hy.scaler_alpha * (min(r * r, (CYCLE_OUTLIER * unit) ** 2)
+                                                         - stats32[col.cycle_var + d])
+        step = dev - cycle[d, CYC_DEV, (tick - int(stats32[col.cycle_period + d])) % Lc]
+        stats32[col.cycle_level + d] += (step - stats32[col.cycle_level + d]) / hy.short_window
+        # Far from its cycle, or from the value a period ago (the level follows a stall
+        # or a shift within the short window, and the echo would come a period later).
+        outlier = max(abs(z), abs(step) / unit) > CYCLE_OUTLIER
+    elif not math.isnan(dev):
+        # No value a period ago (missing, or an outlier): the level, learnt before it, is stale.
+        stats32[col.cycle_level + d] = 0.0
+    if not math.isnan(dev):
+        # Lags 1..p reach back to ring slots p - 1..0, the longer ones to slots Lc - 1 down.
+        m = min(tick, Lc)
+        _learn_lags(cycle[d], dev, p, 1, min(p, m) + 1, tick, sd, hy.scaler_alpha)
+        _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, tick, sd, hy.scaler_alpha)
+    cycle[d, CYC_DEV, p] = math.nan if outlier or surprising else dev
+    find_period(d, cycle, tick + 1, stats32, hy)
+
+
+@kernel
+def _learn_lags(cyc, dev, base, lo, hi, tick, sd, alpha):
+    """Fold a feature's deviation `dev` at the stream's event `tick` into its mean squared
+    differences at lags lo..hi - 1 (cyc (N_CYC, Lc): one feature's `cycle`), whose values
+    sit in ring slots base - lag: an exact mean until its rate falls to `alpha`, each
+    squared difference at most CYCLE_OUTLIER^2 times the mean (floored at SEASONAL_FLOOR
+    x the feature's sd `sd`) once TAIL_MIN_COUNT pairs are learnt."""
+    floor = (SEASONAL_FLOOR * sd) ** 2
+    for tau in range(lo, hi):
+        ref = cyc[CYC_DEV, base - tau]
+        lag = cyc[CYC_LAG, tau - 1]
+        n = tick - tau + 1.0  # pairs at this lag so far, this one included
+        cap = CYCLE_OUTLIER * CYCLE_OUTLIER * max(lag, floor) if n > TAIL_MIN_COUNT else math.inf
+        learnt = lag + (alpha if n * alpha >= 1.0 else 1.0 / n) * (min((dev - ref) ** 2, cap) - lag)
+        cyc[CYC_LAG, tau - 1] = lag if math.isnan(ref) else learnt
+
+
+@kernel
+def find_period(d, cycle, n, stats32, hy):
+    """Feature d's period from its mean squared differences by lag after n events (lags
+    up to n / 2, so a period has been seen twice): in the first run of lags from 2 whose
+    difference normalised by the mean of those at shorter lags is below CYCLE_FIT, the lag
+    where it is least; 0 (none) before the warm-up ends or without one. A new period starts
+    its residual's variance at that lag's mean squared difference and its level at 0."""
+    col = hy.stats
+    period = 0
+    if n >= hy.warmup:
+        total = 0.0
+        best = math.inf
+        for tau in range(1, min(n // 2, hy.cycle_max) + 1):
+            lag = cycle[d, CYC_LAG, tau - 1]
+            total += lag
+            if tau < 2:
+                continue
+            if lag * tau < CYCLE_FIT * total:  # fit below CYCLE_FIT, with no division outside the run
+                fit = lag * tau / total
+                if fit < best:
+                    period = tau
+                    best = fit
+            elif period > 0:
+                break
+    if period != int(stats32[col.cycle_period + d]):
+        stats32[col.cycle_period + d] = period
+        stats32[col.cycle_var + d] = cycle[d, CYC_LAG, period - 1] if period > 0 else 0.0
+        stats32[col.cycle_level + d] = 0.0
 
 
 @kernel
@@ -347,9 +495,11 @@ def record_tolerance(n, m, hy):
 
 
 @kernel
-def value_inputs(x, t, stats, stats32, bins, findings, hy):
-    """Inputs of the value channels for event x (D,) at time t, under the statistics from
-    before it: (value, step, seasonal) RMS over the observed features that are `judged`
+def value_inputs(x, t, stats, stats32, bins, cycle, tick, findings, hy):
+    """Inputs of the value channels for event x (D,) at time t, the stream's event `tick`
+    (layout.C_TICKS; its `cycle` (D, N_CYC, Lc)), under the statistics from before it:
+    (value, step, seasonal) RMS and the square root of the own cycle's RMS (see the module
+    docstring) over the observed features that are `judged`
     (NaN when none; the step only over those the previous event observed too, findings'
     row FIND_GAP: a move across a gap is not a step) and how far outside the range
     [lo, hi] of all its earlier values the farthest feature is, in units of hi - lo, among
@@ -359,19 +509,23 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
     findings (FIND_ROWS, D), for attribution."""
     D, col = hy.D, hy.stats
     b = seasonal_bin(t, stats32, hy)
+    # The mean time between events since the first timestamp (a day before day_old).
+    spacing = (t - stats32[col.day_old] + DAY) / tick if b >= 0 else math.nan  # tick > 0 a day in
     m = record_setters(x, stats, hy)
     sum_z = 0.0
     sum_step = 0.0
     sum_seas = 0.0
+    sum_own = 0.0
     n = 0
     n_step = 0
     n_seas = 0
+    n_own = 0
     outside = 0.0
     for d in range(D):
         v = x[d]
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
-        z, step, seas, out_d = feature_inputs(bounded(v), d, b, stats, stats32, bins, hy)
+        z, step, seas, own, out_d = feature_inputs(bounded(v), d, b, stats, stats32, bins, cycle, tick, spacing, hy)
         findings[FIND_NOVELTY, d] = 0.0
         if out_d > record_tolerance(stats[col.count + d], m, hy):
             outside = max(outside, out_d)
@@ -379,7 +533,7 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
         if findings[FIND_GAP, d] != 0.0:
             step = math.nan
         findings[FIND_INPUT, d] = abs(z) if math.isnan(step) else max(abs(z), abs(step))
-        findings[FIND_SEASONAL, d] = abs(seas)
+        findings[FIND_SEASONAL, d] = abs(own) if math.isnan(seas) else abs(seas)
         if math.isnan(z):
             continue
         sum_z += z * z
@@ -390,7 +544,11 @@ def value_inputs(x, t, stats, stats32, bins, findings, hy):
         if not math.isnan(seas):
             sum_seas += seas * seas
             n_seas += 1
-    return rms(sum_z, n), rms(sum_step, n_step), rms(sum_seas, n_seas), min(outside, OUTSIDE_LIMIT)
+        if not math.isnan(own):
+            sum_own += own * own
+            n_own += 1
+    return (rms(sum_z, n), rms(sum_step, n_step), rms(sum_seas, n_seas), math.sqrt(rms(sum_own, n_own)),
+            min(outside, OUTSIDE_LIMIT))
 
 
 @kernel
@@ -409,12 +567,14 @@ def learnt_value(v, d, stats, col):
 
 
 @kernel
-def update_value_stats(stats, stats32, bins, x, t, hy):
-    """Per observed feature: scaler (EWMA mean/variance, exact running moments until
-    1/n < alpha), mean absolute step (likewise), last value, range, and the seasonal bin
-    of time t. The bin learns the value's deviation from the running mean before this
-    event, so a drifting level moves the whole profile with it instead of leaving every
-    bin behind until its next visits; it is stored with compact.narrow_step, so that it
+def update_value_stats(stats, stats32, bins, cycle, x, t, tick, surprising, hy):
+    """Per observed feature: its own cycle at the stream's event `tick` (learn_cycle, with
+    whether the event is `surprising` to it; a feature not observed leaves no value in
+    it), scaler (EWMA mean/variance, exact running moments until 1/n < alpha), mean
+    absolute step (likewise), last value, range, and the seasonal bin of time t. The bin
+    learns the value's deviation from the running mean before this event, so a drifting
+    level moves the whole profile with it instead of leaving every bin behind until its
+    next visits; it is stored with compact.narrow_step, so that it
     never stalls short of a new level. Values are limited to +-VALUE_LIMIT and, once the
     feature has a range, to one width beyond it (learnt_value). A feature that leaves a
     constant's history restarts its regime baseline (update_baseline). Returns whether any
@@ -427,11 +587,14 @@ def update_value_stats(stats, stats32, bins, x, t, hy):
     for d in range(D):
         v = x[d]
         if math.isnan(v):
+            if hy.cycle_max > 0:
+                cycle[d, CYC_DEV, tick % hy.cycle_max] = math.nan
             continue
         observed = True
         v = learnt_value(bounded(v), d, stats, col)
         n = stats[col.count + d] + 1.0
         dev = v - stats[col.mean + d]
+        learn_cycle(dev, d, cycle, tick, surprising, stats32, scaler_std(stats32[col.var + d], stats[col.mean + d]), hy)
         was_measured = measured(d, stats, col)
         restart = False
         stats[col.count + d] = n
@@ -474,18 +637,21 @@ def channel_surprise(stats32, ring, c, x, p, filled, hy):
     """Surprise of channel c given its input x this event; 0 until the channel's long-term
     Gaussian rests on as many window means as the first channels' do when the warm-up
     ends (warmup - warmup // 2), so a channel that starts late (the seasonal one, a day
-    into a stream) does not judge by a handful of them."""
+    into a stream) does not judge by a handful of them. A window with fewer inputs than
+    slots (some NaN: the own cycle without a reference, a step across a gap) is judged as
+    the mean of that many: its variance is the long-term one times slots / inputs."""
     o = hy.stats.channels + 3 * c
     if stats32[o + 2] < max(hy.warmup - hy.warmup // 2, 2):
         return 0.0
-    return surprise(window_mean(ring[c], x, p, filled), stats32[o], stats32[o + 1], stats32[o + 2])
+    m, n = window_mean(ring[c], x, p, filled)
+    return surprise(m, stats32[o], stats32[o + 1] * min(filled + 1, hy.short_window) / max(n, 1), stats32[o + 2])
 
 
 @kernel
 def channel_learn(stats32, ring, c, x, p, filled, update, long_alpha, col):
     """Fold channel c's window mean (with input x) into its long-term Gaussian when
     `update`, then store x (NaN: none) in the ring slot p."""
-    m = window_mean(ring[c], x, p, filled)
+    m, _ = window_mean(ring[c], x, p, filled)
     if update and not math.isnan(m):
         o = col.channels + 3 * c
         n = stats32[o + 2] + 1.0
@@ -501,8 +667,9 @@ def value_surprise(error, x, t, s, streams, findings, hy):
     (L, Lc), L before alert suppression and Lc the channel surprise before the stream's
     self-calibration (see the module docstring)."""
     stats32, ring, col = streams.stats32[s], streams.ring[s], hy.stats
-    z, step, seas, outside = value_inputs(x, t, streams.stats[s], stats32, streams.bins[s], findings, hy)
     n_seen = streams.counters[s, C_SEEN]
+    z, step, seas, own, outside = value_inputs(x, t, streams.stats[s], stats32, streams.bins[s], streams.cycle[s],
+                                               streams.counters[s, C_TICKS], findings, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
@@ -511,6 +678,8 @@ def value_surprise(error, x, t, s, streams, findings, hy):
          + channel_surprise(stats32, ring, CH_VALUE, z, p, filled, hy)
          + channel_surprise(stats32, ring, CH_STEP, step, p, filled, hy)) / 3.0
     Lc = max(L, channel_surprise(stats32, ring, CH_SEASONAL, seas, p, filled, hy), hy.error_weight * L_error)
+    if hy.cycle_max > 0:
+        Lc = max(Lc, channel_surprise(stats32, ring, CH_CYCLE, own, p, filled, hy))
     q = stats32[col.quantile]
     L = Lc * CALIB_C / q if q > CALIB_C else Lc
     if outside > 0.0:
@@ -528,16 +697,22 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     whether any feature was observed."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
-    z, step, seas, _ = value_inputs(x, t, stats, stats32, bins, findings, hy)
+    ticks = streams.counters[s, C_TICKS]
+    z, step, seas, own, _ = value_inputs(x, t, stats, stats32, bins, streams.cycle[s], ticks, findings, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
     update = n_seen >= hy.warmup // 2
+    # An event in a stretch the own cycle finds surprising is no reference for the next
+    # period, even where its residual alone is not an outlier.
+    surprising = hy.cycle_max > 0 and channel_surprise(stats32, ring, CH_CYCLE, own, p, filled, hy) >= L_HALF
     channel_learn(stats32, ring, CH_ERROR, error, p, filled, update, hy.long_alpha, col)
     channel_learn(stats32, ring, CH_VALUE, z, p, filled, update, hy.long_alpha, col)
     channel_learn(stats32, ring, CH_STEP, step, p, filled, update, hy.long_alpha, col)
     channel_learn(stats32, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
-    observed = update_value_stats(stats, stats32, bins, x, t, hy)
+    if hy.cycle_max > 0:
+        channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
+    observed = update_value_stats(stats, stats32, bins, streams.cycle[s], x, t, ticks, surprising, hy)
     update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
     return observed
 

@@ -2,7 +2,7 @@
 
 Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
 S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window,
-B seasonal bins, N_CHANNELS scoring channels, N_TAILS x TAIL_LEVELS tail frequencies; the
+B seasonal bins, Lc the longest cycle looked for (`cycle_max`), C scoring channels (layout.channels), N_TAILS x TAIL_LEVELS tail frequencies; the
 columns of `stats` and `counters` are named in layout.py.
 """
 
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .hyperparams import KernelHyper
-from .layout import BIN_BYTES, N_CHANNELS, N_COUNTERS, N_TAILS, TAIL_LEVELS
+from .layout import BIN_BYTES, N_COUNTERS, N_CYC, N_TAILS, TAIL_LEVELS, channels
 from .params import LSTM, gate_width
 
 
@@ -37,11 +37,12 @@ class StreamArrays(NamedTuple):
     winflag: np.ndarray  # (S, K+1) uint8
     pred: np.ndarray  # (S, D)  forecast of the next event, normalised units
     # The scoring state, in the narrowest types that keep what the scores need (layout.py):
-    stats: np.ndarray  # (S, stats_layout(D).width) float64: levels (mean, last value, range, baseline), counts
-    stats32: np.ndarray  # (S, stats_layout(D).width32) float32: spreads, step unit, channels, alerts, regime
-    ring: np.ndarray  # (S, N_CHANNELS, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
+    stats: np.ndarray  # (S, stats_layout(D, cycle).width) float64: levels (mean, last value, range, baseline), counts
+    stats32: np.ndarray  # (S, stats_layout(D, cycle).width32) float32: spreads, step unit, channels, alerts, regime
+    ring: np.ndarray  # (S, C, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
     tails: np.ndarray  # (S, D, N_TAILS, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
+    cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, the mean squared difference by lag
     counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, BPTT phase, rng, cooldown
 
 
@@ -68,9 +69,10 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
         hs=z(S, k + 1 if k else 0, H), cs=z(S, k + 1 if k else 0, Hc), acts=z(S, k, G), aux=z(S, k, H),
         win=np.zeros((S, K + 1, D), dtype=f16), winflag=np.zeros((S, K + 1), dtype=np.uint8), pred=z(S, D),
         stats=np.zeros((S, col.width)), stats32=np.zeros((S, col.width32), dtype=np.float32),
-        ring=np.zeros((S, N_CHANNELS, hy.short_window), dtype=np.uint16),
+        ring=np.zeros((S, channels(hy.cycle_max > 0), hy.short_window), dtype=np.uint16),
         tails=np.zeros((S, D, N_TAILS, TAIL_LEVELS), dtype=np.uint16),
         bins=np.zeros((S, D, hy.seasonal_bins, BIN_BYTES), dtype=np.uint8),
+        cycle=np.zeros((S, D, N_CYC, hy.cycle_max), dtype=np.float32),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
     )
 

@@ -1,0 +1,173 @@
+"""The channel of a stream's own cycle (scoring: find_period, cycle_residual, learn_cycle)
+against a plain NumPy re-implementation, and what it is for: cycles longer
+than the model's window, without timestamps."""
+
+import math
+
+import numpy as np
+import pytest
+
+from streamlstm import MultiStreamDetector
+from streamlstm.engine import scoring
+from streamlstm.engine.hyperparams import DEFAULTS, kernel_hyper
+from streamlstm.engine.layout import CYC_DEV, CYC_LAG, N_CYC
+
+PERIOD = 40
+
+
+def _cycle(n, seed, noise=0.1):
+    rng = np.random.default_rng(seed)
+    return np.sin(2 * np.pi * np.arange(n) / PERIOD) + noise * rng.normal(size=n)
+
+
+def _reference(devs, sd, Lc, warmup, alpha, window):
+    """The own cycle of one feature in float64, as scoring's docstrings describe it: per
+    event the period before it and the residual z judged (NaN: none), and the final mean
+    squared differences by lag."""
+    ring, lag = np.zeros(Lc), np.zeros(Lc)
+    period, var, level = 0, 0.0, 0.0
+    floor = scoring.SEASONAL_FLOOR * sd
+    periods, zs = [], []
+    for n, dev in enumerate(devs):
+        unit = max(math.sqrt(var), floor)
+        z = math.nan
+        if period:
+            ref = ring[(n - period) % Lc]
+            z = (dev - ref - level) / unit
+        periods.append(period)
+        zs.append(z)
+        outlier = False
+        if not math.isnan(z):
+            var += alpha * (min((z * unit) ** 2, (scoring.CYCLE_OUTLIER * unit) ** 2) - var)
+            level += (dev - ref - level) / window
+            outlier = max(abs(z), abs(dev - ref) / unit) > scoring.CYCLE_OUTLIER
+        else:
+            level = 0.0
+        for tau in range(1, min(n, Lc) + 1):
+            ref_tau = ring[(n - tau) % Lc]
+            if math.isnan(ref_tau):
+                continue
+            k = n - tau + 1.0
+            sq = (dev - ref_tau) ** 2
+            if k > scoring.TAIL_MIN_COUNT:
+                sq = min(sq, scoring.CYCLE_OUTLIER ** 2 * max(lag[tau - 1], floor ** 2))
+            lag[tau - 1] += max(1.0 / k, alpha) * (sq - lag[tau - 1])
+        ring[n % Lc] = math.nan if outlier else dev
+        new = 0
+        if n + 1 >= warmup:
+            taus = np.arange(1, min((n + 1) // 2, Lc) + 1)
+            fit = lag[taus - 1] * taus / np.maximum(np.cumsum(lag[taus - 1]), 1e-300)
+            below = (taus >= 2) & (fit < scoring.CYCLE_FIT)
+            if below.any():
+                first = int(np.argmax(below))
+                end = first + int(np.argmin(below[first:])) if not below[first:].all() else len(taus)
+                new = int(taus[first + int(np.argmin(fit[first:end]))])
+        if new != period:
+            period, var, level = new, (lag[new - 1] if new else 0.0), 0.0
+    return np.array(periods), np.array(zs), lag
+
+
+def test_the_cycle_kernels_match_the_numpy_reference():
+    """A noisy cycle of 40 events with a stall: the kernels' period at every event, the
+    residual they judge and the mean squared differences by lag are the reference's
+    (float32 state against float64)."""
+    Lc, D = 64, 1
+    devs = _cycle(900, seed=1)
+    devs[600:620] = devs[600]  # a stall: outliers, kept out of the ring
+    hy = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": Lc}, D, shared=False)
+    cycle = np.zeros((D, N_CYC, Lc), dtype=np.float32)
+    stats32 = np.zeros(hy.stats.width32, dtype=np.float32)
+    sd = 0.7
+    got_p, got_z = [], []
+    for n, dev in enumerate(devs):
+        got_p.append(int(stats32[hy.stats.cycle_period]))
+        got_z.append(scoring.cycle_residual(dev, 0, cycle, n, stats32, sd, hy))
+        scoring.learn_cycle(dev, 0, cycle, n, False, stats32, sd, hy)
+        if n == 619:
+            stalled = np.isnan(cycle[0, CYC_DEV]).sum()
+    want_p, want_z, want_lag = _reference(devs, sd, Lc, 100, hy.scaler_alpha, hy.short_window)
+    np.testing.assert_array_equal(got_p, want_p)
+    assert (want_p[150:] == PERIOD).all()
+    np.testing.assert_allclose(got_z, want_z, rtol=1e-3, atol=1e-3)
+    assert np.abs(want_z[600:620]).max() > 5 and np.isnan(want_z[:100]).all()
+    np.testing.assert_allclose(cycle[0, CYC_LAG], want_lag, rtol=1e-4)
+    assert stalled >= 10  # the stall's outliers are no references
+
+
+def test_no_period_is_found_in_noise_or_a_random_walk():
+    rng = np.random.default_rng(0)
+    for x in (rng.normal(size=2000), np.cumsum(rng.normal(size=2000)), _cycle(2000, 0, noise=0.0) * 0.0):
+        det = MultiStreamDetector(1)
+        det.process(["s"] * len(x), x[:, None])
+        assert det.engine.streams.stats32[0, det.hyper.stats.cycle_period] == 0.0
+    det = MultiStreamDetector(1)
+    det.process(["s"] * 2000, _cycle(2000, 0)[:, None])
+    assert det.engine.streams.stats32[0, det.hyper.stats.cycle_period] == PERIOD
+
+
+def _stalled(seed, n=6000, at=(2500, 3800, 5000), span=40):
+    x = np.sin(2 * np.pi * np.arange(n) / 100) + 0.1 * np.random.default_rng(seed).normal(size=n)
+    for s in at:
+        x[s:s + span] = x[s]
+    return x
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_stalled_cycle_is_flagged_without_timestamps_and_not_again_a_period_later(seed):
+    """A cycle of 100 events (longer than the model's 16 steps of history) that stalls at a
+    normal value for 40 events, three times: each stall is flagged within its events and
+    the 20 after, and nothing else is flagged a period later (the stall is no reference).
+    Without the own cycle none is flagged (cycle_max 0)."""
+    x = _stalled(seed)
+    labels = np.zeros(len(x), dtype=bool)
+    for s in (2500, 3800, 5000):
+        labels[s:s + 60] = True
+    ids = ["s"] * len(x)
+    flags = MultiStreamDetector(1, seed=seed).process(ids, x[:, None]).flags
+    before = MultiStreamDetector(1, seed=seed, cycle_max=0).process(ids, x[:, None]).flags
+    for s in (2500, 3800, 5000):
+        assert flags[s:s + 60].any() and not before[s:s + 60].any()
+        assert not flags[s + 60:s + 200].any()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_clean_cycle_raises_no_alert_the_own_cycle_adds(seed):
+    """The channel judges the square root of its inputs' RMS: on a clean noisy cycle it
+    flags nothing the detector without it does not (without the square root, 11-13
+    more alerts on seeds 0-9)."""
+    x = _stalled(seed, at=())
+    ids = ["s"] * len(x)
+    flags = MultiStreamDetector(1, seed=seed).process(ids, x[:, None]).flags
+    before = MultiStreamDetector(1, seed=seed, cycle_max=0).process(ids, x[:, None]).flags
+    np.testing.assert_array_equal(flags, before)
+
+
+def test_a_daily_cycle_with_timestamps_is_left_to_the_day_profile():
+    """Hourly data whose days repeat and whose weekends are lower: the own cycle finds the
+    week (168 events; a lag of a day differs at each weekend's edges) and leaves it to the
+    time-of-day profile, which learns every day's hour alike; every output is the
+    detector's without it. Without timestamps the own cycle judges it."""
+    hours = np.arange(24 * 7 * 10)
+    weekend = (hours // 24) % 7 >= 5
+    rng = np.random.default_rng(0)
+    x = np.sin(2 * np.pi * hours / 24) - 1.5 * weekend + 0.05 * rng.normal(size=len(hours))
+    T = 1_700_006_400.0 + 3600.0 * hours
+    ids = ["s"] * len(x)
+    det = MultiStreamDetector(1)
+    got = det.process(ids, x[:, None], T)
+    assert det.engine.streams.stats32[0, det.hyper.stats.cycle_period] == 168
+    want = MultiStreamDetector(1, cycle_max=0).process(ids, x[:, None], T)
+    for name in ("scores", "alert_scores", "flags", "regime"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    without_t = MultiStreamDetector(1).process(ids, x[:, None])
+    assert not np.array_equal(without_t.scores, MultiStreamDetector(1, cycle_max=0).process(ids, x[:, None]).scores)
+
+
+def test_cycle_max_auto_is_off_in_shared_mode_and_checked():
+    assert MultiStreamDetector(1).hyper.cycle_max == scoring.CYCLE_MAX_AUTO
+    assert MultiStreamDetector(1, weight_mode="shared").hyper.cycle_max == 0
+    assert MultiStreamDetector(1, weight_mode="shared", cycle_max=32).hyper.cycle_max == 32
+    assert MultiStreamDetector(2, cycle_max=0).engine.streams.cycle.shape[1:] == (2, N_CYC, 0)
+    for bad in (-1, 5000, 2.5, "off", True):
+        with pytest.raises(ValueError, match="cycle_max"):
+            MultiStreamDetector(1, cycle_max=bad)
