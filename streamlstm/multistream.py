@@ -355,8 +355,10 @@ class MultiStreamDetector:
         if meta.get("kind") != "MultiStreamDetector":
             raise snapshot.SnapshotError(f"not a MultiStreamDetector snapshot: {meta.get('kind')!r}")
         version = meta["format_version"]
-        # A snapshot from before the own cycle (format 16) goes on without it, as it was.
-        settings = meta["settings"] if version >= 16 else {"cycle_max": 0, **meta["settings"]}
+        # A snapshot from before the own cycle (format 16) goes on without it, as it was
+        # ("auto" says so in shared mode, where a configuration's "auto" then matches it).
+        none = "auto" if meta["weight_mode"] == "shared" else 0
+        settings = meta["settings"] if version >= 16 else {"cycle_max": none, **meta["settings"]}
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
                   backend=backend, threads=threads, **settings)
         n = len(meta["stream_ids"])

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from streamlstm import LSTMDetector, MultiStreamDetector
+from streamlstm.config import ModelConfig
 from streamlstm.engine import snapshot
 from streamlstm.engine.compact import bin_mean, uf16_bits_of
 from streamlstm.engine.layout import BIN_VISITS, C_WIN, N_TAILS, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS
+from streamlstm.pool import _changed_settings
 
 DATA = Path(__file__).with_name("data")
 # A snapshot of an older format continues as the code that wrote it did, within what
@@ -431,8 +433,11 @@ def test_a_format_8_snapshot_loads_without_resolutions_and_continues_as_before()
     """A snapshot written before context features existed (format 8) loads with no
     resolution yet (0: every feature that has varied is a measurement) and, for streams of
     measurements, continues with the outputs, the regime included, of the code that wrote
-    it (assert_continues)."""
+    it (assert_continues). Shared mode, so without an own cycle by its "auto", as a
+    configuration's "auto" says: restoring it names no changed cycle_max."""
     det = MultiStreamDetector.from_bytes((DATA / "detector_v8.snapshot").read_bytes())
+    assert det.weight_mode == "shared" and det.hyper.cycle_max == 0
+    assert not [s for s in _changed_settings(det, ModelConfig(weight_mode="shared")) if "cycle_max" in s]
     col = det.hyper.stats
     assert not det.engine.to_host()[0].stats[:det.n_streams, col.res:col.res + 2].any()
     old = np.load(DATA / "detector_v8_continued.npz")
