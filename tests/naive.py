@@ -225,7 +225,7 @@ def score_stream(errors, X, T, settings, exact=False):
                     res[d] = abs(v - prev[d])
             lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
             prev[d] = v
-            if b_learn is not None:
+            if b_learn is not None and nobs[d] > 1:  # the first value starts the mean: no deviation
                 b = b_learn
                 bm, bv, bc = bins[d, b]
                 bc = min(bc + 1, 255)

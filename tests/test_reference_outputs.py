@@ -16,7 +16,10 @@ and an event with no value stopped counting toward the warm-up (kernels_cpu.mark
 these runs miss 3 % of their values); and again when a stream's own cycle became a fifth
 channel (snapshot format 16: these runs' cycles of 50-63 events are found in per_stream
 mode) and a channel's window with fewer inputs than slots began to be judged as the mean
-of that many. A change meant to alter results
+of that many; and again when a record the feature's own cycle foretold stopped being
+range novelty (the batch run's records at its cycle's peaks) and a feature's first value
+stopped being learnt by its cycle and its day's bin as a deviation from a mean not yet
+begun. A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

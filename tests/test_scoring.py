@@ -312,7 +312,7 @@ def test_narrow_scoring_state_scores_as_float64_within_tolerance(name):
     50 times its noise, a random walk and heavy tails."""
     T, streams = _realistic_streams(3000, seed=0)
     X = streams[name][:, None]
-    det = MultiStreamDetector(1, warmup=100)
+    det = MultiStreamDetector(1, warmup=100, cycle_max=0)  # naive has no own cycle (tests/test_cycle.py)
     res = det.process(["s"] * len(X), X, T)
     scores, alert_scores, flags = naive.score_stream(res.errors, X, T, {**det.settings}, exact=True)
     assert flags.any()  # not vacuous

@@ -58,7 +58,10 @@ with n earlier values grows by ln(m) / (2 ln n), so that m of them set false rec
 more often than one: under exponential tails (scale beta) the range of n values is about
 2 beta ln n, so a record by e ranges has probability about n^-(1 + 2e), and m n^-(1 + 2e')
 = n^-(1 + 2e) gives e' = e + ln(m) / (2 ln n). (Eight features at n = 1,000: 2 % -> 17 %.)
-One feature keeps `range_tolerance`.
+One feature keeps `range_tolerance`. A record that the feature's own cycle foretold (its
+residual less surprising alone than the alert level, L_HALF; also where the day's profile
+judges the feature) is no novelty: a cycle that grows sets records at its peaks, each what
+the value a period earlier said; a jump past the range is still one.
 
 Combination. The event's surprise is
 
@@ -323,17 +326,17 @@ def feature_inputs(v, d, b, stats, stats32, bins, cycle, tick, spacing, hy):
     `tick` (layout.C_TICKS; its `cycle` (D, N_CYC, Lc)) that comes `spacing` seconds after
     the previous one on average (NaN: unknown): (z, step, seasonal residual, own cycle's residual,
     distance outside the range [lo, hi] of all its earlier values in units of hi - lo
-    (<= 0 inside)); z, step and the residuals NaN when the feature is not `judged`. The
-    residual against the day's profile is NaN until its bin is warm, the own cycle's
-    without one or its reference; where both could judge, one does (see the module
-    docstring) and the other is NaN."""
+    (<= 0 inside), the own cycle's residual whichever judges (for range novelty)); z, step
+    and the residuals NaN when the feature is not `judged`. The residual against the day's
+    profile is NaN until its bin is warm, the own cycle's without one or its reference;
+    where both could judge, one does (see the module docstring) and the other is NaN."""
     col = hy.stats
     outside = 0.0
     lo, hi = stats[col.lo + d], stats[col.hi + d]
     if hi > lo:
         outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
     if not judged(d, stats, hy):
-        return math.nan, math.nan, math.nan, math.nan, outside
+        return math.nan, math.nan, math.nan, math.nan, outside, math.nan
     sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
     z = (v - stats[col.mean + d]) / sd
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
@@ -347,12 +350,15 @@ def feature_inputs(v, d, b, stats, stats32, bins, cycle, tick, spacing, hy):
         unit = max(math.sqrt(max(bin_var(bins[d, b]), 0.0)), SEASONAL_FLOOR * sd)
         seas = (v - stats[col.mean + d] - bin_mean(bins[d, b])) / unit
     own = math.nan
+    cycle_r = math.nan
     period = stats32[col.cycle_period + d] if hy.cycle_max > 0 else 0.0
+    if period > 0.0:
+        cycle_r = cycle_residual(v - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
     if period > 0.0 and cycle_unit(d, stats32, sd, hy) < unit and not period * spacing >= DAY:
         # The own cycle judges it (see the module docstring), also where it cannot this event.
         seas = math.nan
-        own = cycle_residual(v - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
-    return z, step, seas, own, outside
+        own = cycle_r
+    return z, step, seas, own, outside, cycle_r
 
 
 @kernel
@@ -503,10 +509,11 @@ def value_inputs(x, t, stats, stats32, bins, cycle, tick, findings, hy):
     (NaN when none; the step only over those the previous event observed too, findings'
     row FIND_GAP: a move across a gap is not a step) and how far outside the range
     [lo, hi] of all its earlier values the farthest feature is, in units of hi - lo, among
-    the features (context included) further outside than their `record_tolerance` (0 when
-    none is). Values are limited to +-VALUE_LIMIT, as everywhere. Each observed feature's
-    own inputs and range novelty go into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of
-    findings (FIND_ROWS, D), for attribution."""
+    the features (context included) further outside than their `record_tolerance` and
+    not foretold by their own cycle (0 when none is). Values are limited to
+    +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
+    into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (FIND_ROWS, D), for
+    attribution."""
     D, col = hy.D, hy.stats
     b = seasonal_bin(t, stats32, hy)
     # The mean time between events since the first timestamp (a day before day_old).
@@ -525,9 +532,11 @@ def value_inputs(x, t, stats, stats32, bins, cycle, tick, findings, hy):
         v = x[d]
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
-        z, step, seas, own, out_d = feature_inputs(bounded(v), d, b, stats, stats32, bins, cycle, tick, spacing, hy)
+        z, step, seas, own, out_d, cycle_r = feature_inputs(bounded(v), d, b, stats, stats32, bins, cycle, tick,
+                                                            spacing, hy)
         findings[FIND_NOVELTY, d] = 0.0
-        if out_d > record_tolerance(stats[col.count + d], m, hy):
+        # A record the own cycle foretold is none (see "Range novelty"); NaN: no cycle.
+        if out_d > record_tolerance(stats[col.count + d], m, hy) and not neg_log10_tail(abs(cycle_r)) < L_HALF:
             outside = max(outside, out_d)
             findings[FIND_NOVELTY, d] = hy.range_novelty * (1.0 + min(out_d, OUTSIDE_LIMIT))
         if findings[FIND_GAP, d] != 0.0:
@@ -572,7 +581,8 @@ def update_value_stats(stats, stats32, bins, cycle, x, t, tick, surprising, hy):
     whether the event is `surprising` to it; a feature not observed leaves no value in
     it), scaler (EWMA mean/variance, exact running moments until 1/n < alpha), mean
     absolute step (likewise), last value, range, and the seasonal bin of time t. The bin
-    learns the value's deviation from the running mean before this event, so a drifting
+    and the cycle learn the value's deviation from the running mean before this event
+    (none for the feature's first value, which starts the mean), so a drifting
     level moves the whole profile with it instead of leaving every bin behind until its
     next visits; it is stored with compact.narrow_step, so that it
     never stalls short of a new level. Values are limited to +-VALUE_LIMIT and, once the
@@ -593,7 +603,8 @@ def update_value_stats(stats, stats32, bins, cycle, x, t, tick, surprising, hy):
         observed = True
         v = learnt_value(bounded(v), d, stats, col)
         n = stats[col.count + d] + 1.0
-        dev = v - stats[col.mean + d]
+        # The first value has no running mean to deviate from (the mean starts at it).
+        dev = v - stats[col.mean + d] if n > 1.0 else math.nan
         learn_cycle(dev, d, cycle, tick, surprising, stats32, scaler_std(stats32[col.var + d], stats[col.mean + d]), hy)
         was_measured = measured(d, stats, col)
         restart = False
@@ -624,7 +635,7 @@ def update_value_stats(stats, stats32, bins, cycle, x, t, tick, surprising, hy):
             # first. A judged constant's excursion to another constant and back stays an
             # incident.
             stats[col.base_count + d] = 0.0
-        if b >= 0:
+        if b >= 0 and n > 1.0:
             profile = bins[d, b]
             visits = bin_visits(profile) + 1
             mean, var = ewma_update(bin_mean(profile), bin_var(profile), dev, max(1.0 / visits, hy.seasonal_alpha))
