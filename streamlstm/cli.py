@@ -150,8 +150,9 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
     # `run` stops cleanly on SIGTERM/SIGINT from its first instant (FilterRunner takes them
-    # over), `score` with one line and exit 128 + the signal (its own `_stopped_early`, then
-    # FilterRunner), the other commands not at all.
+    # over), `score` with one line and exit 128 + the signal (its own `_stopped`, then
+    # FilterRunner, then `_stopped` while it plots), `plot` so while it reads and draws, the
+    # other commands not at all.
     if ctx.invoked_subcommand not in ("run", "score"):
         signals.release()
 
@@ -338,16 +339,27 @@ def _image(ctx, param, value: str | None) -> str | None:
 
 
 @contextmanager
-def _stopped_early(file: str):
-    """SIGTERM and SIGINT before `score` scores (its first lines may wait on a pipe) end it as
-    they do while it scores, with one ERROR line and exit 128 + the signal (click's default
+def _stopped(what: str):
+    """SIGTERM and SIGINT outside a runner's loop (before `score` scores, when its first lines
+    wait on a pipe; while a plot is drawn) end the command as they do while it scores: one
+    ERROR line, `what` with the signal's name, and exit 128 + the signal (click's default
     was "Aborted!" and exit 1, SIGTERM's a kill without a line)."""
     try:
         with signals.raising():
             yield
     except signals.Stopped as stopped:
-        log.error("%s was not finished: %s stopped it before the scoring began", file, stopped.signal.name)
+        log.error(what, stopped.signal.name)
         sys.exit(128 + stopped.signal)
+
+
+def _plot(records, path: str, **options) -> None:
+    """plot_results (io/plot.py) of `records()` to `path`, stopped by a signal as `_stopped`
+    says (plot_results leaves no half image)."""
+    from .io.plot import plot_results
+
+    with _stopped(f"%s stopped the plot: {path} is not written"):
+        n = plot_results(records(), path, **options)
+    log.info("wrote %s (%d stream%s)", path, n, "s" * (n != 1))
 
 
 def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
@@ -388,7 +400,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
     path = Path(file)
     npy = path.suffix.lower() == ".npy"
     with _fatal_errors(), ExitStack() as files:
-        with _stopped_early(file):  # until the runner takes the signals over
+        with _stopped(f"{file} was not finished: %s stopped it before the scoring began"):  # until the runner takes them
             f = files.enter_context(path.open("rb", buffering=0))
             read = reader(f)
             head = b"" if npy else _head(read)
@@ -431,10 +443,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                       "until then%s)", file, runner.stopped_by.name, "; no plot written" if plot_path else "")
             sys.exit(128 + runner.stopped_by)
         if plot_path and for_plot.records:
-            from .io.plot import plot_results
-
-            plot_results(for_plot.records, plot_path, threshold=config.model.threshold)
-            log.info("wrote %s", plot_path)
+            _plot(lambda: for_plot.records, plot_path, threshold=config.model.threshold)
     sys.exit(status)
 
 
@@ -446,12 +455,11 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
 @click.pass_context
 def plot(ctx, results, output, stream) -> None:
     """Render a results file (JSONL or CSV) as a PNG: series, forecast band, flags, score."""
-    from .io.plot import plot_results, read_results
+    from .io.plot import read_results
 
     config = _load(ctx, {})
     with _fatal_errors():
-        n = plot_results(read_results(results), output, stream=stream, threshold=config.model.threshold)
-    log.info("wrote %s (%d stream%s)", output, n, "s" * (n != 1))
+        _plot(lambda: read_results(results), output, stream=stream, threshold=config.model.threshold)
 
 
 @main.command("check-config")

@@ -374,6 +374,36 @@ def test_score_csv_writes_results_and_plot(tmp_path, small_config):
     assert CliRunner().invoke(main, ["plot", str(out), "-o", str(tmp_path / "x.png"), "--stream", "nope"]).exit_code == 2
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("command", ["score", "plot"])
+def test_a_signal_while_the_plot_is_written_is_one_line_and_leaves_no_half_image(tmp_path, small_config,
+                                                                                  monkeypatch, signum, command):
+    """It printed click's "Aborted!" and exited 1 (SIGTERM: killed), leaving the image half
+    written. Now one line, exit 128 + the signal, the results of `score` whole, and the
+    image as it was before (written to a .part file, renamed when whole)."""
+    import matplotlib.figure
+
+    series, out, png = tmp_path / "series.jsonl", tmp_path / "r.csv", tmp_path / "r.png"
+    series.write_text(events(50, streams=("a",)))
+    assert invoke(["--config", small_config, "score", str(series), "--output", str(out)]).exit_code == 0
+    png.write_bytes(b"an older image")
+
+    def stopped_halfway(fig, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")
+        os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", stopped_halfway)
+    args = ["score", str(series), "--output", str(out), "--plot", str(png)] if command == "score" else \
+        ["plot", str(out), "--output", str(png)]
+    res = invoke(["--config", small_config, *args])
+    assert res.exit_code == 128 + signum
+    errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(f"{signum.name} stopped the plot: {png} is not written")
+    assert "Traceback" not in res.stderr and "Aborted" not in res.stderr
+    assert png.read_bytes() == b"an older image" and not (tmp_path / "r.png.part").exists()
+    assert len(out.read_text().splitlines()) == 51
+
+
 def test_bundled_example_flags_each_anomaly_and_nothing_else(tmp_path):
     """The README's quickstart claim: the four injected anomalies of the example are
     flagged, each within its labelled rows, and no other row is."""

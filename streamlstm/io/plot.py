@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -130,16 +131,22 @@ def _shown_features(features: list[str], top: list[str | None]) -> list[str]:
 
 def plot_results(records: list[dict], out_png: str | Path, stream: str | None = None,
                  threshold: float | None = None) -> int:
-    """Render `records` (of `stream` only, if given) to `out_png`; returns the number of
-    streams drawn."""
+    """Render `records` (of `stream` only, if given) to `out_png`, whole or not at all (a
+    stopped render leaves no half image); returns the number of streams drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = draw_results(records, stream, threshold)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    out = Path(out_png)
+    part = out.with_name(out.name + ".part")
+    try:
+        fig = draw_results(records, stream, threshold)
+        fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
+        plt.close(fig)
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
     return len({r["stream"] for r in records if stream is None or r["stream"] == stream})
 
 
