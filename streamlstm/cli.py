@@ -339,16 +339,16 @@ def _image(ctx, param, value: str | None) -> str | None:
 
 
 @contextmanager
-def _stopped(what: str):
+def _stopped(what: str, file: str):
     """SIGTERM and SIGINT outside a runner's loop (before `score` scores, when its first lines
     wait on a pipe; while a plot is drawn) end the command as they do while it scores: one
-    ERROR line, `what` with the signal's name, and exit 128 + the signal (click's default
-    was "Aborted!" and exit 1, SIGTERM's a kill without a line)."""
+    ERROR line, `what` % {"signal": its name, "file": file}, and exit 128 + the signal
+    (click's default was "Aborted!" and exit 1, SIGTERM's a kill without a line)."""
     try:
         with signals.raising():
             yield
     except signals.Stopped as stopped:
-        log.error(what, stopped.signal.name)
+        log.error(what, {"signal": stopped.signal.name, "file": file})
         sys.exit(128 + stopped.signal)
 
 
@@ -357,7 +357,7 @@ def _plot(records, path: str, **options) -> None:
     says (plot_results leaves no half image)."""
     from .io.plot import plot_results
 
-    with _stopped(f"%s stopped the plot: {path} is not written"):
+    with _stopped("%(signal)s stopped the plot: %(file)s is not written", path):
         n = plot_results(records(), path, **options)
     log.info("wrote %s (%d stream%s)", path, n, "s" * (n != 1))
 
@@ -400,7 +400,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
     path = Path(file)
     npy = path.suffix.lower() == ".npy"
     with _fatal_errors(), ExitStack() as files:
-        with _stopped(f"{file} was not finished: %s stopped it before the scoring began"):  # until the runner takes them
+        with _stopped("%(file)s was not finished: %(signal)s stopped it before the scoring began", file):
             f = files.enter_context(path.open("rb", buffering=0))
             read = reader(f)
             head = b"" if npy else _head(read)

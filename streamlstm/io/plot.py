@@ -140,12 +140,14 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
 
     out = Path(out_png)
     part = out.with_name(out.name + ".part")
+    fig = draw_results(records, stream, threshold)
     try:
-        fig = draw_results(records, stream, threshold)
         fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
-        plt.close(fig)
         os.replace(part, out)
+    except OSError as exc:  # about the image asked for, not its .part
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
+        plt.close(fig)
         part.unlink(missing_ok=True)
     return len({r["stream"] for r in records if stream is None or r["stream"] == stream})
 
