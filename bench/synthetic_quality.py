@@ -23,8 +23,9 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    on one feature and on four; a 0/1 command flag that is constant until event 3,000 and
    then toggles (every 50-500 events), beside a normal cycle, and that cycle alone; 32
    features of Laplace noise (heavier tails than a Gaussian's); a Gaussian random walk; four
-   features of an AR(1) process of coefficient 0.98 (a level that wanders and returns).
-   Columns: alerts and abnormal rows per stream.
+   features of an AR(1) process of coefficient 0.98 (a level that wanders and returns); a
+   steady trend (3 amplitudes over the 6,000 events) under the cycle and alone (with the
+   cycle's noise), as a disk fills. Columns: alerts and abnormal rows per stream.
 3. Attribution, on the streams with one of four or 32 features broken: how often the broken
    feature is the first of a record's `contributors` (the largest of an alert's
    `contributions`, of an abnormal event's `blame`) in the alerts and abnormal events
@@ -155,6 +156,9 @@ def quiet_streams(seed: int):
     for t in range(1, N):
         X[t] += 0.98 * X[t - 1]
     yield "AR(1) of 0.98, 4 features", X
+    trend = 3.0 * np.arange(N) / N  # drawn last, so that the streams above stay as they were
+    yield "a trend under the cycle", (trend + cycle(rng))[:, None]
+    yield "a trend alone", (trend + 0.1 * rng.normal(size=N))[:, None]
 
 
 def main() -> None:
