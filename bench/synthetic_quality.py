@@ -156,7 +156,7 @@ def quiet_streams(seed: int):
     for t in range(1, N):
         X[t] += 0.98 * X[t - 1]
     yield "AR(1) of 0.98, 4 features", X
-    trend = 3.0 * np.arange(N) / N  # drawn last, so that the streams above stay as they were
+    trend = 3.0 * np.arange(N) / N  # the rows below draw last from rng: the streams above stay as they were
     yield "a trend under the cycle", (trend + cycle(rng))[:, None]
     yield "a trend alone", (trend + 0.1 * rng.normal(size=N))[:, None]
 
