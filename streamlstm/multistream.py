@@ -375,6 +375,8 @@ class MultiStreamDetector:
             _upgrade_to_v15(arrays, n, det.hyper)
         if version < 16:
             _upgrade_to_v16(arrays, n, D)
+        if version < 17:
+            arrays["stream.records"] = np.zeros((n, D, 2, 2), dtype=np.uint16)  # none counted yet (format 17)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")

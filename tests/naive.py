@@ -132,6 +132,21 @@ def score_stream(errors, X, T, settings, exact=False):
     mean, var, nobs = np.zeros(D), np.zeros(D), np.zeros(D)
     prev, lo, hi = np.zeros(D), np.zeros(D), np.zeros(D)
     step_unit = np.zeros(D)  # mean absolute step |v - prev|
+    records = np.zeros((D, 2, 2))  # new highs / lows in the previous / current block of values
+    B_rec = 2 ** min(round(math.log2(s["scaler_halflife"])), 30)
+    block = lambda n: (n // B_rec) * B_rec if n >= B_rec else 2 ** math.floor(math.log2(n))  # noqa: E731
+
+    def trend_foretold(d, v):
+        """A record that the feature's recent run of records, each by a typical step, foretold."""
+        n = nobs[d]
+        start = block(n) / 2 if block(n) <= B_rec else block(n) - B_rec
+        lam = math.log((n + 0.5) / (start - 0.5)) if start >= 2 else math.inf
+        k = records[d, 0 if v > hi[d] else 1].sum()
+        tail = math.fsum(math.exp(j * math.log(lam) - lam - math.lgamma(j + 1)) for j in range(int(k), int(k) + 100))
+        if k <= lam or -math.log10(tail) < 5.0:
+            return False
+        unit = max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9)
+        return d not in obs or neg_log10_tail(abs(v - prev[d]) / unit) < 5.0
     res = np.zeros(D)  # resolution: the smallest non-zero |v - prev| (0: none yet)
     bins = np.zeros((D, B, 3))  # mean, variance, visits (saturating at 255)
     history = []  # channel inputs of every earlier event with a value (one with none leaves no trace)
@@ -162,7 +177,7 @@ def score_stream(errors, X, T, settings, exact=False):
         tolerance = [s["range_tolerance"] + (math.log(m) / (2 * math.log(max(nobs[d], 2.0))) if m > 1 else 0.0)
                      for d in range(D)]
         outside = max([o for o, d in ((max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]), d) for d in seen
-                                      if hi[d] > lo[d]) if o > tolerance[d]] + [0.0])
+                                      if hi[d] > lo[d]) if o > tolerance[d] and not trend_foretold(d, x[d])] + [0.0])
         means, thin = [], []  # each window's mean, and its slots per input
         for c in range(4):
             window = [inputs[c]] + [h[c] for h in history[max(0, n_seen - W + 1):]]
@@ -223,6 +238,11 @@ def score_stream(errors, X, T, settings, exact=False):
                 step_unit[d] = f32(step_unit[d] + max(1.0 / (nobs[d] - 1), a_val) * (abs(v - prev[d]) - step_unit[d]))
                 if v != prev[d] and (res[d] == 0 or abs(v - prev[d]) < res[d]):
                     res[d] = abs(v - prev[d])
+            if block(nobs[d]) == nobs[d]:
+                records[d, :, 0], records[d, :, 1] = records[d, :, 1], 0
+            if nobs[d] > 1:
+                records[d, 0, 1] += v > hi[d]
+                records[d, 1, 1] += v < lo[d]
             lo[d], hi[d] = (v, v) if nobs[d] == 1 else (min(lo[d], v), max(hi[d], v))
             prev[d] = v
             if b_learn is not None and nobs[d] > 1:  # the first value starts the mean: no deviation

@@ -19,7 +19,9 @@ mode) and a channel's window with fewer inputs than slots began to be judged as 
 of that many; and again when a record the feature's own cycle foretold stopped being
 range novelty (the batch run's records at its cycle's peaks) and a feature's first value
 stopped being learnt by its cycle and its day's bin as a deviation from a mean not yet
-begun. A change meant to alter results
+begun; and again when a record that came by a typical step in a run of records stopped
+being range novelty (snapshot format 17: the one-event run loses one of its nine alerts,
+a record after its level shift). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

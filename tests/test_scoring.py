@@ -6,7 +6,7 @@ import math
 import naive
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import norm, poisson
 
 from streamlstm import MultiStreamDetector
 from streamlstm.engine import scoring
@@ -163,6 +163,90 @@ def test_value_outside_the_seen_range_is_flagged(D):
         res = MultiStreamDetector(D, range_novelty=novelty).process(["s"] * len(X), X)
         assert res.flags[1500] == expect
         assert res.scores[1500] > 0.8 if expect else res.scores[1500] < 0.5
+
+
+def _trend(seed, n=6000):
+    """A line rising by 3 over n events under noise of sd 0.1 (30 sd: a disk filling)."""
+    return 3.0 * np.arange(n) / n + 0.1 * np.random.default_rng(seed).normal(size=n)
+
+
+def test_the_record_run_test_is_a_poisson_tail_over_doubling_blocks():
+    """poisson_tail_nines is -log10 P(N >= k), N ~ Poisson(lam), to 1e-9; record_block
+    doubles up to the power of two nearest the scaler's half-life, then repeats it, and
+    starts_block says where each begins."""
+    for k, lam in ((2, 1.3), (5, 0.69), (9, 1.39), (40, 0.3)):
+        assert scoring.poisson_tail_nines(float(k), lam) == pytest.approx(-poisson.logsf(k - 1, lam) / math.log(10),
+                                                                           abs=1e-9)
+    hy = MultiStreamDetector(1).hyper
+    assert hy.record_block == 1024 and MultiStreamDetector(1, scaler_halflife=300.0).hyper.record_block == 256
+    starts = [n for n in range(1, 5000) if scoring.record_block(float(n), hy) == n]
+    assert starts == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 3072, 4096]
+    assert starts == [n for n in range(1, 5000) if scoring.starts_block(float(n), hy)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_records_a_run_of_records_foretold_are_not_range_novelty(seed):
+    """A steady trend with no anomaly sets a new high every few dozen events, each by a
+    typical step: once its run of highs is beyond what exchangeable values set at the alert
+    level, none is range novelty (30 or more nines each, so an alert). Before, 16 or more
+    were, past the stream's first 2,048 events. (Seed 3's trend has two records by steps
+    of 4.3 typical ones, which stay novelty.)"""
+    x = _trend(seed)
+    res = MultiStreamDetector(1, seed=seed).process(["s"] * len(x), x[:, None])
+    past = x[2048:] > np.maximum.accumulate(x)[2047:-1] + DEFAULTS["range_tolerance"] * np.ptp(x[:2048])
+    assert past.sum() >= 20  # records past the tolerance, still
+    assert not (res.contributions[2048:] >= DEFAULTS["range_novelty"]).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_jump_in_a_run_of_records_is_still_range_novelty(seed):
+    """A jump of 10 noise sd in the steady trend: its step is far beyond the typical one,
+    so its record is news at its first event, however many came before."""
+    x = _trend(seed)
+    x[4000:] += 1.0
+    res = MultiStreamDetector(1, seed=seed).process(["s"] * len(x), x[:, None])
+    assert res.flags[4000] and res.contributions[4000, 0] >= DEFAULTS["range_novelty"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_run_of_lows_does_not_foretell_a_high(seed):
+    """Noise, then a slide of 6 sd to new lows, then a climb by small steps past the old
+    high (a machine cooled down, then overheating): highs and lows are counted apart, so
+    the climb's first record past the tolerance is range novelty and an alert. Counted
+    together, the slide's lows had foretold every high of the climb."""
+    x = 0.1 * np.random.default_rng(seed).normal(size=4200)
+    x[3000:3600] -= np.linspace(0.0, 0.6, 600)
+    x[3600:] += np.linspace(-0.6, 0.6, 600)
+    res = MultiStreamDetector(1, seed=seed).process(["s"] * len(x), x[:, None])
+    lo, hi = np.minimum.accumulate(x), np.maximum.accumulate(x)
+    tolerance = DEFAULTS["range_tolerance"] * (hi - lo)
+    lows = np.flatnonzero(x[3001:] < (lo - tolerance)[3000:-1])
+    first_high = 3001 + np.argmax(x[3001:] > (hi + tolerance)[3000:-1])
+    assert len(lows) >= 6 and first_high > 3600
+    assert res.flags[first_high] and res.contributions[first_high, 0] >= DEFAULTS["range_novelty"]
+
+
+def test_records_in_a_run_match_naive_reference():
+    """Two features rising by 60 noise sd over 3,000 hourly events, missing values and a
+    jump: the scores and flags are the plain re-implementation's, where the runs of
+    records keep records from being range novelty. Not vacuous: records past their
+    tolerance (0.02, widened by ln 2 / (2 ln n) for two features: below 0.08) that score
+    below range novelty's least (30 nines, 30 / 35)."""
+    n = 3000
+    rng = np.random.default_rng(6)
+    X = 6.0 * np.arange(n)[:, None] / n + 0.1 * rng.normal(size=(n, 2))
+    T = T0 + HOUR * np.arange(n)
+    X[rng.random((n, 2)) < 0.02] = np.nan
+    X[2500:, 1] += 1.0
+    det = MultiStreamDetector(2, warmup=100, cycle_max=0)  # naive has no own cycle (tests/test_cycle.py)
+    res = det.process(["s"] * n, X, T)
+    want_scores, want_alerts, want_flags = naive.score_stream(res.errors, X, T, {**det.settings})
+    np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(res.alert_scores, want_alerts, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(res.flags, want_flags)
+    hi, lo = np.fmax.accumulate(X, axis=0)[199:-1], np.fmin.accumulate(X, axis=0)[199:-1]
+    past = ((X[200:] - hi) / (hi - lo) > 0.08).any(axis=1)
+    assert (past & (res.scores[200:] < 30.0 / 35.0)).sum() >= 5 and res.flags[2500]
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -246,6 +246,7 @@ class KernelHyper(NamedTuple):
     loss: int
     huber_delta: float
     scaler_alpha: float
+    record_block: int  # a feature's record counts' longest block: the power of two nearest the scaler's half-life
     input_clip: float
     warmup: int
     short_window: int
@@ -305,6 +306,8 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         loss=LOSS_CODES[settings["loss"]],
         huber_delta=real(settings["huber_delta"]),
         scaler_alpha=halflife_to_alpha(settings["scaler_halflife"]),
+        # At most 2^30 values: a longer half-life is no forgetting at all, and stays an int64.
+        record_block=2 ** min(round(math.log2(settings["scaler_halflife"])), 30),
         input_clip=float(settings["input_clip"]),
         warmup=int(settings["warmup"]),
         short_window=int(settings["short_window"]),

@@ -178,6 +178,9 @@ def reset_slot(i, args, streams, params, reset_params):
     for d in range(streams.tails.shape[1]):
         for k in range(streams.tails.shape[2]):
             fill(streams.tails[s, d, k], 0)
+    for d in range(streams.records.shape[1]):
+        for k in range(streams.records.shape[2]):
+            fill(streams.records[s, d, k], 0)
     for d in range(streams.bins.shape[1]):
         for b in range(streams.bins.shape[2]):
             fill(streams.bins[s, d, b], 0)

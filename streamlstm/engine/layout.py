@@ -13,6 +13,10 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
                                floats (compact.UF16): per feature, how often its |z| under
                                the baseline (TAILS_LEVEL) and its innovation (TAILS_NEWS)
                                have exceeded 1, 2, ..., TAIL_LEVELS while normal
+  records   (D, 2, 2) uint16  per feature, the new highs (REC_HIGH) and new lows (REC_LOW)
+                               it set in the previous (REC_PREV) and the current (REC_CUR)
+                               block of its values (scoring.record_block), saturating:
+                               whether records come too often to be news (scoring.trend_foretold)
   bins      (D, B, BIN_BYTES) uint8  the seasonal profile: per feature and bin of the day,
                                the mean and variance (float24) of the deviation
                                from the running mean and the visits (saturating), at the
@@ -60,6 +64,12 @@ TAIL_LEVELS = 6
 TAILS_LEVEL = 0
 TAILS_NEWS = 1
 N_TAILS = 2
+
+# A feature's record counts (`records`): by direction, then by block.
+REC_HIGH = 0
+REC_LOW = 1
+REC_PREV = 0
+REC_CUR = 1
 
 # A seasonal bin's bytes (compact.py reads and writes them).
 BIN_MEAN = 0  # 3 bytes: float24

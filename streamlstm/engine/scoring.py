@@ -61,7 +61,13 @@ more often than one: under exponential tails (scale beta) the range of n values 
 One feature keeps `range_tolerance`. A record that the feature's own cycle foretold (its
 residual less surprising alone than the alert level, L_HALF; also where the day's profile
 judges the feature) is no novelty: a cycle that grows sets records at its peaks, each what
-the value a period earlier said; a jump past the range is still one.
+the value a period earlier said; a jump past the range is still one. Without a cycle's
+residual, a record its own run of records foretold is none (trend_foretold): exchangeable
+values set a new high at their i-th with probability 1/i, so where a feature's new highs
+(or lows) over its last one to two blocks of values are more than a Poisson count of that
+mean gives at the alert level, it trends (or walks), and a record by a step no more
+surprising than that level is what the run said; a jump is still news, and so is a
+stationary stream's first record.
 
 Combination. The event's surprise is
 
@@ -105,8 +111,9 @@ from numba import njit
 from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, narrow_bits, narrow_value, store_bin
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
-from .layout import (CYC_DEV, CYC_LAG, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR,
-                     CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+from .layout import (CYC_DEV, CYC_LAG, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS,
+                     C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME, FIND_GAP,
+                     FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -197,6 +204,7 @@ PERSISTENCE_HORIZON = 400.0
 TAIL_MIN_COUNT = 20.0
 _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
 _LN10 = math.log(10.0)
+UINT16_MAX = 65535  # a record count saturates here (layout `records`)
 _SQRT2 = math.sqrt(2.0)
 _ASYMPTOTIC_Z = 30.0  # erfc underflows beyond this; use the asymptotic tail instead
 _LOG10_2 = math.log10(2.0)
@@ -501,7 +509,65 @@ def record_tolerance(n, m, hy):
 
 
 @kernel
-def value_inputs(x, t, stats, stats32, bins, cycle, tick, findings, hy):
+def record_block(n, hy):
+    """The first count of the block of a feature's values that holds its n-th (n >= 1), for
+    its record counts: blocks double (1, 2, 4, ...) up to hy.record_block values, then
+    keep that length, so the two last blocks hold between a half and all of a young
+    feature's history and one to two scaler half-lives of an old one's."""
+    B = hy.record_block
+    if n >= B:
+        return (n // B) * B
+    return 2.0 ** math.floor(math.log2(n))
+
+
+@kernel
+def starts_block(n, hy):
+    """Whether a feature's n-th value (n >= 1) is the first of a block (record_block ==
+    n), in integer operations: it runs for every value of every feature."""
+    k = int(n)
+    B = hy.record_block  # a power of two
+    return (k & (B - 1)) == 0 if k >= B else (k & (k - 1)) == 0
+
+
+@kernel
+def poisson_tail_nines(k, lam):
+    """-log10 P(N >= k) for N ~ Poisson(lam), 0 < lam < k: the terms from the k-th on,
+    each relative to the first, summed until they no longer add."""
+    rest = 1.0
+    term = 1.0
+    j = k
+    while term > 1e-16 * rest:
+        j += 1.0
+        term *= lam / j
+        rest += term
+    return (lam - k * math.log(lam) + math.lgamma(k + 1.0) - math.log(rest)) / _LN10
+
+
+@kernel
+def trend_foretold(v, d, step, stats, counts, hy):
+    """Whether feature d's value v, past the range of its earlier values, is a record its
+    own run of records foretold (counts (2, 2): its `records`): the new highs (or lows, as
+    v) it set in its last two blocks (record_block) are more than exchangeable values
+    would set at the alert level (each value a new high with probability 1 / i, so
+    Poisson(sum 1 / i) of them, P < 10^-L_HALF), and v came by a step (`step`, in
+    typical steps; NaN: none) no more surprising than that level. A trend, or a walk,
+    sets records all the time, each by a typical step; a jump past the range is still
+    news, and so is the first record of a stationary stream."""
+    n = stats[hy.stats.count + d]
+    block = record_block(n, hy)
+    start = block / 2.0 if block <= hy.record_block else block - hy.record_block
+    if start < 2.0:
+        return False
+    way = REC_HIGH if v > stats[hy.stats.hi + d] else REC_LOW
+    k = float(counts[way, REC_PREV]) + float(counts[way, REC_CUR])
+    lam = math.log((n + 0.5) / (start - 0.5))  # the records expected in values start..n
+    if k <= lam or poisson_tail_nines(k, lam) < L_HALF:
+        return False
+    return math.isnan(step) or neg_log10_tail(abs(step)) < L_HALF
+
+
+@kernel
+def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy):
     """Inputs of the value channels for event x (D,) at time t, the stream's event `tick`
     (layout.C_TICKS; its `cycle` (D, N_CYC, Lc)), under the statistics from before it:
     (value, step, seasonal) RMS and the square root of the own cycle's RMS (see the module
@@ -535,8 +601,11 @@ def value_inputs(x, t, stats, stats32, bins, cycle, tick, findings, hy):
         z, step, seas, own, out_d, cycle_r = feature_inputs(bounded(v), d, b, stats, stats32, bins, cycle, tick,
                                                             spacing, hy)
         findings[FIND_NOVELTY, d] = 0.0
-        # A record the own cycle foretold is none (see "Range novelty"); NaN: no cycle.
-        if out_d > record_tolerance(stats[col.count + d], m, hy) and not neg_log10_tail(abs(cycle_r)) < L_HALF:
+        # A record its own cycle foretold is none; without a cycle's residual (NaN), one its
+        # run of records foretold is none (see "Range novelty").
+        if out_d > record_tolerance(stats[col.count + d], m, hy) and not (
+                neg_log10_tail(abs(cycle_r)) < L_HALF if not math.isnan(cycle_r)
+                else trend_foretold(bounded(v), d, step, stats, records[d], hy)):
             outside = max(outside, out_d)
             findings[FIND_NOVELTY, d] = hy.range_novelty * (1.0 + min(out_d, OUTSIDE_LIMIT))
         if findings[FIND_GAP, d] != 0.0:
@@ -576,7 +645,16 @@ def learnt_value(v, d, stats, col):
 
 
 @kernel
-def update_value_stats(stats, stats32, bins, cycle, x, t, tick, surprising, hy):
+def count_record(counts, v, lo, hi):
+    """Count v in a feature's current block (counts (2, 2): its `records`) if it is a new
+    high or low beyond [lo, hi], saturating."""
+    way = REC_HIGH if v > hi else REC_LOW if v < lo else -1
+    if way >= 0 and counts[way, REC_CUR] < UINT16_MAX:
+        counts[way, REC_CUR] += 1
+
+
+@kernel
+def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surprising, hy):
     """Per observed feature: its own cycle at the stream's event `tick` (learn_cycle, with
     whether the event is `surprising` to it; a feature not observed leaves no value in
     it), scaler (EWMA mean/variance, exact running moments until 1/n < alpha), mean
@@ -619,10 +697,15 @@ def update_value_stats(stats, stats32, bins, cycle, x, t, tick, surprising, hy):
             if step > 0.0 and (step < stats[col.res + d] or stats[col.res + d] == 0.0):
                 stats[col.res + d] = step
         stats[col.last + d] = v
+        if starts_block(n, hy):
+            for way in range(2):
+                records[d, way, REC_PREV] = records[d, way, REC_CUR]
+                records[d, way, REC_CUR] = 0
         if n == 1.0:
             stats[col.lo + d] = v
             stats[col.hi + d] = v
         else:
+            count_record(records[d], v, stats[col.lo + d], stats[col.hi + d])
             stats[col.lo + d] = min(stats[col.lo + d], v)
             stats[col.hi + d] = max(stats[col.hi + d], v)
         if not was_measured and measured(d, stats, col):
@@ -679,8 +762,8 @@ def value_surprise(error, x, t, s, streams, findings, hy):
     self-calibration (see the module docstring)."""
     stats32, ring, col = streams.stats32[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
-    z, step, seas, own, outside = value_inputs(x, t, streams.stats[s], stats32, streams.bins[s], streams.cycle[s],
-                                               streams.counters[s, C_TICKS], findings, hy)
+    z, step, seas, own, outside = value_inputs(x, t, streams.stats[s], stats32, streams.records[s], streams.bins[s],
+                                               streams.cycle[s], streams.counters[s, C_TICKS], findings, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
@@ -709,7 +792,8 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
     ticks = streams.counters[s, C_TICKS]
-    z, step, seas, own, _ = value_inputs(x, t, stats, stats32, bins, streams.cycle[s], ticks, findings, hy)
+    z, step, seas, own, _ = value_inputs(x, t, stats, stats32, streams.records[s], bins, streams.cycle[s], ticks,
+                                         findings, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
@@ -723,7 +807,8 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     channel_learn(stats32, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
     if hy.cycle_max > 0:
         channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
-    observed = update_value_stats(stats, stats32, bins, streams.cycle[s], x, t, ticks, surprising, hy)
+    observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], x, t, ticks, surprising,
+                                  hy)
     update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
     return observed
 

@@ -41,6 +41,7 @@ class StreamArrays(NamedTuple):
     stats32: np.ndarray  # (S, stats_layout(D, cycle).width32) float32: spreads, step unit, channels, alerts, regime
     ring: np.ndarray  # (S, C, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
     tails: np.ndarray  # (S, D, N_TAILS, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies
+    records: np.ndarray  # (S, D, 2, 2) uint16: each feature's new highs and lows by block (layout REC_*)
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
     cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, the mean squared difference by lag
     counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, BPTT phase, rng, cooldown
@@ -71,6 +72,7 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
         stats=np.zeros((S, col.width)), stats32=np.zeros((S, col.width32), dtype=np.float32),
         ring=np.zeros((S, channels(hy.cycle_max > 0), hy.short_window), dtype=np.uint16),
         tails=np.zeros((S, D, N_TAILS, TAIL_LEVELS), dtype=np.uint16),
+        records=np.zeros((S, D, 2, 2), dtype=np.uint16),
         bins=np.zeros((S, D, hy.seasonal_bins, BIN_BYTES), dtype=np.uint8),
         cycle=np.zeros((S, D, N_CYC, hy.cycle_max), dtype=np.float32),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),

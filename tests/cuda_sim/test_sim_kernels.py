@@ -135,7 +135,7 @@ def emulate_shared(hy, streams, params, slots, X, chunk):
                 total += pre_p.theta[0] - pa.theta[0]
                 trained |= bool(pa.step[0] > pre_p.step[0])
                 s = slots[n]
-                for name in ("h0", "c0", "win", "winflag", "stats", "stats32", "ring", "bins", "counters"):
+                for name in ("h0", "c0", "win", "winflag", "stats", "stats32", "ring", "records", "bins", "counters"):
                     getattr(streams, name)[s] = getattr(st, name)[s]
             if trained:
                 params.step[0] += 1
