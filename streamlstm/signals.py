@@ -7,8 +7,9 @@ lost. `catch_early` (called by the console script before importing anything else
 such a signal instead; `take_over` hands it to the command's own handler once that is
 installed, so `streamlstm run` then stops cleanly (checkpoint, exit 0). Commands without a
 clean stop call `release`, which restores the default behaviour and re-delivers a recorded
-signal. `score` runs the steps before it scores in `raising`, where a signal raises
-`Stopped` (even in a read that waits on a pipe), so that it can stop with one line.
+signal. `score` runs the steps before it scores, and its plot, in `raising`, where a signal
+raises `Stopped` (even in a read that waits on a pipe), so that it can stop with one line;
+between its steps signals are recorded, for the next step's handler.
 """
 
 import signal
@@ -62,7 +63,9 @@ def _stop(signum, frame) -> None:
 @contextmanager
 def raising():
     """Inside the block SIGTERM and SIGINT, a recorded one first, raise `Stopped`; after it
-    they have the handlers they had before `catch_early`, or else before the block."""
+    they have the handlers they had before the block: recorded again where `catch_early`
+    caught them, so that one arriving between two steps (`score`'s scoring and its plot)
+    goes to the next step's handler instead of the default action."""
     previous = {s: signal.getsignal(s) for s in _SIGNALS}
     try:
         take_over(_stop)
@@ -70,4 +73,4 @@ def raising():
     finally:
         _arrived.clear()  # a second signal recorded before the block asked for the same stop
         for s, handler in previous.items():
-            signal.signal(s, _previous.pop(s, handler))
+            signal.signal(s, handler)

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from faults import full_disk_for_checkpoints, sigterm_during_start_up
 
-from streamlstm import __version__
+from streamlstm import __version__, signals
 from streamlstm.cli import main
 from streamlstm.io.checkpoint import DirectoryStore
 
@@ -403,6 +403,40 @@ def test_a_signal_while_the_plot_is_written_is_one_line_and_leaves_no_half_image
     assert "Traceback" not in res.stderr and "Aborted" not in res.stderr
     assert png.read_bytes() == b"an older image" and not (tmp_path / "r%s.png.part").exists()
     assert len(out.read_text().splitlines()) == 51
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_between_the_scoring_and_the_plot_stops_the_plot(tmp_path, small_config, monkeypatch, signum):
+    """A signal in the instant after `score`'s runner finished and before its plot began got
+    the default action (SIGINT: click's "Aborted!", exit 1; SIGTERM: killed). Between its
+    steps `score` now records signals, as the console script does from its first instant,
+    and the plot's step stops at once: one line, exit 128 + the signal, the results whole,
+    no image. (The handlers the console script would find are a harmless recorder here.)"""
+    from streamlstm.io.filter_loop import FilterRunner
+
+    series, out, png = tmp_path / "series.jsonl", tmp_path / "r.csv", tmp_path / "r.png"
+    series.write_text(events(50, streams=("a",)))
+    run = FilterRunner.run
+
+    def run_then_signal(self, read):
+        status = run(self, read)
+        os.kill(os.getpid(), signum)
+        return status
+
+    monkeypatch.setattr(FilterRunner, "run", run_then_signal)
+    outside = []  # signals that reached the handlers from before the command: none should
+    saved = {s: signal.signal(s, lambda signum, frame: outside.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signals.catch_early()  # as the console script, before it imports the CLI
+        res = invoke(["--config", small_config, "score", str(series), "--output", str(out), "--plot", str(png)])
+        signals.release()
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert outside == [] and res.exit_code == 128 + signum, res.stderr
+    errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(f"{signum.name} stopped the plot: {png} is not written")
+    assert "Aborted" not in res.stderr and not png.exists() and len(out.read_text().splitlines()) == 51
 
 
 def test_bundled_example_flags_each_anomaly_and_nothing_else(tmp_path):
