@@ -6,6 +6,7 @@ import math
 from collections import OrderedDict
 
 import numpy as np
+from scipy.stats import poisson
 
 from streamlstm.engine.params import LSTM, views
 
@@ -142,11 +143,10 @@ def score_stream(errors, X, T, settings, exact=False):
         start = block(n) / 2 if block(n) <= B_rec else block(n) - B_rec
         lam = math.log((n + 0.5) / (start - 0.5)) if start >= 2 else math.inf
         k = records[d, 0 if v > hi[d] else 1].sum()
-        tail = math.fsum(math.exp(j * math.log(lam) - lam - math.lgamma(j + 1)) for j in range(int(k), int(k) + 100))
-        if k <= lam or -math.log10(tail) < 5.0:
+        if k <= lam or -poisson.logsf(k - 1, lam) / math.log(10) < 5.0:
             return False
         unit = max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9)
-        return d not in obs or neg_log10_tail(abs(v - prev[d]) / unit) < 5.0
+        return d in obs and neg_log10_tail(abs(v - prev[d]) / unit) < 5.0
     res = np.zeros(D)  # resolution: the smallest non-zero |v - prev| (0: none yet)
     bins = np.zeros((D, B, 3))  # mean, variance, visits (saturating at 255)
     history = []  # channel inputs of every earlier event with a value (one with none leaves no trace)

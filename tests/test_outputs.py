@@ -556,6 +556,7 @@ def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bi
     streams, col, n = det.engine.to_host()[0], det.hyper.stats, det.n_streams
     np.testing.assert_array_equal(streams.stats32[:n, :col.base_blame], arrays["stream.stats32"])
     assert not streams.stats32[:n, col.base_blame:].any()
+    assert not streams.records[:n].any()  # format 17's record counts: none counted yet
     old = np.load(DATA / f"detector_v{version}_continued.npz")
     again = MultiStreamDetector.from_bytes(det.to_bytes())
     assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 17

@@ -184,6 +184,31 @@ def test_the_record_run_test_is_a_poisson_tail_over_doubling_blocks():
     assert starts == [n for n in range(1, 5000) if scoring.starts_block(float(n), hy)]
 
 
+def test_a_run_of_records_is_a_poisson_tail_in_the_records_direction_and_a_typical_step():
+    """trend_foretold at a feature's 3,001st value (blocks of 1,024: its window is values
+    1,024 to 3,000, Poisson mean ln(3000.5 / 1023.5)): foretold from the least count of
+    highs whose tail is below 10^-5, not one fewer; not by lows; not by a step of 4.3
+    typical ones, nor where the feature is not judged (NaN step); a feature counts each
+    direction apart and saturates at 65,535; a half-life of 1 keeps blocks of one value."""
+    hy = MultiStreamDetector(1).hyper
+    stats = np.zeros(hy.stats.width)
+    stats[hy.stats.count], stats[hy.stats.hi] = 3000.0, 1.0
+    lam = math.log(3000.5 / 1023.5)
+    k = next(k for k in range(1, 100) if -poisson.logsf(k - 1, lam) / math.log(10) >= 5.0)
+    counts = np.zeros((2, 2), dtype=np.uint16)
+    for got, (high, low), step in ((False, (k - 1, 0), 1.0), (True, (k, 0), 1.0), (False, (0, k + 5), 1.0),
+                                   (False, (k, 0), 4.3), (True, (k, 0), -4.2), (False, (k, 0), math.nan)):
+        counts[:] = [[0, high], [0, low]]
+        assert scoring.trend_foretold(1.1, 0, step, stats, counts, hy) == got, (high, low, step)
+    counts[:] = [[3, 65535], [0, 0]]
+    scoring.count_record(counts, 2.0, 0.0, 1.0)
+    scoring.count_record(counts, -1.0, 0.0, 1.0)
+    assert counts.tolist() == [[3, 65535], [0, 1]]
+    det = MultiStreamDetector(1, scaler_halflife=1.0)  # blocks of one value: each holds its own record or none
+    det.process(["s"] * 500, np.arange(500.0)[:, None])
+    assert det.hyper.record_block == 1 and det.engine.streams.records[0, 0].tolist() == [[1, 1], [0, 0]]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_records_a_run_of_records_foretold_are_not_range_novelty(seed):
     """A steady trend with no anomaly sets a new high every few dozen events, each by a
@@ -230,8 +255,8 @@ def test_records_in_a_run_match_naive_reference():
     """Two features rising by 60 noise sd over 3,000 hourly events, missing values and a
     jump: the scores and flags are the plain re-implementation's, where the runs of
     records keep records from being range novelty. Not vacuous: records past their
-    tolerance (0.02, widened by ln 2 / (2 ln n) for two features: below 0.08) that score
-    below range novelty's least (30 nines, 30 / 35)."""
+    tolerance (0.02, widened by ln m / (2 ln n) where m = 2 features are observed) that
+    score below range novelty's least (30 nines, 30 / 35)."""
     n = 3000
     rng = np.random.default_rng(6)
     X = 6.0 * np.arange(n)[:, None] / n + 0.1 * rng.normal(size=(n, 2))
@@ -244,9 +269,13 @@ def test_records_in_a_run_match_naive_reference():
     np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
     np.testing.assert_allclose(res.alert_scores, want_alerts, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(res.flags, want_flags)
-    hi, lo = np.fmax.accumulate(X, axis=0)[199:-1], np.fmin.accumulate(X, axis=0)[199:-1]
-    past = ((X[200:] - hi) / (hi - lo) > 0.08).any(axis=1)
-    assert (past & (res.scores[200:] < 30.0 / 35.0)).sum() >= 5 and res.flags[2500]
+    hi, lo = np.fmax.accumulate(X, axis=0)[:-1], np.fmin.accumulate(X, axis=0)[:-1]
+    earlier = np.maximum(np.cumsum(~np.isnan(X), axis=0)[:-1], 2)
+    m = (~np.isnan(X[1:])).sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no value observed, or no range yet: no record
+        tolerance = DEFAULTS["range_tolerance"] + np.log(m) / (2 * np.log(earlier))
+        past = ((X[1:] - hi) / (hi - lo) > 1.01 * tolerance).any(axis=1)
+    assert (past[199:] & (res.scores[200:] < 30.0 / 35.0)).sum() >= 5 and res.flags[2500]
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -131,7 +131,8 @@ MODEL: dict[str, Setting] = {
     "loss": Setting("mse", Choice(("mse", "huber")), "mse, or huber (quadratic within `huber_delta`)."),
     "huber_delta": Setting(1.0, Number(float, 0.0, False, _INF, False), "Where the Huber loss turns linear."),
     "scaler_halflife": Setting(1000.0, Number(float, 1.0, True, _INF, False),
-                               "Half-life, in events, of the running mean and variance that normalise inputs."),
+                               "Half-life, in events, of the running mean and variance that normalise inputs "
+                               "(and, rounded to a power of two, the memory of each feature's record counts)."),
     "input_clip": Setting(10.0, Number(float, 0.0, False, _INF, False), "Normalised inputs are clipped to +-this."),
     "warmup": Setting(300, Number(int, 0, True, 10**12, True), "Events during which the score is 0 and nothing is flagged."),
     "short_window": Setting(10, Number(int, 1, True, 10_000, True),
@@ -246,7 +247,7 @@ class KernelHyper(NamedTuple):
     loss: int
     huber_delta: float
     scaler_alpha: float
-    record_block: int  # a feature's record counts' longest block: the power of two nearest the scaler's half-life
+    record_block: int  # a feature's record counts' longest block: 2^round(log2(the scaler's half-life)), <= 2^30
     input_clip: float
     warmup: int
     short_window: int

@@ -512,8 +512,8 @@ def record_tolerance(n, m, hy):
 def record_block(n, hy):
     """The first count of the block of a feature's values that holds its n-th (n >= 1), for
     its record counts: blocks double (1, 2, 4, ...) up to hy.record_block values, then
-    keep that length, so the two last blocks hold between a half and all of a young
-    feature's history and one to two scaler half-lives of an old one's."""
+    keep that length, so the two last blocks hold a half to three quarters of a young
+    feature's history (from 8 values) and one to two scaler half-lives of an old one's."""
     B = hy.record_block
     if n >= B:
         return (n // B) * B
@@ -549,10 +549,11 @@ def trend_foretold(v, d, step, stats, counts, hy):
     own run of records foretold (counts (2, 2): its `records`): the new highs (or lows, as
     v) it set in its last two blocks (record_block) are more than exchangeable values
     would set at the alert level (each value a new high with probability 1 / i, so
-    Poisson(sum 1 / i) of them, P < 10^-L_HALF), and v came by a step (`step`, in
-    typical steps; NaN: none) no more surprising than that level. A trend, or a walk,
-    sets records all the time, each by a typical step; a jump past the range is still
-    news, and so is the first record of a stationary stream."""
+    Poisson(sum 1 / i) of them, P < 10^-L_HALF), and v came by a step from the last value
+    (`step`, in typical steps, across missing values too; NaN: the feature is not judged,
+    and its record is news) no more surprising than that level (4.26 typical steps). A
+    trend, or a walk, sets records all the time, each by a typical step; a jump past the
+    range is still news, and so is the first record of a stationary stream."""
     n = stats[hy.stats.count + d]
     block = record_block(n, hy)
     start = block / 2.0 if block <= hy.record_block else block - hy.record_block
@@ -563,7 +564,7 @@ def trend_foretold(v, d, step, stats, counts, hy):
     lam = math.log((n + 0.5) / (start - 0.5))  # the records expected in values start..n
     if k <= lam or poisson_tail_nines(k, lam) < L_HALF:
         return False
-    return math.isnan(step) or neg_log10_tail(abs(step)) < L_HALF
+    return not math.isnan(step) and neg_log10_tail(abs(step)) < L_HALF
 
 
 @kernel
@@ -576,7 +577,8 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
     row FIND_GAP: a move across a gap is not a step) and how far outside the range
     [lo, hi] of all its earlier values the farthest feature is, in units of hi - lo, among
     the features (context included) further outside than their `record_tolerance` and
-    not foretold by their own cycle (0 when none is). Values are limited to
+    not foretold by their own cycle or, without its residual, by their run of records
+    (trend_foretold) (0 when none is). Values are limited to
     +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
     into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (FIND_ROWS, D), for
     attribution."""
