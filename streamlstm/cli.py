@@ -88,12 +88,13 @@ def _fatal_errors():
 
 
 _CLOSED = {"stdin": "there is no input to read (give the command one, e.g. < FILE)",
-           "stdout": "the results would be lost (give the command an output, e.g. > FILE)"}
+           "stdout": "the results would be lost (give the command an output, e.g. > FILE)",
+           "stderr": "the error records of rejected lines would be lost (give the command one, e.g. 2> FILE)"}
 
 
 def _standard(name: str):
-    """sys.stdin or sys.stdout; an OSError (a fatal error) when the process was started with
-    it closed (`<&-`, `>&-`), which Python shows as None."""
+    """sys.stdin, sys.stdout or sys.stderr; an OSError (a fatal error) when the process was
+    started with it closed (`<&-`, `>&-`, `2>&-`), which Python shows as None."""
     stream = getattr(sys, name)
     if stream is None:
         raise OSError(f"{name} is closed: {_CLOSED[name]}")
@@ -263,7 +264,7 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 
     with _fatal_errors(), ExitStack() as files:
         stdin, stdout = _standard("stdin"), _Named(_standard("stdout"), "stdout")
-        errors = _open_named(files, errors_path, "a") if errors_path else sys.stderr
+        errors = _open_named(files, errors_path, "a") if errors_path else _standard("stderr")
         sink = JsonLinesSink(stdout, errors, config.output.only_anomalies)
         status = FilterRunner(config, [sink], skip_consumed=skip_consumed, baseline=baseline,
                               baseline_rows=baseline_rows).run(reader(stdin))
@@ -316,9 +317,13 @@ def _npy_as_csv(path: Path) -> bytes:
     import numpy as np
 
     try:
-        a = np.load(path, allow_pickle=False)
-    except ValueError:  # not the format, or Python objects, which only unpickling could read
-        raise InputFormatError(f"{path}: not a NumPy array file of numbers") from None
+        # Mapped, not read: a header may claim any shape, and the file must then hold it.
+        a = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, EOFError):  # not the format, truncated or empty, or Python objects (only unpickling reads them)
+        raise InputFormatError(f"{path}: not a NumPy array file of numbers (or shorter than its header says)") from None
+    if not isinstance(a, np.ndarray):  # np.load opens a .npz archive whatever its name
+        a.close()
+        raise InputFormatError(f"{path}: a NumPy .npz archive of arrays — score reads one array (.npy, np.save)")
     if a.ndim not in (1, 2) or a.dtype.kind not in "biuf" or 0 in a.shape[1:]:
         raise InputFormatError(f"{path}: an array of shape {a.shape} and type {a.dtype} — score reads a "
                                "1-D or 2-D array of numbers (events, or events x features)")
@@ -421,7 +426,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
             for_plot = RecordsSink(only)
             to_csv = output is not None and output.lower().endswith(".csv")
             sinks = [CsvSink(out, only) if to_csv else JsonLinesSink(out, None, only),
-                     JsonLinesSink(None, sys.stderr)] + ([for_plot] if plot_path else [])
+                     JsonLinesSink(None, _standard("stderr"))] + ([for_plot] if plot_path else [])
             runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows, name=file)
             if npy:
                 series = _npy_as_csv(path)

@@ -62,6 +62,18 @@ def test_bad_baseline_lines_get_error_records_naming_the_file(tmp_path):
     assert [(e["seq"], e["error"], e["input"]) for e in errors] == [(11, "non_finite", str(base))]
 
 
+def test_a_baseline_of_which_no_line_is_read_is_an_error_naming_the_likely_cause(tmp_path):
+    """A CSV baseline for a JSON-lines run was learnt as nothing ("learnt 0 baseline
+    events"), exit 0: as an input of which no line is accepted, it is now one line naming
+    the baseline and the likely cause, exit 2, and nothing is scored."""
+    base = tmp_path / "base.csv"
+    base.write_text("ts,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t}\n" for t in range(10)))
+    res = invoke(tmp_path, ["run", "--baseline", str(base)], "\n".join(lines(range(20))) + "\n")
+    errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
+    assert res.exit_code == 2 and res.stdout == "" and len(errors) == 1, res.stderr
+    assert f"--baseline {base}: no input line was accepted (11 rejected): " in errors[0]
+
+
 def test_the_input_must_go_on_in_time_from_the_baseline(tmp_path):
     """The input's parser continues from the baseline's per-stream memory: an input line
     older than the baseline's last one is out of order."""

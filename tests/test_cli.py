@@ -226,6 +226,20 @@ def test_sigterm_during_start_up_of_score_is_one_line_and_exit_143(tmp_path, sma
 
 
 @pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.parametrize("args", [["run"], ["score", "IN"]])
+def test_a_closed_stderr_is_a_fatal_error_not_error_records_discarded(tmp_path, args):
+    """Started with stderr closed (`2>&-`), `run` scored the good lines, dropped the
+    rejected lines' error records and exited 0 (`score` too). Now it stops before
+    scoring, exit 1 (the line saying why has nowhere to go)."""
+    path = tmp_path / "in.jsonl"
+    path.write_text(events(5) + "not json\n")
+    with path.open("rb") as stdin:
+        res = subprocess.run([sys.executable, "-m", "streamlstm.cli", *[str(path) if a == "IN" else a for a in args]],
+                             stdin=stdin, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), timeout=60)
+    assert res.returncode == 1 and res.stdout == b""
+
+
+@pytest.mark.slow  # the CLI in subprocesses
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_before_score_has_read_its_first_lines_is_one_line_and_128_plus_it(tmp_path, small_config,
                                                                                     signum):
@@ -539,8 +553,10 @@ def test_score_reads_whitespace_separated_values_and_a_series_laid_out_in_one_ro
 
 def test_score_reads_a_numpy_array_file(tmp_path, small_config):
     """A .npy array (telemanom's channels come so): (T, D) a row of D features per event,
-    named col_0 ..., NaN missing; (T,) one value per event; another shape or an array of
-    Python objects is one error line, exit 2."""
+    named col_0 ..., NaN missing; (T,) one value per event; another shape, an array of
+    Python objects, an empty file, a .npz archive under the name and a header claiming
+    more than the file holds (it was allocated: 73 TiB) are one error line, exit 2 (the
+    last three were a traceback or click's "Aborted!")."""
     x = np.column_stack([np.sin(np.arange(60) / 4), np.arange(60) % 2, np.zeros(60)])
     x[7, 0] = np.nan
     np.save(tmp_path / "chan.npy", x)
@@ -556,8 +572,18 @@ def test_score_reads_a_numpy_array_file(tmp_path, small_config):
     assert out.read_text().splitlines()[0].startswith("seq,stream,ts,value,prediction,")
     np.save(tmp_path / "cube.npy", np.zeros((4, 2, 2)))
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}]), allow_pickle=True)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.savez(tmp_path / "archive.npz", a=np.zeros(3))
+    (tmp_path / "archive.npy").write_bytes((tmp_path / "archive.npz").read_bytes())
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    with open(tmp_path / "huge.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {**header, "shape": (10**13,)})
+        f.write(bytes(32))
     for name, message in (("cube", "cube.npy: an array of shape (4, 2, 2) and type float64 — score reads a 1-D"),
-                          ("objects", "objects.npy: not a NumPy array file of numbers")):
+                          ("objects", "objects.npy: not a NumPy array file of numbers"),
+                          ("empty", "empty.npy: not a NumPy array file of numbers"),
+                          ("archive", "archive.npy: a NumPy .npz archive of arrays"),
+                          ("huge", "huge.npy: not a NumPy array file of numbers (or shorter than its header says)")):
         res = invoke(["--config", small_config, "score", str(tmp_path / f"{name}.npy")])
         assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
 

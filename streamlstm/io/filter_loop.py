@@ -164,6 +164,7 @@ class FilterRunner:
         cfg = self.config
         parser = None
         learnt = seq = 0
+        counts, samples = Counter(), []  # for the diagnosis when no line is accepted
         with open(path, "rb") as f:
             for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
                 parser, parsed = self._parse(parser, path, seq, lines)
@@ -179,6 +180,11 @@ class FilterRunner:
                     for sink in self.sinks:
                         sink.write(batch)
                     self.counts.update(r.reason for r in rejected)
+                    counts.update(r.reason for r in rejected)
+                    samples += batch.rejected[:SAMPLE - len(samples)]
+        if not learnt and any(reason != "empty_line" for reason in counts):
+            # A baseline of which nothing could be read is a mistake, as such an input is.
+            raise InputFormatError(f"--baseline {path}: {no_line_accepted(parser, samples, counts)}")
         self.memory = parser.memory if parser else None
         log.info("learnt %d baseline events from %s", learnt, path)
 
