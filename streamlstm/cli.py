@@ -42,7 +42,7 @@ from . import __version__
 from .config import ConfigError, dump_yaml, load_config
 from .evaluate.splits import SPLITS
 from .io.checkpoint import CheckpointError
-from .io.parsers import InputFormatError
+from .io.parsers import BOM, InputFormatError
 
 log = logging.getLogger("streamlstm")
 
@@ -289,7 +289,7 @@ def _file_format(path: Path, head: bytes) -> str:
     if path.suffix.lower() in by_suffix:
         return by_suffix[path.suffix.lower()]
     first = next((line for line in head.splitlines() if line.strip()), b"")
-    return "jsonl" if first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{") else "csv"  # after a UTF-8 BOM
+    return "jsonl" if first.removeprefix(BOM).lstrip(b" \t").startswith(b"{") else "csv"
 
 
 class _Replayed:

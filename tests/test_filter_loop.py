@@ -272,6 +272,7 @@ def test_status_2_only_when_no_non_empty_line_is_accepted(tmp_path):
         (b"not json\n" * 30 + b'{"stream": "a", "value": 1}\n', "jsonl", 0),  # one accepted line is enough
         (b"", "jsonl", 0),  # no line at all
         (b"\n\n  \n", "jsonl", 0),  # blank lines only
+        (b"\xef\xbb\xbf\n\n", "csv", 0),  # a byte order mark before blank lines: blank lines only (was 2)
         (b"timestamp,value\n", "csv", 0),  # a header only
         (b"timestamp,value\n\n1,x\n", "csv", 2),
         (b"\n{}\n", "jsonl", 2),
@@ -338,12 +339,14 @@ def test_a_checkpoint_of_another_input_format_is_one_clear_error(tmp_path):
         FilterRunner(config, [text_sink(config)]).run(io.BytesIO(b"ts,value\n1,2\n").read1)
 
 
-def test_blank_lines_before_a_csv_header_are_empty_lines(tmp_path):
-    """The first line, blank, was taken for the header: 'CSV header has no value columns: []'."""
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_blank_lines_before_a_csv_header_are_empty_lines(tmp_path, bom):
+    """The first line, blank, was taken for the header: 'CSV header has no value columns: []'
+    (and with a byte order mark before it, until 2026-12-05)."""
     config = small_config(tmp_path, **{"input.format": "csv"})
     data = _csv(("ts", "value"), [(1000 + t, t % 5) for t in range(20)])
     _, plain, _ = run_filter(config, data)
-    runner, out, errors = run_filter(config, b"\n \r\n" + data)
+    runner, out, errors = run_filter(config, bom + b"\n \r\n" + data)
     assert [{**json.loads(line), "seq": 0} for line in out] == [{**json.loads(line), "seq": 0} for line in plain]
     assert json.loads(out[0])["seq"] == 4 and errors == [] and runner.counts["empty_line"] == 2
 

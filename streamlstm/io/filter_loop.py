@@ -37,7 +37,7 @@ from ..event import Event, Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, no_line_accepted
-from .parsers import CsvParser, InputFormatError, JsonlParser, StreamMemory
+from .parsers import BOM, CsvParser, InputFormatError, JsonlParser, StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
 
@@ -352,7 +352,9 @@ class FilterRunner:
         parsed = []
         if parser is None:
             csv = self.config.input.format == "csv"
-            head = next((k for k, line in enumerate(lines) if line.strip()), len(lines)) if csv else 0
+            # A UTF-8 byte order mark before blank lines leaves them blank.
+            blank = [not (line.removeprefix(BOM) if start + k == 0 else line).strip() for k, line in enumerate(lines)]
+            head = (blank + [False]).index(False) if csv else 0
             parsed = [Rejected(start + k + 1, "empty_line", "empty line", "") for k in range(first, head)]
             if head == len(lines):
                 return None, parsed

@@ -52,6 +52,9 @@ _FINER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds
 MAX_STREAM_ID = 1024  # characters
 
 
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, which some editors put before a file's first line
+
+
 class InputFormatError(ValueError):
     """The input as a whole cannot be read (a CSV header without usable columns)."""
 
