@@ -1,7 +1,7 @@
 """The `streamlstm` command.
 
 Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error; a `score`
-stopped by SIGINT or SIGTERM writes the results of what it read, then exits 130 or 143,
+stopped by SIGINT, SIGTERM or SIGHUP writes the results of what it read, then exits 128 + the signal,
 with one line also when stopped before it read anything (`run` exits 0: it is meant to be
 stopped). A fatal error is one line on stderr saying
 what failed, where, and what to do; its traceback is logged only at DEBUG. A closed stdin,
@@ -150,7 +150,7 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     streamlstm score series.csv --output scores.csv --plot scores.png
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
-    # `run` stops cleanly on SIGTERM/SIGINT from its first instant (FilterRunner takes them
+    # `run` stops cleanly on SIGTERM/SIGINT/SIGHUP from its first instant (FilterRunner takes them
     # over), `score` with one line and exit 128 + the signal (its own `_stopped`, then
     # FilterRunner, then `_stopped` while it plots), `plot` so while it reads and draws, the
     # other commands not at all.
@@ -235,7 +235,7 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
 
     Input lines look like {"stream": "host-1/cpu", "value": 0.73} or
     {"stream": "s", "values": {"cpu": 0.7, "mem": 0.3}}, with an optional "ts".
-    Runs until end of input or SIGTERM/SIGINT.
+    Runs until end of input or SIGTERM/SIGINT/SIGHUP.
     """
     overrides = {
         "source": source, "input.format": fmt, "checkpoint.state_dir": state_dir,
@@ -345,7 +345,7 @@ def _image(ctx, param, value: str | None) -> str | None:
 
 @contextmanager
 def _stopped(what: str, file: str):
-    """SIGTERM and SIGINT outside a runner's loop (before `score` scores, when its first lines
+    """The stop signals outside a runner's loop (before `score` scores, when its first lines
     wait on a pipe; while a plot is drawn) end the command as they do while it scores: one
     ERROR line, `what` % {"signal": its name, "file": file}, and exit 128 + the signal
     (click's default was "Aborted!" and exit 1, SIGTERM's a kill without a line)."""

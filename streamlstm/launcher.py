@@ -1,4 +1,4 @@
-"""The `streamlstm` command's entry point: catch SIGTERM and SIGINT before the slow imports
+"""The `streamlstm` command's entry point: catch the stop signals (SIGTERM, SIGINT, SIGHUP) before the slow imports
 (see signals.py), then run the CLI."""
 
 from . import signals

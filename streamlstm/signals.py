@@ -1,5 +1,6 @@
-"""SIGTERM and SIGINT from the first instant of the `streamlstm` command to the handler of
-the command that runs.
+"""The stop signals, SIGTERM, SIGINT and SIGHUP (a closed terminal), from the first instant of
+the `streamlstm` command to the handler of the command that runs. SIGHUP ignored when the
+command started stays ignored: `nohup` asked for that.
 
 Loading the CLI (numpy, numba, the detector) takes ~0.6 s. A supervisor's SIGTERM in that
 window used to kill the process with the default action (status -15), although nothing was
@@ -15,9 +16,14 @@ between its steps signals are recorded, for the next step's handler.
 import signal
 from contextlib import contextmanager
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _previous: dict = {}  # handlers `catch_early` replaced; empty when it was not called
 _arrived: list[int] = []  # signals recorded since `catch_early`
+
+
+def _stops() -> list[signal.Signals]:
+    """The stop signals to handle now: all but an ignored SIGHUP."""
+    return [s for s in _SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
 
 
 def _record(signum, frame) -> None:
@@ -25,21 +31,21 @@ def _record(signum, frame) -> None:
 
 
 def catch_early() -> None:
-    """Record SIGTERM and SIGINT until a command takes them over or releases them."""
-    _previous.update({s: signal.signal(s, _record) for s in _SIGNALS})
+    """Record the stop signals until a command takes them over or releases them."""
+    _previous.update({s: signal.signal(s, _record) for s in _stops()})
 
 
 def take_over(handler) -> dict:
-    """Install `handler` for SIGTERM and SIGINT and pass it any signal recorded before;
+    """Install `handler` for the stop signals and pass it any signal recorded before;
     returns the handlers it replaced."""
-    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    previous = {s: signal.signal(s, handler) for s in _stops()}
     while _arrived:
         handler(_arrived.pop(0), None)
     return previous
 
 
 def release() -> None:
-    """Give SIGTERM and SIGINT their previous handlers back, delivering a recorded signal."""
+    """Give the stop signals their previous handlers back, delivering a recorded signal."""
     for s, handler in _previous.items():
         signal.signal(s, handler)
     _previous.clear()
@@ -48,7 +54,7 @@ def release() -> None:
 
 
 class Stopped(BaseException):
-    """SIGTERM or SIGINT inside `raising`; a BaseException, as KeyboardInterrupt, so that no
+    """A stop signal inside `raising`; a BaseException, as KeyboardInterrupt, so that no
     `except Exception` takes it for an error of its own."""
 
     def __init__(self, signum: int):
@@ -62,11 +68,11 @@ def _stop(signum, frame) -> None:
 
 @contextmanager
 def raising():
-    """Inside the block SIGTERM and SIGINT, a recorded one first, raise `Stopped`; after it
+    """Inside the block the stop signals, a recorded one first, raise `Stopped`; after it
     they have the handlers they had before the block: recorded again where `catch_early`
     caught them, so that one arriving between two steps (`score`'s scoring and its plot)
     goes to the next step's handler instead of the default action."""
-    previous = {s: signal.getsignal(s) for s in _SIGNALS}
+    previous = {s: signal.getsignal(s) for s in _stops()}
     try:
         take_over(_stop)
         yield

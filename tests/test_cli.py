@@ -203,6 +203,31 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
     assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
 
 
+@pytest.mark.slow  # the CLI in subprocesses
+@pytest.mark.parametrize("nohup", [False, True])
+def test_sighup_stops_run_with_a_checkpoint_unless_ignored_as_under_nohup(tmp_path, small_config, nohup):
+    """SIGHUP (a closed terminal or SSH session) had its default action: `run` died, status -1,
+    without a checkpoint. Now it stops `run` as SIGTERM does; ignored when the command started
+    (`nohup`), it stays ignored."""
+    lines = events(15).encode().splitlines(keepends=True)  # 30 lines
+    state = tmp_path / "state"
+    ignore = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
+    proc = _spawn(["--config", small_config, "run", "--state-dir", str(state)], preexec_fn=ignore)
+    proc.stdin.write(b"".join(lines[:20]))
+    proc.stdin.flush()
+    answered = [proc.stdout.readline() for _ in range(20)]
+    proc.send_signal(signal.SIGHUP)
+    if nohup:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0 and all(answered)
+    assert ("received SIGHUP" in proc.stderr.read().decode()) is not nohup
+    replay = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run", "--state-dir",
+                             str(state), "--skip-consumed"], input=b"".join(lines), capture_output=True, timeout=120)
+    assert replay.returncode == 0 and len(replay.stdout.splitlines()) == 10  # the checkpoint covers the first 20
+
+
 @pytest.mark.parametrize("module", [False, True])
 def test_sigterm_during_start_up_exits_0_after_checkpointing(tmp_path, small_config, module):
     """A supervisor's SIGTERM while the detector's imports still load (~0.6 s) used to kill the
@@ -623,7 +648,7 @@ def test_a_closed_stdin_or_stdout_is_a_fatal_error_not_results_discarded(tmp_pat
 
 
 @pytest.mark.slow  # the CLI in subprocesses
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_an_interrupted_score_writes_what_it_read_and_exits_128_plus_the_signal(small_config, signum):
     proc = _spawn(["--config", small_config, "score", "/dev/stdin"])
     proc.stdin.write(events(15).encode())

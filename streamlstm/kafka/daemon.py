@@ -584,7 +584,7 @@ def _exit_now(status: int) -> None:
 
 
 def stopper(stop: threading.Event, exit=_exit_now):
-    """The daemon's SIGTERM/SIGINT handler (main thread): it sets `stop`, and if the daemon has
+    """The daemon's handler of the stop signals (SIGTERM, SIGINT, SIGHUP; main thread): it sets `stop`, and if the daemon has
     not returned `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs
     one line and exits 1, as SIGKILL would, leaving the offsets where the last checkpoint put
     them. The main thread may then be inside a client's C call (confluent's flush) that runs
@@ -606,7 +606,7 @@ def stopper(stop: threading.Event, exit=_exit_now):
 
     def watch(fd: int) -> None:
         while byte := os.read(fd, 1):  # (empty once the write end is closed)
-            if byte[0] in (signal.SIGTERM, signal.SIGINT):
+            if byte[0] in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 return handler()
 
     wake_r, wake_w = os.pipe()
