@@ -13,11 +13,12 @@ __all__ = ["RAW_LIMIT", "TS_MAX", "TS_MIN", "UNIVARIATE", "Event", "Rejected", "
 
 RAW_LIMIT = 200  # characters of the offending line kept in a rejection
 UNIVARIATE = ("value",)  # the feature names of a univariate event
-# Timestamps from year 1 to year 9999, as ISO 8601 (and a plot's time axis) can write them:
+# Timestamps from year 1 to the last millisecond of year 9999 (the plot's time axis counts
+# milliseconds), as ISO 8601 can write them:
 # beyond, a number is far more likely epoch milliseconds (or finer) than a real time, and
 # admitted it would reject every later event of its stream as ts_backwards.
 TS_MIN = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
-TS_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
+TS_MAX = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp()
 
 
 class Event(NamedTuple):

@@ -162,9 +162,18 @@ def test_error_record(parser):
     ("2024-01-01 02:00:00+02:00", 1704067200.0),
     ("2024-01-01T00:00:00.500Z", 1704067200.5),
     ("2024-01-01", 1704067200.0),
+    ("9999-12-31T23:59:59.9Z", 253402300799.9),          # within year 9999's last second
 ])
 def test_parse_ts(raw, expected):
     assert parse_ts(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["2024-01-01T00:00\0Z", "2024-01-01T00:00:00\0", "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660"])
+def test_a_timestamp_with_a_nul_or_other_scripts_digits_is_rejected(parser, raw):
+    """A NUL ended fromisoformat()'s reading (the time was taken without it) and float() read
+    Arabic-Indic digits as 1700000000: both were accepted as times."""
+    rej = parser.parse(1, json.dumps({"stream": "s", "ts": raw, "value": 1}).encode())
+    assert reason(rej) == "bad_timestamp" and "other than printable ASCII" in rej.detail
 
 
 @pytest.mark.parametrize("raw, says", [

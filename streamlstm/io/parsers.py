@@ -78,6 +78,9 @@ def parse_ts(raw: Any) -> float:
             raise _Bad("bad_timestamp", f"timestamp is too large: {str(raw)[:50]}") from None
     elif kind is str:
         text = raw.strip()
+        if not (text.isascii() and text.isprintable()):  # float() reads other scripts' digits, and
+            # fromisoformat() stops at a NUL: "2024-01-01T00:00\0Z" would pass for a time
+            raise _Bad("bad_timestamp", f"timestamp {raw[:50]!r} holds characters other than printable ASCII")
         if _NUMBER.fullmatch(text):
             ts = float(text)
         else:
