@@ -212,6 +212,28 @@ def test_a_daily_cycle_with_timestamps_is_left_to_the_day_profile():
     assert not np.array_equal(without_t.scores, MultiStreamDetector(1, cycle_max=0).process(ids, x[:, None]).scores)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_day_profile_does_not_learn_what_its_own_cycle_kept_out(seed):
+    """A day of 15-minute readings whose rhythm runs 2.5 times as fast for two days, three
+    times. The day's profile judges it (a cycle of a day), and before it learnt the first
+    incident within each hour: the bins' variance grew and the second and third went
+    unflagged on every seed. A bin now learns no value that the feature's own cycle kept
+    out of its references: each incident is flagged, and nothing else."""
+    day = 96
+    rng = np.random.default_rng(seed)
+    t = np.arange(day * 56)
+    x = np.sin(2 * np.pi * t / day) + 0.1 * rng.normal(size=len(t))
+    starts = (25 * day, 38 * day, 50 * day)
+    fast = np.arange(2 * day)
+    for s in starts:
+        x[s:s + 2 * day] = np.sin(2 * np.pi * (s + 2.5 * fast) / day) + 0.1 * rng.normal(size=2 * day)
+    det = MultiStreamDetector(1, seed=seed)
+    flags = np.flatnonzero(det.process(["s"] * len(x), x[:, None], 1_700_006_400.0 + 900.0 * t).flags)
+    assert det.engine.streams.stats32[0, det.hyper.stats.cycle_period] == day
+    within = [(flags >= s) & (flags < s + 2 * day + 20) for s in starts]
+    assert all(w.any() for w in within) and np.logical_or.reduce(within).all()
+
+
 def test_cycle_max_auto_is_off_in_shared_mode_and_checked():
     assert MultiStreamDetector(1).hyper.cycle_max == scoring.CYCLE_MAX_AUTO
     assert MultiStreamDetector(1, weight_mode="shared").hyper.cycle_max == 0

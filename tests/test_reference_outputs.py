@@ -21,7 +21,8 @@ range novelty (the batch run's records at its cycle's peaks) and a feature's fir
 stopped being learnt by its cycle and its day's bin as a deviation from a mean not yet
 begun; and again when a record that came by a typical step in a run of records stopped
 being range novelty (snapshot format 17: the one-event run loses one of its nine alerts,
-a record after its level shift). A change meant to alter results
+a record after its level shift); and again when a day's bin stopped learning a value the
+feature's own cycle kept out (the batch run's bins alone moved). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

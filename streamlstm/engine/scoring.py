@@ -17,7 +17,9 @@ mean_d, sd_d are the stream's input scaler (half-life `scaler_halflife`); step_d
 absolute step, same half-life, because a level shift inflates sd_d for thousands of events
 and steps in sd units would hide what follows it. The seasonal profile is `seasonal_bins`
 bins of the UTC day, each an EWMA mean and variance of the deviation v_d - mean_d, so a
-drifting level carries the profile along; it answers once the stream is a day old.
+drifting level carries the profile along; it answers once the stream is a day old. A bin
+learns no value that the feature's own cycle (below) keeps out as an incident: learnt, an
+incident's values widen its hour's variance for weeks and hide the next one.
 
 The stream's own cycle needs no timestamps: a cycle of P events, P <= `cycle_max`, found
 from each feature's mean squared difference D(tau) of values tau events apart, as YIN
@@ -396,12 +398,14 @@ def learn_cycle(dev, d, cycle, tick, surprising, stats32, sd, hy):
     stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's running
     variance and level against the period, the mean squared difference at every lag, the
     ring (`dev`, or NaN for an outlier from its cycle or an event `surprising` to the
-    cycle's channel), then the period (find_period)."""
+    cycle's channel), then the period (find_period). Returns whether the feature has a
+    period and the value was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
-        return
+        return False
     col = hy.stats
     p = tick % Lc
+    has_period = stats32[col.cycle_period + d] > 0.0
     z = cycle_residual(dev, d, cycle, tick, stats32, sd, hy)
     outlier = False
     if not math.isnan(z):
@@ -424,6 +428,7 @@ def learn_cycle(dev, d, cycle, tick, surprising, stats32, sd, hy):
         _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, tick, sd, hy.scaler_alpha)
     cycle[d, CYC_DEV, p] = math.nan if outlier or surprising else dev
     find_period(d, cycle, tick + 1, stats32, hy)
+    return has_period and (outlier or surprising)
 
 
 @kernel
@@ -665,7 +670,8 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
     (none for the feature's first value, which starts the mean), so a drifting
     level moves the whole profile with it instead of leaving every bin behind until its
     next visits; it is stored with compact.narrow_step, so that it
-    never stalls short of a new level. Values are limited to +-VALUE_LIMIT and, once the
+    never stalls short of a new level. Where the feature has a period, the bin learns no
+    value that its cycle kept out of its ring. Values are limited to +-VALUE_LIMIT and, once the
     feature has a range, to one width beyond it (learnt_value). A feature that leaves a
     constant's history restarts its regime baseline (update_baseline). Returns whether any
     feature was observed."""
@@ -685,7 +691,8 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
         n = stats[col.count + d] + 1.0
         # The first value has no running mean to deviate from (the mean starts at it).
         dev = v - stats[col.mean + d] if n > 1.0 else math.nan
-        learn_cycle(dev, d, cycle, tick, surprising, stats32, scaler_std(stats32[col.var + d], stats[col.mean + d]), hy)
+        kept_out = learn_cycle(dev, d, cycle, tick, surprising, stats32, scaler_std(stats32[col.var + d],
+                                                                                 stats[col.mean + d]), hy)
         was_measured = measured(d, stats, col)
         restart = False
         stats[col.count + d] = n
@@ -720,7 +727,7 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
             # first. A judged constant's excursion to another constant and back stays an
             # incident.
             stats[col.base_count + d] = 0.0
-        if b >= 0 and n > 1.0:
+        if b >= 0 and n > 1.0 and not kept_out:  # an incident its cycle saw is no new normal for its hour
             profile = bins[d, b]
             visits = bin_visits(profile) + 1
             mean, var = ewma_update(bin_mean(profile), bin_var(profile), dev, max(1.0 / visits, hy.seasonal_alpha))
