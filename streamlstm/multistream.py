@@ -377,6 +377,8 @@ class MultiStreamDetector:
             _upgrade_to_v16(arrays, n, D)
         if version < 17:
             arrays["stream.records"] = np.zeros((n, D, 2, 2), dtype=np.uint16)  # none counted yet (format 17)
+        if 15 <= version < 18:  # format 18's count of abnormal events, the last column: none yet
+            arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, 1)))
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")

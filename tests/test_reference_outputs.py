@@ -22,7 +22,9 @@ stopped being learnt by its cycle and its day's bin as a deviation from a mean n
 begun; and again when a record that came by a typical step in a run of records stopped
 being range novelty (snapshot format 17: the one-event run loses one of its nine alerts,
 a record after its level shift); and again when a day's bin stopped learning a value the
-feature's own cycle kept out (the batch run's bins alone moved). A change meant to alter results
+feature's own cycle kept out (the batch run's bins alone moved); and again when each
+stream began to count its abnormal events less its normal ones (snapshot format 18: a
+last column of the state's `stats32`, every output as before). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -266,6 +266,7 @@ class KernelHyper(NamedTuple):
     regime_enter: float
     regime_exit: float
     regime_learn_weight: float
+    new_normal: int  # scoring.regime_learn: the scaler's half-life in events, at most 2^24 (float32 counts it)
     shared: bool
     # Backpropagate through the window's recorded forward pass instead of re-running it
     # (per_stream mode, or shared with record_window, without input dropout; see
@@ -327,6 +328,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         regime_enter=float(settings["regime_enter"]),
         regime_exit=float(settings["regime_exit"]),
         regime_learn_weight=float(settings["regime_learn_weight"]),
+        new_normal=min(max(round(settings["scaler_halflife"]), 1), 2**24),
         shared=shared,
         cached_window=cached_window,
         f16_window=settings["dtype"] == "float32" and not cached_window,

@@ -141,6 +141,7 @@ class StatsLayout(NamedTuple):
     cycle_period: int  # feature block: the period found, in events (0: none)
     cycle_var: int  # feature block: running variance of the residual against it
     cycle_level: int  # feature block: running mean, over the short window, of the difference from a period ago
+    abnormal_run: int  # the regime's abnormal events less its normal ones, not below 0 (scoring.regime_learn)
     width32: int  # columns of `stats32`
 
 
@@ -159,14 +160,14 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
                        base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, base_recent=base_prev + 5 * D,
                        base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, cycle_period=own,
-                       cycle_var=own + c, cycle_level=own + 2 * c, width32=own + 3 * c)
+                       cycle_var=own + c, cycle_level=own + 2 * c, abnormal_run=own + 3 * c, width32=own + 3 * c + 1)
 
 
 def stats_columns(D: int) -> dict[str, int]:
     """Columns of each statistic, by name, for D features without an own cycle (formats 6
     to 15): StatsLayout's, and the tail frequencies' of the formats that held them in
     `stats32` (9 to 11)."""
-    one = {"penalty", "quantile", "regime", "day_old"}
+    one = {"penalty", "quantile", "regime", "day_old", "abnormal_run"}
     sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}

@@ -181,8 +181,9 @@ RES_SPAN = 1.5
 # what a lasting incident looks like. While abnormal, the regime's baseline learns at the
 # `regime_learn_weight` setting's fraction of its rate (0.1: its half-life 10x the
 # scaler's), so an incident does not become the normal within its own duration, while a
-# lasting change does, eventually. Both chosen on the SKAB development half
-# (docs/tuning-log.md).
+# lasting change does, eventually; at the latest once the stream's abnormal events
+# outnumber its normal ones by the scaler's half-life (regime_learn). Both chosen on the
+# SKAB development half (docs/tuning-log.md); the half-life is the scaler's.
 # An event's evidence is what it adds to what the stream's recent past already said: a
 # level counts once per integrated autocorrelation time of its feature, and a jump counts
 # by its innovation under an AR(1) whose coefficient is capped at RHO_MAX, so that an
@@ -1113,11 +1114,27 @@ def regime_step(x, s, streams, findings, hy):
 @inlined_kernel
 def regime_learn(state, findings, s, streams, hy):
     """Store the state `regime_step` gave a learnt event, and the blame it left in
-    findings (FIND_ROWS, D) (not during warm-up, where it made no step)."""
-    if streams.counters[s, C_SEEN] >= hy.warmup:
-        streams.stats32[s, hy.stats.regime] = state
+    findings (FIND_ROWS, D) (not during warm-up, where it made no step). A lasting change
+    becomes the normal: the stream counts its abnormal events less its normal ones (not
+    below 0), and where that count reaches `new_normal` (the scaler's half-life: the
+    abnormal state has outlasted the baseline's memory of what came before) the regime
+    starts over, at its prior, with no blame, and every feature's baseline learns again
+    from the next event, as a feature's does where it leaves a constant's history."""
+    if streams.counters[s, C_SEEN] < hy.warmup:
+        return
+    col = hy.stats
+    streams.stats32[s, col.regime] = state
+    for d in range(hy.D):
+        streams.stats32[s, col.base_blame + d] = findings[FIND_BLAME, d]
+    run = streams.stats32[s, col.abnormal_run]
+    run = run + 1.0 if state + _logit(hy.regime_enter) >= 0.0 else max(run - 1.0, 0.0)
+    if run >= hy.new_normal:
+        run = 0.0
+        streams.stats32[s, col.regime] = 0.0
         for d in range(hy.D):
-            streams.stats32[s, hy.stats.base_blame + d] = findings[FIND_BLAME, d]
+            streams.stats32[s, col.base_blame + d] = 0.0
+            streams.stats[s, col.base_count + d] = 0.0
+    streams.stats32[s, col.abnormal_run] = run
 
 
 # Weyl sequences (the golden ratio's and the plastic number's) for the tail frequencies'
