@@ -1,8 +1,8 @@
 """The `streamlstm` command.
 
 Exit status: 0 success, 2 usage or configuration error, 1 fatal I/O error; a `score`
-stopped by SIGINT, SIGTERM or SIGHUP writes the results of what it read, then exits 128 + the signal,
-with one line also when stopped before it read anything (`run` exits 0: it is meant to be
+stopped by SIGINT, SIGTERM or SIGHUP writes the results of what it read, then exits 128 +
+the signal, with one line also when stopped before it read anything (`run` exits 0: it is meant to be
 stopped). A fatal error is one line on stderr saying
 what failed, where, and what to do; its traceback is logged only at DEBUG. A closed stdin,
 or a closed stdout where results go, is a fatal error before anything is read. An input
@@ -150,8 +150,8 @@ def main(ctx: click.Context, config_path, log_format, log_level) -> None:
     streamlstm score series.csv --output scores.csv --plot scores.png
     """
     ctx.obj = {"config_path": config_path, "log_format": log_format, "log_level": log_level}
-    # `run` stops cleanly on SIGTERM/SIGINT/SIGHUP from its first instant (FilterRunner takes them
-    # over), `score` with one line and exit 128 + the signal (its own `_stopped`, then
+    # `run` stops cleanly on SIGTERM/SIGINT/SIGHUP from its first instant (FilterRunner takes
+    # them over), `score` with one line and exit 128 + the signal (its own `_stopped`, then
     # FilterRunner, then `_stopped` while it plots), `plot` so while it reads and draws, the
     # other commands not at all.
     if ctx.invoked_subcommand not in ("run", "score"):

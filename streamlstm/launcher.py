@@ -1,5 +1,5 @@
-"""The `streamlstm` command's entry point: catch the stop signals (SIGTERM, SIGINT, SIGHUP) before the slow imports
-(see signals.py), then run the CLI."""
+"""The `streamlstm` command's entry point: catch the stop signals (SIGTERM, SIGINT, SIGHUP)
+before the slow imports (see signals.py), then run the CLI."""
 
 from . import signals
 

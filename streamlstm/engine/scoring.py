@@ -672,8 +672,8 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
     level moves the whole profile with it instead of leaving every bin behind until its
     next visits; it is stored with compact.narrow_step, so that it
     never stalls short of a new level. Where the feature has a period, the bin learns no
-    value that its cycle kept out of its ring. Values are limited to +-VALUE_LIMIT and, once the
-    feature has a range, to one width beyond it (learnt_value). A feature that leaves a
+    value that its cycle kept out of its ring. Values are limited to +-VALUE_LIMIT and,
+    once the feature has a range, to one width beyond it (learnt_value). A feature that leaves a
     constant's history restarts its regime baseline (update_baseline). Returns whether any
     feature was observed."""
     D, col, alpha = hy.D, hy.stats, hy.scaler_alpha

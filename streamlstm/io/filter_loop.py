@@ -10,9 +10,10 @@ this thread writes the results of k−1 and reads and parses k+1. With a state d
 detectors, the parser's per-stream memory, the number of input lines consumed and the
 `baseline_rows` counts are checkpointed every `every_events` events or `every_seconds`
 seconds and at shutdown, by the pipeline's checkpoint recipe, so a checkpoint covers exactly
-the lines whose results the sinks have delivered. SIGTERM, SIGINT and SIGHUP (unless ignored, as under
-nohup) finish the batch in the kernel (and the one already parsed), write their results, checkpoint and exit 0; a line
-only partly read by then is left unconsumed. An input of which not one non-empty line was
+the lines whose results the sinks have delivered. SIGTERM, SIGINT and SIGHUP (unless
+ignored, as under nohup) finish the batch in the kernel (and the one already parsed),
+write their results, checkpoint and exit 0; a line only partly read by then is left
+unconsumed. An input of which not one non-empty line was
 accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
 
 Baseline priming learns known-good history without scoring it: a baseline file, learnt in

@@ -584,8 +584,8 @@ def _exit_now(status: int) -> None:
 
 
 def stopper(stop: threading.Event, exit=_exit_now):
-    """The daemon's handler of the stop signals (SIGTERM, SIGINT, SIGHUP; main thread): it sets `stop`, and if the daemon has
-    not returned `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs
+    """The daemon's handler of the stop signals (SIGTERM, SIGINT, SIGHUP; main thread): it
+    sets `stop`, and if the daemon has not returned `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs
     one line and exits 1, as SIGKILL would, leaving the offsets where the last checkpoint put
     them. The main thread may then be inside a client's C call (confluent's flush) that runs
     no Python signal handler until it returns, so a thread woken by the signal's wakeup fd
