@@ -168,7 +168,8 @@ def test_parse_ts(raw, expected):
     assert parse_ts(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["2024-01-01T00:00\0Z", "2024-01-01T00:00:00\0", "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660"])
+@pytest.mark.parametrize("raw", ["2024-01-01T00:00\0Z", "2024-01-01T00:00:00\0",
+                                 "\u0661\u0667" + "\u0660" * 8])  # Arabic-Indic 1700000000
 def test_a_timestamp_with_a_nul_or_other_scripts_digits_is_rejected(parser, raw):
     """A NUL ended fromisoformat()'s reading (the time was taken without it) and float() read
     Arabic-Indic digits as 1700000000: both were accepted as times."""
