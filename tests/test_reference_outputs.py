@@ -23,8 +23,9 @@ begun; and again when a record that came by a typical step in a run of records s
 being range novelty (snapshot format 17: the one-event run loses one of its nine alerts,
 a record after its level shift); and again when a day's bin stopped learning a value the
 feature's own cycle kept out (the batch run's bins alone moved); and again when each
-stream began to count its abnormal events less its normal ones (snapshot format 18: a
-last column of the state's `stats32`, every output as before). A change meant to alter results
+stream began to count its abnormal events less its normal ones, by which a lasting change
+teaches the regime's calibration (snapshot format 18: a last column of the state's
+`stats32`, every output as before). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -180,10 +180,11 @@ RES_SPAN = 1.5
 # is 0.25: an abnormal stream typically shows 1-in-4 events, not only rare ones, which is
 # what a lasting incident looks like. While abnormal, the regime's baseline learns at the
 # `regime_learn_weight` setting's fraction of its rate (0.1: its half-life 10x the
-# scaler's), so an incident does not become the normal within its own duration, while a
-# lasting change does, eventually; at the latest once the stream's abnormal events
-# outnumber its normal ones by the scaler's half-life (regime_learn). Both chosen on the
-# SKAB development half (docs/tuning-log.md); the half-life is the scaler's.
+# scaler's), and so does its calibration once the stream has been abnormal for the
+# scaler's half-life more than normal (its tail frequencies and persistence, learnt only
+# while normal before), so an incident does not become the normal within its own
+# duration, while a lasting change does, eventually, whether of the level or of the
+# noise. Both chosen on the SKAB development half (docs/tuning-log.md).
 # An event's evidence is what it adds to what the stream's recent past already said: a
 # level counts once per integrated autocorrelation time of its feature, and a jump counts
 # by its innovation under an AR(1) whose coefficient is capped at RHO_MAX, so that an
@@ -819,7 +820,8 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
         channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], x, t, ticks, surprising,
                                   hy)
-    update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0, hy)
+    update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0,
+                    stats32[col.abnormal_run] >= hy.new_normal, hy)
     return observed
 
 
@@ -1114,27 +1116,17 @@ def regime_step(x, s, streams, findings, hy):
 @inlined_kernel
 def regime_learn(state, findings, s, streams, hy):
     """Store the state `regime_step` gave a learnt event, and the blame it left in
-    findings (FIND_ROWS, D) (not during warm-up, where it made no step). A lasting change
-    becomes the normal: the stream counts its abnormal events less its normal ones (not
-    below 0), and where that count reaches `new_normal` (the scaler's half-life: the
-    abnormal state has outlasted the baseline's memory of what came before) the regime
-    starts over, at its prior, with no blame, and every feature's baseline learns again
-    from the next event, as a feature's does where it leaves a constant's history."""
-    if streams.counters[s, C_SEEN] < hy.warmup:
-        return
-    col = hy.stats
-    streams.stats32[s, col.regime] = state
-    for d in range(hy.D):
-        streams.stats32[s, col.base_blame + d] = findings[FIND_BLAME, d]
-    run = streams.stats32[s, col.abnormal_run]
-    run = run + 1.0 if state + _logit(hy.regime_enter) >= 0.0 else max(run - 1.0, 0.0)
-    if run >= hy.new_normal:
-        run = 0.0
-        streams.stats32[s, col.regime] = 0.0
+    findings (FIND_ROWS, D), and count the event in the stream's abnormal events less its
+    normal ones (not below 0; update_baseline asks whether the count has reached the
+    scaler's half-life) (not during warm-up, where it made no step)."""
+    if streams.counters[s, C_SEEN] >= hy.warmup:
+        col = hy.stats
+        streams.stats32[s, col.regime] = state
         for d in range(hy.D):
-            streams.stats32[s, col.base_blame + d] = 0.0
-            streams.stats[s, col.base_count + d] = 0.0
-    streams.stats32[s, col.abnormal_run] = run
+            streams.stats32[s, col.base_blame + d] = findings[FIND_BLAME, d]
+        run = streams.stats32[s, col.abnormal_run]
+        streams.stats32[s, col.abnormal_run] = run + 1.0 if state + _logit(hy.regime_enter) >= 0.0 else max(
+            run - 1.0, 0.0)
 
 
 # Weyl sequences (the golden ratio's and the plastic number's) for the tail frequencies'
@@ -1146,7 +1138,7 @@ _DITHER_P = 0.7548776662466927
 @kernel
 def _learn_tail(freqs, z, rate, n):
     """One step of the frequencies freqs (TAIL_LEVELS,) UF16 of |z| > 1 .. TAIL_LEVELS, at
-    the n-th observation a feature's baseline learnt while normal. Stored dithered
+    the dither's index n (a count of the feature's observations). Stored dithered
     (compact.dithered_bits): a frequency of 1e-3 decays by 7e-7 per event at the default
     rate, a third of its unit in the last place."""
     for k in range(TAIL_LEVELS):
@@ -1156,7 +1148,7 @@ def _learn_tail(freqs, z, rate, n):
 
 
 @kernel
-def update_baseline(stats, stats32, tails, x, abnormal, hy):
+def update_baseline(stats, stats32, tails, x, abnormal, lasting, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does, over the observations it learnt while the stream was normal (base_count, m):
     exact moments, then its half-life; at hy.regime_learn_weight of that rate while the
@@ -1164,12 +1156,16 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
     follows its values (at a tenth of the rate a first value would leave the mean 90 %
     short of it). The value is limited to TAIL_LEVELS baseline sd from the mean (a 70 sd
     jump would otherwise widen the baseline's sd threefold in one event and hide itself).
-    While the stream is normal, each feature counts the observation and, past
-    TAIL_MIN_COUNT of them, learns its tail frequencies (of |z| and of the innovation, in
-    tails (D, N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to
-    +-TAIL_LEVELS, so that one huge value cannot swamp the running means) and the spread
-    of its recent mean (recent_p_value), at rates and floors by that count; the running
-    and recent means of z and the previous z follow every observation. Runs after
+    While the stream is normal, each feature counts the observation. Past TAIL_MIN_COUNT
+    of them, it learns its tail frequencies (of |z| and of the innovation, in tails (D,
+    N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS,
+    so that one huge value cannot swamp the running means) and the spread of its recent
+    mean (recent_p_value), at rates and floors by that count; while the stream is
+    abnormal, once its abnormal events outnumber its normal ones by the scaler's half-life
+    (`lasting`, regime_learn's count), at hy.regime_learn_weight of that rate, so that a
+    lasting change of the noise or the rhythm becomes the normal too, and an incident
+    shorter than that does not teach the calibration; the running and recent means of z
+    and the previous z follow every observation. Runs after
     update_value_stats has counted the observation."""
     col = hy.stats
     a = hy.scaler_alpha
@@ -1187,12 +1183,13 @@ def update_baseline(stats, stats32, tails, x, abnormal, hy):
         if not abnormal:
             stats[col.base_count + d] += 1.0
         m = stats[col.base_count + d]
-        if not abnormal and m > TAIL_MIN_COUNT:  # a z under a baseline of TAIL_MIN_COUNT or more
-            rate = max(1.0 / (m - TAIL_MIN_COUNT), a)
+        if m > TAIL_MIN_COUNT and (lasting or not abnormal):  # a z under a baseline of TAIL_MIN_COUNT or more
+            rate = max(1.0 / (m - TAIL_MIN_COUNT), a) * weight
             prev = stats32[col.base_prev + d]
             rho, _ = persistence(d, stats32, hy)
-            _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, m)
-            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, m)
+            n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
+            _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, n)
+            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, n)
             stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
                                                  - stats32[col.base_lag + d])
             stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
