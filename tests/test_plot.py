@@ -61,6 +61,19 @@ def test_time_axis_when_every_event_has_a_timestamp_in_order():
     assert plot._times(records(ts=lambda t: "yesterday")) is None
 
 
+@pytest.mark.parametrize("start", [253_402_300_770.0, -62_135_596_790.0])  # 30 s before 10000, 10 s into year 1
+def test_times_near_the_bounds_of_a_date_axis_are_drawn_against_the_event_index(tmp_path, start):
+    """Timestamps that parse but sit so near year 9999's end or year 1's start that
+    matplotlib's padded date axis leaves its range raised a traceback from the plot (Date
+    ordinal ... converts to 10000-01-01). They are drawn against the event index, as a
+    plot without times is; a week away they keep the time axis."""
+    near = records(ts=lambda t: start + 0.1 * t)
+    assert plot._times(near) is None
+    assert plot_results(near, tmp_path / "near.png") == 1 and (tmp_path / "near.png").stat().st_size > 0
+    away = -7 * 86400.0 if start > 0 else 7 * 86400.0
+    assert plot._times(records(ts=lambda t: start + away + 0.1 * t)) is not None
+
+
 def test_results_with_epoch_milliseconds_are_drawn_against_the_event_index(tmp_path):
     # Results written before timestamps were bounded: year 56302 is beyond what a date axis draws.
     ms = records(ts=lambda t: 1_714_564_800_000 + 60_000 * t)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..event import TS_MAX, TS_MIN
 from .parsers import InputFormatError, parse_ts
 
 BAND_WINDOW = 50  # events in the trailing window that sets the band's width
@@ -21,6 +22,7 @@ MAX_FEATURE_PANELS = 8  # a stream's features drawn; beyond, those most often na
 
 
 # What a result record holds beside "value" (univariate) or "values" (multivariate).
+_SINGLE_TIME_PAD = 2 * 86400.0  # seconds: matplotlib's date axis around a single time (DateLocator.nonsingular)
 _RESULT_KEYS = ("seq", "stream", "score", "is_anomaly", "alert_score", "regime", "abnormal", "prediction")
 
 
@@ -102,14 +104,20 @@ def _band(values: np.ndarray, preds: np.ndarray) -> np.ndarray:
     return out
 
 
-def _times(records: list[dict]) -> np.ndarray | None:
-    """The records' timestamps (datetime64, UTC) when every one has a valid one and they
-    never go back; None otherwise (the plot then counts events)."""
+def _times(records: list[dict], margin: float = 0.05) -> np.ndarray | None:
+    """The records' timestamps (datetime64, UTC) when every one has a valid one, they
+    never go back, and the axis, padded by `margin` of their span (matplotlib's
+    axes.xmargin) or by the two days matplotlib puts around a single time, stays within
+    the years 1 to 9999 that a date axis draws; None otherwise (the plot then counts
+    events)."""
     try:
         ts = np.array([parse_ts(r["ts"]) for r in records])
     except (KeyError, ValueError):  # no timestamp (None, or no key), or one that does not parse
         return None
     if np.any(np.diff(ts) < 0.0):
+        return None
+    pad = max(margin * (ts[-1] - ts[0]), _SINGLE_TIME_PAD)
+    if ts[0] - pad < TS_MIN or ts[-1] + pad > TS_MAX:
         return None
     return (ts * 1e3).astype("datetime64[ms]")
 
@@ -177,7 +185,7 @@ def draw_results(records: list[dict], stream: str | None = None, threshold: floa
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     row = 0
     for sid, recs, series, shown, top in layout:
-        times = _times(recs)
+        times = _times(recs, plt.rcParams["axes.xmargin"])
         x = np.arange(len(recs)) if times is None else times
         flags = np.array([r["is_anomaly"] for r in recs])
         abnormal = np.array([r["abnormal"] for r in recs])
