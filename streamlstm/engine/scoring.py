@@ -197,11 +197,12 @@ RES_SPAN = 1.5
 # time scale), against that mean's own spread while normal (regime_p_values).
 # The p-values are calibrated to each feature's own history: a daily cycle or a ramp sits
 # more than 1 sd from its mean far more often than a Gaussian does, and its long runs of
-# such values would otherwise read as an incident. While the stream is normal, each feature
-# learns how often its |z| exceeds 1, 2, ..., TAIL_LEVELS (layout.py), as the scaler learns
-# (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations learnt while
-# normal (before them the baseline's own variance is too uncertain: |z| is Student-t), and
-# the regime judges a feature only from then on.
+# such values would otherwise read as an incident. While the stream is normal (and, at a
+# tenth of the rate, while a lasting change holds it abnormal: update_baseline), each
+# feature learns how often its |z| exceeds 1, 2, ..., TAIL_LEVELS (layout.py), as the
+# scaler learns (exact frequencies, then its half-life), after TAIL_MIN_COUNT observations
+# learnt while normal (before them the baseline's own variance is too uncertain: |z| is
+# Student-t), and the regime judges a feature only from then on.
 REGIME_ALTERNATIVE = 0.5
 RHO_MAX = 0.99
 PERSISTENCE_HORIZON = 400.0
@@ -1117,16 +1118,17 @@ def regime_step(x, s, streams, findings, hy):
 def regime_learn(state, findings, s, streams, hy):
     """Store the state `regime_step` gave a learnt event, and the blame it left in
     findings (FIND_ROWS, D), and count the event in the stream's abnormal events less its
-    normal ones (not below 0; update_baseline asks whether the count has reached the
-    scaler's half-life) (not during warm-up, where it made no step)."""
+    normal ones (between 0 and the scaler's half-life, `new_normal`, which update_baseline
+    asks whether it has reached; an event without a value counts by the state the
+    transitions leave) (not during warm-up, where it made no step)."""
     if streams.counters[s, C_SEEN] >= hy.warmup:
         col = hy.stats
         streams.stats32[s, col.regime] = state
         for d in range(hy.D):
             streams.stats32[s, col.base_blame + d] = findings[FIND_BLAME, d]
         run = streams.stats32[s, col.abnormal_run]
-        streams.stats32[s, col.abnormal_run] = run + 1.0 if state + _logit(hy.regime_enter) >= 0.0 else max(
-            run - 1.0, 0.0)
+        streams.stats32[s, col.abnormal_run] = min(run + 1.0, hy.new_normal) if state + _logit(
+            hy.regime_enter) >= 0.0 else max(run - 1.0, 0.0)
 
 
 # Weyl sequences (the golden ratio's and the plastic number's) for the tail frequencies'
@@ -1162,10 +1164,12 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, hy):
     so that one huge value cannot swamp the running means) and the spread of its recent
     mean (recent_p_value), at rates and floors by that count; while the stream is
     abnormal, once its abnormal events outnumber its normal ones by the scaler's half-life
-    (`lasting`, regime_learn's count), at hy.regime_learn_weight of that rate, so that a
-    lasting change of the noise or the rhythm becomes the normal too, and an incident
-    shorter than that does not teach the calibration; the running and recent means of z
-    and the previous z follow every observation. Runs after
+    (`lasting`, regime_learn's count), the tail frequencies and the recent mean's spread
+    learn at hy.regime_learn_weight of that rate, so that a lasting change of the noise
+    or the rhythm becomes the normal too, and an incident shorter than that does not
+    teach the calibration (the persistence learns only while normal: its moments are not
+    centred, so a shift the baseline has not learnt yet would read as a random walk); the
+    running and recent means of z and the previous z follow every observation. Runs after
     update_value_stats has counted the observation."""
     col = hy.stats
     a = hy.scaler_alpha
@@ -1190,11 +1194,12 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, hy):
             n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
             _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, n)
             _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, n)
-            stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
-                                                 - stats32[col.base_lag + d])
-            stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
-            run = stats32[col.base_run + d]
-            stats32[col.base_run_sq + d] += rate * (run * run * (2.0 - h) / h - stats32[col.base_run_sq + d])
+            if not abnormal:  # the moments are not centred: a shift not yet learnt would read as persistence
+                stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
+                                                     - stats32[col.base_lag + d])
+                stats32[col.base_sq + d] += rate * (zc * zc - stats32[col.base_sq + d])
+                run = stats32[col.base_run + d]
+                stats32[col.base_run_sq + d] += rate * (run * run * (2.0 - h) / h - stats32[col.base_run_sq + d])
             recent = stats32[col.base_recent + d] + (zc - stats32[col.base_recent + d]) / hy.short_window
             stats32[col.base_recent_sq + d] += rate * (recent * recent - stats32[col.base_recent_sq + d])
         stats32[col.base_prev + d] = z
