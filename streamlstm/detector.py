@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,17 @@ def _as_float(value) -> float:
     except (TypeError, ValueError, OverflowError):
         return math.nan
     return v if math.isfinite(v) else math.nan
+
+
+def _plain(name):
+    """A feature name as a snapshot's JSON keeps it: numpy's bools, str, integers and floats
+    as Python's, which compare and hash alike, so that the restored detector finds them in
+    the same dicts; TypeError for any other kind."""
+    for test, kind in (((bool, np.bool_), bool), (str, str), (numbers.Integral, int), (numbers.Real, float)):
+        if isinstance(name, test):
+            return kind(name)
+    raise TypeError(f"feature names must be str, int, float or bool to be saved as a snapshot (got "
+                    f"{type(name).__name__} {name!r:.50}); pickle saves any")
 
 
 def _feature_order(x: dict) -> list:
@@ -142,10 +154,8 @@ class LSTMDetector(base.AnomalyDetector):
         arrays = {}
         if self._engine is not None:
             arrays["engine"] = np.frombuffer(self._engine.to_bytes(), dtype=np.uint8)
-        if not all(type(f) in (str, int, float, bool) for f in self._features or ()):
-            raise TypeError("feature names must be str, int, float or bool to be saved as a snapshot"
-                            f" (got {self._features!r:.80}); pickle saves any")
-        meta = {"kind": "LSTMDetector", "params": hyperparams.validate(self._get_params()), "features": self._features,
+        features = None if self._features is None else [_plain(f) for f in self._features]
+        meta = {"kind": "LSTMDetector", "params": hyperparams.validate(self._get_params()), "features": features,
                 "last_flag": self.last_flag, "last_score": self.last_score}
         return snapshot.pack(arrays, meta)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import numbers
 from pathlib import Path
@@ -49,42 +50,82 @@ def _batch_result(N: int, D: int) -> BatchResult:
     return BatchResult(*new_outputs(N, D), np.zeros(N, dtype=bool))
 
 
-def _check_ids(stream_ids) -> int:
-    """How many stream ids there are; TypeError before anything changes unless each is a
-    str (the snapshot keeps them as JSON strings, the stream's seed hashes its text) and
-    they come as a sequence, not as one str whose characters would be taken for ids."""
+def _check_ids(stream_ids) -> list[str]:
+    """The stream ids as a list, read by position (a pandas Series' labels are not
+    positions); TypeError before anything changes unless each is a str (the snapshot keeps
+    them as JSON strings, the stream's seed hashes its text) and they come as a sequence,
+    not as one str whose characters would be taken for ids."""
     if isinstance(stream_ids, str):
         raise TypeError(f"stream ids must be a sequence of str, got one str {stream_ids[:50]!r}")
-    for sid in stream_ids:
+    ids = stream_ids if type(stream_ids) is list else list(stream_ids)
+    for sid in ids:
         if not isinstance(sid, str):
             raise TypeError(f"stream ids must be str, got {type(sid).__name__} {sid!r:.50}")
-    return len(stream_ids)
+    return ids
 
 
-def _finite(X: np.ndarray) -> np.ndarray:
-    """X with +-inf as missing (NaN), as every input path reads them; X itself when it has none."""
+def _values(X, name: str) -> np.ndarray:
+    """X as a contiguous float64 array with +-inf as missing (NaN), as every input path
+    reads them; TypeError naming the argument for values that are not numbers."""
+    try:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must hold numbers (NaN or None where missing): {e}") from None
     inf = np.isinf(X)
     return np.where(inf, np.nan, X) if inf.any() else X
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _seconds(t) -> float:
+    """One event time as epoch seconds: a number, a numpy datetime64, or a datetime (a
+    pandas Timestamp is one; naive means UTC, as a naive datetime64 does); NaN for None
+    and NaT."""
+    if t is None:
+        return math.nan
+    if isinstance(t, datetime.datetime):
+        if t != t:  # pandas' NaT
+            return math.nan
+        return ((t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)) - _EPOCH).total_seconds()
+    if isinstance(t, np.datetime64):
+        return math.nan if np.isnat(t) else float((t - np.datetime64(0, "s")) / np.timedelta64(1, "s"))
+    try:
+        return float(t)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"a timestamp must be epoch seconds, a datetime or a numpy datetime64, got "
+                        f"{type(t).__name__} {t!r:.50}") from e
+
+
 def _epoch_seconds(timestamps) -> np.ndarray:
-    """(N,) float64 epoch seconds of timestamps given as numbers or numpy datetime64 (of any
-    unit; NaT is unknown), NaN where not finite; ValueError for a time outside years 1 to
-    9999, as the parsers bound them (epoch milliseconds would hold the time-of-day channel
-    off for good: it waits until a stream is a day past its first time)."""
+    """(N,) float64 epoch seconds of timestamps given as numbers, numpy datetime64 (of any
+    unit; NaT is unknown) or datetimes (see _seconds), NaN where not finite; ValueError for
+    a time outside years 1 to 9999, as the parsers bound them (epoch milliseconds would
+    hold the time-of-day channel off for good: it waits until a stream is a day past its
+    first time)."""
     T = np.asarray(timestamps)
+    numeric = T.dtype.kind in "biuf"
     if T.dtype.kind == "M":
         T = (T - np.datetime64(0, "s")) / np.timedelta64(1, "s")
-    T = _finite(np.ascontiguousarray(T, dtype=np.float64))
+    elif T.dtype.kind == "O":  # datetimes with a time zone, None
+        T = np.array([_seconds(t) for t in T.ravel()], dtype=np.float64).reshape(T.shape)
+    elif T.dtype.kind == "m":
+        raise TypeError("timestamps must be epoch seconds, datetimes or numpy datetime64, got timedelta64 durations")
+    T = _values(T, "timestamps")
     bad = (T < TS_MIN) | (T > TS_MAX)
     if bad.any():
-        raise _bad_time(T[bad][0])
+        raise _bad_time(T[bad][0], numeric)
     return T
 
 
-def _bad_time(t: float) -> ValueError:
+def _bad_time(t: float, numeric: bool = True) -> ValueError:
     return ValueError(f"timestamps must be epoch seconds from year 1 to 9999, got {float(t)!r}"
-                     " (epoch milliseconds? divide by 1000)")
+                      + (" (epoch milliseconds? divide by 1000)" if numeric else ""))
+
+
+def _check_width(x: np.ndarray, D: int) -> None:
+    if x.shape != (1, D):
+        raise ValueError(f"x must have {D} values, got {x.shape[1]}")
 
 
 class MultiStreamDetector:
@@ -149,8 +190,9 @@ class MultiStreamDetector:
                 score: bool = True) -> BatchResult:
         """Score then learn each event in order; X (N, D) with NaN for missing values.
 
-        stream_ids: (N,) str, each event's stream. timestamps: optional (N,) event times in
-        epoch seconds (UTC) or numpy datetime64, NaN (NaT) where unknown; they feed the
+        stream_ids: (N,) str, each event's stream, from any iterable, read by position.
+        timestamps: optional (N,) event times in epoch seconds (UTC), numpy datetime64 or
+        datetimes (naive: UTC), NaN (NaT, None) where unknown; they feed the
         time-of-day (seasonal) channel, which is skipped for events without; a time outside
         years 1 to 9999 (epoch milliseconds, say) is a ValueError. A value or time that is
         not a finite number (NaN, +-inf) is missing; values beyond +-1e18
@@ -161,8 +203,11 @@ class MultiStreamDetector:
         against its stream's state and changes nothing: an unknown stream's events are
         judged as a new stream's (0, no forecast) and the stream is not held.
         """
-        N = _check_ids(stream_ids)
-        X = _finite(np.ascontiguousarray(X, dtype=np.float64))
+        stream_ids = _check_ids(stream_ids)
+        N = len(stream_ids)
+        X = _values(X, "X")
+        if X.size == 0 and N == 0:
+            X = X.reshape(0, self.n_features)
         if X.ndim != 2 or X.shape != (N, self.n_features):
             raise ValueError(f"X must have shape ({N}, {self.n_features}), got {X.shape}")
         T = np.full(N, np.nan) if timestamps is None else _epoch_seconds(timestamps)
@@ -205,8 +250,7 @@ class MultiStreamDetector:
         """`process` of one event (scored, then learnt; with `score=False` learnt as
         known-good history); returns its (score, flag)."""
         _check_ids((stream_id,))
-        return self._process_one(stream_id, _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)),
-                                 timestamp, score)
+        return self._process_one(stream_id, _values(x, "x").reshape(1, -1), _seconds(timestamp), score)
 
     def _process_one(self, stream_id: str, x: np.ndarray, timestamp: float, score: bool) -> tuple[float, bool]:
         """process_one of a str id and x (1, D) float64 without infinities, as LSTMDetector
@@ -223,19 +267,21 @@ class MultiStreamDetector:
 
     def score_one(self, stream_id: str, x, timestamp: float = math.nan) -> float:
         """Score of `x` for `stream_id`; changes nothing (an unknown stream scores 0)."""
-        return self._score_one(stream_id, _finite(np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)),
-                               timestamp)
+        _check_ids((stream_id,))
+        return self._score_one(stream_id, _values(x, "x").reshape(1, -1), _seconds(timestamp))
 
     def _score_one(self, stream_id: str, x: np.ndarray, timestamp: float) -> float:
         """score_one of x (1, D) float64 without infinities (see _process_one)."""
         slot = self.table.get(stream_id)
         if slot is None:
+            _check_width(x, self.n_features)
             return 0.0
         return float(self._event(slot, x, timestamp, False).scores[0])
 
     def forecast_one(self, stream_id: str) -> np.ndarray:
         """The forecast (D,) of `stream_id`'s next event, in its units (NaN before any, for
         context features and for an unknown stream); changes nothing."""
+        _check_ids((stream_id,))
         slot = self.table.get(stream_id)
         if slot is None:
             return np.full(self.n_features, math.nan)
@@ -247,8 +293,7 @@ class MultiStreamDetector:
         Python per call, several times what the kernel takes to score one event. The
         engine's process_one does not judge twice an event scored (score_one), then learnt
         (process_one)."""
-        if x.shape != (1, self.n_features):
-            raise ValueError(f"x must have {self.n_features} values, got {x.shape[1]}")
+        _check_width(x, self.n_features)
         out, slots, T = self._one
         slots[0] = slot
         if not TS_MIN <= timestamp <= TS_MAX:  # NaN fails both: unknown, as inf is
@@ -311,6 +356,10 @@ class MultiStreamDetector:
     def resize(self, capacity: int) -> None:
         """Allocate exactly `capacity` stream slots (at least the streams held), keeping the
         held streams: those in slots above it move into free slots below it first."""
+        if isinstance(capacity, (bool, np.bool_)) or not isinstance(capacity, numbers.Integral):
+            raise TypeError(f"capacity: expected an integer, got {capacity!r:.50}")
+        if capacity > self.max_streams:
+            raise ValueError(f"capacity {capacity} is above max_streams ({self.max_streams})")
         if capacity < len(self.table):
             raise ValueError(f"capacity {capacity} is below the {len(self.table)} streams held")
         if capacity != self.capacity:

@@ -141,13 +141,21 @@ def test_feature_names_and_values_as_river_users_give_them():
     a str); a name a snapshot cannot keep (a tuple, which JSON turns into a list that
     does not load) is refused when saving, not when loading; an empty first event says
     so; a string or an integer beyond a double's range is a missing value (float("2.5")
-    was taken, 10**400 raised OverflowError); numpy integers are valid settings."""
+    was taken, 10**400 raised OverflowError); numpy integers are valid settings; names
+    that are numpy's str or numbers are saved as Python's."""
     det = LSTMDetector(warmup=3, seed=np.int64(2))
     det.learn_one({"a": 2.0, 0: 1.0})
     det.learn_one({0: 10**400, "a": "2.5"})
     assert det._features == [0, "a"] and det.last_score == 0.0
     again = LSTMDetector.from_bytes(det.to_bytes())
     assert again._features == [0, "a"] and again.seed == 2
+    for names in (np.array(["cpu", "mem"]), np.arange(2), np.array([0.5, 1.5])):  # numpy's str and numbers
+        numpyed = LSTMDetector(warmup=3)
+        for i in range(10):
+            numpyed.learn_one(dict(zip(names, [1.0, 2.0 + i])))
+        restored = LSTMDetector.from_bytes(numpyed.to_bytes())  # refused as "must be str" before
+        x = dict(zip(names.tolist(), [1.5, 9.0]))
+        assert restored._features == names.tolist() and restored.score_one(x) == numpyed.score_one(x) > 0
     tupled = LSTMDetector(warmup=3)
     tupled.learn_one({("a", 1): 1.0})
     with pytest.raises(TypeError, match="feature names"):

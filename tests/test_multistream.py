@@ -1,5 +1,7 @@
 """MultiStreamDetector: batching, weight modes, eviction, snapshots, memory per stream."""
 
+import datetime
+
 import naive
 import numpy as np
 import pytest
@@ -193,6 +195,66 @@ def test_a_stream_id_that_is_not_a_str_changes_nothing():
     assert m.to_bytes() == before and m.stream_ids == ["a"]
 
 
+class _Labelled:
+    """A sequence as a pandas Series with a shuffled index gives it: iterated in order,
+    indexed by label (s[n] is the value labelled n, not the n-th)."""
+
+    def __init__(self, values, labels):
+        self.values, self.by_label = list(values), dict(zip(labels, values))
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self):
+        return len(self.values)
+
+    def __getitem__(self, key):
+        return self.values[key] if isinstance(key, slice) else self.by_label[key]
+
+
+def test_stream_ids_are_read_by_position_in_any_iterable():
+    """Ids indexed by label (a filtered or sorted pandas Series) are read by position:
+    learn=False judged each event against the stream its label's id named (rows 1 and 2
+    against each other's state, silently); a tuple, an array or a generator is read as
+    the list; no event reads as no event."""
+    rng = np.random.default_rng(0)
+    ref = MultiStreamDetector(1, warmup=10, hidden_size=4)
+    ref.process(list(rng.choice(["a", "b", "c"], 200)), rng.normal(size=(200, 1)))
+    ids, X = ["a", "b", "c", "a"], np.array([[0.1], [50.0], [0.2], [-0.3]])
+    want = ref.process(ids, X, learn=False).scores
+    assert want[1] > 0.5 > want[[0, 2, 3]].max()
+    for as_given in (_Labelled(ids, [3, 2, 1, 0]), tuple(ids), np.array(ids), (i for i in ids)):
+        np.testing.assert_array_equal(ref.process(as_given, X, learn=False).scores, want)
+    learnt = MultiStreamDetector.from_bytes(ref.to_bytes()).process(ids, X).scores
+    for as_given in (_Labelled(ids, [3, 2, 1, 0]), (i for i in ids)):
+        m = MultiStreamDetector.from_bytes(ref.to_bytes())
+        np.testing.assert_array_equal(m.process(as_given, X).scores, learnt)
+    assert len(ref.process([], []).scores) == 0
+
+
+def test_one_event_calls_check_their_arguments_as_process_does():
+    """score_one and forecast_one refuse an id that is not a str (an int id scored 0 for
+    ever, as an unknown stream), and score_one an event of the wrong width for an unknown
+    stream too; resize refuses a capacity above max_streams (it allocated without bound)
+    or not an integer; values that are not numbers name their argument."""
+    m = MultiStreamDetector(2, max_streams=10)
+    m.process_one("1", [1.0, 2.0])
+    with pytest.raises(TypeError, match="stream ids"):
+        m.score_one(1, [1.0, 2.0])
+    with pytest.raises(TypeError, match="stream ids"):
+        m.forecast_one(1)
+    with pytest.raises(ValueError, match="2 values"):
+        m.score_one("unknown", [1.0])
+    with pytest.raises(ValueError, match="max_streams"):
+        m.resize(50)
+    with pytest.raises(TypeError, match="capacity"):
+        m.resize(2.5)
+    with pytest.raises(TypeError, match="X must hold numbers"):
+        m.process(["1"], [["x", 1.0]])
+    with pytest.raises(TypeError, match="x must hold numbers"):
+        m.process_one("1", ["x", 1.0])
+
+
 def test_judging_without_learning_holds_no_new_stream():
     """process(learn=False) changes nothing: an unknown stream's events read as a new
     stream's first (0, no forecast) and the stream is not held, so it evicts nobody (it
@@ -235,6 +297,31 @@ def test_infinite_values_are_missing_and_numpy_times_are_read_by_their_unit():
     np.testing.assert_array_equal(unknown.scores, MultiStreamDetector(1, **kw).process(["s"] * 300, x).scores)
     m = MultiStreamDetector(np.int64(1), **kw)
     assert type(m.settings["seed"]) is int and MultiStreamDetector.from_bytes(m.to_bytes()).settings == m.settings
+
+
+def test_datetimes_with_or_without_a_time_zone_are_event_times():
+    """Datetimes (a pandas Timestamp is one) are read as the moment they name, naive ones
+    as UTC as a naive datetime64 is, by process and by the one-event calls (a time zone
+    raised a float() TypeError, and process_one took no datetime64, datetime or None);
+    durations are refused; a datetime64 past year 9999 is not called milliseconds."""
+    utc, berlin = datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=1))
+    seconds = 1.7e9 + 3600.0 * np.arange(60)
+    X = np.sin(np.arange(60) / 3)[:, None]
+    want = MultiStreamDetector(1, warmup=5).process(["s"] * 60, X, seconds)
+    moments = [datetime.datetime.fromtimestamp(t, utc) for t in seconds]
+    for times in (moments, [t.astimezone(berlin) for t in moments], [t.replace(tzinfo=None) for t in moments],
+                  np.array(moments, dtype=object), [*moments[:59], None]):
+        got = MultiStreamDetector(1, warmup=5).process(["s"] * 60, X, times)
+        np.testing.assert_array_equal(got.scores[:59], want.scores[:59])
+    one = MultiStreamDetector(1, warmup=5)
+    for n, t in enumerate(moments):
+        when = (t, np.datetime64(int(seconds[n]), "s"), t.astimezone(berlin))[n % 3]
+        assert one.process_one("s", X[n], when)[0] == want.scores[n]
+    assert one.score_one("s", [0.5], None) == one.score_one("s", [0.5])
+    with pytest.raises(TypeError, match="timedelta64"):
+        one.process(["s"], [[0.5]], np.array([5], dtype="timedelta64[s]"))
+    with pytest.raises(ValueError, match=r"9999, got [0-9.e+]+$"):
+        one.process(["s"], [[0.5]], np.array(["10000-01-01"], dtype="datetime64[s]"))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
