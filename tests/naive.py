@@ -222,6 +222,10 @@ def score_stream(errors, X, T, settings, exact=False):
         fed = fed_now
         if day_old == 0.0 and not math.isnan(t):
             day_old = float(np.float32(t + 86400.0))
+        if b_learn is not None:  # a bin's half-life: 50 events, or 4 days of its events at the mean spacing
+            elapsed = t - day_old + 86400.0
+            hl = max(50.0, 4.0 * 86400.0 / B * i / elapsed) if i > 0 and elapsed > 0 else 50.0
+            a_bin = a_seas if hl == 50.0 else alpha(hl)
         for d in range(D):
             v = x[d]
             if math.isnan(v):
@@ -248,8 +252,8 @@ def score_stream(errors, X, T, settings, exact=False):
             if b_learn is not None and nobs[d] > 1:  # the first value starts the mean: no deviation
                 b = b_learn
                 bm, bv, bc = bins[d, b]
+                a = a_bin if bc + 1 > 255 else max(1.0 / (bc + 1), a_bin)
                 bc = min(bc + 1, 255)
-                a = max(1.0 / bc, a_seas)
                 delta = dev - bm
                 bins[d, b] = narrow_ewma(bm, bm + a * delta, 16), narrow_ewma(bv, (1 - a) * (bv + a * delta * delta), 16), bc
     return scores, alert_scores, flags

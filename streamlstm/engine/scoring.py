@@ -110,7 +110,8 @@ import math
 
 from numba import njit
 
-from .compact import BF16, UF16, bin_mean, bin_var, bin_visits, dithered_bits, narrow_bits, narrow_value, store_bin
+from .compact import (BF16, MAX_VISITS, UF16, bin_mean, bin_var, bin_visits, dithered_bits, narrow_bits, narrow_value,
+                      store_bin)
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
 from .layout import (CYC_DEV, CYC_LAG, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS,
@@ -129,6 +130,12 @@ DAY = 86400.0  # seconds; the seasonal profile is a profile of the day (in UTC)
 SEASONAL_HALFLIFE = 50.0
 SEASONAL_WARM = 3.0
 SEASONAL_FLOOR = 0.1
+# A bin's half-life is also at least SEASONAL_DAYS days of its events at the stream's mean
+# spacing (bin_rate): at five-minute readings an hour's bin sees 12 events a day and 50 of
+# them span four days, but at 10 s it sees 360, and 50 were the last eight minutes of its
+# latest visit, a mean and a spread of one moment that every next hour's start was far
+# from (an alert an hour; docs/detection.md).
+SEASONAL_DAYS = 4.0
 # The stream's own cycle (cycle_residual): a period is found where the normalised mean
 # squared difference falls below CYCLE_FIT (YIN's own threshold; 0.1 against 0.15 and
 # 0.25 on NAB's development half, the synthetic suite and bench/beats_quality.py alike); a
@@ -482,6 +489,18 @@ def find_period(d, cycle, n, stats32, hy):
 
 
 @kernel
+def bin_rate(t, stats32, tick, hy):
+    """The EWMA rate of a day bin's mean and variance for an event at time t, the stream's
+    event `tick`: a half-life of SEASONAL_HALFLIFE events, or of SEASONAL_DAYS days of a
+    bin's events at the mean spacing since the stream's first time where that is longer."""
+    halflife = SEASONAL_HALFLIFE
+    elapsed = t - stats32[hy.stats.day_old] + DAY
+    if tick > 0 and elapsed > 0.0:
+        halflife = max(halflife, SEASONAL_DAYS * (DAY / hy.seasonal_bins) * tick / elapsed)
+    return hy.seasonal_alpha if halflife == SEASONAL_HALFLIFE else 1.0 - 0.5 ** (1.0 / halflife)
+
+
+@kernel
 def seasonal_bin(t, stats32, hy):
     """The day bin whose profile judges an event at time t: -1 (none) until the stream is a
     day old, because before that a bin has only seen this day's values at its hour, not
@@ -683,6 +702,7 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
     b = day_bin(t, hy.seasonal_bins)
     if stats32[col.day_old] == 0.0 and not math.isnan(t):
         stats32[col.day_old] = t + DAY  # float32: to within 64 s at today's epoch times
+    seasonal_alpha = bin_rate(t, stats32, tick, hy) if b >= 0 else 0.0
     for d in range(D):
         v = x[d]
         if math.isnan(v):
@@ -733,7 +753,8 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
         if b >= 0 and n > 1.0 and not kept_out:  # an incident its cycle saw is no new normal for its hour
             profile = bins[d, b]
             visits = bin_visits(profile) + 1
-            mean, var = ewma_update(bin_mean(profile), bin_var(profile), dev, max(1.0 / visits, hy.seasonal_alpha))
+            rate = seasonal_alpha if visits > MAX_VISITS else max(1.0 / visits, seasonal_alpha)
+            mean, var = ewma_update(bin_mean(profile), bin_var(profile), dev, rate)
             store_bin(profile, mean, var, visits)
     return observed
 
