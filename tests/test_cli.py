@@ -729,6 +729,10 @@ NO_LINE_ACCEPTED = {
                                     ("the time column 'time' holds no timestamps (line 2: unparseable timestamp "
                                      "'10:00:01') — name another with --time-column, or ignore it with "
                                      "--exclude-columns time")),
+    "times in a column of another name": (
+        lambda d: ["score", _write(d, "z.csv", "Zeitstempel;a;b\n01.03.2024 00:00:00;1,5;2,5\n01.03.2024 00:01:00;1,6;2\n")],
+        "", ("column 'Zeitstempel' holds times, not numbers (line 2: 'Zeitstempel' is not a number: "
+             "'01.03.2024 00:00:00') — try --time-column Zeitstempel")),
     "CSV read as JSON lines": (lambda d: ["run"], "timestamp,value\n1,2\n2,3\n",
                                ("the input looks like CSV, not JSON lines (line 1: 'timestamp,value') "
                                 "— try --format csv")),

@@ -342,6 +342,39 @@ def test_a_decimal_comma_is_read_where_the_delimiter_is_a_semicolon():
     assert reason(p.parse(2, b"1,5\t2")) == "not_numeric"
 
 
+def test_grouped_thousands_and_cells_that_say_not_available():
+    """Spreadsheets' grouped thousands: 1.500,25 where the comma is the decimal mark, and
+    1.001 too once the file has shown a decimal comma (it was read as 1.001, silently); in a
+    file delimited by ',' a quoted 1,500.25, while 1,500 alone stays ambiguous. A cell
+    saying not available (#N/A, NA) is a missing value (it rejected the whole row), and
+    rejects a univariate row as a missing field. A headerless row of decimal commas is
+    delimited by ';' (it was split at its commas)."""
+    T = b"2024-03-01T00:00:00"
+    p = CsvParser(InputConfig(), b"time;a;b")
+    assert p.parse(2, T + b";1.500,25;990").values == (1500.25, 990.0)
+    assert p.parse(3, T + b";1.001;-1.234.567,5").values == (1001.0, -1234567.5)
+    fresh = CsvParser(InputConfig(), b"a;b")
+    assert fresh.parse(2, b"1.001;2").values == (1.001, 2.0)  # no decimal comma yet: the point is one
+    assert CsvParser(InputConfig(), b"a;b").parse(2, b"1.001;2,5").values == (1001.0, 2.5)  # later in the row
+    us = CsvParser(InputConfig(), b"a,b")
+    assert us.parse(2, b'"1,500.25",2').values == (1500.25, 2.0)
+    assert reason(us.parse(3, b'"1,500",2')) == "not_numeric"
+    ev = us.parse(4, b"#N/A,2")
+    assert math.isnan(ev.values[0]) and ev.values[1] == 2.0 and math.isnan(us.parse(5, b"7,NA").values[1])
+    assert reason(us.parse(6, b"nan,2")) == "non_finite"  # a NaN stays a value that is not finite
+    assert reason(CsvParser(InputConfig(), b"time,value").parse(2, T + b",N/A")) == "missing_field"
+    assert sniff_delimiter("2024-03-01T00:00:00;10,00;5,14") == ";" and sniff_delimiter("a,b;c") == ","
+
+
+def test_a_day_first_date_with_points_is_a_time():
+    """01.03.2024 13:05:07 as European spreadsheets write it (unambiguous, unlike 03/01/2024)."""
+    want = parse_ts("2024-03-01T13:05:07.5")
+    assert parse_ts("01.03.2024 13:05:07.5") == want and parse_ts("1.3.2024") == parse_ts("2024-03-01")
+    for bad in ("31.02.2024", "01.13.2024 10:00", "03/01/2024", "01.03.24"):
+        with pytest.raises(ValueError, match="unparseable"):
+            parse_ts(bad)
+
+
 def test_a_row_of_values_is_a_series_when_it_is_a_files_only_line():
     """row_series: the cells of a line of several numbers, whatever the delimiter, unless
     the header is declared or columns are chosen."""

@@ -15,7 +15,8 @@ delimiter) and the first rejected lines, and tries in turn:
 3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
    ``--exclude-columns``;
 4. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
-   row, ``--exclude-columns``;
+   row: ``--time-column`` for one of times (while the file has no time column),
+   ``--exclude-columns`` for the others;
 5. otherwise the most common rejection reason with one example.
 """
 
@@ -26,7 +27,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from ..event import Rejected
-from .parsers import DELIMITERS, WHITESPACE, CsvParser, JsonlParser
+from .parsers import DELIMITERS, NOT_AVAILABLE, WHITESPACE, CsvParser, JsonlParser, parse_ts, read_number
 
 __all__ = ["SAMPLE", "no_line_accepted"]
 
@@ -65,7 +66,13 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
         return (f"the time column {name!r} holds no timestamps (line {example.seq}: {example.detail}) — "
                 f"name another with --time-column, or ignore it with --exclude-columns {shlex.quote(name)}")
     if reason == "not_numeric":
-        text = _text_columns(parser, [s for s in samples if s.reason == reason])
+        rows = _rows(parser, [s for s in samples if s.reason == reason])
+        text = [i for i in sorted(parser.feature_idx) if rows and all(_is_text(row[i], parser) for row in rows)]
+        times = [i for i in text if parser.ts_col is None and all(_is_time(row[i]) for row in rows)]
+        if times:
+            name = parser.header_names[times[0]]
+            return (f"column {name!r} holds times, not numbers (line {example.seq}: {example.detail}) — try "
+                    f"--time-column {shlex.quote(name)}")
         if text:
             names = [parser.header_names[i] for i in text]
             what = f"column {names[0]!r} is" if len(names) == 1 else \
@@ -75,30 +82,33 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
     return None
 
 
-def _text_columns(parser: CsvParser, samples: Sequence[Rejected]) -> list[int]:
-    """The feature columns (header order) whose cell is non-empty text in every sampled row
-    that splits into the header's columns (a row's `raw` may be cut short)."""
-    rows = [row for row in (_cells(s.raw, parser.delimiter) for s in samples) if len(row) == parser.n_columns]
-    text = []
-    for idx in sorted(parser.feature_idx):
-        if rows and all(_is_text(row[idx]) for row in rows):
-            text.append(idx)
-    return text
+def _rows(parser: CsvParser, samples: Sequence[Rejected]) -> list[list[str]]:
+    """The sampled rows that split into the header's columns (a row's `raw` may be cut short)."""
+    return [row for row in (_cells(s.raw, parser.delimiter) for s in samples) if len(row) == parser.n_columns]
 
 
 def _cells(raw: str, delimiter: str) -> list[str]:
     return raw.split() if delimiter == WHITESPACE else raw.split(delimiter)
 
 
-def _is_text(cell: str) -> bool:
+def _is_text(cell: str, parser: CsvParser) -> bool:
+    """Whether a cell is text the parser reads as no number (nor as a missing value)."""
     cell = cell.strip().strip('"')
-    if not cell:
+    if not cell or cell in NOT_AVAILABLE:
         return False
     try:
-        float(cell)
+        read_number(cell, parser.delimiter, parser.comma_decimal)
     except ValueError:
         return True
     return False
+
+
+def _is_time(cell: str) -> bool:
+    try:
+        parse_ts(cell.strip().strip('"'))
+    except ValueError:
+        return False
+    return True
 
 
 def _jsonl_hint(samples: Sequence[Rejected]) -> str | None:

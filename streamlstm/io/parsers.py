@@ -87,7 +87,9 @@ def parse_ts(raw: Any) -> float:
             try:
                 moment = datetime.fromisoformat(text)
             except ValueError:
-                raise _Bad("bad_timestamp", f"unparseable timestamp {raw!r}") from None
+                moment = _day_first(text)
+                if moment is None:
+                    raise _Bad("bad_timestamp", f"unparseable timestamp {raw!r}") from None
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=timezone.utc)
             ts = moment.timestamp()
@@ -100,6 +102,24 @@ def parse_ts(raw: Any) -> float:
     if not TS_MIN <= ts <= TS_MAX:  # a number: ISO 8601 is checked above
         raise _Bad("bad_timestamp", _implausible(ts, raw))
     return ts
+
+
+# A date written day first with points, as European spreadsheets export it (01.03.2024 or
+# 01.03.2024 13:05[:07[.5]]): unambiguous, where 03/01/2024 is not.
+_DAY_FIRST = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?")
+
+
+def _day_first(text: str) -> datetime | None:
+    """The moment a day-first date (_DAY_FIRST) names, or None."""
+    m = _DAY_FIRST.fullmatch(text)
+    if m is None:
+        return None
+    day, month, year, hour, minute, second, fraction = m.groups()
+    try:
+        return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                        round(float(fraction or 0) * 1e6))
+    except ValueError:  # 31.02.2024, 25:00
+        return None
 
 
 def _implausible(ts: float, raw: Any) -> str:
@@ -339,6 +359,39 @@ WHITESPACE = " "
 # A number written with a decimal comma, as a spreadsheet in a European locale exports it
 # into a CSV delimited by ';' (where the comma cannot be a delimiter): read as with a point.
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?|[+-]?\d+,")
+# Numbers whose thousands are grouped, as spreadsheets write them: points group where the
+# comma is the decimal mark (1.500,25; and 1.500 in a file that has shown a decimal comma:
+# a locale has one decimal mark, and 1.500 read as 1.5 drops a count a thousandfold), commas
+# where the point is (1,500.25, quoted in a file delimited by ','). A lone 1,500 stays
+# ambiguous and is not read.
+_POINTS_GROUPED = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?")
+_COMMAS_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+\.\d*")
+# What spreadsheets and pandas write for a value that is not available (pandas' default
+# na_values less the NaN spellings, which stay non-finite values): a missing value, as an
+# empty cell is.
+NOT_AVAILABLE = frozenset(("#N/A", "#N/A N/A", "#NA", "<NA>", "N/A", "NA", "n/a", "NULL", "null", "None"))
+
+
+def decimal_comma(cell: str) -> bool:
+    """Whether a CSV cell is a number written with a decimal comma (grouped or not)."""
+    return bool(_DECIMAL_COMMA.fullmatch(cell) or ("," in cell and _POINTS_GROUPED.fullmatch(cell)))
+
+
+def read_number(cell: str, delimiter: str, comma_decimal: bool) -> float:
+    """The number a stripped CSV cell holds (ValueError if none) in a file delimited by
+    `delimiter` that has (`comma_decimal`) or has not shown a decimal comma: a decimal comma
+    where the delimiter is ';', and thousands grouped (see _POINTS_GROUPED)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        if delimiter == ";" and decimal_comma(cell):
+            return float(cell.replace(".", "").replace(",", "."))
+        if _COMMAS_GROUPED.fullmatch(cell):
+            return float(cell.replace(",", ""))
+        raise
+    if comma_decimal and "." in cell and _POINTS_GROUPED.fullmatch(cell):
+        return float(cell.replace(".", ""))
+    return value
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
 # in this order of preference and in any case.
 TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
@@ -353,13 +406,16 @@ _DEFAULT_TS_FIELD = InputConfig().ts_field
 
 def sniff_delimiter(header: str) -> str:
     """The delimiter of a CSV header line: of `DELIMITERS`, the one it holds most often
-    outside double quotes (the first of them on a tie), "," when it holds none (one
+    outside double quotes (the first of them on a tie; but ';' where every comma is a
+    decimal comma between them), "," when it holds none (one
     column); but `WHITESPACE` where that is a tab or none, and the line is a row of data
     split by whitespace into several cells (`_reads_as_data`) and not split by the tab:
     numbers aligned by spaces and tabs. Names with spaces in them stay one column."""
     bare = re.sub(r'"[^"]*"', "", header)
     counts = [bare.count(d) for d in DELIMITERS]
     delimiter = DELIMITERS[counts.index(max(counts))] if max(counts) else ","
+    if delimiter == "," and ";" in bare and all(decimal_comma(c.strip()) for c in bare.split(";") if "," in c):
+        return ";"  # every comma is a decimal one between ';' (a European row of data)
     if delimiter in ",\t" and counts[DELIMITERS.index(",")] == 0:
         cells = header.split()
         if len(cells) > 1 and _reads_as_data(cells) and not _reads_as_data([c.strip() for c in header.split("\t")]):
@@ -414,8 +470,9 @@ def _is_time(cell: str) -> bool:
 
 
 def _is_number(cell: str) -> bool:
+    """Whether a CSV cell is a number in some locale (a decimal comma too: read_number)."""
     try:
-        float(cell)
+        read_number(cell, ";", False)
     except ValueError:
         return False
     return True
@@ -470,7 +527,8 @@ class CsvParser(_LineParser):
     `label_column`, the column a caller reads as the labels (`evaluate labelled`).
 
     In a CSV delimited by ';' a number may have a decimal comma (1,5), as a spreadsheet in a
-    European locale writes it. A line that ends with the delimiter has an empty last column,
+    European locale writes it, and in any CSV its thousands may be grouped (read_number). A
+    cell that says not available (NOT_AVAILABLE) is a missing value. A line that ends with the delimiter has an empty last column,
     which is ignored. A column
     name in `columns` or `exclude_columns` that the header lacks is an error, and so is a
     column in both. An empty cell is a missing value. A bad header is a usage error
@@ -490,6 +548,7 @@ class CsvParser(_LineParser):
         if text.lstrip().startswith("{"):
             raise InputFormatError(f"the CSV header looks like JSON ({text[:60]!r}) — try --format jsonl")
         self.delimiter = cfg.delimiter or sniff_delimiter(text)
+        self.comma_decimal = False  # whether a row has shown a decimal comma (read_number)
         try:
             names = split_cells(text, self.delimiter)
         except csv.Error as exc:
@@ -571,21 +630,21 @@ class CsvParser(_LineParser):
             raise _Bad("missing_field", f"empty {cfg.stream_field!r} column")
         _check_stream(f"column {cfg.stream_field!r}", stream)
 
+        if self.delimiter == ";" and not self.comma_decimal and "," in text:
+            self.comma_decimal = any(decimal_comma(row[idx].strip()) for idx in self.feature_idx)
         values, raw_values = [], {}
         for name, idx in zip(self.names, self.feature_idx):
             cell = row[idx].strip()
-            if not cell:
+            if not cell or cell in NOT_AVAILABLE:
                 if self.univariate:
-                    raise _Bad("missing_field", f"empty {name!r} column")
+                    raise _Bad("missing_field", f"{name!r} is not available: {cell!r}" if cell else f"empty {name!r} column")
                 values.append(math.nan)
                 raw_values[name] = None
                 continue
             try:
-                value = float(cell)
+                value = read_number(cell, self.delimiter, self.comma_decimal)
             except ValueError:
-                if self.delimiter != ";" or not _DECIMAL_COMMA.fullmatch(cell):
-                    raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
-                value = float(cell.replace(",", "."))
+                raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
             if "_" in cell:  # float() reads Python's 1_000; no CSV writer means it, and JSON has no such number
                 raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}")
             values.append(_bounded(name, value, cell, cfg.max_abs_value))
