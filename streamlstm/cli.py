@@ -28,6 +28,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -132,6 +133,25 @@ def _open_named(files: ExitStack, path: str, mode: str) -> _Named:
     named = _Named(open(path, mode, newline=""), path)
     files.callback(named.close)
     return named
+
+
+def _open_replacing(files: ExitStack, path: str) -> tuple[_Named, Callable[[], None]]:
+    """The results file at `path`, written through a temporary file beside it, and the call
+    that puts it in place: until then an existing file keeps its results (a run that fails,
+    with no line accepted, once emptied it), and the temporary file is removed with
+    `files`. A path that is no regular file (a FIFO, /dev/stdout) is written directly."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        return _open_named(files, path, "w"), lambda: None
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    files.callback(partial.unlink, missing_ok=True)
+    named = _Named(open(partial, "w", newline=""), path)
+    files.callback(named.close)
+
+    def commit() -> None:
+        named.close()
+        os.replace(partial, target)
+    return named, commit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": None})
@@ -422,7 +442,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                         Path(target).parent.mkdir(parents=True, exist_ok=True)
                     except FileExistsError as exc:  # mkdir's own message names the file, not why it is in the way
                         raise OSError(f"cannot write {target}: {exc.filename} is a file, not a directory") from None
-            out = _open_named(files, output, "w") if output else _Named(_standard("stdout"), "stdout")
+            out, commit = _open_replacing(files, output) if output else (_Named(_standard("stdout"), "stdout"), None)
             for_plot = RecordsSink(only)
             to_csv = output is not None and output.lower().endswith(".csv")
             sinks = [CsvSink(out, only) if to_csv else JsonLinesSink(out, None, only),
@@ -443,6 +463,8 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                 status = runner.run(source)
         else:
             status = runner.run(source)
+        if commit and (status == 0 or runner.stopped_by is not None):
+            commit()
         if runner.stopped_by is not None:  # what was read is written (and checkpointed); the rest is not
             log.error("%s was not finished: %s stopped the scoring (the results written cover the lines read "
                       "until then%s)", file, runner.stopped_by.name, "; no plot written" if plot_path else "")

@@ -682,6 +682,21 @@ def test_skip_consumed_without_a_state_dir_is_a_usage_error():
     assert res.exit_code == 2 and "--skip-consumed: needs a state directory" in res.stderr
 
 
+def test_a_failed_score_leaves_the_results_file_as_it_was(tmp_path):
+    """A run that fails (no line accepted, a bad header) leaves an existing results file as
+    it was (it was emptied) and no temporary file; one that succeeds replaces it whole."""
+    good, bad, out = tmp_path / "good.csv", tmp_path / "bad.csv", tmp_path / "out.csv"
+    good.write_text("timestamp,value\n" + "".join(f"2024-05-01T00:00:{i:02d},0.{i}\n" for i in range(20)))
+    out.write_text("earlier results\n")
+    for text in ("timestamp,value\n2024-05-01T00:00:00,high\n", "a,a\n1,2\n"):
+        bad.write_text(text)
+        res = invoke(["score", str(bad), "-o", str(out)])
+        assert res.exit_code == 2 and out.read_text() == "earlier results\n"
+    assert invoke(["score", str(good), "-o", str(out)]).exit_code == 0
+    assert out.read_text().startswith("seq,") and len(out.read_text().splitlines()) == 21
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "good.csv", "out.csv"]
+
+
 def test_score_output_under_a_file_says_the_file_is_in_the_way(tmp_path):
     inp, blocker = tmp_path / "in.csv", tmp_path / "good.jsonl"
     inp.write_text("timestamp,value\n2024-05-01T00:00:00,0.1\n")
