@@ -366,6 +366,21 @@ def test_grouped_thousands_and_cells_that_say_not_available():
     assert sniff_delimiter("2024-03-01T00:00:00;10,00;5,14") == ";" and sniff_delimiter("a,b;c") == ","
 
 
+def test_a_pandas_frames_unnamed_index_column():
+    """pandas' to_csv writes a frame's index as a first column without a name (the header
+    was refused as having an empty name): its times are the time column where no other is,
+    its row numbers are no data and no time; beside a named time column it is left out."""
+    p = CsvParser(InputConfig(), b",value")
+    ev = p.parse(2, b"2024-03-01 01:00:00+01:00,20.5")
+    assert p.features == ("value",) and ev.values == (20.5,) and ev.ts == parse_ts("2024-03-01T00:00:00Z")
+    ev = p.parse(3, b"7,20.5")
+    assert ev.ts is None and ev.ts_raw is None and ev.values == (20.5,)
+    p = CsvParser(InputConfig(), b",time,a,b")
+    assert p.features == ("a", "b") and p.parse(2, b"0,2024-03-01T00:00:00,1,2").ts == parse_ts("2024-03-01")
+    with pytest.raises(InputFormatError, match="empty or repeated"):
+        CsvParser(InputConfig(), b"a,,b")
+
+
 def test_a_day_first_date_with_points_is_a_time():
     """01.03.2024 13:05:07 as European spreadsheets write it (unambiguous, unlike 03/01/2024)."""
     want = parse_ts("2024-03-01T13:05:07.5")

@@ -392,6 +392,8 @@ def read_number(cell: str, delimiter: str, comma_decimal: bool) -> float:
     if comma_decimal and "." in cell and _POINTS_GROUPED.fullmatch(cell):
         return float(cell.replace(".", ""))
     return value
+# The name of a header's unnamed first column, as pandas writes a frame's index.
+INDEX_NAME = "index"
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
 # in this order of preference and in any case.
 TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
@@ -559,6 +561,11 @@ class CsvParser(_LineParser):
         has_header = cfg.header if cfg.header is not None else not _reads_as_data(names)
         self.header_lines = int(has_header)
         names = self.header_names = names if has_header else _positional_names(names, cfg)
+        # pandas' to_csv writes a frame's unnamed index as a first column without a name: its
+        # times are the time column where no other is, and its row numbers are no data.
+        self.index_col = 0 if has_header and len(names) > 1 and not names[0] and all(names[1:]) else None
+        if self.index_col is not None:
+            names[0] = INDEX_NAME
         if len(set(names)) != len(names) or not all(names):
             raise InputFormatError(f"CSV header has empty or repeated column names: {names}")
         self.n_columns = len(names) + trailing
@@ -584,6 +591,8 @@ class CsvParser(_LineParser):
         else:  # the default: found by name, unless the column lists claim it
             free = {n.lower(): n for n in reversed(names) if n not in chosen | dropped}
             ts_name = next((free[t] for t in TIME_COLUMNS if t in free), None)
+            if ts_name is None and self.index_col is not None and INDEX_NAME in free.values():
+                ts_name = INDEX_NAME
         stream_name = cfg.stream_field if cfg.stream_field in names and cfg.stream_field not in dropped else None
         if stream_name is not None and stream_name in chosen:
             raise InputFormatError(f"column {stream_name!r} is the stream column (input.stream_field); "
@@ -592,8 +601,9 @@ class CsvParser(_LineParser):
             raise InputFormatError(f"column {ts_name!r} cannot be both the time and the stream column")
         self.ts_col = names.index(ts_name) if ts_name is not None else None
         self.stream_col = names.index(stream_name) if stream_name is not None else None
+        index = INDEX_NAME if self.index_col is not None else None
         feature_cols = {n: i for i, n in enumerate(names)
-                        if (n in chosen if chosen else n not in dropped and n not in (ts_name, stream_name))}
+                        if (n in chosen if chosen else n not in dropped and n not in (ts_name, stream_name, index))}
         if not feature_cols:
             raise InputFormatError(f"CSV header has no value columns: {names}")
         self.univariate = list(feature_cols) == [cfg.value_field]
@@ -654,6 +664,9 @@ class CsvParser(_LineParser):
         ts = None
         if self.ts_col is not None and row[self.ts_col].strip():
             ts_raw = row[self.ts_col].strip()
-            ts = parse_ts(ts_raw)
+            if self.ts_col == self.index_col and _NUMBER.fullmatch(ts_raw):
+                ts_raw = None  # a row number
+            else:
+                ts = parse_ts(ts_raw)
         self.memory.admit(stream, self.features, ts)
         return Event(seq, stream, self.features, tuple(values), ts, ts_raw, raw_values)
