@@ -729,6 +729,15 @@ def _write(tmp_path, name, text):
     return str(tmp_path / name)
 
 
+def _wide_with_text() -> str:
+    """60 sensors, then two text columns beyond the 200 characters a rejection keeps (the
+    hint named one text column a run)."""
+    sensors = [f"sensor_{i:02d}" for i in range(60)]
+    rows = [",".join(["2024-03-01T00:00:0" + str(n)] + [f"{n + i / 7:.4f}" for i in range(60)] + [f"B100{n}", s])
+            for n, s in ((0, "OK"), (1, "FAIL"))]
+    return "\n".join([",".join(["time", *sensors, "batch_id", "status"]), *rows]) + "\n"
+
+
 NO_LINE_ACCEPTED = {
     "wrong delimiter": (lambda d: ["score", skab_like(d / "s.csv"), "--delimiter", ","], "",
                         "the header contains ';' — try --delimiter ';'"),
@@ -744,6 +753,9 @@ NO_LINE_ACCEPTED = {
                                     ("the time column 'time' holds no timestamps (line 2: unparseable timestamp "
                                      "'10:00:01') — name another with --time-column, or ignore it with "
                                      "--exclude-columns time")),
+    "text columns past a long line's start": (lambda d: ["score", _write(d, "w.csv", _wide_with_text())], "",
+                                               ("columns 'batch_id', 'status' are not numeric (line 2: 'batch_id' "
+                                                "is not a number: 'B1000') — try --exclude-columns batch_id,status")),
     "times in a column of another name": (
         lambda d: ["score", _write(d, "z.csv", "Zeitstempel;a;b\n01.03.2024 00:00:00;1,5;2,5\n01.03.2024 00:01:00;1,6;2\n")],
         "", ("column 'Zeitstempel' holds times, not numbers (line 2: 'Zeitstempel' is not a number: "

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from ..event import Rejected
-from .parsers import DELIMITERS, NOT_AVAILABLE, WHITESPACE, CsvParser, JsonlParser, parse_ts, read_number
+from .parsers import DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, parse_ts, read_number
 
 __all__ = ["SAMPLE", "no_line_accepted"]
 
@@ -66,7 +66,7 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
         return (f"the time column {name!r} holds no timestamps (line {example.seq}: {example.detail}) — "
                 f"name another with --time-column, or ignore it with --exclude-columns {shlex.quote(name)}")
     if reason == "not_numeric":
-        rows = _rows(parser, [s for s in samples if s.reason == reason])
+        rows = parser.text_rows
         text = [i for i in sorted(parser.feature_idx) if rows and all(_is_text(row[i], parser) for row in rows)]
         times = [i for i in text if parser.ts_col is None and all(_is_time(row[i]) for row in rows)]
         if times:
@@ -80,15 +80,6 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
             return f"{what} not numeric (line {example.seq}: {example.detail}) — try --exclude-columns " \
                    + shlex.quote(",".join(names))
     return None
-
-
-def _rows(parser: CsvParser, samples: Sequence[Rejected]) -> list[list[str]]:
-    """The sampled rows that split into the header's columns (a row's `raw` may be cut short)."""
-    return [row for row in (_cells(s.raw, parser.delimiter) for s in samples) if len(row) == parser.n_columns]
-
-
-def _cells(raw: str, delimiter: str) -> list[str]:
-    return raw.split() if delimiter == WHITESPACE else raw.split(delimiter)
 
 
 def _is_text(cell: str, parser: CsvParser) -> bool:

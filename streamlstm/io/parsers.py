@@ -392,6 +392,8 @@ def read_number(cell: str, delimiter: str, comma_decimal: bool) -> float:
     if comma_decimal and "." in cell and _POINTS_GROUPED.fullmatch(cell):
         return float(cell.replace(".", ""))
     return value
+# Rows rejected for text in a number's place that a CSV parser keeps whole (io/diagnosis.py).
+TEXT_ROWS = 50
 # The name of a header's unnamed first column, as pandas writes a frame's index.
 INDEX_NAME = "index"
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
@@ -551,6 +553,7 @@ class CsvParser(_LineParser):
             raise InputFormatError(f"the CSV header looks like JSON ({text[:60]!r}) — try --format jsonl")
         self.delimiter = cfg.delimiter or sniff_delimiter(text)
         self.comma_decimal = False  # whether a row has shown a decimal comma (read_number)
+        self.text_rows: list[list[str]] = []  # the first rows rejected for text in a number's place, whole
         try:
             names = split_cells(text, self.delimiter)
         except csv.Error as exc:
@@ -654,6 +657,8 @@ class CsvParser(_LineParser):
             try:
                 value = read_number(cell, self.delimiter, self.comma_decimal)
             except ValueError:
+                if len(self.text_rows) < TEXT_ROWS:  # for diagnosis.py: a rejection keeps only the line's start
+                    self.text_rows.append(row)
                 raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
             if "_" in cell:  # float() reads Python's 1_000; no CSV writer means it, and JSON has no such number
                 raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}")
