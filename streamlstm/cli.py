@@ -14,7 +14,8 @@ naming the likely cause and the flag to try (io/diagnosis.py).
 CSV input flags (`run --format csv`, `score` and `evaluate labelled`): `--delimiter`
 (default: sniffed from the first line), `--header` / `--no-header` (default: guessed from
 the first line), `--columns` / `--exclude-columns` (comma-separated names) and
-`--time-column`, which sets `input.ts_field` (one setting for JSON lines and CSV);
+`--time-column` and `--stream-column`, which set `input.ts_field` and `input.stream_field`
+(one setting each for JSON lines and CSV);
 io/parsers.py's CsvParser says how the columns get their roles.
 """
 
@@ -195,6 +196,9 @@ def _input_options(command):
         click.option("--time-column", default=None,
                      help="Timestamp column/field (input.ts_field; CSV default: ts, timestamp, time, datetime "
                           "or date, in any case)."),
+        click.option("--stream-column", default=None,
+                     help="Column/field naming each event's stream, for many series in one file (a host, a "
+                          "sensor id; input.stream_field, default: stream)."),
     ]):
         command = option(command)
     return command
@@ -211,10 +215,11 @@ def _baseline_options(command):
                              "a checkpoint).")(command)
 
 
-def _input_overrides(delimiter, header, columns, exclude_columns, time_column) -> dict:
+def _input_overrides(delimiter, header, columns, exclude_columns, time_column, stream_column) -> dict:
     """Dotted config keys for the input flags."""
     return {"input.delimiter": delimiter, "input.header": header, "input.columns": columns,
-            "input.exclude_columns": exclude_columns, "input.ts_field": time_column}
+            "input.exclude_columns": exclude_columns, "input.ts_field": time_column,
+            "input.stream_field": stream_column}
 
 
 def _check_csv_flags(reads_csv: bool, delimiter, header, columns, exclude_columns, **_) -> None:

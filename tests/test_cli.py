@@ -682,6 +682,16 @@ def test_skip_consumed_without_a_state_dir_is_a_usage_error():
     assert res.exit_code == 2 and "--skip-consumed: needs a state directory" in res.stderr
 
 
+def test_score_stream_column_names_each_rows_series(tmp_path):
+    """--stream-column: a long format's series (time, host, cpu) each their own stream."""
+    inp, out = tmp_path / "long.csv", tmp_path / "out.csv"
+    inp.write_text("time,host,cpu\n" + "".join(f"{i},{h},{i % 7 / 10}\n" for i in range(40) for h in ("db", "web")))
+    assert invoke(["score", str(inp), "--stream-column", "host", "-o", str(out)]).exit_code == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("seq,stream,") and {r.split(",")[1] for r in rows[1:]} == {"db", "web"}
+    assert len(rows) == 81
+
+
 def test_a_failed_score_leaves_the_results_file_as_it_was(tmp_path):
     """A run that fails (no line accepted, a bad header) leaves an existing results file as
     it was (it was emptied) and no temporary file; one that succeeds replaces it whole."""
@@ -756,6 +766,10 @@ NO_LINE_ACCEPTED = {
     "text columns past a long line's start": (lambda d: ["score", _write(d, "w.csv", _wide_with_text())], "",
                                                ("columns 'batch_id', 'status' are not numeric (line 2: 'batch_id' "
                                                 "is not a number: 'B1000') — try --exclude-columns batch_id,status")),
+    "a long format's series column": (
+        lambda d: ["score", _write(d, "h.csv", "time,host,cpu\n1,db,0.5\n2,web,0.6\n3,db,0.7\n")], "",
+        ("column 'host' is not numeric (line 2: 'host' is not a number: 'db') — try --stream-column host "
+         "if it names each row's series, else --exclude-columns host")),
     "times in a column of another name": (
         lambda d: ["score", _write(d, "z.csv", "Zeitstempel;a;b\n01.03.2024 00:00:00;1,5;2,5\n01.03.2024 00:01:00;1,6;2\n")],
         "", ("column 'Zeitstempel' holds times, not numbers (line 2: 'Zeitstempel' is not a number: "

@@ -16,7 +16,8 @@ delimiter) and the first rejected lines, and tries in turn:
    ``--exclude-columns``;
 4. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
    row: ``--time-column`` for one of times (while the file has no time column),
-   ``--exclude-columns`` for the others;
+   ``--stream-column`` or ``--exclude-columns`` for one whose values repeat (a host: a long
+   format's series), ``--exclude-columns`` for the others;
 5. otherwise the most common rejection reason with one example.
 """
 
@@ -73,6 +74,10 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
             name = parser.header_names[times[0]]
             return (f"column {name!r} holds times, not numbers (line {example.seq}: {example.detail}) — try "
                     f"--time-column {shlex.quote(name)}")
+        if len(text) == 1 and len({row[text[0]].strip() for row in rows}) < len(rows):
+            name = shlex.quote(parser.header_names[text[0]])
+            return (f"column {parser.header_names[text[0]]!r} is not numeric (line {example.seq}: {example.detail}) "
+                    f"— try --stream-column {name} if it names each row's series, else --exclude-columns {name}")
         if text:
             names = [parser.header_names[i] for i in text]
             what = f"column {names[0]!r} is" if len(names) == 1 else \
