@@ -117,11 +117,47 @@ def test_max_abs_value_is_configurable():
     assert reason(csv_parser.parse(2, b"2024-01-01,1e3")) == "out_of_range"
 
 
-def test_a_utf16_csv_header_is_named_as_such():
-    with pytest.raises(InputFormatError, match="not UTF-8: .* it is UTF-16: convert it, e.g. iconv"):
-        CsvParser(InputConfig(), "timestamp,value\n".encode("utf-16"))
-    with pytest.raises(InputFormatError, match="not UTF-8: invalid start byte$"):
-        CsvParser(InputConfig(), b"\xfftimestamp,value\n")
+def test_a_csv_header_that_is_not_utf8_says_what_it_is_and_what_to_do():
+    """UTF-16, gzip, a zip archive (.xlsx) and Latin-1 text each named with the command that
+    reads them (only UTF-16 was)."""
+    import gzip
+    for header, hint in (("timestamp,value\n".encode("utf-16"), "it is UTF-16: convert it, e.g. iconv"),
+                         (gzip.compress(b"timestamp,value\n"), r"gzip-compressed: score <\(zcat FILE\)"),
+                         (b"PK\x03\x04\x14\x00\x06\x00\xc8", "zip archive, as an Excel workbook"),
+                         ("zeit,temp [°C]\n".encode("latin-1"), "Latin-1 or Windows-1252 text, convert it")):
+        with pytest.raises(InputFormatError, match=f"not UTF-8: .* — .*{hint}"):
+            CsvParser(InputConfig(), header)
+
+
+def test_times_going_back_are_named_as_times_and_an_hour_back_as_a_clock_change():
+    """ts_backwards says the times, not epoch floats, and an hour back suggests local times
+    without an offset across the autumn's clock change."""
+    p = CsvParser(InputConfig(), b"time,v")
+    p.parse(2, b"2024-10-27T02:50:00,1")
+    rej = p.parse(3, b"2024-10-27T02:05:00,1")
+    assert rej.detail == ("stream 'default': time 2024-10-27T02:05:00Z is before the previous "
+                          "2024-10-27T02:50:00Z (local times without a UTC offset, as the clocks went back? give "
+                          "them the offset)")
+    assert p.parse(4, b"2024-10-26T02:05:00,1").detail.endswith("before the previous 2024-10-27T02:50:00Z")
+
+
+def test_a_time_column_of_numbers_in_1970_is_warned_about_once(caplog):
+    """Excel's serial days (45352.5 is 2024-03-01 noon) read as epoch seconds put every
+    event on 1970-01-01: one warning says so; epoch seconds of today say nothing."""
+    p = CsvParser(InputConfig(), b"Date,v")
+    with caplog.at_level(logging.WARNING, logger="streamlstm"):
+        for n in range(3):
+            p.parse(2 + n, f"{45352.5 + n},1".encode())
+        CsvParser(InputConfig(), b"time,v").parse(2, b"1709294400,1")
+    assert len(caplog.records) == 1 and "Excel's serial days" in caplog.records[0].getMessage()
+
+
+def test_evaluate_labelled_reads_true_and_false_labels():
+    """pandas writes a bool label column as True/False: read as 1/0 in the label column only."""
+    p = CsvParser(InputConfig(), b"time,v,label", label_column="label")
+    assert p.parse(2, b"1709294400,1.5,True").values == (1.0, 1.5)
+    assert p.parse(3, b"1709294401,2,false").values == (0.0, 2.0)
+    assert reason(CsvParser(InputConfig(), b"time,v,w").parse(2, b"1709294400,1.5,True")) == "not_numeric"
 
 
 def test_a_csv_number_with_underscores_is_not_numeric():

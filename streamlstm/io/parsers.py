@@ -122,6 +122,11 @@ def _day_first(text: str) -> datetime | None:
         return None
 
 
+def _iso(ts: float) -> str:
+    """Epoch seconds as an ISO 8601 UTC time, to the second or its fraction."""
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def _implausible(ts: float, raw: Any) -> str:
     """Why `ts` (epoch seconds) is refused, naming the finer unit it would be plausible in."""
     detail = f"timestamp {str(raw)[:50]} is {'after year 9999' if ts > 0 else 'before year 1'} in epoch seconds"
@@ -189,6 +194,17 @@ def _check_stream(what: str, stream: str) -> None:
         _check_unicode(what, stream)
 
 
+def _not_utf8(header: bytes) -> str:
+    """What a first line that is not UTF-8 most likely is, and what to do."""
+    if header[:2] in (b"\xff\xfe", b"\xfe\xff"):  # its byte order mark, as Excel's "Unicode text" has
+        return " — it is UTF-16: convert it, e.g. iconv -f UTF-16 -t UTF-8"
+    if header[:2] == b"\x1f\x8b":
+        return " — it is gzip-compressed: score <(zcat FILE), or zcat FILE | streamlstm run --format csv"
+    if header[:4] == b"PK\x03\x04":
+        return " — it is a zip archive, as an Excel workbook (.xlsx) is: save the sheet as CSV (UTF-8)"
+    return " — if it is Latin-1 or Windows-1252 text, convert it, e.g. iconv -f WINDOWS-1252 -t UTF-8"
+
+
 def _snippet(line: bytes) -> str:
     """At most RAW_LIMIT characters of the line: text when it is UTF-8, else a bytes repr."""
     head = line[: RAW_LIMIT * 4]  # a UTF-8 character is at most 4 bytes
@@ -228,7 +244,10 @@ class StreamMemory:
         if ts is None:
             ts = last_ts  # an event without a timestamp does not reset the ordering check
         elif last_ts is not None and ts < last_ts:
-            raise _Bad("ts_backwards", f"stream {stream!r}: timestamp {ts} is before the previous {last_ts}")
+            clocks = " (local times without a UTC offset, as the clocks went back? give them the offset)" \
+                if last_ts - ts <= 3600.0 else ""
+            raise _Bad("ts_backwards", f"stream {stream!r}: time {_iso(ts)} is before the previous {_iso(last_ts)}"
+                                       + clocks)
         streams.move_to_end(stream)
         streams[stream] = (features, ts)
 
@@ -394,6 +413,9 @@ def read_number(cell: str, delimiter: str, comma_decimal: bool) -> float:
     return value
 # Rows rejected for text in a number's place that a CSV parser keeps whole (io/diagnosis.py).
 TEXT_ROWS = 50
+# A time column of numbers before this (epoch seconds) is no clock reading: Excel's serial
+# days (45352 is 2024-03-01), or seconds since a start; CsvParser warns once.
+YEAR_1971 = 365 * 86400.0
 # The name of a header's unnamed first column, as pandas writes a frame's index.
 INDEX_NAME = "index"
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
@@ -546,14 +568,13 @@ class CsvParser(_LineParser):
         try:
             text = header.decode("utf-8-sig").strip("\r\n")
         except UnicodeDecodeError as exc:
-            utf16 = header[:2] in (b"\xff\xfe", b"\xfe\xff")  # its byte order mark, as Excel's "Unicode text" has
-            raise InputFormatError(f"CSV header is not UTF-8: {exc.reason}" + (
-                " — it is UTF-16: convert it, e.g. iconv -f UTF-16 -t UTF-8" if utf16 else "")) from None
+            raise InputFormatError(f"CSV header is not UTF-8: {exc.reason}{_not_utf8(header)}") from None
         if text.lstrip().startswith("{"):
             raise InputFormatError(f"the CSV header looks like JSON ({text[:60]!r}) — try --format jsonl")
         self.delimiter = cfg.delimiter or sniff_delimiter(text)
         self.comma_decimal = False  # whether a row has shown a decimal comma (read_number)
         self.text_rows: list[list[str]] = []  # the first rows rejected for text in a number's place, whole
+        self.warned_1970 = False
         try:
             names = split_cells(text, self.delimiter)
         except csv.Error as exc:
@@ -613,6 +634,7 @@ class CsvParser(_LineParser):
         self.features = UNIVARIATE if self.univariate else tuple(sorted(feature_cols))
         self.names = [cfg.value_field] if self.univariate else list(self.features)
         self.feature_idx = [feature_cols[n] for n in self.names]
+        self.label_idx = feature_cols.get(label_column)
         labels = [n for n in self.names if n.lower() in LABEL_COLUMNS and n != label_column]
         if labels and not chosen:
             log.warning("scored as features though named like labels: %s; leave out with --exclude-columns %s "
@@ -657,6 +679,10 @@ class CsvParser(_LineParser):
             try:
                 value = read_number(cell, self.delimiter, self.comma_decimal)
             except ValueError:
+                if idx == self.label_idx and cell.lower() in ("true", "false"):  # as pandas writes a bool column
+                    values.append(float(cell.lower() == "true"))
+                    raw_values[name] = values[-1]
+                    continue
                 if len(self.text_rows) < TEXT_ROWS:  # for diagnosis.py: a rejection keeps only the line's start
                     self.text_rows.append(row)
                 raise _Bad("not_numeric", f"{name!r} is not a number: {cell[:50]!r}") from None
@@ -673,5 +699,11 @@ class CsvParser(_LineParser):
                 ts_raw = None  # a row number
             else:
                 ts = parse_ts(ts_raw)
+                if ts < YEAR_1971 and not self.warned_1970 and _NUMBER.fullmatch(ts_raw):
+                    self.warned_1970 = True
+                    log.warning("the time column %r holds numbers read as epoch seconds in 1970 (line %d: %s is %s): "
+                                "Excel's serial days, or seconds since a start? The time of day is then wrong; "
+                                "convert them to epoch seconds or ISO 8601 times", self.header_names[self.ts_col],
+                                seq, ts_raw, _iso(ts))
         self.memory.admit(stream, self.features, ts)
         return Event(seq, stream, self.features, tuple(values), ts, ts_raw, raw_values)
