@@ -81,14 +81,20 @@ def test_results_with_epoch_milliseconds_are_drawn_against_the_event_index(tmp_p
     assert plot_results(ms, tmp_path / "ms.png") == 1 and (tmp_path / "ms.png").stat().st_size > 0
 
 
-def test_many_features_show_those_named_in_alerts_first():
-    features = [f"f{k}" for k in range(12)]
+def test_many_features_show_those_named_in_alerts_first_then_measurements():
+    """Beyond MAX_FEATURE_PANELS: the features named first most often, then those with more
+    than two values (constant columns and flags filled a wide file's panels)."""
+    rng = np.random.default_rng(0)
+    series = {f"f{k}": (rng.normal(size=6), np.zeros(6)) for k in range(12)}
+    series["f0"] = series["f2"] = (np.array([1.0, 1.0, np.nan, 1.0, 1.0, 1.0]), np.zeros(6))  # constant
+    series["f4"] = (np.array([0.0, 1.0, 0.0, 0.0, 1.0, 1.0]), np.zeros(6))  # a flag
     top = [None, "f9", "f9", "f3", None, "f9"]
-    shown = plot._shown_features(features, top)
+    shown = plot._shown_features(series, top)
     assert len(shown) == MAX_FEATURE_PANELS
-    assert shown[:2] == ["f9", "f3"] and shown[2:] == ["f0", "f1", "f2", "f4", "f5", "f6"]
-    assert plot._shown_features(features[:5], top) == features[:5]
-    fig = draw_results(records(features=features, scales=[1.0] * 12, named="f11"))
+    assert shown[:2] == ["f9", "f3"] and shown[2:] == ["f1", "f5", "f6", "f7", "f8", "f10"]
+    few = {f: series[f] for f in ["f0", "f1", "f2", "f3", "f4"]}
+    assert plot._shown_features(few, top) == list(few)
+    fig = draw_results(records(features=list(series), scales=[1.0] * 12, named="f11"))
     assert len(fig.axes) == MAX_FEATURE_PANELS + 1
     assert fig.axes[0].texts[0].get_text() == "f11"
     assert f"{MAX_FEATURE_PANELS} of 12 features shown" in fig.axes[0].get_title(loc="left")

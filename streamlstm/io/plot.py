@@ -127,14 +127,20 @@ def _top_contributors(records: list[dict]) -> list[str | None]:
     return [(r.get("contributors") or [{}])[0].get("feature") for r in records]
 
 
-def _shown_features(features: list[str], top: list[str | None]) -> list[str]:
+def _shown_features(series: dict[str, tuple[np.ndarray, np.ndarray]], top: list[str | None]) -> list[str]:
     """The features to draw: all of them, in order, up to MAX_FEATURE_PANELS; beyond that
     those most often named first in the alerts and abnormal events (`top`), then the
-    others in order."""
+    measurements (more than two values: a constant or a flag is context, never judged),
+    each in order."""
+    features = list(series)
     if len(features) <= MAX_FEATURE_PANELS:
         return features
     named = Counter(f for f in top if f is not None)
-    return sorted(features, key=lambda f: (-named[f], features.index(f)))[:MAX_FEATURE_PANELS]
+
+    def context(f: str) -> bool:
+        values = series[f][0]
+        return len(np.unique(values[~np.isnan(values)])) <= 2
+    return sorted(features, key=lambda f: (-named[f], context(f), features.index(f)))[:MAX_FEATURE_PANELS]
 
 
 def plot_results(records: list[dict], out_png: str | Path, stream: str | None = None,
@@ -177,7 +183,7 @@ def draw_results(records: list[dict], stream: str | None = None, threshold: floa
     layout = []  # per stream: (id, records, series, features shown, top contributors)
     for sid, recs in by_stream.items():
         series, top = _series(recs), _top_contributors(recs)
-        layout.append((sid, recs, series, _shown_features(list(series), top), top))
+        layout.append((sid, recs, series, _shown_features(series, top), top))
     heights = []
     for _, _, series, shown, _ in layout:
         heights += ([3.0] if len(series) == 1 else [1.2] * len(shown)) + [1.1]
