@@ -35,6 +35,7 @@ exhausts Python's recursion and an alias bomb takes minutes to walk.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 import re
@@ -380,9 +381,11 @@ class _StrList(_Spec):
         return tuple(value)
 
     def from_text(self, text: str) -> Any:
+        """Comma-separated, a name that holds a comma in double quotes ("Pressure, bar",Temp),
+        or a YAML list."""
         if text.lstrip().startswith("["):
             return super().from_text(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
+        return [part.strip() for part in next(csv.reader([text], skipinitialspace=True), []) if part.strip()]
 
 
 class _Servers(_StrList):

@@ -682,6 +682,18 @@ def test_skip_consumed_without_a_state_dir_is_a_usage_error():
     assert res.exit_code == 2 and "--skip-consumed: needs a state directory" in res.stderr
 
 
+def test_a_column_name_with_a_comma_in_the_hint_and_the_flags(tmp_path):
+    """A name holding a comma is quoted in the hint's --exclude-columns, and the command the
+    hint gives works (it split the name in two: "no column 'Status', 'text'")."""
+    inp = tmp_path / "c.csv"
+    inp.write_text('timestamp,"Pressure, bar","Status, text"\n' + "".join(
+        f"2024-05-01T00:00:{i:02d},{1 + i % 3},{'OK' if i % 2 else 'FAIL'}\n" for i in range(30)))
+    res = invoke(["score", str(inp)])
+    assert res.exit_code == 2 and res.stderr.rstrip().endswith("""else --exclude-columns '"Status, text"'""")
+    res = invoke(["score", str(inp), "--exclude-columns", '"Status, text"', "-o", str(tmp_path / "o.csv")])
+    assert res.exit_code == 0 and "value_Pressure, bar" in (tmp_path / "o.csv").read_text().splitlines()[0]
+
+
 def test_score_stream_column_names_each_rows_series(tmp_path):
     """--stream-column: a long format's series (time, host, cpu) each their own stream."""
     inp, out = tmp_path / "long.csv", tmp_path / "out.csv"

@@ -75,16 +75,22 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
             return (f"column {name!r} holds times, not numbers (line {example.seq}: {example.detail}) — try "
                     f"--time-column {shlex.quote(name)}")
         if len(text) == 1 and len({row[text[0]].strip() for row in rows}) < len(rows):
-            name = shlex.quote(parser.header_names[text[0]])
-            return (f"column {parser.header_names[text[0]]!r} is not numeric (line {example.seq}: {example.detail}) "
-                    f"— try --stream-column {name} if it names each row's series, else --exclude-columns {name}")
+            name = parser.header_names[text[0]]
+            return (f"column {name!r} is not numeric (line {example.seq}: {example.detail}) — try --stream-column "
+                    f"{shlex.quote(name)} if it names each row's series, else --exclude-columns "
+                    f"{shlex.quote(_listed(name))}")
         if text:
             names = [parser.header_names[i] for i in text]
             what = f"column {names[0]!r} is" if len(names) == 1 else \
                 "columns " + ", ".join(repr(n) for n in names) + " are"
             return f"{what} not numeric (line {example.seq}: {example.detail}) — try --exclude-columns " \
-                   + shlex.quote(",".join(names))
+                   + shlex.quote(",".join(_listed(n) for n in names))
     return None
+
+
+def _listed(name: str) -> str:
+    """A column name as a comma-separated list of names holds it (quoted where it has a comma)."""
+    return '"' + name.replace('"', '""') + '"' if "," in name or '"' in name else name
 
 
 def _is_text(cell: str, parser: CsvParser) -> bool:
