@@ -6,8 +6,8 @@ import pytest
 
 from streamlstm.config import InputConfig
 from streamlstm.event import Event, Rejected, error_record
-from streamlstm.io.parsers import (WHITESPACE, CsvParser, InputFormatError, JsonlParser, parse_ts, row_series,
-                                    sniff_delimiter)
+from streamlstm.io.parsers import (COUNTER_ROWS, WHITESPACE, CsvParser, InputFormatError, JsonlParser, parse_ts,
+                                    row_series, sniff_delimiter)
 
 
 @pytest.fixture
@@ -150,6 +150,22 @@ def test_a_time_column_of_numbers_in_1970_is_warned_about_once(caplog):
             p.parse(2 + n, f"{45352.5 + n},1".encode())
         CsvParser(InputConfig(), b"time,v").parse(2, b"1709294400,1")
     assert len(caplog.records) == 1 and "Excel's serial days" in caplog.records[0].getMessage()
+
+
+def test_columns_that_only_count_up_are_warned_about(caplog):
+    """A row number and a batch number beside a sensor: one warning after COUNTER_ROWS rows
+    names both (they were scored as measurements, every new batch an alert, silently); a
+    sensor's integer readings that go down, and a file of one column, say nothing."""
+    p = CsvParser(InputConfig(), b"row_id,batch_no,sensor,rpm")
+    quiet = CsvParser(InputConfig(), b"value")
+    with caplog.at_level(logging.WARNING, logger="streamlstm"):
+        for n in range(COUNTER_ROWS + 50):
+            p.parse(2 + n, f"{n},{n // 250},{math.sin(n):.3f},{1000 + n % 7}".encode())
+            quiet.parse(2 + n, f"{n}".encode())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"'batch_no', 'row_id' only count up (integers that never went down in the first {COUNTER_ROWS} rows): ids "
+        "or counters? Scored as measurements, each step can alert; leave them out with --exclude-columns "
+        "batch_no,row_id"]
 
 
 def test_evaluate_labelled_reads_true_and_false_labels():

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import re
+import shlex
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
@@ -416,6 +417,8 @@ TEXT_ROWS = 50
 # A time column of numbers before this (epoch seconds) is no clock reading: Excel's serial
 # days (45352 is 2024-03-01), or seconds since a start; CsvParser warns once.
 YEAR_1971 = 365 * 86400.0
+# Rows over which CsvParser looks for columns that only count up (_watch_counters).
+COUNTER_ROWS = 1000
 # The name of a header's unnamed first column, as pandas writes a frame's index.
 INDEX_NAME = "index"
 # Column names taken as a CSV's time column while input.ts_field is left at its default,
@@ -635,6 +638,9 @@ class CsvParser(_LineParser):
         self.names = [cfg.value_field] if self.univariate else list(self.features)
         self.feature_idx = [feature_cols[n] for n in self.names]
         self.label_idx = feature_cols.get(label_column)
+        self.counter_rows = COUNTER_ROWS if self.stream_col is None and len(self.names) > 1 else 0
+        self.counter_last = [-math.inf] * len(self.names)
+        self.counter_ups = [0.0] * len(self.names)
         labels = [n for n in self.names if n.lower() in LABEL_COLUMNS and n != label_column]
         if labels and not chosen:
             log.warning("scored as features though named like labels: %s; leave out with --exclude-columns %s "
@@ -705,5 +711,28 @@ class CsvParser(_LineParser):
                                 "Excel's serial days, or seconds since a start? The time of day is then wrong; "
                                 "convert them to epoch seconds or ISO 8601 times", self.header_names[self.ts_col],
                                 seq, ts_raw, _iso(ts))
+        if self.counter_rows:
+            self._watch_counters(values)
         self.memory.admit(stream, self.features, ts)
         return Event(seq, stream, self.features, tuple(values), ts, ts_raw, raw_values)
+
+    def _watch_counters(self, values: list[float]) -> None:
+        """Over the first COUNTER_ROWS accepted rows of a file of one stream and several
+        features, warn once of the features whose values are integers that never went down
+        and went up at least three times: row numbers, batch numbers, ids, which the
+        detector models as measurements (every new batch an incident)."""
+        self.counter_rows -= 1
+        for i, v in enumerate(values):
+            last = self.counter_last[i]
+            if math.isnan(v):
+                continue
+            if not v.is_integer() or v < last:
+                self.counter_ups[i] = -math.inf
+            elif v > last and last != -math.inf:
+                self.counter_ups[i] += 1
+            self.counter_last[i] = v
+        counters = [n for n, ups in zip(self.names, self.counter_ups) if ups >= 3]
+        if not self.counter_rows and counters:
+            log.warning("%s only count up (integers that never went down in the first %d rows): ids or counters? "
+                        "Scored as measurements, each step can alert; leave them out with --exclude-columns %s",
+                        _names(counters), COUNTER_ROWS, shlex.quote(",".join(counters)))
