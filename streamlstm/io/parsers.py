@@ -557,10 +557,10 @@ class CsvParser(_LineParser):
 
     In a CSV delimited by ';' a number may have a decimal comma (1,5), as a spreadsheet in a
     European locale writes it, and in any CSV its thousands may be grouped (read_number). A
-    cell that says not available (NOT_AVAILABLE) is a missing value. A line that ends with the delimiter has an empty last column,
-    which is ignored. A column
+    line that ends with the delimiter has an empty last column, which is ignored. A column
     name in `columns` or `exclude_columns` that the header lacks is an error, and so is a
-    column in both. An empty cell is a missing value. A bad header is a usage error
+    column in both. An empty cell, or one that says not available (NOT_AVAILABLE), is a
+    missing value. A bad header is a usage error
     and raises InputFormatError here; bad rows are rejected by `parse`.
     """
 
@@ -678,7 +678,8 @@ class CsvParser(_LineParser):
             cell = row[idx].strip()
             if not cell or cell in NOT_AVAILABLE:
                 if self.univariate:
-                    raise _Bad("missing_field", f"{name!r} is not available: {cell!r}" if cell else f"empty {name!r} column")
+                    raise _Bad("missing_field",
+                               f"{name!r} is not available: {cell!r}" if cell else f"empty {name!r} column")
                 values.append(math.nan)
                 raw_values[name] = None
                 continue
