@@ -14,7 +14,7 @@ blank. Then `--draws` configurations that move every setting but `threshold` by 
 factor, up or down at random (draw d uses numpy's generator seeded d). The threshold is the
 operating point a user sets (how strong an alert must be), not a constant of the design: its
 own row shows what it does, and in random draws it decides the figure alone (moved on every
-draw, it took NAB's development half to 50.7-65.3 on seven draws, measured 2026-12-05).
+draw, it took NAB's development half to 50.7-69.0 on ten draws, measured 2026-12-05).
 `--only` with no names skips the one-at-a-time rows.
 """
 
