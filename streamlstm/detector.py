@@ -155,7 +155,10 @@ class LSTMDetector(base.AnomalyDetector):
         if self._engine is not None:
             arrays["engine"] = np.frombuffer(self._engine.to_bytes(), dtype=np.uint8)
         features = None if self._features is None else [_plain(f) for f in self._features]
-        meta = {"kind": "LSTMDetector", "params": hyperparams.validate(self._get_params()), "features": features,
+        # The engine's settings, not the attributes: one changed after the first event (a
+        # river `mutate`) does not change the engine, and the restored detector must say what it runs.
+        params = {**self._get_params(), **(self._engine.settings if self._engine is not None else {})}
+        meta = {"kind": "LSTMDetector", "params": hyperparams.validate(params), "features": features,
                 "last_flag": self.last_flag, "last_score": self.last_score}
         return snapshot.pack(arrays, meta)
 

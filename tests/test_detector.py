@@ -169,6 +169,19 @@ def test_feature_names_and_values_as_river_users_give_them():
         assert math.isnan(det._vector({"v": value})[0, 0]), value
 
 
+def test_a_snapshot_says_the_settings_the_engine_runs():
+    """A setting changed after the first event does not change the engine; the snapshot
+    keeps the engine's (it kept the attribute, so the restored detector claimed settings it
+    did not run)."""
+    det = LSTMDetector(warmup=3, hidden_size=16)
+    for t in range(10):
+        det.learn_one({"v": math.sin(t)})
+    det.hidden_size = 8
+    again = LSTMDetector.from_bytes(det.to_bytes())
+    assert again.hidden_size == 16 == again._engine.settings["hidden_size"]
+    assert again.score_one({"v": 0.3}) == LSTMDetector.from_bytes(det.to_bytes()).score_one({"v": 0.3})
+
+
 def test_warmup_scores_zero_and_never_flags():
     det = LSTMDetector(warmup=100)
     for t in range(100):
