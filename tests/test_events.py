@@ -429,8 +429,10 @@ def test_a_pandas_frames_unnamed_index_column():
     assert ev.ts is None and ev.ts_raw is None and ev.values == (20.5,)
     p = CsvParser(InputConfig(), b",time,a,b")
     assert p.features == ("a", "b") and p.parse(2, b"0,2024-03-01T00:00:00,1,2").ts == parse_ts("2024-03-01")
-    with pytest.raises(InputFormatError, match="empty or repeated"):
+    with pytest.raises(InputFormatError, match="empty or repeated column names: \\['a', '', 'b'\\]$"):
         CsvParser(InputConfig(), b"a,,b")
+    with pytest.raises(InputFormatError, match="'temp' more than once: each column needs a name of its own"):
+        CsvParser(InputConfig(), b"time,temp,temp,p")
 
 
 def test_a_day_first_date_with_points_is_a_time():

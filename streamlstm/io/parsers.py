@@ -594,7 +594,10 @@ class CsvParser(_LineParser):
         if self.index_col is not None:
             names[0] = INDEX_NAME
         if len(set(names)) != len(names) or not all(names):
-            raise InputFormatError(f"CSV header has empty or repeated column names: {names}")
+            repeated = [n for n in dict.fromkeys(names) if n and names.count(n) > 1]
+            raise InputFormatError(f"CSV header has empty or repeated column names: {names}" + (
+                f" ({_names(repeated)} more than once: each column needs a name of its own, a column is chosen "
+                "by its name)" if repeated else ""))
         self.n_columns = len(names) + trailing
         chosen, dropped = set(cfg.columns), set(cfg.exclude_columns)
         unknown = [n for n in dict.fromkeys((*cfg.columns, *cfg.exclude_columns)) if n not in names]
