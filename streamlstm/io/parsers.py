@@ -709,9 +709,9 @@ class CsvParser(_LineParser):
                                 "Excel's serial days, or seconds since a start? The time of day is then wrong; "
                                 "convert them to epoch seconds or ISO 8601 times", self.header_names[self.ts_col],
                                 seq, ts_raw, _iso(ts))
+        self.memory.admit(stream, self.features, ts)
         if self.counter_rows:
             self._watch_counters(values)
-        self.memory.admit(stream, self.features, ts)
         return Event(seq, stream, self.features, tuple(values), ts, ts_raw, raw_values)
 
     def _localised(self, cell: str, idx: int, name: str, row: list[str]) -> float | None:
