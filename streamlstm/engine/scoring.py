@@ -185,9 +185,10 @@ RES_SPAN = 1.5
 # forwards; see regime_step). Under the normal state an event's evidence, a p-value, is
 # uniform; under the abnormal state it follows Beta(REGIME_ALTERNATIVE, 1), whose median
 # is 0.25: an abnormal stream typically shows 1-in-4 events, not only rare ones, which is
-# what a lasting incident looks like. While abnormal, the regime's baseline learns at the
-# `regime_learn_weight` setting's fraction of its rate (0.1: its half-life 10x the
-# scaler's), and so does its calibration once the stream has been abnormal for the
+# what a lasting incident looks like. The regime's baseline learns at the scaler's rate, or
+# over a day where the stream brings more than the scaler's half-life of events a day
+# (baseline_rate). While abnormal, it learns at the
+# `regime_learn_weight` setting's fraction of its rate (0.1: its half-life 10x), and so does its calibration once the stream has been abnormal for the
 # scaler's half-life more than normal (its tail frequencies and persistence, learnt only
 # while normal before), so an incident does not become the normal within its own
 # duration, while a lasting change does, eventually, whether of the level or of the
@@ -489,15 +490,30 @@ def find_period(d, cycle, n, stats32, hy):
 
 
 @kernel
+def events_a_day(t, stats32, tick, hy):
+    """How many events a day the stream brings, at its mean spacing from its first time to
+    t, the time of its event `tick`; 0 where unknown (no time, or none elapsed)."""
+    elapsed = t - stats32[hy.stats.day_old] + DAY
+    return DAY * tick / elapsed if tick > 0 and elapsed > 0.0 else 0.0  # a NaN t fails the test
+
+
+@kernel
 def bin_rate(t, stats32, tick, hy):
     """The EWMA rate of a day bin's mean and variance for an event at time t, the stream's
     event `tick`: a half-life of SEASONAL_HALFLIFE events, or of SEASONAL_DAYS days of a
-    bin's events at the mean spacing since the stream's first time where that is longer."""
-    halflife = SEASONAL_HALFLIFE
-    elapsed = t - stats32[hy.stats.day_old] + DAY
-    if tick > 0 and elapsed > 0.0:
-        halflife = max(halflife, SEASONAL_DAYS * (DAY / hy.seasonal_bins) * tick / elapsed)
+    bin's events where that is longer."""
+    halflife = max(SEASONAL_HALFLIFE, SEASONAL_DAYS * events_a_day(t, stats32, tick, hy) / hy.seasonal_bins)
     return hy.seasonal_alpha if halflife == SEASONAL_HALFLIFE else 1.0 - 0.5 ** (1.0 / halflife)
+
+
+@kernel
+def baseline_rate(t, stats32, tick, hy):
+    """The rate at which the regime's baseline learns for an event at time t, the stream's
+    event `tick`: the scaler's, or a half-life of a day of events where that is longer. A
+    baseline that spans less than a day sees the day's own rhythm as wandering levels: a
+    daily cycle read every 10 s held the regime abnormal on 1.4 % of its rows."""
+    per_day = events_a_day(t, stats32, tick, hy)
+    return min(hy.scaler_alpha, 1.0 - 0.5 ** (1.0 / per_day)) if per_day > 0.0 else hy.scaler_alpha
 
 
 @kernel
@@ -843,7 +859,7 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], x, t, ticks, surprising,
                                   hy)
     update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0,
-                    stats32[col.abnormal_run] >= hy.new_normal, hy)
+                    stats32[col.abnormal_run] >= hy.new_normal, baseline_rate(t, stats32, ticks, hy), hy)
     return observed
 
 
@@ -1171,10 +1187,10 @@ def _learn_tail(freqs, z, rate, n):
 
 
 @kernel
-def update_baseline(stats, stats32, tails, x, abnormal, lasting, hy):
+def update_baseline(stats, stats32, tails, x, abnormal, lasting, a, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
-    does, over the observations it learnt while the stream was normal (base_count, m):
-    exact moments, then its half-life; at hy.regime_learn_weight of that rate while the
+    does but at rate `a` (baseline_rate), over the observations it learnt while the stream
+    was normal (base_count, m): exact moments, then that rate; at hy.regime_learn_weight of that rate while the
     stream is abnormal, but for a feature with no normal observation yet, whose mean
     follows its values (at a tenth of the rate a first value would leave the mean 90 %
     short of it). The value is limited to TAIL_LEVELS baseline sd from the mean (a 70 sd
@@ -1193,7 +1209,6 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, hy):
     running and recent means of z and the previous z follow every observation. Runs after
     update_value_stats has counted the observation."""
     col = hy.stats
-    a = hy.scaler_alpha
     h = 1.0 / PERSISTENCE_HORIZON
     weight = hy.regime_learn_weight if abnormal else 1.0
     for d in range(hy.D):
