@@ -323,6 +323,20 @@ def test_model_settings_changed_after_a_restore_are_named_in_a_warning(tmp_path,
     assert same.exit_code == 0 and " WARNING " not in same.stderr
 
 
+def test_a_run_of_which_no_line_is_accepted_leaves_the_checkpoint_as_it_was(tmp_path, small_config):
+    """A replay without --skip-consumed (every line ts_backwards) exits 2 and writes no
+    checkpoint: it wrote one covering its 40 lines, so the corrected replay skipped 40 of
+    the 60 the state had learnt, and learnt 20 twice."""
+    state = tmp_path / "state"
+    assert invoke(["--config", small_config, "run", "--state-dir", str(state)], events(30)).exit_code == 0
+    before = sorted(p.name for p in state.iterdir())
+    res = invoke(["--config", small_config, "run", "--state-dir", str(state)], events(20))
+    assert res.exit_code == 2 and "no input line was accepted" in res.stderr
+    assert sorted(p.name for p in state.iterdir()) == before
+    again = invoke(["--config", small_config, "run", "--state-dir", str(state), "--skip-consumed"], events(35))
+    assert again.exit_code == 0 and len(again.stdout.splitlines()) == 10
+
+
 @pytest.mark.slow  # the CLI in subprocesses
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, small_config):
     data = events(200).encode()

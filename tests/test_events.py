@@ -136,8 +136,8 @@ def test_times_going_back_are_named_as_times_and_an_hour_back_as_a_clock_change(
     p.parse(2, b"2024-10-27T02:50:00,1")
     rej = p.parse(3, b"2024-10-27T02:05:00,1")
     assert rej.detail == ("stream 'default': time 2024-10-27T02:05:00Z is before the previous "
-                          "2024-10-27T02:50:00Z (local times without a UTC offset, as the clocks went back? give "
-                          "them the offset)")
+                          "2024-10-27T02:50:00Z (an hour or less back: local times without a UTC offset as the "
+                          "clocks went back? give them the offset)")
     assert p.parse(4, b"2024-10-26T02:05:00,1").detail.endswith("before the previous 2024-10-27T02:50:00Z")
 
 

@@ -208,6 +208,10 @@ class FilterRunner:
         self.rows_seen = Counter(extra.get("rows_seen", {}))  # a stream's baseline rows stay its first ones
         return extra["lines_consumed"]
 
+    def _nothing_accepted(self) -> bool:
+        """Whether every non-empty line so far was rejected: a format mistake (exit 2)."""
+        return not self.counts.get("accepted") and any(r not in ("empty_line", "accepted") for r in self.counts)
+
     def checkpoint(self) -> None:
         """The pipeline's checkpoint recipe: drain, flush the sinks, snapshot (no input
         position to commit: the snapshot counts the lines consumed)."""
@@ -276,7 +280,8 @@ class FilterRunner:
                     log.warning("the input ended after %d lines, before the %d the checkpoint covers: none of it "
                                 "was scored (--skip-consumed is for the input the checkpoint was taken on, "
                                 "replayed from its start)", self.seq, self.resume_after)
-                self.checkpoint()
+                if not self._nothing_accepted():  # a wrong input (exit 2) leaves the last checkpoint as it was
+                    self.checkpoint()
         except BrokenPipeError:
             log.error("output closed; stopping%s", " (the last checkpoint covers what was written)" if self.store else "")
             return 1
@@ -284,6 +289,7 @@ class FilterRunner:
             self.pipeline.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        failed = self._nothing_accepted()
         accepted = self.counts.pop("accepted", 0)
         evicted = sum(self.pool.budget.evictions.values())
         empty = self.counts.get("empty_line", 0)  # skipped, not rejected: blank lines get no error record
@@ -291,7 +297,7 @@ class FilterRunner:
                  "".join(f", {k}={v}" for k, v in sorted(self.counts.items()) if k != "empty_line"),
                  f"; skipped {empty} empty lines" if empty else "",
                  f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
-        if not accepted and any(reason != "empty_line" for reason in self.counts):
+        if failed:
             log.error("%s: %s", self.name, no_line_accepted(self.parser, self.first_rejected, self.counts))
             return 2
         short = [(stream, n) for stream, n in self.rows_seen.items() if n <= self.baseline_rows]

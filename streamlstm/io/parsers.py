@@ -245,8 +245,8 @@ class StreamMemory:
         if ts is None:
             ts = last_ts  # an event without a timestamp does not reset the ordering check
         elif last_ts is not None and ts < last_ts:
-            clocks = " (local times without a UTC offset, as the clocks went back? give them the offset)" \
-                if last_ts - ts <= 3600.0 else ""
+            clocks = " (an hour or less back: local times without a UTC offset as the clocks went back? give " \
+                "them the offset)" if last_ts - ts <= 3600.0 else ""
             raise _Bad("ts_backwards", f"stream {stream!r}: time {_iso(ts)} is before the previous {_iso(last_ts)}"
                                        + clocks)
         streams.move_to_end(stream)
