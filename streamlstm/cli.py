@@ -495,11 +495,12 @@ def plot(ctx, results, output, stream) -> None:
 
 
 @main.command("check-config")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.pass_context
 def check_config(ctx, file) -> None:
-    """Validate a configuration file and print the effective configuration."""
-    ctx.obj["config_path"] = file
+    """Validate a configuration file (default: --config, $STREAMLSTM_CONFIG, as a command
+    started so would load it) and print the effective configuration."""
+    ctx.obj["config_path"] = file or ctx.obj["config_path"]
     click.echo(dump_yaml(_load(ctx, {})), nl=False)
 
 

@@ -170,9 +170,17 @@ def test_hostile_config_file_is_a_usage_error(tmp_path):
     assert res.exit_code == 2 and "deep.yaml:1: nested deeper than 64 levels" in res.output
 
 
-def test_check_config_prints_effective_config(small_config):
-    res = invoke(["check-config", small_config])
-    assert res.exit_code == 0 and "hidden_size: 8" in res.output and "k2: 4" in res.output
+def test_check_config_prints_effective_config(small_config, monkeypatch):
+    """Of the file named, else of --config or $STREAMLSTM_CONFIG, as a command started so
+    loads it (it asked for FILE); with none, the defaults'."""
+    for args in (["check-config", small_config], ["--config", small_config, "check-config"]):
+        res = invoke(args)
+        assert res.exit_code == 0 and "hidden_size: 8" in res.output and "k2: 4" in res.output
+    monkeypatch.setenv("STREAMLSTM_CONFIG", small_config)
+    assert "hidden_size: 8" in CliRunner().invoke(main, ["check-config"]).output
+    monkeypatch.delenv("STREAMLSTM_CONFIG")
+    res = invoke(["check-config"])
+    assert res.exit_code == 0 and "hidden_size: 32" in res.output
 
 
 def _spawn(args, **kw):
