@@ -157,8 +157,12 @@ class KafkaDaemon:
                               self.config.output.only_anomalies)
         if k.changelog_topic:
             self.store = KafkaChangelogStore(self.client, k.changelog_topic, self.producer)
+            log.info("partition state: the changelog topic %s%s", k.changelog_topic,
+                     f" (checkpoint.state_dir {self.config.checkpoint.state_dir} is not used)"
+                     if self.config.checkpoint.state_dir else "")
         elif self.config.checkpoint.state_dir:
             self.store = DirectoryStateStore(self.config.checkpoint.state_dir, keep=self.config.checkpoint.keep)
+            log.info("partition state: the directory %s", self.config.checkpoint.state_dir)
         else:
             log.warning("no kafka.changelog_topic and no checkpoint.state_dir: partition state is not "
                         "kept; a restart or rebalance starts models from scratch at the committed offset")
