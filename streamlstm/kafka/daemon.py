@@ -316,20 +316,20 @@ class KafkaDaemon:
 
     def _snapshot(self, tps) -> None:
         saved = []
-        for tp in tps:
-            st = self.states[tp]
-            if self.store is not None and st.next_offset is not None and st.next_offset != st.checkpointed:
-                payload, meta = st.snapshot()
-                self.store.save(tp, payload, meta)
-                saved.append(st)
-        if saved:
-            try:
+        try:  # a store fails in save (a directory) or in flush (a changelog): counted either way
+            for tp in tps:
+                st = self.states[tp]
+                if self.store is not None and st.next_offset is not None and st.next_offset != st.checkpointed:
+                    payload, meta = st.snapshot()
+                    self.store.save(tp, payload, meta)
+                    saved.append(st)
+            if saved:
                 self.store.flush()
-            except Exception:
-                self.metrics.errors.labels(kind="checkpoint").inc()
-                raise
-            for st in saved:
-                st.checkpointed = st.next_offset
+        except Exception:
+            self.metrics.errors.labels(kind="checkpoint").inc()
+            raise
+        for st in saved:
+            st.checkpointed = st.next_offset
         self.since_commit = 0
         self.last_commit = time.monotonic()
 
