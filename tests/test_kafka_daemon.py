@@ -713,6 +713,23 @@ def test_the_checkpoint_age_counts_from_the_last_commit_that_succeeded():
     assert metrics.last_checkpoint > start + 99 and daemon.states[tp].committed == 1
 
 
+class _ReadOnlyStore:
+    def save(self, tp, payload, meta):
+        raise OSError(30, "Read-only file system")
+
+
+def test_a_checkpoint_that_cannot_be_saved_is_counted():
+    """A directory store fails in save, not in flush: errors_total{kind="checkpoint"} counts
+    it (only a changelog's failed flush was counted), before the fatal error."""
+    daemon, config, tp = _offline_daemon("event", False)
+    daemon.consumer, daemon.store = _FailingCommits(), _ReadOnlyStore()
+    daemon.pipeline.push(daemon.parse({tp: _records([Rec(0, b"a", json.dumps({"value": 1}).encode())])}))
+    with pytest.raises(OSError, match="Read-only"):
+        daemon.checkpoint_and_commit()
+    daemon.pipeline.close()
+    assert daemon.metrics.registry.get_sample_value("streamlstm_errors_total", {"kind": "checkpoint"}) == 1
+
+
 @pytest.mark.parametrize("client", ["confluent", "kafka-python"])
 def test_a_stop_while_the_brokers_do_not_answer_at_start_up_exits_0_at_once(client, caplog):
     """SIGTERM (the stop event) while the client waits for an unreachable broker: before, the
