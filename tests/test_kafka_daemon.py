@@ -713,6 +713,36 @@ def test_the_checkpoint_age_counts_from_the_last_commit_that_succeeded():
     assert metrics.last_checkpoint > start + 99 and daemon.states[tp].committed == 1
 
 
+class _NothingCommitted(_FailingCommits):
+    def committed(self, tps):
+        return {tp: None for tp in tps}
+
+
+def test_a_restored_state_ahead_of_a_group_with_no_committed_offset_is_warned_of(tmp_path, caplog):
+    """A snapshot at offset 1 and a group that has committed nothing (a new group id, the
+    topic recreated): the daemon resumes at the snapshot's offset, as before, but says so,
+    where it resumed without a word and skipped the records before it."""
+    from streamlstm.kafka.state_store import DirectoryStateStore
+
+    first, config, tp = _offline_daemon("event", False)
+    first.consumer, first.store = _NothingCommitted(), DirectoryStateStore(tmp_path, keep=2)
+    first.consumer.fail = False
+    first.pipeline.push(first.parse({tp: _records([Rec(0, b"a", json.dumps({"value": 1}).encode())])}))
+    first.checkpoint_and_commit()
+    first.pipeline.close()
+    second, _, _ = _offline_daemon("event", False)
+    second.states.clear()
+    second.consumer, second.store = _NothingCommitted(), DirectoryStateStore(tmp_path, keep=2)
+    with caplog.at_level(logging.INFO, logger="streamlstm"):
+        assert second.assigned([tp]) == {tp: 1}
+    second.pipeline.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "in-0: the restored state resumes at offset 1, but the group has committed none (a new group id, or the "
+        "topic recreated?): records before it are not read; remove the partition's state to start from the "
+        "beginning"]
+    assert any(r.getMessage().endswith("from offset 1 (committed none)") for r in caplog.records)
+
+
 class _ReadOnlyStore:
     def save(self, tp, payload, meta):
         raise OSError(30, "Read-only file system")

@@ -275,6 +275,11 @@ class KafkaDaemon:
                                                                                            self.budget)
                 if tp in loaded:
                     how = "restored"
+                    if committed[tp] is None and st.next_offset:
+                        log.warning("%s: the restored state resumes at offset %d, but the group has committed "
+                                    "none (a new group id, or the topic recreated?): records before it are not "
+                                    "read; remove the partition's state to start from the beginning",
+                                    partition_key(tp), st.next_offset)
                 else:
                     st.next_offset = committed[tp]
                     how = "fresh"
@@ -283,8 +288,9 @@ class KafkaDaemon:
                                     partition_key(tp), committed[tp])
             st.committed = committed[tp]
             st.parsed_to = st.next_offset
-            log.info("assigned %s: %s state, %d streams, from offset %s (committed %s)", partition_key(tp),
-                     how, st.pool.n_streams, st.next_offset, committed[tp])
+            log.info("assigned %s: %s state, %d streams, from %s (committed %s)", partition_key(tp), how,
+                     st.pool.n_streams, "the beginning" if st.next_offset is None else f"offset {st.next_offset}",
+                     "none" if committed[tp] is None else committed[tp])
 
     def _load(self, tps: list[TP], restore, committed: dict[TP, int | None]) -> dict[TP, PartitionState]:
         """The stored states of `tps`. In exactly_once a snapshot and its offsets commit together,
