@@ -737,9 +737,9 @@ def test_a_restored_state_ahead_of_a_group_with_no_committed_offset_is_warned_of
         assert second.assigned([tp]) == {tp: 1}
     second.pipeline.close()
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        "in-0: the restored state resumes at offset 1, but the group has committed none (a new group id, or the "
-        "topic recreated?): records before it are not read; remove the partition's state to start from the "
-        "beginning"]
+        "in-0: the restored state resumes at offset 1, but the group has committed none (a new group id, the "
+        "topic recreated, or a stop before the first commit?): records before it are not read; remove the "
+        "partition's state to start from the beginning"]
     assert any(r.getMessage().endswith("from offset 1 (committed none)") for r in caplog.records)
 
 

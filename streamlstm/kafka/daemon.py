@@ -277,8 +277,9 @@ class KafkaDaemon:
                     how = "restored"
                     if committed[tp] is None and st.next_offset:
                         log.warning("%s: the restored state resumes at offset %d, but the group has committed "
-                                    "none (a new group id, or the topic recreated?): records before it are not "
-                                    "read; remove the partition's state to start from the beginning",
+                                    "none (a new group id, the topic recreated, or a stop before the first commit?): "
+                                    "records before it are not read; remove the partition's state to start from "
+                                    "the beginning",
                                     partition_key(tp), st.next_offset)
                 else:
                     st.next_offset = committed[tp]
