@@ -331,6 +331,17 @@ def test_model_settings_changed_after_a_restore_are_named_in_a_warning(tmp_path,
     assert same.exit_code == 0 and " WARNING " not in same.stderr
 
 
+def test_a_state_dir_says_at_info_what_it_starts_from_and_what_it_leaves(tmp_path, small_config):
+    """An empty state directory (a typo, with --skip-consumed) and the last checkpoint are
+    named at INFO: nothing was (a skip of nothing passed in silence)."""
+    state = str(tmp_path / "state")
+    res = invoke(["--config", small_config, "run", "--state-dir", state, "--skip-consumed"], events(5))
+    assert f"no checkpoint in {state}: starting with no state (--skip-consumed has nothing to skip)" in res.stderr
+    assert f"checkpoint {state}/ckpt-000000000001.slc at line 10" in res.stderr
+    again = invoke(["--config", small_config, "run", "--state-dir", state, "--skip-consumed"], events(6))
+    assert "no checkpoint" not in again.stderr and "restored checkpoint" in again.stderr
+
+
 def test_a_run_of_which_no_line_is_accepted_leaves_the_checkpoint_as_it_was(tmp_path, small_config):
     """A replay without --skip-consumed (every line ts_backwards) exits 2 and writes no
     checkpoint: it wrote one covering its 40 lines, so the corrected replay skipped 40 of

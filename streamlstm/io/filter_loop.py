@@ -141,6 +141,7 @@ class FilterRunner:
         state_dir = config.checkpoint.state_dir
         self.store = DirectoryStore(state_dir, keep=config.checkpoint.keep) if state_dir else None
         self.stopping = False
+        self.finished = False  # the input has ended: the next checkpoint is the last
         self.stopped_by: signal.Signals | None = None  # the signal that stopped the input's reading
         self.waiting = False
 
@@ -151,6 +152,9 @@ class FilterRunner:
         fallbacks); whether there was one."""
         consumed = self.store.load_latest(self._restore_from) if self.store else None
         if consumed is None:
+            if self.store is not None:
+                log.info("no checkpoint in %s: starting with no state%s", self.config.checkpoint.state_dir,
+                         " (--skip-consumed has nothing to skip)" if self.skip_consumed else "")
             return False
         if self.skip_consumed:
             self.resume_after = consumed
@@ -228,7 +232,9 @@ class FilterRunner:
             "parser": memory.to_json() if memory else [],
         }
         path = self.store.save(self.pool.to_bytes(extra), {"lines_consumed": extra["lines_consumed"]})
-        log.debug("checkpoint %s at line %d", path, extra["lines_consumed"])
+        # The last one (the input's end, a signal) at INFO: what a restart resumes from.
+        log.log(logging.INFO if self.stopping or self.finished else logging.DEBUG, "checkpoint %s at line %d",
+                path, extra["lines_consumed"])
 
     def _make_parser(self, csv_header: bytes | None, name: str) -> JsonlParser | CsvParser:
         try:
@@ -280,6 +286,7 @@ class FilterRunner:
                     log.warning("the input ended after %d lines, before the %d the checkpoint covers: none of it "
                                 "was scored (--skip-consumed is for the input the checkpoint was taken on, "
                                 "replayed from its start)", self.seq, self.resume_after)
+                self.finished = True
                 if not self._nothing_accepted():  # a wrong input (exit 2) leaves the last checkpoint as it was
                     self.checkpoint()
         except BrokenPipeError:
