@@ -1,8 +1,11 @@
 import hashlib
 import json
 import logging
+import os
 import re
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -13,7 +16,8 @@ from streamlstm.io.checkpoint import MAGIC, CheckpointError, DirectoryStore
 
 
 def names(path):
-    return sorted(p.name for p in path.iterdir())
+    """The directory's files but the store's lock."""
+    return sorted(p.name for p in path.iterdir() if p.name != "lock")
 
 
 def test_round_trip(tmp_path):
@@ -25,10 +29,36 @@ def test_round_trip(tmp_path):
     assert path.read_bytes().startswith(MAGIC)
     assert store.load_latest() == (payload, {"offsets": {"t-0": 41}, "events": 7})
     # A new store on the same directory (a restart) sees it and continues the numbering.
+    store.close()
     again = DirectoryStore(tmp_path / "state")
     assert again.load_latest()[0] == payload
     assert again.save(b"next", {}).name == "ckpt-000000000002.slc"
     assert again.load_latest() == (b"next", {})
+
+
+def test_one_writer_at_a_time(tmp_path):
+    """A second writer of a directory — another process, or another store in this one — is
+    refused at once, naming the first; `close` (or the holder's end) lets the next one in."""
+    store = DirectoryStore(tmp_path)
+    store.save(b"one", {})
+    with pytest.raises(CheckpointError, match=rf"state directory {tmp_path} is in use \(locked by "
+                                              rf"pid {os.getpid()} on .*\): one process at a time"):
+        DirectoryStore(tmp_path)
+    other = subprocess.run([sys.executable, "-c", "import sys; from streamlstm.io.checkpoint import DirectoryStore; "
+                            "DirectoryStore(sys.argv[1])", str(tmp_path)], capture_output=True, text=True)
+    assert other.returncode == 1 and f"locked by pid {os.getpid()}" in other.stderr
+    store.close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from streamlstm.io.checkpoint import DirectoryStore; "
+                               "s = DirectoryStore(sys.argv[1]); print(flush=True); sys.stdin.read()", str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        with pytest.raises(CheckpointError, match=f"locked by pid {holder.pid} on "):
+            DirectoryStore(tmp_path)
+    finally:
+        holder.communicate("")  # it ends, and the lock with it
+    assert DirectoryStore(tmp_path).load_latest()[0] == b"one"
+    assert (tmp_path / "lock").read_text().startswith("pid ")
 
 
 def test_empty_payload(tmp_path):

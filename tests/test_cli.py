@@ -2,9 +2,11 @@
 
 import csv
 import json
+import logging
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from click.testing import CliRunner
 from faults import full_disk_for_checkpoints, sigterm_during_start_up
 
 from streamlstm import __version__, signals
-from streamlstm.cli import main
+from streamlstm.cli import _JsonFormatter, main
 from streamlstm.io.checkpoint import DirectoryStore
 
 
@@ -201,6 +203,14 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
     got = []
     while len(got) < 250:  # wait for the answers, then stop it while it waits for input
         got.append(first.stdout.readline().decode())
+    # A second filter on the same state directory meanwhile: refused at once, in one line.
+    rival = subprocess.run([sys.executable, "-m", "streamlstm.cli", "--config", small_config, "run", "--state-dir",
+                            str(state)], input=data, capture_output=True, timeout=120)
+    assert rival.returncode == 1 and rival.stdout == b""
+    [line] = rival.stderr.decode().splitlines()
+    assert " ERROR " in line and line.endswith(
+        f"the state directory {state} is in use (locked by pid {first.pid} on {socket.gethostname()}): one "
+        "process at a time writes it; stop the other or choose another state directory")
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=60) == 0
     got += first.stdout.read().decode().splitlines(keepends=True)
@@ -209,6 +219,34 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
                              str(state), "--skip-consumed"], input=data, capture_output=True, timeout=120)
     assert second.returncode == 0
     assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
+
+
+@pytest.mark.slow  # the CLI in subprocesses
+def test_an_idle_filter_checkpoints_after_every_seconds(tmp_path):
+    """The clock was looked at only when input arrived: events before a quiet hour were not
+    durable until the next line (or the end)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  hidden_size: 8\n  warmup: 20\ncheckpoint:\n  every_events: 100000\n"
+                      "  every_seconds: 1\n")
+    state = tmp_path / "state"
+    proc = _spawn(["--config", str(config), "run", "--state-dir", str(state)])
+    try:
+        proc.stdin.write(events(5).encode())  # 10 events, far below every_events
+        proc.stdin.flush()
+        for _ in range(10):
+            proc.stdout.readline()
+        deadline = time.monotonic() + 30
+        while not list(state.glob("ckpt-*.slc")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None  # still waiting for input
+        assert len(list(state.glob("ckpt-*.slc"))) == 1
+        time.sleep(1.5)  # one checkpoint per quiet spell, not one a second
+        assert len(list(state.glob("ckpt-*.slc"))) == 1
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert DirectoryStore(state).load_latest()[1] == {"lines_consumed": 10}
+    assert len(list(state.glob("ckpt-*.slc"))) == 2  # and the last at the end
 
 
 @pytest.mark.slow  # the CLI in subprocesses
@@ -881,3 +919,10 @@ def test_json_lines_scored_as_csv_is_refused_at_the_header(tmp_path):
     res = CliRunner().invoke(main, ["score", path, "--format", "csv"])
     assert res.exit_code == 2
     assert "the CSV header looks like JSON ('{\"value\": 1}') — try --format jsonl" in res.stderr
+
+
+def test_json_log_lines_have_millisecond_timestamps():
+    record = logging.LogRecord("streamlstm.daemon", logging.WARNING, __file__, 1, "revoked %s", ("t-0",), None)
+    record.created, record.msecs = 1764900000.25, 250.0
+    assert json.loads(_JsonFormatter().format(record)) == {
+        "ts": "2025-12-05T02:00:00.250Z", "level": "WARNING", "logger": "streamlstm.daemon", "msg": "revoked t-0"}

@@ -192,6 +192,7 @@ def test_restore_falls_back_past_checkpoints_it_cannot_use(tmp_path, caplog):
     store = DirectoryStore(tmp_path / "state", keep=5)
     store.save(b"not a snapshot", {})
     store.save(DetectorPool(config).to_bytes({}), {})  # a detector snapshot without the filter's fields
+    store.close()
     restarted = FilterRunner(config, [text_sink(config)], skip_consumed=True)
     restarted.restore()
     assert restarted.resume_after == runner.seq == len(data.splitlines())

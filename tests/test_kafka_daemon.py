@@ -730,6 +730,7 @@ def test_a_restored_state_ahead_of_a_group_with_no_committed_offset_is_warned_of
     first.pipeline.push(first.parse({tp: _records([Rec(0, b"a", json.dumps({"value": 1}).encode())])}))
     first.checkpoint_and_commit()
     first.pipeline.close()
+    first.store.close()  # it stops
     second, _, _ = _offline_daemon("event", False)
     second.states.clear()
     second.consumer, second.store = _NothingCommitted(), DirectoryStateStore(tmp_path, keep=2)

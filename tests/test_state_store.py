@@ -38,6 +38,24 @@ def test_directory_store_falls_back_past_a_snapshot_it_cannot_restore(tmp_path, 
     assert "cannot restore it" in caplog.text
 
 
+def test_a_partition_directory_has_one_writer_until_it_is_revoked(tmp_path):
+    """Two instances on one state directory (a zombie that has not seen its revoke, or a
+    second group on the same topic): the partition's second writer is refused until the
+    first releases it."""
+    first, second = DirectoryStateStore(tmp_path), DirectoryStateStore(tmp_path)
+    tp, other = TP("t", 0), TP("t", 1)
+    first.save(tp, *snapshot(tp, 10))
+    second.save(other, *snapshot(other, 5))  # another partition's directory is free
+    with pytest.raises(CheckpointError, match="state directory .*t-0 is in use"):
+        second.load([tp], restore)
+    first.release([tp])
+    assert second.load([tp], restore)[tp].next_offset == 10
+    with pytest.raises(CheckpointError, match="in use"):
+        first.save(tp, *snapshot(tp, 11))
+    second.close()
+    first.save(tp, *snapshot(tp, 11))
+
+
 def test_directory_store_checks_its_root_is_writable_at_start(tmp_path):
     (tmp_path / "file").write_text("a regular file")
     with pytest.raises(CheckpointError, match="cannot write checkpoints to .*Not a directory"):

@@ -21,23 +21,27 @@ never a half-written file under a checkpoint name. The directory is checked to b
 when the store is opened, not at its first checkpoint. Reading still verifies everything,
 because disks and people corrupt files too: an unreadable newest checkpoint — damaged,
 from a newer streamlstm, or with a payload the caller cannot restore — is skipped with a
-warning and the previous one is used. One writer per directory is assumed.
+warning and the previous one is used. One writer per directory: a store holds an exclusive
+`flock` on the directory's ``lock`` file (which names its holder) until `close` or the
+process's end, and a second store of the same directory fails at once, naming the first.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
+import socket
 import struct
 import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import crc32c
 
@@ -52,6 +56,7 @@ _PREFIX = struct.Struct(">6sHII")  # the same, then the CRC
 _NAME = re.compile(r"ckpt-(\d{12})\.slc")
 _TMP_SUFFIX = ".tmp"
 _PROBE = f"ckpt-probe.slc{_TMP_SUFFIX}"  # named like a temporary file, so a leftover is removed
+_LOCK = "lock"
 
 _T = TypeVar("_T")
 
@@ -100,6 +105,23 @@ def _cannot_write(path: Path, exc: OSError, room: str | None = None) -> Checkpoi
                            f"(errno {exc.errno}); {todo}")
 
 
+def _lock(path: Path) -> IO[str]:
+    """An exclusive lock on the directory `path`, held while the returned file stays open."""
+    lock = open(path / _LOCK, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "a process that has not written its name yet"
+        lock.close()
+        raise CheckpointError(f"the state directory {path} is in use (locked by {holder}): one process at a time "
+                              "writes it; stop the other or choose another state directory") from None
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    lock.flush()
+    return lock
+
+
 def _write_file(path: Path, *parts: bytes) -> None:
     with open(path, "wb") as fh:
         for part in parts:
@@ -117,11 +139,18 @@ class DirectoryStore:
         self.path = Path(path)
         self.keep = keep
         prepare_dir(self.path)
+        self._lock: IO[str] | None = _lock(self.path)
         # Leftovers of a crash in the middle of `save`; they were never checkpoints.
         for stale in self.path.glob(f"ckpt-*.slc{_TMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
         existing = self._checkpoints()
         self._next_seq = existing[-1][0] + 1 if existing else 1
+
+    def close(self) -> None:
+        """Release the directory to another writer; the store is not used afterwards."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def save(self, payload: bytes, meta: dict[str, Any]) -> Path:
         """Write a checkpoint durably and prune old ones; returns the new file's path.

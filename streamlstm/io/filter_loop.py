@@ -62,10 +62,11 @@ class _FdReader:
     def __call__(self, n: int) -> bytes:
         return os.read(self.fd, n)
 
-    def ready(self) -> bool:
-        """Whether a read would return at once (data or end of input) instead of waiting."""
+    def ready(self, timeout: float = 0.0) -> bool:
+        """Whether a read would return at once (data or end of input) instead of waiting,
+        waiting up to `timeout` seconds for it."""
         try:
-            return bool(select.select([self.fd], [], [], 0)[0])
+            return bool(select.select([self.fd], [], [], max(timeout, 0.0))[0])
         except (OSError, ValueError):
             return False
 
@@ -73,8 +74,9 @@ class _FdReader:
 def reader(stream) -> Callable[[int], bytes]:
     """`read(n)` returning whatever `stream` has ready (at most n bytes, b"" at its end).
 
-    Real files and pipes also get `read.ready()`, which says whether input is waiting; the
-    filter writes all pending results before it blocks on an input that has nothing ready.
+    Real files and pipes also get `read.ready(timeout=0)`, which says whether input is
+    waiting; the filter writes all pending results before it blocks on an input that has
+    nothing ready, and checkpoints when it waits `checkpoint.every_seconds`.
     """
     try:
         return _FdReader(stream)
@@ -144,6 +146,7 @@ class FilterRunner:
         self.finished = False  # the input has ended: the next checkpoint is the last
         self.stopped_by: signal.Signals | None = None  # the signal that stopped the input's reading
         self.waiting = False
+        self.last_checkpoint, self.since_checkpoint = time.monotonic(), 0  # events since, not yet durable
 
     # ------------------------------------------------------------------ state
 
@@ -221,6 +224,7 @@ class FilterRunner:
         position to commit: the snapshot counts the lines consumed)."""
         if self.store is not None:
             checkpoint(self.pipeline, self.sinks, self._snapshot)
+            self.last_checkpoint, self.since_checkpoint = time.monotonic(), 0
 
     def _snapshot(self) -> None:
         memory = self.parser.memory if self.parser else self.memory
@@ -256,12 +260,25 @@ class FilterRunner:
 
     def _interruptible(self, raw_read: Callable[[int], bytes]) -> Callable[[int], bytes]:
         """`raw_read` that raises _Interrupted once a signal has come, rather than return
-        b"", which would end the input and pass a buffered part of a line on as a line."""
+        b"", which would end the input and pass a buffered part of a line on as a line.
+        Events not yet checkpointed are checkpointed once the input has been quiet until
+        `checkpoint.every_seconds` after the last checkpoint (the loop only looks at the
+        clock when a batch arrives)."""
+        ready = getattr(raw_read, "ready", None)
+        every = self.config.checkpoint.every_seconds
+
         def read(n: int) -> bytes:
             if self.stopping:
                 raise _Interrupted
             self.waiting = True
             try:
+                if (self.store is not None and ready is not None and self.since_checkpoint
+                        and not ready(self.last_checkpoint + every - time.monotonic())):
+                    self.waiting = False  # a signal now stops the loop after the checkpoint
+                    self.checkpoint()
+                    if self.stopping:
+                        raise _Interrupted
+                    self.waiting = True
                 return raw_read(n)
             finally:
                 self.waiting = False
@@ -294,6 +311,8 @@ class FilterRunner:
             return 1
         finally:
             self.pipeline.close()
+            if self.store is not None:
+                self.store.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
         failed = self._nothing_accepted()
@@ -321,16 +340,14 @@ class FilterRunner:
         the input has nothing ready (so a slow pipe is answered at once) or on a signal."""
         cfg = self.config
         input_ready = getattr(read, "ready", lambda: True)
-        last_ckpt, since_ckpt = time.monotonic(), 0
+        self.last_checkpoint = time.monotonic()
         try:
             for batch in self._batches(read):
                 self.pipeline.push([batch])
-                since_ckpt += len(batch.routed.events)
-                now = time.monotonic()
-                if self.store is not None and (since_ckpt >= cfg.checkpoint.every_events
-                                               or now - last_ckpt >= cfg.checkpoint.every_seconds):
+                self.since_checkpoint += len(batch.routed.events)
+                if self.store is not None and (self.since_checkpoint >= cfg.checkpoint.every_events or
+                                               time.monotonic() - self.last_checkpoint >= cfg.checkpoint.every_seconds):
                     self.checkpoint()
-                    last_ckpt, since_ckpt = now, 0
                 elif self.stopping or not input_ready():
                     self.pipeline.drain()
                 if self.stopping:

@@ -216,6 +216,8 @@ class KafkaDaemon:
                     self.metrics.lag.remove(tp.topic, str(tp.partition))
                 except KeyError:
                     pass
+            if self.store is not None:
+                self.store.release(revoked)
             self.metrics.partitions.set(len(self.states))
             if revoked:
                 # Not ready until the group assigns partitions again (confluent revokes them all

@@ -17,6 +17,7 @@ Interface (``StateStore``)::
                                          one; `restore` raises if it cannot use a snapshot
     save(tp, payload, meta)              write a snapshot (may be buffered)
     flush()                              every saved snapshot is durable when this returns
+    release(tps)                         the partitions are no longer this instance's
     close()
 
 The daemon calls ``save`` for the partitions it checkpoints, then ``flush``, and only then
@@ -66,13 +67,17 @@ class StateStore(Protocol):
     def load(self, tps: Iterable, restore: Restore[_T]) -> dict[Any, _T]: ...
     def save(self, tp, payload: bytes, meta: dict[str, Any]) -> None: ...
     def flush(self) -> None: ...
+    def release(self, tps: Iterable) -> None: ...
     def close(self) -> None: ...
 
 
 class DirectoryStateStore:
     """One checkpoint directory per partition: ``root/<topic>-<partition>/ckpt-*.slc``.
 
-    `save` is durable when it returns (fsync + rename), so `flush` has nothing to do.
+    `save` is durable when it returns (fsync + rename), so `flush` has nothing to do. A
+    partition's directory is locked from its first use until `release` (a revoke) or `close`,
+    so an instance that still writes a partition the group gave to another (a zombie, or a
+    second group reading the same topic into the same directory) is refused.
     """
 
     def __init__(self, root: str | os.PathLike[str], keep: int = 3):
@@ -104,7 +109,15 @@ class DirectoryStateStore:
     def flush(self) -> None:
         pass
 
+    def release(self, tps: Iterable) -> None:
+        for tp in tps:
+            store = self._stores.pop(partition_key(tp), None)
+            if store is not None:
+                store.close()
+
     def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
         self._stores.clear()
 
 
@@ -227,6 +240,9 @@ class KafkaChangelogStore:
         except Exception as exc:  # noqa: BLE001 - whatever the reason, an older snapshot may do
             raise CheckpointError(f"changelog {self.topic}: snapshot {snap} of {key} cannot be restored "
                                   f"({exc})") from exc
+
+    def release(self, tps: Iterable) -> None:
+        pass  # any instance may take a partition over; exactly_once fences out a zombie
 
     def close(self) -> None:
         pass  # the producer is the caller's to flush and close
