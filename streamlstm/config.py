@@ -9,8 +9,9 @@ Precedence, highest first:
    ``.`` written as ``__``: ``STREAMLSTM_MODEL__HIDDEN_SIZE=64``,
    ``STREAMLSTM_KAFKA__SECURITY__SSL_CAFILE=/ca.pem``. Top-level keys have no section:
    ``STREAMLSTM_MAX_STREAMS=5000``, ``STREAMLSTM_LOG_LEVEL=debug``. Other ``STREAMLSTM_*``
-   variables without ``__`` are left alone (the CLI may use names like ``STREAMLSTM_CONFIG``);
-   a ``__`` variable naming an unknown key is an error.
+   variables without ``__`` are left alone (the CLI may use names like ``STREAMLSTM_CONFIG``)
+   unless they nearly name a setting (``STREAMLSTM_MAX_STREAM``, ``STREAMLSTM_MODEL_K2``);
+   those, and a ``__`` variable naming an unknown key, are errors.
 3. The YAML file.
 4. The dataclass defaults below (``config/default.yaml`` spells them all out).
 
@@ -664,7 +665,13 @@ class _Tree:
                 continue
             path = tuple(name[len(ENV_PREFIX):].lower().split("__"))
             if len(path) == 1 and path[0] not in _TOP_KEYS:
-                continue  # not a config variable (e.g. STREAMLSTM_CONFIG for the CLI)
+                # Not a config variable (e.g. STREAMLSTM_CONFIG for the CLI), unless it nearly
+                # names a setting: STREAMLSTM_MAX_STREAM, or STREAMLSTM_MODEL_HIDDEN_SIZE with one `_`.
+                close = difflib.get_close_matches(path[0], [k.replace(".", "__") for k in _SPECS], n=1, cutoff=0.85)
+                if close:
+                    raise ConfigError(f"environment variable {name}: not a setting (did you mean "
+                                      f"{ENV_PREFIX}{close[0].upper()}?)")
+                continue
             found.append((path, text, f"environment variable {name}"))
         self._apply(found)
 

@@ -253,6 +253,7 @@ class DetectorPool:
                 log.warning("the restored state keeps the model settings it was learnt with%s: %s; to apply the "
                             "configured ones, start from an empty state directory", "" if group == DEFAULT_GROUP
                             else f" (group {group!r})", ", ".join(settings))
+        _warn_of_moved_groups(self.config, detectors)
         self.budget.release(self)
         self.models = {}
         touched = 0
@@ -264,6 +265,20 @@ class DetectorPool:
             touched += det.n_streams
         self.budget.settle(touched, [])
         return meta["extra"]
+
+
+def _warn_of_moved_groups(config: Config, detectors: dict[tuple[str, tuple[str, ...]], MultiStreamDetector]) -> None:
+    """Say which restored streams the configuration's `groups` now match to another model
+    group: they stay in the one they were learnt in (their state belongs to its weights)."""
+    if not config.groups and all(g == DEFAULT_GROUP for g, _ in detectors):
+        return
+    moved = [(stream, g, now) for (g, _), det in detectors.items() for stream in det.stream_ids
+             if (now := config.model_for(stream)[0]) != g]
+    if moved:
+        stream, was, now = moved[0]
+        log.warning("%d restored streams stay in the model group they were learnt in, where the configured groups "
+                    "now match another (e.g. %r: group %r, now %r); to move them, start from an empty state "
+                    "directory", len(moved), stream, was, now)
 
 
 def _changed_settings(det: MultiStreamDetector, model: ModelConfig) -> list[str]:

@@ -1,6 +1,7 @@
 """The process-wide state budget: stream cap, byte budget and model cap across all models."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -144,3 +145,22 @@ def test_state_limits_are_validated():
     with pytest.raises(ConfigError, match="max_models"):
         load_config(None, env={}, overrides={"max_models": 0})
     assert load_config(None, env={}).max_state_bytes == 1 << 30
+
+
+def test_restored_streams_a_new_group_would_take_stay_in_theirs_with_a_warning(caplog):
+    """A `groups:` entry added before a restart applied to new streams only, without a word."""
+    pool = pool_with()
+    run(pool, [event(n, s) for n in range(10) for s in ("cpu-1", "cpu-2", "disk-1")])
+    grouped = pool_with(groups=[{"name": "cpu", "match": ["cpu-*"], "model": {"threshold": 0.9}}])
+    with caplog.at_level(logging.WARNING, logger="streamlstm"):
+        grouped.restore(pool.to_bytes())
+    assert [r.getMessage() for r in caplog.records] == [
+        "2 restored streams stay in the model group they were learnt in, where the configured groups now match "
+        "another (e.g. 'cpu-1': group 'default', now 'cpu'); to move them, start from an empty state directory"]
+    assert {g for g, _ in grouped.detectors} == {"default"}
+    caplog.clear()
+    again = pool_with(groups=[{"name": "cpu", "match": ["cpu-*"], "model": {"threshold": 0.9}}])
+    run(again, [event(n, s) for n in range(10) for s in ("cpu-1", "disk-1")])
+    with caplog.at_level(logging.WARNING, logger="streamlstm"):
+        pool_with(groups=[{"name": "cpu", "match": ["cpu-*"], "model": {"threshold": 0.9}}]).restore(again.to_bytes())
+    assert not caplog.records  # each stream still where the configuration puts it

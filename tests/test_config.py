@@ -207,6 +207,17 @@ def test_env_error_names_variable():
         load(env={"STREAMLSTM_METRICS__PORTT": "1"})
 
 
+@pytest.mark.parametrize("name, meant", [("STREAMLSTM_MAX_STREAM", "STREAMLSTM_MAX_STREAMS"),
+                                         ("STREAMLSTM_MODEL_HIDDEN_SIZE", "STREAMLSTM_MODEL__HIDDEN_SIZE"),
+                                         ("STREAMLSTM_LOG_LEVLE", "STREAMLSTM_LOG_LEVEL")])
+def test_a_variable_that_nearly_names_a_setting_is_an_error(name, meant):
+    """It was ignored: the setting kept its default without a word."""
+    with pytest.raises(ConfigError, match=rf"^environment variable {name}: not a setting \(did you mean {meant}\?\)$"):
+        load(env={name: "5"})
+    # Other programs' variables are left alone.
+    assert load(env={"STREAMLSTM_CONFIG": "x.yaml", "STREAMLSTM_TANSU_BIN": "/t", "STREAMLSTM_HOME": "/h"}) == load()
+
+
 def test_k2_must_not_be_below_k1(tmp_path):
     path = write(tmp_path, "model:\n  k1: 8\n  k2: 4\n")
     with pytest.raises(ConfigError, match=rf"^{path}:3: model.k2: k2 must be ≥ k1"):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import signal
 import threading
+import time
 import traceback
 import uuid
 
@@ -13,6 +15,7 @@ import pytest
 from kafka_broker import TansuBroker
 
 from streamlstm.config import KafkaConfig, load_config
+from streamlstm.kafka import client as client_module
 from streamlstm.kafka.client import TP, Fenced, ProduceError, cut_non_exceptions, open_client
 from streamlstm.kafka.daemon import KafkaDaemon
 
@@ -131,6 +134,55 @@ def test_a_message_that_cannot_be_delivered_is_raised_by_flush(kafka_broker, kaf
         finally:
             producer.close()
     assert len(failed) == 1
+
+
+def test_a_commit_the_brokers_do_not_answer_is_warned_of_while_it_waits(kafka_broker, kafka_client, monkeypatch,
+                                                                          caplog):
+    """A broker that stops answering without closing its connections (kill -STOP, as a network
+    partition that drops packets): the synchronous commit waited minutes without a log line."""
+    monkeypatch.setattr(client_module, "WAIT_WARNING_S", 1.0)
+    with TansuBroker() as broker:
+        topic = f"stalled-{uuid.uuid4().hex[:8]}"
+        broker.create_topic(topic, partitions=1)
+        tp = TP(topic, 0)
+        client = _client(broker, kafka_client)
+        producer = client.producer("test")
+        producer.send(topic, b"k", b"v")
+        producer.flush(30)
+        producer.close()
+        consumer = client.consumer()
+        try:
+            consumer.subscribe([topic], Recorder(start={tp: None}, commit={}))
+            while not consumer.poll(200, 10):
+                pass
+            consumer.commit({tp: 1})
+            broker.proc.send_signal(signal.SIGSTOP)
+            try:
+                with caplog.at_level(logging.WARNING, logger="streamlstm.kafka"):
+                    stalled = threading.Thread(target=lambda: _ignore_errors(consumer.commit, {tp: 1}))
+                    stalled.start()
+                    stalled.join(3.5)
+                    assert stalled.is_alive()  # still waiting for the brokers
+                    waits = [r.getMessage() for r in caplog.records if "has waited" in r.getMessage()]
+                    assert len(waits) >= 2 and waits[0] == (
+                        "the offset commit has waited 1 s for the brokers, which do not answer; still waiting (the "
+                        "state is checkpointed: nothing is lost)")
+            finally:
+                broker.proc.send_signal(signal.SIGCONT)
+            stalled.join(60)
+            assert not stalled.is_alive()
+            n = len(caplog.records)
+            time.sleep(1.5)
+            assert len(caplog.records) == n  # the warnings stop with the commit
+        finally:
+            consumer.close()
+
+
+def _ignore_errors(call, *args) -> None:
+    try:
+        call(*args)
+    except Exception:  # noqa: BLE001 - after the pause the group may have moved on: the warning is the point
+        pass
 
 
 def _error_with_a_kafka_error_in_its_chain() -> RuntimeError:

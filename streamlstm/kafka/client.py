@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import NamedTuple, Protocol
 
 from ..config import KafkaConfig
 
 __all__ = ["CLIENTS", "Client", "Consumer", "Fenced", "ProduceError", "Producer", "Rebalance", "Records", "Repeats",
-           "TP", "cut_non_exceptions", "open_client"]
+           "TP", "cut_non_exceptions", "open_client", "waiting_on_brokers"]
 
 CLIENTS = ("confluent", "kafka-python")  # config.py validates kafka.client against the same
+WAIT_WARNING_S = 30.0  # as long as /readyz waits for a stalled loop
 
 
 class TP(NamedTuple):
@@ -170,6 +173,30 @@ def caught() -> BaseException:
         cut_non_exceptions(exc)
         return exc
     return NotAnException(f"the Kafka client raised {exc!r}, which is not an exception")
+
+
+@contextmanager
+def waiting_on_brokers(what: str) -> Iterator[None]:
+    """A WARNING every WAIT_WARNING_S seconds while the block waits: a synchronous commit has
+    no timeout of its own, and brokers that stop answering without closing their connections
+    (a partition that drops packets) held it for minutes without a log line."""
+    done, every_s = threading.Event(), WAIT_WARNING_S
+
+    def watch() -> None:
+        waited = 0.0
+        while not done.wait(every_s):
+            waited += every_s
+            logging.getLogger("streamlstm.kafka").warning(
+                "%s has waited %.0f s for the brokers, which do not answer; still waiting (the state is "
+                "checkpointed: nothing is lost)", what, waited)
+
+    watcher = threading.Thread(target=watch, name="broker-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()  # no warning after the wait is over
 
 
 def cut_non_exceptions(exc: BaseException | None) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..config import KafkaConfig
-from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats, cut_non_exceptions
+from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats, cut_non_exceptions, waiting_on_brokers
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "SECURITY", "ConfluentClient", "librdkafka_settings"]
 
@@ -210,8 +210,9 @@ class ConfluentConsumer:
     def commit(self, offsets: Mapping[TP, int]) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
-        done = self.c.commit(offsets=[TopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()],
-                             asynchronous=False)
+        with waiting_on_brokers("the offset commit"):
+            done = self.c.commit(offsets=[TopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()],
+                                 asynchronous=False)
         for p in done:
             if p.error is not None:
                 raise KafkaException(p.error)

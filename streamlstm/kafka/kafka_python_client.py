@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 
 from ..config import KafkaConfig
-from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats
+from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats, waiting_on_brokers
 
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaPythonClient"]
 
@@ -192,7 +192,8 @@ class KafkaPythonConsumer:
         return {tp: self.c.committed(_tp(tp)) for tp in tps}
 
     def commit(self, offsets: Mapping[TP, int]) -> None:
-        self.c.commit(_offsets(offsets))
+        with waiting_on_brokers("the offset commit"):
+            self.c.commit(_offsets(offsets))
 
     def highwater(self, tp: TP) -> int | None:
         return self.c.highwater(_tp(tp))
