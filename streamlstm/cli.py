@@ -43,6 +43,7 @@ import click
 from . import __version__
 from .config import ConfigError, dump_yaml, load_config
 from .evaluate.splits import SPLITS
+from .engine.backend import BackendUnavailable
 from .io.checkpoint import CheckpointError
 from .io.parsers import BOM, InputFormatError
 
@@ -80,11 +81,11 @@ def _load(ctx: click.Context, overrides: dict):
 
 @contextmanager
 def _fatal_errors():
-    """Checkpoint and I/O errors end the command: one line at ERROR, the traceback at DEBUG,
+    """Checkpoint, I/O and backend errors end the command: one line at ERROR, the traceback at DEBUG,
     exit 1; an input that cannot be read as a whole (a bad CSV header) likewise, exit 2."""
     try:
         yield
-    except (CheckpointError, OSError, InputFormatError) as exc:
+    except (CheckpointError, OSError, InputFormatError, BackendUnavailable) as exc:
         log.error("%s", exc)
         log.debug("traceback of the error above", exc_info=True)
         sys.exit(2 if isinstance(exc, InputFormatError) else 1)
@@ -487,7 +488,8 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
 @click.option("--stream", default=None, help="Only this stream (default: one panel per stream).")
 @click.pass_context
 def plot(ctx, results, output, stream) -> None:
-    """Render a results file (JSONL or CSV) as a PNG: series, forecast band, flags, score."""
+    """Render a results file (JSONL or CSV) as an image (PNG, SVG, PDF, ... by the suffix):
+    series, forecast band, flags, score."""
     from .io.plot import read_results
 
     config = _load(ctx, {})

@@ -208,7 +208,10 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts/lists/scalars, in the shape of the YAML file (groups fully resolved)."""
-        return _plain(self)
+        out = _plain(self)
+        if out["input"]["header"] is None:
+            out["input"]["header"] = "auto"  # as config/default.yaml spells it
+        return out
 
 
 SECTIONS: dict[str, type] = {

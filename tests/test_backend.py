@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from streamlstm.engine.backend import cuda_device_name, resolve_backend
+from streamlstm.engine.backend import BackendUnavailable, _auto, cuda_device_name, resolve_backend
 
 NO_GPU = cuda_device_name() is None
 
@@ -40,17 +40,28 @@ def test_unknown_backend_is_rejected():
 
 
 @pytest.mark.skipif(not NO_GPU, reason="a CUDA device is present")
-def test_auto_falls_back_to_cpu_and_says_so(caplog):
+def test_auto_falls_back_to_cpu_and_says_so_once(caplog):
+    _auto.cache_clear()
     with caplog.at_level(logging.INFO, logger="streamlstm"):
         assert resolve_backend("auto") == "cpu"
+        assert resolve_backend("auto") == "cpu"  # a pool's probe detector, then the detector: one line
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "cpu" in caplog.records[0].getMessage()
 
 
 @pytest.mark.skipif(not NO_GPU, reason="a CUDA device is present")
 def test_cuda_without_a_device_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="backend 'cuda' was requested but .*(no CUDA device|numba-cuda)"):
+    with pytest.raises(BackendUnavailable, match="backend 'cuda' was requested but .*(no CUDA device|numba-cuda)"):
         resolve_backend("cuda")
+
+
+@pytest.mark.skipif(not NO_GPU, reason="a CUDA device is present")
+def test_the_cli_says_it_in_one_line_and_exits_1():
+    """It was a 48-line traceback."""
+    proc = subprocess.run([sys.executable, "-m", "streamlstm.cli", "run"], input=b'{"stream":"a","value":1}\n',
+                          capture_output=True, env={**os.environ, "STREAMLSTM_MODEL__BACKEND": "cuda"}, timeout=120)
+    [line] = proc.stderr.decode().splitlines()
+    assert proc.returncode == 1 and " ERROR " in line and "backend 'cuda' was requested but" in line
 
 
 @pytest.mark.skipif(NO_GPU, reason="no CUDA device")

@@ -219,6 +219,9 @@ def test_sigterm_then_restart_matches_uninterrupted_run(tmp_path, small_config):
                              str(state), "--skip-consumed"], input=data, capture_output=True, timeout=120)
     assert second.returncode == 0
     assert [x.rstrip("\n") for x in got] + second.stdout.decode().splitlines() == whole
+    # The summary covers the whole input, and says how much of it the checkpoint had.
+    assert "processed 600 events (250 of them before the checkpoint this run resumed from), rejected 0" in \
+        second.stderr.decode()
 
 
 @pytest.mark.slow  # the CLI in subprocesses
@@ -849,6 +852,11 @@ NO_LINE_ACCEPTED = {
     "text columns past a long line's start": (lambda d: ["score", _write(d, "w.csv", _wide_with_text())], "",
                                                ("columns 'batch_id', 'status' are not numeric (line 2: 'batch_id' "
                                                 "is not a number: 'B1000') — try --exclude-columns batch_id,status")),
+    "integers grouped by commas": (
+        lambda d: ["score", _write(d, "g.csv", 'ts,value\n1700000000,"1,500"\n1700000060,"1,600"\n')], "",
+        ("column 'value' holds numbers like 1,500 (line 2), whose comma may group thousands or be a decimal comma "
+         "— write them without it (1500), with a decimal point (1,500.0), or delimit the file with ';' if the "
+         "comma is decimal")),
     "a long format's series column": (
         lambda d: ["score", _write(d, "h.csv", "time,host,cpu\n1,db,0.5\n2,web,0.6\n3,db,0.7\n")], "",
         ("column 'host' is not numeric (line 2: 'host' is not a number: 'db') — try --stream-column host "

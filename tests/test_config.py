@@ -46,6 +46,8 @@ def test_default_yaml_equals_defaults_and_lists_every_key():
     assert load(str(path)) == Config() == load()
     written = yaml.safe_load(path.read_text())
     assert key_paths(written) == key_paths(Config().to_dict())
+    # What check-config prints is the file's values, spelt as it spells them (header: auto, not null).
+    assert Config().to_dict()["input"] == written["input"]
 
 
 @pytest.mark.parametrize("name", ["default", "kafka", "gpu", "multivariate"])

@@ -9,6 +9,7 @@ only inside these functions, and only when the CUDA backend is asked for or prob
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -54,26 +55,38 @@ def _why_no_cuda() -> str:
     return "no CUDA device was found (numba.cuda.is_available() is False: no GPU or no driver)"
 
 
+class BackendUnavailable(RuntimeError):
+    """The configured backend cannot run here (no CUDA device for 'cuda'); the message says why."""
+
+
 def resolve_backend(name: str) -> str:
     """'cpu' or 'cuda' for a requested backend name ('cpu', 'cuda' or 'auto').
 
     'auto' picks 'cuda' when a real CUDA device is present (never the simulator) and logs
-    one INFO line saying which it chose. 'cuda' without a device raises RuntimeError.
+    one INFO line (once) saying which it chose. 'cuda' without a device raises
+    BackendUnavailable.
     """
     if name not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {name!r}")
     if name == "cpu":
         return "cpu"
     if name == "auto":
-        device = None if simulator_enabled() else cuda_device_name()
-        if device is None:
-            log.info("backend auto: no CUDA device, using the cpu backend")
-            return "cpu"
-        log.info("backend auto: using the cuda backend on %s", device)
-        return "cuda"
+        return _auto()
     if cuda_device_name() is None:
-        raise RuntimeError(f"backend 'cuda' was requested but {_why_no_cuda()}; "
-                           "use backend='cpu' or backend='auto'")
+        raise BackendUnavailable(f"backend 'cuda' was requested but {_why_no_cuda()}; "
+                                 "use backend='cpu' or backend='auto'")
+    return "cuda"
+
+
+@functools.cache
+def _auto() -> str:
+    """The backend 'auto' resolves to, said once per process (a pool sizes a model with a
+    probe detector before it builds the detector itself)."""
+    device = None if simulator_enabled() else cuda_device_name()
+    if device is None:
+        log.info("backend auto: no CUDA device, using the cpu backend")
+        return "cpu"
+    log.info("backend auto: using the cuda backend on %s", device)
     return "cuda"
 
 

@@ -17,12 +17,14 @@ delimiter) and the first rejected lines, and tries in turn:
 4. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
    row: ``--time-column`` for one of times (while the file has no time column),
    ``--stream-column`` or ``--exclude-columns`` for one whose values repeat (a host: a long
-   format's series), ``--exclude-columns`` for the others;
+   format's series), a hint for integers grouped by commas (``"1,500"``: thousands or a
+   decimal comma?), ``--exclude-columns`` for the others;
 5. otherwise the most common rejection reason with one example.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -79,6 +81,12 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
             return (f"column {name!r} is not numeric (line {example.seq}: {example.detail}) — try --stream-column "
                     f"{shlex.quote(name)} if it names each row's series, else --exclude-columns "
                     f"{shlex.quote(_listed(name))}")
+        ambiguous = [i for i in text if all(_GROUPED_INTEGER.fullmatch(row[i].strip().strip('"')) for row in rows)]
+        if ambiguous:
+            name = parser.header_names[ambiguous[0]]
+            return (f"column {name!r} holds numbers like {rows[0][ambiguous[0]].strip()} (line {example.seq}), "
+                    "whose comma may group thousands or be a decimal comma — write them without it (1500), "
+                    "with a decimal point (1,500.0), or delimit the file with ';' if the comma is decimal")
         if text:
             names = [parser.header_names[i] for i in text]
             what = f"column {names[0]!r} is" if len(names) == 1 else \
@@ -86,6 +94,11 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
             return f"{what} not numeric (line {example.seq}: {example.detail}) — try --exclude-columns " \
                    + shlex.quote(",".join(_listed(n) for n in names))
     return None
+
+
+# 1,500 in a file delimited by ',' (quoted) or by another delimiter: thousands grouped, or a
+# decimal comma? io/parsers.py reads neither.
+_GROUPED_INTEGER = re.compile(r"[+-]?\d{1,3}(,\d{3})+")
 
 
 def _listed(name: str) -> str:

@@ -139,6 +139,7 @@ class FilterRunner:
         self.seq = 0  # lines of this input consumed so far
         self.resume_after = 0  # lines of a replayed input already covered by the checkpoint
         self.counts: Counter[str] = Counter()
+        self.counted_before = 0  # accepted events the counts took over from a checkpoint (--skip-consumed)
         self.first_rejected: list[Rejected] = []  # for the diagnosis when no line is accepted
         state_dir = config.checkpoint.state_dir
         self.store = DirectoryStore(state_dir, keep=config.checkpoint.keep) if state_dir else None
@@ -212,6 +213,7 @@ class FilterRunner:
         self.memory.load_json(extra["parser"])
         if self.skip_consumed:  # the same input again: its exit summary goes on too
             self.counts = Counter(extra["counts"])
+            self.counted_before = self.counts["accepted"]
         self.rows_seen = Counter(extra.get("rows_seen", {}))  # a stream's baseline rows stay its first ones
         return extra["lines_consumed"]
 
@@ -319,7 +321,9 @@ class FilterRunner:
         accepted = self.counts.pop("accepted", 0)
         evicted = sum(self.pool.budget.evictions.values())
         empty = self.counts.get("empty_line", 0)  # skipped, not rejected: blank lines get no error record
-        log.info("processed %d events, rejected %d%s%s%s", accepted, sum(self.counts.values()) - empty,
+        log.info("processed %d events%s, rejected %d%s%s%s", accepted,
+                 f" ({self.counted_before} of them before the checkpoint this run resumed from)"
+                 if self.counted_before else "", sum(self.counts.values()) - empty,
                  "".join(f", {k}={v}" for k, v in sorted(self.counts.items()) if k != "empty_line"),
                  f"; skipped {empty} empty lines" if empty else "",
                  f"; evicted {evicted} streams to stay within the state limits" if evicted else "")
