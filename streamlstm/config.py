@@ -811,10 +811,52 @@ def _build(tree: _Tree) -> Config:
     _check_fields(tree, config.input)
     if config.source == "kafka" and not config.kafka.topics:
         raise tree.error(("kafka", "topics"), "at least one topic is required when source is kafka")
-    if config.kafka.processing_guarantee == "exactly_once" and not config.kafka.changelog_topic:
+    if config.source == "kafka":
+        _check_topics(tree, config.kafka)
+    if config.kafka.processing_guarantee == "exactly_once":
+        _check_exactly_once(tree, config)
+    return config
+
+
+def _check_topics(tree: _Tree, k: KafkaConfig) -> None:
+    """No topic the daemon writes is one it reads (it would score its own results, or its
+    dead letters would be read back as bad input and nest, without end), and the changelog
+    holds nothing but snapshots."""
+    written = [("output_topic", k.output_topic), ("dead_letter_topic", k.dead_letter_topic),
+               ("changelog_topic", k.changelog_topic)]
+    for key, topic in written:
+        if topic in k.topics:
+            raise tree.error(("kafka", key), f"{topic!r} is also an input topic (kafka.topics): the daemon would "
+                             "read back what it writes there, without end")
+    for key, topic in written[:2]:
+        if topic == k.changelog_topic:
+            raise tree.error(("kafka", "changelog_topic"), f"{topic!r} is also kafka.{key}: the changelog must "
+                             "hold only the state's snapshots")
+
+
+# Brokers abort a transaction open longer than transaction.max.timeout.ms, 15 minutes by default;
+# the daemon's transactions last a checkpoint interval and a minute (kafka/daemon.py).
+TRANSACTION_MAX_S = 900.0
+TRANSACTION_MARGIN_S = 60.0
+
+
+def _check_exactly_once(tree: _Tree, config: Config) -> None:
+    k = config.kafka
+    if not k.changelog_topic:
         raise tree.error(("kafka", "processing_guarantee"), "exactly_once needs kafka.changelog_topic: the "
                          "state must be committed in the same transaction as the offsets")
-    return config
+    if config.checkpoint.every_seconds > TRANSACTION_MAX_S - TRANSACTION_MARGIN_S:
+        raise tree.error(("checkpoint", "every_seconds"), f"at most {TRANSACTION_MAX_S - TRANSACTION_MARGIN_S:g} "
+                         "under exactly_once: each checkpoint interval is a transaction, which brokers abort after "
+                         f"transaction.max.timeout.ms ({TRANSACTION_MAX_S / 60:g} minutes by default)")
+    producer = k.client_options.get("producer", {})
+    if "acks" in producer and str(producer["acks"]).lower() not in ("all", "-1"):
+        raise tree.error(("kafka", "client_options", "producer", "acks"), f"{producer['acks']!r} contradicts "
+                         "exactly_once, which needs acks=all")
+    for key in ("enable.idempotence", "enable_idempotence"):
+        if key in producer and str(producer[key]).lower() in ("false", "0"):
+            raise tree.error(("kafka", "client_options", "producer", key), "false contradicts exactly_once, "
+                             "which needs an idempotent producer")
 
 
 def _plain(obj: Any) -> Any:

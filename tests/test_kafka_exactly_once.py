@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -412,6 +413,25 @@ def test_exactly_once_needs_the_changelog_store():
 
     with pytest.raises(ConfigError, match="kafka.processing_guarantee: exactly_once needs kafka.changelog_topic"):
         load_config(None, env={}, overrides={"kafka.processing_guarantee": "exactly_once"})
+
+
+@pytest.mark.parametrize("overrides, error", [
+    ({"checkpoint.every_seconds": 2_200_000},
+     "checkpoint.every_seconds: at most 840 under exactly_once: each checkpoint interval is a transaction, which "
+     "brokers abort after transaction.max.timeout.ms (15 minutes by default)"),
+    ({"kafka.client_options": {"producer": {"acks": 1}}},
+     "kafka.client_options.producer.acks: 1 contradicts exactly_once, which needs acks=all"),
+    ({"kafka.client_options": {"producer": {"enable.idempotence": False}}},
+     "kafka.client_options.producer.enable.idempotence: false contradicts exactly_once"),
+])
+def test_exactly_once_settings_that_cannot_work_are_configuration_errors(overrides, error):
+    """They were accepted, then failed at start-up as 'needs transactions, and registering ... failed'
+    (a transaction timeout of -2094907296 ms overflowed); kafka-python hung 60 s first."""
+    from streamlstm.config import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        load_config(None, env={}, overrides={"kafka.processing_guarantee": "exactly_once",
+                                             "kafka.changelog_topic": "cl", **overrides})
 
 
 

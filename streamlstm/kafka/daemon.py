@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..budget import StateBudget
-from ..config import Config
+from ..config import TRANSACTION_MARGIN_S, Config
 from ..event import Rejected
 from ..io.checkpoint import CheckpointError
 from ..io.parsers import JsonlParser
@@ -176,7 +176,7 @@ class KafkaDaemon:
         transactional_id = k.transactional_id or f"streamlstm-{k.group_id}-{socket.gethostname()}"
         # The brokers abort a transaction open longer than this: one checkpoint interval, and a minute
         # for the checkpoint itself.
-        timeout_s = self.config.checkpoint.every_seconds + 60
+        timeout_s = self.config.checkpoint.every_seconds + TRANSACTION_MARGIN_S
         try:
             producer = self.client.transactional_producer(transactional_id, timeout_s, self._produce_failed)
         except Exception as exc:
