@@ -297,3 +297,31 @@ def test_a_restore_that_refuses_with_checkpoint_error_ends_the_load(tmp_path):
     with pytest.raises(CheckpointError, match="written for JSON lines input"):
         store.load_latest(refuse)
     assert tried == [b"new"]
+
+
+def test_a_directory_named_like_a_checkpoint_is_not_one(tmp_path, caplog):
+    """It made every save fail ('cannot write checkpoints ...: Is a directory') after the new
+    checkpoint was written, and nothing was pruned."""
+    (tmp_path / "ckpt-000000000099.slc").mkdir()
+    store = DirectoryStore(tmp_path, keep=2)
+    for i in range(3):
+        store.save(bytes([i]), {})
+    assert names(tmp_path) == ["ckpt-000000000002.slc", "ckpt-000000000003.slc", "ckpt-000000000099.slc"]
+    assert store.load_latest()[0] == b"\x02"
+    assert not caplog.records
+
+
+def test_an_old_checkpoint_that_cannot_be_removed_is_a_warning(tmp_path, caplog, monkeypatch):
+    store = DirectoryStore(tmp_path, keep=1)
+    store.save(b"one", {})
+    real_unlink = Path.unlink
+
+    def refuse(path, missing_ok=False):
+        if path.name == "ckpt-000000000001.slc":
+            raise PermissionError(13, "Permission denied")
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    store.save(b"two", {})  # written: the old one stays, said
+    assert store.load_latest()[0] == b"two"
+    assert "cannot remove the old checkpoint" in caplog.text and "Permission denied" in caplog.text

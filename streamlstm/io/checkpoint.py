@@ -178,13 +178,16 @@ class DirectoryStore:
                 tmp.unlink(missing_ok=True)  # gone after the rename; half-written otherwise
             self._fsync_dir()  # make the rename itself durable
             self._next_seq = seq + 1
-            for _, old in self._checkpoints()[: -self.keep]:
-                old.unlink(missing_ok=True)
         except OSError as exc:
             # The temporary file is written while the `keep` old checkpoints still exist.
             size = _PREFIX.size + len(header) + len(payload)
             raise _cannot_write(self.path, exc, f"keep + 1 = {self.keep + 1} checkpoints of {size} bytes "
                                                 f"({(self.keep + 1) * size} bytes)") from exc
+        for _, old in self._checkpoints()[: -self.keep]:
+            try:
+                old.unlink(missing_ok=True)
+            except OSError as exc:  # the new checkpoint is written: an old one left over costs only space
+                log.warning("cannot remove the old checkpoint %s: %s", old, exc.strerror or exc)
         return final
 
     def load_latest(self, restore: Callable[[memoryview, dict[str, Any]], _T] = _as_is) -> _T | None:
@@ -228,7 +231,7 @@ class DirectoryStore:
         found = []
         for entry in self.path.iterdir():
             match = _NAME.fullmatch(entry.name)
-            if match:
+            if match and entry.is_file():
                 found.append((int(match.group(1)), entry))
         return sorted(found)
 
