@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -512,6 +513,25 @@ def test_one_state_budget_spans_all_partitions():
     assert registry.get_sample_value("streamlstm_evictions_total", {"reason": "max_streams"}) == 1
     assert registry.get_sample_value("streamlstm_streams") == 3
     assert registry.get_sample_value("streamlstm_state_bytes") == daemon.budget.bytes > 0
+
+
+@pytest.mark.parametrize("output_mode", ["batch", "event"])
+def test_a_result_too_long_for_a_message_is_a_dead_letter(output_mode):
+    """One event of 30,000 features (a 0.8 MB message) has a 1.36 MB result: the producer
+    refused it, and the daemon stopped at every restart on the same message."""
+    daemon, _, tp = _offline_daemon(output_mode, False)
+    wide = json.dumps({"values": {f"sensor_{i:05d}": 1.0 for i in range(30_000)}}).encode()
+    daemon.pipeline.push(daemon.parse({tp: _records([Rec(0, b"wide", wide), Rec(1, b"a", b'{"value": 1}')])}))
+    daemon.pipeline.drain()
+    daemon.pipeline.close()
+    sent = daemon.sink.producer.sent
+    assert [(t, k) for t, k, _ in sent] == [("out", b"a"), ("dlq", b"wide")]
+    letter = json.loads(sent[1][2])
+    assert letter["error"] == "result_too_large" and letter["offset"] == 0 and letter["partition"] == 0
+    assert re.fullmatch(r"its result record has \d+ bytes, more than the 900000 a message may hold "
+                        r"\(30000 features\)", letter["detail"])
+    assert daemon.metrics.registry.get_sample_value("streamlstm_errors_total", {"kind": "result_too_large"}) == 1
+    assert daemon.states[tp].next_offset == 2
 
 
 def test_the_daemon_answers_every_hostile_message_exactly_once():

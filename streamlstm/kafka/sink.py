@@ -6,14 +6,17 @@ whose value is a JSON array of that stream's records in offset order (split befo
 past BATCH_MESSAGE_BYTES); "event" produces one message per record. A dead letter is the
 error record of the rejected message plus its topic, partition, offset and key; a key too long
 to be a stream id (the reason it was rejected) is cut to its first RAW_LIMIT characters in the
-record and the dead letter has no key, so that it can be produced.
+record and the dead letter has no key, so that it can be produced. A result longer than
+MAX_RESULT_BYTES (an event of tens of thousands of features: its record repeats their names
+in `values`, `prediction` and `contributors`) would be refused by the producer, and stop the
+daemon at every restart: it becomes a dead letter, `result_too_large`, instead.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..event import RAW_LIMIT, error_record
+from ..event import RAW_LIMIT, Rejected, error_record
 from ..io.pipeline import MicroBatch
 from ..io.records import Source, dumps, result_lines
 from ..io.parsers import MAX_STREAM_ID
@@ -24,6 +27,9 @@ __all__ = ["BATCH_MESSAGE_BYTES", "OUTPUT_MODES", "KafkaSink", "PartitionBatch",
 OUTPUT_MODES = ("batch", "event")  # config.py validates kafka.output_mode against the same
 BATCH_MESSAGE_BYTES = 512 * 1024  # a batch message is split before it grows past this
 MAX_KEY_BYTES = 4 * MAX_STREAM_ID  # the longest stream id in UTF-8
+# Below the 1,000,000 bytes a message may have by default (librdkafka's message.max.bytes;
+# the brokers' is 1 MiB), with room for the key and the message's own overhead.
+MAX_RESULT_BYTES = 900_000
 
 
 class PartitionBatch(MicroBatch):
@@ -65,8 +71,17 @@ class KafkaSink:
         self.only_anomalies = only_anomalies
 
     def write(self, batch: PartitionBatch) -> int:
-        """Send the batch's results and dead letters; returns the number of result records."""
-        lines = result_lines(batch.routed, batch.results, self.only_anomalies, batch.source)
+        """Send the batch's results and dead letters; returns the number of result records.
+        A result too long for a message joins the batch's rejected records (and keys)."""
+        lines = []
+        for ev, line in result_lines(batch.routed, batch.results, self.only_anomalies, batch.source):
+            if len(line) > MAX_RESULT_BYTES:  # characters: ASCII, as dumps writes JSON
+                batch.rejected.append(Rejected(
+                    ev.seq, "result_too_large", f"its result record has {len(line)} bytes, more than the "
+                    f"{MAX_RESULT_BYTES} a message may hold ({len(ev.features)} features)", line[:RAW_LIMIT]))
+                batch.keys.append(ev.stream.encode())
+            else:
+                lines.append((ev, line))
         send = self.producer.send
         if self.batch_mode:
             per_stream: dict[str, list[str]] = {}
