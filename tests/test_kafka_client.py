@@ -310,3 +310,26 @@ def test_kafka_python_repeats_a_line_once_a_minute_and_its_traceback_only_at_deb
             except ConnectionRefusedError:
                 logging.getLogger("kafka.net.manager").error(message, exc_info=True)
     assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [(message, None)]
+
+
+def test_kafka_python_says_only_its_warnings_unless_at_debug(caplog):
+    """A clean start and stop logged 60 lines with kafka-python (50 of them kafka.* INFO lines:
+    each connection, bootstrap and group step), 9 with confluent."""
+    pytest.importorskip("kafka")
+    from streamlstm.kafka.kafka_python_client import KafkaPythonClient
+
+    root = logging.getLogger()
+    level = root.level
+    try:
+        root.setLevel(logging.INFO)
+        KafkaPythonClient(KafkaConfig(client="kafka-python"))
+        with caplog.at_level(logging.INFO):
+            logging.getLogger("kafka.conn").info("<BrokerConnection ...>: connecting to 127.0.0.1:9092")
+            logging.getLogger("kafka.conn").warning("a warning still shows")
+        assert [r.getMessage() for r in caplog.records] == ["a warning still shows"]
+        root.setLevel(logging.DEBUG)
+        KafkaPythonClient(KafkaConfig(client="kafka-python"))
+        assert logging.getLogger("kafka.conn").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(level)
+        logging.getLogger("kafka").setLevel(logging.NOTSET)

@@ -19,9 +19,10 @@ from .client import TP, Fenced, ProduceError, Rebalance, Records, Repeats, waiti
 __all__ = ["CONSUMER_DEFAULTS", "PRODUCER_DEFAULTS", "KafkaPythonClient"]
 
 log = logging.getLogger("streamlstm.kafka")
-# The loggers that repeat themselves in a broker outage (a filter sees only its own logger's records).
+# The loggers that repeat themselves in a broker outage or under load (a filter sees only its own
+# logger's records).
 for _name in ("kafka.cluster", "kafka.consumer.fetcher", "kafka.coordinator", "kafka.net.connection",
-              "kafka.net.manager", "kafka.net.transport"):
+              "kafka.net.manager", "kafka.net.selector", "kafka.net.transport"):
     logging.getLogger(_name).addFilter(Repeats())
 
 # Overridable through `kafka.client_options`. The consumer fetches up to 4 MiB per partition per request
@@ -47,6 +48,9 @@ class KafkaPythonClient:
 
         self.config, self.options = config, config.client_options
         self.common = {"bootstrap_servers": list(config.bootstrap_servers), **config.security}
+        # kafka-python says at INFO what librdkafka keeps to itself (each connection, bootstrap and
+        # group step: 50 lines a start): its warnings and errors only, all at DEBUG.
+        logging.getLogger("kafka").setLevel(logging.NOTSET if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
         if getattr(record_util, "crc32c_c", None) is None:  # each record batch is checksummed in pure Python
             log.warning("CRC-32C: kafka-python's pure Python (~10 µs per record); the crc32c package is not installed")
 
