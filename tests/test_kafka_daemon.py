@@ -210,6 +210,35 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def test_the_lag_reaches_0_on_an_input_written_in_transactions(kafka_broker, kafka_client, tmp_path):
+    """Each committed transaction leaves a marker at an offset of its own: the lag stayed at 1
+    for good (the next offset after the last record is the marker's)."""
+    path, data = _write_config(tmp_path, kafka_broker, kafka_client, "txnin", partitions=1)
+    k = data["kafka"]
+    upstream = open_client(load_config(path).kafka).transactional_producer(_uniq("upstream"), 60)
+    for t in range(3):
+        upstream.begin()
+        for stream, value in _events(0, 5 * t, 5):
+            upstream.send(k["topics"][0], stream.encode(), value)
+        upstream.commit_transaction({}, None)
+    upstream.close()
+    daemon, stop, thread, status = _start_thread(load_config(path), metrics=DaemonMetrics())
+    lag = {"topic": k["topics"][0], "partition": "0"}
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.processed < 15 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while daemon.metrics.registry.get_sample_value("streamlstm_consumer_lag", lag) != 0.0 \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert daemon.processed == 15
+        assert daemon.metrics.registry.get_sample_value("streamlstm_consumer_lag", lag) == 0.0
+    finally:
+        stop.set()
+        thread.join(30)
+    assert status == [0]
+
+
 @pytest.mark.parametrize("output_mode", OUTPUT_MODES)
 def test_end_to_end_results_dead_letters_and_metrics(kafka_broker, kafka_client, tmp_path, output_mode):
     path, data = _write_config(tmp_path, kafka_broker, kafka_client, "e2e")

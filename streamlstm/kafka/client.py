@@ -9,7 +9,7 @@ not know which one they talk to:
                creates a topic if missing, reads a topic from its beginning to its end
     Consumer   the consumer-group member: subscribe (with a `Rebalance`), poll a batch
                (per partition: offsets, keys, values), committed offsets, commit
-               (synchronously), high watermark, group metadata, close
+               (synchronously), high watermark, position, group metadata, close
     Producer   send (batched; a failure is reported to `on_error` and raised by flush),
                flush (every message sent is acknowledged, or it raises), close; a
                transactional one also begins and commits transactions, offsets included
@@ -100,6 +100,10 @@ class Consumer(Protocol):
 
     def highwater(self, tp: TP) -> int | None:
         """The partition's high watermark as of the last fetch (None before one)."""
+
+    def position(self, tp: TP) -> int | None:
+        """The offset the consumer fetches next, past transaction markers (None when unknown);
+        the client's own bookkeeping, no request."""
 
     def group_metadata(self) -> object:
         """This member's generation of the group, for `Producer.commit_transaction`."""

@@ -223,6 +223,12 @@ class ConfluentConsumer:
         high = self.c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)[1]
         return high if high >= 0 else None
 
+    def position(self, tp: TP) -> int | None:
+        from confluent_kafka import TopicPartition
+
+        offset = self.c.position([TopicPartition(tp.topic, tp.partition)])[0].offset
+        return offset if offset >= 0 else None
+
     def group_metadata(self) -> object:
         return self.c.consumer_group_metadata()
 

@@ -447,7 +447,10 @@ class KafkaDaemon:
         for tp, st in self.states.items():
             hw = self.consumer.highwater(tp)
             if hw is not None and st.next_offset is not None:
-                m.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - st.next_offset))
+                done = st.next_offset
+                if done == st.parsed_to:  # all it polled is processed: up to the position, markers too
+                    done = max(done, self.consumer.position(tp) or 0)
+                m.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - done))
 
     # ------------------------------------------------------------------ main loop
 

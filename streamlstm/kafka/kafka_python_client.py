@@ -202,6 +202,10 @@ class KafkaPythonConsumer:
     def highwater(self, tp: TP) -> int | None:
         return self.c.highwater(_tp(tp))
 
+    def position(self, tp: TP) -> int | None:
+        state = self.c._subscription.assignment.get(_tp(tp))  # position() would look it up from the brokers
+        return None if state is None or state.position is None else state.position.offset
+
     def group_metadata(self) -> object:
         return self.c.group_metadata()
 
