@@ -831,20 +831,36 @@ def test_a_stop_while_the_brokers_do_not_answer_at_start_up_exits_0_at_once(clie
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("streamlstm")]
 
 
-def test_connecting_that_never_ends_is_one_error_line(monkeypatch, caplog):
+@pytest.mark.parametrize("security, hint", [({"security_protocol": "SSL"},
+                                              " (kafka.security's TLS against a plaintext listener?)"),
+                                             ({}, "")])
+def test_connecting_that_never_ends_is_one_error_line(monkeypatch, caplog, security, hint):
     """kafka-python's SSL handshake with a plaintext listener never ended: before, the daemon
-    hung in start-up for good."""
+    hung in start-up for good. The hint is for TLS settings only (it was given to a config
+    without any, whose connection hung for another reason)."""
     import streamlstm.kafka.daemon as daemon_module
 
     monkeypatch.setattr(daemon_module, "CONNECT_S", 0.5)
     monkeypatch.setattr(KafkaDaemon, "_connect", lambda self: threading.Event().wait())
     config = load_config(None, env={}, overrides={"kafka.bootstrap_servers": ["127.0.0.1:9093"],
-                                                  "metrics.enabled": False})
+                                                  "kafka.security": security, "metrics.enabled": False})
     with caplog.at_level(logging.DEBUG, logger="streamlstm"):
         assert KafkaDaemon(config, threading.Event()).run() == 1
     assert _fatal_error_record(caplog) == (
-        "kafka daemon failed: ConnectionError: no connection to the Kafka brokers 127.0.0.1:9093 within 0.5 s "
-        "(kafka.security against a plaintext listener?)")
+        "kafka daemon failed: ConnectionError: no connection to the Kafka brokers 127.0.0.1:9093 within 0.5 s" + hint)
+
+
+def test_an_error_text_of_several_lines_is_one_line(monkeypatch, caplog):
+    """librdkafka's configuration errors end in a newline: the fatal line was two."""
+    def refuse(self):
+        raise RuntimeError('"transaction.timeout.ms" value -2094907296 is outside allowed range 1000..2147483647\n')
+
+    monkeypatch.setattr(KafkaDaemon, "_connect", refuse)
+    config = load_config(None, env={}, overrides={"metrics.enabled": False})
+    with caplog.at_level(logging.DEBUG, logger="streamlstm"):
+        assert KafkaDaemon(config, threading.Event()).run() == 1
+    assert _fatal_error_record(caplog) == ('kafka daemon failed: RuntimeError: "transaction.timeout.ms" value '
+                                           '-2094907296 is outside allowed range 1000..2147483647')
 
 
 def test_a_stop_that_takes_too_long_is_one_error_line_and_exit_1(monkeypatch, caplog):

@@ -477,7 +477,7 @@ class KafkaDaemon:
             exc = caught()
             if not isinstance(exc, Exception):
                 raise
-            name, text = type(exc).__name__, str(exc)
+            name, text = type(exc).__name__, " ".join(str(exc).split())  # one line: librdkafka's end in "\n"
             # kafka-python's errors start with their own name ("KafkaTimeoutError: ..."); nothing
             # is consumed, so nothing is left uncommitted, before the start-up is over.
             log.error("kafka daemon failed: %s%s", text if text.startswith(name) else f"{name}: {text}",
@@ -513,9 +513,11 @@ class KafkaDaemon:
             if self.stop.is_set():
                 return False
             if connecting and time.monotonic() - connecting[0] > CONNECT_S:
-                servers = ",".join(self.config.kafka.bootstrap_servers)
-                raise ConnectionError(f"no connection to the Kafka brokers {servers} within {CONNECT_S:g} s "
-                                      "(kafka.security against a plaintext listener?)")
+                k = self.config.kafka
+                tls = "SSL" in str(k.security.get("security_protocol", ""))
+                raise ConnectionError(f"no connection to the Kafka brokers {','.join(k.bootstrap_servers)} within "
+                                      f"{CONNECT_S:g} s" + (" (kafka.security's TLS against a plaintext listener?)"
+                                                            if tls else ""))
         if failed:
             raise failed[0]
         return True
