@@ -115,10 +115,55 @@ def _same(v):
     return v
 
 
-def score_stream(errors, X, T, settings, exact=False):
+def point_surprise(x, stats, stats32, tails, hy, gaps=()):
+    """scoring.point_surprise of event x (D,) from a stream's stored state before it: each
+    judged feature's innovation under its baseline, the probability of one as large by its
+    own tail frequencies, extrapolated past the last level that rests on two exceedances or
+    more, the smallest over the features times their number; none for the features in
+    `gaps`, which the previous event lacked. The regime's own pieces
+    (which features it judges, baseline z, persistence, the calibrated tail) are taken from
+    scoring as givens, as tests/test_scoring.py's regime tests take them."""
+    from streamlstm.engine import scoring
+    from streamlstm.engine.compact import UF16, narrow_value
+    from streamlstm.engine.layout import TAIL_LEVELS, TAILS_NEWS
+
+    col = hy.stats
+    ps = []
+    for d in range(len(x)):
+        m = stats[col.base_count + d]
+        if math.isnan(x[d]) or m <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
+            continue
+        z = scoring.baseline_z(x[d], d, stats, stats32, col)
+        rho, _ = scoring.persistence(d, stats32, hy)
+        u = abs(z - rho * stats32[col.base_prev + d]) / math.sqrt(1.0 - rho * rho)
+        floor = 1.0 / (min(m - 20, 1.0 / hy.scaler_alpha) + 2.0)
+        f = [1.0] + [narrow_value(tails[d, TAILS_NEWS, k], UF16) for k in range(TAIL_LEVELS)]
+        top = 0
+        while top < TAIL_LEVELS and f[top + 1] >= 2.0 * floor:
+            top += 1
+        if top == 0:
+            p = max(scoring.calibrated_tail(u, m, tails[d, TAILS_NEWS], hy), floor)
+        elif u <= top:
+            p = scoring.calibrated_tail(u, m, tails[d, TAILS_NEWS], hy)
+        elif top == TAIL_LEVELS:
+            p = f[top]
+        else:
+            p = f[top] * (f[top] / f[top - 1]) ** (u - top)
+        ps.append(p)
+    return -math.log10(max(min(min(ps) * len(ps), 1.0), 1e-300)) if ps else 0.0
+
+
+def is_normal(stats32, hy):
+    """Whether the stream's regime is normal before its next event (P(abnormal) < 0.5)."""
+    return stats32[hy.stats.regime] + math.log(hy.regime_enter / (1.0 - hy.regime_enter)) < 0.0
+
+
+def score_stream(errors, X, T, settings, exact=False, point=None, normal=None):
     """The continuous scores, alert scores and flags the scoring of streamlstm gives one
     stream, from its prediction errors (N,), events X (N, D) and timestamps T (N,) (NaN =
     unknown): a plain re-implementation of scoring.py's description, one event at a time.
+    `point` (N,): each event's point_surprise (above; 0 where not given), which the alerts
+    ask where `normal` (N,) bool (is_normal before the event) and the score always.
     The channel inputs are kept in bfloat16, the seasonal bins' means and variances in
     float24, and the scaler's variance, the step unit, the
     channels' statistics, the penalty and the quantile in float32, as the detector stores
@@ -193,11 +238,14 @@ def score_stream(errors, X, T, settings, exact=False):
             sd = max(math.sqrt(max(v * thin[c], 0.0)), 1e-3 * abs(mu) + 1e-12)
             return neg_log10_tail((means[c] - mu) / sd)
 
-        L = 0.0
+        L = Ls = 0.0
         if n_seen >= s["warmup"]:
-            Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0))
-            L = max(Lc * min(1.0, 5.0 / q) if q > 0 else Lc,
-                    s["range_novelty"] * (1.0 + outside) if outside > 0.0 else 0.0)
+            Lp = 0.0 if point is None else point[i]
+            Lc = max((surprise(0) + surprise(1) + surprise(2)) / 3.0, surprise(3), s["error_weight"] * surprise(0),
+                     Lp if normal is None or normal[i] else 0.0)
+            damp = (lambda v: v * min(1.0, 5.0 / q)) if q > 0 else (lambda v: v)  # noqa: E731
+            L = max(damp(Lc), s["range_novelty"] * (1.0 + outside) if outside > 0.0 else 0.0)
+            Ls = max(L, damp(Lp))
             q = f32(min(q + 0.2 * ((1.0 if Lc > q else 0.0) - 0.005), 5.0 / 0.75))
         Le = max(L - penalty, 0.0)
         alert = 0.0 if quiet > 0 else Le / (Le + 5.0)
@@ -208,7 +256,7 @@ def score_stream(errors, X, T, settings, exact=False):
             quiet = s["alert_cooldown"]
             penalty += s["alert_penalty"]
         penalty = f32(penalty * decay)
-        scores[i], alert_scores[i], flags[i] = L / (L + 5.0), alert, flag
+        scores[i], alert_scores[i], flags[i] = Ls / (Ls + 5.0), alert, flag
         # learning: channel statistics, then the value statistics
         for c in range(4):
             if n_seen >= s["warmup"] // 2 and not math.isnan(means[c]):

@@ -25,7 +25,9 @@ a record after its level shift); and again when a day's bin stopped learning a v
 feature's own cycle kept out (the batch run's bins alone moved); and again when each
 stream began to count its abnormal events less its normal ones, by which a lasting change
 teaches the regime's calibration (snapshot format 18: a last column of the state's
-`stats32`, every output as before). A change meant to alter results
+`stats32`, every output as before); and again when the point test began to judge an
+event alone (scoring.point_surprise: scores wherever it speaks; alerts, and through the
+learning policy what is learnt after them, where it alerts). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

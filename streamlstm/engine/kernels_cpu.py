@@ -69,13 +69,13 @@ class Judgement(NamedTuple):
     event without judging it again (the river API scores each event, then learns it)."""
 
     event: np.ndarray  # (3 + D,) float64: the event's slot, score flag, time and values
-    verdict: np.ndarray  # (2,) float64: (Lc, regime_state), as judge_event returned them
+    verdict: np.ndarray  # (3,) float64: (Lc, regime_state, L), as judge_event returned them
     xn: np.ndarray  # (D,) model dtype: the event normalised (ws.xn as judging left it)
     blame: np.ndarray  # (D,) float64: the regime's blame after the event (ws.findings[FIND_BLAME])
 
 
 def new_judgement(D: int, dtype) -> Judgement:
-    return Judgement(np.full(3 + D, np.nan), np.zeros(2), np.zeros(D, dtype=dtype), np.zeros(D))
+    return Judgement(np.full(3 + D, np.nan), np.zeros(3), np.zeros(D, dtype=dtype), np.zeros(D))
 
 
 class Workspace(NamedTuple):
@@ -522,11 +522,12 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     changing any state.
 
     pred_out (D,) out: the forecast of this event in original units (NaN before any, and
-    for context features). Returns (L, error, Lc): the event's surprise in -log10 units
+    for context features). Returns (L, error, Lc, Ls): the event's surprise in -log10 units
     before alert suppression (0 during warm-up; see scoring.value_surprise and
-    .alert_step), its RMS prediction error over the modelled features (NaN if none) and its
+    .alert_step), its RMS prediction error over the modelled features (NaN if none), its
     channel surprise before the stream's calibration (-1 during warm-up: nothing for the
-    quantile tracker). Fills ws.xn with the normalised, clipped event."""
+    quantile tracker) and the score's surprise (value_surprise's Ls). Fills ws.xn with the
+    normalised, clipped event."""
     D, col = hy.D, hy.stats
     stats, stats32, counters = streams.stats[s], streams.stats32[s], streams.counters[s]
     normalise(ws.xn, x, stats, stats32, hy)
@@ -548,9 +549,9 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
             n_obs += 1
     error = rms(ss, n_obs)
     if n_seen < hy.warmup:
-        return 0.0, error, -1.0
-    L, Lc = value_surprise(error, x, t, s, streams, ws.findings, hy)
-    return L, error, Lc
+        return 0.0, error, -1.0, 0.0
+    L, Lc, Ls = value_surprise(error, x, t, s, streams, ws.findings, hy)
+    return L, error, Lc, Ls
 
 
 @inlined_kernel
@@ -734,17 +735,19 @@ def weighted_loss_present(winflag, L, n_loss, hy):
 @inlined_kernel
 def judge_event(out, n, x, t, s, streams, ws, score, hy):
     """Score event x (D,) of stream slot s at time t into row n of `out` (Outputs, or any
-    tuple with its fields), changing no state. Returns (Lc, regime_state), what
+    tuple with its fields), changing no state. Returns (Lc, regime_state, L), what
     `take_judgement` needs besides that row and ws.xn (the event normalised) when the event
     is learnt.
 
     score: the continuous surprise, never suppressed; alert_score and flag: after alert
     suppression (`alert_step`: cooldown and penalty); regime and blame: `regime_step`;
-    contributions: `feature_evidence`. Without `score` (baseline priming) the event is known-good
+    contributions: `feature_evidence`. The score may exceed what the alert path's L gives it: the
+    point test, which alerts only while the stream is normal, scores every event
+    (scoring.value_surprise). Without `score` (baseline priming) the event is known-good
     history: its outputs are 0/False, and nothing counts toward an alert or a regime
     (there is no judgement to take).
     """
-    L, error, Lc = score_event(out.preds[n], x, t, s, streams, ws, hy)
+    L, error, Lc, Ls = score_event(out.preds[n], x, t, s, streams, ws, hy)
     out.errors[n] = error
     if not score:
         out.scores[n] = 0.0
@@ -753,37 +756,37 @@ def judge_event(out, n, x, t, s, streams, ws, score, hy):
         out.regime[n] = 0.0
         fill(out.contributions[n], 0.0)
         fill(out.blame[n], 0.0)
-        return Lc, 0.0
+        return Lc, 0.0, L
     alert, flag = alert_step(L, s, streams, hy)
-    out.scores[n] = to_score(L)
+    out.scores[n] = to_score(Ls)
     out.alert_scores[n] = alert
     out.flags[n] = flag
     out.regime[n], regime_state = regime_step(x, s, streams, ws.findings, hy)
     copy_row(out.blame[n], ws.findings[FIND_BLAME])
     feature_evidence(out.contributions[n], x, s, streams, ws.xn, ws.findings, hy)
-    return Lc, regime_state
+    return Lc, regime_state, L
 
 
 @inlined_kernel
-def take_judgement(out, n, Lc, regime_state, findings, score, s, streams, hy):
-    """What judging an event (row n of `out` and (Lc, regime_state) from judge_event with
-    `score`) changes once the event is learnt: the alert bookkeeping and the regime's step,
-    nothing for a baseline event. Returns whether the event is surprising for the anomaly
-    policy: learning sees the unsuppressed verdict (score at or above the threshold), so
-    the policy keeps protecting the model during a cooldown."""
+def take_judgement(out, n, Lc, regime_state, L, findings, score, s, streams, hy):
+    """What judging an event (row n of `out` and (Lc, regime_state, L) from judge_event
+    with `score`) changes once the event is learnt: the alert bookkeeping and the regime's
+    step, nothing for a baseline event. Returns whether the event is surprising for the
+    anomaly policy: learning sees the alerts' verdict before suppression (L's score at or
+    above the threshold), so the policy keeps protecting the model during a cooldown."""
     if not score:
         return False
     alert_learn(out.flags[n], Lc, s, streams, hy)
     regime_learn(regime_state, findings, s, streams, hy)
-    return out.scores[n] >= hy.threshold
+    return to_score(L) >= hy.threshold
 
 
 @inlined_kernel
-def learn_judged(out, n, x, t, Lc, regime_state, score, s, streams, params, ws, hy):
+def learn_judged(out, n, x, t, Lc, regime_state, L, score, s, streams, params, ws, hy):
     """Learn event x (D,) of stream slot s at time t, which judge_event judged into row n
-    of `out` with (Lc, regime_state), and ws.xn as it left it: take the judgement (if it was
-    scored), then learn_event."""
-    surprising = take_judgement(out, n, Lc, regime_state, ws.findings, score, s, streams, hy)
+    of `out` with (Lc, regime_state, L), and ws.xn as it left it: take the judgement (if it
+    was scored), then learn_event."""
+    surprising = take_judgement(out, n, Lc, regime_state, L, ws.findings, score, s, streams, hy)
     learn_event(s, 0 if hy.shared else s, x, t, out.errors[n], surprising, streams, params, ws, hy)
 
 
@@ -793,9 +796,9 @@ def process_event(out, n, slots, X, T, learn, score, streams, params, ws, hy):
     (arguments as there)."""
     s = slots[n]
     x = X[n]
-    Lc, regime_state = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
+    Lc, regime_state, L = judge_event(out, n, x, T[n], s, streams, ws, score, hy)
     if learn:
-        learn_judged(out, n, x, T[n], Lc, regime_state, score, s, streams, params, ws, hy)
+        learn_judged(out, n, x, T[n], Lc, regime_state, L, score, s, streams, params, ws, hy)
 
 
 @kernel
@@ -833,7 +836,8 @@ def judge_one(out, memo, slots, X, T, score, streams, ws, hy):
     judgement (row 0 of `out`) is also kept in `memo` (Judgement) for learn_one."""
     caller_fp_control = get_fp_control()
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
-    memo.verdict[0], memo.verdict[1] = judge_event(out, 0, X[0], T[0], slots[0], streams, ws, score, hy)
+    memo.verdict[0], memo.verdict[1], memo.verdict[2] = judge_event(out, 0, X[0], T[0], slots[0], streams, ws, score,
+                                                                    hy)
     memo.event[0] = slots[0]
     memo.event[1] = 1.0 if score else 0.0
     memo.event[2] = T[0]
@@ -868,12 +872,12 @@ def learn_one(out, memo, kept, slots, X, T, score, streams, params, ws, hy):
     set_fp_control(caller_fp_control | FLUSH_SUBNORMALS)
     s, x, t = slots[0], X[0], T[0]
     if kept and is_judged(memo, slots, X, T, score):
-        Lc, regime_state = memo.verdict[0], memo.verdict[1]
+        Lc, regime_state, L = memo.verdict[0], memo.verdict[1], memo.verdict[2]
         copy_row(ws.xn, memo.xn)
         copy_row(ws.findings[FIND_BLAME], memo.blame)
         mark_gaps(ws.findings, s, streams, hy)  # as judging found them: the window is as it was
     else:
-        Lc, regime_state = judge_event(out, 0, x, t, s, streams, ws, score, hy)
-    learn_judged(out, 0, x, t, Lc, regime_state, score, s, streams, params, ws, hy)
+        Lc, regime_state, L = judge_event(out, 0, x, t, s, streams, ws, score, hy)
+    learn_judged(out, 0, x, t, Lc, regime_state, L, score, s, streams, params, ws, hy)
     set_fp_control(caller_fp_control)
 

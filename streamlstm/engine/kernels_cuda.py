@@ -112,10 +112,10 @@ def event_step(t, learn, score, io, streams, params, ws, hy):
     """
     s = io.slots[t]
     x = io.X[t]
-    Lc, regime_state = judge_event(io, t, x, io.T[t], s, streams, ws, score, hy)
+    Lc, regime_state, L = judge_event(io, t, x, io.T[t], s, streams, ws, score, hy)
     io.trained[t] = False
     if learn:
-        surprising = take_judgement(io, t, Lc, regime_state, ws.findings, score, s, streams, hy)
+        surprising = take_judgement(io, t, Lc, regime_state, L, ws.findings, score, s, streams, hy)
         q = 0 if hy.shared else s
         theta = params.theta[q]
         trained = learn_begin(s, surprising, streams, theta, ws, hy)

@@ -71,9 +71,29 @@ mean gives at the alert level, it trends (or walks), and a record by a step no m
 surprising than that level is what the run said; a jump is still news, and so is a
 stationary stream's first record.
 
+One event. A window's mean dilutes a single extreme event tenfold: one spike among ten
+ordinary values moved no channel, and alerted only where it set a record. The point test
+asks how improbable the event alone is, by what each judged feature's history says of its
+innovation (the regime's news below: |z - rho z_prev| / sqrt(1 - rho^2) under its
+baseline): its own frequencies of exceeding 1 .. TAIL_LEVELS (calibrated_tail) up to the
+highest level whose frequency rests on TAIL_TRUST exceedances or more, and beyond it an
+exponential tail through that level's frequency and the one below it (the tail falling on
+as the feature's own tail fell). Where even the top level is so trusted, the feature goes
+beyond every level as a matter of course (bursty counts): no claim beyond its frequency.
+Where not even the first is, the calibrated tail, floored at the rule of succession. The
+smallest p over the m judged features, times m (Bonferroni), gives L_point = -log10(m p);
+a feature the previous event lacked has no innovation. A level resting on one exceedance
+(one earlier spike) would flatten the tail and hide every later spike; two is the least
+that shows a tail's slope (chosen on NAB's development half against one and five,
+docs/tuning-log.md). The alerts ask it only while the stream is normal (after a level
+shift every event is far from a baseline that has not learnt it: an alert every
+cooldown); the score always.
+
 Combination. The event's surprise is
 
-    L = max( k * max( (L_0 + L_1 + L_2) / 3,  L_3,  L_4,  error_weight * L_0 ),  L_range )
+    L = max( k * max( (L_0 + L_1 + L_2) / 3,  L_3,  L_4,  error_weight * L_0,  L_point ),  L_range )
+
+(L_point there only while the stream is normal), and the score's surprise max(L, k L_point).
 
 The LSTM error is averaged with the value channels and may also alert on its own at a
 higher bar: with the cycles, it is what sees a change of rhythm.
@@ -216,6 +236,7 @@ RHO_MAX = 0.99
 PERSISTENCE_HORIZON = 400.0
 TAIL_MIN_COUNT = 20.0
 _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
+TAIL_TRUST = 2.0  # exceedances a tail level's frequency must rest on to shape the point test's tail
 _LN10 = math.log(10.0)
 UINT16_MAX = 65535  # a record count saturates here (layout `records`)
 _SQRT2 = math.sqrt(2.0)
@@ -807,8 +828,11 @@ def channel_learn(stats32, ring, c, x, p, filled, update, long_alpha, col):
 def value_surprise(error, x, t, s, streams, findings, hy):
     """The surprise of event x (D,) of stream slot s at time t, given its prediction error,
     after warm-up, without changing any state but the scratch `findings` (value_inputs):
-    (L, Lc), L before alert suppression and Lc the channel surprise before the stream's
-    self-calibration (see the module docstring)."""
+    (L, Lc, Ls), L before alert suppression, Lc the channel surprise before the stream's
+    self-calibration (see the module docstring), and Ls the score's: L, or the point test's
+    calibrated surprise where larger, which the alerts ask only while the stream is normal
+    (during an incident its events are far from the normal it knows, and the score says
+    so; an alert would come every cooldown until the baseline learnt the new level)."""
     stats32, ring, col = streams.stats32[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
     z, step, seas, own, outside = value_inputs(x, t, streams.stats[s], stats32, streams.records[s], streams.bins[s],
@@ -823,12 +847,67 @@ def value_surprise(error, x, t, s, streams, findings, hy):
     Lc = max(L, channel_surprise(stats32, ring, CH_SEASONAL, seas, p, filled, hy), hy.error_weight * L_error)
     if hy.cycle_max > 0:
         Lc = max(Lc, channel_surprise(stats32, ring, CH_CYCLE, own, p, filled, hy))
+    L_point = point_surprise(x, streams.stats[s], stats32, streams.tails[s], findings, hy)
+    if stats32[col.regime] + _logit(hy.regime_enter) < 0.0:  # the alerts' point test: while normal
+        Lc = max(Lc, L_point)
     q = stats32[col.quantile]
     L = Lc * CALIB_C / q if q > CALIB_C else Lc
     if outside > 0.0:
         # Graded, so a value far outside the range outranks one just past the tolerance.
         L = max(L, hy.range_novelty * (1.0 + outside))
-    return L, Lc
+    return L, Lc, max(L, L_point * CALIB_C / q if q > CALIB_C else L_point)
+
+
+@kernel
+def point_surprise(x, stats, stats32, tails, findings, hy):
+    """L_point of event x (D,): how improbable its most surprising judged feature's
+    innovation is on its own (point_tail), Bonferroni over the m features the regime
+    judges (see "One event" in the module docstring); 0 when none is judged yet. A feature
+    the previous event lacked (findings' row FIND_GAP) has no innovation: a move across a
+    gap is no news, as it is no step."""
+    col = hy.stats
+    p_min = 1.0
+    m = 0
+    for d in range(hy.D):
+        if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
+            continue
+        m += 1
+        z = baseline_z(bounded(x[d]), d, stats, stats32, col)
+        rho, _ = persistence(d, stats32, hy)
+        u = innovation(z, stats32[col.base_prev + d], rho)
+        p_min = min(p_min, point_tail(u, stats[col.base_count + d], tails[d, TAILS_NEWS], hy))
+    if m == 0:
+        return 0.0
+    return -math.log10(max(min(p_min * m, 1.0), 1e-300))
+
+
+@kernel
+def point_tail(u, m, freqs, hy):
+    """P(U >= u) for a feature's innovation u, whose baseline learnt m > TAIL_MIN_COUNT
+    observations while normal, from its tail frequencies freqs (TAIL_LEVELS,) UF16 (the
+    `tails` row TAILS_NEWS): calibrated_tail up to the highest level k whose frequency f_k
+    rests on TAIL_TRUST exceedances or more (f_k >= TAIL_TRUST / n, n the observations it
+    rests on, as calibrated_tail's floor counts them), f_k (f_k / f_(k-1))^(u - k) beyond
+    it (f_0 = 1); f_k beyond the top level where even that is trusted; where no level is,
+    calibrated_tail floored at 1 / (n + 2)."""
+    floor = 1.0 / (min(m - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
+    top = 0
+    f_top = 1.0
+    f_below = 1.0
+    for k in range(TAIL_LEVELS):
+        f = narrow_value(freqs[k], UF16)
+        if f < TAIL_TRUST * floor:
+            break
+        f_below = f_top
+        f_top = f
+        top = k + 1
+    if top == 0:
+        return max(calibrated_tail(u, m, freqs, hy), floor)
+    if u <= top:
+        return calibrated_tail(u, m, freqs, hy)
+    if top == TAIL_LEVELS:
+        return f_top
+    return f_top * (f_top / f_below) ** (u - top)
 
 
 @inlined_kernel
