@@ -42,8 +42,8 @@ import click
 
 from . import __version__
 from .config import ConfigError, dump_yaml, load_config
-from .evaluate.splits import SPLITS
 from .engine.backend import BackendUnavailable
+from .evaluate.splits import SPLITS
 from .io.checkpoint import CheckpointError
 from .io.parsers import BOM, InputFormatError
 

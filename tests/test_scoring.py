@@ -10,7 +10,7 @@ from scipy.stats import norm, poisson
 
 from streamlstm import MultiStreamDetector
 from streamlstm.engine import scoring
-from streamlstm.engine.compact import BF16, narrow_bits_of
+from streamlstm.engine.compact import BF16, UF16, narrow_bits_of, narrow_value, uf16_bits_of
 from streamlstm.engine.hyperparams import DEFAULTS
 from streamlstm.engine.layout import C_SEEN, C_WIN, FIND_BLAME, FIND_P, FIND_ROWS
 
@@ -567,3 +567,34 @@ def test_spikes_that_set_no_record_are_flagged():
         found += sum(bool(res.flags[p:p + 2].any()) for p in spikes)  # the spike, or the step back from it
         assert res.flags.sum() <= 8
     assert found >= 10
+
+
+@pytest.mark.parametrize("freqs, u, want", [
+    # Gaussian-like: levels 1-3 rest on two exceedances or more (n = 1,443 at the scaler's
+    # half-life: 2 / 1,445 = 0.0014), 4-6 do not; beyond 3 the tail falls on as it fell from 2.
+    ((0.32, 0.046, 0.0027, 6e-5, 0.0, 0.0), 5.0, 0.0027 * (0.0027 / 0.046) ** 2),
+    ((0.32, 0.046, 0.0027, 6e-5, 0.0, 0.0), 2.5, None),  # within the trusted levels: calibrated_tail
+    # Bursty: past every level as a matter of course; no claim beyond the top level's frequency.
+    ((0.4, 0.2, 0.1, 0.05, 0.03, 0.02), 40.0, 0.02),
+    # No level trusted (a near-constant feature's rare blips): calibrated_tail, floored.
+    ((0.001, 0.0008, 0.0005, 0.0, 0.0, 0.0), 30.0, 1.0 / 1445.0),
+])
+def test_point_tail_extrapolates_from_the_trusted_levels(freqs, u, want):
+    """scoring.point_tail against the rule written out (the levels' frequencies as stored,
+    UF16)."""
+    hy = MultiStreamDetector(1).hyper
+    bits = uf16_bits_of(np.float32(freqs))
+    stored = [float(narrow_value(b, UF16)) for b in bits]
+    m = 5000.0  # past the scaler's half-life: the floor is 1 / (1 / alpha + 2)
+    floor = 1.0 / (1.0 / hy.scaler_alpha + 2.0)
+    got = scoring.point_tail(u, m, bits, hy)
+    if want is None:
+        assert got == scoring.calibrated_tail(u, m, bits, hy)
+    elif freqs[0] < 2 * floor:
+        assert got == pytest.approx(max(scoring.calibrated_tail(u, m, bits, hy), floor), rel=1e-12)
+        assert got == pytest.approx(floor, rel=1e-3)
+    elif freqs[-1] >= 2 * floor:
+        assert got == pytest.approx(stored[-1], rel=1e-12)
+    else:
+        assert got == pytest.approx(stored[2] * (stored[2] / stored[1]) ** (u - 3), rel=1e-9)
+        assert got == pytest.approx(want, rel=1e-2)

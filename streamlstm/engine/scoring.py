@@ -886,8 +886,8 @@ def point_tail(u, m, freqs, hy):
     """P(U >= u) for a feature's innovation u, whose baseline learnt m > TAIL_MIN_COUNT
     observations while normal, from its tail frequencies freqs (TAIL_LEVELS,) UF16 (the
     `tails` row TAILS_NEWS): calibrated_tail up to the highest level k whose frequency f_k
-    rests on TAIL_TRUST exceedances or more (f_k >= TAIL_TRUST / n, n the observations it
-    rests on, as calibrated_tail's floor counts them), f_k (f_k / f_(k-1))^(u - k) beyond
+    rests on TAIL_TRUST exceedances or more (f_k at least TAIL_TRUST times calibrated_tail's
+    floor 1 / (n + 2), n the observations it rests on), f_k (f_k / f_(k-1))^(u - k) beyond
     it (f_0 = 1); f_k beyond the top level where even that is trusted; where no level is,
     calibrated_tail floored at 1 / (n + 2)."""
     floor = 1.0 / (min(m - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
