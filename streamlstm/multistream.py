@@ -428,6 +428,8 @@ class MultiStreamDetector:
             arrays["stream.records"] = np.zeros((n, D, 2, 2), dtype=np.uint16)  # none counted yet (format 17)
         if 15 <= version < 18:  # format 18's count of abnormal events, the last column: none yet
             arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, 1)))
+        if 16 <= version < 19 and det.hyper.cycle_max > 0:
+            _upgrade_to_v19(arrays, n, D)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -557,6 +559,18 @@ def _upgrade_to_v16(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
     arrays["stream.cycle"] = np.zeros((n, D, N_CYC, 0), dtype=np.float32)
     counters = arrays["stream.counters"]
     arrays["stream.counters"] = np.concatenate([counters, counters[:, C_SEEN:C_SEEN + 1]], axis=1)
+
+
+def _upgrade_to_v19(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
+    """Complete the stream arrays of an `n`-stream snapshot of format 16 to 18 with an own
+    cycle in place with format 19's residuals counted against each feature's period
+    (`stats32`, the feature block before the last column) and their tail frequencies (the
+    `tails` row TAILS_CYCLE): none yet, so the point test asks each feature's innovation
+    alone until its cycle's residuals, counted from the restore, pass TAIL_MIN_COUNT."""
+    stats32 = arrays["stream.stats32"]
+    arrays["stream.stats32"] = np.concatenate([stats32[:, :-1], np.zeros((n, D), stats32.dtype), stats32[:, -1:]],
+                                              axis=1)
+    arrays["stream.tails"] = np.pad(arrays["stream.tails"], ((0, 0), (0, 0), (0, 1), (0, 0)))
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

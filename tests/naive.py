@@ -115,17 +115,19 @@ def _same(v):
     return v
 
 
-def point_surprise(x, stats, stats32, tails, hy, gaps=()):
-    """scoring.point_surprise of event x (D,) from a stream's stored state before it: each
-    judged feature's innovation under its baseline, the probability of one as large by its
-    own tail frequencies, extrapolated past the last level that rests on two exceedances or
-    more, the smallest over the features times their number; none for the features in
-    `gaps`, which the previous event lacked. The regime's own pieces
-    (which features it judges, baseline z, persistence, the calibrated tail) are taken from
-    scoring as givens, as tests/test_scoring.py's regime tests take them."""
+def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
+    """scoring.point_surprise of event x (D,) from a stream's stored state before it (its
+    own cycle's table `cycle` and clock `tick` where it has one): each judged feature's
+    innovation under its baseline and, where its own cycle's residual tail rests on more
+    than 20 residuals, its residual against that cycle; the probability of each as large
+    by its own tail frequencies, extrapolated past the last level that rests on two
+    exceedances or more; the smallest over all these tests times their number; none for
+    the features in `gaps`, which the previous event lacked. The regime's own pieces
+    (which features it judges, baseline z, persistence, the calibrated tail) and the
+    cycle's residual (tests/test_cycle.py) are taken from scoring as givens, as
+    tests/test_scoring.py's regime tests take them."""
     from streamlstm.engine import scoring
-    from streamlstm.engine.compact import UF16, narrow_value
-    from streamlstm.engine.layout import TAIL_LEVELS, TAILS_NEWS
+    from streamlstm.engine.layout import TAILS_CYCLE, TAILS_NEWS
 
     col = hy.stats
     ps = []
@@ -135,22 +137,37 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=()):
             continue
         z = scoring.baseline_z(x[d], d, stats, stats32, col)
         rho, _ = scoring.persistence(d, stats32, hy)
-        u = abs(z - rho * stats32[col.base_prev + d]) / math.sqrt(1.0 - rho * rho)
-        floor = 1.0 / (min(m - 20, 1.0 / hy.scaler_alpha) + 2.0)
-        f = [1.0] + [narrow_value(tails[d, TAILS_NEWS, k], UF16) for k in range(TAIL_LEVELS)]
-        top = 0
-        while top < TAIL_LEVELS and f[top + 1] >= 2.0 * floor:
-            top += 1
-        if top == 0:
-            p = max(scoring.calibrated_tail(u, m, tails[d, TAILS_NEWS], hy), floor)
-        elif u <= top:
-            p = scoring.calibrated_tail(u, m, tails[d, TAILS_NEWS], hy)
-        elif top == TAIL_LEVELS:
-            p = f[top]
-        else:
-            p = f[top] * (f[top] / f[top - 1]) ** (u - top)
-        ps.append(p)
+        ps.append(_point_p(abs(z - rho * stats32[col.base_prev + d]) / math.sqrt(1.0 - rho * rho), m,
+                           tails[d, TAILS_NEWS], hy))
+        if cycle is not None and stats32[col.cycle_count + d] > 20:
+            sd = scoring.scaler_std(stats32[col.var + d], stats[col.mean + d])
+            r = scoring.cycle_residual(x[d] - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
+            if not math.isnan(r):
+                ps.append(_point_p(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
     return -math.log10(max(min(min(ps) * len(ps), 1.0), 1e-300)) if ps else 0.0
+
+
+def _point_p(u, m, freqs, hy):
+    """P(U >= u) by a feature's tail frequencies freqs, learnt from m - 20 observations:
+    calibrated up to the last level that rests on two exceedances or more, an exponential
+    tail through it and the level below beyond it, no claim beyond a trusted top level,
+    the calibrated tail floored at 1 / (n + 2) where no level is trusted."""
+    from streamlstm.engine import scoring
+    from streamlstm.engine.compact import UF16, narrow_value
+    from streamlstm.engine.layout import TAIL_LEVELS
+
+    floor = 1.0 / (min(m - 20, 1.0 / hy.scaler_alpha) + 2.0)
+    f = [1.0] + [narrow_value(freqs[k], UF16) for k in range(TAIL_LEVELS)]
+    top = 0
+    while top < TAIL_LEVELS and f[top + 1] >= 2.0 * floor:
+        top += 1
+    if top == 0:
+        return max(scoring.calibrated_tail(u, m, freqs, hy), floor)
+    if u <= top:
+        return scoring.calibrated_tail(u, m, freqs, hy)
+    if top == TAIL_LEVELS:
+        return f[top]
+    return f[top] * (f[top] / f[top - 1]) ** (u - top)
 
 
 def is_normal(stats32, hy):

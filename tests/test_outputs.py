@@ -10,7 +10,7 @@ from streamlstm import LSTMDetector, MultiStreamDetector
 from streamlstm.config import ModelConfig
 from streamlstm.engine import snapshot
 from streamlstm.engine.compact import bin_mean, uf16_bits_of
-from streamlstm.engine.layout import BIN_VISITS, C_WIN, N_TAILS, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS
+from streamlstm.engine.layout import BIN_VISITS, C_WIN, TAIL_LEVELS, TAILS_CYCLE, TAILS_LEVEL, TAILS_NEWS, tail_rows
 from streamlstm.pool import _changed_settings
 
 DATA = Path(__file__).with_name("data")
@@ -419,7 +419,7 @@ def test_a_format_7_snapshot_loads_with_gaussian_tails_and_continues_as_before()
     det = MultiStreamDetector.from_bytes((DATA / "detector_v7.snapshot").read_bytes())
     tails = det.engine.to_host()[0].tails[:det.n_streams]
     gaussian = uf16_bits_of(np.float32([math.erfc(k / math.sqrt(2.0)) for k in range(1, TAIL_LEVELS + 1)]))
-    assert tails.shape == (det.n_streams, 2, N_TAILS, TAIL_LEVELS) and (tails == gaussian).all()
+    assert tails.shape == (det.n_streams, 2, tail_rows(False), TAIL_LEVELS) and (tails == gaussian).all()
     old = np.load(DATA / "detector_v7_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors"))
@@ -505,7 +505,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 18
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 19
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -595,7 +595,7 @@ def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bi
     assert not streams.records[:n].any()  # format 17's record counts: none counted yet
     old = np.load(DATA / f"detector_v{version}_continued.npz")
     again = MultiStreamDetector.from_bytes(det.to_bytes())
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 18
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 19
     assert det.hyper.cycle_max == 0 and again.hyper.cycle_max == 0
     for d in (det, again):
         res = d.process(list(old["ids"]), old["X"], old["T"])
@@ -610,7 +610,7 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
     (written by the code of format 17, for the generic target, with an incident in
     progress: tests/data/detector_v17*) loads with none counted and continues with every
     output recorded, bit for bit (the writer's own, recorded again with the point test,
-    above), and saves as format 18; but the regime,
+    above, and with its cycle's residuals, below), and saves as format 19; but the regime,
     whose baseline has spanned a day since 2026-12-05, which for these 60-second readings
     moves six of its 500 values by 1e-7 (from event 489 on)."""
     data = (DATA / "detector_v17.snapshot").read_bytes()
@@ -618,13 +618,46 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
     arrays, meta = snapshot.unpack(data)
     assert meta["format_version"] == 17
     stats32, col = det.engine.to_host()[0].stats32[:det.n_streams], det.hyper.stats
-    assert col.abnormal_run == col.width32 - 1 == arrays["stream.stats32"].shape[1]
-    np.testing.assert_array_equal(stats32[:, :col.abnormal_run], arrays["stream.stats32"])
-    assert not stats32[:, col.abnormal_run].any()
+    assert col.abnormal_run == col.width32 - 1 == arrays["stream.stats32"].shape[1] + det.n_features
+    np.testing.assert_array_equal(stats32[:, :col.cycle_count], arrays["stream.stats32"][:, :col.cycle_count])
+    assert not stats32[:, col.cycle_count:].any()
     old = np.load(DATA / "detector_v17_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "abnormal"):
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
     np.testing.assert_allclose(res.regime, old["regime"], rtol=0, atol=1e-6)
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 18
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 19
+
+
+def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continues_as_before():
+    """Format 19 counts each feature's residuals against its own cycle and learns their
+    tail frequencies, which the point test asks once they rest on more than 20. A format 18
+    snapshot with an own cycle (written by the code of format 18 for the generic target,
+    with an incident in progress in one stream: tests/data/detector_v18*) loads with none
+    counted and no frequencies, its other statistics as written; it continues with every
+    output recorded (this code's), whose scores are the writer's own until a feature's
+    count passes 20 (the first 45 events), and its flags, regime and abnormal rows the
+    writer's throughout; and saves as format 19."""
+    data = (DATA / "detector_v18.snapshot").read_bytes()
+    det = MultiStreamDetector.from_bytes(data)
+    arrays, meta = snapshot.unpack(data)
+    assert meta["format_version"] == 18
+    streams, col, D = det.engine.to_host()[0], det.hyper.stats, det.n_features
+    stats32, old32 = streams.stats32[:det.n_streams], arrays["stream.stats32"]
+    np.testing.assert_array_equal(stats32[:, :col.cycle_count], old32[:, :col.cycle_count])
+    np.testing.assert_array_equal(stats32[:, col.abnormal_run], old32[:, -1])
+    assert not stats32[:, col.cycle_count:col.cycle_count + D].any()
+    assert (stats32[:, col.cycle_period:col.cycle_period + D] == 40).all()  # not vacuous: every feature has a period
+    np.testing.assert_array_equal(streams.tails[:det.n_streams, :, :TAILS_CYCLE], arrays["stream.tails"])
+    assert not streams.tails[:det.n_streams, :, TAILS_CYCLE].any()
+    old = np.load(DATA / "detector_v18_continued.npz")
+    res = det.process(list(old["ids"]), old["X"], old["T"])
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
+        np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
+    np.testing.assert_array_equal(res.scores[:45], old["writer_scores"][:45])
+    assert not np.array_equal(res.scores, old["writer_scores"])
+    for name in ("flags", "regime", "abnormal"):
+        np.testing.assert_array_equal(getattr(res, name), old[f"writer_{name}"], err_msg=name)
+    assert old["flags"].any() and old["abnormal"].any()
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 19

@@ -27,7 +27,10 @@ stream began to count its abnormal events less its normal ones, by which a lasti
 teaches the regime's calibration (snapshot format 18: a last column of the state's
 `stats32`, every output as before); and again when the point test began to judge an
 event alone (scoring.point_surprise: scores wherever it speaks; alerts, and through the
-learning policy what is learnt after them, where it alerts). A change meant to alter results
+learning policy what is learnt after them, where it alerts); and again when the point test
+began to ask a feature's residual against its own cycle too, by that residual's own tail
+frequencies (snapshot format 19: a third row of `tails` and a count per feature in
+`stats32`; scores wherever the point test speaks). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -9,10 +9,11 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
                                (C = channels(cycle_max > 0): without an own cycle, no row
                                for its channel)
                                (compact.py; NaN: none)
-  tails     (D, N_TAILS, TAIL_LEVELS) uint16  the regime's calibration, unsigned 16-bit
-                               floats (compact.UF16): per feature, how often its |z| under
-                               the baseline (TAILS_LEVEL) and its innovation (TAILS_NEWS)
-                               have exceeded 1, 2, ..., TAIL_LEVELS while normal
+  tails     (D, T, TAIL_LEVELS) uint16  the calibration, unsigned 16-bit floats
+                               (compact.UF16): per feature, how often its |z| under the
+                               baseline (TAILS_LEVEL), its innovation (TAILS_NEWS) and, with
+                               an own cycle, its residual against it (TAILS_CYCLE) have
+                               exceeded 1, 2, ..., TAIL_LEVELS while normal (T = tail_rows)
   records   (D, 2, 2) uint16  per feature, the new highs (REC_HIGH) and new lows (REC_LOW)
                                it set in the previous (REC_PREV) and the current (REC_CUR)
                                block of its values (scoring.record_block), saturating:
@@ -56,14 +57,21 @@ FIND_NOVELTY = 2  # the range novelty's evidence, graded (0: none)
 FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
 FIND_BLAME = 4  # the regime's blame of the feature after this event (scoring.regime_evidence)
 FIND_GAP = 5  # 1 where the stream's previous event lacked the feature (kernels_cpu.mark_gaps), else 0
-FIND_ROWS = 6
+FIND_CYCLE = 6  # the signed residual against the feature's own cycle, in its sd (NaN: none)
+FIND_ROWS = 7
 
 # The regime's calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS
 # and of |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values).
 TAIL_LEVELS = 6
 TAILS_LEVEL = 0
 TAILS_NEWS = 1
-N_TAILS = 2
+TAILS_CYCLE = 2  # a stream with an own cycle: its residual's (scoring.learn_cycle), for the point test
+
+
+def tail_rows(cycle: bool) -> int:
+    """The rows of tail frequencies a feature has: the level's and the news's, and with an
+    own cycle its residual's."""
+    return TAILS_CYCLE + 1 if cycle else TAILS_CYCLE
 
 # A feature's record counts (`records`): by direction, then by block.
 REC_HIGH = 0
@@ -141,6 +149,8 @@ class StatsLayout(NamedTuple):
     cycle_period: int  # feature block: the period found, in events (0: none)
     cycle_var: int  # feature block: running variance of the residual against it
     cycle_level: int  # feature block: running mean, over the short window, of the difference from a period ago
+    cycle_count: int  # feature block: residuals against the period learnt while the stream was normal
+    #                   (its tail frequencies rest on those past scoring.TAIL_MIN_COUNT)
     abnormal_run: int  # the regime's abnormal events less its normal ones, not below 0 (scoring.regime_learn)
     width32: int  # columns of `stats32`
 
@@ -160,7 +170,8 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
                        base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, base_recent=base_prev + 5 * D,
                        base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, cycle_period=own,
-                       cycle_var=own + c, cycle_level=own + 2 * c, abnormal_run=own + 3 * c, width32=own + 3 * c + 1)
+                       cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, abnormal_run=own + 4 * c,
+                       width32=own + 4 * c + 1)
 
 
 def stats_columns(D: int) -> dict[str, int]:

@@ -80,9 +80,15 @@ highest level whose frequency rests on TAIL_TRUST exceedances or more, and beyon
 exponential tail through that level's frequency and the one below it (the tail falling on
 as the feature's own tail fell). Where even the top level is so trusted, the feature goes
 beyond every level as a matter of course (bursty counts): no claim beyond its frequency.
-Where not even the first is, the calibrated tail, floored at the rule of succession. The
-smallest p over the m judged features, times m (Bonferroni), gives L_point = -log10(m p);
-a feature the previous event lacked has no innovation. A level resting on one exceedance
+Where not even the first is, the calibrated tail, floored at the rule of succession. A
+feature with an own cycle is also asked how improbable its residual against the cycle is,
+by that residual's own tail frequencies (learnt as the regime's are, and an event the
+anomaly policy flagged at the model's loss weight, as the cycle's ring keeps an outlier
+out): on a cycle of a few dozen events the innovation is the cycle's own and hides a
+spike, while the residual, a difference of two values, is less sensitive to a jump in
+white noise, so each asks what it sees best. The smallest p over the m tests, times m
+(Bonferroni), gives L_point = -log10(m p); a feature the previous event lacked has no
+innovation and no residual. A level resting on one exceedance
 (one earlier spike) would flatten the tail and hide every later spike; two is the least
 that shows a tail's slope (chosen on NAB's development half against one and five,
 docs/tuning-log.md). The alerts ask it only while the stream is normal (after a level
@@ -134,9 +140,9 @@ from .compact import (BF16, MAX_VISITS, UF16, bin_mean, bin_var, bin_visits, dit
                       store_bin)
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
-from .layout import (CYC_DEV, CYC_LAG, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_LEVEL, TAILS_NEWS,
-                     C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME, FIND_GAP,
-                     FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+from .layout import (CYC_DEV, CYC_LAG, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE, TAILS_LEVEL,
+                     TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, C_WIN, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME,
+                     FIND_CYCLE, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -425,13 +431,15 @@ def cycle_residual(dev, d, cycle, tick, stats32, sd, hy):
 
 
 @kernel
-def learn_cycle(dev, d, cycle, tick, surprising, stats32, sd, hy):
+def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32, sd, hy):
     """Fold feature d's deviation `dev` from the running mean (NaN: not observed) at the
     stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's running
-    variance and level against the period, the mean squared difference at every lag, the
-    ring (`dev`, or NaN for an outlier from its cycle or an event `surprising` to the
-    cycle's channel), then the period (find_period). Returns whether the feature has a
-    period and the value was kept out of the ring."""
+    variance and level against the period, its count and tail frequencies (tails (D, T,
+    TAIL_LEVELS); _learn_cycle_tail, with whether the stream is `abnormal` and the
+    `tail_weight` of the event), the mean squared difference at every lag, the ring (`dev`,
+    or NaN for an outlier from its cycle or an event `surprising` to the cycle's channel),
+    then the period (find_period). Returns whether the feature has a period and the value
+    was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
         return False
@@ -450,6 +458,7 @@ def learn_cycle(dev, d, cycle, tick, surprising, stats32, sd, hy):
         # Far from its cycle, or from the value a period ago (the level follows a stall
         # or a shift within the short window, and the echo would come a period later).
         outlier = max(abs(z), abs(step) / unit) > CYCLE_OUTLIER
+        _learn_cycle_tail(tails, d, abs(z), abnormal, tail_weight, stats32, hy)
     elif not math.isnan(dev):
         # No value a period ago (missing, or an outlier): the level, learnt before it, is stale.
         stats32[col.cycle_level + d] = 0.0
@@ -461,6 +470,19 @@ def learn_cycle(dev, d, cycle, tick, surprising, stats32, sd, hy):
     cycle[d, CYC_DEV, p] = math.nan if outlier or surprising else dev
     find_period(d, cycle, tick + 1, stats32, hy)
     return has_period and (outlier or surprising)
+
+
+@kernel
+def _learn_cycle_tail(tails, d, u, abnormal, tail_weight, stats32, hy):
+    """Count feature d's residual u (in its sd) against its own cycle while the stream is
+    not `abnormal`, and past TAIL_MIN_COUNT of them learn its tail frequencies (tails' row
+    TAILS_CYCLE) at the scaler's rate, exact before it, times `tail_weight` (learn_statistics)."""
+    col = hy.stats
+    if not abnormal:
+        stats32[col.cycle_count + d] += 1.0
+    m = stats32[col.cycle_count + d]
+    if m > TAIL_MIN_COUNT and tail_weight > 0.0:
+        _learn_tail(tails[d, TAILS_CYCLE], u, max(1.0 / (m - TAIL_MIN_COUNT), hy.scaler_alpha) * tail_weight, m)
 
 
 @kernel
@@ -508,6 +530,7 @@ def find_period(d, cycle, n, stats32, hy):
         stats32[col.cycle_period + d] = period
         stats32[col.cycle_var + d] = cycle[d, CYC_LAG, period - 1] if period > 0 else 0.0
         stats32[col.cycle_level + d] = 0.0
+        stats32[col.cycle_count + d] = 0.0  # its residual's tail frequencies start again
 
 
 @kernel
@@ -662,6 +685,7 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
     outside = 0.0
     for d in range(D):
         v = x[d]
+        findings[FIND_CYCLE, d] = math.nan
         if math.isnan(v) or stats[col.count + d] < 1.0:
             continue
         z, step, seas, own, out_d, cycle_r = feature_inputs(bounded(v), d, b, stats, stats32, bins, cycle, tick,
@@ -678,6 +702,7 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
             step = math.nan
         findings[FIND_INPUT, d] = abs(z) if math.isnan(step) else max(abs(z), abs(step))
         findings[FIND_SEASONAL, d] = abs(own) if math.isnan(seas) else abs(seas)
+        findings[FIND_CYCLE, d] = cycle_r
         if math.isnan(z):
             continue
         sum_z += z * z
@@ -720,10 +745,12 @@ def count_record(counts, v, lo, hi):
 
 
 @kernel
-def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surprising, hy):
+def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, surprising, abnormal, tail_weight,
+                       hy):
     """Per observed feature: its own cycle at the stream's event `tick` (learn_cycle, with
-    whether the event is `surprising` to it; a feature not observed leaves no value in
-    it), scaler (EWMA mean/variance, exact running moments until 1/n < alpha), mean
+    whether the event is `surprising` to it, whether the stream is `abnormal` and the
+    event's `tail_weight` for its residual's tail; a feature not observed leaves no value
+    in it), scaler (EWMA mean/variance, exact running moments until 1/n < alpha), mean
     absolute step (likewise), last value, range, and the seasonal bin of time t. The bin
     and the cycle learn the value's deviation from the running mean before this event
     (none for the feature's first value, which starts the mean), so a drifting
@@ -751,8 +778,8 @@ def update_value_stats(stats, stats32, records, bins, cycle, x, t, tick, surpris
         n = stats[col.count + d] + 1.0
         # The first value has no running mean to deviate from (the mean starts at it).
         dev = v - stats[col.mean + d] if n > 1.0 else math.nan
-        kept_out = learn_cycle(dev, d, cycle, tick, surprising, stats32, scaler_std(stats32[col.var + d],
-                                                                                 stats[col.mean + d]), hy)
+        kept_out = learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32,
+                               scaler_std(stats32[col.var + d], stats[col.mean + d]), hy)
         was_measured = measured(d, stats, col)
         restart = False
         stats[col.count + d] = n
@@ -861,10 +888,11 @@ def value_surprise(error, x, t, s, streams, findings, hy):
 @kernel
 def point_surprise(x, stats, stats32, tails, findings, hy):
     """L_point of event x (D,): how improbable its most surprising judged feature's
-    innovation is on its own (point_tail), Bonferroni over the m features the regime
-    judges (see "One event" in the module docstring); 0 when none is judged yet. A feature
-    the previous event lacked (findings' row FIND_GAP) has no innovation: a move across a
-    gap is no news, as it is no step."""
+    innovation, or residual against its own cycle (findings' row FIND_CYCLE, once its tail
+    rests on more than TAIL_MIN_COUNT residuals), is on its own (point_tail), Bonferroni
+    over the m tests of the features the regime judges (see "One event" in the module
+    docstring); 0 when none is judged yet. A feature the previous event lacked (findings'
+    row FIND_GAP) has neither: a move across a gap is no news, as it is no step."""
     col = hy.stats
     p_min = 1.0
     m = 0
@@ -874,8 +902,13 @@ def point_surprise(x, stats, stats32, tails, findings, hy):
         m += 1
         z = baseline_z(bounded(x[d]), d, stats, stats32, col)
         rho, _ = persistence(d, stats32, hy)
-        u = innovation(z, stats32[col.base_prev + d], rho)
-        p_min = min(p_min, point_tail(u, stats[col.base_count + d], tails[d, TAILS_NEWS], hy))
+        p = point_tail(innovation(z, stats32[col.base_prev + d], rho), stats[col.base_count + d],
+                       tails[d, TAILS_NEWS], hy)
+        r = findings[FIND_CYCLE, d]
+        if hy.cycle_max > 0 and not math.isnan(r) and stats32[col.cycle_count + d] > TAIL_MIN_COUNT:
+            m += 1
+            p = min(p, point_tail(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
+        p_min = min(p_min, p)
     if m == 0:
         return 0.0
     return -math.log10(max(min(p_min * m, 1.0), 1e-300))
@@ -885,7 +918,8 @@ def point_surprise(x, stats, stats32, tails, findings, hy):
 def point_tail(u, m, freqs, hy):
     """P(U >= u) for a feature's innovation u, whose baseline learnt m > TAIL_MIN_COUNT
     observations while normal, from its tail frequencies freqs (TAIL_LEVELS,) UF16 (the
-    `tails` row TAILS_NEWS): calibrated_tail up to the highest level k whose frequency f_k
+    `tails` row TAILS_NEWS; alike for its residual against its own cycle, TAILS_CYCLE, m
+    its count): calibrated_tail up to the highest level k whose frequency f_k
     rests on TAIL_TRUST exceedances or more (f_k at least TAIL_TRUST times calibrated_tail's
     floor 1 / (n + 2), n the observations it rests on), f_k (f_k / f_(k-1))^(u - k) beyond
     it (f_0 = 1); f_k beyond the top level where even that is trusted; where no level is,
@@ -935,10 +969,18 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     channel_learn(stats32, ring, CH_SEASONAL, seas, p, filled, update, hy.long_alpha, col)
     if hy.cycle_max > 0:
         channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
-    observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], x, t, ticks, surprising,
-                                  hy)
-    update_baseline(stats, stats32, streams.tails[s], x, stats32[col.regime] + _logit(hy.regime_enter) >= 0.0,
-                    stats32[col.abnormal_run] >= hy.new_normal, baseline_rate(t, stats32, ticks, hy), hy)
+    abnormal = stats32[col.regime] + _logit(hy.regime_enter) >= 0.0
+    lasting = stats32[col.abnormal_run] >= hy.new_normal
+    # The own cycle's residual tail learns as the regime's tails do (update_baseline: not
+    # during an incident, at regime_learn_weight through a lasting change), and an event
+    # the anomaly policy flagged (the flag learn_begin pushed with it) at the model's loss
+    # weight, as its ring keeps an outlier out: a spike learnt in full made the next ones usual.
+    tail_weight = 0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal else 1.0
+    if streams.winflag[s, streams.counters[s, C_WIN] - 1]:
+        tail_weight *= hy.anomaly_weight
+    observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,
+                                  ticks, surprising, abnormal, tail_weight, hy)
+    update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, baseline_rate(t, stats32, ticks, hy), hy)
     return observed
 
 
@@ -1044,7 +1086,7 @@ def regime_p_values(v, d, stats, stats32, tails, hy):
     """(level's p-value, innovation's p-value, tau, recent mean's p-value) of value v of
     feature d, whose baseline learnt m > TAIL_MIN_COUNT observations while normal
     (`_regime_judges`), under the regime's baseline (regime_evidence): the first two
-    calibrated to the feature's own tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)) and
+    calibrated to the feature's own tail frequencies (tails (D, T, TAIL_LEVELS)) and
     floored at 1/(m + 2); the last recent_p_value's."""
     col = hy.stats
     z = baseline_z(v, d, stats, stats32, col)
@@ -1117,7 +1159,7 @@ def _regime_judges(x, d, stats, hy):
 @kernel
 def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
-    baseline and tail frequencies (tails (D, N_TAILS, TAIL_LEVELS)), NaN when no feature
+    baseline and tail frequencies (tails (D, T, TAIL_LEVELS)), NaN when no feature
     can be judged yet. Fills two rows of findings (FIND_ROWS, D): FIND_P, each judged
     feature's smallest p-value; FIND_BLAME, every feature's blame after this event (what
     `regime_learn` stores). Three p-values per observed feature (regime_p_values), the
@@ -1276,7 +1318,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, a, hy):
     jump would otherwise widen the baseline's sd threefold in one event and hide itself).
     While the stream is normal, each feature counts the observation. Past TAIL_MIN_COUNT
     of them, it learns its tail frequencies (of |z| and of the innovation, in tails (D,
-    N_TAILS, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS,
+    T, TAIL_LEVELS)) and its persistence (`persistence`: z clamped to +-TAIL_LEVELS,
     so that one huge value cannot swamp the running means) and the spread of its recent
     mean (recent_p_value), at rates and floors by that count; while the stream is
     abnormal, once its abnormal events outnumber its normal ones by the scaler's half-life

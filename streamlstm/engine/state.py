@@ -2,7 +2,7 @@
 
 Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
 S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window,
-B seasonal bins, Lc the longest cycle looked for (`cycle_max`), C scoring channels (layout.channels), N_TAILS x TAIL_LEVELS tail frequencies; the
+B seasonal bins, Lc the longest cycle looked for (`cycle_max`), C scoring channels (layout.channels), T x TAIL_LEVELS tail frequencies (T = layout.tail_rows); the
 columns of `stats` and `counters` are named in layout.py.
 """
 
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .hyperparams import KernelHyper
-from .layout import BIN_BYTES, N_COUNTERS, N_CYC, N_TAILS, TAIL_LEVELS, channels
+from .layout import BIN_BYTES, N_COUNTERS, N_CYC, TAIL_LEVELS, channels, tail_rows
 from .params import LSTM, gate_width
 
 
@@ -40,7 +40,7 @@ class StreamArrays(NamedTuple):
     stats: np.ndarray  # (S, stats_layout(D, cycle).width) float64: levels (mean, last value, range, baseline), counts
     stats32: np.ndarray  # (S, stats_layout(D, cycle).width32) float32: spreads, step unit, channels, alerts, regime
     ring: np.ndarray  # (S, C, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
-    tails: np.ndarray  # (S, D, N_TAILS, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies
+    tails: np.ndarray  # (S, D, T, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies
     records: np.ndarray  # (S, D, 2, 2) uint16: each feature's new highs and lows by block (layout REC_*)
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
     cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, the mean squared difference by lag
@@ -71,7 +71,7 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
         win=np.zeros((S, K + 1, D), dtype=f16), winflag=np.zeros((S, K + 1), dtype=np.uint8), pred=z(S, D),
         stats=np.zeros((S, col.width)), stats32=np.zeros((S, col.width32), dtype=np.float32),
         ring=np.zeros((S, channels(hy.cycle_max > 0), hy.short_window), dtype=np.uint16),
-        tails=np.zeros((S, D, N_TAILS, TAIL_LEVELS), dtype=np.uint16),
+        tails=np.zeros((S, D, tail_rows(hy.cycle_max > 0), TAIL_LEVELS), dtype=np.uint16),
         records=np.zeros((S, D, 2, 2), dtype=np.uint16),
         bins=np.zeros((S, D, hy.seasonal_bins, BIN_BYTES), dtype=np.uint8),
         cycle=np.zeros((S, D, N_CYC, hy.cycle_max), dtype=np.float32),
