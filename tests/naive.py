@@ -140,7 +140,7 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
         ps.append(_point_p(abs(z - rho * stats32[col.base_prev + d]) / math.sqrt(1.0 - rho * rho), m,
                            tails[d, TAILS_NEWS], hy))
         if cycle is not None and stats32[col.cycle_count + d] > 20:
-            sd = scoring.scaler_std(stats32[col.var + d], stats[col.mean + d])
+            sd = scoring.scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             r = scoring.cycle_residual(x[d] - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
             if not math.isnan(r):
                 ps.append(_point_p(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
@@ -207,7 +207,7 @@ def score_stream(errors, X, T, settings, exact=False, point=None, normal=None):
         k = records[d, 0 if v > hi[d] else 1].sum()
         if k <= lam or -poisson.logsf(k - 1, lam) / math.log(10) < 5.0:
             return False
-        unit = max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9)
+        unit = max(step_unit[d], res[d] / 3.0, 1e-6 * abs(mean[d]) + 1e-9)
         return d in obs and neg_log10_tail(abs(v - prev[d]) / unit) < 5.0
     res = np.zeros(D)  # resolution: the smallest non-zero |v - prev| (0: none yet)
     bins = np.zeros((D, B, 3))  # mean, variance, visits (saturating at 255)
@@ -220,7 +220,8 @@ def score_stream(errors, X, T, settings, exact=False, point=None, normal=None):
     scores, alert_scores, flags = np.zeros(N), np.zeros(N), np.zeros(N, dtype=bool)
     for i in range(N):
         x, t = X[i], T[i]
-        sd = np.maximum(np.sqrt(np.maximum(var, 0.0)), 1e-6 * np.abs(mean) + 1e-9)
+        # floored at the rounding of a value on its grid (res / sqrt(12)) and at the level's precision
+        sd = np.maximum(np.maximum(np.sqrt(np.maximum(var, 0.0)), res / math.sqrt(12.0)), 1e-6 * np.abs(mean) + 1e-9)
         n_seen = len(history)
         seen = [d for d in range(D) if not math.isnan(x[d]) and nobs[d] >= 1]
         measured = hi - lo > 1.5 * res  # more than two values a step apart; the others are context
@@ -231,8 +232,10 @@ def score_stream(errors, X, T, settings, exact=False, point=None, normal=None):
         seas_d = [d for d in obs if b is not None and bins[d, b, 2] >= 3]
         inputs = [errors[i],
                   _rms([(x[d] - mean[d]) / sd[d] for d in obs]),
-                  _rms([(x[d] - prev[d]) / max(step_unit[d], 1e-6 * abs(mean[d]) + 1e-9) for d in obs if d in fed]),
-                  _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d])
+                  _rms([(x[d] - prev[d]) / max(step_unit[d], res[d] / 3.0, 1e-6 * abs(mean[d]) + 1e-9)
+                        for d in obs if d in fed]),
+                  _rms([(x[d] - mean[d] - bins[d, b, 0]) / max(math.sqrt(max(bins[d, b, 1], 0.0)), 0.1 * sd[d],
+                                                               res[d] / math.sqrt(12.0))
                         for d in seas_d])]
         # range novelty: the farthest outside its tolerance, widened for m features that could set a record
         m = len(obs)

@@ -45,6 +45,12 @@ DATA = Path(__file__).with_name("data")
 # event alone (scoring.point_surprise, 2026-12-05): scores wherever it spoke, the flags
 # of formats 9, 10 and 17 (2 to 4 each), and forecasts after a point alert (the learning
 # policy down-weights what alerts).
+# Format 17's scores were recorded again when the point test began to ask each feature's
+# residual against its own cycle too (format 19: 12 scores). Format 11's scores and alert
+# scores were recorded again when a feature's sd and step unit were floored at the rounding
+# of a value on its grid (scoring.ROUNDING_SD, ROUNDING_STEP): its second feature's history
+# was 0s and 1s, a resolution of 1, before its continuation's noise (199 scores by up to
+# 0.011, the same alerts).
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 1e-3

@@ -30,7 +30,10 @@ event alone (scoring.point_surprise: scores wherever it speaks; alerts, and thro
 learning policy what is learnt after them, where it alerts); and again when the point test
 began to ask a feature's residual against its own cycle too, by that residual's own tail
 frequencies (snapshot format 19: a third row of `tails` and a count per feature in
-`stats32`; scores wherever the point test speaks). A change meant to alter results
+`stats32`; scores wherever the point test speaks); and again when a feature's sd, day
+bins' sd and step unit were floored at the rounding of a value on its grid
+(scoring.ROUNDING_SD, ROUNDING_STEP: these runs' first steps set a coarse resolution,
+which moves the regime and the river runs' early scores). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

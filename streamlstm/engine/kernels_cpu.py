@@ -501,7 +501,7 @@ def normalise(xn, x, stats, stats32, hy):
         if math.isnan(x[d]) or stats[col.count + d] < 2.0 or not judged(d, stats, hy):
             xn[d] = math.nan
         else:
-            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats32[col.var + d], stats[col.mean + d])
+            z = (bounded(x[d]) - stats[col.mean + d]) / scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             xn[d] = min(max(z, -clip), clip)
 
 
@@ -539,7 +539,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         if n_seen == 0 or not judged(d, stats, hy):  # context features have no forecast
             pred_out[d] = math.nan
         else:
-            sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
+            sd = scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             pred_out[d] = stats[col.mean + d] + sd * streams.pred[s, d]
         # A forecast made without the feature's previous value is not judged: after a gap
         # it only says how far the cell drifted on missing inputs.

@@ -194,6 +194,14 @@ OUTSIDE_LIMIT = 1e12
 # signal. A larger floor shrinks every z of a feature that varies little against its level
 # (a pressure in Pa, a temperature in K), which then hides it from the regime.
 LEVEL_PRECISION = 1e-6
+# A feature known only on a grid (its resolution, the smallest change it has shown) cannot
+# show a spread below that of a value rounded to the grid, res / sqrt(12) (Sheppard's
+# correction), nor a typical step below the mean |difference| of two such values, res / 3:
+# the floors of its sd, its day bins' sd and its step unit. A metric that sits on one value
+# for long stretches (an error count at 0) had a variance its runs shrank towards
+# nothing, and each blip of one step was tens of sd (docs/detection.md).
+ROUNDING_SD = 1.0 / math.sqrt(12.0)
+ROUNDING_STEP = 1.0 / 3.0
 # Context features. In a stream of several features, one that has never varied, or has
 # shown only two values (a 0/1 command flag, a valve's state, a setpoint moved once), is
 # context, not a measurement: it is neither judged by its distances (z, step, seasonal
@@ -334,9 +342,11 @@ def day_bin(t, n_bins):
 
 
 @kernel
-def scaler_std(var, mean):
-    """Standard deviation with a floor (LEVEL_PRECISION), so constant series do not divide by zero."""
-    return max(math.sqrt(max(var, 0.0)), LEVEL_PRECISION * abs(mean) + 1e-9)
+def scaler_std(var, mean, res):
+    """Standard deviation from variance `var`, floored at the rounding error of a value on a
+    grid of resolution `res` (ROUNDING_SD; 0: none seen) and at LEVEL_PRECISION of the
+    level `mean`, so that constant series do not divide by zero."""
+    return max(math.sqrt(max(var, 0.0)), ROUNDING_SD * res, LEVEL_PRECISION * abs(mean) + 1e-9)
 
 
 @kernel
@@ -385,17 +395,18 @@ def feature_inputs(v, d, b, stats, stats32, bins, cycle, tick, spacing, hy):
         outside = max((v - hi) / (hi - lo), (lo - v) / (hi - lo))
     if not judged(d, stats, hy):
         return math.nan, math.nan, math.nan, math.nan, outside, math.nan
-    sd = scaler_std(stats32[col.var + d], stats[col.mean + d])
+    sd = scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
     z = (v - stats[col.mean + d]) / sd
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
     # the sd for thousands of events, and hid the steps that follow it in sd units.
-    # (Floored like the sd, so a constant series does not divide by zero.)
-    step = (v - stats[col.last + d]) / max(stats32[col.step + d], LEVEL_PRECISION * abs(stats[col.mean + d]) + 1e-9)
+    # (Floored like the sd: at the rounding, and so that a constant series does not divide by zero.)
+    step = (v - stats[col.last + d]) / max(stats32[col.step + d], ROUNDING_STEP * stats[col.res + d],
+                                           LEVEL_PRECISION * abs(stats[col.mean + d]) + 1e-9)
     seas = math.nan
     unit = math.inf
     if b >= 0 and bin_visits(bins[d, b]) >= SEASONAL_WARM:
         # The profile holds deviations from the running mean (see update_value_stats).
-        unit = max(math.sqrt(max(bin_var(bins[d, b]), 0.0)), SEASONAL_FLOOR * sd)
+        unit = max(math.sqrt(max(bin_var(bins[d, b]), 0.0)), SEASONAL_FLOOR * sd, ROUNDING_SD * stats[col.res + d])
         seas = (v - stats[col.mean + d] - bin_mean(bins[d, b])) / unit
     own = math.nan
     cycle_r = math.nan
@@ -779,7 +790,7 @@ def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, 
         # The first value has no running mean to deviate from (the mean starts at it).
         dev = v - stats[col.mean + d] if n > 1.0 else math.nan
         kept_out = learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32,
-                               scaler_std(stats32[col.var + d], stats[col.mean + d]), hy)
+                               scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d]), hy)
         was_measured = measured(d, stats, col)
         restart = False
         stats[col.count + d] = n
@@ -1026,7 +1037,7 @@ def _logit(p):
 def baseline_z(v, d, stats, stats32, col):
     """Signed z of value v of feature d under the regime's baseline."""
     mean = stats[col.base_mean + d]
-    return (v - mean) / scaler_std(stats32[col.base_var + d], mean)
+    return (v - mean) / scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
 
 
 @kernel
@@ -1338,7 +1349,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, a, hy):
             continue
         v = bounded(v)
         mean = stats[col.base_mean + d]
-        sd = scaler_std(stats32[col.base_var + d], mean)
+        sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
         z = (v - mean) / sd
         zc = min(max(z, -TAIL_LEVELS), TAIL_LEVELS)
         if not abnormal:
