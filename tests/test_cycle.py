@@ -12,6 +12,7 @@ import naive
 from streamlstm import MultiStreamDetector
 from streamlstm.engine import compact, scoring
 from streamlstm.engine.hyperparams import DEFAULTS, kernel_hyper
+from streamlstm.evaluate.labelled import average_precision
 from streamlstm.engine.layout import (C_SEEN, C_TICKS, CYC_DEV, CYC_LAG, FIND_ROWS, N_CYC, TAIL_LEVELS, TAILS_CYCLE,
                                      tail_rows)
 
@@ -111,32 +112,50 @@ def test_the_cycle_kernels_match_the_numpy_reference():
     assert want_tail[2] > 0.0  # not vacuous: the spikes reached the residual's tail
 
 
-def _hourly_spikes(seed, n=1700, period=24, amp=8.0):
+def _hourly_spikes(seed, lo=10.0, hi=15.0, n=1700, period=24, amp=8.0):
     """A Yahoo A3-like hourly series: a cycle of 24 events (amplitude 8 noise sd) and six
-    spikes of 10 to 15 noise sd, at least 150 events apart; (x, spike positions)."""
+    spikes of lo to hi noise sd, at least 150 events apart; (x, spike positions)."""
     rng = np.random.default_rng(seed)
     x = amp * np.sin(2 * np.pi * np.arange(n) / period + rng.uniform(0, 6)) + rng.normal(size=n)
     at = 400 + 200 * np.arange(6) + rng.integers(0, 50, size=6)
-    x[at] += rng.choice([-1.0, 1.0], size=6) * rng.uniform(10.0, 15.0, size=6)
+    x[at] += rng.choice([-1.0, 1.0], size=6) * rng.uniform(lo, hi, size=6)
     return x, at
 
 
-def test_spikes_on_a_short_cycle_are_flagged_by_their_residual():
-    """Spikes on a cycle of 24 events: the innovation is mostly the cycle's own, and by it
-    alone 3, 4 and 1 of each seed's six were flagged (seeds 0-2; those that set a record or
-    came first); with the residual against the cycle, by its own tail, which learns a
-    flagged spike at the anomaly policy's weight, 5, 5 and 4 (learnt in full, the tail
-    made the later ones usual: 3, 4 and 2), and nothing else is flagged."""
-    found = 0
-    for seed in range(3):
-        x, at = _hourly_spikes(seed)
+def test_spikes_on_a_short_cycle_rank_by_their_residual():
+    """Spikes of 5-9 noise sd on a cycle of 24 events: the innovation is mostly the cycle's
+    own, and the score ranked the spikes' rows at an AUC-PR of 0.38 on average over seeds
+    0-5 (0.25-0.63); asked their residual against the cycle too, 0.58 (0.34-0.74), and
+    nothing is flagged but near a spike."""
+    aps = []
+    for seed in range(6):
+        x, at = _hourly_spikes(seed, 5.0, 9.0)
         res = MultiStreamDetector(1, seed=seed).process(["s"] * len(x), x[:, None])
+        labels = np.zeros(len(x), dtype=bool)
+        labels[at] = True
+        aps.append(average_precision(labels[300:], res.scores[300:]))
         near = np.zeros(len(x), dtype=bool)
         for a in at:
             near[a:a + 3] = True
-        found += sum(res.flags[a:a + 3].any() for a in at)
         assert not (res.flags & ~near).any()
-    assert found >= 13
+    assert np.mean(aps) > 0.5
+
+
+def test_bursts_that_are_normal_for_a_cyclic_series_are_learnt():
+    """A cycle of 50 events with bursts of 20-40 noise sd every 50-200 events, the series'
+    normal: after its first 2,000 events it raises 8 and 12 alerts in 10,000 (80 and 82
+    bursts; seeds 0 and 1), as before the point test asked its residual. The residual's tail
+    learns the bursts as the regime's tails do; learnt at the anomaly policy's weight when
+    flagged (a variant not shipped, found by a review), seed 1 alerted on 93 % of its
+    bursts, for good (76 in 10,000)."""
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        x = np.sin(2 * np.pi * np.arange(20000) / 50) + 0.1 * rng.normal(size=20000)
+        at = np.cumsum(rng.integers(50, 200, size=200))
+        at = at[at < 20000]
+        x[at] += rng.uniform(2.0, 4.0, size=len(at))
+        flags = MultiStreamDetector(1, seed=seed).process(["s"] * len(x), x[:, None]).flags
+        assert flags[2000:].sum() < 0.25 * (at >= 2000).sum()
 
 
 def test_the_point_test_asks_the_cycle_as_the_reference_does():

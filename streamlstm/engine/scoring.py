@@ -82,13 +82,12 @@ as the feature's own tail fell). Where even the top level is so trusted, the fea
 beyond every level as a matter of course (bursty counts): no claim beyond its frequency.
 Where not even the first is, the calibrated tail, floored at the rule of succession. A
 feature with an own cycle is also asked how improbable its residual against the cycle is,
-by that residual's own tail frequencies (learnt as the regime's are, and an event the
-anomaly policy flagged at the model's loss weight, as the cycle's ring keeps an outlier
-out): on a cycle of a few dozen events the innovation is the cycle's own and hides a
-spike, while the residual, a difference of two values, is less sensitive to a jump in
-white noise, so each asks what it sees best. The smallest p over the m tests, times m
-(Bonferroni), gives L_point = -log10(m p); a feature the previous event lacked has no
-innovation and no residual. A level resting on one exceedance
+by that residual's own tail frequencies (learnt as the regime's are): on a cycle of a few
+dozen events the innovation is the cycle's own and hides a spike, while the residual, a
+difference of two values, is less sensitive to a jump in white noise, so each asks what
+it sees best. The smallest p over the m tests, times m (Bonferroni), gives
+L_point = -log10(m p); a feature the previous event lacked has no innovation and no
+residual. A level resting on one exceedance
 (one earlier spike) would flatten the tail and hide every later spike; two is the least
 that shows a tail's slope (chosen on NAB's development half against one and five,
 docs/tuning-log.md). The alerts ask it only while the stream is normal (after a level
@@ -141,7 +140,7 @@ from .compact import (BF16, MAX_VISITS, UF16, bin_mean, bin_var, bin_visits, dit
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
 from .layout import (CYC_DEV, CYC_LAG, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE, TAILS_LEVEL,
-                     TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, C_WIN, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME,
+                     TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME,
                      FIND_CYCLE, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
@@ -982,13 +981,9 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
         channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
     abnormal = stats32[col.regime] + _logit(hy.regime_enter) >= 0.0
     lasting = stats32[col.abnormal_run] >= hy.new_normal
-    # The own cycle's residual tail learns as the regime's tails do (update_baseline: not
-    # during an incident, at regime_learn_weight through a lasting change), and an event
-    # the anomaly policy flagged (the flag learn_begin pushed with it) at the model's loss
-    # weight, as its ring keeps an outlier out: a spike learnt in full made the next ones usual.
+    # The own cycle's residual tail learns as the regime's tails do (update_baseline): not
+    # during an incident, at regime_learn_weight through a lasting change.
     tail_weight = 0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal else 1.0
-    if streams.winflag[s, streams.counters[s, C_WIN] - 1]:
-        tail_weight *= hy.anomaly_weight
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,
                                   ticks, surprising, abnormal, tail_weight, hy)
     update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, baseline_rate(t, stats32, ticks, hy), hy)
