@@ -80,12 +80,12 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
 def test_the_cycle_kernels_match_the_numpy_reference():
     """A noisy cycle of 40 events with a stall and spikes: the kernels' period at every
     event, the residual they judge, the mean squared differences by lag and the residual's
-    tail frequencies (the spikes learnt at a flagged event's weight) are the reference's
-    (float32 and 16-bit state against float64)."""
+    tail frequencies (the spikes learnt at a weight of 0.1, as through a lasting change)
+    are the reference's (float32 and 16-bit state against float64)."""
     Lc, D = 64, 1
     devs = _cycle(900, seed=1)
     devs[600:620] = devs[600]  # a stall: outliers, kept out of the ring
-    devs[700:900:50] += 3.0  # spikes, learnt as the anomaly policy's flagged events
+    devs[700:900:50] += 3.0  # spikes, learnt at a weight of 0.1
     weights = np.where(np.isin(np.arange(900), np.arange(700, 900, 50)), 0.1, 1.0)
     hy = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": Lc}, D, shared=False)
     cycle = np.zeros((D, N_CYC, Lc), dtype=np.float32)

@@ -13,7 +13,8 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
                                (compact.UF16): per feature, how often its |z| under the
                                baseline (TAILS_LEVEL), its innovation (TAILS_NEWS) and, with
                                an own cycle, its residual against it (TAILS_CYCLE) have
-                               exceeded 1, 2, ..., TAIL_LEVELS while normal (T = tail_rows)
+                               exceeded 1, 2, ..., TAIL_LEVELS while normal, and at
+                               `regime_learn_weight` through a lasting change (T = tail_rows)
   records   (D, 2, 2) uint16  per feature, the new highs (REC_HIGH) and new lows (REC_LOW)
                                it set in the previous (REC_PREV) and the current (REC_CUR)
                                block of its values (scoring.record_block), saturating:
@@ -60,12 +61,13 @@ FIND_GAP = 5  # 1 where the stream's previous event lacked the feature (kernels_
 FIND_CYCLE = 6  # the signed residual against the feature's own cycle, in its sd (NaN: none)
 FIND_ROWS = 7
 
-# The regime's calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS
-# and of |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values).
+# The calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS and of
+# |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values), and with an own cycle of
+# its |residual| against it (scoring.point_surprise).
 TAIL_LEVELS = 6
 TAILS_LEVEL = 0
 TAILS_NEWS = 1
-TAILS_CYCLE = 2  # a stream with an own cycle: its residual's (scoring.learn_cycle), for the point test
+TAILS_CYCLE = 2  # with an own cycle: its residual's (scoring._learn_cycle_tail), which the point test reads
 
 
 def tail_rows(cycle: bool) -> int:

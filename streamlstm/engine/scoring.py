@@ -14,7 +14,8 @@ Channels. Five *likelihood channels* (numbered in layout.py) each see one non-ne
     4  how far it is from what its own cycle expects:  sqrt(RMS_d |r_d| / sd(r_d))
 
 mean_d, sd_d are the stream's input scaler (half-life `scaler_halflife`); step_d is its mean
-absolute step, same half-life, because a level shift inflates sd_d for thousands of events
+absolute step, same half-life (both floored at the rounding of a value on the feature's
+grid: ROUNDING_SD, ROUNDING_STEP), because a level shift inflates sd_d for thousands of events
 and steps in sd units would hide what follows it. The seasonal profile is `seasonal_bins`
 bins of the UTC day, each an EWMA mean and variance of the deviation v_d - mean_d, so a
 drifting level carries the profile along; it answers once the stream is a day old. A bin
@@ -82,7 +83,7 @@ as the feature's own tail fell). Where even the top level is so trusted, the fea
 beyond every level as a matter of course (bursty counts): no claim beyond its frequency.
 Where not even the first is, the calibrated tail, floored at the rule of succession. A
 feature with an own cycle is also asked how improbable its residual against the cycle is,
-by that residual's own tail frequencies (learnt as the regime's are): on a cycle of a few
+by that residual's own tail frequencies (learnt when the regime's are): on a cycle of a few
 dozen events the innovation is the cycle's own and hides a spike, while the residual, a
 difference of two values, is less sensitive to a jump in white noise, so each asks what
 it sees best. The smallest p over the m tests, times m (Bonferroni), gives
@@ -468,7 +469,7 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, s
         # Far from its cycle, or from the value a period ago (the level follows a stall
         # or a shift within the short window, and the echo would come a period later).
         outlier = max(abs(z), abs(step) / unit) > CYCLE_OUTLIER
-        _learn_cycle_tail(tails, d, abs(z), abnormal, tail_weight, stats32, hy)
+        _learn_cycle_tail(tails, d, abs(z), tick, abnormal, tail_weight, stats32, hy)
     elif not math.isnan(dev):
         # No value a period ago (missing, or an outlier): the level, learnt before it, is stale.
         stats32[col.cycle_level + d] = 0.0
@@ -483,16 +484,18 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, s
 
 
 @kernel
-def _learn_cycle_tail(tails, d, u, abnormal, tail_weight, stats32, hy):
-    """Count feature d's residual u (in its sd) against its own cycle while the stream is
-    not `abnormal`, and past TAIL_MIN_COUNT of them learn its tail frequencies (tails' row
-    TAILS_CYCLE) at the scaler's rate, exact before it, times `tail_weight` (learn_statistics)."""
+def _learn_cycle_tail(tails, d, u, tick, abnormal, tail_weight, stats32, hy):
+    """Count feature d's residual u (in its sd) against its own cycle at the stream's event
+    `tick` while the stream is not `abnormal`, and past TAIL_MIN_COUNT of them learn its
+    tail frequencies (tails' row TAILS_CYCLE) at the scaler's rate, as the cycle's other
+    statistics, exact before it, times `tail_weight` (learn_statistics), dithered along the
+    stream's events (the count stands while abnormal)."""
     col = hy.stats
     if not abnormal:
         stats32[col.cycle_count + d] += 1.0
     m = stats32[col.cycle_count + d]
     if m > TAIL_MIN_COUNT and tail_weight > 0.0:
-        _learn_tail(tails[d, TAILS_CYCLE], u, max(1.0 / (m - TAIL_MIN_COUNT), hy.scaler_alpha) * tail_weight, m)
+        _learn_tail(tails[d, TAILS_CYCLE], u, max(1.0 / (m - TAIL_MIN_COUNT), hy.scaler_alpha) * tail_weight, tick)
 
 
 @kernel
@@ -981,7 +984,7 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
         channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
     abnormal = stats32[col.regime] + _logit(hy.regime_enter) >= 0.0
     lasting = stats32[col.abnormal_run] >= hy.new_normal
-    # The own cycle's residual tail learns as the regime's tails do (update_baseline): not
+    # The own cycle's residual tail learns when the regime's tails do (update_baseline): not
     # during an incident, at regime_learn_weight through a lasting change.
     tail_weight = 0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal else 1.0
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,

@@ -40,7 +40,7 @@ class StreamArrays(NamedTuple):
     stats: np.ndarray  # (S, stats_layout(D, cycle).width) float64: levels (mean, last value, range, baseline), counts
     stats32: np.ndarray  # (S, stats_layout(D, cycle).width32) float32: spreads, step unit, channels, alerts, regime
     ring: np.ndarray  # (S, C, w) uint16 bfloat16: channel inputs of the last w events (NaN: none)
-    tails: np.ndarray  # (S, D, T, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies
+    tails: np.ndarray  # (S, D, T, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies, and the cycle residual's
     records: np.ndarray  # (S, D, 2, 2) uint16: each feature's new highs and lows by block (layout REC_*)
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
     cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, the mean squared difference by lag
