@@ -563,13 +563,16 @@ def _upgrade_to_v16(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
 
 def _upgrade_to_v19(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
     """Complete the stream arrays of an `n`-stream snapshot of format 16 to 18 with an own
-    cycle in place with format 19's residuals counted against each feature's period
-    (`stats32`, the feature block before the last column) and their tail frequencies (the
-    `tails` row TAILS_CYCLE): none yet, so the point test asks each feature's innovation
-    alone until its cycle's residuals, counted from the restore, pass TAIL_MIN_COUNT."""
+    cycle in place with format 19's residuals counted against each feature's period and
+    the stream's mean spacing and rate of long intervals (`stats32`, before its last
+    column), the residuals' tail frequencies (the `tails` row TAILS_CYCLE) and the last
+    event's time (`stats`, its last column): none yet, so the point test asks each feature's
+    innovation alone until its cycle's residuals, counted from the restore, pass
+    TAIL_MIN_COUNT, and no rows are taken as dropped until the spacing is learnt again."""
     stats32 = arrays["stream.stats32"]
-    arrays["stream.stats32"] = np.concatenate([stats32[:, :-1], np.zeros((n, D), stats32.dtype), stats32[:, -1:]],
+    arrays["stream.stats32"] = np.concatenate([stats32[:, :-1], np.zeros((n, D + 2), stats32.dtype), stats32[:, -1:]],
                                               axis=1)
+    arrays["stream.stats"] = np.pad(arrays["stream.stats"], ((0, 0), (0, 1)), constant_values=np.nan)
     arrays["stream.tails"] = np.pad(arrays["stream.tails"], ((0, 0), (0, 0), (0, 1), (0, 0)))
 
 

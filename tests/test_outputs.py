@@ -624,7 +624,7 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
     arrays, meta = snapshot.unpack(data)
     assert meta["format_version"] == 17
     stats32, col = det.engine.to_host()[0].stats32[:det.n_streams], det.hyper.stats
-    assert col.abnormal_run == col.width32 - 1 == arrays["stream.stats32"].shape[1] + det.n_features
+    assert col.abnormal_run == col.width32 - 1 == arrays["stream.stats32"].shape[1] + det.n_features + 2
     np.testing.assert_array_equal(stats32[:, :col.cycle_count], arrays["stream.stats32"][:, :col.cycle_count])
     assert not stats32[:, col.cycle_count:].any()
     old = np.load(DATA / "detector_v17_continued.npz")
@@ -653,7 +653,10 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     stats32, old32 = streams.stats32[:det.n_streams], arrays["stream.stats32"]
     np.testing.assert_array_equal(stats32[:, :col.cycle_count], old32[:, :col.cycle_count])
     np.testing.assert_array_equal(stats32[:, col.abnormal_run], old32[:, -1])
-    assert not stats32[:, col.cycle_count:col.cycle_count + D].any()
+    assert not stats32[:, col.cycle_count:col.abnormal_run].any()  # residual counts, spacing, long intervals
+    stats = streams.stats[:det.n_streams]
+    np.testing.assert_array_equal(stats[:, :col.last_time], arrays["stream.stats"])
+    assert np.isnan(stats[:, col.last_time]).all()
     assert (stats32[:, col.cycle_period:col.cycle_period + D] == 40).all()  # not vacuous: every feature has a period
     np.testing.assert_array_equal(streams.tails[:det.n_streams, :, :TAILS_CYCLE], arrays["stream.tails"])
     assert not streams.tails[:det.n_streams, :, TAILS_CYCLE].any()

@@ -33,7 +33,10 @@ frequencies (snapshot format 19: a third row of `tails` and a count per feature 
 `stats32`; scores wherever the point test speaks); and again when a feature's sd, day
 bins' sd and step unit were floored at the rounding of a value on its grid
 (scoring.ROUNDING_SD, ROUNDING_STEP: these runs' first steps set a coarse resolution,
-which moves the regime and the river runs' early scores). A change meant to alter results
+which moves the regime and the river runs' early scores); and again when a stream with an
+own cycle began to keep its last time, mean spacing and rate of long intervals, to skip
+rows dropped from a timed series (scoring.missed_events: the state only, these runs'
+times are regular). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -42,8 +42,8 @@ from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell
 from .jit import inlined_kernel, kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_TICKS, C_WIN, FIND_BLAME, FIND_GAP, FIND_ROWS
 from .params import LSTM, views
-from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, regime_learn,
-                      regime_step, rms, scaler_std, to_score, value_surprise)
+from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, missed_events,
+                      regime_learn, regime_step, rms, scaler_std, to_score, value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -531,7 +531,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     D, col = hy.D, hy.stats
     stats, stats32, counters = streams.stats[s], streams.stats32[s], streams.counters[s]
     normalise(ws.xn, x, stats, stats32, hy)
-    mark_gaps(ws.findings, s, streams, hy)
+    mark_gaps(ws.findings, s, t, streams, hy)
     n_seen = counters[C_SEEN]
     ss = 0.0
     n_obs = 0
@@ -555,13 +555,15 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
 
 
 @inlined_kernel
-def mark_gaps(findings, s, streams, hy):
+def mark_gaps(findings, s, t, streams, hy):
     """findings[FIND_GAP] (D,) out: 1 for each feature that stream slot s's previous event
     did not give the model (its input, the window's newest row, is NaN: missing, or not
-    yet scaled), and for every feature before the stream's first event; else 0."""
+    yet scaled), for every feature before the stream's first event and after rows dropped
+    (its event at time t follows events unseen: scoring.missed_events); else 0."""
     n = streams.counters[s, C_WIN]
+    dropped = missed_events(t, streams.stats[s], streams.stats32[s], hy) > 0
     for d in range(hy.D):
-        if n == 0:
+        if n == 0 or dropped:
             findings[FIND_GAP, d] = 1.0
         else:
             v = narrow_value(streams.win[s, n - 1, d], F16) if hy.f16_window else streams.win[s, n - 1, d]
@@ -875,7 +877,7 @@ def learn_one(out, memo, kept, slots, X, T, score, streams, params, ws, hy):
         Lc, regime_state, L = memo.verdict[0], memo.verdict[1], memo.verdict[2]
         copy_row(ws.xn, memo.xn)
         copy_row(ws.findings[FIND_BLAME], memo.blame)
-        mark_gaps(ws.findings, s, streams, hy)  # as judging found them: the window is as it was
+        mark_gaps(ws.findings, s, t, streams, hy)  # as judging found them: the window is as it was
     else:
         Lc, regime_state, L = judge_event(out, 0, x, t, s, streams, ws, score, hy)
     learn_judged(out, 0, x, t, Lc, regime_state, L, score, s, streams, params, ws, hy)

@@ -125,6 +125,7 @@ class StatsLayout(NamedTuple):
     base_mean: int  # feature block: the regime's baseline mean (learns slower while abnormal)
     base_count: int  # feature block: observations the baseline learnt while the stream was normal
     #                  (its calibration rests on those past scoring.TAIL_MIN_COUNT)
+    last_time: int  # with an own cycle: the time of the stream's last event that had one (NaN: unknown)
     width: int  # columns of `stats`
     # stats32 (float32)
     var: int  # feature block: running variance
@@ -153,6 +154,8 @@ class StatsLayout(NamedTuple):
     cycle_level: int  # feature block: running mean, over the short window, of the difference from a period ago
     cycle_count: int  # feature block: residuals against the period learnt while the stream was normal
     #                   (its tail frequencies rest on those past scoring.TAIL_MIN_COUNT)
+    spacing: int  # with an own cycle: the stream's running mean time between events (scoring.learn_spacing)
+    long_rate: int  # with an own cycle: how often an interval lasted 1.5 spacings or more
     abnormal_run: int  # the regime's abnormal events less its normal ones, not below 0 (scoring.regime_learn)
     width32: int  # columns of `stats32`
 
@@ -165,22 +168,24 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
     base_prev = penalty + 4
     own = base_prev + 8 * D
     c = D if cycle else 0
+    one = 1 if cycle else 0
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
-                       base_count=7 * D, width=8 * D,
+                       base_count=7 * D, last_time=8 * D, width=8 * D + one,
                        var=0, step=D, base_var=2 * D, channels=channel_block,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
                        base_run=base_prev + 3 * D, base_run_sq=base_prev + 4 * D, base_recent=base_prev + 5 * D,
                        base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, cycle_period=own,
-                       cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, abnormal_run=own + 4 * c,
-                       width32=own + 4 * c + 1)
+                       cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, spacing=own + 4 * c,
+                       long_rate=own + 4 * c + one, abnormal_run=own + 4 * c + 2 * one,
+                       width32=own + 4 * c + 2 * one + 1)
 
 
 def stats_columns(D: int) -> dict[str, int]:
     """Columns of each statistic, by name, for D features without an own cycle (formats 6
     to 15): StatsLayout's, and the tail frequencies' of the formats that held them in
     `stats32` (9 to 11)."""
-    one = {"penalty", "quantile", "regime", "day_old", "abnormal_run"}
+    one = {"penalty", "quantile", "regime", "day_old", "abnormal_run", "last_time", "spacing", "long_rate"}
     sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}

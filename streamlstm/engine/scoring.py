@@ -45,6 +45,10 @@ the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L
 kept as no value, so an incident is not judged again one period later (its echo) and
 teaches D nothing then.
 
+The cycle's clock counts events, with a value or not; with times it also counts the events
+a jump in time missed (rows dropped: missed_events), so that it stays in phase, unless long
+intervals are a habit of the stream (read irregularly).
+
 Likelihood. Every channel keeps its inputs of the last `short_window` events and a
 long-term exponentially weighted Gaussian (mu, var; half-life `long_halflife`) of their
 mean m, and asks how improbable the current m is (the anomaly-likelihood idea of Numenta's
@@ -547,6 +551,48 @@ def find_period(d, cycle, n, stats32, hy):
 
 
 @kernel
+def missed_events(t, stats, stats32, hy):
+    """How many events the stream's event at time t follows unseen (rows dropped): with an
+    own cycle and times, the time since its last timed event in its mean spacings, less one,
+    rounded (none below 1.5 spacings), at most the cycle's ring; none where intervals that
+    long are a habit of the stream, as frequent as TAIL_TRUST in the scaler's memory (the
+    point test trusts a tail level on as many: read irregularly, a stream has long
+    intervals all the time, and taken as losses they cost NAB 2.4 points,
+    docs/tuning-log.md); none without an own cycle."""
+    col = hy.stats
+    if hy.cycle_max == 0 or stats32[col.day_old] == 0.0 or stats32[col.spacing] <= 0.0:
+        return 0
+    gap = (t - stats[col.last_time]) / stats32[col.spacing]  # NaN without a time, or the last one unknown
+    if not gap >= 1.5 or stats32[col.long_rate] >= TAIL_TRUST * hy.scaler_alpha:
+        return 0
+    return int(min(gap - 0.5, hy.cycle_max))
+
+
+@kernel
+def learn_spacing(t, missed, stats, stats32, tick, hy):
+    """Fold the time t of the stream's event `tick`, which follows `missed` events unseen,
+    into its mean spacing (exact, then at the scaler's rate), how often an interval lasts
+    1.5 spacings or more (likewise) and its last time; an event without a time is taken to
+    come one spacing after the last (it is no gap). Runs before update_value_stats, which
+    marks the stream's first time (day_old)."""
+    col = hy.stats
+    if hy.cycle_max == 0:
+        return
+    last = stats[col.last_time]
+    if math.isnan(t):
+        stats[col.last_time] = last + stats32[col.spacing]
+        return
+    if stats32[col.day_old] != 0.0 and not math.isnan(last):  # a time before this one
+        dt = max(t - last, 0.0)
+        spacing = stats32[col.spacing]
+        rate = max(1.0 / tick, hy.scaler_alpha)
+        long = 1.0 if spacing > 0.0 and dt >= 1.5 * spacing else 0.0
+        stats32[col.spacing] += (1.0 if spacing <= 0.0 else rate) * (dt / (missed + 1) - spacing)
+        stats32[col.long_rate] += rate * (long - stats32[col.long_rate])
+    stats[col.last_time] = t
+
+
+@kernel
 def events_a_day(t, stats32, tick, hy):
     """How many events a day the stream brings, at its mean spacing from its first time to
     t, the time of its event `tick`; 0 where unknown (no time, or none elapsed)."""
@@ -875,8 +921,9 @@ def value_surprise(error, x, t, s, streams, findings, hy):
     so; an alert would come every cooldown until the baseline learnt the new level)."""
     stats32, ring, col = streams.stats32[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
+    tick = streams.counters[s, C_TICKS] + missed_events(t, streams.stats[s], stats32, hy)
     z, step, seas, own, outside = value_inputs(x, t, streams.stats[s], stats32, streams.records[s], streams.bins[s],
-                                               streams.cycle[s], streams.counters[s, C_TICKS], findings, hy)
+                                               streams.cycle[s], tick, findings, hy)
     w = hy.short_window
     p = n_seen % w
     filled = min(n_seen, w)
@@ -966,7 +1013,16 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     whether any feature was observed."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
+    # Rows dropped before this event: the own cycle's clock skips them as events without a
+    # value, so that it stays in phase (learn_end counts this event).
+    missed = missed_events(t, stats, stats32, hy)
     ticks = streams.counters[s, C_TICKS]
+    for k in range(missed):
+        for d in range(hy.D):
+            streams.cycle[s, d, CYC_DEV, (ticks + k) % hy.cycle_max] = math.nan
+    ticks += missed
+    streams.counters[s, C_TICKS] = ticks
+    learn_spacing(t, missed, stats, stats32, ticks, hy)
     z, step, seas, own, _ = value_inputs(x, t, stats, stats32, streams.records[s], bins, streams.cycle[s], ticks,
                                          findings, hy)
     w = hy.short_window
