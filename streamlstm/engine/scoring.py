@@ -556,9 +556,9 @@ def missed_events(t, stats, stats32, hy):
     own cycle and times, the time since its last timed event in its mean spacings, less one,
     rounded (none below 1.5 spacings), at most the cycle's ring; none where intervals that
     long are a habit of the stream, as frequent as TAIL_TRUST in the scaler's memory (the
-    point test trusts a tail level on as many: read irregularly, a stream has long
-    intervals all the time, and taken as losses they cost NAB 2.4 points,
-    docs/tuning-log.md); none without an own cycle."""
+    point test trusts a tail level on as many): a stream read irregularly has long
+    intervals all the time, and they are how it is read, not losses; none without an own
+    cycle."""
     col = hy.stats
     if hy.cycle_max == 0 or stats32[col.day_old] == 0.0 or stats32[col.spacing] <= 0.0:
         return 0
