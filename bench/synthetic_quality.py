@@ -25,7 +25,8 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    features of Laplace noise (heavier tails than a Gaussian's); a Gaussian random walk; four
    features of an AR(1) process of coefficient 0.98 (a level that wanders and returns); a
    steady trend (3 amplitudes over the 6,000 events) under the cycle and alone (with the
-   cycle's noise), as a disk fills. Columns: alerts and abnormal rows per stream.
+   cycle's noise), as a disk fills; white noise, whose new records come at the n-th value
+   with probability 1 / n. Columns: alerts and abnormal rows per stream.
 3. Attribution, on the streams with one of four or 32 features broken: how often the broken
    feature is the first of a record's `contributors` (the largest of an alert's
    `contributions`, of an abnormal event's `blame`) in the alerts and abnormal events
@@ -159,6 +160,7 @@ def quiet_streams(seed: int):
     trend = 3.0 * np.arange(N) / N  # the rows below draw last from rng: the streams above stay as they were
     yield "a trend under the cycle", (trend + cycle(rng))[:, None]
     yield "a trend alone", (trend + 0.1 * rng.normal(size=N))[:, None]
+    yield "white noise, 1 feature", rng.normal(size=(N, 1))
 
 
 def main() -> None:

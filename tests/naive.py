@@ -241,8 +241,12 @@ def score_stream(errors, X, T, settings, exact=False, point=None, normal=None):
         m = len(obs)
         tolerance = [s["range_tolerance"] + (math.log(m) / (2 * math.log(max(nobs[d], 2.0))) if m > 1 else 0.0)
                      for d in range(D)]
+        # ...and, for a judged feature, beyond `range_steps` typical steps of the range
+        reach = [s["range_steps"] * max(step_unit[d], res[d] / 3.0, 1e-6 * abs(mean[d]) + 1e-9) if d in obs else 0.0
+                 for d in range(D)]
         outside = max([o for o, d in ((max(x[d] - hi[d], lo[d] - x[d]) / (hi[d] - lo[d]), d) for d in seen
-                                      if hi[d] > lo[d]) if o > tolerance[d] and not trend_foretold(d, x[d])] + [0.0])
+                                      if hi[d] > lo[d]) if o > tolerance[d] and o * (hi[d] - lo[d]) > reach[d]
+                       and not trend_foretold(d, x[d])] + [0.0])
         means, thin = [], []  # each window's mean, and its slots per input
         for c in range(4):
             window = [inputs[c]] + [h[c] for h in history[max(0, n_seen - W + 1):]]
@@ -298,7 +302,7 @@ def score_stream(errors, X, T, settings, exact=False, point=None, normal=None):
             v = x[d]
             if math.isnan(v):
                 continue
-            if nobs[d] >= 20 and hi[d] > lo[d]:  # a wild value is learnt as one width beyond the range
+            if nobs[d] >= 2 and hi[d] > lo[d]:  # a wild value is learnt as one width beyond the range
                 v = min(max(v, 2 * lo[d] - hi[d]), 2 * hi[d] - lo[d])
             dev = v - mean[d]  # the seasonal profile learns deviations from the mean
             nobs[d] += 1

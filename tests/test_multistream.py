@@ -367,6 +367,23 @@ def test_one_wild_value_does_not_blind_its_stream(glitch):
     assert np.abs(glitched.predictions[600:]).max() < 5.0
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wild_values_among_a_streams_first_events_do_not_blind_it(seed):
+    """Four wild values among a stream's first 20 events (a bad start-up, a sentinel), then
+    subtle anomalies (spikes of 1.5, a level shift of 1 on a sine of amplitude 1): each is
+    found, as in the clean stream. The statistics learn a value within one width of the
+    range from the stream's third on; they learnt the first 20 in full, and the range and
+    the scaler's sd kept the wild ones (each seed missed one or more of the three)."""
+    rng = np.random.default_rng(seed)
+    n = 6000
+    x = (np.sin(np.arange(n) / 5) + 0.05 * rng.normal(size=n))[:, None]
+    x[2000], x[4000:4100], x[5500] = x[2000] + 1.5, x[4000:4100] + 1.0, x[5500] - 1.5
+    x[[3, 7, 12, 17], 0] = 1000.0, -9999.0, 1e6, 500.0
+    res = MultiStreamDetector(1, seed=seed).process(["a"] * n, x)
+    for at in (2000, 4000, 5500):
+        assert res.flags[at:at + 10].any(), at
+
+
 def test_a_lasting_jump_far_beyond_the_range_becomes_the_new_normal():
     """A lasting jump of 100 widths of the range still gets through learnt_value's limit:
     the range reaches the new level within seven events (doubling towards it), and the

@@ -36,7 +36,10 @@ bins' sd and step unit were floored at the rounding of a value on its grid
 which moves the regime and the river runs' early scores); and again when a stream with an
 own cycle began to keep its last time, mean spacing and rate of long intervals, to skip
 rows dropped from a timed series (scoring.missed_events: the state only, these runs'
-times are regular). A change meant to alter results
+times are regular); and again when a value began to be learnt within one width of the
+range from a feature's third value on, not from its 21st (scoring.learnt_value: these
+runs' first values are clipped while their range widens; scores move by up to 0.08, the
+alerts and the regime do not). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -149,6 +149,9 @@ MODEL: dict[str, Setting] = {
                              "Surprise (-log10 probability) of a value outside the range seen so far; 0 = off."),
     "range_tolerance": Setting(0.02, Number(float, 0.0, True, _INF, False),
                                "How far outside the range, in units of its width, counts as outside."),
+    "range_steps": Setting(0.0, Number(float, 0.0, True, _INF, False),
+                           "...and by more than this many of the feature's typical steps; 0 = off "
+                           "(1: a noisy metric's new records within its own reach are no news)."),
     "error_weight": Setting(0.65, Number(float, 0.0, True, _INF, False),
                             "The prediction error channel's surprise, times this, may alert on its own; "
                             "0 = only averaged with the value channels."),
@@ -257,6 +260,7 @@ class KernelHyper(NamedTuple):
     cycle_max: int
     range_novelty: float
     range_tolerance: float
+    range_steps: float
     error_weight: float
     threshold: float
     alert_cooldown: int
@@ -319,6 +323,7 @@ def kernel_hyper(settings: dict[str, Any], n_features: int, shared: bool) -> Ker
         cycle_max=cycle_max,
         range_novelty=float(settings["range_novelty"]),
         range_tolerance=float(settings["range_tolerance"]),
+        range_steps=float(settings["range_steps"]),
         error_weight=float(settings["error_weight"]),
         threshold=float(settings["threshold"]),
         alert_cooldown=int(settings["alert_cooldown"]),

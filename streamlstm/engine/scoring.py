@@ -65,7 +65,11 @@ with n earlier values grows by ln(m) / (2 ln n), so that m of them set false rec
 more often than one: under exponential tails (scale beta) the range of n values is about
 2 beta ln n, so a record by e ranges has probability about n^-(1 + 2e), and m n^-(1 + 2e')
 = n^-(1 + 2e) gives e' = e + ln(m) / (2 ln n). (Eight features at n = 1,000: 2 % -> 17 %.)
-One feature keeps `range_tolerance`. A record that the feature's own cycle foretold (its
+One feature keeps `range_tolerance`. With `range_steps` > 0, a judged feature's record must
+also lie more than that many of its typical steps beyond the range: exchangeable values set a
+record at their n-th with probability 1 / n, most just past the last by less than the noise
+moves in one step, so without it white noise alerts at most of its records (3.6 in 6,000
+events). Off by default: NAB's windows hold such records (docs/detection.md). A record that the feature's own cycle foretold (its
 residual less surprising alone than the alert level, L_HALF; also where the day's profile
 judges the feature) is no novelty: a cycle that grows sets records at its peaks, each what
 the value a period earlier said; a jump past the range is still one. Without a cycle's
@@ -388,7 +392,8 @@ def feature_inputs(v, d, b, stats, stats32, bins, cycle, tick, spacing, hy):
     `tick` (layout.C_TICKS; its `cycle` (D, N_CYC, Lc)) that comes `spacing` seconds after
     the previous one on average (NaN: unknown): (z, step, seasonal residual, own cycle's residual,
     distance outside the range [lo, hi] of all its earlier values in units of hi - lo
-    (<= 0 inside), the own cycle's residual whichever judges (for range novelty)); z, step
+    (<= 0 inside, and 0 for a judged feature's value within `range_steps` typical steps of
+    the range), the own cycle's residual whichever judges (for range novelty)); z, step
     and the residuals NaN when the feature is not `judged`. The residual against the day's
     profile is NaN until its bin is warm, the own cycle's without one or its reference;
     where both could judge, one does (see the module docstring) and the other is NaN."""
@@ -404,8 +409,11 @@ def feature_inputs(v, d, b, stats, stats32, bins, cycle, tick, spacing, hy):
     # Steps in units of the typical step, not of the value's sd: a level shift inflates
     # the sd for thousands of events, and hid the steps that follow it in sd units.
     # (Floored like the sd: at the rounding, and so that a constant series does not divide by zero.)
-    step = (v - stats[col.last + d]) / max(stats32[col.step + d], ROUNDING_STEP * stats[col.res + d],
-                                           LEVEL_PRECISION * abs(stats[col.mean + d]) + 1e-9)
+    step_unit = max(stats32[col.step + d], ROUNDING_STEP * stats[col.res + d],
+                    LEVEL_PRECISION * abs(stats[col.mean + d]) + 1e-9)
+    step = (v - stats[col.last + d]) / step_unit
+    if outside * (hi - lo) <= hy.range_steps * step_unit:
+        outside = min(outside, 0.0)  # within the feature's own reach of its range (`range_steps`)
     seas = math.nan
     unit = math.inf
     if b >= 0 and bin_visits(bins[d, b]) >= SEASONAL_WARM:
@@ -782,14 +790,14 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
 @kernel
 def learnt_value(v, d, stats, col):
     """Value v of feature d as its statistics learn it: within one width of its range
-    beyond the range [lo, hi] of its earlier values, once TAIL_MIN_COUNT of them are
-    learnt and they have varied. A glitch (a sentinel -9999, a 1e6 from a bad read) would
+    beyond the range [lo, hi] of its earlier values, once it has a range (two values
+    learnt that differ). A glitch (a sentinel -9999, a 1e6 from a bad read) would
     otherwise set the scaler's sd, the mean step, the seasonal bin and the range for
-    thousands of events, and every later anomaly would be small beside it; a lasting
-    change still gets through, the range at most doubling towards it at each event (a
-    jump of 100 widths takes seven events)."""
+    thousands of events, and every later anomaly would be small beside it, also where it
+    comes among a stream's first values; a lasting change still gets through, the range
+    at most doubling towards it at each event (a jump of 100 widths takes seven events)."""
     w = stats[col.hi + d] - stats[col.lo + d]
-    if stats[col.count + d] < TAIL_MIN_COUNT or w <= 0.0:
+    if stats[col.count + d] < 2.0 or w <= 0.0:
         return v
     return min(max(v, stats[col.lo + d] - w), stats[col.hi + d] + w)
 
