@@ -372,7 +372,7 @@ def test_wild_values_among_a_streams_first_events_do_not_blind_it(seed):
     """Four wild values among a stream's first 20 events (a bad start-up, a sentinel), then
     subtle anomalies (spikes of 1.5, a level shift of 1 on a sine of amplitude 1): each is
     found, as in the clean stream. The statistics learn a value within one width of the
-    range from the stream's third on; they learnt the first 20 in full, and the range and
+    range from the feature's third value on; they learnt the first 20 in full, and the range and
     the scaler's sd kept the wild ones (each seed missed one or more of the three)."""
     rng = np.random.default_rng(seed)
     n = 6000

@@ -150,8 +150,9 @@ MODEL: dict[str, Setting] = {
     "range_tolerance": Setting(0.02, Number(float, 0.0, True, _INF, False),
                                "How far outside the range, in units of its width, counts as outside."),
     "range_steps": Setting(0.0, Number(float, 0.0, True, _INF, False),
-                           "...and by more than this many of the feature's typical steps; 0 = off "
-                           "(1: a noisy metric's new records within its own reach are no news)."),
+                           "A new record must also exceed the range by more than this many of the feature's "
+                           "typical steps to be range novelty; 0 = off (1: a noisy metric's records within "
+                           "its own reach are no news)."),
     "error_weight": Setting(0.65, Number(float, 0.0, True, _INF, False),
                             "The prediction error channel's surprise, times this, may alert on its own; "
                             "0 = only averaged with the value channels."),

@@ -65,13 +65,14 @@ with n earlier values grows by ln(m) / (2 ln n), so that m of them set false rec
 more often than one: under exponential tails (scale beta) the range of n values is about
 2 beta ln n, so a record by e ranges has probability about n^-(1 + 2e), and m n^-(1 + 2e')
 = n^-(1 + 2e) gives e' = e + ln(m) / (2 ln n). (Eight features at n = 1,000: 2 % -> 17 %.)
-One feature keeps `range_tolerance`. With `range_steps` > 0, a judged feature's record must
-also lie more than that many of its typical steps beyond the range: exchangeable values set a
-record at their n-th with probability 1 / n, most just past the last by less than the noise
-moves in one step, so without it white noise alerts at most of its records (3.6 in 6,000
-events). Off by default: NAB's windows hold such records (docs/detection.md). A record that the feature's own cycle foretold (its
-residual less surprising alone than the alert level, L_HALF; also where the day's profile
-judges the feature) is no novelty: a cycle that grows sets records at its peaks, each what
+One feature keeps `range_tolerance`. With `range_steps` > 0, a judged feature's record
+must also lie more than that many of its typical steps beyond the range: exchangeable
+values set a record at their n-th with probability 1 / n, most just past the last by less
+than the noise moves in one step, so without it white noise alerts at most of its records
+(3.6 in 6,000 events). Off by default: NAB's windows hold such records
+(docs/detection.md). A record that the feature's own cycle foretold (its residual less
+surprising alone than the alert level, L_HALF; also where the day's profile judges the
+feature) is no novelty: a cycle that grows sets records at its peaks, each what
 the value a period earlier said; a jump past the range is still one. Without a cycle's
 residual, a record its own run of records foretold is none (trend_foretold): exchangeable
 values set a new high at their i-th with probability 1/i, so where a feature's new highs
