@@ -167,7 +167,7 @@ class LSTMDetector(base.AnomalyDetector):
         arrays, meta = snapshot.unpack(data)
         if meta.get("kind") != "LSTMDetector":
             raise snapshot.SnapshotError(f"not an LSTMDetector snapshot: {meta.get('kind')!r}")
-        det = cls(**meta["params"])
+        det = cls(**hyperparams.as_learnt(meta["params"]))
         det._features = meta["features"]
         if det._features is not None:
             det._x = np.empty((1, len(det._features)))

@@ -407,7 +407,7 @@ class MultiStreamDetector:
         # A snapshot from before the own cycle (format 16) goes on without it, as it was
         # ("auto" says so in shared mode, where a configuration's "auto" then matches it).
         none = "auto" if meta["weight_mode"] == "shared" else 0
-        settings = meta["settings"] if version >= 16 else {"cycle_max": none, **meta["settings"]}
+        settings = hyperparams.as_learnt(meta["settings"] if version >= 16 else {"cycle_max": none, **meta["settings"]})
         det = cls(meta["n_features"], weight_mode=meta["weight_mode"], max_streams=meta["max_streams"],
                   backend=backend, threads=threads, **settings)
         n = len(meta["stream_ids"])

@@ -149,7 +149,7 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
 
 def _point_p(u, m, freqs, hy):
     """P(U >= u) by a feature's tail frequencies freqs, learnt from m - 20 observations:
-    calibrated up to the last level that rests on two exceedances or more, an exponential
+    calibrated up to the last level that rests on two exceedances or more, a Weibull
     tail through it and the level below beyond it, no claim beyond a trusted top level,
     the calibrated tail floored at 1 / (n + 2) where no level is trusted."""
     from streamlstm.engine import scoring
@@ -165,9 +165,13 @@ def _point_p(u, m, freqs, hy):
         return max(scoring.calibrated_tail(u, m, freqs, hy), floor)
     if u <= top:
         return scoring.calibrated_tail(u, m, freqs, hy)
-    if top == TAIL_LEVELS:
+    if top == TAIL_LEVELS or f[top] >= f[top - 1]:
         return f[top]
-    return f[top] * (f[top] / f[top - 1]) ** (u - top)
+    # Weibull through the two top trusted levels: -ln P = -ln f_top (u / top)^shape, shape <= 2.
+    if f[top - 1] >= 1.0:  # no bend to read: the exponential through both levels
+        return f[top] ** (u - top + 1)
+    shape = min(math.log(math.log(f[top]) / math.log(f[top - 1])) / math.log(top / (top - 1)), 2.0)
+    return math.exp(math.log(f[top]) * (u / top) ** shape)
 
 
 def is_normal(stats32, hy):

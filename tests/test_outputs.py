@@ -51,6 +51,11 @@ DATA = Path(__file__).with_name("data")
 # of a value on its grid (scoring.ROUNDING_SD, ROUNDING_STEP): its second feature's history
 # was 0s and 1s, a resolution of 1, before its continuation's noise (199 scores by up to
 # 0.011, the same alerts).
+# Every format's continuation was recorded again when the point test's tail beyond its top
+# trusted level began to bend as the feature's own tail bends (scoring.point_tail,
+# 2026-12-06): scores and alert scores by up to 0.54, format 18's flags (one alert four
+# events later) and, through the learning policy, format 6's and 18's forecasts and errors
+# (by up to 0.054). Restored streams keep `range_steps` 0 (hyperparams.LEARNT_WITHOUT).
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 1e-3
@@ -643,8 +648,9 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     with an incident in progress in one stream: tests/data/detector_v18*) loads with none
     counted and no frequencies, its other statistics as written; it continues with every
     output recorded (this code's), whose scores are the writer's own until a feature's
-    count passes 20 (the first 45 events), and its flags, regime and abnormal rows the
-    writer's throughout; and saves as format 19."""
+    count passes 20 (the first 45 events), its regime and abnormal rows the writer's
+    throughout, and its alerts the writer's, but one four events later since the point
+    test's tail bends (2026-12-06); and saves as format 19."""
     data = (DATA / "detector_v18.snapshot").read_bytes()
     det = MultiStreamDetector.from_bytes(data)
     arrays, meta = snapshot.unpack(data)
@@ -666,7 +672,30 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
     np.testing.assert_array_equal(res.scores[:45], old["writer_scores"][:45])
     assert not np.array_equal(res.scores, old["writer_scores"])
-    for name in ("flags", "regime", "abnormal"):
+    for name in ("regime", "abnormal"):
         np.testing.assert_array_equal(getattr(res, name), old[f"writer_{name}"], err_msg=name)
+    moved = np.flatnonzero(res.flags != old["writer_flags"]).tolist()
+    assert moved == [164, 168] and old["writer_flags"][164] and res.flags.sum() == old["writer_flags"].sum()
     assert old["flags"].any() and old["abnormal"].any()
     assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 19
+
+
+def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():
+    """`range_steps` became 0.5 by default after snapshots without it were written (with it
+    off, as the setting began). Such a snapshot (format 18, tests/data/detector_v18*, and an
+    LSTMDetector's with the setting taken out of its settings and its engine's) restores
+    with 0, as it was learnt, and says so; a new snapshot keeps its value."""
+    det = MultiStreamDetector.from_bytes((DATA / "detector_v18.snapshot").read_bytes())
+    assert "range_steps" not in snapshot.unpack((DATA / "detector_v18.snapshot").read_bytes())[1]["settings"]
+    assert det.settings["range_steps"] == 0.0 and det.hyper.range_steps == 0.0
+    river = LSTMDetector(warmup=20)
+    for v in np.sin(np.arange(40) / 3.0):
+        river.learn_one({"v": float(v)})
+    arrays, meta = snapshot.unpack(river.to_bytes())
+    assert meta["params"]["range_steps"] == 0.5
+    engine_arrays, engine_meta = snapshot.unpack(arrays["engine"].tobytes())
+    del meta["params"]["range_steps"], engine_meta["settings"]["range_steps"]
+    arrays["engine"] = np.frombuffer(snapshot.pack(engine_arrays, engine_meta), dtype=np.uint8)
+    old = LSTMDetector.from_bytes(snapshot.pack(arrays, meta))
+    assert old.range_steps == 0.0 and old._engine.settings["range_steps"] == 0.0
+    assert LSTMDetector.from_bytes(river.to_bytes())._engine.settings["range_steps"] == 0.5

@@ -149,10 +149,10 @@ MODEL: dict[str, Setting] = {
                              "Surprise (-log10 probability) of a value outside the range seen so far; 0 = off."),
     "range_tolerance": Setting(0.02, Number(float, 0.0, True, _INF, False),
                                "How far outside the range, in units of its width, counts as outside."),
-    "range_steps": Setting(0.0, Number(float, 0.0, True, _INF, False),
+    "range_steps": Setting(0.5, Number(float, 0.0, True, _INF, False),
                            "A new record must also exceed the range by more than this many of the feature's "
-                           "typical steps to be range novelty; 0 = off (1: a noisy metric's records within "
-                           "its own reach are no news)."),
+                           "typical steps to be range novelty, so that a noisy metric's records within its "
+                           "own reach are no news; 0 = off."),
     "error_weight": Setting(0.65, Number(float, 0.0, True, _INF, False),
                             "The prediction error channel's surprise, times this, may alert on its own; "
                             "0 = only averaged with the value channels."),
@@ -189,6 +189,14 @@ THREADS = Setting(0, Number(int, 0, True, 1024, True),
                   "shared mode uses one); 0 = every core the process may run on.")
 
 DEFAULTS: dict[str, Any] = {name: s.default for name, s in MODEL.items()}
+# Settings whose default changed after snapshots without them were written, with the value
+# those snapshots learnt with: a restored stream goes on as it was learnt (as_learnt).
+LEARNT_WITHOUT = {"range_steps": 0.0}
+
+
+def as_learnt(settings: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's stored settings, with LEARNT_WITHOUT's value for each it lacks."""
+    return {**LEARNT_WITHOUT, **settings}
 _ALL = {**MODEL, "backend": BACKEND, "weight_mode": WEIGHT_MODE, "max_streams": MAX_STREAMS, "threads": THREADS}
 
 

@@ -65,15 +65,14 @@ with n earlier values grows by ln(m) / (2 ln n), so that m of them set false rec
 more often than one: under exponential tails (scale beta) the range of n values is about
 2 beta ln n, so a record by e ranges has probability about n^-(1 + 2e), and m n^-(1 + 2e')
 = n^-(1 + 2e) gives e' = e + ln(m) / (2 ln n). (Eight features at n = 1,000: 2 % -> 17 %.)
-One feature keeps `range_tolerance`. With `range_steps` > 0, a judged feature's record
-must also lie more than that many of its typical steps beyond the range: exchangeable
-values set a record at their n-th with probability 1 / n, most just past the last by less
-than the noise moves in one step, so without it white noise alerts at most of its records
-(3.6 in 6,000 events). Off by default: NAB's windows hold such records
-(docs/detection.md). A record that the feature's own cycle foretold (its residual less
-surprising alone than the alert level, L_HALF; also where the day's profile judges the
-feature) is no novelty: a cycle that grows sets records at its peaks, each what
-the value a period earlier said; a jump past the range is still one. Without a cycle's
+One feature keeps `range_tolerance`. A judged feature's record must also lie more than
+`range_steps` of its typical steps beyond the range: exchangeable values set a record at
+their n-th with probability 1 / n, most just past the last by less than the noise moves
+in one step, so without it white noise alerts at most of its records (3.6 in 6,000
+events; 0.8 at the default half step, docs/detection.md). A record that the feature's
+own cycle foretold (its residual less surprising alone than the alert level, L_HALF; also
+where the day's profile judges the feature) is no novelty: a cycle that grows sets
+records at its peaks, each what the value a period earlier said; a jump past the range is still one. Without a cycle's
 residual, a record its own run of records foretold is none (trend_foretold): exchangeable
 values set a new high at their i-th with probability 1/i, so where a feature's new highs
 (or lows) over its last one to two blocks of values are more than a Poisson count of that
@@ -86,10 +85,12 @@ ordinary values moved no channel, and alerted only where it set a record. The po
 asks how improbable the event alone is, by what each judged feature's history says of its
 innovation (the regime's news below: |z - rho z_prev| / sqrt(1 - rho^2) under its
 baseline): its own frequencies of exceeding 1 .. TAIL_LEVELS (calibrated_tail) up to the
-highest level whose frequency rests on TAIL_TRUST exceedances or more, and beyond it an
-exponential tail through that level's frequency and the one below it (the tail falling on
-as the feature's own tail fell). Where even the top level is so trusted, the feature goes
-beyond every level as a matter of course (bursty counts): no claim beyond its frequency.
+highest level whose frequency rests on TAIL_TRUST exceedances or more, and beyond it a
+Weibull tail through that level's frequency and the one below it (-ln P growing as u^s,
+the tail falling on as the feature's own tail fell and bent: s = 1 an exponential tail,
+2 a Gaussian's, the most it takes; a heavier tail bends less). Where even the top level
+is so trusted, the feature goes beyond every level as a matter of course (bursty counts):
+no claim beyond its frequency.
 Where not even the first is, the calibrated tail, floored at the rule of succession. A
 feature with an own cycle is also asked how improbable its residual against the cycle is,
 by that residual's own tail frequencies (learnt when the regime's are): on a cycle of a few
@@ -260,6 +261,9 @@ PERSISTENCE_HORIZON = 400.0
 TAIL_MIN_COUNT = 20.0
 _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
 TAIL_TRUST = 2.0  # exceedances a tail level's frequency must rest on to shape the point test's tail
+# The point test's tail beyond its top trusted level falls as -ln P ~ u^s, with the shape s
+# read off the two top levels, at most a Gaussian's: no tail is taken to fall faster.
+TAIL_SHAPE_MAX = 2.0
 _LN10 = math.log(10.0)
 UINT16_MAX = 65535  # a record count saturates here (layout `records`)
 _SQRT2 = math.sqrt(2.0)
@@ -990,9 +994,12 @@ def point_tail(u, m, freqs, hy):
     `tails` row TAILS_NEWS; alike for its residual against its own cycle, TAILS_CYCLE, m
     its count): calibrated_tail up to the highest level k whose frequency f_k
     rests on TAIL_TRUST exceedances or more (f_k at least TAIL_TRUST times calibrated_tail's
-    floor 1 / (n + 2), n the observations it rests on), f_k (f_k / f_(k-1))^(u - k) beyond
-    it (f_0 = 1); f_k beyond the top level where even that is trusted; where no level is,
-    calibrated_tail floored at 1 / (n + 2)."""
+    floor 1 / (n + 2), n the observations it rests on); beyond it a Weibull tail through
+    f_(k-1) and f_k, -ln P = -ln f_k (u / k)^s with s = ln(ln f_k / ln f_(k-1)) / ln(k /
+    (k - 1)), at most TAIL_SHAPE_MAX; where f_(k-1) is 1 (level 1, f_0 = 1, or one that
+    every observation exceeded) the exponential through both, f_k^(u - k + 1); f_k beyond
+    the top level where even that is trusted, or where f_k no longer falls; where no level
+    is trusted, calibrated_tail floored at 1 / (n + 2)."""
     floor = 1.0 / (min(m - TAIL_MIN_COUNT, 1.0 / hy.scaler_alpha) + 2.0)
     top = 0
     f_top = 1.0
@@ -1008,9 +1015,12 @@ def point_tail(u, m, freqs, hy):
         return max(calibrated_tail(u, m, freqs, hy), floor)
     if u <= top:
         return calibrated_tail(u, m, freqs, hy)
-    if top == TAIL_LEVELS:
+    if top == TAIL_LEVELS or f_top >= f_below:
         return f_top
-    return f_top * (f_top / f_below) ** (u - top)
+    if f_below >= 1.0:  # level 1 (f_0 = 1), or one every observation exceeded: no bend to read
+        return f_top ** (u - top + 1.0)
+    s = min(math.log(math.log(f_top) / math.log(f_below)) / math.log(top / (top - 1.0)), TAIL_SHAPE_MAX)
+    return math.exp(math.log(f_top) * (u / top) ** s)
 
 
 @inlined_kernel
