@@ -197,6 +197,8 @@ LEARNT_WITHOUT = {"range_steps": 0.0}
 def as_learnt(settings: dict[str, Any]) -> dict[str, Any]:
     """A snapshot's stored settings, with LEARNT_WITHOUT's value for each it lacks."""
     return {**LEARNT_WITHOUT, **settings}
+
+
 _ALL = {**MODEL, "backend": BACKEND, "weight_mode": WEIGHT_MODE, "max_streams": MAX_STREAMS, "threads": THREADS}
 
 

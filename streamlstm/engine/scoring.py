@@ -72,13 +72,13 @@ in one step, so without it white noise alerts at most of its records (3.6 in 6,0
 events; 0.8 at the default half step, docs/detection.md). A record that the feature's
 own cycle foretold (its residual less surprising alone than the alert level, L_HALF; also
 where the day's profile judges the feature) is no novelty: a cycle that grows sets
-records at its peaks, each what the value a period earlier said; a jump past the range is still one. Without a cycle's
-residual, a record its own run of records foretold is none (trend_foretold): exchangeable
-values set a new high at their i-th with probability 1/i, so where a feature's new highs
-(or lows) over its last one to two blocks of values are more than a Poisson count of that
-mean gives at the alert level, it trends (or walks), and a record by a step no more
-surprising than that level is what the run said; a jump is still news, and so is a
-stationary stream's first record.
+records at its peaks, each what the value a period earlier said; a jump past the range
+is still one. Without a cycle's residual, a record its own run of records foretold is
+none (trend_foretold): exchangeable values set a new high at their i-th with probability
+1/i, so where a feature's new highs (or lows) over its last one to two blocks of values
+are more than a Poisson count of that mean gives at the alert level, it trends (or
+walks), and a record by a step no more surprising than that level is what the run said;
+a jump is still news, and so is a stationary stream's first record.
 
 One event. A window's mean dilutes a single extreme event tenfold: one spike among ten
 ordinary values moved no channel, and alerted only where it set a record. The point test
@@ -90,9 +90,8 @@ Weibull tail through that level's frequency and the one below it (-ln P growing 
 the tail falling on as the feature's own tail fell and bent: s = 1 an exponential tail,
 2 a Gaussian's, the most it takes; a heavier tail bends less). Where even the top level
 is so trusted, the feature goes beyond every level as a matter of course (bursty counts):
-no claim beyond its frequency.
-Where not even the first is, the calibrated tail, floored at the rule of succession. A
-feature with an own cycle is also asked how improbable its residual against the cycle is,
+no claim beyond its frequency. Where not even the first is, the calibrated tail, floored
+at the rule of succession. A feature with an own cycle is also asked how improbable its residual against the cycle is,
 by that residual's own tail frequencies (learnt when the regime's are): on a cycle of a few
 dozen events the innovation is the cycle's own and hides a spike, while the residual, a
 difference of two values, is less sensitive to a jump in white noise, so each asks what
