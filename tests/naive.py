@@ -118,8 +118,8 @@ def _same(v):
 def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
     """scoring.point_surprise of event x (D,) from a stream's stored state before it (its
     own cycle's table `cycle` and clock `tick` where it has one): each judged feature's
-    innovation under its baseline and, where its own cycle's residual tail rests on more
-    than 20 residuals, its residual against that cycle; the probability of each as large
+    innovation under its baseline and, where its own cycle's residual tail (learnt past 20
+    residuals) rests on a period of them, its residual against that cycle; the probability of each as large
     by its own tail frequencies, extrapolated past the last level that rests on two
     exceedances or more; the smallest over all these tests times their number; none for
     the features in `gaps`, which the previous event lacked. The regime's own pieces
@@ -139,7 +139,7 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
         rho, _ = scoring.persistence(d, stats32, hy)
         ps.append(_point_p(abs(z - rho * stats32[col.base_prev + d]) / math.sqrt(1.0 - rho * rho), m,
                            tails[d, TAILS_NEWS], hy))
-        if cycle is not None and stats32[col.cycle_count + d] > 20:
+        if cycle is not None and stats32[col.cycle_count + d] >= 20 + max(stats32[col.cycle_period + d], 1):
             sd = scoring.scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             r = scoring.cycle_residual(x[d] - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
             if not math.isnan(r):

@@ -44,7 +44,8 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
         zs.append(z)
         outlier = False
         if not math.isnan(z):
-            var += alpha * (min((z * unit) ** 2, (scoring.CYCLE_OUTLIER * unit) ** 2) - var)
+            rate = max(1.0 / (count + max(scoring.TAIL_MIN_COUNT, period) + 1.0), alpha)
+            var += rate * (min((z * unit) ** 2, (scoring.CYCLE_OUTLIER * unit) ** 2) - var)
             level += (dev - ref - level) / window
             outlier = max(abs(z), abs(dev - ref) / unit) > scoring.CYCLE_OUTLIER
             count += 1
@@ -79,9 +80,10 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
 
 def test_the_cycle_kernels_match_the_numpy_reference():
     """A noisy cycle of 40 events with a stall and spikes: the kernels' period at every
-    event, the residual they judge, the mean squared differences by lag and the residual's
-    tail frequencies (the spikes learnt at a weight of 0.1, as through a lasting change)
-    are the reference's (float32 and 16-bit state against float64)."""
+    event, the residual they judge (its variance an exact mean from the period's finding,
+    the first guess counting as a period of residuals), the mean squared differences by lag
+    and the residual's tail frequencies (the spikes learnt at a weight of 0.1, as through a
+    lasting change) are the reference's (float32 and 16-bit state against float64)."""
     Lc, D = 64, 1
     devs = _cycle(900, seed=1)
     devs[600:620] = devs[600]  # a stall: outliers, kept out of the ring
@@ -110,6 +112,54 @@ def test_the_cycle_kernels_match_the_numpy_reference():
     got_tail = [compact.narrow_value(f, compact.UF16) for f in tails[0, TAILS_CYCLE]]
     np.testing.assert_allclose(got_tail, want_tail, rtol=0.02, atol=1e-4)
     assert want_tail[2] > 0.0  # not vacuous: the spikes reached the residual's tail
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_cycle_residuals_unit_is_its_own_sd_soon_after_the_periods_finding(seed):
+    """A cycle of 24 events under one of 168 (Yahoo A3's hourly shape): the difference from
+    a period earlier carries the slow cycle's drift, which the level takes out of the
+    residual. The residual's variance starts at that lag's mean squared difference; learnt
+    at the scaler's rate from there, it stayed a third too high for a thousand events (the
+    mean z^2 of the residuals from 50 events after the period's finding 0.59-0.73 over these
+    seeds), and the point test rested on fewer trusted tail levels. Learnt as an exact mean
+    from the period's finding, the first guess counting as a period of residuals: 0.88-1.08."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1200)
+    devs = 8.0 * np.sin(2 * np.pi * t / 24) + 2.4 * np.sin(2 * np.pi * t / 168) + rng.normal(size=len(t))
+    hy = kernel_hyper(DEFAULTS, 1, shared=False)
+    cycle = np.zeros((1, N_CYC, hy.cycle_max), dtype=np.float32)
+    stats32 = np.zeros(hy.stats.width32, dtype=np.float32)
+    tails = np.zeros((1, tail_rows(True), TAIL_LEVELS), dtype=np.uint16)
+    sd = float(np.std(devs))
+    zs, periods = [], []
+    for n, dev in enumerate(devs):
+        periods.append(stats32[hy.stats.cycle_period])
+        zs.append(scoring.cycle_residual(dev, 0, cycle, n, stats32, sd, hy))
+        scoring.learn_cycle(dev, 0, cycle, tails, n, False, False, 1.0, stats32, sd, hy)
+    found = int(np.argmax(np.asarray(periods) == 24))
+    assert found > 0 and (np.asarray(periods[found:]) == 24).all()
+    assert 0.8 < np.nanmean(np.square(zs[found + 50:])) < 1.25
+
+
+def test_an_incident_does_not_set_the_unit_that_judges_it():
+    """A period found as an incident begins (the stream abnormal from then on, a noise burst
+    of three times the noise): the residual's variance learns the incident at the scaler's
+    rate (its unit 0.14 -> 0.18 in 300 events), not as the exact mean it is from the
+    period's finding while the stream is normal, with which the unit reached 0.41 and the
+    period was lost."""
+    hy = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": 64}, 1, shared=False)
+    devs = _cycle(430, seed=2)
+    devs[130:] += 0.3 * np.random.default_rng(3).normal(size=300)
+    cycle = np.zeros((1, N_CYC, 64), dtype=np.float32)
+    stats32 = np.zeros(hy.stats.width32, dtype=np.float32)
+    tails = np.zeros((1, tail_rows(True), TAIL_LEVELS), dtype=np.uint16)
+    units = []
+    for n, dev in enumerate(devs):
+        if n >= 130:
+            assert stats32[hy.stats.cycle_period] == PERIOD
+            units.append(scoring.cycle_unit(0, stats32, 0.7, hy))
+        scoring.learn_cycle(dev, 0, cycle, tails, n, False, n >= 130, 1.0, stats32, 0.7, hy)
+    assert max(units) < 1.5 * units[0]
 
 
 def _hourly_spikes(seed, lo=10.0, hi=15.0, n=1700, period=24, amp=8.0):
@@ -193,11 +243,11 @@ def test_rows_dropped_from_a_timed_series_are_not_adjacent_events():
 def test_the_point_test_asks_the_cycle_as_the_reference_does():
     """At every event of the spiky hourly series, scoring.point_surprise of the detector's
     state (its findings as judging fills them) is naive.point_surprise's: the innovation
-    and, once its tail rests on 20 residuals, the residual against the cycle, each by its
-    own tail, Bonferroni over the tests."""
+    and, once its tail rests on 20 residuals and a period of them, the residual against the
+    cycle, each by its own tail, Bonferroni over the tests."""
     x, at = _hourly_spikes(0)
     det = MultiStreamDetector(1, seed=0)
-    hy, col = det.hyper, det.hyper.stats
+    hy = det.hyper
     got, want, alone = [], [], []
     for i, v in enumerate(x):
         s = det.table.get("s")
@@ -210,11 +260,40 @@ def test_the_point_test_asks_the_cycle_as_the_reference_does():
             want.append(naive.point_surprise(x[i:i + 1], st.stats[s], st.stats32[s], st.tails[s], hy,
                                              cycle=st.cycle[s], tick=st.counters[s, C_TICKS]))
             alone.append(naive.point_surprise(x[i:i + 1], st.stats[s], st.stats32[s], st.tails[s], hy))
-            cycled = st.stats32[s, col.cycle_count] > scoring.TAIL_MIN_COUNT
+            cycled = scoring.cycle_tail_ready(0, st.stats32[s], hy)
         det.process_one("s", x[i:i + 1])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # float32 statistics, fastmath
     # Not vacuous: the cycle's tail answers, and where it judges a spike it says more than the innovation.
     assert cycled and max(np.subtract(got, alone)) > 2.0 and max(got) > 5.0
+
+
+def test_the_point_test_asks_the_cycle_once_its_tail_has_seen_a_period():
+    """A cycle of 40 events with a spike 30 residuals after the period's finding: the
+    residual's tail then rests on 10 residuals (it learns past 20), not every phase, and
+    the point test does not ask it yet (where beats' lengths vary, the first peak after a
+    new period was judged beyond tail levels learnt between peaks, and outranked the
+    abnormal beat); a period later it does."""
+    x = _cycle(1200, seed=0)
+    det = MultiStreamDetector(1, seed=0)
+    hy, col = det.hyper, det.hyper.stats
+    asked = {}
+    for i, v in enumerate(x):
+        s = det.table.get("s")
+        if s is not None and det.streams.stats32[s, col.cycle_period] == PERIOD:
+            count = det.streams.stats32[s, col.cycle_count]
+            if count in (30.0, 30.0 + PERIOD):
+                st = det.streams
+                spiked = x[i:i + 1] + 1.0
+                findings = np.zeros((FIND_ROWS, 1))
+                scoring.value_inputs(spiked, math.nan, st.stats[s], st.stats32[s], st.records[s], st.bins[s],
+                                     st.cycle[s], st.counters[s, C_TICKS], findings, hy)
+                asked[count] = (scoring.point_surprise(spiked, st.stats[s], st.stats32[s], st.tails[s], findings, hy),
+                                naive.point_surprise(spiked, st.stats[s], st.stats32[s], st.tails[s], hy))
+        det.process_one("s", x[i:i + 1])
+    got, innovation_alone = asked[30.0]
+    assert innovation_alone > 0.0 and got == pytest.approx(innovation_alone, rel=1e-4, abs=1e-5)
+    got, innovation_alone = asked[30.0 + PERIOD]
+    assert abs(got - innovation_alone) > 0.1  # not vacuous: a period later, the residual is asked too
 
 
 def test_no_period_is_found_in_noise_or_a_random_walk():
@@ -325,7 +404,8 @@ def test_a_daily_cycle_with_timestamps_is_left_to_the_day_profile():
     time-of-day profile, which learns every day's hour alike: the flags and the regime are
     the detector's without it, and the scores differ only by what the point test asks of
     the residual against last week (a second test, at Bonferroni's price where it adds
-    nothing). Without timestamps the own cycle judges it."""
+    nothing; since that residual's sd is its own, 2026-12-06, its largest noise scores up
+    to 0.35, on 1 % of the events). Without timestamps the own cycle judges it."""
     hours = np.arange(24 * 7 * 10)
     weekend = (hours // 24) % 7 >= 5
     rng = np.random.default_rng(0)
@@ -338,7 +418,8 @@ def test_a_daily_cycle_with_timestamps_is_left_to_the_day_profile():
     want = MultiStreamDetector(1, cycle_max=0).process(ids, x[:, None], T)
     for name in ("flags", "regime"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
-    np.testing.assert_allclose(got.scores, want.scores, rtol=0, atol=0.06)
+    apart = np.abs(got.scores - want.scores) > 0.06
+    assert apart.mean() < 0.02 and got.scores[apart].max() < 0.4
     without_t = MultiStreamDetector(1).process(ids, x[:, None])
     assert not np.array_equal(without_t.scores, MultiStreamDetector(1, cycle_max=0).process(ids, x[:, None]).scores)
 

@@ -56,6 +56,12 @@ DATA = Path(__file__).with_name("data")
 # 2026-12-06): scores and alert scores by up to 0.54, format 18's flags (one alert four
 # events later) and, through the learning policy, format 6's and 18's forecasts and errors
 # (by up to 0.054). Restored streams keep `range_steps` 0 (hyperparams.LEARNT_WITHOUT).
+# Formats 17 and 18's continuations were recorded again when the own cycle's residual
+# variance began to be learnt as an exact mean from the period's finding and the point
+# test to ask that residual once its tail rests on a period of residuals (2026-12-06):
+# scores by up to 0.36 and alert scores 0.54, one alert of format 17 and two of format 18
+# (five events sooner), forecasts and errors by up to 0.084 through the learning policy;
+# formats 6 to 14 have no own cycle.
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 1e-3
@@ -643,14 +649,14 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
 
 def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continues_as_before():
     """Format 19 counts each feature's residuals against its own cycle and learns their
-    tail frequencies, which the point test asks once they rest on more than 20. A format 18
-    snapshot with an own cycle (written by the code of format 18 for the generic target,
-    with an incident in progress in one stream: tests/data/detector_v18*) loads with none
-    counted and no frequencies, its other statistics as written; it continues with every
-    output recorded (this code's), whose scores are the writer's own until a feature's
-    count passes 20 (the first 45 events), its regime and abnormal rows the writer's
-    throughout, and its alerts the writer's, but one four events later since the point
-    test's tail bends (2026-12-06); and saves as format 19."""
+    tail frequencies, which the point test asks once they rest on a period of residuals.
+    A format 18 snapshot with an own cycle (written by the code of format 18 for the
+    generic target, with an incident in progress in one stream: tests/data/detector_v18*)
+    loads with none counted and no frequencies, its other statistics as written; it
+    continues with every output recorded (this code's), its regime and abnormal rows the
+    writer's throughout, its scores not (with none counted, the residual's variance is
+    learnt again as from the period's finding, 2026-12-06), and its alerts the writer's but
+    the incident's two, five events sooner; and saves as format 19."""
     data = (DATA / "detector_v18.snapshot").read_bytes()
     det = MultiStreamDetector.from_bytes(data)
     arrays, meta = snapshot.unpack(data)
@@ -670,12 +676,11 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     res = det.process(list(old["ids"]), old["X"], old["T"])
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
-    np.testing.assert_array_equal(res.scores[:45], old["writer_scores"][:45])
     assert not np.array_equal(res.scores, old["writer_scores"])
     for name in ("regime", "abnormal"):
         np.testing.assert_array_equal(getattr(res, name), old[f"writer_{name}"], err_msg=name)
     moved = np.flatnonzero(res.flags != old["writer_flags"]).tolist()
-    assert moved == [164, 168] and old["writer_flags"][164] and res.flags.sum() == old["writer_flags"].sum()
+    assert moved == [159, 160, 164, 165] and old["writer_flags"][164:166].all() and res.flags[[159, 160]].all()
     assert old["flags"].any() and old["abnormal"].any()
     assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 19
 

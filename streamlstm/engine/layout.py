@@ -150,7 +150,7 @@ class StatsLayout(NamedTuple):
     #                  abnormal), after the last event (scoring.regime_evidence; all 0: none yet)
     # The stream's own cycle (scoring.cycle_residual):
     cycle_period: int  # feature block: the period found, in events (0: none)
-    cycle_var: int  # feature block: running variance of the residual against it
+    cycle_var: int  # feature block: variance of the residual against it (exact, then running: by cycle_count)
     cycle_level: int  # feature block: running mean, over the short window, of the difference from a period ago
     cycle_count: int  # feature block: residuals against the period learnt while the stream was normal
     #                   (its tail frequencies rest on those past scoring.TAIL_MIN_COUNT)

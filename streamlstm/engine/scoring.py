@@ -92,7 +92,8 @@ the tail falling on as the feature's own tail fell and bent: s = 1 an exponentia
 is so trusted, the feature goes beyond every level as a matter of course (bursty counts):
 no claim beyond its frequency. Where not even the first is, the calibrated tail, floored
 at the rule of succession. A feature with an own cycle is also asked how improbable its residual against the cycle is,
-by that residual's own tail frequencies (learnt when the regime's are): on a cycle of a few
+by that residual's own tail frequencies (learnt when the regime's are), once they rest on
+a full period of residuals (every phase of the cycle seen): on a cycle of a few
 dozen events the innovation is the cycle's own and hides a spike, while the residual, a
 difference of two values, is less sensitive to a jump in white noise, so each asks what
 it sees best. The smallest p over the m tests, times m (Bonferroni), gives
@@ -460,9 +461,10 @@ def cycle_residual(dev, d, cycle, tick, stats32, sd, hy):
 @kernel
 def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32, sd, hy):
     """Fold feature d's deviation `dev` from the running mean (NaN: not observed) at the
-    stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's running
-    variance and level against the period, its count and tail frequencies (tails (D, T,
-    TAIL_LEVELS); _learn_cycle_tail, with whether the stream is `abnormal` and the
+    stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's variance
+    (exact from the period's finding while the stream is not `abnormal`, else and then at
+    the scaler's rate) and level against the period, its count and tail frequencies (tails
+    (D, T, TAIL_LEVELS); _learn_cycle_tail, with whether the stream is `abnormal` and the
     `tail_weight` of the event), the mean squared difference at every lag, the ring (`dev`,
     or NaN for an outlier from its cycle or an event `surprising` to the cycle's channel),
     then the period (find_period). Returns whether the feature has a period and the value
@@ -478,8 +480,14 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, s
     if not math.isnan(z):
         unit = cycle_unit(d, stats32, sd, hy)
         r = z * unit
-        stats32[col.cycle_var + d] += hy.scaler_alpha * (min(r * r, (CYCLE_OUTLIER * unit) ** 2)
-                                                         - stats32[col.cycle_var + d])
+        # An exact mean from the period's finding, as the other statistics learn, where at the
+        # scaler's rate the first guess (the lag's mean squared difference, which still holds
+        # what the level takes out) lasted; it counts as a period of residuals. Not through an
+        # incident, whose residuals would set the unit that judges them (the count stands).
+        prior = max(TAIL_MIN_COUNT, stats32[col.cycle_period + d])
+        exact = 1.0 / (stats32[col.cycle_count + d] + prior + 1.0)
+        rate = hy.scaler_alpha if abnormal else max(exact, hy.scaler_alpha)
+        stats32[col.cycle_var + d] += rate * (min(r * r, (CYCLE_OUTLIER * unit) ** 2) - stats32[col.cycle_var + d])
         step = dev - cycle[d, CYC_DEV, (tick - int(stats32[col.cycle_period + d])) % Lc]
         stats32[col.cycle_level + d] += (step - stats32[col.cycle_level + d]) / hy.short_window
         # Far from its cycle, or from the value a period ago (the level follows a stall
@@ -961,7 +969,7 @@ def value_surprise(error, x, t, s, streams, findings, hy):
 def point_surprise(x, stats, stats32, tails, findings, hy):
     """L_point of event x (D,): how improbable its most surprising judged feature's
     innovation, or residual against its own cycle (findings' row FIND_CYCLE, once its tail
-    rests on more than TAIL_MIN_COUNT residuals), is on its own (point_tail), Bonferroni
+    is ready: cycle_tail_ready), is on its own (point_tail), Bonferroni
     over the m tests of the features the regime judges (see "One event" in the module
     docstring); 0 when none is judged yet. A feature the previous event lacked (findings'
     row FIND_GAP) has neither: a move across a gap is no news, as it is no step."""
@@ -977,13 +985,22 @@ def point_surprise(x, stats, stats32, tails, findings, hy):
         p = point_tail(innovation(z, stats32[col.base_prev + d], rho), stats[col.base_count + d],
                        tails[d, TAILS_NEWS], hy)
         r = findings[FIND_CYCLE, d]
-        if hy.cycle_max > 0 and not math.isnan(r) and stats32[col.cycle_count + d] > TAIL_MIN_COUNT:
+        if hy.cycle_max > 0 and not math.isnan(r) and cycle_tail_ready(d, stats32, hy):
             m += 1
             p = min(p, point_tail(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
         p_min = min(p_min, p)
     if m == 0:
         return 0.0
     return -math.log10(max(min(p_min * m, 1.0), 1e-300))
+
+
+@kernel
+def cycle_tail_ready(d, stats32, hy):
+    """Whether feature d's residual against its own cycle has a tail the point test may
+    ask: its frequencies, learnt past TAIL_MIN_COUNT residuals, rest on a full period of
+    them, so that every phase of the cycle is in it (where beats' lengths vary, the largest
+    residuals come at a pulse's peak, once a period)."""
+    return stats32[hy.stats.cycle_count + d] >= TAIL_MIN_COUNT + max(stats32[hy.stats.cycle_period + d], 1.0)
 
 
 @kernel
