@@ -62,6 +62,11 @@ DATA = Path(__file__).with_name("data")
 # scores by up to 0.36 and alert scores 0.54, one alert of format 17 and two of format 18
 # (five events sooner), forecasts and errors by up to 0.084 through the learning policy;
 # formats 6 to 14 have no own cycle.
+# Formats 7 to 14, 17 and 18's continuations were recorded again when a lone alert began
+# to teach the tails at a fraction of their rate (scoring.lone_weight, 2026-12-06): scores
+# by up to 0.49 and alert scores 0.50, the regime by up to 0.043, format 18's forecasts
+# and errors by up to 0.014 through the learning policy; no flag moves, and format 6's
+# outputs not at all.
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 1e-3
@@ -653,10 +658,12 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     A format 18 snapshot with an own cycle (written by the code of format 18 for the
     generic target, with an incident in progress in one stream: tests/data/detector_v18*)
     loads with none counted and no frequencies, its other statistics as written; it
-    continues with every output recorded (this code's), its regime and abnormal rows the
-    writer's throughout, its scores not (with none counted, the residual's variance is
-    learnt again as from the period's finding, 2026-12-06), and its alerts the writer's but
-    the incident's two, five events sooner; and saves as format 19."""
+    continues with every output recorded (this code's), its abnormal rows the writer's
+    throughout and its regime within 1e-3 of it (since a lone alert teaches the tails at a
+    fraction, 2026-12-06; bit for bit before), its scores not (with none counted, the
+    residual's variance is learnt again as from the period's finding, 2026-12-06), and its
+    alerts the writer's but the incident's two, five events sooner; and saves as format
+    19."""
     data = (DATA / "detector_v18.snapshot").read_bytes()
     det = MultiStreamDetector.from_bytes(data)
     arrays, meta = snapshot.unpack(data)
@@ -677,8 +684,8 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
     assert not np.array_equal(res.scores, old["writer_scores"])
-    for name in ("regime", "abnormal"):
-        np.testing.assert_array_equal(getattr(res, name), old[f"writer_{name}"], err_msg=name)
+    np.testing.assert_array_equal(res.abnormal, old["writer_abnormal"])
+    np.testing.assert_allclose(res.regime, old["writer_regime"], rtol=0, atol=1e-3)
     moved = np.flatnonzero(res.flags != old["writer_flags"]).tolist()
     assert moved == [159, 160, 164, 165] and old["writer_flags"][164:166].all() and res.flags[[159, 160]].all()
     assert old["flags"].any() and old["abnormal"].any()

@@ -675,15 +675,16 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
 @inlined_kernel
 def learn_end(s, x, t, error, streams, theta, ws, hy):
     """Update stream s's statistics (scaler, value range, seasonal profile, likelihood
-    channels; scoring.learn_statistics) with event `x` (D,) at time `t` and its `error`,
-    then advance the carried state one step with `theta` (the weights after this event's
-    update) and forecast the next event."""
+    channels; scoring.learn_statistics) with event `x` (D,) at time `t` and its `error`
+    (whether it was a lone alert is read off the verdicts learn_begin pushed into the
+    window), then advance the carried state one step with `theta` (the weights after this
+    event's update) and forecast the next event."""
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
     counters = streams.counters[s]
     W, b, Wy, by = views(theta, cell, D, H)
 
     # Statistics, updated only now: this event was normalised and scored without them.
-    if learn_statistics(error, x, t, s, streams, ws.findings, hy):
+    if learn_statistics(error, x, t, s, streams, ws.findings, lone_alert(streams.winflag[s], counters[C_WIN]), hy):
         counters[C_SEEN] += 1  # an event with no value is no progress of the warm-up or the windows
     counters[C_TICKS] += 1
 
@@ -723,6 +724,17 @@ def learn_event(s, q, x, t, error, flagged, streams, params, ws, hy):
         params.step[q] += 1
         optimiser_update(theta, params.m[q], params.v[q], ws.grad, params.step[q], hy)
     learn_end(s, x, t, error, streams, theta, ws, hy)
+
+
+@kernel
+def lone_alert(winflag, n):
+    """Whether the last event pushed into a window of n inputs (winflag (K+1,)) was
+    surprising to the alerts (learn_begin's `flagged`) and not the third or later of a run
+    of such events: a point anomaly, which the regime, needing a longer run, does not keep
+    from the tails. A spike surprises twice, on the way out and on the step back (a
+    persistent feature's innovation is large at both); a longer run is the stream's own
+    burst."""
+    return winflag[n - 1] != 0 and (n < 3 or winflag[n - 2] == 0 or winflag[n - 3] == 0)
 
 
 @kernel

@@ -105,6 +105,16 @@ docs/tuning-log.md). The alerts ask it only while the stream is normal (after a 
 shift every event is far from a baseline that has not learnt it: an alert every
 cooldown); the score always.
 
+A lone alert (an event surprising to the alerts, not the third or later of a run of
+such events: a spike surprises on the way out and on the step back) teaches the tails at
+lone_weight of their rate, where an incident's events teach them nothing: a point anomaly
+never makes the stream abnormal, and learnt in full, two spikes beyond the top level
+trusted it and every later spike, of any size, scored that level's frequency. At that
+weight, point anomalies as frequent as the calibration's tail (1 - CALIB_P of the events)
+come to rest on TAIL_TRUST exceedances in the scaler's memory and become the stream's
+habit; rarer ones stay news. A longer run is the stream's own burst, learnt in full, as a
+run too short for the regime is.
+
 Combination. The event's surprise is
 
     L = max( k * max( (L_0 + L_1 + L_2) / 3,  L_3,  L_4,  error_weight * L_0,  L_point ),  L_range )
@@ -1040,10 +1050,11 @@ def point_tail(u, m, freqs, hy):
 
 
 @inlined_kernel
-def learn_statistics(error, x, t, s, streams, findings, hy):
+def learn_statistics(error, x, t, s, streams, findings, lone, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
     stream's channel statistics, then its value statistics (findings (FIND_ROWS, D):
-    value_inputs' scratch). The channels' long-term statistics start after half the warm-up:
+    value_inputs' scratch); a `lone` alert (kernels_cpu.lone_alert) teaches the tails at
+    lone_weight. The channels' long-term statistics start after half the warm-up:
     the model's large early errors would otherwise inflate them for a long time. Returns
     whether any feature was observed."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
@@ -1076,11 +1087,13 @@ def learn_statistics(error, x, t, s, streams, findings, hy):
     abnormal = stats32[col.regime] + _logit(hy.regime_enter) >= 0.0
     lasting = stats32[col.abnormal_run] >= hy.new_normal
     # The own cycle's residual tail learns when the regime's tails do (update_baseline): not
-    # during an incident, at regime_learn_weight through a lasting change.
-    tail_weight = 0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal else 1.0
+    # during an incident, at regime_learn_weight through a lasting change, at lone_weight from a lone alert.
+    tail_weight = (0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal
+                   else lone_weight(hy) if lone else 1.0)
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,
                                   ticks, surprising, abnormal, tail_weight, hy)
-    update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, baseline_rate(t, stats32, ticks, hy), hy)
+    update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, lone, baseline_rate(t, stats32, ticks, hy),
+                    hy)
     return observed
 
 
@@ -1408,7 +1421,16 @@ def _learn_tail(freqs, z, rate, n):
 
 
 @kernel
-def update_baseline(stats, stats32, tails, x, abnormal, lasting, a, hy):
+def lone_weight(hy):
+    """The weight at which the tail frequencies learn a lone alert (kernels_cpu.lone_alert): point
+    anomalies as frequent as the calibration's tail, 1 - CALIB_P of the events, come to
+    rest on TAIL_TRUST exceedances in the scaler's memory (the point test's floor), and so
+    become the stream's habit; rarer ones stay news."""
+    return min(TAIL_TRUST * hy.scaler_alpha / (1.0 - CALIB_P), 1.0)
+
+
+@kernel
+def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does but at rate `a` (baseline_rate), over the observations it learnt while the stream
     was normal (base_count, m): exact moments, then that rate; at hy.regime_learn_weight of that rate while the
@@ -1425,13 +1447,16 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, a, hy):
     (`lasting`, regime_learn's count), the tail frequencies and the recent mean's spread
     learn at hy.regime_learn_weight of that rate, so that a lasting change of the noise
     or the rhythm becomes the normal too, and an incident shorter than that does not
-    teach the calibration (the persistence learns only while normal: its moments are not
+    teach the calibration; the tail frequencies learn a `lone` alert (kernels_cpu.lone_alert)
+    while normal at lone_weight of their rate, so that point anomalies rarer than the
+    calibration's tail stay news (the persistence learns only while normal: its moments are not
     centred, so a shift the baseline has not learnt yet would read as a random walk); the
     running and recent means of z and the previous z follow every observation. Runs after
     update_value_stats has counted the observation."""
     col = hy.stats
     h = 1.0 / PERSISTENCE_HORIZON
     weight = hy.regime_learn_weight if abnormal else 1.0
+    tail_weight = lone_weight(hy) if lone and not abnormal else 1.0
     for d in range(hy.D):
         v = x[d]
         if math.isnan(v):
@@ -1449,8 +1474,9 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, a, hy):
             prev = stats32[col.base_prev + d]
             rho, _ = persistence(d, stats32, hy)
             n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
-            _learn_tail(tails[d, TAILS_LEVEL], abs(z), rate, n)
-            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), rate, n)
+            tail_rate = rate * tail_weight
+            _learn_tail(tails[d, TAILS_LEVEL], abs(z), tail_rate, n)
+            _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), tail_rate, n)
             if not abnormal:  # the moments are not centred: a shift not yet learnt would read as persistence
                 stats32[col.base_lag + d] += rate * (zc * min(max(prev, -TAIL_LEVELS), TAIL_LEVELS)
                                                      - stats32[col.base_lag + d])
