@@ -682,9 +682,9 @@ def test_the_point_tail_bends_as_the_features_own_tail_bends():
 
 def _repeated_spikes(seed):
     """White noise (8,000 events), spikes of 15 sd up and down at 500 and 550 that set the
-    range, then spikes of 8-12 sd, either sign, every 400 events from 2,000 (0.25 % of the
-    events) that set none: how many of those 15 were flagged (the spike, or the step back
-    from it), and how many other events were."""
+    range, then spikes of 8-12 sd, either sign, one every 400 events from 2,000 (rarer than
+    the calibration's tail, 0.5 % of the events) that set none: how many of those 15 were
+    flagged (the spike, or the step back from it), and how many other events were."""
     rng = np.random.default_rng(1200 + seed)
     x = rng.normal(size=8000)
     x[500] += 15.0

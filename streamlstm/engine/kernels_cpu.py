@@ -731,9 +731,9 @@ def lone_alert(winflag, n):
     """Whether the last event pushed into a window of n inputs (winflag (K+1,)) was
     surprising to the alerts (learn_begin's `flagged`) and not the third or later of a run
     of such events: a point anomaly, which the regime, needing a longer run, does not keep
-    from the tails. A spike surprises twice, on the way out and on the step back (a
-    persistent feature's innovation is large at both); a longer run is the stream's own
-    burst."""
+    from the tails. In a persistent feature a spike surprises twice, on the way out and on
+    the step back (its innovation is large at both); from its third event on, a run is the
+    stream's own burst."""
     return winflag[n - 1] != 0 and (n < 3 or winflag[n - 2] == 0 or winflag[n - 3] == 0)
 
 

@@ -106,14 +106,15 @@ shift every event is far from a baseline that has not learnt it: an alert every
 cooldown); the score always.
 
 A lone alert (an event surprising to the alerts, not the third or later of a run of
-such events: a spike surprises on the way out and on the step back) teaches the tails at
+such events: in a persistent feature a spike surprises on the way out and on the step
+back) teaches the tails at
 lone_weight of their rate, where an incident's events teach them nothing: a point anomaly
 never makes the stream abnormal, and learnt in full, two spikes beyond the top level
 trusted it and every later spike, of any size, scored that level's frequency. At that
 weight, point anomalies as frequent as the calibration's tail (1 - CALIB_P of the events)
 come to rest on TAIL_TRUST exceedances in the scaler's memory and become the stream's
-habit; rarer ones stay news. A longer run is the stream's own burst, learnt in full, as a
-run too short for the regime is.
+habit; rarer ones stay news. From its third event on, a run is the stream's own burst,
+learnt in full.
 
 Combination. The event's surprise is
 
@@ -1086,14 +1087,14 @@ def learn_statistics(error, x, t, s, streams, findings, lone, hy):
         channel_learn(stats32, ring, CH_CYCLE, own, p, filled, update, hy.long_alpha, col)
     abnormal = stats32[col.regime] + _logit(hy.regime_enter) >= 0.0
     lasting = stats32[col.abnormal_run] >= hy.new_normal
-    # The own cycle's residual tail learns when the regime's tails do (update_baseline): not
-    # during an incident, at regime_learn_weight through a lasting change, at lone_weight from a lone alert.
+    # The own cycle's residual tail learns when the regime's tails do (update_baseline), so
+    # that both tests of the point test judge by the same history.
     tail_weight = (0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal
                    else lone_weight(hy) if lone else 1.0)
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,
                                   ticks, surprising, abnormal, tail_weight, hy)
-    update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, lone, baseline_rate(t, stats32, ticks, hy),
-                    hy)
+    a = baseline_rate(t, stats32, ticks, hy)
+    update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, lone, a, hy)
     return observed
 
 
@@ -1447,16 +1448,16 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
     (`lasting`, regime_learn's count), the tail frequencies and the recent mean's spread
     learn at hy.regime_learn_weight of that rate, so that a lasting change of the noise
     or the rhythm becomes the normal too, and an incident shorter than that does not
-    teach the calibration; the tail frequencies learn a `lone` alert (kernels_cpu.lone_alert)
-    while normal at lone_weight of their rate, so that point anomalies rarer than the
-    calibration's tail stay news (the persistence learns only while normal: its moments are not
+    teach the calibration (the persistence learns only while normal: its moments are not
     centred, so a shift the baseline has not learnt yet would read as a random walk); the
-    running and recent means of z and the previous z follow every observation. Runs after
-    update_value_stats has counted the observation."""
+    running and recent means of z and the previous z follow every observation. While
+    normal, the tail frequencies learn a `lone` alert (kernels_cpu.lone_alert) at
+    lone_weight of their rate, so that point anomalies rarer than the calibration's tail
+    stay news. Runs after update_value_stats has counted the observation."""
     col = hy.stats
     h = 1.0 / PERSISTENCE_HORIZON
     weight = hy.regime_learn_weight if abnormal else 1.0
-    tail_weight = lone_weight(hy) if lone and not abnormal else 1.0
+    lone_factor = lone_weight(hy) if lone and not abnormal else 1.0
     for d in range(hy.D):
         v = x[d]
         if math.isnan(v):
@@ -1474,7 +1475,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
             prev = stats32[col.base_prev + d]
             rho, _ = persistence(d, stats32, hy)
             n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
-            tail_rate = rate * tail_weight
+            tail_rate = rate * lone_factor
             _learn_tail(tails[d, TAILS_LEVEL], abs(z), tail_rate, n)
             _learn_tail(tails[d, TAILS_NEWS], innovation(z, prev, rho), tail_rate, n)
             if not abnormal:  # the moments are not centred: a shift not yet learnt would read as persistence
