@@ -92,6 +92,100 @@ def test_consume_commit_and_rebalance(kafka_broker, kafka_client):
         reader.close()
 
 
+def _assigned(consumer, topic: str, rebalance) -> None:
+    consumer.subscribe([topic], rebalance)
+    deadline = time.monotonic() + 30
+    while not rebalance.events and time.monotonic() < deadline:
+        consumer.poll(200, 10)
+    assert rebalance.events == [("assigned", [TP(topic, 0)])]
+
+
+def test_kafka_python_runs_a_revokes_checkpoint_off_its_io_thread(kafka_broker):
+    """kafka-python 3 calls rebalance listeners on its IO thread, whose event loop also sends
+    the heartbeats: a revoke's checkpoint (drain, flush, snapshot: seconds under load) that
+    ran there held the loop up for as long. It now runs on a thread of its own, and the loop
+    runs meanwhile: a task handed to it during `revoked` is done before `revoked` returns
+    (before, it waited for `revoked`, here 5 s)."""
+    topic = f"seam-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    tp = TP(topic, 0)
+    consumer = _client(kafka_broker, "kafka-python").consumer()
+    loop_ran = threading.Event()
+    seen: list[tuple[str, bool]] = []
+
+    class SlowRevoke(Recorder):
+        def revoked(self, tps):
+            consumer.c._client._net.call_soon_threadsafe(loop_ran.set)
+            seen.append((threading.current_thread().name, loop_ran.wait(5.0)))
+            return super().revoked(tps)
+
+    rebalance = SlowRevoke(start={tp: None}, commit={tp: 0})
+    try:
+        _assigned(consumer, topic, rebalance)
+    finally:
+        consumer.close()
+    assert len(seen) == 1 and not seen[0][0].startswith("kafka-io") and seen[0][1], seen
+    assert rebalance.events[-1] == ("revoked", [tp]) and not rebalance.failed
+
+
+def test_kafka_python_a_revoke_that_fails_is_raised_by_close_at_once(kafka_broker, caplog):
+    """A revoke that raises (a checkpoint that failed) reaches `close` at once, as the
+    KafkaError kafka-python raises for a failed listener, with the error in its log: the
+    error is handed from the revoke's thread to kafka-python's event loop bound as it was
+    raised (a first version read it there after Python had deleted it, and the loop waited
+    for the revoke for good)."""
+    from kafka.errors import KafkaError
+
+    topic = f"seam-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    consumer = _client(kafka_broker, "kafka-python").consumer()
+
+    class FailingRevoke(Recorder):
+        def revoked(self, tps):
+            super().revoked(tps)
+            raise ValueError("the checkpoint failed")
+
+    rebalance = FailingRevoke(start={TP(topic, 0): None}, commit={})
+    _assigned(consumer, topic, rebalance)
+    outcome: list[BaseException | None] = []
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except BaseException as exc:  # noqa: BLE001 - the outcome is asserted below
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    closer = threading.Thread(target=close, daemon=True)
+    closer.start()
+    closer.join(30)
+    assert not closer.is_alive(), "close() still waits for the revoke"
+    assert len(outcome) == 1 and isinstance(outcome[0], KafkaError), outcome
+    assert any(r.exc_info and "the checkpoint failed" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_kafka_python_revokes_partitions_lost_with_the_membership(kafka_broker):
+    """Partitions lost with the group membership (a session that expired) are revoked as
+    others are (Kafka's Java client's default): kafka-python's own default called the
+    listener's coroutine without awaiting it, so the revoke never ran and the daemon kept
+    the partitions' states. Called here as kafka-python calls it when the membership is lost."""
+    from kafka import TopicPartition
+
+    topic = f"seam-{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topic(topic, partitions=1)
+    consumer = _client(kafka_broker, "kafka-python").consumer()
+    rebalance = Recorder(start={TP(topic, 0): None}, commit={})
+    _assigned(consumer, topic, rebalance)
+    try:
+        kc = consumer.c
+        kc._client._net.run(kc._coordinator._invoke_rebalance_listener_async, "on_partitions_lost",
+                            {TopicPartition(topic, 0)})
+        assert rebalance.events[-1] == ("revoked", [TP(topic, 0)]), rebalance.events
+    finally:
+        consumer.close()
+
+
 def test_read_topic_and_ensure_topic(kafka_broker, kafka_client):
     """read_topic gives every record from the beginning to the end, tombstones included, and
     nothing for an empty topic; ensure_topic creates a topic once."""

@@ -74,8 +74,8 @@ class NotAnException(RuntimeError):
 
 class Rebalance(Protocol):
     """Called from inside `Consumer.poll` and `Consumer.close`. `assigned` runs on the polling
-    thread and may call the consumer; `revoked` may run on the client's own thread (kafka-python)
-    while the polling thread waits, so it must not."""
+    thread and may call the consumer; `revoked` may run on a thread of its own (kafka-python)
+    while the polling thread waits, so it must not, but for `group_metadata` (a read)."""
 
     def assigned(self, tps: list[TP]) -> Mapping[TP, int | None]:
         """`tps` are now this member's. Returns the offset each is fetched from (None: its beginning)."""

@@ -1,15 +1,17 @@
 """The kafka-python implementation of the client seam (kafka/client.py): ``kafka.client: kafka-python``.
 
 kafka-python 3 runs rebalance callbacks on its IO thread while the polling thread waits in
-`poll()`, where the consumer's blocking methods cannot be called: a revoke's commit is
-awaited asynchronously there, and assigned partitions are paused there and handed to
-`Rebalance.assigned` by `poll` on the polling thread, then placed and resumed.
+`poll()`, where the consumer's blocking methods cannot be called: a revoke's checkpoint runs
+on a thread of its own, awaited there, then its offsets' commit is awaited there, and
+assigned partitions are paused there and handed to `Rebalance.assigned` by `poll` on the
+polling thread, then placed and resumed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 
@@ -162,12 +164,17 @@ class KafkaPythonConsumer:
                     return
                 tps = [TP(*tp) for tp in revoked]
                 outer.assignments = [[tp for tp in a if tp not in tps] for a in outer.assignments]
-                offsets = rebalance.revoked(tps)
+                offsets = await outer.off_the_io_thread(rebalance.revoked, tps)
                 if offsets:
                     try:
                         await outer.c.commit_async(_offsets(offsets))
                     except Exception as exc:  # noqa: BLE001 - the daemon decides what it means
                         rebalance.commit_failed(exc)
+
+            async def on_partitions_lost(self, lost):
+                # Revoked alike, as Kafka's Java client does by default (the inherited method
+                # would call the coroutine above without awaiting it: the revoke never ran).
+                await self.on_partitions_revoked(lost)
 
             def on_partitions_assigned(self, assigned):
                 if assigned:
@@ -175,6 +182,31 @@ class KafkaPythonConsumer:
                 outer.assignments.append([TP(*tp) for tp in assigned])
 
         self.c.subscribe(topics, listener=Listener())
+
+    def off_the_io_thread(self, work, *args):
+        """A kafka-python Future of work(*args), run on a thread of its own and resolved on the IO
+        thread, for a rebalance callback to await: a revoke's checkpoint (drain, flush, snapshot:
+        seconds under load) run on the IO thread itself held up its event loop, heartbeats
+        included. (The loop is kafka-python's own, not asyncio's.)"""
+        from kafka.future import Future
+
+        net = self.c._client._net
+        done = Future()
+
+        def run() -> None:
+            result = error = None
+            try:
+                result = work(*args)
+            except BaseException as exc:  # noqa: BLE001 - raised where the revoke is awaited
+                error = exc  # (`exc` itself is deleted when the block ends, before the loop reads it)
+            try:
+                net.call_soon_threadsafe(lambda: done.success(result) if error is None else done.failure(error))
+            except RuntimeError as exc:  # the loop stopped meanwhile; its waiters were failed then
+                log.debug("the revoke ended after kafka-python's event loop: %s", exc)
+
+        # Not a daemon thread: where the loop stops first, the process still waits for the checkpoint.
+        threading.Thread(target=run, name="streamlstm-revoke").start()
+        return done
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TP, Records]:
         polled = self.c.poll(timeout_ms=timeout_ms, max_records=max_records)
