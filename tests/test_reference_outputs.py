@@ -52,7 +52,10 @@ events sooner, through the learning policy forecasts by up to 0.23 in the GRU ru
 one-event run does not move); and again when a lone alert began to teach the tails at a
 fraction of their rate (scoring.lone_weight: scores by up to 0.51, the batch run's alert
 at event 664 at 652 instead, two rows of its regime; through the learning policy its
-forecasts by up to 0.023). A change meant to alter results
+forecasts by up to 0.023); and again when a level shift seen again against the period
+before it stopped teaching the own cycle's residual tail (scoring.shift_seen_again:
+scores by up to 0.42, the LSTM river run's alert at event 606 at 600 instead, and
+through the learning policy its forecasts by up to 0.026). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

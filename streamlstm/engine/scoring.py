@@ -470,16 +470,37 @@ def cycle_residual(dev, d, cycle, tick, stats32, sd, hy):
 
 
 @kernel
+def cycle_outlier(z, step, unit):
+    """Whether a value is an outlier from its own cycle: CYCLE_OUTLIER units (its residual's
+    sd) from the cycle's forecast (its residual z) or from the value a period ago (its step)."""
+    return max(abs(z), abs(step) / unit) > CYCLE_OUTLIER
+
+
+@kernel
+def shift_seen_again(dev, z, d, cycle, tick, stats32, sd, hy):
+    """Whether feature d's deviation `dev` from the running mean at the stream's event
+    `tick`, of residual z (not NaN) against its own cycle, is a level shift seen again: an
+    outlier after an event kept out of the ring (an outlier, surprising to the cycle's
+    channel, or missing), its step from a period ago the way the residual's level leans. For up to a period after a shift every residual is taken against
+    a value from before it, until the level has caught up: not the residual's spread."""
+    col = hy.stats
+    Lc = hy.cycle_max
+    step = dev - cycle[d, CYC_DEV, (tick - int(stats32[col.cycle_period + d])) % Lc]
+    return (cycle_outlier(z, step, cycle_unit(d, stats32, sd, hy)) and step * stats32[col.cycle_level + d] > 0.0
+            and math.isnan(cycle[d, CYC_DEV, (tick - 1) % Lc]))
+
+
+@kernel
 def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32, sd, hy):
     """Fold feature d's deviation `dev` from the running mean (NaN: not observed) at the
     stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's variance
     (exact from the period's finding while the stream is not `abnormal`, else and then at
     the scaler's rate) and level against the period, its count and tail frequencies (tails
     (D, T, TAIL_LEVELS); _learn_cycle_tail, with whether the stream is `abnormal` and the
-    `tail_weight` of the event), the mean squared difference at every lag, the ring (`dev`,
-    or NaN for an outlier from its cycle or an event `surprising` to the cycle's channel),
-    then the period (find_period). Returns whether the feature has a period and the value
-    was kept out of the ring."""
+    `tail_weight` of the event, none for a shift seen again: shift_seen_again), the mean
+    squared difference at every lag, the ring (`dev`, or NaN for an outlier from its cycle
+    or an event `surprising` to the cycle's channel), then the period (find_period).
+    Returns whether the feature has a period and the value was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
         return False
@@ -500,11 +521,12 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, s
         rate = hy.scaler_alpha if abnormal else max(exact, hy.scaler_alpha)
         stats32[col.cycle_var + d] += rate * (min(r * r, (CYCLE_OUTLIER * unit) ** 2) - stats32[col.cycle_var + d])
         step = dev - cycle[d, CYC_DEV, (tick - int(stats32[col.cycle_period + d])) % Lc]
+        again = shift_seen_again(dev, z, d, cycle, tick, stats32, sd, hy)
         stats32[col.cycle_level + d] += (step - stats32[col.cycle_level + d]) / hy.short_window
         # Far from its cycle, or from the value a period ago (the level follows a stall
         # or a shift within the short window, and the echo would come a period later).
-        outlier = max(abs(z), abs(step) / unit) > CYCLE_OUTLIER
-        _learn_cycle_tail(tails, d, abs(z), tick, abnormal, tail_weight, stats32, hy)
+        outlier = cycle_outlier(z, step, unit)
+        _learn_cycle_tail(tails, d, abs(z), tick, abnormal, 0.0 if again else tail_weight, stats32, hy)
     elif not math.isnan(dev):
         # No value a period ago (missing, or an outlier): the level, learnt before it, is stale.
         stats32[col.cycle_level + d] = 0.0
