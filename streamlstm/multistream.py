@@ -430,6 +430,8 @@ class MultiStreamDetector:
             arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, 1)))
         if 16 <= version < 19 and det.hyper.cycle_max > 0:
             _upgrade_to_v19(arrays, n, D)
+        if version < 20:
+            _upgrade_to_v20(arrays, det.hyper)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -574,6 +576,15 @@ def _upgrade_to_v19(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
                                               axis=1)
     arrays["stream.stats"] = np.pad(arrays["stream.stats"], ((0, 0), (0, 1)), constant_values=np.nan)
     arrays["stream.tails"] = np.pad(arrays["stream.tails"], ((0, 0), (0, 0), (0, 1), (0, 0)))
+
+
+def _upgrade_to_v20(arrays: dict[str, np.ndarray], hy) -> None:
+    """Complete the statistics rows of a snapshot of format 19 or before (or one converted
+    to it) in place with format 20's second mode of each feature, their last columns: none
+    yet (zeros)."""
+    col = hy.stats
+    for name, width in (("stream.stats", col.width), ("stream.stats32", col.width32)):
+        arrays[name] = np.pad(arrays[name], ((0, 0), (0, width - arrays[name].shape[1])))
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

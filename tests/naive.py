@@ -123,9 +123,9 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
     by its own tail frequencies, extrapolated past the last level that rests on two
     exceedances or more; the smallest over all these tests times their number; none for
     the features in `gaps`, which the previous event lacked. The regime's own pieces
-    (which features it judges, baseline z, persistence, the calibrated tail) and the
-    cycle's residual (tests/test_cycle.py) are taken from scoring as givens, as
-    tests/test_scoring.py's regime tests take them."""
+    (which features it judges, the z under the nearest mode, the previous z, persistence,
+    the calibrated tail) and the cycle's residual (tests/test_cycle.py) are taken from
+    scoring as givens, as tests/test_scoring.py's regime tests take them."""
     from streamlstm.engine import scoring
     from streamlstm.engine.layout import TAILS_CYCLE, TAILS_NEWS
 
@@ -135,9 +135,10 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
         m = stats[col.base_count + d]
         if math.isnan(x[d]) or m <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
             continue
-        z = scoring.baseline_z(x[d], d, stats, stats32, col)
+        z, in_mode, _ = scoring.nearest_mode(x[d], d, stats, stats32, col)
         rho, _ = scoring.persistence(d, stats32, hy)
-        ps.append(_point_p(abs(z - rho * stats32[col.base_prev + d]) / math.sqrt(1.0 - rho * rho), m,
+        prev = scoring.previous_z(z, in_mode, rho, d, stats, stats32, col)
+        ps.append(_point_p(abs(z - rho * prev) / math.sqrt(1.0 - rho * rho), m,
                            tails[d, TAILS_NEWS], hy))
         if cycle is not None and stats32[col.cycle_count + d] >= 20 + max(stats32[col.cycle_period + d], 1):
             sd = scoring.scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])

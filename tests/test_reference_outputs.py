@@ -55,7 +55,10 @@ at event 664 at 652 instead, two rows of its regime; through the learning policy
 forecasts by up to 0.023); and again when a level shift seen again against the period
 before it stopped teaching the own cycle's residual tail (scoring.shift_seen_again:
 scores by up to 0.42, the LSTM river run's alert at event 606 at 600 instead, and
-through the learning policy its forecasts by up to 0.026). A change meant to alter results
+through the learning policy its forecasts by up to 0.026); and again when each feature
+got a second mode, where it dwells away from its baseline (snapshot format 20: four
+feature blocks at the end of the state's `stats` and `stats32`, empty in these runs;
+every output as before). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

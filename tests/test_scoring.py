@@ -781,3 +781,106 @@ def test_point_tail_extrapolates_from_the_trusted_levels(freqs, u, want):
             rule = math.exp(math.log(f_top) * (u / top) ** shape)
         assert got == pytest.approx(rule, rel=1e-9)
         assert got == pytest.approx(want, rel=2e-2)
+
+
+def _duty_cycle(seed, rest=0.0, stays=6):
+    """A pump's flow read every second (a review's SWaT-like probe): 2.5 while it runs,
+    `rest` while it rests, noise 0.03; running for 400 s, then `stays` rests of 250 s,
+    each followed by a run of 375 s. (abnormal per row, the rests' row ranges)."""
+    rng = np.random.default_rng(1300 + seed)
+    x, rests, at = [np.full(400, 2.5)], [], 400
+    for k in range(stays):
+        level = rest[k] if isinstance(rest, tuple) else rest
+        x += [np.full(250, level), np.full(375, 2.5)]
+        rests.append((at, at + 250))
+        at += 625
+    x = np.concatenate(x) + rng.normal(0.0, 0.03, at)
+    res = MultiStreamDetector(1, seed=seed).process(["pump"] * at, x[:, None], T0 + np.arange(at, dtype=float))
+    return res.abnormal, rests
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_duty_cycles_rest_becomes_a_normal_mode_once_it_recurs(seed):
+    """A pump's flow at rest, 83 of its running noise's sd below it: until 2026-12-06 the
+    regime's baseline, learnt on the pump running, held every rest abnormal to its end
+    (99 % of the rest rows; the baseline learns an abnormal stream's values at a tenth of
+    its rate, and the runs between pull it back). A feature that has dwelt at a second
+    place and left it scoring.MODE_VISITS times (two) has it as a second normal mode
+    (scoring.nearest_mode): the first two rests stay abnormal, an incident as long as they
+    are new, and the later ones are normal, as are the runs."""
+    abnormal, rests = _duty_cycle(seed)
+    share = [abnormal[a + 20:b].mean() for a, b in rests]
+    assert min(share[:2]) > 0.9
+    assert max(share[2:]) < 0.05
+    runs = np.ones(len(abnormal), dtype=bool)
+    for a, b in rests:
+        runs[a:b + 20] = False
+    assert abnormal[runs][200:].mean() < 0.02
+
+
+def test_a_second_mode_is_a_place_the_feature_returns_to():
+    """Rests at 0, 0 and then at 5 (as far above the run as 0 is below): the stays at 5 are
+    no visits to the mode at 0, which they start afresh: the first two at 5 are abnormal
+    throughout, as new behaviour is, and the third is normal, a place the feature has
+    come back to."""
+    abnormal, rests = _duty_cycle(0, rest=(0.0, 0.0, 5.0, 5.0, 5.0), stays=5)
+    share = [abnormal[a + 20:b].mean() for a, b in rests]
+    assert min(share[2:4]) > 0.9
+    assert share[4] < 0.05
+
+
+def test_learn_modes_matches_a_plain_reimplementation():
+    """scoring.learn_modes, one feature, against its rule written out: a value is away
+    beyond 6 of the baseline's sd, once the baseline has learnt more than 20 observations;
+    the feature dwells on a side until short_window values in a row fall on the other, each
+    move a switch (odd: away), stepping back by two past 2 MODE_VISITS + 1; a stay away
+    whose settling value is not nearer the second mode than the baseline starts the mode
+    afresh (no switches before it); the second mode's mean learns each value while the
+    feature dwells away, and each judged under it at the weight given (exact mean, then the
+    rate a; limited to 6 of the baseline's sd past 20 values). The sequence: a stay at -80
+    sd before the baseline has 20 observations, single values at 5 and 7 sd, four stays of
+    30 events at -80 sd (one with a blip back inside), a short one of 5 while the stream is
+    abnormal (weight 0.1), a stay at -90 (beyond the mode: clamped), and one at +80."""
+    hy = MultiStreamDetector(1, seed=0).hyper
+    col, w, a, visits = hy.stats, hy.short_window, 0.01, scoring.MODE_VISITS
+    stats, stats32 = np.zeros(col.width), np.zeros(col.width32, dtype=np.float32)
+    stats32[col.base_var], stats[col.base_mean] = 1.0, 0.0
+    rng = np.random.default_rng(5)
+
+    def phase(values, m=1000.0, weight=1.0):
+        return [(v, m, weight) for v in values]
+
+    noise = lambda n: rng.normal(size=n)  # noqa: E731
+    stay = lambda n, at: at + noise(n)  # noqa: E731
+    events = (phase(np.r_[noise(5), stay(30, -80.0), noise(15)], m=10.0) + phase(np.r_[noise(20), 5.0, 7.0, noise(20)])
+              + phase(np.r_[stay(30, -80.0), noise(40), stay(15, -80.0), 0.0, stay(14, -80.0), noise(40)])
+              + phase(np.r_[stay(30, -80.0), noise(40), stay(30, -80.0), noise(40)])
+              + phase(stay(5, -80.0), weight=0.1)
+              + phase(np.r_[noise(40), stay(30, -90.0), noise(40), stay(30, 80.0), noise(40)]))
+    mean = count = switches = run = 0.0
+    seen = []
+    for i, (v, m, weight) in enumerate(events):
+        stats[col.base_count] = m
+        in_mode = switches >= 2 * visits and abs(v - mean) < abs(v)
+        scoring.learn_modes(v, 0, v, in_mode, stats, stats32, a, weight, hy)
+        away = m > 20 and abs(v) > 6.0
+        dwells = switches % 2 == 1
+        if away == dwells:
+            run = 0
+        else:
+            run += 1
+            if run >= w:
+                dwells, run = not dwells, 0
+                if dwells and count > 0 and abs(v - mean) >= abs(v):
+                    count = switches = 0
+                switches = switches + 1 if switches <= 2 * visits else switches - 1
+        if in_mode or (away and dwells):
+            count += 1
+            if count > 20:
+                v = min(max(v, mean - 6.0), mean + 6.0)
+            mean += max(1.0 / count, a) * (weight if in_mode else 1.0) * (v - mean)
+        got = (stats[col.mode_mean], stats32[col.mode_count], stats32[col.mode_switches], stats32[col.mode_run])
+        assert got == pytest.approx((mean, count, switches, run), rel=1e-9, abs=1e-9), i
+        seen.append(switches)
+    assert max(seen) == 2 * visits + 1  # the steps back by two were taken
+    assert (switches, count) == (2, 21)  # the stay at +80 started the mode afresh, and ended

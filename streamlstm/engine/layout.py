@@ -123,9 +123,11 @@ class StatsLayout(NamedTuple):
     hi: int  # feature block: largest value seen
     res: int  # feature block: the resolution, the smallest non-zero |v - last| seen (0: none yet)
     base_mean: int  # feature block: the regime's baseline mean (learns slower while abnormal)
-    base_count: int  # feature block: observations the baseline learnt while the stream was normal
-    #                  (its calibration rests on those past scoring.TAIL_MIN_COUNT)
+    base_count: int  # feature block: observations the baseline (or the second mode) learnt while the
+    #                  stream was normal (its calibration rests on those past scoring.TAIL_MIN_COUNT)
     last_time: int  # with an own cycle: the time of the stream's last event that had one (NaN: unknown)
+    mode_mean: int  # feature block: a second mode's mean (scoring.nearest_mode), where the feature
+    #                 dwells when away from the baseline
     width: int  # columns of `stats`
     # stats32 (float32)
     var: int  # feature block: running variance
@@ -157,6 +159,11 @@ class StatsLayout(NamedTuple):
     spacing: int  # with an own cycle: the stream's running mean time between events (scoring.learn_spacing)
     long_rate: int  # with an own cycle: how often an interval lasted 1.5 spacings or more
     abnormal_run: int  # the regime's abnormal events less its normal ones, not below 0 (scoring.regime_learn)
+    mode_count: int  # feature block: the values the second mode learnt (0: none yet; in float32 it
+    #                  stands at 2^24, where the mean's rate is at most 6e-8 above the baseline's)
+    mode_switches: int  # feature block: the feature's settled moves between the baseline and the second
+    #                     mode (odd: it dwells in the second; scoring.learn_modes)
+    mode_run: int  # feature block: its observations in a row on the side it does not dwell on
     width32: int  # columns of `stats32`
 
 
@@ -169,8 +176,9 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
     own = base_prev + 8 * D
     c = D if cycle else 0
     one = 1 if cycle else 0
+    modes = own + 4 * c + 2 * one + 1
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
-                       base_count=7 * D, last_time=8 * D, width=8 * D + one,
+                       base_count=7 * D, last_time=8 * D, mode_mean=8 * D + one, width=9 * D + one,
                        var=0, step=D, base_var=2 * D, channels=channel_block,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
@@ -178,7 +186,8 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, cycle_period=own,
                        cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, spacing=own + 4 * c,
                        long_rate=own + 4 * c + one, abnormal_run=own + 4 * c + 2 * one,
-                       width32=own + 4 * c + 2 * one + 1)
+                       mode_count=modes, mode_switches=modes + D, mode_run=modes + 2 * D,
+                       width32=modes + 3 * D)
 
 
 def stats_columns(D: int) -> dict[str, int]:

@@ -271,6 +271,10 @@ RHO_MAX = 0.99
 PERSISTENCE_HORIZON = 400.0
 TAIL_MIN_COUNT = 20.0
 _REGIME_CLAMP = 50.0  # log-odds bound: a long incident can still end within ~20 events
+# A feature's second mode (a pump's flow while it rests) is one of its normal modes once the
+# feature has dwelt in it and left it this many times: an incident happens once, a duty
+# cycle recurs (nearest_mode).
+MODE_VISITS = 2.0
 TAIL_TRUST = 2.0  # exceedances a tail level's frequency must rest on to shape the point test's tail
 # The point test's tail beyond its top trusted level falls as -ln P ~ u^s, with the shape s
 # read off the two top levels, at most a Gaussian's: no tail is taken to fall faster.
@@ -924,8 +928,11 @@ def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, 
             # sensor back would hold the regime abnormal): a context feature at its first
             # change, a judged one (in a stream of no measurements) when it becomes the
             # first. A judged constant's excursion to another constant and back stays an
-            # incident.
+            # incident. Its second mode, learnt of a constant too, is forgotten.
             stats[col.base_count + d] = 0.0
+            stats32[col.mode_count + d] = 0.0
+            stats32[col.mode_switches + d] = 0.0
+            stats32[col.mode_run + d] = 0.0
         if b >= 0 and n > 1.0 and not kept_out:  # an incident its cycle saw is no new normal for its hour
             profile = bins[d, b]
             visits = bin_visits(profile) + 1
@@ -1013,10 +1020,10 @@ def point_surprise(x, stats, stats32, tails, findings, hy):
         if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
             continue
         m += 1
-        z = baseline_z(bounded(x[d]), d, stats, stats32, col)
+        z, in_mode, _ = nearest_mode(bounded(x[d]), d, stats, stats32, col)
         rho, _ = persistence(d, stats32, hy)
-        p = point_tail(innovation(z, stats32[col.base_prev + d], rho), stats[col.base_count + d],
-                       tails[d, TAILS_NEWS], hy)
+        p = point_tail(innovation(z, previous_z(z, in_mode, rho, d, stats, stats32, col), rho),
+                       stats[col.base_count + d], tails[d, TAILS_NEWS], hy)
         r = findings[FIND_CYCLE, d]
         if hy.cycle_max > 0 and not math.isnan(r) and cycle_tail_ready(d, stats32, hy):
             m += 1
@@ -1159,10 +1166,90 @@ def _logit(p):
 
 
 @kernel
-def baseline_z(v, d, stats, stats32, col):
-    """Signed z of value v of feature d under the regime's baseline."""
+def nearest_mode(v, d, stats, stats32, col):
+    """(signed z of value v of feature d under the normal mode nearest it, whether that is
+    its second mode, its z under the baseline): the baseline, or its second mode where the
+    feature has dwelt there and left it MODE_VISITS times (learn_modes) and v is nearer it.
+    Both modes share the baseline's sd, so that the feature's tail frequencies judge either:
+    a pump's flow at rest has its own level, not its own noise."""
     mean = stats[col.base_mean + d]
-    return (v - mean) / scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
+    sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
+    z = (v - mean) / sd
+    if stats32[col.mode_switches + d] >= 2.0 * MODE_VISITS and _nearer_mode(v, d, stats, stats32, col):
+        return (v - stats[col.mode_mean + d]) / sd, True, z
+    return z, False, z
+
+
+@kernel
+def _nearer_mode(v, d, stats, stats32, col):
+    """Whether value v of feature d is nearer its second mode's mean than its baseline's
+    (always, before the second mode has a value)."""
+    return (stats32[col.mode_count + d] == 0.0
+            or abs(v - stats[col.mode_mean + d]) < abs(v - stats[col.base_mean + d]))
+
+
+@kernel
+def previous_z(z, in_mode, rho, d, stats, stats32, col):
+    """The previous value of feature d as the z its innovation is taken from (z the value's
+    now, under its nearest mode, in_mode whether that is the second; rho the
+    persistence): its z under the baseline (base_prev), or, where the feature has a second
+    normal mode, the smaller innovation of two readings: the previous value under the
+    current value's mode (it went on there), and under its own nearest mode (it switched
+    modes). A switch between modes is no news, nor is a crossing from nearer one mode to
+    nearer the other; a jump away from both is."""
+    prev = stats32[col.base_prev + d]
+    if stats32[col.mode_switches + d] < 2.0 * MODE_VISITS:
+        return prev
+    mean = stats[col.base_mean + d]
+    in_second = prev + (mean - stats[col.mode_mean + d]) / scaler_std(stats32[col.base_var + d], mean,
+                                                                     stats[col.res + d])
+    same = in_second if in_mode else prev
+    own = in_second if abs(in_second) < abs(prev) else prev
+    return same if abs(z - rho * same) <= abs(z - rho * own) else own
+
+
+@kernel
+def learn_modes(v, d, z_base, in_mode, stats, stats32, a, weight, hy):
+    """Follow where feature d dwells, and let its second mode learn value v (z_base its z
+    under the baseline, in_mode whether it was judged under the second mode). A value is
+    away from the baseline beyond TAIL_LEVELS of its sd, past the calibration's top level
+    (a cycle's excursions stay within it, a pump's rest does not), once the baseline has
+    learnt more than TAIL_MIN_COUNT observations. The feature dwells on a side until
+    short_window values in a row fall on the other; each move counts in mode_switches
+    (odd: it dwells away; past 2 MODE_VISITS + 1 it steps back by two, so that float32
+    keeps its parity). A stay away starts the second mode afresh (its count of moves too)
+    where the value that settles the move is not nearer the second mode than the
+    baseline: a mode is a place the feature returns to. The second mode's mean learns each
+    value while the feature dwells away, whatever the regime says (it records where the
+    feature goes, not whether that is normal), and, once it is a normal mode, each value
+    judged under it as the baseline learns its own, at `weight` of the rate (the regime's
+    learning weight while the stream is abnormal: an incident beside the mode is no faster
+    the normal than one beside the baseline); exact mean, then the baseline's rate `a`;
+    limited to TAIL_LEVELS of the baseline's sd once past TAIL_MIN_COUNT."""
+    col = hy.stats
+    m = stats[col.base_count + d]
+    away = m > TAIL_MIN_COUNT and abs(z_base) > TAIL_LEVELS
+    switches = stats32[col.mode_switches + d]
+    dwells_away = switches % 2.0 == 1.0
+    if away == dwells_away:
+        stats32[col.mode_run + d] = 0.0
+    else:
+        stats32[col.mode_run + d] += 1.0
+        if stats32[col.mode_run + d] >= hy.short_window:
+            dwells_away = not dwells_away
+            if dwells_away and not _nearer_mode(v, d, stats, stats32, col):
+                stats32[col.mode_count + d] = 0.0
+                switches = 0.0
+            stats32[col.mode_switches + d] = switches + 1.0 if switches <= 2.0 * MODE_VISITS else switches - 1.0
+            stats32[col.mode_run + d] = 0.0
+    if in_mode or (away and dwells_away):
+        n = stats32[col.mode_count + d] + 1.0
+        stats32[col.mode_count + d] = n
+        mean = stats[col.mode_mean + d]
+        if n > TAIL_MIN_COUNT:
+            sd = scaler_std(stats32[col.base_var + d], stats[col.base_mean + d], stats[col.res + d])
+            v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
+        stats[col.mode_mean + d] = mean + max(1.0 / n, a) * (weight if in_mode else 1.0) * (v - mean)
 
 
 @kernel
@@ -1221,16 +1308,17 @@ def innovation(z, prev, rho):
 def regime_p_values(v, d, stats, stats32, tails, hy):
     """(level's p-value, innovation's p-value, tau, recent mean's p-value) of value v of
     feature d, whose baseline learnt m > TAIL_MIN_COUNT observations while normal
-    (`_regime_judges`), under the regime's baseline (regime_evidence): the first two
+    (`_regime_judges`), under the regime's baseline, or its second mode where that is a
+    normal one and nearer (nearest_mode; regime_evidence): the first two
     calibrated to the feature's own tail frequencies (tails (D, T, TAIL_LEVELS)) and
     floored at 1/(m + 2); the last recent_p_value's."""
     col = hy.stats
-    z = baseline_z(v, d, stats, stats32, col)
+    z, in_mode, _ = nearest_mode(v, d, stats, stats32, col)
     rho, tau = persistence(d, stats32, hy)
     m = stats[col.base_count + d]
     floor = 1.0 / (m + 2.0)
     level = max(calibrated_tail(abs(z), m, tails[d, TAILS_LEVEL], hy), floor)
-    u = innovation(z, stats32[col.base_prev + d], rho)
+    u = innovation(z, previous_z(z, in_mode, rho, d, stats, stats32, col), rho)
     news = max(calibrated_tail(u, m, tails[d, TAILS_NEWS], hy), floor)
     return level, news, tau, recent_p_value(z, d, m, stats32, hy)
 
@@ -1475,7 +1563,10 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
     running and recent means of z and the previous z follow every observation. While
     normal, the tail frequencies learn a `lone` alert (kernels_cpu.lone_alert) at
     lone_weight of their rate, so that point anomalies rarer than the calibration's tail
-    stay news. Runs after update_value_stats has counted the observation."""
+    stay news. Each value is judged under the feature's normal mode nearest it
+    (nearest_mode: the baseline, or a second mode the feature has dwelt in and left), and a
+    value judged under the second mode teaches it (learn_modes) instead of the baseline.
+    Runs after update_value_stats has counted the observation."""
     col = hy.stats
     h = 1.0 / PERSISTENCE_HORIZON
     weight = hy.regime_learn_weight if abnormal else 1.0
@@ -1485,17 +1576,15 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
         if math.isnan(v):
             continue
         v = bounded(v)
-        mean = stats[col.base_mean + d]
-        sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
-        z = (v - mean) / sd
+        z, in_mode, z_base = nearest_mode(v, d, stats, stats32, col)
         zc = min(max(z, -TAIL_LEVELS), TAIL_LEVELS)
         if not abnormal:
             stats[col.base_count + d] += 1.0
         m = stats[col.base_count + d]
         if m > TAIL_MIN_COUNT and (lasting or not abnormal):  # a z under a baseline of TAIL_MIN_COUNT or more
             rate = max(1.0 / (m - TAIL_MIN_COUNT), a) * weight
-            prev = stats32[col.base_prev + d]
             rho, _ = persistence(d, stats32, hy)
+            prev = previous_z(z, in_mode, rho, d, stats, stats32, col)
             n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
             tail_rate = rate * lone_factor
             _learn_tail(tails[d, TAILS_LEVEL], abs(z), tail_rate, n)
@@ -1508,9 +1597,14 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
                 stats32[col.base_run_sq + d] += rate * (run * run * (2.0 - h) / h - stats32[col.base_run_sq + d])
             recent = stats32[col.base_recent + d] + (zc - stats32[col.base_recent + d]) / hy.short_window
             stats32[col.base_recent_sq + d] += rate * (recent * recent - stats32[col.base_recent_sq + d])
-        stats32[col.base_prev + d] = z
+        stats32[col.base_prev + d] = z_base
         stats32[col.base_run + d] += h * (zc - stats32[col.base_run + d])
         stats32[col.base_recent + d] += (zc - stats32[col.base_recent + d]) / hy.short_window
+        learn_modes(v, d, z_base, in_mode, stats, stats32, a, weight, hy)
+        if in_mode:
+            continue
+        mean = stats[col.base_mean + d]
+        sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
         if m > TAIL_MIN_COUNT:
             v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
         alpha = 1.0 if m <= 1.0 else max(1.0 / m, a) * weight
