@@ -38,7 +38,7 @@ class BatchResult(NamedTuple):
     scores: np.ndarray  # (N,) float64 in [0, 1)
     flags: np.ndarray  # (N,) bool: an alert
     predictions: np.ndarray  # (N, D) forecast of each event made before seeing it (NaN for a stream's first)
-    errors: np.ndarray  # (N,) RMS prediction error in the stream's normalised units (NaN if none)
+    errors: np.ndarray  # (N,) RMS prediction error in the stream's normalised units (NaN if none or not judged)
     alert_scores: np.ndarray  # (N,) float64 in [0, 1): an alert when >= threshold; 0 in a cooldown
     regime: np.ndarray  # (N,) float64 in [0, 1]: P(abnormal state)
     contributions: np.ndarray  # (N, D) float64 >= 0: each feature's own evidence, -log10 units
@@ -430,8 +430,8 @@ class MultiStreamDetector:
             arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, 1)))
         if 16 <= version < 19 and det.hyper.cycle_max > 0:
             _upgrade_to_v19(arrays, n, D)
-        if version < 20:
-            _upgrade_to_v20(arrays, det.hyper)
+        if version < 21:
+            _upgrade_to_v21(arrays, det.hyper)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -578,10 +578,10 @@ def _upgrade_to_v19(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
     arrays["stream.tails"] = np.pad(arrays["stream.tails"], ((0, 0), (0, 0), (0, 1), (0, 0)))
 
 
-def _upgrade_to_v20(arrays: dict[str, np.ndarray], hy) -> None:
-    """Complete the statistics rows of a snapshot of format 19 or before (or one converted
-    to it) in place with format 20's second mode of each feature, their last columns: none
-    yet (zeros)."""
+def _upgrade_to_v21(arrays: dict[str, np.ndarray], hy) -> None:
+    """Complete the statistics rows of a snapshot of format 20 or before (or one converted
+    to it) in place with their last columns: format 20's second mode of each feature and,
+    with an own cycle, format 21's forecasts left that straddle a gap: none yet (zeros)."""
     col = hy.stats
     for name, width in (("stream.stats", col.width), ("stream.stats32", col.width32)):
         arrays[name] = np.pad(arrays[name], ((0, 0), (0, width - arrays[name].shape[1])))

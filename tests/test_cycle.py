@@ -266,6 +266,48 @@ def test_rows_dropped_from_a_timed_series_are_not_adjacent_events():
     assert found >= 10
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_forecasts_from_a_window_that_straddles_a_gap_are_not_judged(seed):
+    """Hourly readings of a daily cycle (noise 3 on a swing of 40) lose 3 days 7 hours of
+    rows three times. The model takes the gap's two sides for adjacent and needs ~10 events
+    to find the day's phase again (errors ten times the usual): before, a false alert came
+    6-9 rows after the second and third gap (seeds 0 and 1). Now the forecasts of the K + 1
+    events after a gap, whose window of K + 1 inputs reaches back across it, are not judged
+    (their error is NaN; scoring.straddles_gap), and the next one is; nothing alerts near a
+    gap, and the spikes of 10 noise sd after them are still found. A gap in the warm-up
+    (here at event 200) leaves the forecasts after it judged, as every error then."""
+    rng = np.random.default_rng(seed)
+    t0 = 1_699_920_000.0  # a UTC midnight
+    T = t0 + 3600.0 * np.arange(3100)
+    for g in (200, 1000, 2000, 3000):
+        T[g:] += 3 * 86400 + 7 * 3600
+    x = 100 + 40 * np.sin(2 * np.pi * ((T % 86400) / 3600) / 24) + rng.normal(0, 3, 3100)
+    x[[1500, 2500]] += 30
+    det = MultiStreamDetector(1, seed=0)
+    res = det.process(["s"] * 3100, x[:, None], T)
+    K = det.hyper.K
+    for g in (1000, 2000, 3000):
+        assert not res.flags[g:g + 30].any()
+        assert np.isnan(res.errors[g:g + K + 1]).all() and np.isfinite(res.errors[g + K + 1:g + 30]).all()
+    assert np.isnan(res.errors[200]) and np.isfinite(res.errors[201:230]).all()
+    assert res.flags[1500] and res.flags[2500]
+
+
+def test_a_gap_at_the_end_of_the_warm_up_leaves_the_forecasts_after_it_unjudged():
+    """The forecasts that straddle a gap are counted from every gap and left unjudged once
+    the warm-up is over: rows dropped before event 45 of a 50-event warm-up leave events 50
+    to 45 + K unjudged (45 by the gap itself; 46-49, in the warm-up, judged as every error
+    then), and event 46 + K judged."""
+    T = 1_699_920_000.0 + 3600.0 * np.arange(120)
+    T[45:] += 3 * 86400
+    x = np.sin(2 * np.pi * np.arange(120) / 24)[:, None]
+    det = MultiStreamDetector(1, seed=0, warmup=50)
+    errors = det.process(["s"] * 120, x, T).errors
+    K = det.hyper.K
+    assert np.isnan(errors[45]) and np.isfinite(errors[46:50]).all()
+    assert np.isnan(errors[50:46 + K]).all() and np.isfinite(errors[46 + K:]).all()
+
+
 def test_the_point_test_asks_the_cycle_as_the_reference_does():
     """At every event of the spiky hourly series, scoring.point_surprise of the detector's
     state (its findings as judging fills them) is naive.point_surprise's: the innovation

@@ -527,7 +527,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 20
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 21
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -617,7 +617,7 @@ def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bi
     assert not streams.records[:n].any()  # format 17's record counts: none counted yet
     old = np.load(DATA / f"detector_v{version}_continued.npz")
     again = MultiStreamDetector.from_bytes(det.to_bytes())
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 20
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 21
     assert det.hyper.cycle_max == 0 and again.hyper.cycle_max == 0
     for d in (det, again):
         res = d.process(list(old["ids"]), old["X"], old["T"])
@@ -632,7 +632,7 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
     (written by the code of format 17, for the generic target, with an incident in
     progress: tests/data/detector_v17*) loads with none counted and continues with every
     output recorded, bit for bit (the writer's own, recorded again with the point test,
-    above, and with its cycle's residuals, below), and saves as format 20; but the regime,
+    above, and with its cycle's residuals, below), and saves as format 21; but the regime,
     whose baseline has spanned a day since 2026-12-05, which for these 60-second readings
     moves six of its 500 values by 1e-7 (from event 489 on)."""
     data = (DATA / "detector_v17.snapshot").read_bytes()
@@ -649,7 +649,7 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
     np.testing.assert_allclose(res.regime, old["regime"], rtol=0, atol=1e-6)
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 20
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 21
 
 
 def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continues_as_before():
@@ -663,7 +663,8 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     fraction, 2026-12-06; bit for bit before), its scores not (with none counted, the
     residual's variance is learnt again as from the period's finding, 2026-12-06), and its
     alerts the writer's but the incident's two, five events sooner; and saves as format
-    20, with no second mode of any feature yet (format 20's)."""
+    21, with no second mode of any feature yet (format 20's) and no forecast straddling a
+    gap (format 21's)."""
     data = (DATA / "detector_v18.snapshot").read_bytes()
     det = MultiStreamDetector.from_bytes(data)
     arrays, meta = snapshot.unpack(data)
@@ -690,36 +691,45 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     moved = np.flatnonzero(res.flags != old["writer_flags"]).tolist()
     assert moved == [159, 160, 164, 165] and old["writer_flags"][164:166].all() and res.flags[[159, 160]].all()
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 20
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 21
 
 
-def test_a_format_19_snapshot_loads_with_no_second_modes_and_continues_bit_for_bit(monkeypatch):
+@pytest.mark.parametrize("version", [19, 20])
+def test_a_format_19_or_20_snapshot_loads_with_the_new_columns_empty_and_continues_bit_for_bit(monkeypatch, version):
     """Format 20 gives each feature a second mode (scoring.nearest_mode: its mean in
-    `stats`, its count, moves and run in `stats32`, the last feature blocks of each). A format
-    19 snapshot (this code's state without those columns, a stream with an own cycle and
-    one without, whose second modes are still empty) loads with none and continues with
-    the outputs of the snapshot it came from, bit for bit."""
+    `stats`, its count, moves and run in `stats32`, the last feature blocks of each), format
+    21 a stream with an own cycle its forecasts left that straddle a gap (the last column of
+    `stats32`). A format 19 or 20 snapshot (this code's state without those columns, a
+    stream with an own cycle and one without, whose second modes are still empty, with no
+    gap in the last K events) loads with none and continues with the outputs of the
+    snapshot it came from, bit for bit, rows dropped after the restore included."""
     rng = np.random.default_rng(19)
     X = rng.normal(size=(1200, 2)) + np.sin(np.arange(1200) / 5.0)[:, None]
     ids = ["a", "b"] * 600
+    T = 1.7e9 + 60.0 * (np.arange(1200) // 2) + np.where(np.arange(1200) >= 1000, 86400.0, 0.0)
     for mode in ("per_stream", "shared"):
         det = MultiStreamDetector(2, seed=0, weight_mode=mode)
-        det.process(ids[:800], X[:800])
+        det.process(ids[:800], X[:800], T[:800])
         data = det.to_bytes()
         arrays, meta = snapshot.unpack(data)
         col = det.hyper.stats
-        assert not arrays["stream.stats"][:, col.mode_mean:].any()
-        arrays["stream.stats"] = arrays["stream.stats"][:, :col.mode_mean]
-        arrays["stream.stats32"] = arrays["stream.stats32"][:, :col.mode_count]
-        monkeypatch.setattr(snapshot, "FORMAT_VERSION", 19)
-        v19 = snapshot.pack(arrays, {k: v for k, v in meta.items() if k != "format_version"})
+        assert not arrays["stream.stats"][:, col.mode_mean:].any() and not arrays["stream.stats32"][:, -1].any()
+        cut = col.mode_count if version == 19 else col.mode_count + 3 * det.n_features
+        if version == 19:
+            arrays["stream.stats"] = arrays["stream.stats"][:, :col.mode_mean]
+        arrays["stream.stats32"] = arrays["stream.stats32"][:, :cut]
+        monkeypatch.setattr(snapshot, "FORMAT_VERSION", version)
+        old_bytes = snapshot.pack(arrays, {k: v for k, v in meta.items() if k != "format_version"})
         monkeypatch.undo()
-        assert snapshot.unpack(v19)[1]["format_version"] == 19
-        old = MultiStreamDetector.from_bytes(v19)
-        want, got = det.process(ids[800:], X[800:]), old.process(ids[800:], X[800:])
+        assert snapshot.unpack(old_bytes)[1]["format_version"] == version
+        old = MultiStreamDetector.from_bytes(old_bytes)
+        want, got = det.process(ids[800:], X[800:], T[800:]), old.process(ids[800:], X[800:], T[800:])
         for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=f"{mode} {name}")
-        assert snapshot.unpack(old.to_bytes())[1]["format_version"] == 20
+        # Not vacuous: with an own cycle the forecasts after the day dropped are not judged.
+        after = got.errors[200:200 + 2 * (det.hyper.K + 1)]
+        assert np.isnan(after).all() if mode == "per_stream" else np.isfinite(after).all()
+        assert snapshot.unpack(old.to_bytes())[1]["format_version"] == 21
 
 
 def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():

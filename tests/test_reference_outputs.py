@@ -58,7 +58,12 @@ scores by up to 0.42, the LSTM river run's alert at event 606 at 600 instead, an
 through the learning policy its forecasts by up to 0.026); and again when each feature
 got a second mode, where it dwells away from its baseline (snapshot format 20: four
 feature blocks at the end of the state's `stats` and `stats32`, empty in these runs;
-every output as before). A change meant to alter results
+every output as before); and again when a stream with an own cycle began to count the
+forecasts left that straddle a gap (snapshot format 21: a last column of the state's
+`stats32`, 0 in these runs, whose times are regular; every output as before), and
+attribution stopped taking the error of a forecast that is not judged (after a missing
+value: five rows of the batch run's contributions moved, by up to 0.12). A change meant to
+alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

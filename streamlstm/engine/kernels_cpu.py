@@ -43,7 +43,7 @@ from .jit import inlined_kernel, kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_TICKS, C_WIN, FIND_BLAME, FIND_GAP, FIND_ROWS
 from .params import LSTM, views
 from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, missed_events,
-                      regime_learn, regime_step, rms, scaler_std, to_score, value_surprise)
+                      regime_learn, regime_step, rms, scaler_std, straddles_gap, to_score, value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -524,7 +524,8 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     pred_out (D,) out: the forecast of this event in original units (NaN before any, and
     for context features). Returns (L, error, Lc, Ls): the event's surprise in -log10 units
     before alert suppression (0 during warm-up; see scoring.value_surprise and
-    .alert_step), its RMS prediction error over the modelled features (NaN if none), its
+    .alert_step), its RMS prediction error over the modelled features (NaN if none, or
+    where the forecast is not judged: after a gap, scoring.straddles_gap), its
     channel surprise before the stream's calibration (-1 during warm-up: nothing for the
     quantile tracker) and the score's surprise (value_surprise's Ls). Fills ws.xn with the
     normalised, clipped event."""
@@ -533,6 +534,7 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
     normalise(ws.xn, x, stats, stats32, hy)
     mark_gaps(ws.findings, s, t, streams, hy)
     n_seen = counters[C_SEEN]
+    straddle = straddles_gap(s, streams, hy)
     ss = 0.0
     n_obs = 0
     for d in range(D):
@@ -542,8 +544,9 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
             sd = scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             pred_out[d] = stats[col.mean + d] + sd * streams.pred[s, d]
         # A forecast made without the feature's previous value is not judged: after a gap
-        # it only says how far the cell drifted on missing inputs.
-        if not math.isnan(ws.xn[d]) and n_seen > 0 and ws.findings[FIND_GAP, d] == 0.0:
+        # it only says how far the cell drifted on missing inputs; nor one from a window
+        # that straddles rows dropped.
+        if not math.isnan(ws.xn[d]) and n_seen > 0 and ws.findings[FIND_GAP, d] == 0.0 and not straddle:
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
             n_obs += 1

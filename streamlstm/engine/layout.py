@@ -164,6 +164,8 @@ class StatsLayout(NamedTuple):
     mode_switches: int  # feature block: the feature's settled moves between the baseline and the second
     #                     mode (odd: it dwells in the second; scoring.learn_modes)
     mode_run: int  # feature block: its observations in a row on the side it does not dwell on
+    after_gap: int  # with an own cycle: forecasts still to come from a model window that holds events
+    #                 from before rows dropped (scoring.straddles_gap)
     width32: int  # columns of `stats32`
 
 
@@ -187,14 +189,15 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, spacing=own + 4 * c,
                        long_rate=own + 4 * c + one, abnormal_run=own + 4 * c + 2 * one,
                        mode_count=modes, mode_switches=modes + D, mode_run=modes + 2 * D,
-                       width32=modes + 3 * D)
+                       after_gap=modes + 3 * D, width32=modes + 3 * D + one)
 
 
 def stats_columns(D: int) -> dict[str, int]:
     """Columns of each statistic, by name, for D features without an own cycle (formats 6
     to 15): StatsLayout's, and the tail frequencies' of the formats that held them in
     `stats32` (9 to 11)."""
-    one = {"penalty", "quantile", "regime", "day_old", "abnormal_run", "last_time", "spacing", "long_rate"}
+    one = {"penalty", "quantile", "regime", "day_old", "abnormal_run", "last_time", "spacing", "long_rate",
+           "after_gap"}
     sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}

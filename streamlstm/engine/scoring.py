@@ -650,6 +650,21 @@ def learn_spacing(t, missed, stats, stats32, tick, hy):
 
 
 @kernel
+def straddles_gap(s, streams, hy):
+    """Whether the model's forecast of stream slot s's next event comes from a window that
+    holds an event from before rows dropped (missed_events): the K events after the first
+    one past a gap, while the window of K + 1 inputs still reaches back across it. The model
+    takes the gap's two sides for adjacent and needs about that long to find the stream's
+    phase again (hourly data with a daily cycle: errors ten times the usual for ~10 events,
+    a false alert after each gap), so its error then is no news; the value channels and
+    the point test still judge those events. Not during the warm-up, whose errors, as large
+    for every event, the error channel's long-term statistics learn as they come (left out
+    after a gap then, they started it on fewer: NAB's development half lost a window)."""
+    return (hy.cycle_max > 0 and streams.counters[s, C_SEEN] >= hy.warmup
+            and streams.stats32[s, hy.stats.after_gap] > 0.0)
+
+
+@kernel
 def events_a_day(t, stats32, tick, hy):
     """How many events a day the stream brings, at its mean spacing from its first time to
     t, the time of its event `tick`; 0 where unknown (no time, or none elapsed)."""
@@ -1099,6 +1114,8 @@ def learn_statistics(error, x, t, s, streams, findings, lone, hy):
     ticks += missed
     streams.counters[s, C_TICKS] = ticks
     learn_spacing(t, missed, stats, stats32, ticks, hy)
+    if hy.cycle_max > 0:  # the forecasts left that straddle a gap (straddles_gap)
+        stats32[col.after_gap] = hy.K if missed > 0 else max(stats32[col.after_gap] - 1.0, 0.0)
     z, step, seas, own, _ = value_inputs(x, t, stats, stats32, streams.records[s], bins, streams.cycle[s], ticks,
                                          findings, hy)
     w = hy.short_window
@@ -1621,7 +1638,8 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
     (findings (FIND_ROWS, D), written by `value_surprise` and `regime_step`, which must
     judge it first). Per feature the largest of: the two-sided Gaussian tail of its largest
     channel input (|z|, |step|, |seasonal residual|, and |forecast error| from the stream's
-    forecast and xn (D,), the event normalised by score_event); its range novelty, graded
+    forecast and xn (D,), the event normalised by score_event, where the forecast is
+    judged: not across a gap); its range novelty, graded
     as in value_surprise; and the smallest of its level's, its innovation's and its recent
     mean's p-values under the regime's baseline (regime_p_values). Range novelty alone
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
@@ -1637,7 +1655,8 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
         e = findings[FIND_NOVELTY, d]
         a = findings[FIND_INPUT, d]
         if not math.isnan(a):
-            a = max(a, abs(streams.pred[s, d] - xn[d]))
+            if findings[FIND_GAP, d] == 0.0 and not straddles_gap(s, streams, hy):  # a forecast judged
+                a = max(a, abs(streams.pred[s, d] - xn[d]))
             if not math.isnan(findings[FIND_SEASONAL, d]):
                 a = max(a, findings[FIND_SEASONAL, d])
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
