@@ -783,20 +783,21 @@ def test_point_tail_extrapolates_from_the_trusted_levels(freqs, u, want):
         assert got == pytest.approx(want, rel=2e-2)
 
 
-def _duty_cycle(seed, rest=0.0, stays=6):
-    """A pump's flow read every second (a review's SWaT-like probe): 2.5 while it runs,
-    `rest` while it rests, noise 0.03; running for 400 s, then `stays` rests of 250 s,
-    each followed by a run of 375 s. (abnormal per row, the rests' row ranges)."""
+def _duty_cycle(seed, rest=0.0, stays=6, run=2.5, noise=0.03):
+    """A pump's flow read every second (a review's SWaT-like probe): `run` (2.5) while it
+    runs, `rest` while it rests, plus noise of sd `noise` (0.03); running for 400 s, then
+    `stays` rests of 250 s, each followed by a run of 375 s. (the results, the rests' row
+    ranges)."""
     rng = np.random.default_rng(1300 + seed)
-    x, rests, at = [np.full(400, 2.5)], [], 400
+    x, rests, at = [np.full(400, run)], [], 400
     for k in range(stays):
         level = rest[k] if isinstance(rest, tuple) else rest
-        x += [np.full(250, level), np.full(375, 2.5)]
+        x += [np.full(250, level), np.full(375, run)]
         rests.append((at, at + 250))
         at += 625
-    x = np.concatenate(x) + rng.normal(0.0, 0.03, at)
+    x = np.concatenate(x) + rng.normal(0.0, noise, at)
     res = MultiStreamDetector(1, seed=seed).process(["pump"] * at, x[:, None], T0 + np.arange(at, dtype=float))
-    return res.abnormal, rests
+    return res, rests
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -808,7 +809,8 @@ def test_a_duty_cycles_rest_becomes_a_normal_mode_once_it_recurs(seed):
     place and left it scoring.MODE_VISITS times (two) has it as a second normal mode
     (scoring.nearest_mode): the first two rests stay abnormal, an incident as long as they
     are new, and the later ones are normal, as are the runs."""
-    abnormal, rests = _duty_cycle(seed)
+    res, rests = _duty_cycle(seed)
+    abnormal = res.abnormal
     share = [abnormal[a + 20:b].mean() for a, b in rests]
     assert min(share[:2]) > 0.9
     assert max(share[2:]) < 0.05
@@ -818,13 +820,51 @@ def test_a_duty_cycles_rest_becomes_a_normal_mode_once_it_recurs(seed):
     assert abnormal[runs][200:].mean() < 0.02
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_pumps_0_1_state_alone_rests_in_a_second_mode_too(seed):
+    """The pump's state alone, 1 while it runs and 0 while it rests: its baseline, learnt
+    on the pump running, has no spread but its grid's rounding (scoring.ROUNDING_SD of a
+    step), so a rest is 3.5 of its sd away, within the calibration's levels, and until
+    2026-12-06 the state never dwelt away: every rest abnormal (98-99 % of the rest rows)
+    and an alert at nearly every rest. A value nearer another value of the grid is beyond
+    such a baseline (scoring.beyond_baseline): the first two rests stay abnormal, the
+    later ones are normal, and the rests after the first raise no alert."""
+    res, rests = _duty_cycle(seed, run=1.0, noise=0.0)
+    share = [res.abnormal[a + 20:b].mean() for a, b in rests]
+    assert min(share[:2]) > 0.9
+    assert max(share[2:]) < 0.05
+    assert set(np.flatnonzero(res.flags)) <= {rests[0][0]}
+
+
+def test_beyond_baseline_reads_a_grid_value_beyond_a_baseline_of_one_value():
+    """scoring.beyond_baseline, one feature: past 6 of the baseline's sd always; past half
+    a step of its grid (nearer another value of it than the baseline's mean) where the
+    baseline's sd is the grid's rounding (1 / sqrt(12) of a step), not where its variance
+    or its level's precision (1e-6 of the mean) is more."""
+    hy = MultiStreamDetector(1, seed=0).hyper
+    col = hy.stats
+    stats, stats32 = np.zeros(col.width), np.zeros(col.width32, dtype=np.float32)
+
+    def beyond(v, var, mean=0.98, res=1.0):
+        stats[col.res], stats[col.base_mean], stats32[col.base_var] = res, mean, var
+        sd = max(math.sqrt(stats32[col.base_var]), res / math.sqrt(12.0), 1e-6 * abs(mean) + 1e-9)
+        return scoring.beyond_baseline((v - mean) / sd, 0, stats, stats32, col)
+
+    assert beyond(0.0, 0.05) and beyond(2.0, 0.08)
+    assert not beyond(1.0, 0.05) and not beyond(0.5, 0.05)
+    assert not beyond(0.0, 0.09)  # a spread beyond the rounding: its z says it
+    assert beyond(-1.5, 0.09) and beyond(7.0, 0.9)
+    assert not beyond(0.0, 0.05, res=0.0) and beyond(-1.2, 0.05, res=0.0)  # no grid seen: 6 sd
+    assert beyond(1e5 - 1.0, 0.0, mean=1e5) and not beyond(1e9 - 1.0, 0.0, mean=1e9)  # sd 0.29, then 1,000
+
+
 def test_a_second_mode_is_a_place_the_feature_returns_to():
     """Rests at 0, 0 and then at 5 (as far above the run as 0 is below): the stays at 5 are
     no visits to the mode at 0, which they start afresh: the first two at 5 are abnormal
     throughout, as new behaviour is, and the third is normal, a place the feature has
     come back to."""
-    abnormal, rests = _duty_cycle(0, rest=(0.0, 0.0, 5.0, 5.0, 5.0), stays=5)
-    share = [abnormal[a + 20:b].mean() for a, b in rests]
+    res, rests = _duty_cycle(0, rest=(0.0, 0.0, 5.0, 5.0, 5.0), stays=5)
+    share = [res.abnormal[a + 20:b].mean() for a, b in rests]
     assert min(share[2:4]) > 0.9
     assert share[4] < 0.05
 

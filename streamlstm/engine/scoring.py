@@ -1226,12 +1226,24 @@ def previous_z(z, in_mode, rho, d, stats, stats32, col):
 
 
 @kernel
+def beyond_baseline(z_base, d, stats, stats32, col):
+    """Whether a value of feature d, of z z_base under the baseline, lies beyond what the
+    baseline holds: past TAIL_LEVELS of its sd, the calibration's top level (a cycle's
+    excursions stay within it, a pump's rest does not), or, where that sd is its grid's
+    rounding (the baseline has held one value of the grid: a pump's 0/1 state while it
+    runs), past half a step of the grid, nearer another value of it: there a step is 3.5
+    sd, which says the floor, not the baseline's spread."""
+    res = stats[col.res + d]
+    on_grid = scaler_std(stats32[col.base_var + d], stats[col.base_mean + d], res) <= ROUNDING_SD * res
+    return abs(z_base) > (0.5 / ROUNDING_SD if on_grid else TAIL_LEVELS)
+
+
+@kernel
 def learn_modes(v, d, z_base, in_mode, stats, stats32, a, weight, hy):
     """Follow where feature d dwells, and let its second mode learn value v (z_base its z
     under the baseline, in_mode whether it was judged under the second mode). A value is
-    away from the baseline beyond TAIL_LEVELS of its sd, past the calibration's top level
-    (a cycle's excursions stay within it, a pump's rest does not), once the baseline has
-    learnt more than TAIL_MIN_COUNT observations. The feature dwells on a side until
+    away from the baseline where it lies beyond it (beyond_baseline), once the baseline
+    has learnt more than TAIL_MIN_COUNT observations. The feature dwells on a side until
     short_window values in a row fall on the other; each move counts in mode_switches
     (odd: it dwells away; past 2 MODE_VISITS + 1 it steps back by two, so that float32
     keeps its parity). A stay away starts the second mode afresh (its count of moves too)
@@ -1245,7 +1257,7 @@ def learn_modes(v, d, z_base, in_mode, stats, stats32, a, weight, hy):
     limited to TAIL_LEVELS of the baseline's sd once past TAIL_MIN_COUNT."""
     col = hy.stats
     m = stats[col.base_count + d]
-    away = m > TAIL_MIN_COUNT and abs(z_base) > TAIL_LEVELS
+    away = m > TAIL_MIN_COUNT and beyond_baseline(z_base, d, stats, stats32, col)
     switches = stats32[col.mode_switches + d]
     dwells_away = switches % 2.0 == 1.0
     if away == dwells_away:
