@@ -430,8 +430,8 @@ class MultiStreamDetector:
             arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, 1)))
         if 16 <= version < 19 and det.hyper.cycle_max > 0:
             _upgrade_to_v19(arrays, n, D)
-        if version < 21:
-            _upgrade_to_v21(arrays, det.hyper)
+        if version < 22:
+            _upgrade_to_v22(arrays, version, det.hyper)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -578,13 +578,24 @@ def _upgrade_to_v19(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
     arrays["stream.tails"] = np.pad(arrays["stream.tails"], ((0, 0), (0, 0), (0, 1), (0, 0)))
 
 
-def _upgrade_to_v21(arrays: dict[str, np.ndarray], hy) -> None:
-    """Complete the statistics rows of a snapshot of format 20 or before (or one converted
-    to it) in place with their last columns: format 20's second mode of each feature and,
-    with an own cycle, format 21's forecasts left that straddle a gap: none yet (zeros)."""
-    col = hy.stats
-    for name, width in (("stream.stats", col.width), ("stream.stats32", col.width32)):
-        arrays[name] = np.pad(arrays[name], ((0, 0), (0, width - arrays[name].shape[1])))
+def _upgrade_to_v22(arrays: dict[str, np.ndarray], version: int, hy) -> None:
+    """Complete the statistics rows of a snapshot of format 21 or before (or one converted
+    to it) in place: format 20's one second mode of each feature becomes format 22's first
+    (its mean, count, moves and run), the others free, and with an own cycle format 21's
+    forecasts left that straddle a gap come last; all none yet (zeros) where the snapshot
+    is older."""
+    col, D = hy.stats, hy.D
+    arrays["stream.stats"] = np.pad(arrays["stream.stats"], ((0, 0), (0, col.width - arrays["stream.stats"].shape[1])))
+    old = arrays["stream.stats32"]
+    new = np.zeros((len(old), col.width32), dtype=old.dtype)
+    new[:, :col.mode_count] = old[:, :col.mode_count]
+    if version >= 20:
+        at = col.mode_count  # format 20's count, moves and run of its one mode, D columns each
+        for start in (col.mode_count, col.mode_switches, col.mode_run):
+            new[:, start:start + D] = old[:, at:at + D]
+            at += D
+        new[:, col.after_gap:col.after_gap + old.shape[1] - at] = old[:, at:]  # format 21's after_gap, if any
+    arrays["stream.stats32"] = new
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

@@ -135,9 +135,9 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
         m = stats[col.base_count + d]
         if math.isnan(x[d]) or m <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
             continue
-        z, in_mode, _ = scoring.nearest_mode(x[d], d, stats, stats32, col)
+        z, mode, _ = scoring.nearest_mode(x[d], d, stats, stats32, hy)
         rho, _ = scoring.persistence(d, stats32, hy)
-        prev = scoring.previous_z(z, in_mode, rho, d, stats, stats32, col)
+        prev = scoring.previous_z(z, mode, rho, d, stats, stats32, hy)
         ps.append(_point_p(abs(z - rho * prev) / math.sqrt(1.0 - rho * rho), m,
                            tails[d, TAILS_NEWS], hy))
         if cycle is not None and stats32[col.cycle_count + d] >= 20 + max(stats32[col.cycle_period + d], 1):

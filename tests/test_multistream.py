@@ -53,13 +53,13 @@ def test_shared_mode_shares_weights_and_is_small():
     shared = MultiStreamDetector(1, weight_mode="shared", hidden_size=32, k2=16)
     shared.process(ids, X[:, :1])
     assert shared.params.theta.shape[0] == 1 and shared.params.step[0] > 0
-    # 975 bytes at H=32, K=16, D=1 (issue 17's goal: <= 1,024; where they go:
-    # docs/architecture.md; no own cycle in shared mode by default), 807 without the
+    # 979 bytes at H=32, K=16, D=1 (issue 17's goal: <= 1,024; where they go:
+    # docs/architecture.md; no own cycle in shared mode by default), 811 without the
     # 24-bin daily profile.
-    assert shared.bytes_per_stream() <= 975
+    assert shared.bytes_per_stream() <= 979
     no_profile = MultiStreamDetector(1, weight_mode="shared", hidden_size=32, k2=16, seasonal_bins=0)
     no_profile.process(ids, X[:, :1])
-    assert no_profile.bytes_per_stream() <= 807
+    assert no_profile.bytes_per_stream() <= 811
     per_stream = MultiStreamDetector(1, hidden_size=32, k2=16)
     per_stream.process(ids, X[:, :1])
     assert per_stream.bytes_per_stream() > 20 * shared.bytes_per_stream()

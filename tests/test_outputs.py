@@ -8,7 +8,7 @@ import pytest
 
 from streamlstm import LSTMDetector, MultiStreamDetector
 from streamlstm.config import ModelConfig
-from streamlstm.engine import snapshot
+from streamlstm.engine import scoring, snapshot
 from streamlstm.engine.compact import bin_mean, uf16_bits_of
 from streamlstm.engine.layout import BIN_VISITS, C_WIN, TAIL_LEVELS, TAILS_CYCLE, TAILS_LEVEL, TAILS_NEWS, tail_rows
 from streamlstm.pool import _changed_settings
@@ -527,7 +527,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 21
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 22
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -617,7 +617,7 @@ def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bi
     assert not streams.records[:n].any()  # format 17's record counts: none counted yet
     old = np.load(DATA / f"detector_v{version}_continued.npz")
     again = MultiStreamDetector.from_bytes(det.to_bytes())
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 21
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 22
     assert det.hyper.cycle_max == 0 and again.hyper.cycle_max == 0
     for d in (det, again):
         res = d.process(list(old["ids"]), old["X"], old["T"])
@@ -649,7 +649,7 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
     np.testing.assert_allclose(res.regime, old["regime"], rtol=0, atol=1e-6)
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 21
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 22
 
 
 def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continues_as_before():
@@ -691,45 +691,73 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     moved = np.flatnonzero(res.flags != old["writer_flags"]).tolist()
     assert moved == [159, 160, 164, 165] and old["writer_flags"][164:166].all() and res.flags[[159, 160]].all()
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 21
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 22
 
 
-@pytest.mark.parametrize("version", [19, 20])
-def test_a_format_19_or_20_snapshot_loads_with_the_new_columns_empty_and_continues_bit_for_bit(monkeypatch, version):
+def _pack_as(monkeypatch, version, arrays, meta):
+    """A snapshot of `arrays` and `meta` written as format `version`."""
+    monkeypatch.setattr(snapshot, "FORMAT_VERSION", version)
+    data = snapshot.pack(arrays, {k: v for k, v in meta.items() if k != "format_version"})
+    monkeypatch.undo()
+    assert snapshot.unpack(data)[1]["format_version"] == version
+    return data
+
+
+@pytest.mark.parametrize("version", [19, 20, 21])
+def test_a_format_19_to_21_snapshot_loads_with_its_mode_and_continues_bit_for_bit(monkeypatch, version):
     """Format 20 gives each feature a second mode (scoring.nearest_mode: its mean in
-    `stats`, its count, moves and run in `stats32`, the last feature blocks of each), format
-    21 a stream with an own cycle its forecasts left that straddle a gap (the last column of
-    `stats32`). A format 19 or 20 snapshot (this code's state without those columns, a
-    stream with an own cycle and one without, whose second modes are still empty, with no
-    gap in the last K events) loads with none and continues with the outputs of the
-    snapshot it came from, bit for bit, rows dropped after the restore included."""
+    `stats`, its count, moves and run in `stats32`), format 21 a stream with an own cycle
+    its forecasts left that straddle a gap (the last column of `stats32`), format 22 each
+    feature N_MODES second modes, the first of which is format 20's. A format 19, 20 or 21
+    snapshot (this code's state in that layout: a stream with an own cycle and one
+    without, a sine and a pump's flow that has rested after its warm-up, so that its first
+    mode is a normal one; formats 19 and 20 with no gap in the last K events, format 21
+    two events past a day dropped, with the flow's run away from its place under way)
+    loads with its mode in the first place (none from format 19), the others free, and
+    continues with the outputs of the state it came from, bit for bit, rows dropped after
+    the restore included."""
     rng = np.random.default_rng(19)
-    X = rng.normal(size=(1200, 2)) + np.sin(np.arange(1200) / 5.0)[:, None]
+    t = np.arange(600)
+    flow = np.where((t >= 300) & (t % 40 >= 20), 0.0, 2.5)
+    X = np.repeat(np.c_[np.sin(t / 5.0), flow], 2, axis=0) + 0.03 * rng.normal(size=(1200, 2))
     ids = ["a", "b"] * 600
     T = 1.7e9 + 60.0 * (np.arange(1200) // 2) + np.where(np.arange(1200) >= 1000, 86400.0, 0.0)
+    cut = 1004 if version == 21 else 800
     for mode in ("per_stream", "shared"):
         det = MultiStreamDetector(2, seed=0, weight_mode=mode)
-        det.process(ids[:800], X[:800], T[:800])
-        data = det.to_bytes()
-        arrays, meta = snapshot.unpack(data)
-        col = det.hyper.stats
-        assert not arrays["stream.stats"][:, col.mode_mean:].any() and not arrays["stream.stats32"][:, -1].any()
-        cut = col.mode_count if version == 19 else col.mode_count + 3 * det.n_features
-        if version == 19:
-            arrays["stream.stats"] = arrays["stream.stats"][:, :col.mode_mean]
-        arrays["stream.stats32"] = arrays["stream.stats32"][:, :cut]
-        monkeypatch.setattr(snapshot, "FORMAT_VERSION", version)
-        old_bytes = snapshot.pack(arrays, {k: v for k, v in meta.items() if k != "format_version"})
-        monkeypatch.undo()
-        assert snapshot.unpack(old_bytes)[1]["format_version"] == version
-        old = MultiStreamDetector.from_bytes(old_bytes)
-        want, got = det.process(ids[800:], X[800:], T[800:]), old.process(ids[800:], X[800:], T[800:])
+        det.process(ids[:cut], X[:cut], T[:cut])
+        arrays, meta = snapshot.unpack(det.to_bytes())
+        col, D = det.hyper.stats, det.n_features
+        stats, stats32 = arrays["stream.stats"].copy(), arrays["stream.stats32"].copy()
+        # Not vacuous: the flow's first mode is a normal one, the others are free.
+        assert (stats32[:, col.mode_switches + 1] >= 2 * scoring.MODE_VISITS).all()
+        assert not stats32[:, col.mode_count + D:col.mode_switches].any()
+        if version == 21:  # a run and the forecasts left after the gap, each in its place
+            assert (stats32[:, col.mode_run + 1] > 0).all()
+            assert (stats32[:, col.after_gap] > 0).all() if mode == "per_stream" else col.after_gap == col.width32
+        if version == 19:  # no mode: the state it came from is this one without its modes
+            stats[:, col.mode_mean:], stats32[:, col.mode_count:] = 0.0, 0.0
+            det = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats": stats,
+                                                                "stream.stats32": stats32}, meta))
+            arrays["stream.stats"], arrays["stream.stats32"] = stats[:, :col.mode_mean], stats32[:, :col.mode_count]
+        else:
+            arrays["stream.stats"] = stats[:, :col.mode_mean + D]
+            one = [col.mode_count, col.mode_switches, col.mode_run]
+            arrays["stream.stats32"] = np.concatenate(
+                [stats32[:, :col.mode_count], *(stats32[:, at:at + D] for at in one),
+                 stats32[:, col.after_gap:col.width32 if version == 21 else col.after_gap]], axis=1)
+        old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, version, arrays, meta))
+        restored = old.engine.to_host()[0]
+        np.testing.assert_array_equal(restored.stats[:old.n_streams], stats)
+        np.testing.assert_array_equal(restored.stats32[:old.n_streams], stats32)  # no gap: after_gap 0
+        want, got = det.process(ids[cut:], X[cut:], T[cut:]), old.process(ids[cut:], X[cut:], T[cut:])
         for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=f"{mode} {name}")
         # Not vacuous: with an own cycle the forecasts after the day dropped are not judged.
-        after = got.errors[200:200 + 2 * (det.hyper.K + 1)]
+        after = got.errors[max(1000 - cut, 0):1000 - cut + 2 * (det.hyper.K + 1)]
+        assert len(after) >= 30
         assert np.isnan(after).all() if mode == "per_stream" else np.isfinite(after).all()
-        assert snapshot.unpack(old.to_bytes())[1]["format_version"] == 21
+        assert snapshot.unpack(old.to_bytes())[1]["format_version"] == 22
 
 
 def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():

@@ -62,8 +62,10 @@ every output as before); and again when a stream with an own cycle began to coun
 forecasts left that straddle a gap (snapshot format 21: a last column of the state's
 `stats32`, 0 in these runs, whose times are regular; every output as before), and
 attribution stopped taking the error of a forecast that is not judged (after a missing
-value: five rows of the batch run's contributions moved, by up to 0.12). A change meant to
-alter results
+value: five rows of the batch run's contributions moved, by up to 0.12); and again when
+each feature got two second modes instead of one (snapshot format 22: the state's mode
+blocks two columns a feature wide, the second empty in these runs; every output as
+before). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -15,7 +15,7 @@ from streamlstm.config import load_config
 from streamlstm.engine import scoring
 from streamlstm.engine.compact import BF16, UF16, narrow_bits_of, narrow_value, uf16_bits_of
 from streamlstm.engine.hyperparams import DEFAULTS
-from streamlstm.engine.layout import C_SEEN, C_WIN, FIND_BLAME, FIND_P, FIND_ROWS
+from streamlstm.engine.layout import C_SEEN, C_WIN, FIND_BLAME, FIND_P, FIND_ROWS, N_MODES
 from streamlstm.evaluate.nab import _score_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -827,7 +827,7 @@ def test_a_pumps_0_1_state_alone_rests_in_a_second_mode_too(seed):
     step), so a rest is 3.5 of its sd away, within the calibration's levels, and until
     2026-12-06 the state never dwelt away: every rest abnormal (98-99 % of the rest rows)
     and an alert at nearly every rest. A value nearer another value of the grid is beyond
-    such a baseline (scoring.beyond_baseline): the first two rests stay abnormal, the
+    such a baseline (scoring.beyond_place): the first two rests stay abnormal, the
     later ones are normal, and the rests after the first raise no alert."""
     res, rests = _duty_cycle(seed, run=1.0, noise=0.0)
     share = [res.abnormal[a + 20:b].mean() for a, b in rests]
@@ -836,8 +836,8 @@ def test_a_pumps_0_1_state_alone_rests_in_a_second_mode_too(seed):
     assert set(np.flatnonzero(res.flags)) <= {rests[0][0]}
 
 
-def test_beyond_baseline_reads_a_grid_value_beyond_a_baseline_of_one_value():
-    """scoring.beyond_baseline, one feature: past 6 of the baseline's sd always; past half
+def test_beyond_place_reads_a_grid_value_beyond_a_baseline_of_one_value():
+    """scoring.beyond_place, one feature: past 6 of the baseline's sd always; past half
     a step of its grid (nearer another value of it than the baseline's mean) where the
     baseline's sd is the grid's rounding (1 / sqrt(12) of a step), not where its variance
     or its level's precision (1e-6 of the mean) is more."""
@@ -848,7 +848,7 @@ def test_beyond_baseline_reads_a_grid_value_beyond_a_baseline_of_one_value():
     def beyond(v, var, mean=0.98, res=1.0):
         stats[col.res], stats[col.base_mean], stats32[col.base_var] = res, mean, var
         sd = max(math.sqrt(stats32[col.base_var]), res / math.sqrt(12.0), 1e-6 * abs(mean) + 1e-9)
-        return scoring.beyond_baseline((v - mean) / sd, 0, stats, stats32, col)
+        return scoring.beyond_place((v - mean) / sd, 0, stats, stats32, col)
 
     assert beyond(0.0, 0.05) and beyond(2.0, 0.08)
     assert not beyond(1.0, 0.05) and not beyond(0.5, 0.05)
@@ -856,6 +856,29 @@ def test_beyond_baseline_reads_a_grid_value_beyond_a_baseline_of_one_value():
     assert beyond(-1.5, 0.09) and beyond(7.0, 0.9)
     assert not beyond(0.0, 0.05, res=0.0) and beyond(-1.2, 0.05, res=0.0)  # no grid seen: 6 sd
     assert beyond(1e5 - 1.0, 0.0, mean=1e5) and not beyond(1e9 - 1.0, 0.0, mean=1e9)  # sd 0.29, then 1,000
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_fans_stop_and_low_speed_beside_its_high_one_are_two_normal_modes(seed):
+    """A fan's speed, read every second: high (2.5), low (1.2) and stopped (0), noise 0.03,
+    stays of 250 s in an order that goes from one away place to the other without the
+    baseline between, after 400 s high. With one second mode (until 2026-12-06), a stay
+    at the third place dragged the mode between the two or started it afresh, and one of
+    the two states stayed abnormal to the end; with N_MODES (two) second modes each is a
+    place the fan returns to: normal once it has dwelt there and left twice, the high
+    speed normal throughout. Then a fault holds the fan at 4 for 250 s: abnormal, and,
+    both modes normal by then, it takes neither (a review found it taking the low speed's,
+    whose next stays were abnormal throughout)."""
+    order = [1, 0, 2, 0, 1, 2, 0, 2, 1, 0, 1, 2, 0, 2, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0]
+    level = (2.5, 1.2, 0.0, 4.0)
+    x = np.concatenate([np.full(400, 2.5)] + [np.full(250, level[k]) for k in order])
+    x += np.random.default_rng(1400 + seed).normal(0.0, 0.03, len(x))
+    res = MultiStreamDetector(1, seed=seed).process(["fan"] * len(x), x[:, None], T0 + np.arange(len(x), dtype=float))
+    stays = [(k, 400 + 250 * i) for i, k in enumerate(order)]
+    share = {k: [res.abnormal[a + 20:a + 250].mean() for j, a in stays if j == k] for k in (0, 1, 2, 3)}
+    assert max(share[1][2:] + share[2][2:]) < 0.05  # after the fault too
+    assert max(share[0]) < 0.05
+    assert share[3][0] > 0.9
 
 
 def test_a_second_mode_is_a_place_the_feature_returns_to():
@@ -872,17 +895,25 @@ def test_a_second_mode_is_a_place_the_feature_returns_to():
 def test_learn_modes_matches_a_plain_reimplementation():
     """scoring.learn_modes, one feature, against its rule written out: a value is away
     beyond 6 of the baseline's sd, once the baseline has learnt more than 20 observations;
-    the feature dwells on a side until short_window values in a row fall on the other, each
-    move a switch (odd: away), stepping back by two past 2 MODE_VISITS + 1; a stay away
-    whose settling value is not nearer the second mode than the baseline starts the mode
-    afresh (no switches before it); the second mode's mean learns each value while the
-    feature dwells away, and each judged under it at the weight given (exact mean, then the
-    rate a; limited to 6 of the baseline's sd past 20 values). The sequence: a stay at -80
-    sd before the baseline has 20 observations, single values at 5 and 7 sd, four stays of
-    30 events at -80 sd (one with a blip back inside), a short one of 5 while the stream is
-    abnormal (weight 0.1), a stay at -90 (beyond the mode: clamped), and one at +80."""
+    away, it lies in the nearest of the N_MODES second modes that has a value and that it
+    is within 6 sd of, or at a new place. The feature dwells in a place until short_window
+    values in a row lie elsewhere, and then moves to the settling value's place; each move
+    into or out of a mode counts in its switches (odd: it dwells there), stepping back by
+    two past 2 MODE_VISITS + 1; a move to a new place takes a free mode, or else starts
+    afresh the one of the fewest switches (the first of them) that is not normal, or, every
+    mode normal, takes none. The mode it dwells in
+    learns each value that lies in it, and a normal mode (switches >= 2 MODE_VISITS) each
+    value that lies in it or, not away, is judged under it (nearer it than the baseline),
+    at the weight given (exact mean, then the rate a; limited to 6 of the baseline's sd
+    past 20 values). The sequence: a stay at
+    -80 sd before the baseline has 20 observations, single values at 5 and 7 sd, four stays
+    of 30 events at -80 sd (one with a blip back inside), a short one while the stream is
+    abnormal (weight 0.1), a stay at -90 (beyond the mode: a new place, the free mode), one
+    at +80 and one at +40 (no free mode: the one of the fewest switches, not yet normal,
+    starts afresh), stays that go from one place to another without the baseline between,
+    and, once both modes are normal, one at +150 (a new place that takes no mode)."""
     hy = MultiStreamDetector(1, seed=0).hyper
-    col, w, a, visits = hy.stats, hy.short_window, 0.01, scoring.MODE_VISITS
+    col, w, a, visits, M = hy.stats, hy.short_window, 0.01, scoring.MODE_VISITS, N_MODES
     stats, stats32 = np.zeros(col.width), np.zeros(col.width32, dtype=np.float32)
     stats32[col.base_var], stats[col.base_mean] = 1.0, 0.0
     rng = np.random.default_rng(5)
@@ -896,31 +927,52 @@ def test_learn_modes_matches_a_plain_reimplementation():
               + phase(np.r_[stay(30, -80.0), noise(40), stay(15, -80.0), 0.0, stay(14, -80.0), noise(40)])
               + phase(np.r_[stay(30, -80.0), noise(40), stay(30, -80.0), noise(40)])
               + phase(stay(5, -80.0), weight=0.1)
-              + phase(np.r_[noise(40), stay(30, -90.0), noise(40), stay(30, 80.0), noise(40)]))
-    mean = count = switches = run = 0.0
+              + phase(np.r_[noise(40), stay(30, -90.0), noise(40), stay(30, 80.0), noise(40), stay(30, 40.0)])
+              + phase(np.r_[stay(30, -80.0), stay(30, 40.0), noise(40), stay(30, 40.0), stay(30, -80.0), noise(40)])
+              + phase(np.r_[stay(30, 40.0), noise(40), stay(30, 150.0), noise(40), stay(30, 40.0), noise(40)]))
+    means, counts, switches = np.zeros(M), np.zeros(M), np.zeros(M)
+    run, restarts, refused = 0, 0, 0
+    step = lambda s: s + 1 if s <= 2 * visits else s - 1  # noqa: E731
     seen = []
     for i, (v, m, weight) in enumerate(events):
         stats[col.base_count] = m
-        in_mode = switches >= 2 * visits and abs(v - mean) < abs(v)
-        scoring.learn_modes(v, 0, v, in_mode, stats, stats32, a, weight, hy)
-        away = m > 20 and abs(v) > 6.0
-        dwells = switches % 2 == 1
-        if away == dwells:
+        normal = [k for k in range(M) if switches[k] >= 2 * visits and abs(v - means[k]) < abs(v)]
+        mode = min(normal, key=lambda k: abs(v - means[k])) if normal else -1
+        scoring.learn_modes(v, 0, v, mode, stats, stats32, a, weight, hy)
+        here = next((k for k in range(M) if switches[k] % 2 == 1), -1)
+        within = [k for k in range(M) if counts[k] > 0 and abs(v - means[k]) <= 6.0]
+        place = -1 if not (m > 20 and abs(v) > 6.0) else min(within, key=lambda k: abs(v - means[k])) if within else M
+        if place == here:
             run = 0
         else:
             run += 1
             if run >= w:
-                dwells, run = not dwells, 0
-                if dwells and count > 0 and abs(v - mean) >= abs(v):
-                    count = switches = 0
-                switches = switches + 1 if switches <= 2 * visits else switches - 1
-        if in_mode or (away and dwells):
-            count += 1
-            if count > 20:
-                v = min(max(v, mean - 6.0), mean + 6.0)
-            mean += max(1.0 / count, a) * (weight if in_mode else 1.0) * (v - mean)
-        got = (stats[col.mode_mean], stats32[col.mode_count], stats32[col.mode_switches], stats32[col.mode_run])
-        assert got == pytest.approx((mean, count, switches, run), rel=1e-9, abs=1e-9), i
-        seen.append(switches)
-    assert max(seen) == 2 * visits + 1  # the steps back by two were taken
-    assert (switches, count) == (2, 21)  # the stay at +80 started the mode afresh, and ended
+                if here >= 0:
+                    switches[here] = step(switches[here])
+                if place == M:
+                    free = [k for k in range(M) if counts[k] == 0]
+                    young = [k for k in range(M) if switches[k] < 2 * visits]
+                    if free or young:
+                        place = free[0] if free else min(young, key=lambda k: switches[k])
+                        restarts += not free
+                        counts[place] = switches[place] = 0
+                    else:
+                        refused += 1
+                if 0 <= place < M:
+                    switches[place] = step(switches[place])
+                here, run = place, 0
+        learn = place if 0 <= place < M else mode if place < 0 else -1
+        normal = learn >= 0 and switches[learn] >= 2 * visits
+        if normal or (learn >= 0 and learn == here):
+            counts[learn] += 1
+            if counts[learn] > 20:
+                v = min(max(v, means[learn] - 6.0), means[learn] + 6.0)
+            means[learn] += max(1.0 / counts[learn], a) * (weight if normal else 1.0) * (v - means[learn])
+        got = (*(stats[col.mode_mean + k] for k in range(M)), *(stats32[col.mode_count + k] for k in range(M)),
+               *(stats32[col.mode_switches + k] for k in range(M)), stats32[col.mode_run])
+        assert got == pytest.approx((*means, *counts, *switches, run), rel=1e-9, abs=1e-9), i
+        seen.append(switches.copy())
+    assert np.max(seen) == 2 * visits + 1  # the steps back by two were taken
+    assert restarts == 2 and counts.all()  # +80 and +40 found no free mode
+    assert refused == 3 and min(switches) >= 2 * visits  # +150 (30 events) found both normal: none taken
+    assert means == pytest.approx([-80.0, 40.0], abs=1.0)

@@ -75,6 +75,10 @@ def tail_rows(cycle: bool) -> int:
     own cycle its residual's."""
     return TAILS_CYCLE + 1 if cycle else TAILS_CYCLE
 
+# The second normal modes a feature can have (scoring.nearest_mode): places it dwells in
+# away from its baseline, such as a pump's rest, or a fan's low speed and its stop.
+N_MODES = 2
+
 # A feature's record counts (`records`): by direction, then by block.
 REC_HIGH = 0
 REC_LOW = 1
@@ -104,7 +108,8 @@ N_COUNTERS = 6
 
 class StatsLayout(NamedTuple):
     """Column offsets in the two statistics rows of a stream of D features. A feature
-    block holds D columns (feature d at offset + d); a channel block holds three per
+    block holds D columns (feature d at offset + d); a mode block holds N_MODES of them
+    (second mode k of feature d at offset + k D + d); a channel block holds three per
     channel (channel c's long-term mean, variance and updates at channels + 3c + 0, 1, 2).
 
     `stats` (float64) holds the levels, values in the stream's own units, which float32
@@ -126,8 +131,8 @@ class StatsLayout(NamedTuple):
     base_count: int  # feature block: observations the baseline (or the second mode) learnt while the
     #                  stream was normal (its calibration rests on those past scoring.TAIL_MIN_COUNT)
     last_time: int  # with an own cycle: the time of the stream's last event that had one (NaN: unknown)
-    mode_mean: int  # feature block: a second mode's mean (scoring.nearest_mode), where the feature
-    #                 dwells when away from the baseline
+    mode_mean: int  # mode block: each second mode's mean (scoring.nearest_mode), a place where the
+    #                 feature dwells when away from the baseline
     width: int  # columns of `stats`
     # stats32 (float32)
     var: int  # feature block: running variance
@@ -159,11 +164,11 @@ class StatsLayout(NamedTuple):
     spacing: int  # with an own cycle: the stream's running mean time between events (scoring.learn_spacing)
     long_rate: int  # with an own cycle: how often an interval lasted 1.5 spacings or more
     abnormal_run: int  # the regime's abnormal events less its normal ones, not below 0 (scoring.regime_learn)
-    mode_count: int  # feature block: the values the second mode learnt (0: none yet; in float32 it
-    #                  stands at 2^24, where the mean's rate is at most 6e-8 above the baseline's)
-    mode_switches: int  # feature block: the feature's settled moves between the baseline and the second
-    #                     mode (odd: it dwells in the second; scoring.learn_modes)
-    mode_run: int  # feature block: its observations in a row on the side it does not dwell on
+    mode_count: int  # mode block: the values each second mode learnt (0: none yet, a free mode; in
+    #                  float32 it stands at 2^24, where the mean's rate is at most 6e-8 above the baseline's)
+    mode_switches: int  # mode block: the feature's settled moves into and out of each second mode
+    #                     (odd: it dwells there; scoring.learn_modes)
+    mode_run: int  # feature block: its observations in a row away from the place it dwells in
     after_gap: int  # with an own cycle: forecasts still to come from a model window that holds events
     #                 from before rows dropped (scoring.straddles_gap)
     width32: int  # columns of `stats32`
@@ -179,8 +184,9 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
     c = D if cycle else 0
     one = 1 if cycle else 0
     modes = own + 4 * c + 2 * one + 1
+    M = N_MODES * D
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
-                       base_count=7 * D, last_time=8 * D, mode_mean=8 * D + one, width=9 * D + one,
+                       base_count=7 * D, last_time=8 * D, mode_mean=8 * D + one, width=8 * D + M + one,
                        var=0, step=D, base_var=2 * D, channels=channel_block,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
@@ -188,8 +194,8 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        base_recent_sq=base_prev + 6 * D, base_blame=base_prev + 7 * D, cycle_period=own,
                        cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, spacing=own + 4 * c,
                        long_rate=own + 4 * c + one, abnormal_run=own + 4 * c + 2 * one,
-                       mode_count=modes, mode_switches=modes + D, mode_run=modes + 2 * D,
-                       after_gap=modes + 3 * D, width32=modes + 3 * D + one)
+                       mode_count=modes, mode_switches=modes + M, mode_run=modes + 2 * M,
+                       after_gap=modes + 2 * M + D, width32=modes + 2 * M + D + one)
 
 
 def stats_columns(D: int) -> dict[str, int]:
@@ -198,7 +204,8 @@ def stats_columns(D: int) -> dict[str, int]:
     `stats32` (9 to 11)."""
     one = {"penalty", "quantile", "regime", "day_old", "abnormal_run", "last_time", "spacing", "long_rate",
            "after_gap"}
-    sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D}
+    sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D,
+             **dict.fromkeys(("mode_mean", "mode_count", "mode_switches"), N_MODES * D)}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}
 

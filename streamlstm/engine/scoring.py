@@ -161,9 +161,9 @@ from .compact import (BF16, MAX_VISITS, UF16, bin_mean, bin_var, bin_visits, dit
                       store_bin)
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
-from .layout import (CYC_DEV, CYC_LAG, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE, TAILS_LEVEL,
-                     TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP, CH_VALUE, FIND_BLAME,
-                     FIND_CYCLE, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+from .layout import (CYC_DEV, CYC_LAG, N_MODES, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE,
+                     TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP,
+                     CH_VALUE, FIND_BLAME, FIND_CYCLE, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -943,10 +943,11 @@ def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, 
             # sensor back would hold the regime abnormal): a context feature at its first
             # change, a judged one (in a stream of no measurements) when it becomes the
             # first. A judged constant's excursion to another constant and back stays an
-            # incident. Its second mode, learnt of a constant too, is forgotten.
+            # incident. Its second modes, learnt of a constant too, are forgotten.
             stats[col.base_count + d] = 0.0
-            stats32[col.mode_count + d] = 0.0
-            stats32[col.mode_switches + d] = 0.0
+            for k in range(N_MODES):
+                stats32[col.mode_count + k * hy.D + d] = 0.0
+                stats32[col.mode_switches + k * hy.D + d] = 0.0
             stats32[col.mode_run + d] = 0.0
         if b >= 0 and n > 1.0 and not kept_out:  # an incident its cycle saw is no new normal for its hour
             profile = bins[d, b]
@@ -1035,9 +1036,9 @@ def point_surprise(x, stats, stats32, tails, findings, hy):
         if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
             continue
         m += 1
-        z, in_mode, _ = nearest_mode(bounded(x[d]), d, stats, stats32, col)
+        z, mode, _ = nearest_mode(bounded(x[d]), d, stats, stats32, hy)
         rho, _ = persistence(d, stats32, hy)
-        p = point_tail(innovation(z, previous_z(z, in_mode, rho, d, stats, stats32, col), rho),
+        p = point_tail(innovation(z, previous_z(z, mode, rho, d, stats, stats32, hy), rho),
                        stats[col.base_count + d], tails[d, TAILS_NEWS], hy)
         r = findings[FIND_CYCLE, d]
         if hy.cycle_max > 0 and not math.isnan(r) and cycle_tail_ready(d, stats32, hy):
@@ -1183,102 +1184,172 @@ def _logit(p):
 
 
 @kernel
-def nearest_mode(v, d, stats, stats32, col):
-    """(signed z of value v of feature d under the normal mode nearest it, whether that is
-    its second mode, its z under the baseline): the baseline, or its second mode where the
-    feature has dwelt there and left it MODE_VISITS times (learn_modes) and v is nearer it.
-    Both modes share the baseline's sd, so that the feature's tail frequencies judge either:
-    a pump's flow at rest has its own level, not its own noise."""
+def nearest_mode(v, d, stats, stats32, hy):
+    """(signed z of value v of feature d under the normal mode nearest it, that mode (-1:
+    the baseline, k: its second mode k), its z under the baseline): the baseline, or the
+    nearest second mode where the feature has dwelt there and left it MODE_VISITS times
+    (learn_modes) and v is nearer it. Every mode shares the baseline's sd, so that the
+    feature's tail frequencies judge each: a pump's flow at rest has its own level, not
+    its own noise."""
+    col = hy.stats
     mean = stats[col.base_mean + d]
     sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
     z = (v - mean) / sd
-    if stats32[col.mode_switches + d] >= 2.0 * MODE_VISITS and _nearer_mode(v, d, stats, stats32, col):
-        return (v - stats[col.mode_mean + d]) / sd, True, z
-    return z, False, z
+    mode = -1
+    nearest = abs(v - mean)
+    for k in range(N_MODES):
+        j = k * hy.D + d
+        if stats32[col.mode_switches + j] >= 2.0 * MODE_VISITS and abs(v - stats[col.mode_mean + j]) < nearest:
+            mode = k
+            nearest = abs(v - stats[col.mode_mean + j])
+    if mode < 0:
+        return z, mode, z
+    return (v - stats[col.mode_mean + mode * hy.D + d]) / sd, mode, z
 
 
 @kernel
-def _nearer_mode(v, d, stats, stats32, col):
-    """Whether value v of feature d is nearer its second mode's mean than its baseline's
-    (always, before the second mode has a value)."""
-    return (stats32[col.mode_count + d] == 0.0
-            or abs(v - stats[col.mode_mean + d]) < abs(v - stats[col.base_mean + d]))
-
-
-@kernel
-def previous_z(z, in_mode, rho, d, stats, stats32, col):
+def previous_z(z, mode, rho, d, stats, stats32, hy):
     """The previous value of feature d as the z its innovation is taken from (z the value's
-    now, under its nearest mode, in_mode whether that is the second; rho the
-    persistence): its z under the baseline (base_prev), or, where the feature has a second
-    normal mode, the smaller innovation of two readings: the previous value under the
-    current value's mode (it went on there), and under its own nearest mode (it switched
-    modes). A switch between modes is no news, nor is a crossing from nearer one mode to
-    nearer the other; a jump away from both is."""
+    now, under its nearest mode `mode`, -1 the baseline; rho the persistence): its z under
+    the baseline (base_prev), or, where the feature has second normal modes, the smaller
+    innovation of two readings: the previous value under the current value's mode (it
+    went on there), and under its own nearest mode (it switched modes). A switch between
+    modes is no news, nor is a crossing from nearer one mode to nearer another; a jump away
+    from all is."""
+    col = hy.stats
     prev = stats32[col.base_prev + d]
-    if stats32[col.mode_switches + d] < 2.0 * MODE_VISITS:
-        return prev
     mean = stats[col.base_mean + d]
-    in_second = prev + (mean - stats[col.mode_mean + d]) / scaler_std(stats32[col.base_var + d], mean,
-                                                                     stats[col.res + d])
-    same = in_second if in_mode else prev
-    own = in_second if abs(in_second) < abs(prev) else prev
+    sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
+    same = prev
+    own = prev
+    for k in range(N_MODES):
+        j = k * hy.D + d
+        if stats32[col.mode_switches + j] >= 2.0 * MODE_VISITS:
+            reading = prev + (mean - stats[col.mode_mean + j]) / sd
+            if k == mode:
+                same = reading
+            if abs(reading) < abs(own):
+                own = reading
     return same if abs(z - rho * same) <= abs(z - rho * own) else own
 
 
 @kernel
-def beyond_baseline(z_base, d, stats, stats32, col):
-    """Whether a value of feature d, of z z_base under the baseline, lies beyond what the
-    baseline holds: past TAIL_LEVELS of its sd, the calibration's top level (a cycle's
-    excursions stay within it, a pump's rest does not), or, where that sd is its grid's
-    rounding (the baseline has held one value of the grid: a pump's 0/1 state while it
-    runs), past half a step of the grid, nearer another value of it: there a step is 3.5
-    sd, which says the floor, not the baseline's spread."""
+def beyond_place(z, d, stats, stats32, col):
+    """Whether a value of feature d, z of the baseline's sd from a place where the feature
+    dwells (its baseline's mean, or a second mode's), lies beyond it: past TAIL_LEVELS of
+    that sd, the calibration's top level (a cycle's excursions stay within it, a pump's
+    rest does not), or, where that sd is its grid's rounding (the baseline has held one
+    value of the grid: a pump's 0/1 state while it runs), past half a step of the grid,
+    nearer another value of it: there a step is 3.5 sd, which says the floor, not the
+    baseline's spread."""
     res = stats[col.res + d]
     on_grid = scaler_std(stats32[col.base_var + d], stats[col.base_mean + d], res) <= ROUNDING_SD * res
-    return abs(z_base) > (0.5 / ROUNDING_SD if on_grid else TAIL_LEVELS)
+    return abs(z) > (0.5 / ROUNDING_SD if on_grid else TAIL_LEVELS)
 
 
 @kernel
-def learn_modes(v, d, z_base, in_mode, stats, stats32, a, weight, hy):
-    """Follow where feature d dwells, and let its second mode learn value v (z_base its z
-    under the baseline, in_mode whether it was judged under the second mode). A value is
-    away from the baseline where it lies beyond it (beyond_baseline), once the baseline
-    has learnt more than TAIL_MIN_COUNT observations. The feature dwells on a side until
-    short_window values in a row fall on the other; each move counts in mode_switches
-    (odd: it dwells away; past 2 MODE_VISITS + 1 it steps back by two, so that float32
-    keeps its parity). A stay away starts the second mode afresh (its count of moves too)
-    where the value that settles the move is not nearer the second mode than the
-    baseline: a mode is a place the feature returns to. The second mode's mean learns each
-    value while the feature dwells away, whatever the regime says (it records where the
-    feature goes, not whether that is normal), and, once it is a normal mode, each value
-    judged under it as the baseline learns its own, at `weight` of the rate (the regime's
-    learning weight while the stream is abnormal: an incident beside the mode is no faster
-    the normal than one beside the baseline); exact mean, then the baseline's rate `a`;
-    limited to TAIL_LEVELS of the baseline's sd once past TAIL_MIN_COUNT."""
+def _place(v, away, d, stats, stats32, hy):
+    """Where value v of feature d lies: -1 at its baseline (not `away` from it), k in its
+    second mode k (the nearest that has a value, where v is not beyond it: beyond_place),
+    or N_MODES, a new place."""
+    if not away:
+        return -1
     col = hy.stats
-    m = stats[col.base_count + d]
-    away = m > TAIL_MIN_COUNT and beyond_baseline(z_base, d, stats, stats32, col)
-    switches = stats32[col.mode_switches + d]
-    dwells_away = switches % 2.0 == 1.0
-    if away == dwells_away:
+    sd = scaler_std(stats32[col.base_var + d], stats[col.base_mean + d], stats[col.res + d])
+    place = N_MODES
+    nearest = math.inf
+    for k in range(N_MODES):
+        j = k * hy.D + d
+        gap = abs(v - stats[col.mode_mean + j])
+        if stats32[col.mode_count + j] > 0.0 and gap < nearest and not beyond_place(gap / sd, d, stats, stats32, col):
+            place = k
+            nearest = gap
+    return place
+
+
+@kernel
+def _switch(stats32, i):
+    """Count a move into or out of a second mode in its column i of mode_switches: past 2
+    MODE_VISITS + 1 a step back by two instead, so that float32 keeps its parity."""
+    stats32[i] = stats32[i] + 1.0 if stats32[i] <= 2.0 * MODE_VISITS else stats32[i] - 1.0
+
+
+@kernel
+def _mode_for_new_place(d, stats32, hy):
+    """The second mode of feature d that a new place takes: a free one, or else the one of
+    the fewest moves that is not yet a normal mode; -1 (none: the feature dwells in no
+    mode there) where every mode is a normal one, so that an incident at a new place does
+    not evict a place the feature has come back to."""
+    col = hy.stats
+    best = -1
+    for k in range(N_MODES):
+        j = k * hy.D + d
+        if stats32[col.mode_count + j] == 0.0:
+            return k
+        switches = stats32[col.mode_switches + j]
+        if switches < 2.0 * MODE_VISITS and (best < 0 or switches < stats32[col.mode_switches + best * hy.D + d]):
+            best = k
+    return best
+
+
+@kernel
+def learn_modes(v, d, z_base, mode, stats, stats32, a, weight, hy):
+    """Follow where feature d dwells, and let its second modes learn value v (z_base its z
+    under the baseline, `mode` the normal mode it was judged under: nearest_mode). A value
+    is away from the baseline where it lies beyond it (beyond_place), once the baseline has
+    learnt more than TAIL_MIN_COUNT observations; away, it lies in the nearest second mode
+    it is not beyond, or at a new place (_place). The feature dwells in a place until
+    short_window values in a row lie elsewhere, and then moves to the place of the value
+    that settles the move; each move into or out of a second mode counts in its
+    mode_switches (odd: the feature dwells there; _switch). A move to a new place takes a
+    mode (_mode_for_new_place), which starts afresh: a mode is a place the feature returns
+    to, and N_MODES of them are kept (a fan's stop and its low speed beside its high
+    one). The mode the feature dwells in learns each value that lies in
+    it, whatever the regime says (it records where the feature goes, not whether that is
+    normal), and a normal mode each value that lies in it, or that it judges within the
+    baseline's reach, as the baseline learns its own, at `weight` of the rate (the
+    regime's learning weight while the stream is abnormal: an incident beside the mode is
+    no faster the normal than one beside the baseline); exact mean, then the baseline's
+    rate `a`; limited to TAIL_LEVELS of the baseline's sd once past TAIL_MIN_COUNT."""
+    col = hy.stats
+    D = hy.D
+    away = stats[col.base_count + d] > TAIL_MIN_COUNT and beyond_place(z_base, d, stats, stats32, col)
+    here = -1
+    for k in range(N_MODES):
+        if stats32[col.mode_switches + k * D + d] % 2.0 == 1.0:
+            here = k
+    place = _place(v, away, d, stats, stats32, hy)
+    if place == here:
         stats32[col.mode_run + d] = 0.0
     else:
         stats32[col.mode_run + d] += 1.0
         if stats32[col.mode_run + d] >= hy.short_window:
-            dwells_away = not dwells_away
-            if dwells_away and not _nearer_mode(v, d, stats, stats32, col):
-                stats32[col.mode_count + d] = 0.0
-                switches = 0.0
-            stats32[col.mode_switches + d] = switches + 1.0 if switches <= 2.0 * MODE_VISITS else switches - 1.0
+            if here >= 0:
+                _switch(stats32, col.mode_switches + here * D + d)
+            if place == N_MODES:
+                k = _mode_for_new_place(d, stats32, hy)
+                if k >= 0:  # else the feature dwells in no mode there
+                    place = k
+                    stats32[col.mode_count + k * D + d] = 0.0
+                    stats32[col.mode_switches + k * D + d] = 0.0
+            if 0 <= place < N_MODES:
+                _switch(stats32, col.mode_switches + place * D + d)
+            here = place
             stats32[col.mode_run + d] = 0.0
-    if in_mode or (away and dwells_away):
-        n = stats32[col.mode_count + d] + 1.0
-        stats32[col.mode_count + d] = n
-        mean = stats[col.mode_mean + d]
+    # The mode v lies in, or, within the baseline's reach, the normal mode it was judged under.
+    learn = place if 0 <= place < N_MODES else (mode if place < 0 else -1)
+    if learn < 0:
+        return
+    j = learn * D + d
+    normal = stats32[col.mode_switches + j] >= 2.0 * MODE_VISITS
+    if normal or learn == here:
+        n = stats32[col.mode_count + j] + 1.0
+        stats32[col.mode_count + j] = n
+        mean = stats[col.mode_mean + j]
         if n > TAIL_MIN_COUNT:
             sd = scaler_std(stats32[col.base_var + d], stats[col.base_mean + d], stats[col.res + d])
             v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
-        stats[col.mode_mean + d] = mean + max(1.0 / n, a) * (weight if in_mode else 1.0) * (v - mean)
+        stats[col.mode_mean + j] = mean + max(1.0 / n, a) * (weight if normal else 1.0) * (v - mean)
 
 
 @kernel
@@ -1342,12 +1413,12 @@ def regime_p_values(v, d, stats, stats32, tails, hy):
     calibrated to the feature's own tail frequencies (tails (D, T, TAIL_LEVELS)) and
     floored at 1/(m + 2); the last recent_p_value's."""
     col = hy.stats
-    z, in_mode, _ = nearest_mode(v, d, stats, stats32, col)
+    z, mode, _ = nearest_mode(v, d, stats, stats32, hy)
     rho, tau = persistence(d, stats32, hy)
     m = stats[col.base_count + d]
     floor = 1.0 / (m + 2.0)
     level = max(calibrated_tail(abs(z), m, tails[d, TAILS_LEVEL], hy), floor)
-    u = innovation(z, previous_z(z, in_mode, rho, d, stats, stats32, col), rho)
+    u = innovation(z, previous_z(z, mode, rho, d, stats, stats32, hy), rho)
     news = max(calibrated_tail(u, m, tails[d, TAILS_NEWS], hy), floor)
     return level, news, tau, recent_p_value(z, d, m, stats32, hy)
 
@@ -1594,7 +1665,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
     lone_weight of their rate, so that point anomalies rarer than the calibration's tail
     stay news. Each value is judged under the feature's normal mode nearest it
     (nearest_mode: the baseline, or a second mode the feature has dwelt in and left), and a
-    value judged under the second mode teaches it (learn_modes) instead of the baseline.
+    value judged under a second mode teaches it (learn_modes) instead of the baseline.
     Runs after update_value_stats has counted the observation."""
     col = hy.stats
     h = 1.0 / PERSISTENCE_HORIZON
@@ -1605,7 +1676,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
         if math.isnan(v):
             continue
         v = bounded(v)
-        z, in_mode, z_base = nearest_mode(v, d, stats, stats32, col)
+        z, mode, z_base = nearest_mode(v, d, stats, stats32, hy)
         zc = min(max(z, -TAIL_LEVELS), TAIL_LEVELS)
         if not abnormal:
             stats[col.base_count + d] += 1.0
@@ -1613,7 +1684,7 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
         if m > TAIL_MIN_COUNT and (lasting or not abnormal):  # a z under a baseline of TAIL_MIN_COUNT or more
             rate = max(1.0 / (m - TAIL_MIN_COUNT), a) * weight
             rho, _ = persistence(d, stats32, hy)
-            prev = previous_z(z, in_mode, rho, d, stats, stats32, col)
+            prev = previous_z(z, mode, rho, d, stats, stats32, hy)
             n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
             tail_rate = rate * lone_factor
             _learn_tail(tails[d, TAILS_LEVEL], abs(z), tail_rate, n)
@@ -1629,8 +1700,8 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
         stats32[col.base_prev + d] = z_base
         stats32[col.base_run + d] += h * (zc - stats32[col.base_run + d])
         stats32[col.base_recent + d] += (zc - stats32[col.base_recent + d]) / hy.short_window
-        learn_modes(v, d, z_base, in_mode, stats, stats32, a, weight, hy)
-        if in_mode:
+        learn_modes(v, d, z_base, mode, stats, stats32, a, weight, hy)
+        if mode >= 0:
             continue
         mean = stats[col.base_mean + d]
         sd = scaler_std(stats32[col.base_var + d], mean, stats[col.res + d])
