@@ -749,7 +749,7 @@ def test_a_format_19_to_21_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, version, arrays, meta))
         restored = old.engine.to_host()[0]
         np.testing.assert_array_equal(restored.stats[:old.n_streams], stats)
-        np.testing.assert_array_equal(restored.stats32[:old.n_streams], stats32)  # no gap: after_gap 0
+        np.testing.assert_array_equal(restored.stats32[:old.n_streams], stats32)  # 19, 20: after_gap 0 (no gap)
         want, got = det.process(ids[cut:], X[cut:], T[cut:]), old.process(ids[cut:], X[cut:], T[cut:])
         for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=f"{mode} {name}")
