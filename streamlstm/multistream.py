@@ -432,6 +432,8 @@ class MultiStreamDetector:
             _upgrade_to_v19(arrays, n, D)
         if version < 22:
             _upgrade_to_v22(arrays, version, det.hyper)
+        if version < 23:
+            _upgrade_to_v23(arrays, n, det.hyper)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -596,6 +598,17 @@ def _upgrade_to_v22(arrays: dict[str, np.ndarray], version: int, hy) -> None:
             at += D
         new[:, col.after_gap:col.after_gap + old.shape[1] - at] = old[:, at:]  # format 21's after_gap, if any
     arrays["stream.stats32"] = new
+
+
+def _upgrade_to_v23(arrays: dict[str, np.ndarray], n: int, hy) -> None:
+    """Complete a snapshot of format 22 or before (or one converted to it) in place with
+    format 23's test of each feature's news given the others' (scoring.news_given_others):
+    no innovation learnt yet (the counts, the last columns of `stats`; the second moments
+    at their prior, the tail frequencies empty)."""
+    empty = alloc_streams(n, hy, np.float32)
+    stats = arrays["stream.stats"]
+    arrays["stream.stats"] = np.pad(stats, ((0, 0), (0, hy.stats.width - stats.shape[1])))
+    arrays["stream.corr"], arrays["stream.corr_tails"] = empty.corr, empty.corr_tails
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

@@ -115,11 +115,16 @@ def _same(v):
     return v
 
 
-def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
+def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0, corr=None, corr_tails=None):
     """scoring.point_surprise of event x (D,) from a stream's stored state before it (its
-    own cycle's table `cycle` and clock `tick` where it has one): each judged feature's
-    innovation under its baseline and, where its own cycle's residual tail (learnt past 20
-    residuals) rests on a period of them, its residual against that cycle; the probability of each as large
+    own cycle's table `cycle` and clock `tick` where it has one; its `corr` (2, D, D) and
+    `corr_tails` (D, TAIL_LEVELS) where the news-given-the-others test covers it): each
+    judged feature's innovation under its baseline; where its own cycle's residual tail
+    (learnt past 20 residuals) rests on a period of them, its residual against that
+    cycle; and where its innovations' second moments rest on more than 20 of them and
+    every feature they know is judged, its innovation's residual given the others':
+    the regression residual (P u)_d / sqrt(P_dd), u the innovations clamped to +-6, P the
+    inverse of I + the stored moments + 0.01 I (numpy's); the probability of each as large
     by its own tail frequencies, extrapolated past the last level that rests on two
     exceedances or more; the smallest over all these tests times their number; none for
     the features in `gaps`, which the previous event lacked. The regime's own pieces
@@ -127,25 +132,46 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0):
     the calibrated tail) and the cycle's residual (tests/test_cycle.py) are taken from
     scoring as givens, as tests/test_scoring.py's regime tests take them."""
     from streamlstm.engine import scoring
-    from streamlstm.engine.layout import TAILS_CYCLE, TAILS_NEWS
+    from streamlstm.engine.layout import CORR_COV, TAILS_CYCLE, TAILS_NEWS
 
     col = hy.stats
     ps = []
+    news = innovations(x, stats, stats32, hy, gaps)
     for d in range(len(x)):
-        m = stats[col.base_count + d]
-        if math.isnan(x[d]) or m <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
+        if math.isnan(news[d]):
             continue
-        z, mode, _ = scoring.nearest_mode(x[d], d, stats, stats32, hy)
-        rho, _ = scoring.persistence(d, stats32, hy)
-        prev = scoring.previous_z(z, mode, rho, d, stats, stats32, hy)
-        ps.append(_point_p(abs(z - rho * prev) / math.sqrt(1.0 - rho * rho), m,
-                           tails[d, TAILS_NEWS], hy))
+        ps.append(_point_p(abs(news[d]), stats[col.base_count + d], tails[d, TAILS_NEWS], hy))
         if cycle is not None and stats32[col.cycle_count + d] >= 20 + max(stats32[col.cycle_period + d], 1):
             sd = scoring.scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             r = scoring.cycle_residual(x[d] - stats[col.mean + d], d, cycle, tick, stats32, sd, hy)
             if not math.isnan(r):
                 ps.append(_point_p(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
+    counts = stats[col.corr_count:col.corr_count + len(x)] if corr is not None and corr.shape[-1] else np.zeros(0)
+    known = counts > 0
+    if len(counts) and not np.isnan(news[known]).any():
+        u = np.where(np.isnan(news), 0.0, np.clip(news, -6.0, 6.0))
+        P = np.linalg.inv(np.eye(len(x)) * 1.01 + corr[CORR_COV].astype(np.float64))
+        residual = P @ u / np.sqrt(np.diag(P))
+        for d in np.flatnonzero(~np.isnan(news) & (counts > 20)):
+            ps.append(_point_p(abs(residual[d]), counts[d], corr_tails[d], hy))
     return -math.log10(max(min(min(ps) * len(ps), 1.0), 1e-300)) if ps else 0.0
+
+
+def innovations(x, stats, stats32, hy, gaps=()):
+    """Each feature of event x (D,)'s signed innovation (z - rho z_prev) / sqrt(1 - rho^2)
+    under its nearest normal mode, from a stream's stored state before it; NaN for a
+    feature the regime does not judge (missing, its baseline of 20 observations or fewer,
+    context) or one in `gaps`. The regime's pieces are taken from scoring as givens."""
+    from streamlstm.engine import scoring
+
+    out = np.full(len(x), np.nan)
+    for d in range(len(x)):
+        if math.isnan(x[d]) or stats[hy.stats.base_count + d] <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
+            continue
+        z, mode, _ = scoring.nearest_mode(x[d], d, stats, stats32, hy)
+        rho, _ = scoring.persistence(d, stats32, hy)
+        out[d] = (z - rho * scoring.previous_z(z, mode, rho, d, stats, stats32, hy)) / math.sqrt(1.0 - rho * rho)
+    return out
 
 
 def _point_p(u, m, freqs, hy):

@@ -324,7 +324,8 @@ def test_the_point_test_asks_the_cycle_as_the_reference_does():
             findings = np.zeros((FIND_ROWS, 1))
             scoring.value_inputs(x[i:i + 1], math.nan, st.stats[s], st.stats32[s], st.records[s], st.bins[s],
                                  st.cycle[s], st.counters[s, C_TICKS], findings, hy)
-            got.append(scoring.point_surprise(x[i:i + 1], st.stats[s], st.stats32[s], st.tails[s], findings, hy))
+            got.append(scoring.point_surprise(x[i:i + 1], st.stats[s], st.stats32[s], st.tails[s], st.corr[s],
+                                              st.corr_tails[s], findings, hy))
             want.append(naive.point_surprise(x[i:i + 1], st.stats[s], st.stats32[s], st.tails[s], hy,
                                              cycle=st.cycle[s], tick=st.counters[s, C_TICKS]))
             alone.append(naive.point_surprise(x[i:i + 1], st.stats[s], st.stats32[s], st.tails[s], hy))
@@ -355,7 +356,8 @@ def test_the_point_test_asks_the_cycle_once_its_tail_has_seen_a_period():
                 findings = np.zeros((FIND_ROWS, 1))
                 scoring.value_inputs(spiked, math.nan, st.stats[s], st.stats32[s], st.records[s], st.bins[s],
                                      st.cycle[s], st.counters[s, C_TICKS], findings, hy)
-                asked[count] = (scoring.point_surprise(spiked, st.stats[s], st.stats32[s], st.tails[s], findings, hy),
+                asked[count] = (scoring.point_surprise(spiked, st.stats[s], st.stats32[s], st.tails[s], st.corr[s],
+                                                       st.corr_tails[s], findings, hy),
                                 naive.point_surprise(spiked, st.stats[s], st.stats32[s], st.tails[s], hy))
         det.process_one("s", x[i:i + 1])
     got, innovation_alone = asked[30.0]

@@ -65,7 +65,13 @@ attribution stopped taking the error of a forecast that is not judged (after a m
 value: five rows of the batch run's contributions moved, by up to 0.12); and again when
 each feature got two second modes instead of one (snapshot format 22: the state's mode
 blocks two columns a feature wide, the second empty in these runs; every output as
-before). A change meant to alter results
+before). Format 23 (2026-12-07) gave a stream of 2 to 64 features each feature's news
+given the others' (scoring.news_given_others: two tables, `corr` and `corr_tails`, and
+the counts, `stats`' last block): recorded again, the batch run's scores, alert scores,
+contributions and statistics, the river LSTM's scores, probes and statistics, and the
+river GRU's outputs and state, its weights included (its `on_anomaly: skip` learns by
+the flags); the one-event run (one feature) as before, with the new tables empty. A
+change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

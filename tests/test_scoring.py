@@ -15,7 +15,7 @@ from streamlstm.config import load_config
 from streamlstm.engine import scoring
 from streamlstm.engine.compact import BF16, UF16, narrow_bits_of, narrow_value, uf16_bits_of
 from streamlstm.engine.hyperparams import DEFAULTS
-from streamlstm.engine.layout import C_SEEN, C_WIN, FIND_BLAME, FIND_P, FIND_ROWS, N_MODES
+from streamlstm.engine.layout import C_SEEN, C_TICKS, C_WIN, CORR_COV, CORR_PREC, FIND_BLAME, FIND_P, FIND_ROWS, N_MODES
 from streamlstm.evaluate.nab import _score_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,10 +59,103 @@ def _points(X, T, **kwargs):
         if s is not None and st.counters[s, C_SEEN] >= twin.hyper.warmup:
             newest = st.win[s, st.counters[s, C_WIN] - 1]  # the model's last input: NaN where it lacked a feature
             gaps = [d for d in range(X.shape[1]) if np.isnan(newest[d])]
-            out[i] = naive.point_surprise(X[i], st.stats[s], st.stats32[s], st.tails[s], twin.hyper, gaps)
+            out[i] = naive.point_surprise(X[i], st.stats[s], st.stats32[s], st.tails[s], twin.hyper, gaps,
+                                          corr=st.corr[s], corr_tails=st.corr_tails[s])
             normal[i] = naive.is_normal(st.stats32[s], twin.hyper)
         twin.process_one("s", X[i], T[i])
     return {"point": out, "normal": normal}
+
+
+def _factor_stream(n, seed, broken=None):
+    """Five features of three latent AR(1) factors (coefficient 0.98, innovations of sd
+    0.2) with loadings N(0, 1) and noise of sd 0.1; feature 2 mirrored against its mean over
+    `broken` (a slice of rows), where it leaves its relation to the others within its range."""
+    rng = np.random.default_rng(seed)
+    f, e = np.zeros((n, 3)), rng.normal(0, 0.2, (n, 3))
+    for t in range(1, n):
+        f[t] = 0.98 * f[t - 1] + e[t]
+    X = f @ rng.normal(0, 1, (3, 5)) + rng.normal(0, 0.1, (n, 5)) + 10.0
+    if broken is not None:
+        X[broken, 2] = 2.0 * X[:broken.start, 2].mean() - X[broken, 2]
+    return X
+
+
+def test_a_feature_that_leaves_the_others_is_news():
+    """Feature 2 of five mirrored against its mean for 200 rows (3,500-3,700), within its
+    range: nothing about it alone is new, but its innovation no longer agrees with what the
+    others' say of it (news_given_others). The highest score of the break's first 15 rows
+    is 0.2 or more above the same rows' without the break in seeds 0-2 (before the test:
+    0.19 / 0.32 / 0.74 against 0.19 / 0.32 / 0.17, seeds 0 and 1 failing), at least two
+    seeds alert there (one before), naming feature 2 first, and neither stream alerts
+    elsewhere but at the break's end."""
+    broken = slice(3500, 3700)
+    alerting = 0
+    for seed in range(3):
+        X, clean = _factor_stream(4000, seed, broken), _factor_stream(4000, seed)
+        res = MultiStreamDetector(5, seed=seed).process(["s"] * 4000, X)
+        calm = MultiStreamDetector(5, seed=seed).process(["s"] * 4000, clean)
+        first = slice(3500, 3515)
+        assert res.scores[first].max() >= calm.scores[first].max() + 0.2, seed
+        flags = np.flatnonzero(res.flags)
+        assert set(flags) <= set(range(3500, 3515)) | {3700, 3701} and not calm.flags.any(), (seed, flags)
+        early = flags[flags < 3515]
+        alerting += len(early) > 0
+        assert all(np.argmax(res.contributions[i]) == 2 for i in early)
+    assert alerting >= 2
+
+
+def test_the_second_moments_learn_each_complete_events_innovations():
+    """learn_news_given_others against the plain rule, event by event on a normal stream of
+    three features of three latent factors (five, the first three kept) and a fourth that
+    is context: the clamped innovations (naive.innovations, of the state before each event)
+    of the judged features, once every feature the moments know is judged, into their
+    second moments less the identity at max(1 / (n + 2), the baseline's rate), n the most
+    any feature has taught them, each feature counted; the context feature never."""
+    X = np.c_[_factor_stream(1500, 7)[:, :3], np.where(np.arange(1500) % 50 < 25, 1.0, 0.0)]
+    assert not MultiStreamDetector(4, seed=0).process(["s"] * len(X), X).abnormal.any()  # normal: learnt in full
+    det = MultiStreamDetector(4, seed=0)
+    hy, col = det.hyper, det.hyper.stats
+    moments, counts = np.zeros((4, 4)), np.zeros(4)
+    learnt = 0
+    for i in range(len(X)):
+        s = det.table.get("s")
+        if s is not None:
+            st = det.streams
+            assert scoring.baseline_rate(math.nan, st.stats32[s], st.counters[s, C_TICKS], hy) == hy.scaler_alpha
+            u = naive.innovations(X[i], st.stats[s], st.stats32[s], hy)
+            judged = ~np.isnan(u)
+            if not (np.isnan(u) & (counts > 0)).any() and judged.any():
+                rate = max(1.0 / (counts.max() + 2.0), hy.scaler_alpha)
+                v = np.where(judged, np.clip(u, -6.0, 6.0), 0.0)
+                both = np.outer(judged, judged)
+                moments[both] += rate * (np.outer(v, v) - np.eye(4) - moments)[both]
+                counts += judged
+                learnt += 1
+        det.process_one("s", X[i])
+    st = det.streams
+    s = det.table.get("s")
+    assert learnt > 1000 and counts[3] == 0  # not vacuous: the factors learnt, the context feature not
+    np.testing.assert_array_equal(st.stats[s, col.corr_count:col.corr_count + 4], counts)
+    np.testing.assert_allclose(st.corr[s, CORR_COV], moments, rtol=0, atol=2e-4)
+    assert np.abs(moments[:3, :3] - np.diag(np.diag(moments[:3, :3]))).max() > 0.3  # related features
+
+
+def test_the_precision_is_the_inverse_of_the_ridged_second_moments():
+    """refresh_precision's Gauss-Jordan elimination in place against numpy's inverse of
+    I + the stored second moments + CORR_RIDGE I, for moments learnt as the kernel learns
+    them (a mixture of the identity and outer products of clamped innovations, strongly
+    correlated), float32 as stored."""
+    rng = np.random.default_rng(3)
+    D = 12
+    corr = np.zeros((2, D, D), dtype=np.float32)
+    mix = rng.normal(size=(D, 3))
+    for n in range(500):
+        u = np.clip(mix @ rng.normal(size=3) + 0.05 * rng.normal(size=D), -6, 6)
+        corr[CORR_COV] += max(1.0 / (n + 2.0), 0.01) * (np.outer(u, u) - np.eye(D) - corr[CORR_COV])
+    scoring.refresh_precision(corr)
+    want = np.linalg.inv(np.eye(D) * (1.0 + scoring.CORR_RIDGE) + corr[CORR_COV].astype(np.float64))
+    assert np.linalg.cond(want) > 100  # not vacuous: the features are nearly collinear
+    np.testing.assert_allclose(corr[CORR_PREC], want, rtol=2e-3, atol=2e-3 * np.abs(want).max())
 
 
 def _daily_stream(n, D, seed, nan_frac=0.0):
@@ -93,6 +186,7 @@ def test_scores_match_naive_reference(D, nan_frac, settings):
     assert points["point"][600] > 3.0  # not vacuous: the point test judges the first spike
     want_scores, want_alerts, want_flags = naive.score_stream(res.errors, X, T, {**det.settings}, **points)
     assert want_flags.sum() >= 2 and (want_alerts > 0).sum() > 20  # not vacuous
+    assert D == 1 or det.streams.corr_tails.any()  # not vacuous: the news given the others' asked
     np.testing.assert_allclose(res.scores, want_scores, rtol=0, atol=1e-6)
     np.testing.assert_allclose(res.alert_scores, want_alerts, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(res.flags, want_flags)

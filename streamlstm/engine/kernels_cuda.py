@@ -60,7 +60,7 @@ from . import gates
 from .jit import KERNEL_OPTIONS
 from .kernels_cpu import (Workspace, copy_row, fill, judge_event, learn_begin, learn_end, optimiser_update,
                           take_judgement)
-from .layout import C_RNG
+from .layout import C_RNG, CORR_COV, CORR_PREC
 
 # The CPU options, NRT included (see kernels_cpu.kernel): under the simulator these helpers
 # are called from Python, and thread_workspace returns views. numba-cuda recompiles them.
@@ -186,6 +186,10 @@ def reset_slot(i, args, streams, params, reset_params):
             fill(streams.bins[s, d, b], 0)
         for k in range(streams.cycle.shape[2]):
             fill(streams.cycle[s, d, k], 0.0)
+    for d in range(streams.corr.shape[2]):
+        fill(streams.corr[s, CORR_COV, d], 0.0)
+        fill(streams.corr[s, CORR_PREC, d], 0.0)
+        fill(streams.corr_tails[s, d], 0)
     for k in range(streams.counters.shape[1]):
         streams.counters[s, k] = 0
     streams.counters[s, C_RNG] = args.seeds[i]

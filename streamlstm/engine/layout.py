@@ -28,6 +28,13 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
                                the running mean over the last Lc events (a ring; NaN: none,
                                or an outlier from its cycle) and row CYC_LAG the mean
                                squared difference of values tau = 1..Lc events apart
+  corr      (2, Dc, Dc) float32  each feature's news given the others' (scoring.news_given_others),
+                               Dc = corr_features(D): plane CORR_COV the running second
+                               moments of the features' innovations less the identity (a
+                               reset row is the prior of unrelated features), plane CORR_PREC
+                               the inverse of (I + CORR_COV + scoring.CORR_RIDGE I)
+  corr_tails (Dc, TAIL_LEVELS) uint16  how often each feature's residual given the others has
+                               exceeded 1, 2, ..., TAIL_LEVELS, learnt as `tails` are
   counters  (N_COUNTERS,) int64
 """
 
@@ -59,7 +66,9 @@ FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
 FIND_BLAME = 4  # the regime's blame of the feature after this event (scoring.regime_evidence)
 FIND_GAP = 5  # 1 where the stream's previous event lacked the feature (kernels_cpu.mark_gaps), else 0
 FIND_CYCLE = 6  # the signed residual against the feature's own cycle, in its sd (NaN: none)
-FIND_ROWS = 7
+FIND_NEWS = 7  # the signed innovation the point test judges (scoring.judged_innovations; NaN: not judged)
+FIND_CORR_E = 8  # its residual given the other features' innovations, in its sd (NaN: not tested)
+FIND_ROWS = 9
 
 # The calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS and of
 # |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values), and with an own cycle of
@@ -74,6 +83,20 @@ def tail_rows(cycle: bool) -> int:
     """The rows of tail frequencies a feature has: the level's and the news's, and with an
     own cycle its residual's."""
     return TAILS_CYCLE + 1 if cycle else TAILS_CYCLE
+
+# Each feature's news given the others' (scoring.news_given_others): the two planes of a
+# stream's `corr` table, for streams of 2 to CORR_MAX_D features. The bound keeps the table
+# (8 D^2 bytes: 32 KiB at 64) and the inversion's D^3 work per refresh within reason.
+CORR_COV = 0
+CORR_PREC = 1
+CORR_MAX_D = 64
+
+
+def corr_features(D: int) -> int:
+    """The features the news-given-the-others test covers in a stream of D: all of them
+    for 2 to CORR_MAX_D, else none (one feature has no others)."""
+    return D if 2 <= D <= CORR_MAX_D else 0
+
 
 # The second normal modes a feature can have (scoring.nearest_mode): places it dwells in
 # away from its baseline, such as a pump's rest, or a fan's low speed and its stop.
@@ -133,6 +156,8 @@ class StatsLayout(NamedTuple):
     last_time: int  # with an own cycle: the time of the stream's last event that had one (NaN: unknown)
     mode_mean: int  # mode block: each second mode's mean (scoring.nearest_mode), a place where the
     #                 feature dwells when away from the baseline
+    corr_count: int  # feature block, for streams the news-given-the-others test covers: the
+    #                  innovations each feature taught its second moments (0: unknown to them)
     width: int  # columns of `stats`
     # stats32 (float32)
     var: int  # feature block: running variance
@@ -186,7 +211,8 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
     modes = own + 4 * c + 2 * one + 1
     M = N_MODES * D
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
-                       base_count=7 * D, last_time=8 * D, mode_mean=8 * D + one, width=8 * D + M + one,
+                       base_count=7 * D, last_time=8 * D, mode_mean=8 * D + one, corr_count=8 * D + M + one,
+                       width=8 * D + M + one + corr_features(D),
                        var=0, step=D, base_var=2 * D, channels=channel_block,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,
@@ -205,7 +231,8 @@ def stats_columns(D: int) -> dict[str, int]:
     one = {"penalty", "quantile", "regime", "day_old", "abnormal_run", "last_time", "spacing", "long_rate",
            "after_gap"}
     sizes = {"channels": 3 * channels(False), "base_tail": TAIL_LEVELS * D, "innov_tail": TAIL_LEVELS * D,
-             **dict.fromkeys(("mode_mean", "mode_count", "mode_switches"), N_MODES * D)}
+             **dict.fromkeys(("mode_mean", "mode_count", "mode_switches"), N_MODES * D),
+             "corr_count": corr_features(D)}
     return {name: sizes.get(name, 1 if name in one else D)
             for name in (*StatsLayout._fields, "base_tail", "innov_tail") if name not in ("width", "width32")}
 

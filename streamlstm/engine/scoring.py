@@ -96,7 +96,10 @@ by that residual's own tail frequencies (learnt when the regime's are), once the
 a full period of residuals (every phase of the cycle seen): on a cycle of a few
 dozen events the innovation is the cycle's own and hides a spike, while the residual, a
 difference of two values, is less sensitive to a jump in white noise, so each asks what
-it sees best. The smallest p over the m tests, times m (Bonferroni), gives
+it sees best. In a stream of 2 to layout.CORR_MAX_D features each judged feature is also asked
+how improbable its innovation is given the other features' at the same event
+(news_given_others, by its own tail frequencies): a feature that leaves its relation to
+the others within its range is news to no other test. The smallest p over the m tests, times m (Bonferroni), gives
 L_point = -log10(m p); a feature the previous event lacked has no innovation and no
 residual. A level resting on one exceedance
 (one earlier spike) would flatten the tail and hide every later spike; two is the least
@@ -163,7 +166,8 @@ from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
 from .layout import (CYC_DEV, CYC_LAG, N_MODES, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE,
                      TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP,
-                     CH_VALUE, FIND_BLAME, FIND_CYCLE, FIND_GAP, FIND_INPUT, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+                     CH_VALUE, CORR_COV, CORR_PREC, FIND_BLAME, FIND_CORR_E, FIND_CYCLE, FIND_GAP, FIND_INPUT,
+                     FIND_NEWS, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -1010,7 +1014,8 @@ def value_surprise(error, x, t, s, streams, findings, hy):
     Lc = max(L, channel_surprise(stats32, ring, CH_SEASONAL, seas, p, filled, hy), hy.error_weight * L_error)
     if hy.cycle_max > 0:
         Lc = max(Lc, channel_surprise(stats32, ring, CH_CYCLE, own, p, filled, hy))
-    L_point = point_surprise(x, streams.stats[s], stats32, streams.tails[s], findings, hy)
+    L_point = point_surprise(x, streams.stats[s], stats32, streams.tails[s], streams.corr[s], streams.corr_tails[s],
+                             findings, hy)
     if stats32[col.regime] + _logit(hy.regime_enter) < 0.0:  # the alerts' point test: while normal
         Lc = max(Lc, L_point)
     q = stats32[col.quantile]
@@ -1022,28 +1027,33 @@ def value_surprise(error, x, t, s, streams, findings, hy):
 
 
 @kernel
-def point_surprise(x, stats, stats32, tails, findings, hy):
+def point_surprise(x, stats, stats32, tails, corr, corr_tails, findings, hy):
     """L_point of event x (D,): how improbable its most surprising judged feature's
-    innovation, or residual against its own cycle (findings' row FIND_CYCLE, once its tail
-    is ready: cycle_tail_ready), is on its own (point_tail), Bonferroni
-    over the m tests of the features the regime judges (see "One event" in the module
-    docstring); 0 when none is judged yet. A feature the previous event lacked (findings'
-    row FIND_GAP) has neither: a move across a gap is no news, as it is no step."""
+    innovation (judged_innovations), its residual against its own cycle (findings' row
+    FIND_CYCLE, once its tail is ready: cycle_tail_ready), or its innovation given the
+    other features' (news_given_others, by its own tail frequencies corr_tails (Dc,
+    TAIL_LEVELS)) is on its own (point_tail), Bonferroni over the m tests of the features
+    the regime judges (see "One event" in the module docstring); 0 when none is judged yet.
+    A feature the previous event lacked (findings' row FIND_GAP) has none: a move across a
+    gap is no news, as it is no step."""
     col = hy.stats
     p_min = 1.0
     m = 0
+    judged_innovations(x, stats, stats32, findings, hy)
+    news_given_others(corr, stats, findings, hy)
     for d in range(hy.D):
-        if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
+        u = findings[FIND_NEWS, d]
+        if math.isnan(u):
             continue
         m += 1
-        z, mode, _ = nearest_mode(bounded(x[d]), d, stats, stats32, hy)
-        rho, _ = persistence(d, stats32, hy)
-        p = point_tail(innovation(z, previous_z(z, mode, rho, d, stats, stats32, hy), rho),
-                       stats[col.base_count + d], tails[d, TAILS_NEWS], hy)
+        p = point_tail(abs(u), stats[col.base_count + d], tails[d, TAILS_NEWS], hy)
         r = findings[FIND_CYCLE, d]
         if hy.cycle_max > 0 and not math.isnan(r) and cycle_tail_ready(d, stats32, hy):
             m += 1
             p = min(p, point_tail(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
+        if not math.isnan(findings[FIND_CORR_E, d]):
+            m += 1
+            p = min(p, others_p_value(d, stats, corr_tails, findings, hy))
         p_min = min(p_min, p)
     if m == 0:
         return 0.0
@@ -1095,6 +1105,148 @@ def point_tail(u, m, freqs, hy):
     return math.exp(math.log(f_top) * (u / top) ** s)
 
 
+# ------------------------------------------------------------- the news given the others'
+# A feature that leaves its relation to the others while it stays within its own range
+# (a valve that no longer follows its command, a sensor read off the wrong channel) is no
+# news to any test of the feature alone. Its innovation given the other features'
+# innovations at the same event is: the residual of a Gaussian regression on them, read
+# off the precision matrix of their running second moments.
+
+CORR_RIDGE = 0.01  # added to the innovations' second moments before the inversion: no
+#                    feature's news is taken as more than 99 % explained by the others'
+#                    (its own noise), which also bounds the matrix's condition
+
+
+@kernel
+def judged_innovations(x, stats, stats32, findings, hy):
+    """findings[FIND_NEWS] (D,) out: each feature of event x's signed innovation under its
+    nearest normal mode (signed_innovation, previous_z), the news the point test asks; NaN
+    where the regime does not judge the feature (_regime_judges) or the previous event
+    lacked it (findings' row FIND_GAP: a move across a gap is no news)."""
+    for d in range(hy.D):
+        findings[FIND_NEWS, d] = math.nan
+        if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
+            continue
+        z, mode, _ = nearest_mode(bounded(x[d]), d, stats, stats32, hy)
+        rho, _ = persistence(d, stats32, hy)
+        findings[FIND_NEWS, d] = signed_innovation(z, previous_z(z, mode, rho, d, stats, stats32, hy), rho)
+
+
+@kernel
+def news_given_others(corr, stats, findings, hy):
+    """findings[FIND_CORR_E] (D,) out: each judged feature's innovation u_d less what the
+    other features' innovations say of it, in its conditional sd: (P u)_d / sqrt(P_dd), P
+    = corr[CORR_PREC] (Dc, Dc), u = findings[FIND_NEWS] clamped to +-TAIL_LEVELS (a jump
+    of 50 sd would otherwise be all the others' residual too); NaN where the feature is not
+    judged or its second moments rest on TAIL_MIN_COUNT innovations or fewer (corr_count),
+    and for every feature in a stream the test does not cover (Dc = 0) or where a feature
+    the second moments have learnt is not judged now (its innovation unknown, the others'
+    prediction would take it for 0)."""
+    Dc = corr.shape[1]
+    col = hy.stats
+    for d in range(hy.D):
+        findings[FIND_CORR_E, d] = math.nan
+    if not _all_known_judged(Dc, stats, findings, hy):
+        return
+    for d in range(Dc):
+        if math.isnan(findings[FIND_NEWS, d]) or stats[col.corr_count + d] <= TAIL_MIN_COUNT:
+            continue
+        acc = 0.0
+        for j in range(Dc):
+            u = findings[FIND_NEWS, j]
+            if not math.isnan(u):
+                acc += corr[CORR_PREC, d, j] * min(max(u, -TAIL_LEVELS), TAIL_LEVELS)
+        findings[FIND_CORR_E, d] = acc / math.sqrt(corr[CORR_PREC, d, d])
+
+
+@kernel
+def _all_known_judged(Dc, stats, findings, hy):
+    """Whether every feature the second moments have learnt has an innovation now
+    (findings' row FIND_NEWS): else the others' prediction of the rest would take its
+    innovation for 0."""
+    for d in range(Dc):
+        if math.isnan(findings[FIND_NEWS, d]) and stats[hy.stats.corr_count + d] > 0.0:
+            return False
+    return True
+
+
+@kernel
+def others_p_value(d, stats, corr_tails, findings, hy):
+    """P(|residual| >= the one feature d has given the others, findings[FIND_CORR_E, d]),
+    by its own tail frequencies corr_tails (Dc, TAIL_LEVELS) (point_tail)."""
+    return point_tail(abs(findings[FIND_CORR_E, d]), stats[hy.stats.corr_count + d], corr_tails[d], hy)
+
+
+@kernel
+def learn_news_given_others(x, stats, stats32, corr, corr_tails, findings, abnormal, weight, tail_factor, a, hy):
+    """Fold event x (D,) into the news given the others' at `weight` (update_baseline's: 1
+    while normal, regime_learn_weight through a lasting change, 0 during an incident, which
+    teaches it nothing), judged as the point test judged it (judged_innovations,
+    news_given_others, into `findings`): each tested feature's residual into its tail
+    frequencies corr_tails (Dc, TAIL_LEVELS) (at tail_factor for a lone alert, as the
+    tails), then the judged features' clamped innovations into their second moments
+    corr[CORR_COV] (Dc, Dc), held less the identity so that a reset row is the prior of
+    unrelated features (exactly, from that prior, then at rate a; a feature that joins
+    later learns its own at rate a), each counted in corr_count; then the precision
+    (refresh_precision), every ceil(Dc / 8) of these events (and whenever it has none
+    yet): about 8 Dc^2 operations an event for the inversion's Dc^3, the update's order.
+    Nothing where a feature the moments know is not judged: its rows would stay while the
+    others' move, and the matrix need no longer be positive definite."""
+    Dc = corr.shape[1]
+    col = hy.stats
+    if Dc == 0 or weight == 0.0:
+        return
+    judged_innovations(x, stats, stats32, findings, hy)
+    news_given_others(corr, stats, findings, hy)
+    if not _all_known_judged(Dc, stats, findings, hy):
+        return
+    n = 0.0
+    for d in range(Dc):
+        m = stats[col.corr_count + d]
+        n = max(n, m)
+        e = findings[FIND_CORR_E, d]
+        if not math.isnan(e):
+            _learn_tail(corr_tails[d], abs(e), max(1.0 / (m - TAIL_MIN_COUNT), a) * weight * tail_factor, m)
+    rate = max(1.0 / (n + 2.0), a) * weight
+    for i in range(Dc):
+        ui = findings[FIND_NEWS, i]
+        if math.isnan(ui):
+            continue
+        ui = min(max(ui, -TAIL_LEVELS), TAIL_LEVELS)
+        for j in range(Dc):
+            uj = findings[FIND_NEWS, j]
+            if not math.isnan(uj):
+                uj = min(max(uj, -TAIL_LEVELS), TAIL_LEVELS)
+                corr[CORR_COV, i, j] += rate * (ui * uj - (1.0 if i == j else 0.0) - corr[CORR_COV, i, j])
+        stats[col.corr_count + i] += 1.0
+    # The feature with the most counts is known, so judged here: n + 1 counts these events.
+    if (int(n) + 1) % ((Dc + 7) // 8) == 0 or corr[CORR_PREC, 0, 0] == 0.0:
+        refresh_precision(corr)
+
+
+@kernel
+def refresh_precision(corr):
+    """corr[CORR_PREC] (Dc, Dc) = (I + corr[CORR_COV] + CORR_RIDGE I)^-1, by Gauss-Jordan
+    elimination in place. No pivoting: the matrix is symmetric positive definite (a mixture
+    of the identity and outer products, plus the ridge), so every pivot is positive."""
+    Dc = corr.shape[1]
+    a = corr[CORR_PREC]
+    for i in range(Dc):
+        for j in range(Dc):
+            a[i, j] = corr[CORR_COV, i, j] + (1.0 + CORR_RIDGE if i == j else 0.0)
+    for k in range(Dc):
+        pivot = a[k, k]
+        a[k, k] = 1.0
+        for j in range(Dc):
+            a[k, j] /= pivot
+        for i in range(Dc):
+            if i != k:
+                f = a[i, k]
+                a[i, k] = 0.0
+                for j in range(Dc):
+                    a[i, j] -= f * a[k, j]
+
+
 @inlined_kernel
 def learn_statistics(error, x, t, s, streams, findings, lone, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
@@ -1141,7 +1293,8 @@ def learn_statistics(error, x, t, s, streams, findings, lone, hy):
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,
                                   ticks, surprising, abnormal, tail_weight, hy)
     a = baseline_rate(t, stats32, ticks, hy)
-    update_baseline(stats, stats32, streams.tails[s], x, abnormal, lasting, lone, a, hy)
+    update_baseline(stats, stats32, streams.tails[s], streams.corr[s], streams.corr_tails[s], findings, x, abnormal,
+                    lasting, lone, a, hy)
     return observed
 
 
@@ -1401,7 +1554,13 @@ def persistence(d, stats32, hy):
 def innovation(z, prev, rho):
     """|z|'s surprise given the previous z under an AR(1) of coefficient rho, in sd of the
     AR(1)'s noise: what is new in this event."""
-    return abs(z - rho * prev) / math.sqrt(1.0 - rho * rho)
+    return abs(signed_innovation(z, prev, rho))
+
+
+@kernel
+def signed_innovation(z, prev, rho):
+    """innovation with its sign: z less what the previous z says, in sd of the AR(1)'s noise."""
+    return (z - rho * prev) / math.sqrt(1.0 - rho * rho)
 
 
 @kernel
@@ -1641,7 +1800,7 @@ def lone_weight(hy):
 
 
 @kernel
-def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
+def update_baseline(stats, stats32, tails, corr, corr_tails, findings, x, abnormal, lasting, lone, a, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does but at rate `a` (baseline_rate), over the observations it learnt while the stream
     was normal (base_count, m): exact moments, then that rate; at hy.regime_learn_weight of that rate while the
@@ -1666,11 +1825,16 @@ def update_baseline(stats, stats32, tails, x, abnormal, lasting, lone, a, hy):
     stay news. Each value is judged under the feature's normal mode nearest it
     (nearest_mode: the baseline, or a second mode the feature has dwelt in and left), and a
     value judged under a second mode teaches it (learn_modes) instead of the baseline.
-    Runs after update_value_stats has counted the observation."""
+    First, the news given the others' learns the event as the tails do
+    (learn_news_given_others; corr (2, Dc, Dc), corr_tails (Dc, TAIL_LEVELS), `findings`
+    its scratch). Runs after update_value_stats has counted the
+    observation."""
     col = hy.stats
     h = 1.0 / PERSISTENCE_HORIZON
     weight = hy.regime_learn_weight if abnormal else 1.0
     lone_factor = lone_weight(hy) if lone and not abnormal else 1.0
+    learn_news_given_others(x, stats, stats32, corr, corr_tails, findings, abnormal,
+                            0.0 if abnormal and not lasting else weight, lone_factor, a, hy)
     for d in range(hy.D):
         v = x[d]
         if math.isnan(v):
@@ -1723,13 +1887,16 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
     channel input (|z|, |step|, |seasonal residual|, and |forecast error| from the stream's
     forecast and xn (D,), the event normalised by score_event, where the forecast is
     judged: not across a gap); its range novelty, graded
-    as in value_surprise; and the smallest of its level's, its innovation's and its recent
-    mean's p-values under the regime's baseline (regime_p_values). Range novelty alone
+    as in value_surprise; the smallest of its level's, its innovation's and its recent
+    mean's p-values under the regime's baseline (regime_p_values); and for the feature
+    whose innovation the others explain least (_least_explained), the p-value of its
+    residual given them (others_p_value). Range novelty alone
     for a feature that is not `judged`; 0 for a missing feature, one with no history, and
     during warm-up (where the score is 0). A record's `contributors` are the largest
     shares of these (records.py)."""
     stats, col = streams.stats[s], hy.stats
     warm = streams.counters[s, C_SEEN] >= hy.warmup
+    disagrees = _least_explained(findings, hy)
     for d in range(hy.D):
         n = stats[col.count + d]
         evidence[d] = 0.0
@@ -1745,4 +1912,26 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
             e = max(e, neg_log10_tail(min(a, _TAIL_Z_MAX)) - _LOG10_2)
             if _regime_judges(x, d, stats, hy):
                 e = max(e, -math.log10(findings[FIND_P, d]))
+            if d == disagrees:
+                e = max(e, -math.log10(others_p_value(d, stats, streams.corr_tails[s], findings, hy)))
         evidence[d] = e
+
+
+@kernel
+def _least_explained(findings, hy):
+    """The feature of the strictly largest residual given the others (findings' row
+    FIND_CORR_E; -1: none tested, or a tie): e_d^2 is what leaving feature d out takes
+    from u' P u, so that feature accounts for the event's disagreement best. A spike in
+    one feature moves the residuals of the features related to it too (of two, both by
+    the same amount: a tie, which names neither)."""
+    best = -1
+    top = 0.0
+    tied = False
+    for d in range(hy.D):
+        e = abs(findings[FIND_CORR_E, d])
+        if math.isnan(e) or e < top:
+            continue
+        tied = e == top and best >= 0
+        if not tied:
+            best, top = d, e
+    return -1 if tied else best

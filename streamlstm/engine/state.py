@@ -2,7 +2,8 @@
 
 Shape legend: D inputs, H hidden, Hc = H (LSTM) or 0 (GRU), K BPTT window, P parameters,
 S stream slots, Q parameter sets (S in per_stream mode, 1 in shared mode), w short window,
-B seasonal bins, Lc the longest cycle looked for (`cycle_max`), C scoring channels (layout.channels), T x TAIL_LEVELS tail frequencies (T = layout.tail_rows); the
+B seasonal bins, Lc the longest cycle looked for (`cycle_max`), C scoring channels (layout.channels), T x TAIL_LEVELS tail frequencies (T = layout.tail_rows),
+Dc the features of the test of the news given the others' (layout.corr_features); the
 columns of `stats` and `counters` are named in layout.py.
 """
 
@@ -15,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .hyperparams import KernelHyper
-from .layout import BIN_BYTES, N_COUNTERS, N_CYC, TAIL_LEVELS, channels, tail_rows
+from .layout import BIN_BYTES, N_COUNTERS, N_CYC, TAIL_LEVELS, channels, corr_features, tail_rows
 from .params import LSTM, gate_width
 
 
@@ -44,6 +45,10 @@ class StreamArrays(NamedTuple):
     records: np.ndarray  # (S, D, 2, 2) uint16: each feature's new highs and lows by block (layout REC_*)
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
     cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, the mean squared difference by lag
+    # The news given the others' (scoring.news_given_others): the innovations' second moments
+    # less the identity (CORR_COV) and their precision (CORR_PREC); each residual's tail frequencies.
+    corr: np.ndarray  # (S, 2, Dc, Dc) float32
+    corr_tails: np.ndarray  # (S, Dc, TAIL_LEVELS) uint16 compact.UF16
     counters: np.ndarray  # (S, N_COUNTERS) int64: events, window fill, BPTT phase, rng, cooldown
 
 
@@ -63,6 +68,7 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
     k = K if hy.cached_window else 0
     h0 = 0 if hy.cached_window else H
     col = hy.stats
+    Dc = corr_features(D)
     z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
     f16 = np.uint16 if hy.f16_window else dtype
     return StreamArrays(
@@ -75,6 +81,8 @@ def alloc_streams(S: int, hy: KernelHyper, dtype) -> StreamArrays:
         records=np.zeros((S, D, 2, 2), dtype=np.uint16),
         bins=np.zeros((S, D, hy.seasonal_bins, BIN_BYTES), dtype=np.uint8),
         cycle=np.zeros((S, D, N_CYC, hy.cycle_max), dtype=np.float32),
+        corr=np.zeros((S, 2, Dc, Dc), dtype=np.float32),
+        corr_tails=np.zeros((S, Dc, TAIL_LEVELS), dtype=np.uint16),
         counters=np.zeros((S, N_COUNTERS), dtype=np.int64),
     )
 

@@ -135,7 +135,8 @@ def emulate_shared(hy, streams, params, slots, X, chunk):
                 total += pre_p.theta[0] - pa.theta[0]
                 trained |= bool(pa.step[0] > pre_p.step[0])
                 s = slots[n]
-                for name in ("h0", "c0", "win", "winflag", "stats", "stats32", "ring", "records", "bins", "counters"):
+                for name in ("h0", "c0", "win", "winflag", "stats", "stats32", "ring", "records", "bins", "corr",
+                             "corr_tails", "counters"):
                     getattr(streams, name)[s] = getattr(st, name)[s]
             if trained:
                 params.step[0] += 1
@@ -198,7 +199,7 @@ def test_reset_and_grow_slots():
         np.testing.assert_array_equal(a[[0, 2, 3, 4]], b[[0, 2, 3, 4]])
         # (empty: tables this mode does not use; winflag: no flagged event in the window;
         # tails: learnt after scoring.TAIL_MIN_COUNT observations, more than a stream gets here)
-        assert b[1].any() or b[1].size == 0 or name in ("winflag", "tails")
+        assert b[1].any() or b[1].size == 0 or name in ("winflag", "tails", "corr_tails")
     g_streams.counters[[1, 7], C_RNG] -= [11, 12]
     for a in g_streams:
         assert not a[[1, 7]].any()
