@@ -121,8 +121,9 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0, co
     `corr_tails` (D, TAIL_LEVELS) where the news-given-the-others test covers it): each
     judged feature's innovation under its baseline; where its own cycle's residual tail
     (learnt past 20 residuals) rests on a period of them, its residual against that
-    cycle; and where its innovations' second moments rest on more than 20 of them and
-    every feature they know is judged, its innovation's residual given the others':
+    cycle; and where its innovations' second moments rest on more than 20 of them, every
+    feature they know is judged and another feature is, its innovation's residual given
+    the others':
     the regression residual (P u)_d / sqrt(P_dd), u the innovations clamped to +-6, P the
     inverse of I + the stored moments + 0.01 I (numpy's); the probability of each as large
     by its own tail frequencies, extrapolated past the last level that rests on two
@@ -148,7 +149,7 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0, co
                 ps.append(_point_p(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
     counts = stats[col.corr_count:col.corr_count + len(x)] if corr is not None and corr.shape[-1] else np.zeros(0)
     known = counts > 0
-    if len(counts) and not np.isnan(news[known]).any():
+    if len(counts) and not np.isnan(news[known]).any() and (~np.isnan(news)).sum() >= 2:
         u = np.where(np.isnan(news), 0.0, np.clip(news, -6.0, 6.0))
         P = np.linalg.inv(np.eye(len(x)) * 1.01 + corr[CORR_COV].astype(np.float64))
         residual = P @ u / np.sqrt(np.diag(P))

@@ -1139,14 +1139,18 @@ def news_given_others(corr, stats, findings, hy):
     = corr[CORR_PREC] (Dc, Dc), u = findings[FIND_NEWS] clamped to +-TAIL_LEVELS (a jump
     of 50 sd would otherwise be all the others' residual too); NaN where the feature is not
     judged or its second moments rest on TAIL_MIN_COUNT innovations or fewer (corr_count),
-    and for every feature in a stream the test does not cover (Dc = 0) or where a feature
-    the second moments have learnt is not judged now (its innovation unknown, the others'
-    prediction would take it for 0)."""
+    and for every feature in a stream the test does not cover (Dc = 0), where no other
+    feature is judged (one alone has no others: its residual would be its innovation
+    again, asked twice), or where a feature the second moments have learnt is not judged
+    now (its innovation unknown, the others' prediction would take it for 0)."""
     Dc = corr.shape[1]
     col = hy.stats
+    judged = 0
     for d in range(hy.D):
         findings[FIND_CORR_E, d] = math.nan
-    if not _all_known_judged(Dc, stats, findings, hy):
+        if not math.isnan(findings[FIND_NEWS, d]):
+            judged += 1
+    if judged < 2 or not _all_known_judged(Dc, stats, findings, hy):
         return
     for d in range(Dc):
         if math.isnan(findings[FIND_NEWS, d]) or stats[col.corr_count + d] <= TAIL_MIN_COUNT:
