@@ -121,11 +121,11 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0, co
     `corr_tails` (D, TAIL_LEVELS) where the news-given-the-others test covers it): each
     judged feature's innovation under its baseline; where its own cycle's residual tail
     (learnt past 20 residuals) rests on a period of them, its residual against that
-    cycle; and where its innovations' second moments rest on more than 20 of them, every
-    feature they know is judged and another feature is, its innovation's residual given
-    the others':
-    the regression residual (P u)_d / sqrt(P_dd), u the innovations clamped to +-6, P the
-    inverse of I + the stored moments + 0.01 I (numpy's); the probability of each as large
+    cycle; and where its innovations' second moments rest on more than 20 of them and
+    another feature is judged, its innovation's residual given the other judged features':
+    the regression residual (P u)_d / sqrt(P_dd), u the judged features' innovations
+    clamped to +-6, P the inverse of their block of I + the stored moments + 0.01 I
+    (numpy's; the precision of their marginal); the probability of each as large
     by its own tail frequencies, extrapolated past the last level that rests on two
     exceedances or more; the smallest over all these tests times their number; none for
     the features in `gaps`, which the previous event lacked. The regime's own pieces
@@ -148,13 +148,14 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0, co
             if not math.isnan(r):
                 ps.append(_point_p(abs(r), stats32[col.cycle_count + d], tails[d, TAILS_CYCLE], hy))
     counts = stats[col.corr_count:col.corr_count + len(x)] if corr is not None and corr.shape[-1] else np.zeros(0)
-    known = counts > 0
-    if len(counts) and not np.isnan(news[known]).any() and (~np.isnan(news)).sum() >= 2:
-        u = np.where(np.isnan(news), 0.0, np.clip(news, -6.0, 6.0))
-        P = np.linalg.inv(np.eye(len(x)) * 1.01 + corr[CORR_COV].astype(np.float64))
-        residual = P @ u / np.sqrt(np.diag(P))
-        for d in np.flatnonzero(~np.isnan(news) & (counts > 20)):
-            ps.append(_point_p(abs(residual[d]), counts[d], corr_tails[d], hy))
+    judged = np.flatnonzero(~np.isnan(news))
+    if len(counts) and len(judged) >= 2:
+        second_moments = np.eye(len(x)) * 1.01 + corr[CORR_COV].astype(np.float64)
+        P = np.linalg.inv(second_moments[np.ix_(judged, judged)])  # the judged features' alone
+        residual = P @ np.clip(news[judged], -6.0, 6.0) / np.sqrt(np.diag(P))
+        for k, d in enumerate(judged):
+            if counts[d] > 20:
+                ps.append(_point_p(abs(residual[k]), counts[d], corr_tails[d], hy))
     return -math.log10(max(min(min(ps) * len(ps), 1.0), 1e-300)) if ps else 0.0
 
 

@@ -72,7 +72,10 @@ DATA = Path(__file__).with_name("data")
 # 23, scoring.news_given_others, 2026-12-07; restored with nothing of it learnt): scores
 # by up to 0.34 and alert scores 0.48, format 8's (shared) forecasts by up to 0.057,
 # errors 0.027 and regime 2e-4 through the learning policy; no flag moves, and formats
-# 6, 9 and 10's outputs not at all.
+# 6, 9 and 10's outputs not at all. The same formats' were recorded again when an event
+# that misses a feature the second moments know began to ask and teach them (none of
+# these continuations misses one): scores and alert scores by up to 5e-8, the float
+# rounding of the recompiled learning (the kernels take fastmath's reassociation).
 SCORE_ATOL = 5e-3
 REGIME_ATOL = 1e-5
 MODEL_ATOL = 1e-3

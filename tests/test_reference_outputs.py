@@ -70,8 +70,11 @@ given the others' (scoring.news_given_others: two tables, `corr` and `corr_tails
 the counts, `stats`' last block): recorded again, the batch run's scores, alert scores,
 contributions and statistics, the river LSTM's scores, probes and statistics, and the
 river GRU's outputs and state, its weights included (its `on_anomaly: skip` learns by
-the flags); the one-event run (one feature) as before, with the new tables empty. A
-change meant to alter results
+the flags); the one-event run (one feature) as before, with the new tables empty; and
+again when an event that misses a feature the second moments know began to ask the
+others under their own precision and to teach the moments that feature's conditional
+mean (the batch run misses 3 % of its values: scores by up to 0.065, contributions 0.57;
+the river runs' scores by up to 0.051; no alert moves). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

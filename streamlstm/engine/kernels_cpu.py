@@ -40,7 +40,7 @@ from .compact import F16, load_f16_row, narrow_value, store_f16_row
 from .fpenv import FLUSH_SUBNORMALS, get_fp_control, set_fp_control
 from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell_cpu, sigmoid_cpu, tanh_cpu
 from .jit import inlined_kernel, kernel
-from .layout import C_RNG, C_SEEN, C_SINCE, C_TICKS, C_WIN, FIND_BLAME, FIND_GAP, FIND_ROWS
+from .layout import C_RNG, C_SEEN, C_SINCE, C_TICKS, C_WIN, FIND_BLAME, FIND_GAP, findings_rows
 from .params import LSTM, views
 from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, missed_events,
                       regime_learn, regime_step, rms, scaler_std, straddles_gap, to_score, value_surprise)
@@ -94,7 +94,7 @@ class Workspace(NamedTuple):
     xn: np.ndarray  # (D,)  the event, normalised
     y: np.ndarray  # (D,)  head output
     dy: np.ndarray  # (D,)  gradient w.r.t. head output
-    findings: np.ndarray  # (FIND_ROWS, D) float64: what judging found per feature (layout.FIND_*)
+    findings: np.ndarray  # (findings_rows(D), D) float64: what judging found per feature (layout.FIND_*), and scratch
 
 
 def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspace:
@@ -104,7 +104,7 @@ def make_workspace(cell: int, D: int, H: int, K: int, P: int, dtype) -> Workspac
     return Workspace(
         hs=z(K + 1, H), cs=z(K + 1, Hc), acts=z(K, G), aux=z(K, H), xin=z(K, D), tgt=z(K, D),
         dh=z(2, H), dc=z(2, Hc), dpre=z(K, G), grad=z(P), xn=z(D), y=z(D), dy=z(D),
-        findings=np.zeros((FIND_ROWS, D)),
+        findings=np.zeros((findings_rows(D), D)),
     )
 
 

@@ -68,7 +68,10 @@ FIND_GAP = 5  # 1 where the stream's previous event lacked the feature (kernels_
 FIND_CYCLE = 6  # the signed residual against the feature's own cycle, in its sd (NaN: none)
 FIND_NEWS = 7  # the signed innovation the point test judges (scoring.judged_innovations; NaN: not judged)
 FIND_CORR_E = 8  # its residual given the other features' innovations, in its sd (NaN: not tested)
-FIND_ROWS = 9
+FIND_UNKNOWN = 9  # news_given_others' scratch: the features it knows and cannot judge now, by index,
+FIND_IMPUTED = 10  # and their innovations as the judged features' say they are, in that order
+FIND_ROWS = 11
+# ... followed by corr_features(D) rows of scratch for news_given_others' inversion (findings_rows).
 
 # The calibration: each feature's frequencies of |z| > 1, 2, ..., TAIL_LEVELS and of
 # |innovation| > 1, 2, ..., TAIL_LEVELS (scoring.regime_p_values), and with an own cycle of
@@ -96,6 +99,12 @@ def corr_features(D: int) -> int:
     """The features the news-given-the-others test covers in a stream of D: all of them
     for 2 to CORR_MAX_D, else none (one feature has no others)."""
     return D if 2 <= D <= CORR_MAX_D else 0
+
+
+def findings_rows(D: int) -> int:
+    """The rows of a workspace's `findings` (D columns): FIND_ROWS, then a square of
+    scratch for the news given the others' where the stream's features have it."""
+    return FIND_ROWS + corr_features(D)
 
 
 # The second normal modes a feature can have (scoring.nearest_mode): places it dwells in

@@ -166,8 +166,8 @@ from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
 from .layout import (CYC_DEV, CYC_LAG, N_MODES, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE,
                      TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP,
-                     CH_VALUE, CORR_COV, CORR_PREC, FIND_BLAME, FIND_CORR_E, FIND_CYCLE, FIND_GAP, FIND_INPUT,
-                     FIND_NEWS, FIND_NOVELTY, FIND_P, FIND_SEASONAL)
+                     CH_VALUE, CORR_COV, CORR_PREC, FIND_BLAME, FIND_CORR_E, FIND_CYCLE, FIND_GAP, FIND_IMPUTED,
+                     FIND_INPUT, FIND_NEWS, FIND_NOVELTY, FIND_P, FIND_ROWS, FIND_SEASONAL, FIND_UNKNOWN)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -802,7 +802,7 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
     not foretold by their own cycle or, without its residual, by their run of records
     (trend_foretold) (0 when none is). Values are limited to
     +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
-    into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (FIND_ROWS, D), for
+    into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (findings_rows(D), D), for
     attribution."""
     D, col = hy.D, hy.stats
     b = seasonal_bin(t, stats32, hy)
@@ -1135,43 +1135,81 @@ def judged_innovations(x, stats, stats32, findings, hy):
 @kernel
 def news_given_others(corr, stats, findings, hy):
     """findings[FIND_CORR_E] (D,) out: each judged feature's innovation u_d less what the
-    other features' innovations say of it, in its conditional sd: (P u)_d / sqrt(P_dd), P
-    = corr[CORR_PREC] (Dc, Dc), u = findings[FIND_NEWS] clamped to +-TAIL_LEVELS (a jump
-    of 50 sd would otherwise be all the others' residual too); NaN where the feature is not
-    judged or its second moments rest on TAIL_MIN_COUNT innovations or fewer (corr_count),
-    and for every feature in a stream the test does not cover (Dc = 0), where no other
-    feature is judged (one alone has no others: its residual would be its innovation
-    again, asked twice), or where a feature the second moments have learnt is not judged
-    now (its innovation unknown, the others' prediction would take it for 0)."""
+    other judged features' innovations say of it, in its conditional sd: (Q u)_d /
+    sqrt(Q_dd), Q the precision of the judged features' innovations alone, u =
+    findings[FIND_NEWS] clamped to +-TAIL_LEVELS (a jump of 50 sd would otherwise be all
+    the others' residual too). Q is P = corr[CORR_PREC] (Dc, Dc) where every feature the
+    second moments have learnt is judged; else the Schur complement P_JJ - P_JK P_KK^-1
+    P_KJ of the features K they know and cannot judge now (missing, just after a gap),
+    whose innovations are then taken as the judged ones say they are (findings' rows
+    FIND_UNKNOWN, FIND_IMPUTED; P_KK inverted in the scratch rows after FIND_ROWS). NaN
+    where the feature is not judged or its second moments rest on TAIL_MIN_COUNT
+    innovations or fewer (corr_count), for every feature in a stream the test does not
+    cover (Dc = 0), and where no other feature is judged (one alone has no others: its
+    residual would be its innovation again, asked twice). Returns how many features it
+    imputed, -1 where it tested none (and imputed none)."""
     Dc = corr.shape[1]
-    col = hy.stats
-    judged = 0
+    P = corr[CORR_PREC]
+    judged = tested = 0
     for d in range(hy.D):
         findings[FIND_CORR_E, d] = math.nan
         if not math.isnan(findings[FIND_NEWS, d]):
             judged += 1
-    if judged < 2 or not _all_known_judged(Dc, stats, findings, hy):
-        return
+            if d < Dc and stats[hy.stats.corr_count + d] > TAIL_MIN_COUNT:
+                tested += 1
+    if judged < 2 or tested == 0:
+        return -1
+    nk = _impute_unknown(P, stats, findings, hy)
+    S = findings[FIND_ROWS:FIND_ROWS + nk, :nk]
     for d in range(Dc):
-        if math.isnan(findings[FIND_NEWS, d]) or stats[col.corr_count + d] <= TAIL_MIN_COUNT:
+        if math.isnan(findings[FIND_NEWS, d]) or stats[hy.stats.corr_count + d] <= TAIL_MIN_COUNT:
             continue
         acc = 0.0
         for j in range(Dc):
             u = findings[FIND_NEWS, j]
             if not math.isnan(u):
-                acc += corr[CORR_PREC, d, j] * min(max(u, -TAIL_LEVELS), TAIL_LEVELS)
-        findings[FIND_CORR_E, d] = acc / math.sqrt(corr[CORR_PREC, d, d])
+                acc += P[d, j] * min(max(u, -TAIL_LEVELS), TAIL_LEVELS)
+        q = P[d, d]
+        for a in range(nk):
+            ka = int(findings[FIND_UNKNOWN, a])
+            acc += P[d, ka] * findings[FIND_IMPUTED, a]
+            for b in range(nk):
+                q -= P[d, ka] * S[a, b] * P[int(findings[FIND_UNKNOWN, b]), d]
+        findings[FIND_CORR_E, d] = acc / math.sqrt(q)
+    return nk
 
 
 @kernel
-def _all_known_judged(Dc, stats, findings, hy):
-    """Whether every feature the second moments have learnt has an innovation now
-    (findings' row FIND_NEWS): else the others' prediction of the rest would take its
-    innovation for 0."""
-    for d in range(Dc):
+def _impute_unknown(P, stats, findings, hy):
+    """The features the second moments know and this event's judging left without an
+    innovation (K): their number nk, their indices in findings[FIND_UNKNOWN, :nk], P_KK^-1
+    (nk, nk) in the scratch rows after FIND_ROWS, and findings[FIND_IMPUTED, :nk] their
+    innovations' conditional mean given the judged features' clamped ones u_J, -P_KK^-1
+    P_KJ u_J (Gaussian, under the precision P (Dc, Dc)). The caller judges a feature at
+    least, so nk <= Dc - 1 and the scratch's column nk holds P_KJ u_J meanwhile."""
+    nk = 0
+    for d in range(P.shape[0]):
         if math.isnan(findings[FIND_NEWS, d]) and stats[hy.stats.corr_count + d] > 0.0:
-            return False
-    return True
+            findings[FIND_UNKNOWN, nk] = d
+            nk += 1
+    S = findings[FIND_ROWS:FIND_ROWS + nk]
+    for a in range(nk):
+        ka = int(findings[FIND_UNKNOWN, a])
+        for b in range(nk):
+            S[a, b] = P[ka, int(findings[FIND_UNKNOWN, b])]
+        v = 0.0
+        for j in range(P.shape[0]):
+            u = findings[FIND_NEWS, j]
+            if not math.isnan(u):
+                v += P[ka, j] * min(max(u, -TAIL_LEVELS), TAIL_LEVELS)
+        S[a, nk] = v
+    invert_in_place(S, nk)
+    for a in range(nk):
+        v = 0.0
+        for b in range(nk):
+            v -= S[a, b] * S[b, nk]
+        findings[FIND_IMPUTED, a] = v
+    return nk
 
 
 @kernel
@@ -1194,67 +1232,109 @@ def learn_news_given_others(x, stats, stats32, corr, corr_tails, findings, abnor
     later learns its own at rate a), each counted in corr_count; then the precision
     (refresh_precision), every ceil(Dc / 8) of these events (and whenever it has none
     yet): about 8 Dc^2 operations an event for the inversion's Dc^3, the update's order.
-    Nothing where a feature the moments know is not judged: its rows would stay while the
-    others' move, and the matrix need no longer be positive definite."""
+    A feature the moments know and this event does not judge (missing, just after a gap)
+    is learnt as what the judged features say of it (online expectation-maximisation of a
+    Gaussian with missing values): its innovation the conditional mean y_K
+    (_impute_unknown), its square and its products with another such feature's the
+    conditional covariance S less the ridge too, so the moments learn (1 - rate) M + rate
+    ([u_J; y_K] [u_J; y_K]^T + blockdiag(0, S - CORR_RIDGE I)), positive definite as M is
+    (S - CORR_RIDGE I is the unridged moments' Schur complement or more), unbiased up to
+    the ridge where values are missing at random; a feature that stays away keeps its
+    own moment and its relations fade at about CORR_RIDGE of the moments' rate (the
+    ridged regression's shrinkage). The rate is the one of the feature that taught the
+    moments the most, judged or known; the refreshes count the judged ones' events."""
     Dc = corr.shape[1]
     col = hy.stats
     if Dc == 0 or weight == 0.0:
         return
     judged_innovations(x, stats, stats32, findings, hy)
-    news_given_others(corr, stats, findings, hy)
-    if not _all_known_judged(Dc, stats, findings, hy):
-        return
-    n = 0.0
+    imputed = news_given_others(corr, stats, findings, hy)
+    n = -1.0  # the most any judged feature has taught the moments (-1: none judged)
+    n_all = 0.0  # ... any judged or known one
     for d in range(Dc):
         m = stats[col.corr_count + d]
-        n = max(n, m)
         e = findings[FIND_CORR_E, d]
         if not math.isnan(e):
             _learn_tail(corr_tails[d], abs(e), max(1.0 / (m - TAIL_MIN_COUNT), a) * weight * tail_factor, m)
-    rate = max(1.0 / (n + 2.0), a) * weight
+        if not math.isnan(findings[FIND_NEWS, d]):
+            n = max(n, m)
+        n_all = max(n_all, m)
+    if n < 0.0:
+        return
+    if imputed < 0:
+        _impute_unknown(corr[CORR_PREC], stats, findings, hy)
+    rate = max(1.0 / (n_all + 2.0), a) * weight
+    S = findings[FIND_ROWS:]
+    ki = -1
     for i in range(Dc):
-        ui = findings[FIND_NEWS, i]
-        if math.isnan(ui):
+        yi, ki, known = _completed(i, ki, stats, findings, hy)
+        if not known:
             continue
-        ui = min(max(ui, -TAIL_LEVELS), TAIL_LEVELS)
+        kj = -1
         for j in range(Dc):
-            uj = findings[FIND_NEWS, j]
-            if not math.isnan(uj):
-                uj = min(max(uj, -TAIL_LEVELS), TAIL_LEVELS)
-                corr[CORR_COV, i, j] += rate * (ui * uj - (1.0 if i == j else 0.0) - corr[CORR_COV, i, j])
-        stats[col.corr_count + i] += 1.0
-    # The feature with the most counts is known, so judged here: n + 1 counts these events.
+            yj, kj, known = _completed(j, kj, stats, findings, hy)
+            if not known:
+                continue
+            v = yi * yj
+            if math.isnan(findings[FIND_NEWS, i]) and math.isnan(findings[FIND_NEWS, j]):
+                # What the judged features leave unknown of the two, less the ridge that
+                # the precision's inverse adds (else a feature that stays away grows).
+                v += S[ki, kj] - (CORR_RIDGE if i == j else 0.0)
+            corr[CORR_COV, i, j] += rate * (v - (1.0 if i == j else 0.0) - corr[CORR_COV, i, j])
+        if not math.isnan(findings[FIND_NEWS, i]):
+            stats[col.corr_count + i] += 1.0
+    # n + 1 counts these events for the judged feature that has learnt the most.
     if (int(n) + 1) % ((Dc + 7) // 8) == 0 or corr[CORR_PREC, 0, 0] == 0.0:
         refresh_precision(corr)
 
 
 @kernel
+def _completed(d, k, stats, findings, hy):
+    """Feature d's innovation as the second moments learn it, after the features before
+    it (k: the last of them that _impute_unknown imputed, -1 for none): (its clamped
+    innovation, or its imputed one; the position in the imputed ones it takes or leaves
+    for the next feature; False where it is neither judged nor known)."""
+    u = findings[FIND_NEWS, d]
+    if not math.isnan(u):
+        return min(max(u, -TAIL_LEVELS), TAIL_LEVELS), k, True
+    if not stats[hy.stats.corr_count + d] > 0.0:  # _impute_unknown's test
+        return 0.0, k, False
+    return findings[FIND_IMPUTED, k + 1], k + 1, True
+
+
+@kernel
 def refresh_precision(corr):
-    """corr[CORR_PREC] (Dc, Dc) = (I + corr[CORR_COV] + CORR_RIDGE I)^-1, by Gauss-Jordan
-    elimination in place. No pivoting: the matrix is symmetric positive definite (a mixture
-    of the identity and outer products, plus the ridge), so every pivot is positive."""
+    """corr[CORR_PREC] (Dc, Dc) = (I + corr[CORR_COV] + CORR_RIDGE I)^-1 (invert_in_place)."""
     Dc = corr.shape[1]
     a = corr[CORR_PREC]
     for i in range(Dc):
         for j in range(Dc):
             a[i, j] = corr[CORR_COV, i, j] + (1.0 + CORR_RIDGE if i == j else 0.0)
-    for k in range(Dc):
+    invert_in_place(a, Dc)
+
+
+@kernel
+def invert_in_place(a, n):
+    """a[:n, :n] = its inverse, by Gauss-Jordan elimination in place. No pivoting: it is
+    symmetric positive definite (second moments plus the ridge, or a block of the
+    precision, their inverse), so every pivot is positive."""
+    for k in range(n):
         pivot = a[k, k]
         a[k, k] = 1.0
-        for j in range(Dc):
+        for j in range(n):
             a[k, j] /= pivot
-        for i in range(Dc):
+        for i in range(n):
             if i != k:
                 f = a[i, k]
                 a[i, k] = 0.0
-                for j in range(Dc):
+                for j in range(n):
                     a[i, j] -= f * a[k, j]
 
 
 @inlined_kernel
 def learn_statistics(error, x, t, s, streams, findings, lone, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
-    stream's channel statistics, then its value statistics (findings (FIND_ROWS, D):
+    stream's channel statistics, then its value statistics (findings (findings_rows(D), D):
     value_inputs' scratch); a `lone` alert (kernels_cpu.lone_alert) teaches the tails at
     lone_weight. The channels' long-term statistics start after half the warm-up:
     the model's large early errors would otherwise inflate them for a long time. Returns
@@ -1647,7 +1727,7 @@ def _regime_judges(x, d, stats, hy):
 def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     """The log likelihood ratio (abnormal to normal) of event x (D,) under the regime's
     baseline and tail frequencies (tails (D, T, TAIL_LEVELS)), NaN when no feature
-    can be judged yet. Fills two rows of findings (FIND_ROWS, D): FIND_P, each judged
+    can be judged yet. Fills two rows of findings (findings_rows(D), D): FIND_P, each judged
     feature's smallest p-value; FIND_BLAME, every feature's blame after this event (what
     `regime_learn` stores). Three p-values per observed feature (regime_p_values), the
     first two calibrated to its own history (calibrated_tail) and floored at 1/(m + 2)
@@ -1762,7 +1842,7 @@ def regime_step(x, s, streams, findings, hy):
 @inlined_kernel
 def regime_learn(state, findings, s, streams, hy):
     """Store the state `regime_step` gave a learnt event, and the blame it left in
-    findings (FIND_ROWS, D), and count the event in the stream's abnormal events less its
+    findings (findings_rows(D), D), and count the event in the stream's abnormal events less its
     normal ones (between 0 and the scaler's half-life, `new_normal`, which update_baseline
     asks whether it has reached; an event without a value counts by the state the
     transitions leave) (not during warm-up, where it made no step)."""
@@ -1886,7 +1966,7 @@ def update_baseline(stats, stats32, tails, corr, corr_tails, findings, x, abnorm
 def feature_evidence(evidence, x, s, streams, xn, findings, hy):
     """Attribution: the evidence each feature of event x (D,) of stream slot s carries on
     its own, in -log10 units, into evidence (D,), from what judging the event found
-    (findings (FIND_ROWS, D), written by `value_surprise` and `regime_step`, which must
+    (findings (findings_rows(D), D), written by `value_surprise` and `regime_step`, which must
     judge it first). Per feature the largest of: the two-sided Gaussian tail of its largest
     channel input (|z|, |step|, |seasonal residual|, and |forecast error| from the stream's
     forecast and xn (D,), the event normalised by score_event, where the forecast is
@@ -1925,7 +2005,7 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
 def _least_explained(findings, hy):
     """The feature of the strictly largest residual given the others (findings' row
     FIND_CORR_E; -1: none tested, or a tie): e_d^2 is what leaving feature d out takes
-    from u' P u, so that feature accounts for the event's disagreement best. A spike in
+    from u_J' Q u_J (news_given_others), so that feature accounts for the event's disagreement best. A spike in
     one feature moves the residuals of the features related to it too (of two, both by
     the same amount: a tie, which names neither)."""
     best = -1
