@@ -15,7 +15,8 @@ from streamlstm.config import load_config
 from streamlstm.engine import scoring
 from streamlstm.engine.compact import BF16, UF16, narrow_bits_of, narrow_value, uf16_bits_of
 from streamlstm.engine.hyperparams import DEFAULTS
-from streamlstm.engine.layout import C_SEEN, C_TICKS, C_WIN, CORR_COV, CORR_PREC, FIND_BLAME, FIND_P, N_MODES, findings_rows
+from streamlstm.engine.layout import (C_SEEN, C_TICKS, C_WIN, CORR_COV, CORR_PREC, FIND_BLAME, FIND_P, N_MODES,
+                                      findings_rows)
 from streamlstm.evaluate.nab import _score_file
 
 ROOT = Path(__file__).resolve().parents[1]
