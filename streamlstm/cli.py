@@ -283,9 +283,9 @@ def run(ctx, source, fmt, state_dir, skip_consumed, errors_path, only_anomalies,
                                    "its learnt state in checkpoints)")
         from .kafka.daemon import run_kafka, stopper
 
-        stop = threading.Event()
-        signals.take_over(stopper(stop))
-        sys.exit(run_kafka(config, stop))
+        stop, delivered = threading.Event(), threading.Event()
+        signals.take_over(stopper(stop, delivered=delivered))
+        sys.exit(run_kafka(config, stop, delivered=delivered))
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import JsonLinesSink
 

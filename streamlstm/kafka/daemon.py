@@ -116,12 +116,15 @@ class KafkaDaemon:
     `run()` returns the exit status."""
 
     def __init__(self, config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
-                 output_mode: str | None = None):
+                 output_mode: str | None = None, delivered: threading.Event | None = None):
         self.config = config
         self.output_mode = output_mode or config.kafka.output_mode
         if self.output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}")
         self.stop = stop
+        # Set once the final checkpoint has flushed and saved, with only at_least_once's
+        # offset commit left (`stopper`: a stop that overruns there loses nothing).
+        self.delivered = delivered or threading.Event()
         self.exactly_once = config.kafka.processing_guarantee == "exactly_once"
         self.metrics = metrics or DaemonMetrics()
         self.states: dict[TP, PartitionState] = {}
@@ -342,8 +345,8 @@ class KafkaDaemon:
         self.since_commit = 0
         self.last_commit = time.monotonic()
 
-    def checkpoint_and_commit(self) -> None:
-        """The checkpoint recipe over every partition (main thread):
+    def checkpoint_and_commit(self, final: bool = False) -> None:
+        """The checkpoint recipe over every partition (main thread; `final`: the stop's):
 
             1-3. finish the batch in flight, flush the producer, snapshot the states (`checkpoint`)
             4.   at_least_once: commit their offsets with the group (a failure is harmless);
@@ -355,12 +358,15 @@ class KafkaDaemon:
         if self.exactly_once:
             self.producer.commit_transaction(offsets, self.consumer.group_metadata())
             self.producer.begin()
-        elif offsets:
-            try:
-                self.consumer.commit(offsets)
-            except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
-                self.commit_failed(exc)
-                return
+        else:
+            if final:
+                self.delivered.set()  # only the commit is left, whose failure is harmless
+            if offsets:
+                try:
+                    self.consumer.commit(offsets)
+                except Exception as exc:  # noqa: BLE001 - e.g. the group rebalanced meanwhile
+                    self.commit_failed(exc)
+                    return
         for tp, offset in offsets.items():
             self.states[tp].committed = offset
         if offsets:  # the checkpoint age grows while there is nothing to commit, or commits fail
@@ -550,7 +556,7 @@ class KafkaDaemon:
                 stage["checkpoint"] += clock() - t0
                 self._log_stages(since_last=True)
         log.info("stopping: final checkpoint and commit")
-        self.checkpoint_and_commit()
+        self.checkpoint_and_commit(final=True)
         self._log_stages()
 
     def _log_stages(self, since_last: bool = False) -> None:
@@ -601,19 +607,28 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
-def stopper(stop: threading.Event, exit=_exit_now):
+def stopper(stop: threading.Event, exit=_exit_now, delivered: threading.Event | None = None):
     """The daemon's handler of the stop signals (SIGTERM, SIGINT, SIGHUP; main thread): it
-    sets `stop`, and if the daemon has not returned `STOP_S` seconds later (brokers that do not answer its final checkpoint), logs
-    one line and exits 1, as SIGKILL would, leaving the offsets where the last checkpoint put
-    them. The main thread may then be inside a client's C call (confluent's flush) that runs
-    no Python signal handler until it returns, so a thread woken by the signal's wakeup fd
-    starts the deadline too."""
+    sets `stop`, and if the daemon has not returned `STOP_S` seconds later (brokers that do
+    not answer its final checkpoint), logs one line and exits as SIGKILL would, leaving the
+    offsets where the last checkpoint put them: 1, or 0 where only at_least_once's offset
+    commit was left (`delivered`, the daemon's: the results flushed and the states saved,
+    as a failed commit leaves them, which kafka-python's client reports within the limit
+    and confluent's waits on). The main thread may then be inside a client's C call
+    (confluent's flush) that runs no Python signal handler until it returns, so a thread
+    woken by the signal's wakeup fd starts the deadline too."""
     once = threading.Lock()  # taken by the first signal, never released
 
     def overdue() -> None:
-        log.error("kafka daemon failed: not stopped within %g s of the signal (the brokers do not answer?); "
-                  "offsets after the last checkpoint are not committed", STOP_S)
-        exit(1)
+        done = delivered is not None and delivered.is_set()
+        if done:
+            log.warning("stopped %g s after the signal without the final offset commit (the brokers do not "
+                        "answer?); everything before it is done, the results delivered and the state saved (with a "
+                        "state store), as after any failed commit", STOP_S)
+        else:
+            log.error("kafka daemon failed: not stopped within %g s of the signal (the brokers do not answer?); "
+                      "offsets after the last checkpoint are not committed", STOP_S)
+        exit(0 if done else 1)
 
     def handler(*_) -> None:
         if once.acquire(blocking=False):
@@ -635,7 +650,8 @@ def stopper(stop: threading.Event, exit=_exit_now):
 
 
 def run_kafka(config: Config, stop: threading.Event, *, metrics: DaemonMetrics | None = None,
-              output_mode: str | None = None) -> int:
+              output_mode: str | None = None, delivered: threading.Event | None = None) -> int:
     """Run the daemon until `stop` is set (exit status 0) or a fatal error (1); `output_mode`
-    ("batch" or "event") overrides `kafka.output_mode`."""
-    return KafkaDaemon(config, stop, metrics=metrics, output_mode=output_mode).run()
+    ("batch" or "event") overrides `kafka.output_mode`; `delivered` is set as the final
+    checkpoint leaves only at_least_once's offset commit (`stopper`)."""
+    return KafkaDaemon(config, stop, metrics=metrics, output_mode=output_mode, delivered=delivered).run()
