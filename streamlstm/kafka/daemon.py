@@ -122,8 +122,9 @@ class KafkaDaemon:
         if self.output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode: expected one of {', '.join(OUTPUT_MODES)}, got {self.output_mode!r}")
         self.stop = stop
-        # Set once the final checkpoint has flushed and saved, with only at_least_once's
-        # offset commit left (`stopper`: a stop that overruns there loses nothing).
+        # Set once the final checkpoint has flushed the results and saved the states in a
+        # store, with only at_least_once's offset commit left (`stopper`: a stop that
+        # overruns there loses nothing); cleared by a fatal error.
         self.delivered = delivered or threading.Event()
         self.exactly_once = config.kafka.processing_guarantee == "exactly_once"
         self.metrics = metrics or DaemonMetrics()
@@ -359,7 +360,7 @@ class KafkaDaemon:
             self.producer.commit_transaction(offsets, self.consumer.group_metadata())
             self.producer.begin()
         else:
-            if final:
+            if final and self.store is not None and self.fatal is None:
                 self.delivered.set()  # only the commit is left, whose failure is harmless
             if offsets:
                 try:
@@ -490,6 +491,7 @@ class KafkaDaemon:
                       "; offsets after the last checkpoint are not committed" if consuming else "")
             _debug_traceback("traceback of the error above", exc)
             self.fatal = self.fatal or RuntimeError("failed")
+            self.delivered.clear()
             status = 1
         finally:
             self.metrics.alive = status == 0
@@ -612,9 +614,9 @@ def stopper(stop: threading.Event, exit=_exit_now, delivered: threading.Event | 
     sets `stop`, and if the daemon has not returned `STOP_S` seconds later (brokers that do
     not answer its final checkpoint), logs one line and exits as SIGKILL would, leaving the
     offsets where the last checkpoint put them: 1, or 0 where only at_least_once's offset
-    commit was left (`delivered`, the daemon's: the results flushed and the states saved,
-    as a failed commit leaves them, which kafka-python's client reports within the limit
-    and confluent's waits on). The main thread may then be inside a client's C call
+    commit (and closing) was left (`delivered`, the daemon's: the results flushed and the
+    states saved in a store, as a failed commit leaves them, which kafka-python's client
+    may report within the limit and confluent's waits on). The main thread may then be inside a client's C call
     (confluent's flush) that runs no Python signal handler until it returns, so a thread
     woken by the signal's wakeup fd starts the deadline too."""
     once = threading.Lock()  # taken by the first signal, never released
@@ -622,9 +624,9 @@ def stopper(stop: threading.Event, exit=_exit_now, delivered: threading.Event | 
     def overdue() -> None:
         done = delivered is not None and delivered.is_set()
         if done:
-            log.warning("stopped %g s after the signal without the final offset commit (the brokers do not "
-                        "answer?); everything before it is done, the results delivered and the state saved (with a "
-                        "state store), as after any failed commit", STOP_S)
+            log.warning("stopped %g s after the signal, the brokers not answering the final offset commit or the "
+                        "group's leave; the results were delivered and the state saved before it, so a restart "
+                        "resumes from that checkpoint, as after any failed commit", STOP_S)
         else:
             log.error("kafka daemon failed: not stopped within %g s of the signal (the brokers do not answer?); "
                       "offsets after the last checkpoint are not committed", STOP_S)
