@@ -12,6 +12,10 @@ Every stream is 6,000 events of a noisy cycle (period 100). Two tables:
    (the cycle at other phases and amplitudes; which one is broken changes with the seed),
    and into that broken feature alone, and into one of 32 features (amplitudes and phases
    drawn with the seed), where any of 31 healthy features may set a new record by chance;
+   the four features' streams again as sensors read at their own times send them, one
+   reading a message (each row's four values as four events, each with the other three
+   missing), their results folded back onto the rows (a row alerts or is abnormal where
+   one of its four events is, its score and regime the largest);
    and each type into the single feature beside ten
    0/1 command flags (three never change, seven toggle 2-30 times at random), as a
    telemetry channel sits beside its commands. Columns: event recall and mean delay (events) of
@@ -46,6 +50,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections import defaultdict
+from types import SimpleNamespace
 
 import numpy as np
 from streamlstm.config import load_config
@@ -58,6 +63,7 @@ BROKEN_KINDS = ("spike", "level_shift", "noise_burst")
 FEATURES = ((1.0, 0.0), (0.5, 0.25), (2.0, 0.5), (4.0, 0.75))  # (amplitude, phase in periods) of the four
 FLAG_FROM = 3000
 MANY = 32  # features of the widest streams
+INTERLEAVED = "one of four, one sensor a row"
 
 
 def cycle(rng: np.random.Generator, phase: float = 0.0) -> np.ndarray:
@@ -105,6 +111,24 @@ def broken_feature(kind: str, seed: int, n_features: int = 4) -> tuple[np.ndarra
     return np.column_stack([amplitude * u for (amplitude, _), u in zip(features, units)]), broken, labels, anomalous
 
 
+def one_sensor_a_row(X: np.ndarray) -> np.ndarray:
+    """X (N, D) as D sensors read at their own times send it, one reading a message: each
+    row's D values as D events (N D, D) in column order, each with the others missing."""
+    N, D = X.shape
+    Y = np.full((N * D, D), np.nan)
+    Y[np.arange(N * D), np.tile(np.arange(D), N)] = X.ravel()
+    return Y
+
+
+def rows_of(res, D: int) -> SimpleNamespace:
+    """one_sensor_a_row's results folded back onto the rows: a row alerts or is abnormal
+    where one of its D events is, its score and regime are their largest."""
+    def fold(a, how):
+        return getattr(a.reshape(-1, D), how)(axis=1)
+    return SimpleNamespace(flags=fold(res.flags, "any"), abnormal=fold(res.abnormal, "any"),
+                           scores=fold(res.scores, "max"), regime=fold(res.regime, "max"))
+
+
 def command_flags(rng: np.random.Generator, k: int = 10) -> np.ndarray:
     """k 0/1 command flags (N, k): every third constant, the others toggling 2-30 times."""
     flags = np.zeros((N, k))
@@ -128,6 +152,9 @@ def anomaly_streams(seed: int):
     for kind in BROKEN_KINDS:
         X, broken, labels, anomalous = broken_feature(kind, seed)
         yield "the broken feature alone", kind, X[:, [broken]], labels, anomalous, None
+    for kind in BROKEN_KINDS:
+        X, _, labels, anomalous = broken_feature(kind, seed)
+        yield INTERLEAVED, kind, X, labels, anomalous, None
     for kind in BROKEN_KINDS:
         X, broken, labels, anomalous = broken_feature(kind, seed, MANY)
         yield f"one of {MANY} features broken", kind, X, labels, anomalous, broken
@@ -172,16 +199,18 @@ def main() -> None:
     model = load_config(args.config).model
     T = np.arange(N) * (86400.0 / PERIOD) if args.daily else None
 
-    def run(X: np.ndarray, seed: int):
+    def run(X: np.ndarray, seed: int, per_row: int = 1):
+        """One stream of X, per_row events a row (one_sensor_a_row's share its time)."""
         det = detector_for(dataclasses.replace(model, seed=seed), X.shape[1], max_streams=1)
-        return det.process(["s"] * N, X, T)
+        return det.process(["s"] * len(X), X, None if T is None else np.repeat(T, per_row))
 
     rows = defaultdict(list)  # (section, kind) -> per seed (labels, anomalous events, our results, HST's scores)
     quiet = defaultdict(list)  # name -> per seed (alerts, abnormal rows)
     named = defaultdict(lambda: np.zeros((3, 2), dtype=int))  # (kind, features) -> (rows, named first) per row kind
     for seed in range(args.seeds):
         for section, kind, X, labels, events, broken in anomaly_streams(seed):
-            res = run(X, seed)
+            D = X.shape[1]
+            res = rows_of(run(one_sensor_a_row(X), seed, D), D) if section == INTERLEAVED else run(X, seed)
             rows[section, kind].append((labels, events, res, half_space_trees(X, seed)))
             if broken is not None:
                 first = np.where(res.flags[:, None], res.contributions, res.blame).argmax(axis=1) == broken

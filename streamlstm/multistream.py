@@ -434,6 +434,8 @@ class MultiStreamDetector:
             _upgrade_to_v22(arrays, version, det.hyper)
         if version < 23:
             _upgrade_to_v23(arrays, n, det.hyper)
+        if version < 24:
+            _upgrade_to_v24(arrays, det.hyper)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -589,7 +591,7 @@ def _upgrade_to_v22(arrays: dict[str, np.ndarray], version: int, hy) -> None:
     col, D = hy.stats, hy.D
     arrays["stream.stats"] = np.pad(arrays["stream.stats"], ((0, 0), (0, col.width - arrays["stream.stats"].shape[1])))
     old = arrays["stream.stats32"]
-    new = np.zeros((len(old), col.width32), dtype=old.dtype)
+    new = np.zeros((len(old), col.absent), dtype=old.dtype)  # format 22's columns end there
     new[:, :col.mode_count] = old[:, :col.mode_count]
     if version >= 20:
         at = col.mode_count  # format 20's count, moves and run of its one mode, D columns each
@@ -609,6 +611,19 @@ def _upgrade_to_v23(arrays: dict[str, np.ndarray], n: int, hy) -> None:
     stats = arrays["stream.stats"]
     arrays["stream.stats"] = np.pad(stats, ((0, 0), (0, hy.stats.width - stats.shape[1])))
     arrays["stream.corr"], arrays["stream.corr_tails"] = empty.corr, empty.corr_tails
+
+
+def _upgrade_to_v24(arrays: dict[str, np.ndarray], hy) -> None:
+    """Complete the `stats32` rows of a snapshot of format 23 or before (or one converted to
+    it) in place with format 24's rhythm of each feature (scoring.learn_rhythm): none
+    absent and an interval of one event, what the earlier formats took every feature's to
+    be (a feature read at a rhythm of its own learns it at the scaler's rate)."""
+    col = hy.stats
+    old = arrays["stream.stats32"]
+    new = np.zeros((len(old), col.width32), dtype=old.dtype)
+    new[:, :col.absent] = old
+    new[:, col.interval:col.interval + hy.D] = 1.0
+    arrays["stream.stats32"] = new
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

@@ -92,6 +92,15 @@ def assert_continues(res, old, names):
             np.testing.assert_allclose(got, want, rtol=0, atol=REGIME_ATOL if name == "regime" else MODEL_ATOL)
 
 
+def assert_rhythm_fresh(stats32, hy):
+    """Each feature's rhythm as format 24's upgrade gives it (multistream._upgrade_to_v24):
+    none absent, an interval of one event."""
+    col, D = hy.stats, hy.D
+    assert col.interval == col.absent + D and col.width32 == col.interval + D
+    assert not stats32[:, col.absent:col.interval].any()
+    assert (stats32[:, col.interval:col.width32] == 1.0).all()
+
+
 def noisy_cycle(n, seed=0):
     rng = np.random.default_rng(seed)
     return np.sin(np.arange(n) / 8.0) + 0.1 * rng.normal(size=n)
@@ -536,7 +545,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 23
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 24
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -547,7 +556,8 @@ def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_
     did (the regime, by design, not)."""
     det = MultiStreamDetector.from_bytes((DATA / "detector_v10.snapshot").read_bytes())
     streams, col, n = det.engine.to_host()[0], det.hyper.stats, det.n_streams
-    assert not streams.stats32[:n, col.base_prev:col.width32].any()
+    assert not streams.stats32[:n, col.base_prev:col.absent].any()
+    assert_rhythm_fresh(streams.stats32[:n], det.hyper)
     np.testing.assert_array_equal(streams.tails[:n, :, TAILS_NEWS], streams.tails[:n, :, TAILS_LEVEL])
     old = np.load(DATA / "detector_v10_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
@@ -598,7 +608,8 @@ def test_a_format_12_snapshot_loads_with_every_observation_counted_as_normal():
     np.testing.assert_array_equal(streams.stats[:n, col.base_count:col.base_count + D],
                                   streams.stats[:n, col.count:col.count + D])
     np.testing.assert_array_equal(streams.stats32[:n, :col.base_blame], arrays["stream.stats32"])
-    assert not streams.stats32[:n, col.base_blame:].any()
+    assert not streams.stats32[:n, col.base_blame:col.absent].any()
+    assert_rhythm_fresh(streams.stats32[:n], det.hyper)
     old = np.load(DATA / "detector_v12_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
@@ -622,11 +633,12 @@ def test_a_format_13_or_14_snapshot_loads_with_no_blame_and_continues_bit_for_bi
     assert meta["format_version"] == version
     streams, col, n = det.engine.to_host()[0], det.hyper.stats, det.n_streams
     np.testing.assert_array_equal(streams.stats32[:n, :col.base_blame], arrays["stream.stats32"])
-    assert not streams.stats32[:n, col.base_blame:].any()
+    assert not streams.stats32[:n, col.base_blame:col.absent].any()
+    assert_rhythm_fresh(streams.stats32[:n], det.hyper)
     assert not streams.records[:n].any()  # format 17's record counts: none counted yet
     old = np.load(DATA / f"detector_v{version}_continued.npz")
     again = MultiStreamDetector.from_bytes(det.to_bytes())
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 23
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION
     assert det.hyper.cycle_max == 0 and again.hyper.cycle_max == 0
     for d in (det, again):
         res = d.process(list(old["ids"]), old["X"], old["T"])
@@ -651,14 +663,15 @@ def test_a_format_17_snapshot_loads_with_no_abnormal_events_counted_and_continue
     stats32, col = det.engine.to_host()[0].stats32[:det.n_streams], det.hyper.stats
     assert col.abnormal_run == col.mode_count - 1 == arrays["stream.stats32"].shape[1] + det.n_features + 2
     np.testing.assert_array_equal(stats32[:, :col.cycle_count], arrays["stream.stats32"][:, :col.cycle_count])
-    assert not stats32[:, col.cycle_count:].any()
+    assert not stats32[:, col.cycle_count:col.absent].any()
+    assert_rhythm_fresh(stats32, det.hyper)
     old = np.load(DATA / "detector_v17_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "abnormal"):
         np.testing.assert_array_equal(getattr(res, name), old[name], err_msg=name)
     np.testing.assert_allclose(res.regime, old["regime"], rtol=0, atol=1e-6)
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 23
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION
 
 
 def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continues_as_before():
@@ -689,7 +702,8 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     assert (stats32[:, col.cycle_period:col.cycle_period + D] == 40).all()  # not vacuous: every feature has a period
     np.testing.assert_array_equal(streams.tails[:det.n_streams, :, :TAILS_CYCLE], arrays["stream.tails"])
     assert not streams.tails[:det.n_streams, :, TAILS_CYCLE].any()
-    assert not stats[:, col.mode_mean:].any() and not stats32[:, col.mode_count:].any()
+    assert not stats[:, col.mode_mean:].any() and not stats32[:, col.mode_count:col.absent].any()
+    assert_rhythm_fresh(stats32, det.hyper)
     old = np.load(DATA / "detector_v18_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
@@ -700,7 +714,7 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     moved = np.flatnonzero(res.flags != old["writer_flags"]).tolist()
     assert moved == [159, 160, 164, 165] and old["writer_flags"][164:166].all() and res.flags[[159, 160]].all()
     assert old["flags"].any() and old["abnormal"].any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == 23
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION
 
 
 def _pack_as(monkeypatch, version, arrays, meta):
@@ -747,12 +761,12 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         assert (stats[:, col.corr_count:] > 20).all() and arrays["stream.corr_tails"].any()
         if version >= 21:  # a run and the forecasts left after the gap, each in its place
             assert (stats32[:, col.mode_run + 1] > 0).all()
-            assert (stats32[:, col.after_gap] > 0).all() if mode == "per_stream" else col.after_gap == col.width32
+            assert (stats32[:, col.after_gap] > 0).all() if mode == "per_stream" else col.after_gap == col.absent
         # The state it came from is this one without the news given the others' (and
         # without its modes from format 19).
         stats[:, col.corr_count:] = 0.0
         if version == 19:
-            stats[:, col.mode_mean:], stats32[:, col.mode_count:] = 0.0, 0.0
+            stats[:, col.mode_mean:], stats32[:, col.mode_count:col.absent] = 0.0, 0.0
         corr, corr_tails = arrays.pop("stream.corr"), arrays.pop("stream.corr_tails")
         det = MultiStreamDetector.from_bytes(snapshot.pack(
             {**arrays, "stream.stats": stats, "stream.stats32": stats32, "stream.corr": np.zeros_like(corr),
@@ -760,13 +774,13 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         if version == 19:
             arrays["stream.stats"], arrays["stream.stats32"] = stats[:, :col.mode_mean], stats32[:, :col.mode_count]
         elif version == 22:
-            arrays["stream.stats"], arrays["stream.stats32"] = stats[:, :col.corr_count], stats32
+            arrays["stream.stats"], arrays["stream.stats32"] = stats[:, :col.corr_count], stats32[:, :col.absent]
         else:
             arrays["stream.stats"] = stats[:, :col.mode_mean + D]
             one = [col.mode_count, col.mode_switches, col.mode_run]
             arrays["stream.stats32"] = np.concatenate(
                 [stats32[:, :col.mode_count], *(stats32[:, at:at + D] for at in one),
-                 stats32[:, col.after_gap:col.width32 if version == 21 else col.after_gap]], axis=1)
+                 stats32[:, col.after_gap:col.absent if version == 21 else col.after_gap]], axis=1)
         old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, version, arrays, meta))
         restored = old.engine.to_host()[0]
         np.testing.assert_array_equal(restored.stats[:old.n_streams], stats)
@@ -779,7 +793,39 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         after = got.errors[max(1000 - cut, 0):1000 - cut + 2 * (det.hyper.K + 1)]
         assert len(after) >= 30
         assert np.isnan(after).all() if mode == "per_stream" else np.isfinite(after).all()
-        assert snapshot.unpack(old.to_bytes())[1]["format_version"] == 23
+        assert snapshot.unpack(old.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION
+
+
+def test_a_format_23_snapshot_loads_with_every_feature_read_at_each_event(monkeypatch):
+    """Format 24 learns each feature's rhythm (scoring.learn_rhythm: the events since its
+    last observation and its mean interval). A format 23 snapshot (this code's state
+    without those columns: two sensors sent one reading a message, each feature's interval
+    2) loads with none absent and an interval of 1, every feature read at each event as
+    format 23 took it, and continues as this code's state with those values does, bit for
+    bit; its features learn their rhythm again, at the scaler's rate."""
+    rng = np.random.default_rng(23)
+    t = np.arange(3000)
+    X = np.c_[np.sin(t / 10.0), np.cos(t / 7.0)] + 0.05 * rng.normal(size=(3000, 2))
+    X[np.arange(3000) % 2 == 0, 1] = np.nan
+    X[np.arange(3000) % 2 == 1, 0] = np.nan
+    ids, cut = ["s"] * 3000, 1001
+    det = MultiStreamDetector(2, seed=0)
+    det.process(ids[:cut], X[:cut])
+    arrays, meta = snapshot.unpack(det.to_bytes())
+    col = det.hyper.stats
+    stats32 = arrays["stream.stats32"].copy()
+    np.testing.assert_array_equal(stats32[0, col.absent:], [0.0, 1.0, 2.0, 2.0])  # not vacuous
+    stats32[:, col.absent:col.interval], stats32[:, col.interval:] = 0.0, 1.0
+    want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32}, meta))
+    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 23, {**arrays, "stream.stats32": stats32[:, :col.absent]},
+                                                  meta))
+    restored = old.engine.to_host()[0].stats32[:1]
+    np.testing.assert_array_equal(restored, stats32)
+    assert_rhythm_fresh(restored, old.hyper)
+    a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
+    assert (old.engine.to_host()[0].stats32[0, col.interval:] > 1.5).all()
 
 
 def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():

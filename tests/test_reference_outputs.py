@@ -74,7 +74,15 @@ the flags); the one-event run (one feature) as before, with the new tables empty
 again when an event that misses a feature the second moments know began to ask the
 others under their own precision and to teach the moments that feature's conditional
 mean (the batch run misses 3 % of its values: scores by up to 0.065, contributions 0.57;
-the river runs' scores by up to 0.051; no alert moves). A change meant to alter results
+the river runs' scores by up to 0.051; no alert moves). Format 24 (2026-12-07) gave each
+feature its rhythm (scoring.learn_rhythm: two feature blocks at the end of `stats32`) and
+the regime a feature the event lacks as a likelihood ratio of 1 in every kind of its
+evidence (scoring.regime_evidence): recorded again, the batch run's regime (by up to 0.30,
+three more abnormal rows at an incident's start: 464, 473 and 476), blame, scores (0.14)
+and contributions (1.8), the river runs' scores (LSTM 0.40, GRU 0.024) and the LSTM's
+forecasts (0.004) through the learning policy, and every run's state (the one-event run's
+rhythm columns only); no alert moves (these runs miss 3 % of their values and have no
+rhythm of their own). A change meant to alter results
 rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running

@@ -734,9 +734,11 @@ def test_the_regime_weighs_each_features_p_values_by_its_blame(keep, blame):
     blame + (1 - keep) / m (Bonferroni's 1/m with no blame, whatever keep); the level and
     the recent level the weighted means of the features' likelihood ratios counted over
     their spans, the news the likelihood ratio of the smallest p-value divided by its
-    weight, mixed 3/8, 3/8, 1/4; the blame after the event each judged
-    feature's weight times its own likelihood ratio, a feature not judged (missing here)
-    keeping keep x its blame, normalised."""
+    weight, mixed 3/8, 3/8, 1/4; a feature not judged (missing here) a likelihood ratio
+    of 1 at keep x its blame in each kind (in the news a mixture with the judged
+    features' Bonferroni, their weights renormalised); the blame after the event each
+    judged feature's weight times its own likelihood ratio, a feature not judged keeping
+    keep x its blame, normalised."""
     D = 4
     det = MultiStreamDetector(D, seed=0)
     X = np.random.default_rng(0).normal(size=(600, D))
@@ -753,7 +755,8 @@ def test_the_regime_weighs_each_features_p_values_by_its_blame(keep, blame):
     judged = [d for d in range(D) if not np.isnan(x[d])]
     keep = keep if sum(blame) > 0 else 0.0
     w = {d: keep * blame[d] + (1.0 - keep) / len(judged) for d in judged}
-    level = recent = 0.0
+    unjudged = keep * sum(blame[d] for d in range(D) if d not in judged)
+    level = recent = unjudged
     news = -math.inf
     after = {d: keep * blame[d] for d in range(D)}
     for d in judged:
@@ -761,15 +764,35 @@ def test_the_regime_weighs_each_features_p_values_by_its_blame(keep, blame):
         span = scoring.recent_span(tau, hy)
         level += w[d] * math.exp(_log_lr(p) / tau)
         recent += w[d] * math.exp(_log_lr(rec) / span)
-        news = max(news, _log_lr(min(1.0, pn / w[d]) if w[d] > 0 else 1.0))
+        news = max(news, _log_lr(min(1.0, pn * (1.0 - unjudged) / w[d]) if w[d] > 0 else 1.0))
         own = 0.375 * (math.exp(_log_lr(p) / tau) + math.exp(_log_lr(pn))) + 0.25 * math.exp(_log_lr(rec) / span)
         after[d] = w[d] * own
         assert findings[FIND_P, d] == min(p, pn, rec)
-    want = math.log(0.375 * (level + math.exp(news)) + 0.25 * recent)
+    want = math.log(0.375 * (level + unjudged + (1.0 - unjudged) * math.exp(news)) + 0.25 * recent)
     assert got == pytest.approx(want, rel=1e-12)
     total = sum(after.values())
     np.testing.assert_allclose(findings[FIND_BLAME], [after[d] / total for d in range(D)], rtol=1e-12)
     assert findings[FIND_BLAME].argmax() == 2 or blame[2] == 0.0  # the feature 3.5 sd out
+
+
+def test_a_feature_holds_its_last_observation_only_within_a_rhythm_of_its_own():
+    """scoring.holds at its bounds: a feature with a rhythm of its own (a mean interval of
+    LONG_INTERVAL, 1.5, events or more) holds while its silence, the event judged
+    included, is shorter than 1.5 intervals; a feature read at nearly every event, or one
+    not yet seen twice (interval 0), never does, so a value missing there is a gap."""
+    hy = MultiStreamDetector(2, seed=0).hyper
+    col = hy.stats
+    stats32 = np.zeros(col.width32, dtype=np.float32)
+
+    def holds(absent, interval):
+        stats32[col.absent + 1], stats32[col.interval + 1] = absent, interval
+        return scoring.holds(1, stats32, hy)
+
+    assert scoring.LONG_INTERVAL == 1.5
+    assert not holds(1, 1.49) and not holds(0, 1.0) and not holds(0, 0.0)
+    assert holds(0, 1.5) and holds(1, 1.5) and not holds(2, 1.5)  # 3 < 2.25 fails
+    assert holds(4, 4.0) and not holds(5, 4.0)  # a silence of 5 < 6; of 6, not
+    assert not holds(1, 0.0)
 
 
 def _spikes_in_noise(seed, size):

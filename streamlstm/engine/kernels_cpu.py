@@ -42,8 +42,9 @@ from .gates import ONE, ZERO, dsigmoid_cpu, dtanh_cpu, gru_hidden_cpu, lstm_cell
 from .jit import inlined_kernel, kernel
 from .layout import C_RNG, C_SEEN, C_SINCE, C_TICKS, C_WIN, FIND_BLAME, FIND_GAP, findings_rows
 from .params import LSTM, views
-from .scoring import (alert_learn, alert_step, bounded, feature_evidence, judged, learn_statistics, missed_events,
-                      regime_learn, regime_step, rms, scaler_std, straddles_gap, to_score, value_surprise)
+from .scoring import (alert_learn, alert_step, bounded, feature_evidence, forecast_judged, holds, judged,
+                      learn_statistics, missed_events, regime_learn, regime_step, rms, scaler_std, straddles_gap,
+                      to_score, value_surprise)
 
 
 class Outputs(NamedTuple):
@@ -543,10 +544,10 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
         else:
             sd = scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d])
             pred_out[d] = stats[col.mean + d] + sd * streams.pred[s, d]
-        # A forecast made without the feature's previous value is not judged: after a gap
-        # it only says how far the cell drifted on missing inputs; nor one from a window
-        # that straddles rows dropped.
-        if not math.isnan(ws.xn[d]) and n_seen > 0 and ws.findings[FIND_GAP, d] == 0.0 and not straddle:
+        # A forecast made without the feature's previous value is not judged (it only says
+        # how far the cell drifted on missing inputs), nor one from a window that straddles
+        # rows dropped.
+        if not math.isnan(ws.xn[d]) and n_seen > 0 and forecast_judged(d, stats32, ws.findings, hy) and not straddle:
             r = streams.pred[s, d] - ws.xn[d]
             ss += r * r
             n_obs += 1
@@ -559,10 +560,12 @@ def score_event(pred_out, x, t, s, streams, ws, hy):
 
 @inlined_kernel
 def mark_gaps(findings, s, t, streams, hy):
-    """findings[FIND_GAP] (D,) out: 1 for each feature that stream slot s's previous event
-    did not give the model (its input, the window's newest row, is NaN: missing, or not
-    yet scaled), for every feature before the stream's first event and after rows dropped
-    (its event at time t follows events unseen: scoring.missed_events); else 0."""
+    """findings[FIND_GAP] (D,) out: 1 for each feature whose last observation is across a
+    gap from stream slot s's event at time t: one the previous event did not give the
+    model (its input, the window's newest row, is NaN: missing, or not yet scaled) unless
+    it was missing within its own rhythm (scoring.holds), every feature before the stream's
+    first event and after rows dropped (the event follows events unseen:
+    scoring.missed_events); else 0."""
     n = streams.counters[s, C_WIN]
     dropped = missed_events(t, streams.stats[s], streams.stats32[s], hy) > 0
     for d in range(hy.D):
@@ -570,7 +573,10 @@ def mark_gaps(findings, s, t, streams, hy):
             findings[FIND_GAP, d] = 1.0
         else:
             v = narrow_value(streams.win[s, n - 1, d], F16) if hy.f16_window else streams.win[s, n - 1, d]
-            findings[FIND_GAP, d] = 1.0 if math.isnan(v) else 0.0
+            # An input missing within the feature's rhythm is no gap; one NaN because the
+            # value was not yet scaled, or is context, is (the previous event had it).
+            missing = streams.stats32[s, hy.stats.absent + d] > 0.0
+            findings[FIND_GAP, d] = 1.0 if math.isnan(v) and not (missing and holds(d, streams.stats32[s], hy)) else 0.0
 
 
 @kernel

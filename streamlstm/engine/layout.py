@@ -64,7 +64,7 @@ FIND_SEASONAL = 1  # |residual against the feature's cycle|, of the day or its o
 FIND_NOVELTY = 2  # the range novelty's evidence, graded (0: none)
 FIND_P = 3  # the smallest of the regime's p-values (level, news, recent level)
 FIND_BLAME = 4  # the regime's blame of the feature after this event (scoring.regime_evidence)
-FIND_GAP = 5  # 1 where the stream's previous event lacked the feature (kernels_cpu.mark_gaps), else 0
+FIND_GAP = 5  # 1 where the feature's last observation is across a gap (kernels_cpu.mark_gaps), else 0
 FIND_CYCLE = 6  # the signed residual against the feature's own cycle, in its sd (NaN: none)
 FIND_NEWS = 7  # the signed innovation the point test judges (scoring.judged_innovations; NaN: not judged)
 FIND_CORR_E = 8  # its residual given the other features' innovations, in its sd (NaN: not tested)
@@ -205,6 +205,8 @@ class StatsLayout(NamedTuple):
     mode_run: int  # feature block: its observations in a row away from the place it dwells in
     after_gap: int  # with an own cycle: forecasts still to come from a model window that holds events
     #                 from before rows dropped (scoring.straddles_gap)
+    absent: int  # feature block: events learnt since the feature's last observation (scoring.holds)
+    interval: int  # feature block: mean events between its observations, its rhythm (scoring.learn_rhythm)
     width32: int  # columns of `stats32`
 
 
@@ -230,7 +232,8 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        cycle_var=own + c, cycle_level=own + 2 * c, cycle_count=own + 3 * c, spacing=own + 4 * c,
                        long_rate=own + 4 * c + one, abnormal_run=own + 4 * c + 2 * one,
                        mode_count=modes, mode_switches=modes + M, mode_run=modes + 2 * M,
-                       after_gap=modes + 2 * M + D, width32=modes + 2 * M + D + one)
+                       after_gap=modes + 2 * M + D, absent=modes + 2 * M + D + one,
+                       interval=modes + 2 * M + 2 * D + one, width32=modes + 2 * M + 3 * D + one)
 
 
 def stats_columns(D: int) -> dict[str, int]:

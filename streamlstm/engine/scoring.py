@@ -100,8 +100,8 @@ it sees best. In a stream of 2 to layout.CORR_MAX_D features each judged feature
 how improbable its innovation is given the other features' at the same event
 (news_given_others, by its own tail frequencies): a feature that leaves its relation to
 the others within its range is news to no other test. The smallest p over the m tests, times m (Bonferroni), gives
-L_point = -log10(m p); a feature the previous event lacked has no innovation and no
-residual. A level resting on one exceedance
+L_point = -log10(m p); a feature whose last observation is across a gap (kernels_cpu.mark_gaps)
+has no innovation and no residual. A level resting on one exceedance
 (one earlier spike) would flatten the tail and hide every later spike; two is the least
 that shows a tail's slope (chosen on NAB's development half against one and five,
 docs/tuning-log.md). The alerts ask it only while the stream is normal (after a level
@@ -240,6 +240,10 @@ ROUNDING_STEP = 1.0 / 3.0
 # 0/1 spikes) is judged and modelled on all its features, as before. A rule with a reason,
 # not a fitted constant (docs/detection.md).
 RES_SPAN = 1.5
+# An interval between events (missed_events) or between a feature's observations (holds) of
+# LONG_INTERVAL of its mean or more is long: halfway between one mean interval and two, so
+# that one event missing from a regular rhythm is a gap. A rule with a reason, not fitted.
+LONG_INTERVAL = 1.5
 # The regime (an online two-state hidden Markov model over normal/abnormal, filtered
 # forwards; see regime_step). Under the normal state an event's evidence, a p-value, is
 # uniform; under the abnormal state it follows Beta(REGIME_ALTERNATIVE, 1), whose median
@@ -615,7 +619,7 @@ def find_period(d, cycle, n, stats32, hy):
 def missed_events(t, stats, stats32, hy):
     """How many events the stream's event at time t follows unseen (rows dropped): with an
     own cycle and times, the time since its last timed event in its mean spacings, less one,
-    rounded (none below 1.5 spacings), at most the cycle's ring; none where intervals that
+    rounded (none below LONG_INTERVAL spacings), at most the cycle's ring; none where intervals that
     long are a habit of the stream, as frequent as TAIL_TRUST in the scaler's memory (the
     point test trusts a tail level on as many): a stream read irregularly has long
     intervals all the time, and they are how it is read, not losses; none without an own
@@ -624,7 +628,7 @@ def missed_events(t, stats, stats32, hy):
     if hy.cycle_max == 0 or stats32[col.day_old] == 0.0 or stats32[col.spacing] <= 0.0:
         return 0
     gap = (t - stats[col.last_time]) / stats32[col.spacing]  # NaN without a time, or the last one unknown
-    if not gap >= 1.5 or stats32[col.long_rate] >= TAIL_TRUST * hy.scaler_alpha:
+    if not gap >= LONG_INTERVAL or stats32[col.long_rate] >= TAIL_TRUST * hy.scaler_alpha:
         return 0
     return int(min(gap - 0.5, hy.cycle_max))
 
@@ -633,7 +637,7 @@ def missed_events(t, stats, stats32, hy):
 def learn_spacing(t, missed, stats, stats32, tick, hy):
     """Fold the time t of the stream's event `tick`, which follows `missed` events unseen,
     into its mean spacing (exact, then at the scaler's rate), how often an interval lasts
-    1.5 spacings or more (likewise) and its last time; an event without a time is taken to
+    LONG_INTERVAL spacings or more (likewise) and its last time; an event without a time is taken to
     come one spacing after the last (it is no gap). Runs before update_value_stats, which
     marks the stream's first time (day_old)."""
     col = hy.stats
@@ -647,7 +651,7 @@ def learn_spacing(t, missed, stats, stats32, tick, hy):
         dt = max(t - last, 0.0)
         spacing = stats32[col.spacing]
         rate = max(1.0 / tick, hy.scaler_alpha)
-        long = 1.0 if spacing > 0.0 and dt >= 1.5 * spacing else 0.0
+        long = 1.0 if spacing > 0.0 and dt >= LONG_INTERVAL * spacing else 0.0
         stats32[col.spacing] += (1.0 if spacing <= 0.0 else rate) * (dt / (missed + 1) - spacing)
         stats32[col.long_rate] += rate * (long - stats32[col.long_rate])
     stats[col.last_time] = t
@@ -666,6 +670,48 @@ def straddles_gap(s, streams, hy):
     after a gap then, they started it on fewer: NAB's development half lost a window)."""
     return (hy.cycle_max > 0 and streams.counters[s, C_SEEN] >= hy.warmup
             and streams.stats32[s, hy.stats.after_gap] > 0.0)
+
+
+@kernel
+def learn_rhythm(d, n, stats32, col, alpha):
+    """Fold feature d's n-th observation into its rhythm: from its second on, the events
+    since the last one (`absent` + 1) into its mean interval (exact, then at the scaler's
+    rate `alpha`, as its mean step), and none absent since. A silence counts as at most
+    four times the interval learnt so far (at least 1), well past the rhythm's reach
+    (`holds`): one long outage is a gap, not the rhythm, and left whole it made a feature
+    read at every event take its later dropouts for its rhythm; a slower rhythm is still
+    learnt, and silences at random (geometric) lose 0.4-2 % of their mean."""
+    if n >= 2.0:
+        interval = stats32[col.interval + d]
+        k = min(stats32[col.absent + d] + 1.0, 4.0 * max(interval, 1.0))
+        stats32[col.interval + d] = interval + max(1.0 / (n - 1.0), alpha) * (k - interval)
+    stats32[col.absent + d] = 0.0
+
+
+@kernel
+def holds(d, stats32, hy):
+    """Whether feature d is within a rhythm of its own at the event being judged: it comes
+    one event in LONG_INTERVAL or less often (its mean interval, learn_rhythm), and the
+    events since its last observation, this one included, are fewer than LONG_INTERVAL of
+    that interval. Sensors read at their own times and sent one reading a message, merged
+    into one stream, give each feature every D-th event or so: that is its rhythm, and its
+    last observation is its previous value (kernels_cpu.mark_gaps; before 2026-12-07 each
+    was a gap, and such a feature had no step and no innovation at all). A feature of a
+    stream that gives it at nearly every event has none: a value missing there is a gap,
+    as before."""
+    interval = stats32[hy.stats.interval + d]
+    return interval >= LONG_INTERVAL and stats32[hy.stats.absent + d] + 1.0 < LONG_INTERVAL * interval
+
+
+@kernel
+def forecast_judged(d, stats32, findings, hy):
+    """Whether the model's forecast of feature d can be judged, rows dropped aside
+    (straddles_gap): it was made from an input that held the feature, the previous event
+    gave it (findings' row FIND_GAP 0, `absent` 0). A forecast made without it, across a
+    gap or within the feature's rhythm alike, only says how far the cell drifted on an
+    input of 0: judged within the rhythm, interleaved sensors raised several times the
+    false alerts of the same data in rows (docs/tuning-log.md)."""
+    return findings[FIND_GAP, d] == 0.0 and stats32[hy.stats.absent + d] == 0.0
 
 
 @kernel
@@ -707,14 +753,17 @@ def seasonal_bin(t, stats32, hy):
 
 
 @kernel
-def record_setters(x, stats, hy):
-    """How many features of event x (D,) could set a new record: observed, with an earlier
-    value, and `judged` (a context feature that has shown its two values cannot; a
+def record_setters(x, stats, stats32, hy):
+    """How many features of event x (D,) could set a new record: observed, or absent within
+    their rhythm (`holds`: interleaved sensors' readings give one feature an event, and
+    each of the D is as likely to set a record at its turn as in a row of all D), with an
+    earlier value, and `judged` (a context feature that has shown its two values cannot; a
     constant one's first change is judged by its range too, but is no likelier for the
     measurements beside it)."""
     m = 0
     for d in range(hy.D):
-        if not math.isnan(x[d]) and stats[hy.stats.count + d] >= 1.0 and judged(d, stats, hy):
+        if ((not math.isnan(x[d]) or holds(d, stats32, hy)) and stats[hy.stats.count + d] >= 1.0
+                and judged(d, stats, hy)):
             m += 1
     return m
 
@@ -795,8 +844,8 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
     (layout.C_TICKS; its `cycle` (D, N_CYC, Lc)), under the statistics from before it:
     (value, step, seasonal) RMS and the square root of the own cycle's RMS (see the module
     docstring) over the observed features that are `judged`
-    (NaN when none; the step only over those the previous event observed too, findings'
-    row FIND_GAP: a move across a gap is not a step) and how far outside the range
+    (NaN when none; the step only over those whose last observation is not across a gap,
+    findings' row FIND_GAP: a move across a gap is not a step) and how far outside the range
     [lo, hi] of all its earlier values the farthest feature is, in units of hi - lo, among
     the features (context included) further outside than their `record_tolerance` and
     not foretold by their own cycle or, without its residual, by their run of records
@@ -808,7 +857,7 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
     b = seasonal_bin(t, stats32, hy)
     # The mean time between events since the first timestamp (a day before day_old).
     spacing = (t - stats32[col.day_old] + DAY) / tick if b >= 0 else math.nan  # tick > 0 a day in
-    m = record_setters(x, stats, hy)
+    m = record_setters(x, stats, stats32, hy)
     sum_z = 0.0
     sum_step = 0.0
     sum_seas = 0.0
@@ -907,10 +956,12 @@ def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, 
         if math.isnan(v):
             if hy.cycle_max > 0:
                 cycle[d, CYC_DEV, tick % hy.cycle_max] = math.nan
+            stats32[col.absent + d] += 1.0
             continue
         observed = True
         v = learnt_value(bounded(v), d, stats, col)
         n = stats[col.count + d] + 1.0
+        learn_rhythm(d, n, stats32, col, alpha)
         # The first value has no running mean to deviate from (the mean starts at it).
         dev = v - stats[col.mean + d] if n > 1.0 else math.nan
         kept_out = learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32,
@@ -1034,8 +1085,8 @@ def point_surprise(x, stats, stats32, tails, corr, corr_tails, findings, hy):
     other features' (news_given_others, by its own tail frequencies corr_tails (Dc,
     TAIL_LEVELS)) is on its own (point_tail), Bonferroni over the m tests of the features
     the regime judges (see "One event" in the module docstring); 0 when none is judged yet.
-    A feature the previous event lacked (findings' row FIND_GAP) has none: a move across a
-    gap is no news, as it is no step."""
+    A feature whose last observation is across a gap (findings' row FIND_GAP) has none: a
+    move across a gap is no news, as it is no step."""
     col = hy.stats
     p_min = 1.0
     m = 0
@@ -1121,8 +1172,8 @@ CORR_RIDGE = 0.01  # added to the innovations' second moments before the inversi
 def judged_innovations(x, stats, stats32, findings, hy):
     """findings[FIND_NEWS] (D,) out: each feature of event x's signed innovation under its
     nearest normal mode (signed_innovation, previous_z), the news the point test asks; NaN
-    where the regime does not judge the feature (_regime_judges) or the previous event
-    lacked it (findings' row FIND_GAP: a move across a gap is no news)."""
+    where the regime does not judge the feature (_regime_judges) or its last observation is
+    across a gap (findings' row FIND_GAP: a move across a gap is no news)."""
     for d in range(hy.D):
         findings[FIND_NEWS, d] = math.nan
         if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
@@ -1758,8 +1809,13 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     is w_d times the feature's own likelihood ratio (its three kinds mixed as below, its
     p-values taken once), normalised: the sub-state model's posterior given that the
     stream is abnormal (P(abnormal) itself takes the weighted evidence below, not that
-    model's likelihood); a feature not judged now has a likelihood ratio of 1 (its
-    weight is spent).
+    model's likelihood); a feature not judged now has a likelihood ratio of 1, in the
+    blame and in each kind of evidence alike: the event says nothing of it. In the level's
+    and the recent level's means it adds its weight; the news is then the mixture of its
+    weight, at 1, and the weighted Bonferroni over the judged features with their weights
+    renormalised (an e-value still: each part's expectation is at most 1). Before
+    2026-12-07 such a weight counted nothing, so that each event of interleaved sensors'
+    readings that missed the blamed feature spoke for the normal state.
 
     Overlapping evidence counts once: a feature's level's likelihood ratio LR(p) is taken
     to the power 1/tau, tau its integrated autocorrelation time (a wandering level, a random
@@ -1778,11 +1834,17 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
     D, col = hy.D, hy.stats
     m = 0
     held = 0.0
+    spare = 0.0  # the blame of the features not judged now
     for d in range(D):
-        m += _regime_judges(x, d, stats, hy)
+        now = _regime_judges(x, d, stats, hy)
+        m += now
         held += stats32[col.base_blame + d]
+        if not now:
+            spare += stats32[col.base_blame + d]
     if held <= 0.0:
         keep = 0.0
+    unjudged = keep * spare  # their weight: a likelihood ratio of 1 in each kind
+    judged_share = 1.0 - unjudged
     total = 0.0
     level = 0.0
     recent = 0.0
@@ -1792,6 +1854,8 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
         if not _regime_judges(x, d, stats, hy):
             findings[FIND_BLAME, d] = w
             total += w
+            level += w
+            recent += w
             continue
         w += (1.0 - keep) / m
         p, pn, tau, rec = regime_p_values(bounded(x[d]), d, stats, stats32, tails, hy)
@@ -1801,7 +1865,7 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
         own_recent = math.exp(_log_lr(rec) / span)
         level += w * own_level
         recent += w * own_recent
-        news = max(news, _log_lr(_weighted(pn, w)))
+        news = max(news, _log_lr(_weighted(pn, w / judged_share if judged_share > 0.0 else 0.0)))
         own = 0.375 * (own_level + math.exp(_log_lr(pn))) + 0.25 * own_recent
         findings[FIND_BLAME, d] = w * own
         total += w * own
@@ -1809,7 +1873,7 @@ def regime_evidence(x, keep, stats, stats32, tails, findings, hy):
         findings[FIND_BLAME, d] = findings[FIND_BLAME, d] / total if total > 0.0 else 0.0
     if m == 0:
         return math.nan
-    return math.log(0.375 * (level + math.exp(news)) + 0.25 * recent)
+    return math.log(0.375 * (level + unjudged + judged_share * math.exp(news)) + 0.25 * recent)
 
 
 @inlined_kernel
@@ -1989,7 +2053,7 @@ def feature_evidence(evidence, x, s, streams, xn, findings, hy):
         e = findings[FIND_NOVELTY, d]
         a = findings[FIND_INPUT, d]
         if not math.isnan(a):
-            if findings[FIND_GAP, d] == 0.0 and not straddles_gap(s, streams, hy):  # a forecast judged
+            if forecast_judged(d, streams.stats32[s], findings, hy) and not straddles_gap(s, streams, hy):
                 a = max(a, abs(streams.pred[s, d] - xn[d]))
             if not math.isnan(findings[FIND_SEASONAL, d]):
                 a = max(a, findings[FIND_SEASONAL, d])
