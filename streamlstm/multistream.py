@@ -15,8 +15,10 @@ from .engine.backend import make_engine, resolve_backend
 from .engine.compact import BF16, f16_bits_of, narrow_bits_of, pack_bins, uf16_bits_of
 from .engine.hyperparams import BACKEND, DEFAULTS, MAX_STREAMS, THREADS, WEIGHT_MODE
 from .engine.kernels_cpu import Outputs, new_outputs
-from .engine.layout import C_SEEN, C_WIN, N_CYC, STATS32_ORDER_V11, STATS_ORDER_V9, TAIL_LEVELS, StatsLayout, stats_columns
+from .engine.layout import (C_SEEN, C_TICKS, C_WIN, CYC_DEV, CYC_LAG, STATS32_ORDER_V11, STATS_ORDER_V9, TAIL_LEVELS,
+                            StatsLayout, stats_columns)
 from .engine.params import init_params
+from .engine.scoring import LONG_INTERVAL
 from .engine.state import ParamArrays, StreamArrays, StreamTable, alloc_params, alloc_streams, stream_rng_seed
 from .event import TS_MAX, TS_MIN
 
@@ -436,6 +438,8 @@ class MultiStreamDetector:
             _upgrade_to_v23(arrays, n, det.hyper)
         if version < 24:
             _upgrade_to_v24(arrays, det.hyper)
+        if version < 25:
+            _upgrade_to_v25(arrays, version, det.hyper)
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -562,7 +566,7 @@ def _upgrade_to_v16(arrays: dict[str, np.ndarray], n: int, D: int) -> None:
     """Complete the stream arrays of an `n`-stream snapshot of format 15 or before in place
     with format 16's own cycle, which such a snapshot goes on without (`cycle_max` 0, so no
     state of it but its clock, C_TICKS, which starts from the count of events seen)."""
-    arrays["stream.cycle"] = np.zeros((n, D, N_CYC, 0), dtype=np.float32)
+    arrays["stream.cycle"] = np.zeros((n, D, 2, 0), dtype=np.float32)  # format 16's two rows
     counters = arrays["stream.counters"]
     arrays["stream.counters"] = np.concatenate([counters, counters[:, C_SEEN:C_SEEN + 1]], axis=1)
 
@@ -624,6 +628,34 @@ def _upgrade_to_v24(arrays: dict[str, np.ndarray], hy) -> None:
     new[:, :col.absent] = old
     new[:, col.interval:col.interval + hy.D] = 1.0
     arrays["stream.stats32"] = new
+
+
+def _upgrade_to_v25(arrays: dict[str, np.ndarray], version: int, hy) -> None:
+    """Complete the own cycle of a snapshot of format 24 or before (or one converted to it)
+    in place with format 25's count of the pairs each lag's mean has learnt. A feature read
+    at nearly every event gets every event since a lag's first where its mean is learnt
+    (not 0), as the earlier formats' exact means took them, so it continues as it would
+    have. A feature read at a rhythm of its own (format 24's mean interval, LONG_INTERVAL
+    or more; before format 24, given at fewer than one event in LONG_INTERVAL of the
+    ring's last `cycle_max` from its first value there) starts its lags afresh: the earlier
+    formats took a lag its values never paired at (a mean of 0), or paired at once or twice
+    across a shift of its phase (a mean near 0), for a perfect fit, a period it was never
+    seen at (scoring.find_period)."""
+    cycle, ticks = arrays["stream.cycle"], arrays["stream.counters"][:, C_TICKS]
+    n, D, _, Lc = cycle.shape
+    if version >= 24:
+        rhythm = arrays["stream.stats32"][:, hy.stats.interval:hy.stats.interval + D] >= LONG_INTERVAL
+    elif Lc > 0:  # the ring's values of its last events, the oldest first, from the feature's first there
+        t = ticks[:, None] - Lc + np.arange(Lc)
+        ring = np.take_along_axis(cycle[:, :, CYC_DEV], (t % Lc)[:, None, :], axis=2)
+        given = ~np.isnan(ring) & (t >= 0)[:, None, :]
+        span = Lc - given.argmax(axis=2)  # rows dropped before a feature's first value there are no rhythm
+        rhythm = given.any(axis=2) & (given.sum(axis=2) * LONG_INTERVAL < span)
+    else:
+        rhythm = np.zeros((n, D), dtype=bool)
+    pairs = np.maximum(ticks[:, None, None] - np.arange(1, Lc + 1), 0)
+    pairs = np.where((cycle[:, :, CYC_LAG] != 0.0) & ~rhythm[:, :, None], pairs, 0).astype(np.float32)
+    arrays["stream.cycle"] = np.concatenate([cycle, pairs[:, :, None]], axis=2)
 
 
 def _stats32_v11(D: int) -> dict[str, int]:

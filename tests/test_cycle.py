@@ -13,8 +13,8 @@ from streamlstm import MultiStreamDetector
 from streamlstm.engine import compact, scoring
 from streamlstm.engine.hyperparams import DEFAULTS, kernel_hyper
 from streamlstm.evaluate.labelled import average_precision
-from streamlstm.engine.layout import (C_SEEN, C_TICKS, CYC_DEV, CYC_LAG, FIND_ROWS, N_CYC, TAIL_LEVELS, TAILS_CYCLE,
-                                     tail_rows)
+from streamlstm.engine.layout import (C_SEEN, C_TICKS, CYC_DEV, CYC_LAG, CYC_PAIRS, FIND_ROWS, N_CYC, TAIL_LEVELS,
+                                     TAILS_CYCLE, tail_rows)
 
 PERIOD = 40
 
@@ -30,12 +30,17 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
     squared differences by lag and the residual's final tail frequencies (each event's
     learnt at its weight in `weights`, 1 where not given, none for a shift seen again), the
     stream normal throughout."""
-    ring, lag = np.zeros(Lc), np.zeros(Lc)
+    ring, lag, pairs = np.zeros(Lc), np.zeros(Lc), np.zeros(Lc)
     period, var, level = 0, 0.0, 0.0
     count, freqs = 0, np.zeros(TAIL_LEVELS)
     floor = scoring.SEASONAL_FLOOR * sd
     periods, zs = [], []
     for n, dev in enumerate(devs):
+        if math.isnan(dev):  # not observed: no reference a period later, nothing learnt
+            ring[n % Lc] = math.nan
+            periods.append(period)
+            zs.append(math.nan)
+            continue
         unit = max(math.sqrt(var), floor)
         z = math.nan
         if period:
@@ -60,7 +65,8 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
             ref_tau = ring[(n - tau) % Lc]
             if math.isnan(ref_tau):
                 continue
-            k = n - tau + 1.0
+            pairs[tau - 1] += 1.0
+            k = pairs[tau - 1]
             sq = (dev - ref_tau) ** 2
             if k > scoring.TAIL_MIN_COUNT:
                 sq = min(sq, scoring.CYCLE_OUTLIER ** 2 * max(lag[tau - 1], floor ** 2))
@@ -69,7 +75,8 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
         new = 0
         if n + 1 >= warmup:
             taus = np.arange(1, min((n + 1) // 2, Lc) + 1)
-            fit = lag[taus - 1] * taus / np.maximum(np.cumsum(lag[taus - 1]), 1e-300)
+            taus = taus[pairs[taus - 1] >= scoring.TAIL_MIN_COUNT]  # lags of few pairs are passed over
+            fit = lag[taus - 1] * np.arange(1, len(taus) + 1) / np.maximum(np.cumsum(lag[taus - 1]), 1e-300)
             below = (taus >= 2) & (fit < scoring.CYCLE_FIT)
             if below.any():
                 first = int(np.argmax(below))
@@ -183,6 +190,38 @@ def test_a_shift_seen_again_against_the_period_before_it_is_not_the_residuals_ta
     assert 0.0 < got[3] < 0.005  # before: 0.026, the shift's first period; now its first event alone
     _, _, _, want = _reference(devs, 0.7, Lc, 100, hy.scaler_alpha, hy.short_window)
     np.testing.assert_allclose(got, want, rtol=0.02, atol=1e-4)
+
+
+def test_a_feature_read_every_fourth_event_has_its_period_only_at_lags_it_was_seen_at():
+    """A cycle of 40 events of which the feature gives every fourth (interleaved sensors,
+    each one event in four), its phase shifted by an event once (a row dropped): a lag its
+    values never pair at has no mean, and one that only pairs across the shift has too few
+    pairs (under TAIL_MIN_COUNT) to count (before 2026-12-07 their means of 0 were a perfect
+    fit: a period of 5, then 6 events, at which it was never seen, so that its cycle judged
+    it and could judge none of its values). Its period is 40, and the kernels match the
+    reference, whose means are exact over each lag's pairs."""
+    Lc, n = 64, 1600
+    devs = _cycle(n, seed=5)
+    seen = (np.arange(n) - (np.arange(n) >= 800)) % 4 == 0
+    hy = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": Lc}, 1, shared=False)
+    cycle = np.zeros((1, N_CYC, Lc), dtype=np.float32)
+    stats32 = np.zeros(hy.stats.width32, dtype=np.float32)
+    tails = np.zeros((1, tail_rows(True), TAIL_LEVELS), dtype=np.uint16)
+    got_p = []
+    for t in range(n):
+        got_p.append(int(stats32[hy.stats.cycle_period]))
+        if seen[t]:
+            scoring.learn_cycle(devs[t], 0, cycle, tails, t, False, False, 1.0, stats32, 0.7, hy)
+        else:
+            cycle[0, CYC_DEV, t % Lc] = np.nan
+    want_p, _, want_lag, _ = _reference(np.where(seen, devs, np.nan), 0.7, Lc, 100, hy.scaler_alpha, hy.short_window)
+    np.testing.assert_array_equal(got_p, want_p)
+    assert set(got_p) == {0, PERIOD} and got_p[-1] == PERIOD
+    pairs, lags = cycle[0, CYC_PAIRS], np.arange(1, Lc + 1)
+    assert not pairs[lags % 4 >= 2].any()  # never a pair, on either side of the shift
+    assert pairs[4] == 1 and (pairs[lags % 4 == 1] < scoring.TAIL_MIN_COUNT).all()  # across it: lag 5 once
+    assert (pairs[lags % 4 == 0] > 300).all()
+    np.testing.assert_allclose(cycle[0, CYC_LAG], want_lag, rtol=1e-4)
 
 
 def _hourly_spikes(seed, lo=10.0, hi=15.0, n=1700, period=24, amp=8.0):

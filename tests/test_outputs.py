@@ -10,7 +10,8 @@ from streamlstm import LSTMDetector, MultiStreamDetector
 from streamlstm.config import ModelConfig
 from streamlstm.engine import scoring, snapshot
 from streamlstm.engine.compact import bin_mean, uf16_bits_of
-from streamlstm.engine.layout import BIN_VISITS, C_WIN, TAIL_LEVELS, TAILS_CYCLE, TAILS_LEVEL, TAILS_NEWS, tail_rows
+from streamlstm.engine.layout import (BIN_VISITS, C_TICKS, C_WIN, CYC_LAG, CYC_PAIRS, TAIL_LEVELS, TAILS_CYCLE,
+                                     TAILS_LEVEL, TAILS_NEWS, tail_rows)
 from streamlstm.pool import _changed_settings
 
 DATA = Path(__file__).with_name("data")
@@ -99,6 +100,19 @@ def assert_rhythm_fresh(stats32, hy):
     assert col.interval == col.absent + D and col.width32 == col.interval + D
     assert not stats32[:, col.absent:col.interval].any()
     assert (stats32[:, col.interval:col.width32] == 1.0).all()
+
+
+def cycle_before_v25(arrays, rhythm=False):
+    """The own cycle of a snapshot's `arrays` (this code's) as format 24 or before held it
+    (its first two rows: no count of pairs), and as such a snapshot restores: each lag's
+    pairs taken as every event since its first where its mean is learnt (not 0), as those
+    formats' exact means took them, none where it is 0; none at all where the features are
+    read at a `rhythm` of their own (they start their lags afresh)."""
+    cycle, ticks = arrays["stream.cycle"], arrays["stream.counters"][:, C_TICKS]
+    lags = np.arange(1, cycle.shape[3] + 1)
+    learnt = (cycle[:, :, CYC_LAG] != 0.0) & (not rhythm)
+    pairs = np.where(learnt, np.maximum(ticks[:, None, None] - lags, 0), 0).astype(np.float32)
+    return cycle[:, :, :CYC_PAIRS], np.concatenate([cycle[:, :, :CYC_PAIRS], pairs[:, :, None]], axis=2)
 
 
 def noisy_cycle(n, seed=0):
@@ -545,7 +559,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 24
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 25
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -768,9 +782,10 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         if version == 19:
             stats[:, col.mode_mean:], stats32[:, col.mode_count:col.absent] = 0.0, 0.0
         corr, corr_tails = arrays.pop("stream.corr"), arrays.pop("stream.corr_tails")
+        arrays["stream.cycle"], cycle = cycle_before_v25(arrays)
         det = MultiStreamDetector.from_bytes(snapshot.pack(
             {**arrays, "stream.stats": stats, "stream.stats32": stats32, "stream.corr": np.zeros_like(corr),
-             "stream.corr_tails": np.zeros_like(corr_tails)}, meta))
+             "stream.corr_tails": np.zeros_like(corr_tails), "stream.cycle": cycle}, meta))
         if version == 19:
             arrays["stream.stats"], arrays["stream.stats32"] = stats[:, :col.mode_mean], stats32[:, :col.mode_count]
         elif version == 22:
@@ -785,6 +800,7 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         restored = old.engine.to_host()[0]
         np.testing.assert_array_equal(restored.stats[:old.n_streams], stats)
         np.testing.assert_array_equal(restored.stats32[:old.n_streams], stats32)  # 19, 20: after_gap 0 (no gap)
+        np.testing.assert_array_equal(restored.cycle[:old.n_streams], cycle)
         assert not restored.corr.any() and not restored.corr_tails.any()
         want, got = det.process(ids[cut:], X[cut:], T[cut:]), old.process(ids[cut:], X[cut:], T[cut:])
         for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
@@ -816,7 +832,9 @@ def test_a_format_23_snapshot_loads_with_every_feature_read_at_each_event(monkey
     stats32 = arrays["stream.stats32"].copy()
     np.testing.assert_array_equal(stats32[0, col.absent:], [0.0, 1.0, 2.0, 2.0])  # not vacuous
     stats32[:, col.absent:col.interval], stats32[:, col.interval:] = 0.0, 1.0
-    want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32}, meta))
+    arrays["stream.cycle"], cycle = cycle_before_v25(arrays, rhythm=True)  # one event in two: fewer than 2 in 3
+    want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32, "stream.cycle": cycle},
+                                                        meta))
     old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 23, {**arrays, "stream.stats32": stats32[:, :col.absent]},
                                                   meta))
     restored = old.engine.to_host()[0].stats32[:1]
@@ -826,6 +844,54 @@ def test_a_format_23_snapshot_loads_with_every_feature_read_at_each_event(monkey
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
     assert (old.engine.to_host()[0].stats32[0, col.interval:] > 1.5).all()
+
+
+def test_a_format_24_snapshot_loads_with_its_rhythmic_features_lags_afresh(monkeypatch):
+    """Format 25 counts the pairs each lag's mean squared difference has learnt (the own
+    cycle's row CYC_PAIRS), so that a lag a feature's values never paired at, or paired at
+    only across a shift of its phase, is no fit (scoring.find_period). A format 24 snapshot
+    (this code's state without the row, its lag means as format 24 learnt them, every event
+    since a lag's first counted: two sensors sent one reading a message, each feature one
+    event in two, a row dropped at event 500 shifting their phase) loads with its features,
+    read at a rhythm of their own (a mean interval of 2), counting no pair at any lag, so
+    that they learn their lags afresh, and continues as this code's state with those counts
+    does, bit for bit, with no period at an odd lag. Counted as format 24 took them, the
+    one or two pairs across the shift gave a period of an odd lag, never seen at."""
+    rng = np.random.default_rng(24)
+    t = np.arange(4000)
+    X = np.c_[np.sin(t / 10.0), np.cos(t / 7.0)] + 0.05 * rng.normal(size=(4000, 2))
+    parity = (t + (t >= 500)) % 2
+    X[parity == 1, 0] = np.nan
+    X[parity == 0, 1] = np.nan
+    ids, cut = ["s"] * 4000, 1001
+    det = MultiStreamDetector(2, seed=0)
+    det.process(ids[:cut], X[:cut])
+    arrays, meta = snapshot.unpack(det.to_bytes())
+    col = det.hyper.stats
+    assert (arrays["stream.stats32"][0, col.interval:] >= scoring.LONG_INTERVAL).all()  # a rhythm of their own
+    pairs = arrays["stream.cycle"][:, :, CYC_PAIRS]
+    lags = np.arange(1, det.hyper.cycle_max + 1)
+    short_odd = (lags % 2 == 1) & (lags < 39)  # paired across the shift only, at most (lag + 1) / 2 times
+    assert pairs[0][:, 2].max() == 2 and (pairs[0][:, short_odd] < scoring.TAIL_MIN_COUNT).all()
+    # Format 24's exact means counted every event since a lag's first: a pair or two weighed little.
+    ticks = arrays["stream.counters"][:, C_TICKS, None, None]
+    old_means = arrays["stream.cycle"][:, :, CYC_LAG] * np.minimum(pairs / np.maximum(ticks - lags, 1), 1.0)
+    v25 = arrays["stream.cycle"].copy()
+    v25[:, :, CYC_LAG] = old_means
+    v24, cycle = cycle_before_v25({**arrays, "stream.cycle": v25}, rhythm=True)
+    want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.cycle": cycle}, meta))
+    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 24, {**arrays, "stream.cycle": v24}, meta))
+    np.testing.assert_array_equal(old.engine.to_host()[0].cycle[:1], cycle)
+    assert not cycle[:, :, CYC_PAIRS].any()
+    a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
+    assert not (old.engine.to_host()[0].stats32[0, col.cycle_period:col.cycle_period + 2] % 2 == 1).any()
+    # Not vacuous: counted as format 24 took them, a lag of a pair or two was a period.
+    _, as_taken = cycle_before_v25({**arrays, "stream.cycle": v25})
+    taken = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.cycle": as_taken}, meta))
+    taken.process(ids[cut:cut + 10], X[cut:cut + 10])
+    assert (taken.engine.to_host()[0].stats32[0, col.cycle_period:col.cycle_period + 2] % 2 == 1).any()
 
 
 def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():

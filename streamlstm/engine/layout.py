@@ -23,11 +23,14 @@ A stream's state (state.StreamArrays) besides its recurrent state and BPTT windo
                                the mean and variance (float24) of the deviation
                                from the running mean and the visits (saturating), at the
                                byte offsets BIN_*
-  cycle     (D, 2, Lc) float32  the stream's own cycle (scoring.cycle_residual), Lc =
+  cycle     (D, 3, Lc) float32  the stream's own cycle (scoring.cycle_residual), Lc =
                                `cycle_max`: per feature, row CYC_DEV its deviations from
                                the running mean over the last Lc events (a ring; NaN: none,
-                               or an outlier from its cycle) and row CYC_LAG the mean
-                               squared difference of values tau = 1..Lc events apart
+                               or an outlier from its cycle), row CYC_LAG the mean
+                               squared difference of values tau = 1..Lc events apart and
+                               row CYC_PAIRS how many such pairs it has learnt (exact to
+                               2^24, then it stands: only compared with 1 / the scaler's
+                               rate and TAIL_MIN_COUNT)
   corr      (2, Dc, Dc) float32  each feature's news given the others' (scoring.news_given_others),
                                Dc = corr_features(D): plane CORR_COV the running second
                                moments of the features' innovations less the identity (a
@@ -126,7 +129,8 @@ BIN_BYTES = 7
 # The rows of a feature's `cycle` table.
 CYC_DEV = 0
 CYC_LAG = 1
-N_CYC = 2
+CYC_PAIRS = 2
+N_CYC = 3
 
 # Counters (int64).
 C_SEEN = 0  # events seen with a value (the warm-up's and the windows' count)

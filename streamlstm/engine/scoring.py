@@ -164,10 +164,10 @@ from .compact import (BF16, MAX_VISITS, UF16, bin_mean, bin_var, bin_visits, dit
                       store_bin)
 from .gates import FASTMATH
 from .jit import inlined_kernel, kernel
-from .layout import (CYC_DEV, CYC_LAG, N_MODES, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS, TAILS_CYCLE,
-                     TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL, CH_STEP,
-                     CH_VALUE, CORR_COV, CORR_PREC, FIND_BLAME, FIND_CORR_E, FIND_CYCLE, FIND_GAP, FIND_IMPUTED,
-                     FIND_INPUT, FIND_NEWS, FIND_NOVELTY, FIND_P, FIND_ROWS, FIND_SEASONAL, FIND_UNKNOWN)
+from .layout import (CYC_DEV, CYC_LAG, CYC_PAIRS, N_MODES, REC_CUR, REC_HIGH, REC_LOW, REC_PREV, TAIL_LEVELS,
+                     TAILS_CYCLE, TAILS_LEVEL, TAILS_NEWS, C_QUIET, C_SEEN, C_TICKS, CH_CYCLE, CH_ERROR, CH_SEASONAL,
+                     CH_STEP, CH_VALUE, CORR_COV, CORR_PREC, FIND_BLAME, FIND_CORR_E, FIND_CYCLE, FIND_GAP,
+                     FIND_IMPUTED, FIND_INPUT, FIND_NEWS, FIND_NOVELTY, FIND_P, FIND_ROWS, FIND_SEASONAL, FIND_UNKNOWN)
 
 L_HALF = 5.0  # -log10 tail probability that maps to score 0.5
 L_MAX = 1e12  # surprise beyond this scores as this (see to_score)
@@ -545,8 +545,8 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, s
     if not math.isnan(dev):
         # Lags 1..p reach back to ring slots p - 1..0, the longer ones to slots Lc - 1 down.
         m = min(tick, Lc)
-        _learn_lags(cycle[d], dev, p, 1, min(p, m) + 1, tick, sd, hy.scaler_alpha)
-        _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, tick, sd, hy.scaler_alpha)
+        _learn_lags(cycle[d], dev, p, 1, min(p, m) + 1, sd, hy.scaler_alpha)
+        _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, sd, hy.scaler_alpha)
     cycle[d, CYC_DEV, p] = math.nan if outlier or surprising else dev
     find_period(d, cycle, tick + 1, stats32, hy)
     return has_period and (outlier or surprising)
@@ -568,41 +568,50 @@ def _learn_cycle_tail(tails, d, u, tick, abnormal, tail_weight, stats32, hy):
 
 
 @kernel
-def _learn_lags(cyc, dev, base, lo, hi, tick, sd, alpha):
-    """Fold a feature's deviation `dev` at the stream's event `tick` into its mean squared
-    differences at lags lo..hi - 1 (cyc (N_CYC, Lc): one feature's `cycle`), whose values
-    sit in ring slots base - lag: an exact mean until its rate falls to `alpha`, each
-    squared difference at most CYCLE_OUTLIER^2 times the mean (floored at SEASONAL_FLOOR
-    x the feature's sd `sd`) once TAIL_MIN_COUNT pairs are learnt."""
+def _learn_lags(cyc, dev, base, lo, hi, sd, alpha):
+    """Fold a feature's deviation `dev` into its mean squared differences at lags lo..hi - 1
+    (cyc (N_CYC, Lc): one feature's `cycle`), whose values sit in ring slots base - lag,
+    and their counts of pairs (a value missing there makes none): an exact mean over the
+    pairs until its rate falls to `alpha`, each squared difference at most CYCLE_OUTLIER^2
+    times the mean (floored at SEASONAL_FLOOR x the feature's sd `sd`) once TAIL_MIN_COUNT
+    pairs are learnt."""
     floor = (SEASONAL_FLOOR * sd) ** 2
     for tau in range(lo, hi):
         ref = cyc[CYC_DEV, base - tau]
+        if math.isnan(ref):
+            continue
         lag = cyc[CYC_LAG, tau - 1]
-        n = tick - tau + 1.0  # pairs at this lag so far, this one included
+        n = cyc[CYC_PAIRS, tau - 1] + 1.0  # this one included
         cap = CYCLE_OUTLIER * CYCLE_OUTLIER * max(lag, floor) if n > TAIL_MIN_COUNT else math.inf
-        learnt = lag + (alpha if n * alpha >= 1.0 else 1.0 / n) * (min((dev - ref) ** 2, cap) - lag)
-        cyc[CYC_LAG, tau - 1] = lag if math.isnan(ref) else learnt
+        cyc[CYC_LAG, tau - 1] = lag + (alpha if n * alpha >= 1.0 else 1.0 / n) * (min((dev - ref) ** 2, cap) - lag)
+        cyc[CYC_PAIRS, tau - 1] = n
 
 
 @kernel
 def find_period(d, cycle, n, stats32, hy):
     """Feature d's period from its mean squared differences by lag after n events (lags
-    up to n / 2, so a period has been seen twice): in the first run of lags from 2 whose
-    difference normalised by the mean of those at shorter lags is below CYCLE_FIT, the lag
-    where it is least; 0 (none) before the warm-up ends or without one. A new period starts
-    its residual's variance at that lag's mean squared difference and its level at 0."""
+    up to n / 2, so a period has been seen twice): in the first run of lags whose
+    difference normalised by the mean over the lags up to it is below CYCLE_FIT, the lag
+    where it is least; 0 (none) before the warm-up ends or without one. Only lags of at
+    least TAIL_MIN_COUNT pairs count, there and in the mean: a feature given one event in
+    D (interleaved sensors) has no pair at most lags, and the mean of none, or of a pair
+    or two, is no fit. (The first lag counted has a fit of 1, so a run starts at the
+    second.) A new period starts its residual's variance at that lag's mean squared
+    difference and its level at 0."""
     col = hy.stats
     period = 0
     if n >= hy.warmup:
         total = 0.0
+        lags = 0
         best = math.inf
         for tau in range(1, min(n // 2, hy.cycle_max) + 1):
+            if cycle[d, CYC_PAIRS, tau - 1] < TAIL_MIN_COUNT:
+                continue
             lag = cycle[d, CYC_LAG, tau - 1]
             total += lag
-            if tau < 2:
-                continue
-            if lag * tau < CYCLE_FIT * total:  # fit below CYCLE_FIT, with no division outside the run
-                fit = lag * tau / total
+            lags += 1
+            if lag * lags < CYCLE_FIT * total:  # fit below CYCLE_FIT, with no division outside the run
+                fit = lag * lags / total
                 if fit < best:
                     period = tau
                     best = fit

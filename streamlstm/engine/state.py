@@ -44,7 +44,7 @@ class StreamArrays(NamedTuple):
     tails: np.ndarray  # (S, D, T, TAIL_LEVELS) uint16 compact.UF16: the regime's tail frequencies, and the cycle residual's
     records: np.ndarray  # (S, D, 2, 2) uint16: each feature's new highs and lows by block (layout REC_*)
     bins: np.ndarray  # (S, D, B, BIN_BYTES) uint8: seasonal mean, variance and visits per feature and bin
-    cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, the mean squared difference by lag
+    cycle: np.ndarray  # (S, D, N_CYC, Lc) float32: the last Lc deviations, mean squared differences by lag, pairs
     # The news given the others' (scoring.news_given_others): the innovations' second moments
     # less the identity (CORR_COV) and their precision (CORR_PREC); each residual's tail frequencies.
     corr: np.ndarray  # (S, 2, Dc, Dc) float32
