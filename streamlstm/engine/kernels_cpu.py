@@ -685,15 +685,17 @@ def learn_begin(s, flagged, streams, theta, ws, hy):
 def learn_end(s, x, t, error, streams, theta, ws, hy):
     """Update stream s's statistics (scaler, value range, seasonal profile, likelihood
     channels; scoring.learn_statistics) with event `x` (D,) at time `t` and its `error`
-    (whether it was a lone alert is read off the verdicts learn_begin pushed into the
-    window), then advance the carried state one step with `theta` (the weights after this
-    event's update) and forecast the next event."""
+    (whether it was surprising to the alerts, and a lone alert, is read off the verdicts
+    learn_begin pushed into the window), then advance the carried state one step with
+    `theta` (the weights after this event's update) and forecast the next event."""
     H, D, K, cell = hy.H, hy.D, hy.K, hy.cell
     counters = streams.counters[s]
     W, b, Wy, by = views(theta, cell, D, H)
 
     # Statistics, updated only now: this event was normalised and scored without them.
-    if learn_statistics(error, x, t, s, streams, ws.findings, lone_alert(streams.winflag[s], counters[C_WIN]), hy):
+    n_win = counters[C_WIN]
+    flagged = n_win > 0 and streams.winflag[s, n_win - 1] != 0
+    if learn_statistics(error, x, t, s, streams, ws.findings, flagged, lone_alert(streams.winflag[s], n_win), hy):
         counters[C_SEEN] += 1  # an event with no value is no progress of the warm-up or the windows
     counters[C_TICKS] += 1
 

@@ -41,9 +41,10 @@ often (simulated, docs/tuning-log.md). The other channels, tuned on NAB as they 
 |z|.
 
 A value whose residual, or whose difference from a period ago, exceeds CYCLE_OUTLIER of
-the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L_HALF), is
-kept as no value, so an incident is not judged again one period later (its echo) and
-teaches D nothing then.
+the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L_HALF), or,
+in a feature with values missing, that its cycle could not judge (no value a period ago)
+on an event surprising to the alerts, is kept as no value, so an incident is not judged
+again one period later (its echo) and teaches D nothing then.
 
 The cycle's clock counts events, with a value or not; with times it also counts the events
 a jump in time missed (rows dropped: missed_events), so that it stays in phase, unless long
@@ -503,16 +504,18 @@ def shift_seen_again(dev, z, d, cycle, tick, stats32, sd, hy):
 
 
 @kernel
-def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32, sd, hy):
+def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_weight, stats32, sd, hy):
     """Fold feature d's deviation `dev` from the running mean (NaN: not observed) at the
     stream's event `tick` into its own cycle (cycle (D, N_CYC, Lc)): the residual's variance
     (exact from the period's finding while the stream is not `abnormal`, else and then at
     the scaler's rate) and level against the period, its count and tail frequencies (tails
     (D, T, TAIL_LEVELS); _learn_cycle_tail, with whether the stream is `abnormal` and the
     `tail_weight` of the event, none for a shift seen again: shift_seen_again), the mean
-    squared difference at every lag, the ring (`dev`, or NaN for an outlier from its cycle
-    or an event `surprising` to the cycle's channel), then the period (find_period).
-    Returns whether the feature has a period and the value was kept out of the ring."""
+    squared difference at every lag, the ring (`dev`, or NaN for an outlier from its cycle,
+    an event `surprising` to the cycle's channel, or, in a feature with values missing
+    (its mean interval over 1), a value its cycle could not judge on an event `flagged` as
+    surprising to the alerts), then the period (find_period). Returns whether the feature
+    has a period and the value was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
         return False
@@ -547,9 +550,14 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, s
         m = min(tick, Lc)
         _learn_lags(cycle[d], dev, p, 1, min(p, m) + 1, sd, hy.scaler_alpha)
         _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, sd, hy.scaler_alpha)
-    cycle[d, CYC_DEV, p] = math.nan if outlier or surprising else dev
+    # A spike where the value a period earlier was not read is no outlier to its cycle,
+    # and came back a period later as an alert. Only in a feature with values missing:
+    # applied to every feature, it cost the beats two of 60 (docs/tuning-log.md).
+    unjudged = math.isnan(z) and stats32[col.interval + d] > 1.0
+    kept_out = outlier or surprising or (flagged and has_period and unjudged)
+    cycle[d, CYC_DEV, p] = math.nan if kept_out else dev
     find_period(d, cycle, tick + 1, stats32, hy)
-    return has_period and (outlier or surprising)
+    return has_period and kept_out
 
 
 @kernel
@@ -938,10 +946,11 @@ def count_record(counts, v, lo, hi):
 
 
 @kernel
-def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, surprising, abnormal, tail_weight,
-                       hy):
+def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, surprising, flagged, abnormal,
+                       tail_weight, hy):
     """Per observed feature: its own cycle at the stream's event `tick` (learn_cycle, with
-    whether the event is `surprising` to it, whether the stream is `abnormal` and the
+    whether the event is `surprising` to it or `flagged` as surprising to the alerts,
+    whether the stream is `abnormal` and the
     event's `tail_weight` for its residual's tail; a feature not observed leaves no value
     in it), scaler (EWMA mean/variance, exact running moments until 1/n < alpha), mean
     absolute step (likewise), last value, range, and the seasonal bin of time t. The bin
@@ -973,7 +982,7 @@ def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, 
         learn_rhythm(d, n, stats32, col, alpha)
         # The first value has no running mean to deviate from (the mean starts at it).
         dev = v - stats[col.mean + d] if n > 1.0 else math.nan
-        kept_out = learn_cycle(dev, d, cycle, tails, tick, surprising, abnormal, tail_weight, stats32,
+        kept_out = learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_weight, stats32,
                                scaler_std(stats32[col.var + d], stats[col.mean + d], stats[col.res + d]), hy)
         was_measured = measured(d, stats, col)
         restart = False
@@ -1392,11 +1401,12 @@ def invert_in_place(a, n):
 
 
 @inlined_kernel
-def learn_statistics(error, x, t, s, streams, findings, lone, hy):
+def learn_statistics(error, x, t, s, streams, findings, flagged, lone, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
     stream's channel statistics, then its value statistics (findings (findings_rows(D), D):
-    value_inputs' scratch); a `lone` alert (kernels_cpu.lone_alert) teaches the tails at
-    lone_weight. The channels' long-term statistics start after half the warm-up:
+    value_inputs' scratch); an event `flagged` as surprising to the alerts is no reference
+    where its cycle could not judge it, and a `lone` alert (kernels_cpu.lone_alert) teaches
+    the tails at lone_weight. The channels' long-term statistics start after half the warm-up:
     the model's large early errors would otherwise inflate them for a long time. Returns
     whether any feature was observed."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
@@ -1435,7 +1445,7 @@ def learn_statistics(error, x, t, s, streams, findings, lone, hy):
     tail_weight = (0.0 if abnormal and not lasting else hy.regime_learn_weight if abnormal
                    else lone_weight(hy) if lone else 1.0)
     observed = update_value_stats(stats, stats32, streams.records[s], bins, streams.cycle[s], streams.tails[s], x, t,
-                                  ticks, surprising, abnormal, tail_weight, hy)
+                                  ticks, surprising, flagged, abnormal, tail_weight, hy)
     a = baseline_rate(t, stats32, ticks, hy)
     update_baseline(stats, stats32, streams.tails[s], streams.corr[s], streams.corr_tails[s], findings, x, abnormal,
                     lasting, lone, a, hy)
