@@ -425,11 +425,11 @@ def _stalled(seed, n=6000, at=(2500, 3800, 5000), span=40):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_spike_its_cycle_could_not_judge_has_no_echo_a_period_later(seed):
-    """A cycle of 40 events with 30 % of its values missing at random and spikes of 3
+    """A cycle of 40 events with 30 % of its values missing at random and two spikes of 3
     amplitudes, each where the value a period earlier is missing: the cycle cannot judge
     the spike (the point test alerts it), and before 2026-12-07 kept it as the reference
     for a period later, whose residual against it was its echo, an alert (scores 0.81-0.88
-    a period after these spikes). In a feature with values missing, an event surprising to
+    a period after these spikes). In a feature that misses values, an event surprising to
     the alerts is no reference where its cycle could not judge it; a spike the alerts let
     pass still echoes (open)."""
     rng = np.random.default_rng(seed)
@@ -443,6 +443,30 @@ def test_a_spike_its_cycle_could_not_judge_has_no_echo_a_period_later(seed):
     res = MultiStreamDetector(1, seed=seed).process(["s"] * 3000, x[:, None])
     alerts = np.flatnonzero(res.flags)
     assert set(spikes) <= set(alerts.tolist()) and not res.flags[spikes + PERIOD].any(), alerts
+
+
+def test_only_a_feature_that_misses_values_keeps_a_surprising_value_its_cycle_could_not_judge_out():
+    """The echo's rule (learn_cycle) asks a habit of missing values, a mean interval of
+    MISSING_INTERVAL or more: one stray missing value leaves the interval a hair over 1 for
+    good, and a feature read at every event keeps a surprising value whose reference was
+    kept out, as before; an event not surprising to the alerts is kept either way."""
+    Lc = 64
+    hy = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": Lc}, 1, shared=False)
+    devs = _cycle(401, seed=0)
+    cycle = np.zeros((1, N_CYC, Lc), dtype=np.float32)
+    stats32 = np.zeros(hy.stats.width32, dtype=np.float32)
+    tails = np.zeros((1, tail_rows(True), TAIL_LEVELS), dtype=np.uint16)
+    for t in range(400):
+        scoring.learn_cycle(devs[t], 0, cycle, tails, t, False, False, False, 1.0, stats32, 0.7, hy)
+    assert stats32[hy.stats.cycle_period] == PERIOD
+    cycle[0, CYC_DEV, (400 - PERIOD) % Lc] = np.nan  # no value a period earlier
+    habit = scoring.MISSING_INTERVAL + 0.01
+    for interval, flagged, kept_out in ((1.0, True, False), (1.0001, True, False), (habit, True, True),
+                                        (2.0, False, False)):
+        c, st = cycle.copy(), stats32.copy()
+        st[hy.stats.interval] = interval
+        got = scoring.learn_cycle(devs[400], 0, c, tails.copy(), 400, False, flagged, False, 1.0, st, 0.7, hy)
+        assert got == kept_out and np.isnan(c[0, CYC_DEV, 400 % Lc]) == kept_out, (interval, flagged)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

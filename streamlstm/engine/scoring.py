@@ -42,9 +42,9 @@ often (simulated, docs/tuning-log.md). The other channels, tuned on NAB as they 
 
 A value whose residual, or whose difference from a period ago, exceeds CYCLE_OUTLIER of
 the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L_HALF), or,
-in a feature with values missing, that its cycle could not judge (no value a period ago)
-on an event surprising to the alerts, is kept as no value, so an incident is not judged
-again one period later (its echo) and teaches D nothing then.
+in a feature that misses values, that its cycle could not judge (the value a period ago
+missing or kept out) on an event surprising to the alerts, is kept as no value, so an
+incident is not judged again one period later (its echo) and teaches D nothing then.
 
 The cycle's clock counts events, with a value or not; with times it also counts the events
 a jump in time missed (rows dropped: missed_events), so that it stays in phase, unless long
@@ -245,6 +245,10 @@ RES_SPAN = 1.5
 # LONG_INTERVAL of its mean or more is long: halfway between one mean interval and two, so
 # that one event missing from a regular rhythm is a gap. A rule with a reason, not fitted.
 LONG_INTERVAL = 1.5
+# A feature misses values as a habit where its mean interval between observations is
+# MISSING_INTERVAL or more, one value in 20: a stray missing value leaves the interval a
+# hair over 1 for good (1.0001 after one in the scaler's memory). Reasoned, not fitted.
+MISSING_INTERVAL = 1.05
 # The regime (an online two-state hidden Markov model over normal/abnormal, filtered
 # forwards; see regime_step). Under the normal state an event's evidence, a p-value, is
 # uniform; under the abnormal state it follows Beta(REGIME_ALTERNATIVE, 1), whose median
@@ -512,10 +516,10 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
     (D, T, TAIL_LEVELS); _learn_cycle_tail, with whether the stream is `abnormal` and the
     `tail_weight` of the event, none for a shift seen again: shift_seen_again), the mean
     squared difference at every lag, the ring (`dev`, or NaN for an outlier from its cycle,
-    an event `surprising` to the cycle's channel, or, in a feature with values missing
-    (its mean interval over 1), a value its cycle could not judge on an event `flagged` as
-    surprising to the alerts), then the period (find_period). Returns whether the feature
-    has a period and the value was kept out of the ring."""
+    an event `surprising` to the cycle's channel, or, in a feature that misses values (its
+    mean interval MISSING_INTERVAL or more), a value its cycle could not judge on an event
+    `flagged` as surprising to the alerts), then the period (find_period). Returns whether
+    the feature has a period and the value was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
         return False
@@ -550,10 +554,10 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
         m = min(tick, Lc)
         _learn_lags(cycle[d], dev, p, 1, min(p, m) + 1, sd, hy.scaler_alpha)
         _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, sd, hy.scaler_alpha)
-    # A spike where the value a period earlier was not read is no outlier to its cycle,
-    # and came back a period later as an alert. Only in a feature with values missing:
-    # applied to every feature, it cost the beats two of 60 (docs/tuning-log.md).
-    unjudged = math.isnan(z) and stats32[col.interval + d] > 1.0
+    # A spike where the value a period earlier was not read (or kept out) is no outlier to
+    # its cycle, and came back a period later as an alert. Only in a feature that misses
+    # values: applied to every feature, it cost the beats two of 60 (docs/tuning-log.md).
+    unjudged = math.isnan(z) and stats32[col.interval + d] >= MISSING_INTERVAL
     kept_out = outlier or surprising or (flagged and has_period and unjudged)
     cycle[d, CYC_DEV, p] = math.nan if kept_out else dev
     find_period(d, cycle, tick + 1, stats32, hy)
