@@ -160,18 +160,23 @@ def point_surprise(x, stats, stats32, tails, hy, gaps=(), cycle=None, tick=0, co
 
 
 def innovations(x, stats, stats32, hy, gaps=()):
-    """Each feature of event x (D,)'s signed innovation (z - rho z_prev) / sqrt(1 - rho^2)
-    under its nearest normal mode, from a stream's stored state before it; NaN for a
-    feature the regime does not judge (missing, its baseline of 20 observations or fewer,
-    context) or one in `gaps`. The regime's pieces are taken from scoring as givens."""
+    """Each feature of event x (D,)'s signed innovation (z - r z_prev) / sqrt(1 - r^2)
+    under its nearest normal mode, from a stream's stored state before it, r its
+    persistence rho to the power k / interval, k the events since its last observation
+    (this one included), interval its mean interval between observations (at least 1);
+    NaN for a feature the regime does not judge (missing, its baseline of 20 observations
+    or fewer, context) or one in `gaps`. The regime's pieces are taken from scoring as
+    givens."""
     from streamlstm.engine import scoring
 
+    col = hy.stats
     out = np.full(len(x), np.nan)
     for d in range(len(x)):
-        if math.isnan(x[d]) or stats[hy.stats.base_count + d] <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
+        if math.isnan(x[d]) or stats[col.base_count + d] <= 20 or not scoring.judged(d, stats, hy) or d in gaps:
             continue
         z, mode, _ = scoring.nearest_mode(x[d], d, stats, stats32, hy)
-        rho, _ = scoring.persistence(d, stats32, hy)
+        k = float(stats32[col.absent + d]) + 1.0
+        rho = scoring.persistence(d, stats32, hy)[0] ** (k / max(float(stats32[col.interval + d]), 1.0))
         out[d] = (z - rho * scoring.previous_z(z, mode, rho, d, stats, stats32, hy)) / math.sqrt(1.0 - rho * rho)
     return out
 

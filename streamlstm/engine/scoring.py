@@ -43,7 +43,8 @@ often (simulated, docs/tuning-log.md). The other channels, tuned on NAB as they 
 A value whose residual, or whose difference from a period ago, exceeds CYCLE_OUTLIER of
 the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L_HALF), or,
 in a feature that misses values, that its cycle could not judge (the value a period ago
-missing or kept out) on an event surprising to the alerts, is kept as no value, so an
+missing or kept out) on an event surprising to the alerts or in an incident's first
+period, is kept as no value, so an
 incident is not judged again one period later (its echo) and teaches D nothing then.
 
 The cycle's clock counts events, with a value or not; with times it also counts the events
@@ -518,8 +519,9 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
     squared difference at every lag, the ring (`dev`, or NaN for an outlier from its cycle,
     an event `surprising` to the cycle's channel, or, in a feature that misses values (its
     mean interval MISSING_INTERVAL or more), a value its cycle could not judge on an event
-    `flagged` as surprising to the alerts), then the period (find_period). Returns whether
-    the feature has a period and the value was kept out of the ring."""
+    `flagged` as surprising to the alerts or while the stream is `abnormal` within a period
+    of its abnormal events, stats32's `abnormal_run`), then the period (find_period).
+    Returns whether the feature has a period and the value was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
         return False
@@ -555,10 +557,14 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
         _learn_lags(cycle[d], dev, p, 1, min(p, m) + 1, sd, hy.scaler_alpha)
         _learn_lags(cycle[d], dev, p + Lc, p + 1, m + 1, sd, hy.scaler_alpha)
     # A spike where the value a period earlier was not read (or kept out) is no outlier to
-    # its cycle, and came back a period later as an alert. Only in a feature that misses
-    # values: applied to every feature, it cost the beats two of 60 (docs/tuning-log.md).
+    # its cycle, and came back a period later as an alert; so did a noise burst's values
+    # after its first alert, while the stream was abnormal. Only in a feature that misses
+    # values (applied to every feature, it cost the beats two of 60: docs/tuning-log.md),
+    # and in an incident's first period: each value kept out leaves the next period's
+    # unjudged, and through a long incident the cycle was left no reference.
     unjudged = math.isnan(z) and stats32[col.interval + d] >= MISSING_INTERVAL
-    kept_out = outlier or surprising or (flagged and has_period and unjudged)
+    early = abnormal and stats32[col.abnormal_run] < stats32[col.cycle_period + d]
+    kept_out = outlier or surprising or ((flagged or early) and has_period and unjudged)
     cycle[d, CYC_DEV, p] = math.nan if kept_out else dev
     find_period(d, cycle, tick + 1, stats32, hy)
     return has_period and kept_out
@@ -983,7 +989,6 @@ def update_value_stats(stats, stats32, records, bins, cycle, tails, x, t, tick, 
         observed = True
         v = learnt_value(bounded(v), d, stats, col)
         n = stats[col.count + d] + 1.0
-        learn_rhythm(d, n, stats32, col, alpha)
         # The first value has no running mean to deviate from (the mean starts at it).
         dev = v - stats[col.mean + d] if n > 1.0 else math.nan
         kept_out = learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_weight, stats32,
@@ -1201,7 +1206,7 @@ def judged_innovations(x, stats, stats32, findings, hy):
         if not _regime_judges(x, d, stats, hy) or findings[FIND_GAP, d] != 0.0:
             continue
         z, mode, _ = nearest_mode(bounded(x[d]), d, stats, stats32, hy)
-        rho, _ = persistence(d, stats32, hy)
+        rho = rho_over_silence(persistence(d, stats32, hy)[0], d, stats32, hy)
         findings[FIND_NEWS, d] = signed_innovation(z, previous_z(z, mode, rho, d, stats, stats32, hy), rho)
 
 
@@ -1408,8 +1413,9 @@ def invert_in_place(a, n):
 def learn_statistics(error, x, t, s, streams, findings, flagged, lone, hy):
     """Fold event x (D,) of stream slot s at time t and its prediction error into the
     stream's channel statistics, then its value statistics (findings (findings_rows(D), D):
-    value_inputs' scratch); an event `flagged` as surprising to the alerts is no reference
-    where its cycle could not judge it, and a `lone` alert (kernels_cpu.lone_alert) teaches
+    value_inputs' scratch); an event `flagged` as surprising to the alerts (or in an
+    incident's first period) is no reference where its cycle could not judge it, in a
+    feature that misses values, and a `lone` alert (kernels_cpu.lone_alert) teaches
     the tails at lone_weight. The channels' long-term statistics start after half the warm-up:
     the model's large early errors would otherwise inflate them for a long time. Returns
     whether any feature was observed."""
@@ -1453,6 +1459,9 @@ def learn_statistics(error, x, t, s, streams, findings, flagged, lone, hy):
     a = baseline_rate(t, stats32, ticks, hy)
     update_baseline(stats, stats32, streams.tails[s], streams.corr[s], streams.corr_tails[s], findings, x, abnormal,
                     lasting, lone, a, hy)
+    for d in range(hy.D):  # last: the news above is taken over the silence before this observation
+        if not math.isnan(x[d]):
+            learn_rhythm(d, stats[col.count + d], stats32, col, hy.scaler_alpha)
     return observed
 
 
@@ -1692,7 +1701,8 @@ def calibrated_tail(z, m, freqs, hy):
 @kernel
 def persistence(d, stats32, hy):
     """(rho, tau) of feature d's baseline z, as learnt while normal: its lag-1
-    autocorrelation rho in [0, RHO_MAX], and its integrated autocorrelation time tau, how
+    autocorrelation rho in [0, RHO_MAX] (between successive observations, where values are
+    missing: rho_over_silence), and its integrated autocorrelation time tau, how
     many events one independent observation spans, in [1, 2 PERSISTENCE_HORIZON - 1]: the
     variance of z's running mean over PERSISTENCE_HORIZON events against what independent
     z would give it (1 for white noise; ~(1 + rho) / (1 - rho) for an AR(1); a cycle much
@@ -1706,6 +1716,21 @@ def persistence(d, stats32, hy):
         return 0.0, 1.0
     rho = min(max(stats32[col.base_lag + d] / sq, 0.0), RHO_MAX)
     return rho, min(max(stats32[col.base_run_sq + d] / sq, 1.0), 2.0 * PERSISTENCE_HORIZON - 1.0)
+
+
+@kernel
+def rho_over_silence(rho, d, stats32, hy):
+    """Feature d's persistence rho (learnt between its successive observations:
+    persistence) over the events since its last observation, this one included (`absent`
+    + 1), in units of its mean interval between observations (learn_rhythm): an AR(1)'s
+    coefficient over k events is its one-event coefficient to the k-th power (rho is a mean
+    over the silences seen, so where they vary this is near it, not exact). Where values
+    are missing at random, observations come 1 to 20 events apart; under one rho a long
+    silence's move was news of several sd, the innovations' tail learnt heavy, and a spike
+    after a short silence fell within it. rho itself where the silence is the interval
+    (every event gives the feature, or a steady rhythm learnt exactly)."""
+    e = (stats32[hy.stats.absent + d] + 1.0) / max(stats32[hy.stats.interval + d], 1.0)
+    return rho if e == 1.0 else rho ** e  # a power costs ~18 ns, four times a feature's event
 
 
 @kernel
@@ -1732,6 +1757,7 @@ def regime_p_values(v, d, stats, stats32, tails, hy):
     col = hy.stats
     z, mode, _ = nearest_mode(v, d, stats, stats32, hy)
     rho, tau = persistence(d, stats32, hy)
+    rho = rho_over_silence(rho, d, stats32, hy)
     m = stats[col.base_count + d]
     floor = 1.0 / (m + 2.0)
     level = max(calibrated_tail(abs(z), m, tails[d, TAILS_LEVEL], hy), floor)
@@ -2018,7 +2044,7 @@ def update_baseline(stats, stats32, tails, corr, corr_tails, findings, x, abnorm
         m = stats[col.base_count + d]
         if m > TAIL_MIN_COUNT and (lasting or not abnormal):  # a z under a baseline of TAIL_MIN_COUNT or more
             rate = max(1.0 / (m - TAIL_MIN_COUNT), a) * weight
-            rho, _ = persistence(d, stats32, hy)
+            rho = rho_over_silence(persistence(d, stats32, hy)[0], d, stats32, hy)
             prev = previous_z(z, mode, rho, d, stats, stats32, hy)
             n = stats[col.count + d] if abnormal else m  # the dither's index advances: m stands while abnormal
             tail_rate = rate * lone_factor
