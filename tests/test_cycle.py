@@ -450,8 +450,9 @@ def test_only_a_feature_that_misses_values_keeps_a_surprising_value_its_cycle_co
     MISSING_INTERVAL or more: one stray missing value leaves the interval a hair over 1 for
     good, and a feature read at every event keeps a surprising value whose reference was
     kept out, as before, flagged or while the stream is abnormal; an event neither flagged
-    nor in an incident's first period (fewer abnormal events than the period) is kept
-    either way."""
+    nor in an incident's first period (its abnormal events less its normal ones under the
+    period, a count capped at the scaler's half-life, new_normal: under a half-life shorter
+    than the period it would never reach the period) is kept either way."""
     Lc = 64
     hy = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": Lc}, 1, shared=False)
     devs = _cycle(401, seed=0)
@@ -472,6 +473,12 @@ def test_only_a_feature_that_misses_values_keeps_a_surprising_value_its_cycle_co
         st[hy.stats.abnormal_run] = run
         got = scoring.learn_cycle(devs[400], 0, c, tails.copy(), 400, False, flagged, abnormal, 1.0, st, 0.7, hy)
         assert got == kept_out and np.isnan(c[0, CYC_DEV, 400 % Lc]) == kept_out, (interval, flagged, abnormal, run)
+    short = kernel_hyper({**DEFAULTS, "warmup": 100, "cycle_max": Lc, "scaler_halflife": PERIOD / 2}, 1, shared=False)
+    for run, kept_out in ((short.new_normal - 1, True), (short.new_normal, False)):
+        c, st = cycle.copy(), stats32.copy()
+        st[hy.stats.interval], st[hy.stats.abnormal_run] = habit, run
+        got = scoring.learn_cycle(devs[400], 0, c, tails.copy(), 400, False, False, True, 1.0, st, 0.7, short)
+        assert got == kept_out, run
 
 
 @pytest.mark.parametrize("seed", [1, 9])
@@ -479,8 +486,8 @@ def test_a_noise_burst_with_values_missing_has_no_echo_a_period_later(seed):
     """A cycle of 40 events with 60 % of its values missing at random and a noise burst (sd
     0.8 amplitudes, 8 noise sd) over events 1,500-1,529: alerted at its start, and nothing
     the period after it. The burst's values whose reference a period earlier was missing
-    were no outliers to the cycle and, after its first alert (its cooldown), none flagged:
-    they went into the ring, and a period later the residuals against them were an alert
+    were no outliers to the cycle and, once the stream was abnormal (the point test quiet),
+    none was flagged: they went into the ring, and a period later the residuals against them were an alert
     (1,563 and 1,558 in these seeds before 2026-12-07). In a feature that misses values,
     a value its cycle could not judge is no reference in an incident's first period."""
     rng = np.random.default_rng(seed)
@@ -494,7 +501,7 @@ def test_a_noise_burst_with_values_missing_has_no_echo_a_period_later(seed):
 @pytest.mark.parametrize("seed", [0, 2])
 def test_a_long_incident_with_values_missing_leaves_its_cycle_references(seed):
     """A cycle of 40 events with 60 % of its values missing at random, shifted for good by
-    1.5 amplitudes at event 2,000: the stream stays abnormal past event 3,000. A value its
+    1.5 amplitudes at event 2,000: the stream is abnormal at events 2,499 and 2,999. A value its
     cycle could not judge is kept out of the ring (no reference) only in the incident's
     first period: each such value leaves the next period's unjudged in turn, and kept out
     for the whole incident (a first form, found by a review) the ring held no value of the

@@ -425,24 +425,26 @@ def test_each_feature_learns_its_rhythm():
     assert 1.0 < stats32[col.interval + 4] < 4.0 / 1.5  # a dropout's silence of 4 is a gap
 
 
-@pytest.mark.parametrize("seed", [10, 13, 17])
+@pytest.mark.parametrize("seed", [10, 13, 14])
 def test_a_spike_after_a_silence_is_news_over_that_silence(seed):
-    """A cycle of 40 events with 80 % of its values missing at random and two spikes of 3
-    amplitudes the same way, ~1,500 events apart, the second read 1-3 events after the
-    value before it. The first sets a record; the second, within the range the first widened,
-    is found by the point test alone. Its innovation is taken under the persistence over
+    """A cycle of 40 events with 80 % of its values missing at random (a mean interval of
+    about 5) and two spikes of 3 amplitudes the same way, ~1,500 events apart, the second
+    read 1-7 events after the value before it (within the feature's rhythm) and within the
+    range the first set, so no record. Its innovation is taken under the persistence over
     the events since the value before it (scoring.rho_over_silence: rho to the power of
     those events over the feature's mean interval): under one rho for every pair of
-    observations, whatever the silence between them, the long silences' moves were
-    news of several sd, the innovations' tail learnt heavy, and in these seeds the
-    second spike scored 0.34-0.46 (over seeds 0-19 it was found in 10, now 14; one seed
-    lost it, with a false alert more)."""
+    observations, whatever the silence between them, the long silences' moves were news
+    of several sd, the innovations' tail learnt heavy, and in these seeds the second spike
+    scored 0.34-0.47 and went unflagged (over seeds 0-19 it was found in 10, now 14; one
+    seed lost it, with a false alert more)."""
     rng = np.random.default_rng(seed)
     clean = np.sin(2 * np.pi * np.arange(4000) / 40) + 0.1 * rng.normal(size=4000)
     x = np.where(rng.random(4000) < 0.8, np.nan, clean)
     sign = rng.choice([-1.0, 1.0])
     spikes = np.array([2000, 3500]) + rng.integers(0, 200, size=2)
     x[spikes] = clean[spikes] + 3.0 * sign
+    silence = spikes[1] - np.flatnonzero(~np.isnan(x[:spikes[1]]))[-1]
+    assert silence <= 7 and sign * x[spikes[1]] < sign * x[spikes[0]]  # the case described
     alerts = np.flatnonzero(MultiStreamDetector(1, seed=seed).process(["s"] * 4000, x[:, None]).flags)
     assert set(alerts[alerts >= 1000].tolist()) == set(spikes.tolist()), alerts
 

@@ -44,8 +44,8 @@ A value whose residual, or whose difference from a period ago, exceeds CYCLE_OUT
 the residual's sd, or that channel 4 finds surprising (L_4 at the alert level, L_HALF), or,
 in a feature that misses values, that its cycle could not judge (the value a period ago
 missing or kept out) on an event surprising to the alerts or in an incident's first
-period, is kept as no value, so an
-incident is not judged again one period later (its echo) and teaches D nothing then.
+period, is kept as no value, so an incident is not judged again one period later (its
+echo) and teaches D nothing then.
 
 The cycle's clock counts events, with a value or not; with times it also counts the events
 a jump in time missed (rows dropped: missed_events), so that it stays in phase, unless long
@@ -519,8 +519,9 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
     squared difference at every lag, the ring (`dev`, or NaN for an outlier from its cycle,
     an event `surprising` to the cycle's channel, or, in a feature that misses values (its
     mean interval MISSING_INTERVAL or more), a value its cycle could not judge on an event
-    `flagged` as surprising to the alerts or while the stream is `abnormal` within a period
-    of its abnormal events, stats32's `abnormal_run`), then the period (find_period).
+    `flagged` as surprising to the alerts or while the stream is `abnormal` with its
+    abnormal events less its normal ones, stats32's `abnormal_run`, under a period), then
+    the period (find_period).
     Returns whether the feature has a period and the value was kept out of the ring."""
     Lc = hy.cycle_max
     if Lc == 0:
@@ -559,11 +560,12 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
     # A spike where the value a period earlier was not read (or kept out) is no outlier to
     # its cycle, and came back a period later as an alert; so did a noise burst's values
     # after its first alert, while the stream was abnormal. Only in a feature that misses
-    # values (applied to every feature, it cost the beats two of 60: docs/tuning-log.md),
-    # and in an incident's first period: each value kept out leaves the next period's
-    # unjudged, and through a long incident the cycle was left no reference.
+    # values (applied to every feature, it cost the beats two of 60: docs/tuning-log.md);
+    # while abnormal, only until the abnormal events less the normal ones reach a period
+    # (each value kept out leaves the next period's unjudged: through a long incident the
+    # cycle was left no reference), a count capped at new_normal.
     unjudged = math.isnan(z) and stats32[col.interval + d] >= MISSING_INTERVAL
-    early = abnormal and stats32[col.abnormal_run] < stats32[col.cycle_period + d]
+    early = abnormal and stats32[col.abnormal_run] < min(stats32[col.cycle_period + d], hy.new_normal)
     kept_out = outlier or surprising or ((flagged or early) and has_period and unjudged)
     cycle[d, CYC_DEV, p] = math.nan if kept_out else dev
     find_period(d, cycle, tick + 1, stats32, hy)
@@ -1416,9 +1418,11 @@ def learn_statistics(error, x, t, s, streams, findings, flagged, lone, hy):
     value_inputs' scratch); an event `flagged` as surprising to the alerts (or in an
     incident's first period) is no reference where its cycle could not judge it, in a
     feature that misses values, and a `lone` alert (kernels_cpu.lone_alert) teaches
-    the tails at lone_weight. The channels' long-term statistics start after half the warm-up:
-    the model's large early errors would otherwise inflate them for a long time. Returns
-    whether any feature was observed."""
+    the tails at lone_weight. The rhythm learns last, so that the news learnt is taken over
+    the silence before this observation, as it was judged (rho_over_silence). The channels'
+    long-term statistics start after half the warm-up: the model's large early errors
+    would otherwise inflate them for a long time. Returns whether any feature was
+    observed."""
     stats, stats32, bins, ring, col = streams.stats[s], streams.stats32[s], streams.bins[s], streams.ring[s], hy.stats
     n_seen = streams.counters[s, C_SEEN]
     # Rows dropped before this event: the own cycle's clock skips them as events without a
@@ -1730,7 +1734,7 @@ def rho_over_silence(rho, d, stats32, hy):
     after a short silence fell within it. rho itself where the silence is the interval
     (every event gives the feature, or a steady rhythm learnt exactly)."""
     e = (stats32[hy.stats.absent + d] + 1.0) / max(stats32[hy.stats.interval + d], 1.0)
-    return rho if e == 1.0 else rho ** e  # a power costs ~18 ns, four times a feature's event
+    return rho if e == 1.0 else rho ** e  # a power costs ~18 ns; four a feature an event
 
 
 @kernel
@@ -1957,8 +1961,9 @@ def regime_learn(state, findings, s, streams, hy):
     """Store the state `regime_step` gave a learnt event, and the blame it left in
     findings (findings_rows(D), D), and count the event in the stream's abnormal events less its
     normal ones (between 0 and the scaler's half-life, `new_normal`, which update_baseline
-    asks whether it has reached; an event without a value counts by the state the
-    transitions leave) (not during warm-up, where it made no step)."""
+    asks whether it has reached, and learn_cycle whether it is under a period; an event
+    without a value counts by the state the transitions leave) (not during warm-up, where
+    it made no step)."""
     if streams.counters[s, C_SEEN] >= hy.warmup:
         col = hy.stats
         streams.stats32[s, col.regime] = state
@@ -2025,7 +2030,7 @@ def update_baseline(stats, stats32, tails, corr, corr_tails, findings, x, abnorm
     First, the news given the others' learns the event as the tails do
     (learn_news_given_others; corr (2, Dc, Dc), corr_tails (Dc, TAIL_LEVELS), `findings`
     its scratch). Runs after update_value_stats has counted the
-    observation."""
+    observation, and before learn_rhythm (`absent` is still the silence before it)."""
     col = hy.stats
     h = 1.0 / PERSISTENCE_HORIZON
     weight = hy.regime_learn_weight if abnormal else 1.0
