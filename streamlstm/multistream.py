@@ -440,6 +440,9 @@ class MultiStreamDetector:
             _upgrade_to_v24(arrays, det.hyper)
         if version < 25:
             _upgrade_to_v25(arrays, version, det.hyper)
+        if version < 26:  # format 26's own cycle's levels unlearnt, the last columns: none (held, as learnt)
+            stats32 = arrays["stream.stats32"]
+            arrays["stream.stats32"] = np.pad(stats32, ((0, 0), (0, det.hyper.stats.width32 - stats32.shape[1])))
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")

@@ -559,7 +559,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 25
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 26
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -892,6 +892,32 @@ def test_a_format_24_snapshot_loads_with_its_rhythmic_features_lags_afresh(monke
     taken = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.cycle": as_taken}, meta))
     taken.process(ids[cut:cut + 10], X[cut:cut + 10])
     assert (taken.engine.to_host()[0].stats32[0, col.cycle_period:col.cycle_period + 2] % 2 == 1).any()
+
+
+def test_a_format_25_snapshot_loads_with_its_cycles_levels_held(monkeypatch):
+    """Format 26 records, per feature, whether its own cycle's level went unlearnt at its
+    last observation, the value a period before it missing (scoring.cycle_level). A format
+    25 snapshot (this code's state without those columns, taken where the last value's
+    reference was missing) loads with none unlearnt, the level held as format 25 took it,
+    and continues as this code's state with that value does, bit for bit."""
+    rng = np.random.default_rng(25)
+    X = (np.sin(2 * np.pi * np.arange(3000) / 40) + 0.1 * rng.normal(size=3000))[:, None]
+    ids, cut = ["s"] * 3000, 1001
+    X[cut - 1 - 40] = np.nan  # the last value before the cut has no reference
+    det = MultiStreamDetector(1, seed=0)
+    det.process(ids[:cut], X[:cut])
+    arrays, meta = snapshot.unpack(det.to_bytes())
+    col = det.hyper.stats
+    stats32 = arrays["stream.stats32"].copy()
+    assert stats32[0, col.cycle_period] == 40 and stats32[0, col.cycle_unlearnt] == 1.0  # not vacuous
+    stats32[:, col.cycle_unlearnt:] = 0.0
+    want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32}, meta))
+    old = MultiStreamDetector.from_bytes(
+        _pack_as(monkeypatch, 25, {**arrays, "stream.stats32": stats32[:, :col.cycle_unlearnt]}, meta))
+    np.testing.assert_array_equal(old.engine.to_host()[0].stats32[:1], stats32)
+    a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
 
 
 def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():

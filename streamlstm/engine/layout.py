@@ -211,6 +211,8 @@ class StatsLayout(NamedTuple):
     #                 from before rows dropped (scoring.straddles_gap)
     absent: int  # feature block: events learnt since the feature's last observation (scoring.holds)
     interval: int  # feature block: mean events between its observations, its rhythm (scoring.learn_rhythm)
+    cycle_unlearnt: int  # with an own cycle, feature block: 1 where the feature's last observation had no
+    #                      value a period before it, so that its cycle's level went unlearnt (scoring.cycle_level)
     width32: int  # columns of `stats32`
 
 
@@ -237,7 +239,8 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
                        long_rate=own + 4 * c + one, abnormal_run=own + 4 * c + 2 * one,
                        mode_count=modes, mode_switches=modes + M, mode_run=modes + 2 * M,
                        after_gap=modes + 2 * M + D, absent=modes + 2 * M + D + one,
-                       interval=modes + 2 * M + 2 * D + one, width32=modes + 2 * M + 3 * D + one)
+                       interval=modes + 2 * M + 2 * D + one, cycle_unlearnt=modes + 2 * M + 3 * D + one,
+                       width32=modes + 2 * M + 3 * D + one + c)
 
 
 def stats_columns(D: int) -> dict[str, int]:

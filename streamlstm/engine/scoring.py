@@ -31,6 +31,10 @@ so a level shift is a step rather than a period of large residuals:
 
     r_t = (dev_t - dev_{t-P}) - mean_{short window}(dev - dev_{-P}),  dev = v - mean
 
+After a value a period ago missing or kept out, that mean, unlearnt there, counts as 0 at
+the next difference judged unless it is a shift that the difference shows again
+(cycle_level).
+
 Where a feature has both a warm day bin and a cycle shorter than a day, the one whose
 residual's sd is smaller judges it (channel 3 or 4, not both); a cycle of a day or more is
 left to the day's profile, which learns every day's hour alike where a lag of a day
@@ -483,8 +487,33 @@ def cycle_residual(dev, d, cycle, tick, stats32, sd, hy):
     P = int(stats32[col.cycle_period + d])
     if P == 0:
         return math.nan
-    ref = cycle[d, CYC_DEV, (tick - P) % hy.cycle_max]
-    return (dev - ref - stats32[col.cycle_level + d]) / cycle_unit(d, stats32, sd, hy)  # NaN when ref is
+    step = dev - cycle[d, CYC_DEV, (tick - P) % hy.cycle_max]
+    unit = cycle_unit(d, stats32, sd, hy)
+    return (step - cycle_level(step, d, stats32, unit, hy)) / unit  # NaN as step is
+
+
+@kernel
+def cycle_level(step, d, stats32, unit, hy):
+    """The level that feature d's residual against its own cycle (of sd `unit`) takes out
+    of its `step` from the value a period ago: its running mean of such steps
+    (learn_cycle). Where the feature's last observation had no value a period before it
+    (missing or kept out; stats32's `cycle_unlearnt`), the level went unlearnt there and
+    may be stale: 0, unless it is itself beyond the residual's reach (CYCLE_OUTLIER units:
+    a shift) and this step is an outlier from 0 within reach of it (the shift seen again).
+    So a stray value kept out within a period after a level shift, once the level has
+    caught up with it, leaves the level as it was (reset, it brought the shift back as a
+    residual of its size, a false alert), and a period after the shift, where the
+    references are its kept-out first values and past them the steps hold no shift, the
+    level goes (held, it would be a residual of minus the shift). Held wherever it fitted
+    the step better, it moved the beats of varying length, whose level is a misaligned
+    pulse's steps, more (docs/tuning-log.md)."""
+    col = hy.stats
+    level = stats32[col.cycle_level + d]
+    reach = CYCLE_OUTLIER * unit
+    if stats32[col.cycle_unlearnt + d] > 0.0 and not (abs(level) > reach and abs(step) > reach
+                                                    and abs(step - level) <= reach):
+        return 0.0
+    return level
 
 
 @kernel
@@ -495,17 +524,15 @@ def cycle_outlier(z, step, unit):
 
 
 @kernel
-def shift_seen_again(dev, z, d, cycle, tick, stats32, sd, hy):
-    """Whether feature d's deviation `dev` from the running mean at the stream's event
-    `tick`, of residual z (not NaN) against its own cycle, is a level shift seen again: an
-    outlier after an event kept out of the ring (an outlier, surprising to the cycle's
-    channel, or missing), its step from a period ago the way the residual's level leans. For up to a period after a shift every residual is taken against
+def shift_seen_again(step, z, level, unit, d, cycle, tick, hy):
+    """Whether feature d's `step` from the value a period ago at the stream's event `tick`,
+    of residual z (not NaN, in units of `unit`) against its own cycle, which took out
+    `level` (cycle_level), is a level shift seen again: an outlier after an event kept out
+    of the ring (an outlier, surprising to the cycle's channel, or missing), its step the
+    way the level leans. For up to a period after a shift every residual is taken against
     a value from before it, until the level has caught up: not the residual's spread."""
-    col = hy.stats
-    Lc = hy.cycle_max
-    step = dev - cycle[d, CYC_DEV, (tick - int(stats32[col.cycle_period + d])) % Lc]
-    return (cycle_outlier(z, step, cycle_unit(d, stats32, sd, hy)) and step * stats32[col.cycle_level + d] > 0.0
-            and math.isnan(cycle[d, CYC_DEV, (tick - 1) % Lc]))
+    return (cycle_outlier(z, step, unit) and step * level > 0.0
+            and math.isnan(cycle[d, CYC_DEV, (tick - 1) % hy.cycle_max]))
 
 
 @kernel
@@ -543,15 +570,16 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
         rate = hy.scaler_alpha if abnormal else max(exact, hy.scaler_alpha)
         stats32[col.cycle_var + d] += rate * (min(r * r, (CYCLE_OUTLIER * unit) ** 2) - stats32[col.cycle_var + d])
         step = dev - cycle[d, CYC_DEV, (tick - int(stats32[col.cycle_period + d])) % Lc]
-        again = shift_seen_again(dev, z, d, cycle, tick, stats32, sd, hy)
-        stats32[col.cycle_level + d] += (step - stats32[col.cycle_level + d]) / hy.short_window
+        level = cycle_level(step, d, stats32, unit, hy)
+        again = shift_seen_again(step, z, level, unit, d, cycle, tick, hy)
+        stats32[col.cycle_level + d] = level + (step - level) / hy.short_window
+        stats32[col.cycle_unlearnt + d] = 0.0
         # Far from its cycle, or from the value a period ago (the level follows a stall
         # or a shift within the short window, and the echo would come a period later).
         outlier = cycle_outlier(z, step, unit)
         _learn_cycle_tail(tails, d, abs(z), tick, abnormal, 0.0 if again else tail_weight, stats32, hy)
     elif not math.isnan(dev):
-        # No value a period ago (missing, or an outlier): the level, learnt before it, is stale.
-        stats32[col.cycle_level + d] = 0.0
+        stats32[col.cycle_unlearnt + d] = 1.0  # no value a period ago: the level is held, and may be stale
     if not math.isnan(dev):
         # Lags 1..p reach back to ring slots p - 1..0, the longer ones to slots Lc - 1 down.
         m = min(tick, Lc)

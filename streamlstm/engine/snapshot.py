@@ -33,8 +33,8 @@ from typing import Any
 import crc32c
 import numpy as np
 
-FORMAT_VERSION = 25  # what each version changed: docs/architecture.md, "Snapshot format versions"
-READS = (6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25)  # the versions `unpack` accepts
+FORMAT_VERSION = 26  # what each version changed: docs/architecture.md, "Snapshot format versions"
+READS = tuple(range(6, FORMAT_VERSION + 1))  # the versions `unpack` accepts
 _MAGIC = b"SLSNAP1\n"
 _PREFIX = struct.Struct("<8sII")  # magic, header_len, header_crc
 _ALIGN = 64
