@@ -441,8 +441,8 @@ class MultiStreamDetector:
         if version < 25:
             _upgrade_to_v25(arrays, version, det.hyper)
         if version < 26:  # format 26's own cycle's levels unlearnt, the last columns: none (held, as learnt)
-            stats32 = arrays["stream.stats32"]
-            arrays["stream.stats32"] = np.pad(stats32, ((0, 0), (0, det.hyper.stats.width32 - stats32.shape[1])))
+            col = det.hyper.stats
+            arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, col.width32 - col.cycle_unlearnt)))
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")
@@ -627,7 +627,7 @@ def _upgrade_to_v24(arrays: dict[str, np.ndarray], hy) -> None:
     be (a feature read at a rhythm of its own learns it at the scaler's rate)."""
     col = hy.stats
     old = arrays["stream.stats32"]
-    new = np.zeros((len(old), col.width32), dtype=old.dtype)
+    new = np.zeros((len(old), col.cycle_unlearnt), dtype=old.dtype)  # format 24's row ends there
     new[:, :col.absent] = old
     new[:, col.interval:col.interval + hy.D] = 1.0
     arrays["stream.stats32"] = new

@@ -66,7 +66,7 @@ def _reference(devs, sd, Lc, warmup, alpha, window, weights=None):
             if count > scoring.TAIL_MIN_COUNT:
                 rate = max(1.0 / (count - scoring.TAIL_MIN_COUNT), alpha) * (1.0 if weights is None else weights[n])
                 freqs += (0.0 if shift else rate) * ((abs(z) > np.arange(1, TAIL_LEVELS + 1)) - freqs)
-        else:
+        elif period:
             unlearnt = True
         for tau in range(1, min(n, Lc) + 1):
             ref_tau = ring[(n - tau) % Lc]

@@ -95,11 +95,12 @@ def assert_continues(res, old, names):
 
 def assert_rhythm_fresh(stats32, hy):
     """Each feature's rhythm as format 24's upgrade gives it (multistream._upgrade_to_v24):
-    none absent, an interval of one event."""
+    none absent, an interval of one event (and format 26's levels: none unlearnt)."""
     col, D = hy.stats, hy.D
-    assert col.interval == col.absent + D and col.width32 == col.interval + D
+    assert col.interval == col.absent + D and col.cycle_unlearnt == col.interval + D
     assert not stats32[:, col.absent:col.interval].any()
-    assert (stats32[:, col.interval:col.width32] == 1.0).all()
+    assert (stats32[:, col.interval:col.cycle_unlearnt] == 1.0).all()
+    assert not stats32[:, col.cycle_unlearnt:].any()
 
 
 def cycle_before_v25(arrays, rhythm=False):
@@ -768,6 +769,7 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         arrays, meta = snapshot.unpack(det.to_bytes())
         col, D = det.hyper.stats, det.n_features
         stats, stats32 = arrays["stream.stats"].copy(), arrays["stream.stats32"].copy()
+        stats32[:, col.cycle_unlearnt:] = 0.0  # format 26's, none before it
         # Not vacuous: the flow's first mode is a normal one, the others are free; the news
         # given the others' has learnt.
         assert (stats32[:, col.mode_switches + 1] >= 2 * scoring.MODE_VISITS).all()
@@ -830,8 +832,9 @@ def test_a_format_23_snapshot_loads_with_every_feature_read_at_each_event(monkey
     arrays, meta = snapshot.unpack(det.to_bytes())
     col = det.hyper.stats
     stats32 = arrays["stream.stats32"].copy()
-    np.testing.assert_array_equal(stats32[0, col.absent:], [0.0, 1.0, 2.0, 2.0])  # not vacuous
-    stats32[:, col.absent:col.interval], stats32[:, col.interval:] = 0.0, 1.0
+    np.testing.assert_array_equal(stats32[0, col.absent:col.cycle_unlearnt], [0.0, 1.0, 2.0, 2.0])  # not vacuous
+    stats32[:, col.absent:col.interval], stats32[:, col.interval:col.cycle_unlearnt] = 0.0, 1.0
+    stats32[:, col.cycle_unlearnt:] = 0.0  # format 26's, none before it
     arrays["stream.cycle"], cycle = cycle_before_v25(arrays, rhythm=True)  # one event in two: fewer than 2 in 3
     want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32, "stream.cycle": cycle},
                                                         meta))
@@ -843,7 +846,7 @@ def test_a_format_23_snapshot_loads_with_every_feature_read_at_each_event(monkey
     a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
-    assert (old.engine.to_host()[0].stats32[0, col.interval:] > 1.5).all()
+    assert (old.engine.to_host()[0].stats32[0, col.interval:col.cycle_unlearnt] > 1.5).all()
 
 
 def test_a_format_24_snapshot_loads_with_its_rhythmic_features_lags_afresh(monkeypatch):
@@ -868,7 +871,9 @@ def test_a_format_24_snapshot_loads_with_its_rhythmic_features_lags_afresh(monke
     det.process(ids[:cut], X[:cut])
     arrays, meta = snapshot.unpack(det.to_bytes())
     col = det.hyper.stats
-    assert (arrays["stream.stats32"][0, col.interval:] >= scoring.LONG_INTERVAL).all()  # a rhythm of their own
+    arrays["stream.stats32"] = arrays["stream.stats32"].copy()
+    arrays["stream.stats32"][:, col.cycle_unlearnt:] = 0.0  # format 26's, none before it
+    assert (arrays["stream.stats32"][0, col.interval:col.cycle_unlearnt] >= scoring.LONG_INTERVAL).all()  # rhythmic
     pairs = arrays["stream.cycle"][:, :, CYC_PAIRS]
     lags = np.arange(1, det.hyper.cycle_max + 1)
     short_odd = (lags % 2 == 1) & (lags < 39)  # paired across the shift only, at most (lag + 1) / 2 times
@@ -880,7 +885,9 @@ def test_a_format_24_snapshot_loads_with_its_rhythmic_features_lags_afresh(monke
     v25[:, :, CYC_LAG] = old_means
     v24, cycle = cycle_before_v25({**arrays, "stream.cycle": v25}, rhythm=True)
     want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.cycle": cycle}, meta))
-    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 24, {**arrays, "stream.cycle": v24}, meta))
+    v24_stats32 = arrays["stream.stats32"][:, :col.cycle_unlearnt]
+    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 24, {**arrays, "stream.cycle": v24,
+                                                                    "stream.stats32": v24_stats32}, meta))
     np.testing.assert_array_equal(old.engine.to_host()[0].cycle[:1], cycle)
     assert not cycle[:, :, CYC_PAIRS].any()
     a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])

@@ -578,7 +578,7 @@ def learn_cycle(dev, d, cycle, tails, tick, surprising, flagged, abnormal, tail_
         # or a shift within the short window, and the echo would come a period later).
         outlier = cycle_outlier(z, step, unit)
         _learn_cycle_tail(tails, d, abs(z), tick, abnormal, 0.0 if again else tail_weight, stats32, hy)
-    elif not math.isnan(dev):
+    elif has_period and not math.isnan(dev):
         stats32[col.cycle_unlearnt + d] = 1.0  # no value a period ago: the level is held, and may be stale
     if not math.isnan(dev):
         # Lags 1..p reach back to ring slots p - 1..0, the longer ones to slots Lc - 1 down.
