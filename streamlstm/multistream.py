@@ -440,9 +440,13 @@ class MultiStreamDetector:
             _upgrade_to_v24(arrays, det.hyper)
         if version < 25:
             _upgrade_to_v25(arrays, version, det.hyper)
+        col = det.hyper.stats
         if version < 26:  # format 26's own cycle's levels unlearnt, the last columns: none (held, as learnt)
-            col = det.hyper.stats
             arrays["stream.stats32"] = np.pad(arrays["stream.stats32"], ((0, 0), (0, col.width32 - col.cycle_unlearnt)))
+        if version < 27:  # format 27's first values of each baseline, the last columns: unknown (as learnt)
+            stats = np.pad(arrays["stream.stats"], ((0, 0), (0, col.width - arrays["stream.stats"].shape[1])))
+            stats[:, col.first_high:col.first_high + det.n_features] = np.nan
+            arrays["stream.stats"] = stats
         streams = {}
         for name, empty in alloc_streams(0, det.hyper, det.dtype)._asdict().items():
             src = arrays.get(f"stream.{name}")

@@ -53,13 +53,13 @@ def test_shared_mode_shares_weights_and_is_small():
     shared = MultiStreamDetector(1, weight_mode="shared", hidden_size=32, k2=16)
     shared.process(ids, X[:, :1])
     assert shared.params.theta.shape[0] == 1 and shared.params.step[0] > 0
-    # 987 bytes at H=32, K=16, D=1 (issue 17's goal: <= 1,024; where they go:
-    # docs/architecture.md; no own cycle in shared mode by default), 819 without the
+    # 1,019 bytes at H=32, K=16, D=1 (issue 17's goal: <= 1,024; where they go:
+    # docs/architecture.md; no own cycle in shared mode by default), 851 without the
     # 24-bin daily profile.
-    assert shared.bytes_per_stream() <= 987
+    assert shared.bytes_per_stream() <= 1019
     no_profile = MultiStreamDetector(1, weight_mode="shared", hidden_size=32, k2=16, seasonal_bins=0)
     no_profile.process(ids, X[:, :1])
-    assert no_profile.bytes_per_stream() <= 819
+    assert no_profile.bytes_per_stream() <= 851
     per_stream = MultiStreamDetector(1, hidden_size=32, k2=16)
     per_stream.process(ids, X[:, :1])
     assert per_stream.bytes_per_stream() > 20 * shared.bytes_per_stream()
@@ -484,6 +484,29 @@ def test_wild_values_among_a_streams_first_events_do_not_blind_it(seed):
     res = MultiStreamDetector(1, seed=seed).process(["a"] * n, x)
     for at in (2000, 4000, 5500):
         assert res.flags[at:at + 10].any(), at
+
+
+@pytest.mark.parametrize("at", [0, 2, 11])
+def test_a_wild_reading_among_a_features_first_does_not_set_its_baselines_spread(at):
+    """A wild reading among a feature's first 20 (1,000 among readings near 10 of sd 1, at
+    its first, third or twelfth event), then spikes of 8 sd every 500 events: each spike
+    is flagged, as in the clean stream. The regime's baseline, by whose sd the point test
+    judges, learnt its first 20 observations as they came; now it judges each by the others
+    in hindsight (scoring.first_values_in_hindsight), and the wild one counts as 6 of their
+    sd. Before, its sd was 31 at the 1,000th event, and one to five of the five spikes went
+    unflagged (seeds 0-4 of the three positions; here, seed 0: three, one and one)."""
+    rng = np.random.default_rng(0)
+    x = 10.0 + rng.normal(size=(3000, 1))
+    spikes = np.arange(500, 3000, 500)
+    x[spikes, 0] += 8.0 * np.array([1, -1, 1, -1, 1])
+    x[at, 0] = 1000.0
+    m = MultiStreamDetector(1)
+    res = m.process(["a"] * 1000, x[:1000])
+    col = m.hyper.stats
+    base_sd = np.sqrt(m.engine.to_host()[0].stats32[m.table.slots["a"], col.base_var])
+    assert 0.8 < base_sd < 1.25
+    flags = np.r_[res.flags, m.process(["a"] * 2000, x[1000:]).flags]
+    assert [bool(flags[s:s + 3].any()) for s in spikes] == [True] * 5
 
 
 def test_a_lasting_jump_far_beyond_the_range_becomes_the_new_normal():

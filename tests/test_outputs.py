@@ -560,7 +560,7 @@ def test_a_format_9_snapshot_loads_in_the_narrow_layout_and_continues_as_before(
     res = det.process(list(old["ids"]), old["X"], old["T"])
     assert_continues(res, old, ("scores", "alert_scores", "flags", "predictions", "errors", "regime"))
     assert old["flags"].any() and (old["regime"] >= 0.5).any()
-    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 26
+    assert snapshot.unpack(det.to_bytes())[1]["format_version"] == snapshot.FORMAT_VERSION == 27
 
 
 def test_a_format_10_snapshot_loads_with_no_persistence_learnt_and_continues_as_before():
@@ -717,7 +717,8 @@ def test_a_format_18_snapshot_loads_with_no_cycle_residuals_counted_and_continue
     assert (stats32[:, col.cycle_period:col.cycle_period + D] == 40).all()  # not vacuous: every feature has a period
     np.testing.assert_array_equal(streams.tails[:det.n_streams, :, :TAILS_CYCLE], arrays["stream.tails"])
     assert not streams.tails[:det.n_streams, :, TAILS_CYCLE].any()
-    assert not stats[:, col.mode_mean:].any() and not stats32[:, col.mode_count:col.absent].any()
+    assert not stats[:, col.mode_mean:col.first_high].any() and not stats32[:, col.mode_count:col.absent].any()
+    assert np.isnan(stats[:, col.first_high:col.first_high + D]).all()  # format 27's, unknown
     assert_rhythm_fresh(stats32, det.hyper)
     old = np.load(DATA / "detector_v18_continued.npz")
     res = det.process(list(old["ids"]), old["X"], old["T"])
@@ -774,7 +775,7 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         # given the others' has learnt.
         assert (stats32[:, col.mode_switches + 1] >= 2 * scoring.MODE_VISITS).all()
         assert not stats32[:, col.mode_count + D:col.mode_switches].any()
-        assert (stats[:, col.corr_count:] > 20).all() and arrays["stream.corr_tails"].any()
+        assert (stats[:, col.corr_count:col.first_high] > 20).all() and arrays["stream.corr_tails"].any()
         if version >= 21:  # a run and the forecasts left after the gap, each in its place
             assert (stats32[:, col.mode_run + 1] > 0).all()
             assert (stats32[:, col.after_gap] > 0).all() if mode == "per_stream" else col.after_gap == col.absent
@@ -783,6 +784,7 @@ def test_a_format_19_to_22_snapshot_loads_with_its_mode_and_continues_bit_for_bi
         stats[:, col.corr_count:] = 0.0
         if version == 19:
             stats[:, col.mode_mean:], stats32[:, col.mode_count:col.absent] = 0.0, 0.0
+        stats[:, col.first_high:col.first_high + D] = np.nan  # format 27's, unknown before it
         corr, corr_tails = arrays.pop("stream.corr"), arrays.pop("stream.corr_tails")
         arrays["stream.cycle"], cycle = cycle_before_v25(arrays)
         det = MultiStreamDetector.from_bytes(snapshot.pack(
@@ -838,8 +840,9 @@ def test_a_format_23_snapshot_loads_with_every_feature_read_at_each_event(monkey
     arrays["stream.cycle"], cycle = cycle_before_v25(arrays, rhythm=True)  # one event in two: fewer than 2 in 3
     want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32, "stream.cycle": cycle},
                                                         meta))
-    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 23, {**arrays, "stream.stats32": stats32[:, :col.absent]},
-                                                  meta))
+    v23 = {**arrays, "stream.stats32": stats32[:, :col.absent],
+           "stream.stats": arrays["stream.stats"][:, :col.first_high]}
+    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 23, v23, meta))
     restored = old.engine.to_host()[0].stats32[:1]
     np.testing.assert_array_equal(restored, stats32)
     assert_rhythm_fresh(restored, old.hyper)
@@ -886,8 +889,9 @@ def test_a_format_24_snapshot_loads_with_its_rhythmic_features_lags_afresh(monke
     v24, cycle = cycle_before_v25({**arrays, "stream.cycle": v25}, rhythm=True)
     want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.cycle": cycle}, meta))
     v24_stats32 = arrays["stream.stats32"][:, :col.cycle_unlearnt]
-    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 24, {**arrays, "stream.cycle": v24,
-                                                                    "stream.stats32": v24_stats32}, meta))
+    v24_stats = arrays["stream.stats"][:, :col.first_high]
+    v24_arrays = {**arrays, "stream.cycle": v24, "stream.stats": v24_stats, "stream.stats32": v24_stats32}
+    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 24, v24_arrays, meta))
     np.testing.assert_array_equal(old.engine.to_host()[0].cycle[:1], cycle)
     assert not cycle[:, :, CYC_PAIRS].any()
     a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
@@ -920,11 +924,45 @@ def test_a_format_25_snapshot_loads_with_its_cycles_levels_held(monkeypatch):
     stats32[:, col.cycle_unlearnt:] = 0.0
     want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats32": stats32}, meta))
     old = MultiStreamDetector.from_bytes(
-        _pack_as(monkeypatch, 25, {**arrays, "stream.stats32": stats32[:, :col.cycle_unlearnt]}, meta))
+        _pack_as(monkeypatch, 25, {**arrays, "stream.stats32": stats32[:, :col.cycle_unlearnt],
+                                   "stream.stats": arrays["stream.stats"][:, :col.first_high]}, meta))
     np.testing.assert_array_equal(old.engine.to_host()[0].stats32[:1], stats32)
     a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
     for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
+
+
+def test_a_format_26_snapshot_loads_with_its_baselines_first_values_unknown(monkeypatch):
+    """Format 27 keeps what the hindsight on each feature's first 20 baseline observations
+    needs (scoring.keep_first_value: the largest, the smallest, the others' moments). A format 26 snapshot
+    (this code's state without them, cut within a feature's first 20, after a wild
+    reading) loads with them unknown, so that its baseline goes on as learnt, the wild
+    reading in full, as format 26 took it, and continues as this code's state with them
+    unknown does, bit for bit. Not vacuous: with them known, the hindsight limits the wild
+    reading."""
+    rng = np.random.default_rng(26)
+    X = 10.0 + rng.normal(size=(600, 1))
+    X[3] = 1000.0
+    ids, cut = ["s"] * 600, 12
+    det = MultiStreamDetector(1, seed=0)
+    det.process(ids[:cut], X[:cut])
+    arrays, meta = snapshot.unpack(det.to_bytes())
+    col = det.hyper.stats
+    stats = arrays["stream.stats"].copy()
+    assert stats[0, col.base_count] == cut and stats[0, col.first_high] == 1000.0  # within the first 20
+    stats[:, col.first_high:] = 0.0  # format 27's, unknown before it
+    stats[:, col.first_high] = np.nan
+    want = MultiStreamDetector.from_bytes(snapshot.pack({**arrays, "stream.stats": stats}, meta))
+    v26 = {**arrays, "stream.stats": stats[:, :col.first_high]}
+    old = MultiStreamDetector.from_bytes(_pack_as(monkeypatch, 26, v26, meta))
+    np.testing.assert_array_equal(old.engine.to_host()[0].stats[:1], stats)
+    a, b = want.process(ids[cut:], X[cut:]), old.process(ids[cut:], X[cut:])
+    for name in ("scores", "alert_scores", "flags", "predictions", "errors", "regime", "abnormal"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
+    known = MultiStreamDetector.from_bytes(snapshot.pack(arrays, meta))
+    known.process(ids[cut:], X[cut:])
+    base_sd = [np.sqrt(d.engine.to_host()[0].stats32[0, col.base_var]) for d in (old, known)]
+    assert base_sd[0] > 10.0 > 2.0 > base_sd[1], base_sd
 
 
 def test_a_snapshot_from_before_range_steps_goes_on_with_it_off():

@@ -94,8 +94,11 @@ policy); no flag or abnormal row moved. The same day again the own cycle's level
 held across a missing reference where the next difference shows a shift again
 (scoring.cycle_level): the river GRU run's scores by up to 0.13 (50 of 900 events), the
 other runs' outputs and the stored snapshots' continuations as before (to 1e-15); no
-flag or abnormal row moved. A change meant to alter results rewrites both
-files (as below) and says why in its commit.
+flag or abnormal row moved. Snapshot format 27 (2026-12-07) added four `stats` columns a
+feature for the regime baseline's hindsight on its first 20 observations
+(scoring.keep_first_value): the state's `stats` widened, every output and every other
+array as before, bit for bit (no value of these runs is that far among its first 20). A
+change meant to alter results rewrites both files (as below) and says why in its commit.
 
 For some settings (here, the GRU runs), the kernels that Numba compiles in the running
 process round differently from the same kernels loaded from its cache (main's code as

@@ -16,7 +16,7 @@ from streamlstm.engine import scoring
 from streamlstm.engine.compact import BF16, UF16, narrow_bits_of, narrow_value, uf16_bits_of
 from streamlstm.engine.hyperparams import DEFAULTS
 from streamlstm.engine.layout import (C_SEEN, C_TICKS, C_WIN, CORR_COV, CORR_PREC, FIND_BLAME, FIND_P, N_MODES,
-                                      findings_rows)
+                                      TAIL_LEVELS, findings_rows)
 from streamlstm.evaluate.nab import _score_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,6 +193,80 @@ def test_the_second_moments_learn_the_judged_features_innovations():
     np.testing.assert_allclose(away[1], away[0], atol=0.05)  # feature 1's moments kept while it is away
     assert np.abs(away[0][[0, 2]]).max() > 0.3
     assert np.linalg.eigvalsh(np.eye(4) + st.corr[s, CORR_COV]).min() > 0.0
+
+
+FIRST = int(scoring.TAIL_MIN_COUNT)  # the baseline's first observations, judged in hindsight
+
+
+def _first_values_reference(v, res):
+    """NumPy reference of scoring.first_values_in_hindsight: each value limited to
+    TAIL_LEVELS of the others' sd (floored as scaler_std floors it) from their mean; the
+    limited values' mean and variance, and whether any was limited."""
+    e = v - v[0]
+    limited = e.copy()
+    for i in range(len(e)):
+        others = np.delete(e, i)
+        sd = max(others.std(), scoring.ROUNDING_SD * res, scoring.LEVEL_PRECISION * abs(v[0] + others.mean()) + 1e-9)
+        limited[i] = np.clip(e[i], others.mean() - TAIL_LEVELS * sd, others.mean() + TAIL_LEVELS * sd)
+    return v[0] + limited.mean(), limited.var(), not np.array_equal(limited, e)
+
+
+def _first_values(case):
+    """(the values, their grid's resolution, the wild one's sd) of a hindsight case."""
+    v = 10.0 + np.random.default_rng(3).normal(size=FIRST)
+    if case == "a grid's step":  # a constant on a grid of 0.5, one reading a step off
+        v = np.full(FIRST, 10.0)
+        v[5] = 10.5
+        return v, 0.5, 1.0
+    if case == "at 1e7, sd 20":
+        v = 1e7 + 20.0 * (v - 10.0)
+        v[19] = 1e7 + 20_000.0
+        return v, 0.0, 20.0
+    if case == "a sentinel":
+        v[2] = 1e18
+        return v, 0.0, 1.0
+    if case == "a low one":
+        v[7] = -990.0
+        return v, 0.0, 1.0
+    for at in {"none": [], "the first": [0], "the eighth": [7], "two alike": [3, 11]}[case]:
+        v[at] = 1010.0
+    return v, 0.0, 1.0
+
+
+@pytest.mark.parametrize("case", ["none", "the first", "the eighth", "a low one", "at 1e7, sd 20", "a sentinel",
+                                  "two alike", "a grid's step"])
+def test_the_baselines_first_values_are_judged_in_hindsight(case):
+    """A feature's first 20 baseline observations, kept as they come (keep_first_value: the
+    largest, the smallest, the others' moments), are judged at the last against the
+    NumPy reference (each value by the other 19; 1e-6 relative): a wild one among them
+    (1,000 sd off) counts as TAIL_LEVELS of the others' sd, at any place, above or below,
+    at a level of 1e7 and an sd of 20 too, and a sentinel of 1e18 among readings near 10
+    (summed with the others, float64 lost their variance). None so far, two wild ones alike (each
+    within 6 sd of the other 19, which hold its twin) and a constant on a grid with one
+    reading a step off (3.5 rounding sd) leave the moments as learnt, bit for bit; so do
+    unknown extremes (NaN: a snapshot from before format 27, restored within them)."""
+    v, res, sd = _first_values(case)
+    hy = MultiStreamDetector(3).hyper
+    col, d = hy.stats, 1
+    mean, var, limited = _first_values_reference(v, res)
+    assert limited == (case not in ("none", "two alike", "a grid's step"))  # the cases described
+    for unknown in (False, True):
+        stats, stats32 = np.zeros(col.width), np.zeros(col.width32, dtype=np.float32)
+        stats[col.res + d] = res
+        learnt = (v.mean(), np.float32(v.var()))  # what the moments learnt on the way
+        for m, x in enumerate(v, 1):
+            stats[col.base_mean + d], stats32[col.base_var + d] = learnt
+            scoring.keep_first_value(x, d, m, stats, stats32, hy)
+            if unknown and m == 4:
+                stats[col.first_high + d] = np.nan  # restored from a snapshot from before format 27
+        got = stats[col.base_mean + d], stats32[col.base_var + d]
+        if limited and not unknown:
+            assert got[0] == pytest.approx(mean, rel=1e-6) and got[1] == pytest.approx(var, rel=1e-5)
+            assert math.sqrt(got[1]) < 2.5 * sd  # at 6 sd it adds 1.8 to the variance; in full, 220 sd
+        else:
+            assert got == learnt
+        others = np.delete(np.arange(hy.D), d)
+        assert not stats[col.base_mean + others].any() and not stats32[col.base_var + others].any()
 
 
 def test_the_precision_is_the_inverse_of_the_ridged_second_moments():

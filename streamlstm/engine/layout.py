@@ -171,6 +171,11 @@ class StatsLayout(NamedTuple):
     #                 feature dwells when away from the baseline
     corr_count: int  # feature block, for streams the news-given-the-others test covers: the
     #                  innovations each feature taught its second moments (0: unknown to them)
+    # The baseline's first observations while normal, judged in hindsight (scoring.keep_first_value):
+    first_high: int  # feature block: the largest (NaN: unknown)
+    first_low: int  # feature block: the smallest
+    first_mean: int  # feature block: the mean of the others
+    first_sq: int  # feature block: the others' sum of squared deviations from their mean
     width: int  # columns of `stats`
     # stats32 (float32)
     var: int  # feature block: running variance
@@ -227,9 +232,11 @@ def stats_layout(D: int, cycle: bool) -> StatsLayout:
     one = 1 if cycle else 0
     modes = own + 4 * c + 2 * one + 1
     M = N_MODES * D
+    corr_end = 8 * D + M + one + corr_features(D)
     return StatsLayout(mean=0, count=D, last=2 * D, lo=3 * D, hi=4 * D, res=5 * D, base_mean=6 * D,
                        base_count=7 * D, last_time=8 * D, mode_mean=8 * D + one, corr_count=8 * D + M + one,
-                       width=8 * D + M + one + corr_features(D),
+                       first_high=corr_end, first_low=corr_end + D, first_mean=corr_end + 2 * D,
+                       first_sq=corr_end + 3 * D, width=corr_end + 4 * D,
                        var=0, step=D, base_var=2 * D, channels=channel_block,
                        penalty=penalty, quantile=penalty + 1, regime=penalty + 2, day_old=penalty + 3,
                        base_prev=base_prev, base_lag=base_prev + D, base_sq=base_prev + 2 * D,

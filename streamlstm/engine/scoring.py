@@ -2033,7 +2033,8 @@ def lone_weight(hy):
 def update_baseline(stats, stats32, tails, corr, corr_tails, findings, x, abnormal, lasting, lone, a, hy):
     """The regime's baseline (mean, variance per feature) learns event x (D,) as the scaler
     does but at rate `a` (baseline_rate), over the observations it learnt while the stream
-    was normal (base_count, m): exact moments, then that rate; at hy.regime_learn_weight of that rate while the
+    was normal (base_count, m): exact moments, judged in hindsight at the TAIL_MIN_COUNT-th
+    (keep_first_value), then that rate; at hy.regime_learn_weight of that rate while the
     stream is abnormal, but for a feature with no normal observation yet, whose mean
     follows its values (at a tenth of the rate a first value would leave the mean 90 %
     short of it). The value is limited to TAIL_LEVELS baseline sd from the mean (a 70 sd
@@ -2103,6 +2104,87 @@ def update_baseline(stats, stats32, tails, corr, corr_tails, findings, x, abnorm
             v = min(max(v, mean - TAIL_LEVELS * sd), mean + TAIL_LEVELS * sd)
         alpha = 1.0 if m <= 1.0 else max(1.0 / m, a) * weight
         stats[col.base_mean + d], stats32[col.base_var + d] = ewma_update(mean, stats32[col.base_var + d], v, alpha)
+        if not abnormal and m <= TAIL_MIN_COUNT:
+            keep_first_value(v, d, int(m), stats, stats32, hy)
+
+
+@kernel
+def keep_first_value(v, d, m, stats, stats32, hy):
+    """Keep value v of feature d, its baseline's m-th observation while normal (1 ..
+    TAIL_MIN_COUNT), for the hindsight at the last (first_values_in_hindsight): the largest
+    and the smallest so far apart, the others as their mean and sum of squared deviations
+    (Welford's, exact whatever the values' size: a reading of 1e18 among values near 10
+    goes into no sum). Only the largest or the smallest of n values can lie more than
+    sqrt(n - 2) sd of the others from their mean (Samuelson's inequality), so they are
+    all the hindsight needs apart. Nothing is kept where they are unknown (NaN: a snapshot
+    from before format 27) until the baseline starts again."""
+    col = hy.stats
+    high, low = col.first_high + d, col.first_low + d
+    if m == 1:
+        stats[high] = v
+        stats[low] = v
+        stats[col.first_mean + d] = 0.0
+        stats[col.first_sq + d] = 0.0
+    elif math.isnan(stats[high]):
+        return
+    elif m == 2:
+        stats[high], stats[low] = max(stats[high], v), min(stats[low], v)
+    else:
+        other = v
+        if v > stats[high]:
+            other, stats[high] = stats[high], v
+        elif v < stats[low]:
+            other, stats[low] = stats[low], v
+        stats[col.first_mean + d], stats[col.first_sq + d] = _welford(stats[col.first_mean + d],
+                                                                      stats[col.first_sq + d], m - 3, other)
+    if m == TAIL_MIN_COUNT:
+        first_values_in_hindsight(d, stats, stats32, hy)
+
+
+@kernel
+def first_values_in_hindsight(d, stats, stats32, hy):
+    """Feature d's baseline once it has learnt its first TAIL_MIN_COUNT observations while
+    normal (kept by keep_first_value), its largest and its smallest each judged by the
+    others as the baseline judges every later value (update_baseline): one more than
+    TAIL_LEVELS of their sd from their mean counts as limited to that, and the baseline's
+    mean and variance become the exact moments of the values so limited. Learnt as they
+    came, a wild reading among them (a sensor's boot value, a 1,000 among readings near
+    10) set the sd by which the regime and the point test judge the feature for thousands
+    of events. Nothing changes where neither is that far, or where they are unknown. Two
+    wild readings, on either side, hide each other (each is among the other's others).
+    Values learnt while the stream was abnormal among them are left out of the moments
+    rebuilt (they come only where a feature starts within an incident of others)."""
+    col = hy.stats
+    high, low = stats[col.first_high + d], stats[col.first_low + d]
+    if math.isnan(high):
+        return
+    n = TAIL_MIN_COUNT - 2.0  # the others of both
+    mean, sq, res = stats[col.first_mean + d], stats[col.first_sq + d], stats[col.res + d]
+    up = _within_the_others(high, _welford(mean, sq, n, low), n + 1.0, res)
+    down = _within_the_others(low, _welford(mean, sq, n, high), n + 1.0, res)
+    if up == high and down == low:
+        return
+    mean, sq = _welford(mean, sq, n, up)
+    mean, sq = _welford(mean, sq, n + 1.0, down)
+    stats[col.base_mean + d] = mean
+    stats32[col.base_var + d] = sq / (n + 2.0)
+
+
+@kernel
+def _welford(mean, sq, k, x):
+    """(mean, sum of squared deviations) of k values with x added (Welford's update)."""
+    delta = x - mean
+    mean += delta / (k + 1.0)
+    return mean, sq + delta * (x - mean)
+
+
+@kernel
+def _within_the_others(v, others, k, res):
+    """Value v limited to TAIL_LEVELS sd of k others (`others`: their mean and sum of
+    squared deviations; scaler_std's floors, the resolution `res`) from their mean."""
+    mean, sq = others
+    reach = TAIL_LEVELS * scaler_std(sq / k, mean, res)
+    return min(max(v, mean - reach), mean + reach)
 
 
 # -------------------------------------------------------------------------- attribution

@@ -33,7 +33,7 @@ from typing import Any
 import crc32c
 import numpy as np
 
-FORMAT_VERSION = 26  # what each version changed: docs/architecture.md, "Snapshot format versions"
+FORMAT_VERSION = 27  # what each version changed: docs/architecture.md, "Snapshot format versions"
 READS = tuple(range(6, FORMAT_VERSION + 1))  # the versions `unpack` accepts
 _MAGIC = b"SLSNAP1\n"
 _PREFIX = struct.Struct("<8sII")  # magic, header_len, header_crc
