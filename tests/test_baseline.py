@@ -92,6 +92,23 @@ def test_baseline_rows_beyond_a_stream_is_an_error_naming_both_numbers(tmp_path)
     assert "--baseline-rows 500, but stream 'series' has only 300 rows: none of them was scored" in res.stderr
 
 
+def test_baseline_rows_beyond_one_stream_of_several_is_a_warning(tmp_path):
+    """A short stream beside scored ones (a host that came late) is the input's, not a
+    mistake in the setting: a warning, exit 0 (exit 2 stopped a `set -e` pipeline whose
+    other streams were all scored; found by a fuzz, 2026-12-07)."""
+    text = "\n".join([*lines(range(100), "big"), *lines(range(5), "small")]) + "\n"
+    res = invoke(tmp_path, ["run", "--baseline-rows", "10"], text)
+    assert res.exit_code == 0 and len(results(res)) == 105
+    assert "WARNING" in res.stderr and "stream 'small' has only 5 rows: none of them was scored" in res.stderr
+
+
+def test_baseline_rows_beyond_every_stream_is_an_error(tmp_path):
+    text = "\n".join([*lines(range(8), "a"), *lines(range(5), "b")]) + "\n"
+    res = invoke(tmp_path, ["run", "--baseline-rows", "10"], text)
+    assert res.exit_code == 2
+    assert "stream 'a' has only 8 rows (and 1 more streams): none of them was scored" in res.stderr
+
+
 def test_a_restored_state_does_not_learn_the_baseline_twice(tmp_path):
     base = tmp_path / "base.jsonl"
     base.write_text("\n".join(lines(range(300))) + "\n")

@@ -876,6 +876,18 @@ NO_LINE_ACCEPTED = {
     "a JSON array on one line": (lambda d: ["run"], '[{"value": 1}, {"value": 2}]\n', "(jq -c '.[]' does it for an array)"),
     "names separated by spaces": (lambda d: ["score", _write(d, "w.txt", "cpu  mem\n1 2\n3 4\n")], "",
                                   "the header's names are separated by spaces — try --delimiter ' '"),
+    "a comment line first": (lambda d: ["score", _write(d, "c.csv", "# exported 2024\ncpu,mem\n1,2\n3,4\n")], "",
+                             "the first line is a comment ('# exported 2024'), read as the header — remove comment "
+                             "lines (grep -v '^#')"),
+    "a row of data first, with a time": (
+        lambda d: ["score", _write(d, "t.csv", "2024-01-01T00:00:00,5,a\n2024-01-01T00:01:00,6,b\n")], "",
+        "the header holds a time ('2024-01-01T00:00:00'): the first line looks like data — try --no-header"),
+    "a column named with '#'": (lambda d: ["score", _write(d, "n.csv", "#,cpu\n1,high\n2,low\n")], "",
+                                "column 'cpu' is not numeric (line 2: 'cpu' is not a number: 'high') — try "
+                                "--exclude-columns cpu"),
+    "a wide file's dates as names": (
+        lambda d: ["score", _write(d, "wd.csv", "series,2024-01-01,2024-01-02\ncpu,1,2\nmem,3,4\n")], "",
+        "column 'series' is not numeric (line 2: 'series' is not a number: 'cpu') — try --exclude-columns series"),
     "a field name that is not configured": (lambda d: ["run"], '{"val": 1}\n\n{"val": 2}\n',
                                             ("no input line was accepted (2 rejected): all as missing_field, "
                                              "e.g. line 1: neither 'value' nor 'values' present")),

@@ -94,6 +94,14 @@ def test_bad_input_kinds(parser, line, kind):
     assert rej.seq == 7 and rej.detail
 
 
+@pytest.mark.parametrize("line, detail", [
+    (b'{"value": 1.0000001e18}', "'value' is 1.0000001e+18, beyond input.max_abs_value 1e+18"),  # not "1e+18, beyond"
+    (b'{"value": "a\x01"}', "invalid JSON: Invalid control character at column 13"),  # not "at at column"
+])
+def test_rejections_say_what_was_wrong_exactly(parser, line, detail):
+    assert parser.parse(1, line).detail == detail
+
+
 def test_a_huge_integer_in_an_unused_field_is_read_and_ignored(parser):
     ev = parser.parse(1, b'{"stream": "a", "value": 2, "note": ' + b"9" * 10_000 + b"}")
     assert isinstance(ev, Event) and ev.values == (2.0,)
@@ -492,6 +500,11 @@ def test_csv_exclude_columns_drops_them():
     (dict(ts_field="t", exclude_columns=("t",)), b"t,a", r"time column 't' .* also in input.columns or input.exclude"),
     (dict(columns=("stream", "a")), b"stream,a", r"'stream' is the stream column \(input.stream_field\)"),
     (dict(ts_field="stream"), b"stream,a", r"'stream' cannot be both the time and the stream column"),
+    # Named and missing, every row would go to one stream, unsaid (the default's absence is one stream).
+    (dict(stream_field="host"), b"ts,a,hots",
+     r"stream column 'host' \(input.stream_field, --stream-column\) is not in the CSV header"),
+    (dict(stream_field="host", exclude_columns=("host",)), b"ts,a,host",
+     r"stream column 'host' \(input.stream_field, --stream-column\) is also in input.exclude_columns"),
     (dict(exclude_columns=("a", "b")), b"time,a,b", r"no value columns"),
 ])
 def test_csv_column_settings_that_contradict_the_header_or_each_other(cfg, header, message):
@@ -552,6 +565,21 @@ def test_csv_positional_names_sort_in_the_files_order():
                                    b"0,1,2", b"1;2;3;4"])  # pandas' names of unnamed columns
 def test_csv_first_line_with_a_name_or_no_number_is_a_header(first):
     assert CsvParser(InputConfig(), first).header_lines == 1
+
+
+def test_a_first_line_of_numbers_read_as_column_names_is_logged(caplog):
+    """pandas' column numbers are names, not data; a one-line input of them would
+    otherwise end with no event and no word of the line (found by a fuzz, 2026-12-07)."""
+    with caplog.at_level(logging.INFO, logger="streamlstm"):
+        CsvParser(InputConfig(), b"1,2,3,4,5")
+        CsvParser(InputConfig(), b"0;1;2")
+        CsvParser(InputConfig(), b"a,b")  # names: nothing to say
+        CsvParser(InputConfig(header=True), b"400,410")  # asked for: nothing to say
+        with pytest.raises(InputFormatError):
+            CsvParser(InputConfig(), b"")  # no line at all: no names to speak of
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the CSV's first line {first} is read as column names (pandas' column numbers), not data; "
+        "--no-header reads it as data" for first in ("1,2,3,4,5", "0;1;2")]
 
 
 def test_csv_header_setting_overrides_the_guess():

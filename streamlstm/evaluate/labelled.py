@@ -232,7 +232,8 @@ def score_labelled(config: Config, path: str | Path, label_column: str = "label"
     The file is read as `streamlstm score` reads it (``config.input``: delimiter, time
     column, ``columns`` / ``exclude_columns``), with ``label_column`` taken out of the
     features as the 0/1 label; every row is scored, in file order, each stream (the
-    stream column's, else the file's name without suffix) with the model of the file's
+    stream column's, which a `stream_field` other than ``stream`` requires in every file,
+    else the file's name without suffix) with the model of the file's
     name (``config.model_for``). Rejected rows are left out, with a warning.
     """
     # Imported here, so that the metrics load without the engine (skab_scoring uses them).

@@ -6,8 +6,9 @@ the filter then ends with this line at ERROR and exit status 2. The per-line err
 are written as usual. `no_line_accepted` looks at the parser (for CSV: the header and the
 delimiter) and the first rejected lines, and tries in turn:
 
-1. CSV whose header is one column holding another delimiter, or names separated by
-   spaces → ``--delimiter``;
+1. CSV whose header is a comment line (``#``) → remove it; whose header holds a time (the
+   first line is data) → ``--no-header``; whose header is one column holding another
+   delimiter, or names separated by spaces → ``--delimiter``;
 2. JSON lines that look like CSV (no line starts with ``{`` or ``[``, and some hold a
    delimiter or a bare number) → ``--format csv`` (CSV that looks like JSON is refused at
    its header, io/parsers.py); JSON lines whose first rejected line opens an array or a
@@ -52,6 +53,20 @@ def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[R
 
 
 def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
+    first = parser.header_names[0]
+    # A comment is one column, or rows that do not fit it; a column named "# id" is none.
+    if parser.header_lines and first.lstrip().startswith("#") and (
+            parser.n_columns == 1 or samples and all(s.reason == "malformed_csv" for s in samples)):
+        return f"the first line is a comment ({first[:40]!r}), read as the header — remove comment lines " \
+               "(grep -v '^#')"
+    # A guessed header holding a time where the rows hold times too is a row of data (a wide
+    # file's dates as column names hold numbers below them).
+    rows = parser.text_rows
+    stamps = [i for i, n in enumerate(parser.header_names) if _is_time(n) and _is_text(n, parser)
+              and rows and all(i < len(r) and _is_time(r[i]) and _is_text(r[i], parser) for r in rows)]
+    if parser.header_lines and parser.cfg.header is None and stamps:
+        return f"the header holds a time ({parser.header_names[stamps[0]]!r}): the first line looks like data " \
+               "— try --no-header"
     if parser.n_columns == 1:
         header = parser.header_names[0]
         for d in DELIMITERS:

@@ -162,7 +162,7 @@ def _bounded(name: str, value: float, raw: Any, limit: float) -> float:
     if not math.isfinite(value):
         raise _Bad("non_finite", f"{name!r} is not finite: {str(raw)[:50]}")
     if abs(value) > limit:
-        raise _Bad("out_of_range", f"{name!r} is {value:g}, beyond input.max_abs_value {limit:g}")
+        raise _Bad("out_of_range", f"{name!r} is {float(value)!r}, beyond input.max_abs_value {float(limit)!r}")
     return value
 
 
@@ -365,7 +365,7 @@ class JsonlParser(_LineParser):
         try:
             return json.loads(text, parse_int=_json_int)
         except json.JSONDecodeError as exc:
-            raise _Bad("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+            raise _Bad("malformed_json", f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
         except RecursionError:
             raise _Bad("malformed_json", "invalid JSON: nested too deeply") from None
 
@@ -431,6 +431,7 @@ TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
 LABEL_COLUMNS = ("anomaly", "anomalies", "is_anomaly", "label", "labels", "changepoint", "outlier", "attack",
                  "ground_truth")
 _DEFAULT_TS_FIELD = InputConfig().ts_field
+_DEFAULT_STREAM_FIELD = InputConfig().stream_field
 
 
 def sniff_delimiter(header: str) -> str:
@@ -546,7 +547,8 @@ class CsvParser(_LineParser):
       not listed in `columns` or `exclude_columns`; no such column means no timestamps. Any
       other `ts_field` must be in the header and in neither list.
     - stream (optional): the column named `stream_field`, unless it is excluded; it cannot
-      be listed in `columns`.
+      be listed in `columns`. Any other `stream_field` than the default ``stream`` must be
+      in the header and not excluded (else every row would go to one stream, unsaid).
     - features: the columns listed in `columns`, else every column that has no other role
       and is not in `exclude_columns`. A lone `value_field` column is univariate.
     - ignored: the columns in `exclude_columns`.
@@ -586,6 +588,9 @@ class CsvParser(_LineParser):
         trailing = len(names) > 1 and not names[-1]  # a delimiter ends the line: an empty column, ignored
         names = names[:-1] if trailing else names
         has_header = cfg.header if cfg.header is not None else not _reads_as_data(names)
+        if cfg.header is None and has_header and names and all(map(_is_number, names)):
+            log.info("the CSV's first line %s is read as column names (pandas' column numbers), not data; "
+                     "--no-header reads it as data", text[:80])
         self.header_lines = int(has_header)
         names = self.header_names = names if has_header else _positional_names(names, cfg)
         # pandas' to_csv writes a frame's unnamed index as a first column without a name: its
@@ -623,6 +628,12 @@ class CsvParser(_LineParser):
             ts_name = next((free[t] for t in TIME_COLUMNS if t in free), None)
             if ts_name is None and self.index_col is not None and INDEX_NAME in free.values():
                 ts_name = INDEX_NAME
+        if cfg.stream_field != _DEFAULT_STREAM_FIELD and (cfg.stream_field not in names or cfg.stream_field in dropped):
+            # Named, it must be there: without it every row would go to one stream, unsaid.
+            raise InputFormatError(
+                f"the stream column {cfg.stream_field!r} (input.stream_field, --stream-column) is "
+                + ("also in input.exclude_columns" if cfg.stream_field in names
+                   else f"not in the CSV header; its columns: {_names(names)}"))
         stream_name = cfg.stream_field if cfg.stream_field in names and cfg.stream_field not in dropped else None
         if stream_name is not None and stream_name in chosen:
             raise InputFormatError(f"column {stream_name!r} is the stream column (input.stream_field); "
