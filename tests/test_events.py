@@ -147,6 +147,18 @@ def test_times_going_back_are_named_as_times_and_an_hour_back_as_a_clock_change(
                           "2024-10-27T02:50:00Z (an hour or less back: local times without a UTC offset as the "
                           "clocks went back? give them the offset)")
     assert p.parse(4, b"2024-10-26T02:05:00,1").detail.endswith("before the previous 2024-10-27T02:50:00Z")
+    # Times that carry their offset, or epoch seconds, are no local times: no such hint
+    # (it came with every step back; found by a fuzz, 2026-12-07).
+    for first, back in (("2024-10-27T02:50:00Z", "2024-10-27T02:05:00Z"),
+                        ("2024-10-27T03:50:00+01:00", "2024-10-27T02:05:00Z"),
+                        ("2024-10-27T02:50:00-0500", "2024-10-27T02:05:00-0500"), ("1730001000", "1730000500.5")):
+        p = CsvParser(InputConfig(), b"time,v")
+        p.parse(2, f"{first},1".encode())
+        rej = p.parse(3, f"{back},1".encode())
+        assert rej.reason == "ts_backwards" and "offset" not in rej.detail, rej.detail
+    j = JsonlParser(InputConfig())
+    j.parse(1, b'{"value": 1, "ts": "2024-10-27T02:50:00"}')
+    assert j.parse(2, b'{"value": 1, "ts": "2024-10-27T02:05:00"}').detail.endswith("give them the offset)")
 
 
 def test_a_time_column_of_numbers_in_1970_is_warned_about_once(caplog):

@@ -220,6 +220,15 @@ def _snippet(line: bytes) -> str:
     return text.rstrip("\r\n")[:RAW_LIMIT]
 
 
+_UTC_OFFSET = re.compile(r"(z|[+-]\d\d(:?\d\d)?)$", re.IGNORECASE)
+
+
+def _local_time(raw: Any) -> bool:
+    """Whether a time as written is a local one: text, not a number (epoch seconds are
+    UTC), without a UTC offset (or Z) at its end."""
+    return isinstance(raw, str) and not _NUMBER.fullmatch(raw.strip()) and not _UTC_OFFSET.search(raw.strip())
+
+
 class StreamMemory:
     """Per-stream last timestamp and feature names, bounded as an LRU of `max_streams`."""
 
@@ -229,8 +238,9 @@ class StreamMemory:
         self.max_streams = max_streams
         self.streams: OrderedDict[str, tuple[tuple[str, ...], float | None]] = OrderedDict()
 
-    def admit(self, stream: str, features: tuple[str, ...], ts: float | None) -> None:
-        """Record an event of `stream`, or raise `_Bad` when it contradicts the stream's past."""
+    def admit(self, stream: str, features: tuple[str, ...], ts: float | None, ts_raw: Any = None) -> None:
+        """Record an event of `stream` at time `ts` (as written: `ts_raw`), or raise `_Bad`
+        when it contradicts the stream's past."""
         streams = self.streams
         known = streams.get(stream)
         if known is None:
@@ -246,7 +256,7 @@ class StreamMemory:
             ts = last_ts  # an event without a timestamp does not reset the ordering check
         elif last_ts is not None and ts < last_ts:
             clocks = " (an hour or less back: local times without a UTC offset as the clocks went back? give " \
-                "them the offset)" if last_ts - ts <= 3600.0 else ""
+                "them the offset)" if last_ts - ts <= 3600.0 and _local_time(ts_raw) else ""
             raise _Bad("ts_backwards", f"stream {stream!r}: time {_iso(ts)} is before the previous {_iso(last_ts)}"
                                        + clocks)
         streams.move_to_end(stream)
@@ -341,7 +351,7 @@ class JsonlParser(_LineParser):
 
         ts_raw = obj.get(cfg.ts_field)
         ts = None if ts_raw is None else parse_ts(ts_raw)
-        self.memory.admit(stream, features, ts)
+        self.memory.admit(stream, features, ts, ts_raw)
         return Event(seq, stream, features, values, ts, ts_raw, raw_values)
 
     @staticmethod
@@ -720,7 +730,7 @@ class CsvParser(_LineParser):
                                 "Excel's serial days, or seconds since a start? The time of day is then wrong; "
                                 "convert them to epoch seconds or ISO 8601 times", self.header_names[self.ts_col],
                                 seq, ts_raw, _iso(ts))
-        self.memory.admit(stream, self.features, ts)
+        self.memory.admit(stream, self.features, ts, ts_raw)
         if self.counter_rows:
             self._watch_counters(values)
         return Event(seq, stream, self.features, tuple(values), ts, ts_raw, raw_values)
