@@ -865,6 +865,11 @@ NO_LINE_ACCEPTED = {
         lambda d: ["score", _write(d, "z.csv", "Zeitstempel;a;b\n01.03.2024 00:00:00;1,5;2,5\n01.03.2024 00:01:00;1,6;2\n")],
         "", ("column 'Zeitstempel' holds times, not numbers (line 2: 'Zeitstempel' is not a number: "
              "'01.03.2024 00:00:00') — try --time-column Zeitstempel")),
+    "a measurement named as the time, the times beside it": (
+        lambda d: ["score", _write(d, "m.csv", "time,cpu\n2024-01-01T00:00:00,52.5\n2024-01-01T00:01:00,17\n"),
+                   "--time-column", "cpu"], "",
+        ("column 'time' holds times, not numbers, and the time column 'cpu' numbers (line 2: 'time' is not a "
+         "number: '2024-01-01T00:00:00') — try --time-column time")),
     "CSV read as JSON lines": (lambda d: ["run"], "timestamp,value\n1,2\n2,3\n",
                                ("the input looks like CSV, not JSON lines (line 1: 'timestamp,value') "
                                 "— try --format csv")),
@@ -904,6 +909,27 @@ def test_no_line_accepted_exits_2_with_one_line_naming_the_cause(tmp_path, case)
     assert not res.stdout and "Traceback" not in res.stderr
     records = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
     assert records and all(r["error"] for r in records)  # the per-line error records are still written
+
+
+def test_most_lines_rejected_is_a_warning_naming_the_cause(tmp_path):
+    """A measurement named as the time column (`--time-column cpu`) is read as epoch seconds
+    in 1970 that go back and forth: most rows were ts_backwards, the few that went forward
+    were scored, and the run ended 'processed 8 events, rejected 492' with exit 0, unexplained."""
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{i},{c:.1f},{m:.2f}\n" for i, (c, m) in enumerate(rng.uniform([10, 1], [90, 2], (200, 2))))
+    path = _write(tmp_path, "cpu.csv", "n,cpu,mem\n" + rows)
+    res = CliRunner().invoke(main, ["score", path, "--time-column", "cpu"])
+    assert res.exit_code == 0, res.stderr
+    warning = res.stderr.splitlines()[-1]
+    assert " WARNING " in warning and f"{path}: " in warning and " of 200 input lines were rejected: the time " \
+        "column 'cpu' holds numbers read as epoch seconds in 1970, which go back (line " in warning \
+        and warning.endswith("— if it is a measurement, name the time column with --time-column"), warning
+    accepted = len(res.stdout.splitlines())  # a JSON line each
+    assert 0 < accepted < 100 and f" {200 - accepted} of 200 " in warning
+    # Rejected lines short of half are the input's own, unremarked.
+    path = _write(tmp_path, "dirty.csv", "v\n" + "".join(f"{'x' if i % 3 == 0 else i % 7}\n" for i in range(60)))
+    res = CliRunner().invoke(main, ["score", path])
+    assert res.exit_code == 0 and " WARNING " not in res.stderr and "rejected 20, not_numeric=20" in res.stderr
 
 
 def test_no_line_accepted_in_a_real_process_is_one_error_line(tmp_path):

@@ -1,10 +1,13 @@
-"""Why no line of an input was accepted: one line naming the likely cause.
+"""Why the lines of an input were rejected: one line naming the likely cause.
 
 An input of which every non-empty line was rejected is almost certainly a format mistake
 (wrong delimiter, wrong --format, a label or text column read as a feature), not bad data;
-the filter then ends with this line at ERROR and exit status 2. The per-line error records
-are written as usual. `no_line_accepted` looks at the parser (for CSV: the header and the
-delimiter) and the first rejected lines, and tries in turn:
+the filter then ends with this line at ERROR and exit status 2 (`no_line_accepted`). One of
+which most lines were rejected is likely the same mistake in a file whose other lines
+happened to fit; the filter ends with the line at WARNING and its usual status, since what
+was accepted is scored (`most_lines_rejected`). The per-line error records are written as
+usual. Both look at the parser (for CSV: the header and the delimiter) and the first
+rejected lines, and try in turn:
 
 1. CSV whose header is a comment line (``#``) → remove it; whose header holds a time (the
    first line is data) → ``--no-header``; whose header is one column holding another
@@ -15,12 +18,15 @@ delimiter) and the first rejected lines, and tries in turn:
    lone ``{`` (one pretty-printed document, not an object per line) → one object a line;
 3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
    ``--exclude-columns``;
-4. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
-   row: ``--time-column`` for one of times (while the file has no time column),
+4. CSV rows rejected as ``ts_backwards`` where the time column holds numbers read as epoch
+   seconds in 1970 (a measurement named as the time) → ``--time-column``;
+5. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
+   row: ``--time-column`` for one of times (while the file has no time column, or one of
+   numbers),
    ``--stream-column`` or ``--exclude-columns`` for one whose values repeat (a host: a long
    format's series), a hint for integers grouped by commas (``"1,500"``: thousands or a
    decimal comma?), ``--exclude-columns`` for the others;
-5. otherwise the most common rejection reason with one example.
+6. otherwise the most common rejection reason with one example.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from ..event import Rejected
 from .parsers import DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, parse_ts, read_number
 
-__all__ = ["SAMPLE", "no_line_accepted"]
+__all__ = ["SAMPLE", "most_lines_rejected", "no_line_accepted"]
 
 SAMPLE = 50  # rejected lines the filter keeps for the diagnosis
 
@@ -43,13 +49,25 @@ def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[R
     """One line: how many lines were rejected and the likely cause, with the flag to try.
     `samples` are the first rejected lines (possibly none, after a restore), `counts` the
     rejections by reason."""
+    return f"no input line was accepted ({_rejected(counts)} rejected): {_cause(parser, samples, counts)}"
+
+
+def most_lines_rejected(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected],
+                        counts: Mapping[str, int], accepted: int) -> str:
+    """One line: how many of the lines were rejected, `accepted` being those that were not,
+    and the likely cause, as `no_line_accepted`."""
+    n = _rejected(counts)
+    return f"{n} of {n + accepted} input lines were rejected: {_cause(parser, samples, counts)}"
+
+
+def _rejected(counts: Mapping[str, int]) -> int:
+    return sum(n for reason, n in counts.items() if reason != "empty_line")
+
+
+def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], counts: Mapping[str, int]) -> str:
     samples = [s for s in samples if s.reason != "empty_line"]
-    if isinstance(parser, CsvParser):
-        hint = _csv_hint(parser, samples)
-    else:
-        hint = _jsonl_hint(samples)
-    total = sum(n for reason, n in counts.items() if reason != "empty_line")
-    return f"no input line was accepted ({total} rejected): {hint or _commonest(samples, counts)}"
+    hint = _csv_hint(parser, samples) if isinstance(parser, CsvParser) else _jsonl_hint(samples)
+    return hint or _commonest(samples, counts)
 
 
 def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
@@ -83,13 +101,20 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
         name = parser.header_names[parser.ts_col]
         return (f"the time column {name!r} holds no timestamps (line {example.seq}: {example.detail}) — "
                 f"name another with --time-column, or ignore it with --exclude-columns {shlex.quote(name)}")
+    if reason == "ts_backwards" and parser.ts_col is not None and parser.warned_1970:
+        name = parser.header_names[parser.ts_col]
+        return (f"the time column {name!r} holds numbers read as epoch seconds in 1970, which go back (line "
+                f"{example.seq}: {example.detail}) — if it is a measurement, name the time column with --time-column")
     if reason == "not_numeric":
         rows = parser.text_rows
         text = [i for i in sorted(parser.feature_idx) if rows and all(_is_text(row[i], parser) for row in rows)]
-        times = [i for i in text if parser.ts_col is None and all(_is_time(row[i]) for row in rows)]
+        # Times in a feature column where the time column holds none, or numbers: the wrong one named.
+        numbers = parser.ts_col is not None and all(not _is_text(row[parser.ts_col], parser) for row in rows)
+        times = [i for i in text if (parser.ts_col is None or numbers) and all(_is_time(row[i]) for row in rows)]
         if times:
             name = parser.header_names[times[0]]
-            return (f"column {name!r} holds times, not numbers (line {example.seq}: {example.detail}) — try "
+            named = f", and the time column {parser.header_names[parser.ts_col]!r} numbers" if numbers else ""
+            return (f"column {name!r} holds times, not numbers{named} (line {example.seq}: {example.detail}) — try "
                     f"--time-column {shlex.quote(name)}")
         if len(text) == 1 and len({row[text[0]].strip() for row in rows}) < len(rows):
             name = parser.header_names[text[0]]

@@ -37,7 +37,7 @@ from ..config import Config
 from ..event import Event, Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
-from .diagnosis import SAMPLE, no_line_accepted
+from .diagnosis import SAMPLE, most_lines_rejected, no_line_accepted
 from .parsers import BOM, CsvParser, InputFormatError, JsonlParser, StreamMemory
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
@@ -330,6 +330,9 @@ class FilterRunner:
         if failed:
             log.error("%s: %s", self.name, no_line_accepted(self.parser, self.first_rejected, self.counts))
             return 2
+        if sum(self.counts.values()) - empty > accepted:  # most of it: likely a format mistake, see io/diagnosis.py
+            log.warning("%s: %s", self.name, most_lines_rejected(self.parser, self.first_rejected, self.counts,
+                                                                accepted))
         short = [(stream, n) for stream, n in self.rows_seen.items() if n <= self.baseline_rows]
         if short:
             # No stream scored is a mistake in the setting; a few short streams beside scored
