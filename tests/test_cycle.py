@@ -612,14 +612,18 @@ def test_a_clean_cycle_raises_no_alert_the_own_cycle_adds(seed):
 
 
 @pytest.mark.parametrize("daily", [False, True])
-@pytest.mark.parametrize("seed", [0, 1, 3])
+@pytest.mark.parametrize("seed", [0, 1, 3, 7])
 def test_records_the_own_cycle_forecasts_are_not_range_novelty(seed, daily):
     """A cycle whose amplitude doubles over 6,000 events with no anomaly sets a new record
     at most peaks, each what the value a period earlier foretold: none is range novelty
     (its evidence, range_novelty x (1 + e), would be 30 or more), also where the cycle is a
     day and the time-of-day profile judges it. Without the own cycle (and with records
-    within reach counted, `range_steps` 0) 8 or more are, each an alert. (Seed 2's drift
-    has one record 4.3 sd off its cycle, which stays novelty.)"""
+    within reach counted, `range_steps` 0) 7 or more are, each an alert. Seed 7's new low at
+    event 5,880 is 4.3 residual sd off its cycle (the residual's sd, learnt at the scaler's
+    rate, trails the growing amplitude) by a step of 3.9 typical ones, and was novelty until
+    the run of records, which foretold it, was asked where the cycle does not (2026-12-07).
+    (Seed 2's new low at event 5,270, 4.7 sd off its cycle, stays novelty: its run of lows is
+    not beyond what exchangeable values set.)"""
     n = 6000
     x = (1.0 + np.arange(n) / n) * _stalled(seed, n, at=())
     T = 1_700_006_400.0 + 864.0 * np.arange(n) if daily else None
@@ -627,7 +631,7 @@ def test_records_the_own_cycle_forecasts_are_not_range_novelty(seed, daily):
     novelty = DEFAULTS["range_novelty"]
     assert not (MultiStreamDetector(1, seed=seed).process(ids, x[:, None], T).contributions >= novelty).any()
     without = MultiStreamDetector(1, seed=seed, cycle_max=0, range_steps=0.0).process(ids, x[:, None], T)
-    assert (without.flags & (without.contributions[:, 0] >= novelty)).sum() >= 8
+    assert (without.flags & (without.contributions[:, 0] >= novelty)).sum() >= 7
 
 
 def test_a_features_level_does_not_delay_its_cycle_or_bias_its_first_hour():

@@ -79,12 +79,14 @@ events; 0.8 at the default half step, docs/detection.md). A record that the feat
 own cycle foretold (its residual less surprising alone than the alert level, L_HALF; also
 where the day's profile judges the feature) is no novelty: a cycle that grows sets
 records at its peaks, each what the value a period earlier said; a jump past the range
-is still one. Without a cycle's residual, a record its own run of records foretold is
-none (trend_foretold): exchangeable values set a new high at their i-th with probability
-1/i, so where a feature's new highs (or lows) over its last one to two blocks of values
-are more than a Poisson count of that mean gives at the alert level, it trends (or
-walks), and a record by a step no more surprising than that level is what the run said;
-a jump is still news, and so is a stationary stream's first record.
+is still one. Nor is a record its own run of records foretold (trend_foretold), also
+where the cycle's residual calls it news (a cycle that grows faster than its residual's
+sd is learnt sets records past that sd, each one of a run): exchangeable values set a
+new high at their i-th with probability 1/i, so where a feature's new highs (or lows)
+over its last one to two blocks of values are more than a Poisson count of that mean
+gives at the alert level, it trends (or walks), and a record by a step no more
+surprising than that level is what the run said; a jump is still news, and so is a
+stationary stream's first record.
 
 One event. A window's mean dilutes a single extreme event tenfold: one spike among ten
 ordinary values moved no channel, and alerted only where it set a record. The point test
@@ -932,11 +934,11 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
         z, step, seas, own, out_d, cycle_r = feature_inputs(bounded(v), d, b, stats, stats32, bins, cycle, tick,
                                                             spacing, hy)
         findings[FIND_NOVELTY, d] = 0.0
-        # A record its own cycle foretold is none; without a cycle's residual (NaN), one its
-        # run of records foretold is none (see "Range novelty").
+        # A record its own cycle (cycle_r NaN: none) or its run of records foretold is none
+        # (see "Range novelty").
         if out_d > record_tolerance(stats[col.count + d], m, hy) and not (
-                neg_log10_tail(abs(cycle_r)) < L_HALF if not math.isnan(cycle_r)
-                else trend_foretold(bounded(v), d, step, stats, records[d], hy)):
+                (not math.isnan(cycle_r) and neg_log10_tail(abs(cycle_r)) < L_HALF)
+                or trend_foretold(bounded(v), d, step, stats, records[d], hy)):
             outside = max(outside, out_d)
             findings[FIND_NOVELTY, d] = hy.range_novelty * (1.0 + min(out_d, OUTSIDE_LIMIT))
         if findings[FIND_GAP, d] != 0.0:
