@@ -870,6 +870,10 @@ NO_LINE_ACCEPTED = {
                    "--time-column", "cpu"], "",
         ("column 'time' holds times, not numbers, and the time column 'cpu' numbers (line 2: 'time' is not a "
          "number: '2024-01-01T00:00:00') — try --time-column time")),
+    "a date column beside epoch seconds": (
+        lambda d: ["score", _write(d, "e.csv", "timestamp,date,value\n1700000000,2023-11-14T22:13:20,1\n")], "",
+        ("column 'date' is not numeric (line 2: 'date' is not a number: '2023-11-14T22:13:20') — "
+         "try --exclude-columns date")),
     "CSV read as JSON lines": (lambda d: ["run"], "timestamp,value\n1,2\n2,3\n",
                                ("the input looks like CSV, not JSON lines (line 1: 'timestamp,value') "
                                 "— try --format csv")),
@@ -923,13 +927,29 @@ def test_most_lines_rejected_is_a_warning_naming_the_cause(tmp_path):
     warning = res.stderr.splitlines()[-1]
     assert " WARNING " in warning and f"{path}: " in warning and " of 200 input lines were rejected: the time " \
         "column 'cpu' holds numbers read as epoch seconds in 1970, which go back (line " in warning \
-        and warning.endswith("— if it is a measurement, name the time column with --time-column"), warning
+        and warning.endswith("— if it is a measurement, name the time column with --time-column, or leave the "
+                             "option out where the file has none"), warning
     accepted = len(res.stdout.splitlines())  # a JSON line each
     assert 0 < accepted < 100 and f" {200 - accepted} of 200 " in warning
     # Rejected lines short of half are the input's own, unremarked.
     path = _write(tmp_path, "dirty.csv", "v\n" + "".join(f"{'x' if i % 3 == 0 else i % 7}\n" for i in range(60)))
     res = CliRunner().invoke(main, ["score", path])
     assert res.exit_code == 0 and " WARNING " not in res.stderr and "rejected 20, not_numeric=20" in res.stderr
+    # A baseline's rejections are its own: they neither make the input mostly rejected nor
+    # one of which no line was accepted (both were, before).
+    clean = _write(tmp_path, "clean.csv", "v\n" + "".join(f"{i % 7}\n" for i in range(10)))
+    res = CliRunner().invoke(main, ["score", clean, "--baseline", path])
+    assert res.exit_code == 0 and " WARNING " not in res.stderr, res.stderr
+    assert f"learnt 40 baseline events from {path}, rejected 20, not_numeric=20" in res.stderr
+    assert "processed 10 events, rejected 0" in res.stderr
+    res = CliRunner().invoke(main, ["score", _write(tmp_path, "none.csv", "v\n"), "--baseline", path])
+    assert res.exit_code == 0 and "processed 0 events, rejected 0" in res.stderr, res.stderr
+    # Lines were read as the settings say: no hint about the input's format as a whole.
+    lines = "".join('{"value": %d}\n' % i for i in range(3)) + "".join(f"GET /a,{i}, 200\n" for i in range(4))
+    res = CliRunner().invoke(main, ["run"], input=lines)
+    warning = res.stderr.splitlines()[-1]
+    assert res.exit_code == 0 and "stdin: 4 of 7 input lines were rejected: all as malformed_json, e.g. line 4" \
+        in warning and "--format csv" not in warning, warning
 
 
 def test_no_line_accepted_in_a_real_process_is_one_error_line(tmp_path):

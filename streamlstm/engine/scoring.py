@@ -907,8 +907,8 @@ def value_inputs(x, t, stats, stats32, records, bins, cycle, tick, findings, hy)
     findings' row FIND_GAP: a move across a gap is not a step) and how far outside the range
     [lo, hi] of all its earlier values the farthest feature is, in units of hi - lo, among
     the features (context included) further outside than their `record_tolerance` and
-    not foretold by their own cycle or, without its residual, by their run of records
-    (trend_foretold) (0 when none is). Values are limited to
+    not foretold by their own cycle or by their run of records (trend_foretold) (0 when
+    none is). Values are limited to
     +-VALUE_LIMIT, as everywhere. Each observed feature's own inputs and range novelty go
     into rows FIND_INPUT, FIND_SEASONAL and FIND_NOVELTY of findings (findings_rows(D), D), for
     attribution."""

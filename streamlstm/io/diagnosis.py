@@ -7,7 +7,8 @@ which most lines were rejected is likely the same mistake in a file whose other 
 happened to fit; the filter ends with the line at WARNING and its usual status, since what
 was accepted is scored (`most_lines_rejected`). The per-line error records are written as
 usual. Both look at the parser (for CSV: the header and the delimiter) and the first
-rejected lines, and try in turn:
+rejected lines, and try in turn (`most_lines_rejected` skips 1 and 2, about the input as a
+whole: lines were read as the settings say):
 
 1. CSV whose header is a comment line (``#``) → remove it; whose header holds a time (the
    first line is data) → ``--no-header``; whose header is one column holding another
@@ -19,13 +20,12 @@ rejected lines, and try in turn:
 3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
    ``--exclude-columns``;
 4. CSV rows rejected as ``ts_backwards`` where the time column holds numbers read as epoch
-   seconds in 1970 (a measurement named as the time) → ``--time-column``;
+   seconds in 1970 (a measurement named as the time) → ``--time-column``, or none;
 5. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
    row: ``--time-column`` for one of times (while the file has no time column, or one of
-   numbers),
-   ``--stream-column`` or ``--exclude-columns`` for one whose values repeat (a host: a long
-   format's series), a hint for integers grouped by commas (``"1,500"``: thousands or a
-   decimal comma?), ``--exclude-columns`` for the others;
+   numbers read as 1970), ``--stream-column`` or ``--exclude-columns`` for one whose values
+   repeat (a host: a long format's series), a hint for integers grouped by commas
+   (``"1,500"``: thousands or a decimal comma?), ``--exclude-columns`` for the others;
 6. otherwise the most common rejection reason with one example.
 """
 
@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from ..event import Rejected
-from .parsers import DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, parse_ts, read_number
+from .parsers import DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, epoch_in_1970, parse_ts, read_number
 
 __all__ = ["SAMPLE", "most_lines_rejected", "no_line_accepted"]
 
@@ -49,31 +49,39 @@ def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[R
     """One line: how many lines were rejected and the likely cause, with the flag to try.
     `samples` are the first rejected lines (possibly none, after a restore), `counts` the
     rejections by reason."""
-    return f"no input line was accepted ({_rejected(counts)} rejected): {_cause(parser, samples, counts)}"
+    return f"no input line was accepted ({_rejected(counts)} rejected): {_cause(parser, samples, counts, 0)}"
 
 
 def most_lines_rejected(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected],
                         counts: Mapping[str, int], accepted: int) -> str:
     """One line: how many of the lines were rejected, `accepted` being those that were not,
-    and the likely cause, as `no_line_accepted`."""
+    and the likely cause, as `no_line_accepted` but for the input's format as a whole (a
+    comment or a row of data read as the header, CSV read as JSON lines): lines were read
+    as the settings say."""
     n = _rejected(counts)
-    return f"{n} of {n + accepted} input lines were rejected: {_cause(parser, samples, counts)}"
+    return f"{n} of {n + accepted} input lines were rejected: {_cause(parser, samples, counts, accepted)}"
 
 
 def _rejected(counts: Mapping[str, int]) -> int:
     return sum(n for reason, n in counts.items() if reason != "empty_line")
 
 
-def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], counts: Mapping[str, int]) -> str:
+def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], counts: Mapping[str, int],
+           accepted: int) -> str:
     samples = [s for s in samples if s.reason != "empty_line"]
-    hint = _csv_hint(parser, samples) if isinstance(parser, CsvParser) else _jsonl_hint(samples)
+    if isinstance(parser, CsvParser):
+        hint = _csv_hint(parser, samples, accepted)
+    else:
+        hint = None if accepted else _jsonl_hint(samples)
     return hint or _commonest(samples, counts)
 
 
-def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
+def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> str | None:
+    """The CSV's likely cause; `accepted` lines were read, so the header and the delimiter
+    were right."""
     first = parser.header_names[0]
     # A comment is one column, or rows that do not fit it; a column named "# id" is none.
-    if parser.header_lines and first.lstrip().startswith("#") and (
+    if not accepted and parser.header_lines and first.lstrip().startswith("#") and (
             parser.n_columns == 1 or samples and all(s.reason == "malformed_csv" for s in samples)):
         return f"the first line is a comment ({first[:40]!r}), read as the header — remove comment lines " \
                "(grep -v '^#')"
@@ -82,10 +90,10 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
     rows = parser.text_rows
     stamps = [i for i, n in enumerate(parser.header_names) if _is_time(n) and _is_text(n, parser)
               and rows and all(i < len(r) and _is_time(r[i]) and _is_text(r[i], parser) for r in rows)]
-    if parser.header_lines and parser.cfg.header is None and stamps:
+    if not accepted and parser.header_lines and parser.cfg.header is None and stamps:
         return f"the header holds a time ({parser.header_names[stamps[0]]!r}): the first line looks like data " \
                "— try --no-header"
-    if parser.n_columns == 1:
+    if not accepted and parser.n_columns == 1:
         header = parser.header_names[0]
         for d in DELIMITERS:
             if d != parser.delimiter and d in header:
@@ -104,12 +112,14 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected]) -> str | None:
     if reason == "ts_backwards" and parser.ts_col is not None and parser.warned_1970:
         name = parser.header_names[parser.ts_col]
         return (f"the time column {name!r} holds numbers read as epoch seconds in 1970, which go back (line "
-                f"{example.seq}: {example.detail}) — if it is a measurement, name the time column with --time-column")
+                f"{example.seq}: {example.detail}) — if it is a measurement, name the time column with "
+                "--time-column, or leave the option out where the file has none")
     if reason == "not_numeric":
         rows = parser.text_rows
         text = [i for i in sorted(parser.feature_idx) if rows and all(_is_text(row[i], parser) for row in rows)]
-        # Times in a feature column where the time column holds none, or numbers: the wrong one named.
-        numbers = parser.ts_col is not None and all(not _is_text(row[parser.ts_col], parser) for row in rows)
+        # Times in a feature column where there is no time column, or one of numbers read as
+        # 1970 (a measurement): the wrong one named. (Epoch seconds beside a date are right.)
+        numbers = parser.ts_col is not None and all(_in_1970(row[parser.ts_col]) for row in rows)
         times = [i for i in text if (parser.ts_col is None or numbers) and all(_is_time(row[i]) for row in rows)]
         if times:
             name = parser.header_names[times[0]]
@@ -156,6 +166,15 @@ def _is_text(cell: str, parser: CsvParser) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _in_1970(cell: str) -> bool:
+    """Whether a time cell is a bare number the parser reads as a time in 1970."""
+    cell = cell.strip().strip('"')
+    try:
+        return epoch_in_1970(cell, parse_ts(cell))
+    except ValueError:
+        return False
 
 
 def _is_time(cell: str) -> bool:

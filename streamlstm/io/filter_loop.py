@@ -14,7 +14,8 @@ the lines whose results the sinks have delivered. SIGTERM, SIGINT and SIGHUP (un
 ignored, as under nohup) finish the batch in the kernel (and the one already parsed),
 write their results, checkpoint and exit 0; a line only partly read by then is left
 unconsumed. An input of which not one non-empty line was
-accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2.
+accepted ends with one ERROR line naming the likely cause (io/diagnosis.py), status 2; one
+of which most non-empty lines were rejected, with a WARNING line naming it.
 
 Baseline priming learns known-good history without scoring it: a baseline file, learnt in
 full before the input (unless the state came from a checkpoint, which already holds it),
@@ -140,7 +141,7 @@ class FilterRunner:
         self.resume_after = 0  # lines of a replayed input already covered by the checkpoint
         self.counts: Counter[str] = Counter()
         self.counted_before = 0  # accepted events the counts took over from a checkpoint (--skip-consumed)
-        self.first_rejected: list[Rejected] = []  # for the diagnosis when no line is accepted
+        self.first_rejected: list[Rejected] = []  # for the diagnosis when no line, or few, are accepted
         state_dir = config.checkpoint.state_dir
         self.store = DirectoryStore(state_dir, keep=config.checkpoint.keep) if state_dir else None
         self.stopping = False
@@ -173,7 +174,7 @@ class FilterRunner:
         cfg = self.config
         parser = None
         learnt = seq = 0
-        counts, samples = Counter(), []  # for the diagnosis when no line is accepted
+        counts, samples = Counter(), []  # the baseline's rejections, and the first for the diagnosis
         with open(path, "rb") as f:
             for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
                 parser, parsed = self._parse(parser, path, seq, lines)
@@ -188,14 +189,18 @@ class FilterRunner:
                     batch = MicroBatch(Routed([], [], [], []), sorted(rejected, key=lambda r: r.seq))
                     for sink in self.sinks:
                         sink.write(batch)
-                    self.counts.update(r.reason for r in rejected)
                     counts.update(r.reason for r in rejected)
                     samples += batch.rejected[:SAMPLE - len(samples)]
         if not learnt and any(reason != "empty_line" for reason in counts):
             # A baseline of which nothing could be read is a mistake, as such an input is.
             raise InputFormatError(f"--baseline {path}: {no_line_accepted(parser, samples, counts)}")
         self.memory = parser.memory if parser else None
-        log.info("learnt %d baseline events from %s", learnt, path)
+        # Its rejections are the baseline's, apart from the input's counts (the summary, and
+        # whether the input was mostly rejected).
+        rejected = sum(n for reason, n in counts.items() if reason != "empty_line")
+        log.info("learnt %d baseline events from %s%s", learnt, path,
+                 f", rejected {rejected}" + "".join(f", {k}={v}" for k, v in sorted(counts.items())
+                                                    if k != "empty_line") if rejected else "")
 
     def _restore_from(self, payload: bytes, meta: dict) -> int:
         """Take the state in one checkpoint's payload and return the input lines it covers;
@@ -330,7 +335,7 @@ class FilterRunner:
         if failed:
             log.error("%s: %s", self.name, no_line_accepted(self.parser, self.first_rejected, self.counts))
             return 2
-        if sum(self.counts.values()) - empty > accepted:  # most of it: likely a format mistake, see io/diagnosis.py
+        if sum(self.counts.values()) - empty > accepted:  # most lines: likely a format mistake, see io/diagnosis.py
             log.warning("%s: %s", self.name, most_lines_rejected(self.parser, self.first_rejected, self.counts,
                                                                 accepted))
         short = [(stream, n) for stream, n in self.rows_seen.items() if n <= self.baseline_rows]

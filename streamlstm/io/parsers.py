@@ -105,6 +105,12 @@ def parse_ts(raw: Any) -> float:
     return ts
 
 
+def epoch_in_1970(raw: str, ts: float) -> bool:
+    """Whether a time cell `raw`, read as `ts`, is a bare number of epoch seconds in 1970:
+    Excel's serial days, seconds since a start, or a measurement named as the time."""
+    return ts < YEAR_1971 and _NUMBER.fullmatch(raw) is not None
+
+
 # A date written day first with points, as European spreadsheets export it (01.03.2024 or
 # 01.03.2024 13:05[:07[.5]]): unambiguous, where 03/01/2024 is not.
 _DAY_FIRST = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?)?")
@@ -724,7 +730,7 @@ class CsvParser(_LineParser):
                 ts_raw = None  # a row number
             else:
                 ts = parse_ts(ts_raw)
-                if ts < YEAR_1971 and not self.warned_1970 and _NUMBER.fullmatch(ts_raw):
+                if not self.warned_1970 and epoch_in_1970(ts_raw, ts):
                     self.warned_1970 = True
                     log.warning("the time column %r holds numbers read as epoch seconds in 1970 (line %d: %s is %s): "
                                 "Excel's serial days, or seconds since a start? The time of day is then wrong; "
