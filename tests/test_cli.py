@@ -870,6 +870,9 @@ NO_LINE_ACCEPTED = {
                    "--time-column", "cpu"], "",
         ("column 'time' holds times, not numbers, and the time column 'cpu' numbers (line 2: 'time' is not a "
          "number: '2024-01-01T00:00:00') — try --time-column time")),
+    "a measurement named as the time, a value not available": (
+        lambda d: ["score", _write(d, "m.csv", "time,cpu\n2024-01-01T00:00:00,52.5\n2024-01-01T00:01:00,NA\n"),
+                   "--time-column", "cpu"], "", "— try --time-column time"),
     "a date column beside epoch seconds": (
         lambda d: ["score", _write(d, "e.csv", "timestamp,date,value\n1700000000,2023-11-14T22:13:20,1\n")], "",
         ("column 'date' is not numeric (line 2: 'date' is not a number: '2023-11-14T22:13:20') — "
@@ -944,12 +947,28 @@ def test_most_lines_rejected_is_a_warning_naming_the_cause(tmp_path):
     assert "processed 10 events, rejected 0" in res.stderr
     res = CliRunner().invoke(main, ["score", _write(tmp_path, "none.csv", "v\n"), "--baseline", path])
     assert res.exit_code == 0 and "processed 0 events, rejected 0" in res.stderr, res.stderr
+    # A measurement taken for the time by its name: read it as one.
+    path = _write(tmp_path, "latency.csv", "time,value\n" + "".join(f"{r:.3f},{i}\n" for i, r in
+                                                                     enumerate(rng.uniform(0.1, 0.9, 60))))
+    res = CliRunner().invoke(main, ["score", path])
+    warning = res.stderr.splitlines()[-1]
+    assert res.exit_code == 0 and warning.endswith("— if it is a measurement, read it as one with --columns "
+                                                   "time,value"), warning
+    assert "rejected 0" in CliRunner().invoke(main, ["score", path, "--columns", "time,value"]).stderr
+    # A baseline mostly rejected says so, as the input would.
+    res = CliRunner().invoke(main, ["score", clean, "--baseline", _write(tmp_path, "b.csv", "v\n1\nx\ny\n")])
+    assert res.exit_code == 0 and "--baseline " in res.stderr and "b.csv: 2 of 3 input lines were rejected: column " \
+        "'v' is not numeric" in res.stderr, res.stderr
     # Lines were read as the settings say: no hint about the input's format as a whole.
     lines = "".join('{"value": %d}\n' % i for i in range(3)) + "".join(f"GET /a,{i}, 200\n" for i in range(4))
     res = CliRunner().invoke(main, ["run"], input=lines)
     warning = res.stderr.splitlines()[-1]
     assert res.exit_code == 0 and "stdin: 4 of 7 input lines were rejected: all as malformed_json, e.g. line 4" \
         in warning and "--format csv" not in warning, warning
+    # ...but JSON objects spread over lines are still named.
+    res = CliRunner().invoke(main, ["run"], input='{"value": 1}\n' + json.dumps({"value": 2}, indent=2) + "\n")
+    assert res.exit_code == 0 and "3 of 4 input lines were rejected: the input looks like objects spread over " \
+        "several lines (line 2: '{'), not one object per line" in res.stderr.splitlines()[-1], res.stderr
 
 
 def test_no_line_accepted_in_a_real_process_is_one_error_line(tmp_path):

@@ -3,12 +3,14 @@
 An input of which every non-empty line was rejected is almost certainly a format mistake
 (wrong delimiter, wrong --format, a label or text column read as a feature), not bad data;
 the filter then ends with this line at ERROR and exit status 2 (`no_line_accepted`). One of
-which most lines were rejected is likely the same mistake in a file whose other lines
-happened to fit; the filter ends with the line at WARNING and its usual status, since what
-was accepted is scored (`most_lines_rejected`). The per-line error records are written as
-usual. Both look at the parser (for CSV: the header and the delimiter) and the first
-rejected lines, and try in turn (`most_lines_rejected` skips 1 and 2, about the input as a
-whole: lines were read as the settings say):
+which most non-empty lines were rejected, while some were read, likely has a column or its
+time mistaken (a measurement named as the time, text in a feature); the filter ends with
+a like line at WARNING and its usual status, since what was accepted is scored
+(`most_lines_rejected`). The per-line error records are written as usual. Both look at
+the parser (for CSV: the header and the delimiter) and the first rejected lines, and try
+in turn (`most_lines_rejected` skips what 1 and 2 say of the input's format as a whole, a
+header, a delimiter or another format, since lines were read as the settings say; JSON
+objects spread over lines it still names):
 
 1. CSV whose header is a comment line (``#``) → remove it; whose header holds a time (the
    first line is data) → ``--no-header``; whose header is one column holding another
@@ -20,7 +22,8 @@ whole: lines were read as the settings say):
 3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
    ``--exclude-columns``;
 4. CSV rows rejected as ``ts_backwards`` where the time column holds numbers read as epoch
-   seconds in 1970 (a measurement named as the time) → ``--time-column``, or none;
+   seconds in 1970 (a measurement named as the time) → ``--time-column``, or none; where
+   it was taken for the time by its name, ``--columns`` with it among the features;
 5. CSV rows rejected as ``not_numeric`` → the feature columns that hold text in every such
    row: ``--time-column`` for one of times (while the file has no time column, or one of
    numbers read as 1970), ``--stream-column`` or ``--exclude-columns`` for one whose values
@@ -36,12 +39,14 @@ import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from ..config import InputConfig
 from ..event import Rejected
 from .parsers import DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, epoch_in_1970, parse_ts, read_number
 
 __all__ = ["SAMPLE", "most_lines_rejected", "no_line_accepted"]
 
 SAMPLE = 50  # rejected lines the filter keeps for the diagnosis
+_DEFAULT_TS_FIELD = InputConfig().ts_field  # the time column left to be found by its name
 
 
 def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected],
@@ -55,9 +60,9 @@ def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[R
 def most_lines_rejected(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected],
                         counts: Mapping[str, int], accepted: int) -> str:
     """One line: how many of the lines were rejected, `accepted` being those that were not,
-    and the likely cause, as `no_line_accepted` but for the input's format as a whole (a
-    comment or a row of data read as the header, CSV read as JSON lines): lines were read
-    as the settings say."""
+    and the likely cause, as `no_line_accepted` except for the input's format as a whole (a
+    comment or a row of data read as the header, another delimiter, CSV read as JSON
+    lines): lines were read as the settings say."""
     n = _rejected(counts)
     return f"{n} of {n + accepted} input lines were rejected: {_cause(parser, samples, counts, accepted)}"
 
@@ -72,7 +77,7 @@ def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], 
     if isinstance(parser, CsvParser):
         hint = _csv_hint(parser, samples, accepted)
     else:
-        hint = None if accepted else _jsonl_hint(samples)
+        hint = _jsonl_hint(samples, accepted)
     return hint or _commonest(samples, counts)
 
 
@@ -111,15 +116,21 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> 
                 f"name another with --time-column, or ignore it with --exclude-columns {shlex.quote(name)}")
     if reason == "ts_backwards" and parser.ts_col is not None and parser.warned_1970:
         name = parser.header_names[parser.ts_col]
+        if parser.cfg.ts_field == _DEFAULT_TS_FIELD:  # taken for the time by its name
+            features = [name] + [parser.header_names[i] for i in parser.feature_idx]
+            fix = "read it as one with --columns " + shlex.quote(",".join(_listed(n) for n in features))
+        else:
+            fix = "name the time column with --time-column, or leave the option out where the file has none"
         return (f"the time column {name!r} holds numbers read as epoch seconds in 1970, which go back (line "
-                f"{example.seq}: {example.detail}) — if it is a measurement, name the time column with "
-                "--time-column, or leave the option out where the file has none")
+                f"{example.seq}: {example.detail}) — if it is a measurement, {fix}")
     if reason == "not_numeric":
         rows = parser.text_rows
         text = [i for i in sorted(parser.feature_idx) if rows and all(_is_text(row[i], parser) for row in rows)]
         # Times in a feature column where there is no time column, or one of numbers read as
         # 1970 (a measurement): the wrong one named. (Epoch seconds beside a date are right.)
-        numbers = parser.ts_col is not None and all(_in_1970(row[parser.ts_col]) for row in rows)
+        stamps = [c for row in rows if parser.ts_col is not None and (c := row[parser.ts_col].strip().strip('"'))
+                  and c not in NOT_AVAILABLE]
+        numbers = bool(stamps) and all(_in_1970(c) for c in stamps)
         times = [i for i in text if (parser.ts_col is None or numbers) and all(_is_time(row[i]) for row in rows)]
         if times:
             name = parser.header_names[times[0]]
@@ -169,8 +180,7 @@ def _is_text(cell: str, parser: CsvParser) -> bool:
 
 
 def _in_1970(cell: str) -> bool:
-    """Whether a time cell is a bare number the parser reads as a time in 1970."""
-    cell = cell.strip().strip('"')
+    """Whether a time cell (stripped) is a bare number the parser reads as a time in 1970."""
     try:
         return epoch_in_1970(cell, parse_ts(cell))
     except ValueError:
@@ -185,12 +195,14 @@ def _is_time(cell: str) -> bool:
     return True
 
 
-def _jsonl_hint(samples: Sequence[Rejected]) -> str | None:
+def _jsonl_hint(samples: Sequence[Rejected], accepted: int) -> str | None:
+    """The JSON lines' likely cause; where `accepted` lines were read, not another format."""
     first = samples[0].raw.strip() if samples else ""
     if first in ("{", "[") or first.startswith("[{"):
-        return (f"the input looks like one JSON document (line {samples[0].seq}: {first[:60]!r}), not one object "
+        what = "objects spread over several lines" if accepted else "one JSON document"
+        return (f"the input looks like {what} (line {samples[0].seq}: {first[:60]!r}), not one object "
                 "per line — write each event as an object on a line of its own (jq -c '.[]' does it for an array)")
-    if samples and all(s.reason in ("malformed_json", "wrong_type") for s in samples) \
+    if not accepted and samples and all(s.reason in ("malformed_json", "wrong_type") for s in samples) \
             and not any(s.raw.lstrip().startswith(("{", "[")) for s in samples) \
             and any(s.reason == "wrong_type" or any(d in s.raw for d in DELIMITERS) for s in samples):
         return f"the input looks like CSV, not JSON lines (line {samples[0].seq}: {samples[0].raw[:60]!r}) " \

@@ -201,6 +201,8 @@ class FilterRunner:
         log.info("learnt %d baseline events from %s%s", learnt, path,
                  f", rejected {rejected}" + "".join(f", {k}={v}" for k, v in sorted(counts.items())
                                                     if k != "empty_line") if rejected else "")
+        if rejected > learnt:
+            log.warning("--baseline %s: %s", path, most_lines_rejected(parser, samples, counts, learnt))
 
     def _restore_from(self, payload: bytes, meta: dict) -> int:
         """Take the state in one checkpoint's payload and return the input lines it covers;
