@@ -39,14 +39,13 @@ import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from ..config import InputConfig
 from ..event import Rejected
-from .parsers import DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, epoch_in_1970, parse_ts, read_number
+from .parsers import (DEFAULT_TS_FIELD, DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, epoch_in_1970, parse_ts,
+                      read_number)
 
 __all__ = ["SAMPLE", "most_lines_rejected", "no_line_accepted"]
 
 SAMPLE = 50  # rejected lines the filter keeps for the diagnosis
-_DEFAULT_TS_FIELD = InputConfig().ts_field  # the time column left to be found by its name
 
 
 def no_line_accepted(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected],
@@ -116,7 +115,7 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> 
                 f"name another with --time-column, or ignore it with --exclude-columns {shlex.quote(name)}")
     if reason == "ts_backwards" and parser.ts_col is not None and parser.warned_1970:
         name = parser.header_names[parser.ts_col]
-        if parser.cfg.ts_field == _DEFAULT_TS_FIELD:  # taken for the time by its name
+        if parser.cfg.ts_field == DEFAULT_TS_FIELD:  # taken for the time by its name
             features = [name] + [parser.header_names[i] for i in parser.feature_idx]
             fix = "read it as one with --columns " + shlex.quote(",".join(_listed(n) for n in features))
         else:

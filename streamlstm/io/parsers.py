@@ -446,7 +446,7 @@ TIME_COLUMNS = ("ts", "timestamp", "time", "datetime", "date")
 # takes three values or more is judged like a sensor, so CsvParser warns.
 LABEL_COLUMNS = ("anomaly", "anomalies", "is_anomaly", "label", "labels", "changepoint", "outlier", "attack",
                  "ground_truth")
-_DEFAULT_TS_FIELD = InputConfig().ts_field
+DEFAULT_TS_FIELD = InputConfig().ts_field  # left so, the time column is found by its name
 _DEFAULT_STREAM_FIELD = InputConfig().stream_field
 
 
@@ -540,7 +540,7 @@ def _positional_names(cells: list[str], cfg: InputConfig) -> list[str]:
     time column; a lone other column is `value_field`, univariate."""
     width = len(str(len(cells) - 1))
     names = [f"col_{i:0{width}d}" for i in range(len(cells))]
-    times = [i for i, c in enumerate(cells) if _is_time(c)] if cfg.ts_field == _DEFAULT_TS_FIELD else []
+    times = [i for i, c in enumerate(cells) if _is_time(c)] if cfg.ts_field == DEFAULT_TS_FIELD else []
     if times:
         names[times[0]] = cfg.ts_field
     if len(names) - len(times[:1]) == 1:
@@ -631,7 +631,7 @@ class CsvParser(_LineParser):
             raise InputFormatError(f"column {_names(sorted(chosen & dropped))} is in both input.columns "
                                    "and input.exclude_columns")
 
-        if cfg.ts_field != _DEFAULT_TS_FIELD:  # named: it must be there, in no other role
+        if cfg.ts_field != DEFAULT_TS_FIELD:  # named: it must be there, in no other role
             if cfg.ts_field not in names:
                 raise InputFormatError(f"the time column {cfg.ts_field!r} (input.ts_field, --time-column) is "
                                        f"not in the CSV header; its columns: {_names(names)}")
