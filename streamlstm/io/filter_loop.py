@@ -337,7 +337,7 @@ class FilterRunner:
         if failed:
             log.error("%s: %s", self.name, no_line_accepted(self.parser, self.first_rejected, self.counts))
             return 2
-        if sum(self.counts.values()) - empty > accepted:  # most lines: likely a format mistake, see io/diagnosis.py
+        if sum(self.counts.values()) - empty > accepted:  # likely a column or the time mistaken (io/diagnosis.py)
             log.warning("%s: %s", self.name, most_lines_rejected(self.parser, self.first_rejected, self.counts,
                                                                 accepted))
         short = [(stream, n) for stream, n in self.rows_seen.items() if n <= self.baseline_rows]
