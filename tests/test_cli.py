@@ -487,6 +487,20 @@ def test_score_csv_writes_results_and_plot(tmp_path, small_config):
     assert CliRunner().invoke(main, ["plot", str(out), "-o", str(tmp_path / "x.png"), "--stream", "nope"]).exit_code == 2
 
 
+def test_score_csv_of_only_anomalies_without_one_has_its_header(tmp_path):
+    """With output.only_anomalies and no alert, `score -o FILE.csv` wrote a file of 0 bytes,
+    which a CSV reader takes for no table at all (pandas: EmptyDataError); now the header."""
+    config = tmp_path / "only.yaml"
+    config.write_text("output:\n  only_anomalies: true\n")
+    csv_in = tmp_path / "calm.csv"
+    csv_in.write_text("timestamp,a,b\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 3},{t % 2}\n" for t in range(30)))
+    out = tmp_path / "alerts.csv"
+    res = invoke(["--config", str(config), "score", str(csv_in), "--output", str(out)])
+    assert res.exit_code == 0 and "processed 30 events" in res.stderr
+    assert out.read_text() == ("seq,stream,ts,value_a,value_b,prediction_a,prediction_b,error,score,is_anomaly,"
+                               "alert_score,regime,abnormal,contributors\n")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("command", ["score", "plot"])
 def test_a_signal_while_the_plot_is_written_is_one_line_and_leaves_no_half_image(tmp_path, small_config,

@@ -87,9 +87,11 @@ class RecordsSink:
 
 
 class CsvSink:
-    """Result records as CSV rows on `out`, with the header of the first record's shape
-    (`records.csv_header`: one value column, or one per feature). A record of another shape
-    raises InputFormatError once the rows before it are written: one CSV holds one shape."""
+    """Result records as CSV rows on `out`, with the header of the first result's shape
+    (`records.csv_header`: one value column, or one per feature), written also where
+    `only_anomalies` leaves out every row (a file of no alerts reads as an empty table, not
+    as no CSV). A record of another shape raises InputFormatError once the rows before it
+    are written: one CSV holds one shape."""
 
     def __init__(self, out: TextIO, only_anomalies: bool = False):
         self.out = out
@@ -98,11 +100,14 @@ class CsvSink:
         self.shape: tuple[str, ...] | None = None  # the features of the header's records, () univariate
 
     def write(self, batch: MicroBatch) -> None:
+        if self.shape is None:
+            first = next(iter(scored(batch.routed, batch.results)), None)
+            if first is not None:
+                record = result_record(first)
+                self.writer.writerow(csv_header(record))
+                self.shape = _shape(record)
         self.rows.write(batch)
         records, self.rows.records = self.rows.records, []
-        if records and self.shape is None:
-            self.writer.writerow(csv_header(records[0]))
-            self.shape = _shape(records[0])
         misfit = next((n for n, r in enumerate(records) if _shape(r) != self.shape), None)
         self.writer.writerows(csv_row(r) for r in records[:misfit])
         if misfit is not None:
