@@ -470,6 +470,8 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                 status = runner.run(source)
         else:
             status = runner.run(source)
+        if to_csv:  # an input of no events still gets its table's header
+            sinks[0].end(runner.input_features)
         if commit and (status == 0 or runner.stopped_by is not None):
             commit()
         if runner.stopped_by is not None:  # what was read is written (and checkpointed); the rest is not

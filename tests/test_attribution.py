@@ -11,7 +11,8 @@ import pytest
 
 from streamlstm import MultiStreamDetector
 from streamlstm.event import Event
-from streamlstm.io.records import CONTRIBUTORS, contributors, csv_header, csv_row, result_line, result_record
+from streamlstm.io.records import (CONTRIBUTORS, contributors, csv_header, csv_row, record_features, result_line,
+                                   result_record)
 from streamlstm.pool import Scored
 
 N = 3000
@@ -119,7 +120,7 @@ def test_csv_rows_carry_contributors_as_json():
                result_record(scored((1.0, 2.0), False, False, (0.5, 4.5)))]
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(csv_header(records[0]))
+    w.writerow(csv_header(record_features(records[0])))
     w.writerows(csv_row(r) for r in records)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert json.loads(rows[0]["contributors"]) == {"b": 0.9, "a": 0.1}

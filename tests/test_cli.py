@@ -501,6 +501,27 @@ def test_score_csv_of_only_anomalies_without_one_has_its_header(tmp_path):
                                "alert_score,regime,abnormal,contributors\n")
 
 
+UNIVARIATE_CSV = "seq,stream,ts,value,prediction,error,score,is_anomaly,alert_score,regime,abnormal\n"
+
+
+@pytest.mark.parametrize(("name", "content", "header"), [
+    ("header.csv", "timestamp,a,b\n", "seq,stream,ts,value_a,value_b,prediction_a,prediction_b,error,score,"
+                                      "is_anomaly,alert_score,regime,abnormal,contributors\n"),
+    ("header.csv", "timestamp,value\n", UNIVARIATE_CSV),
+    ("blank.csv", "\n\n", UNIVARIATE_CSV),
+    ("none.jsonl", "", UNIVARIATE_CSV),
+])
+def test_score_csv_of_an_input_without_events_is_an_empty_table(tmp_path, name, content, header):
+    """An input of no event (a CSV's header alone, blank lines, nothing) gave a results CSV
+    of 0 bytes, no table to a reader; now the header of the columns the input named (one
+    value where it named none)."""
+    src, out = tmp_path / name, tmp_path / "out.csv"
+    src.write_text(content)
+    res = invoke(["score", str(src), "--output", str(out)])
+    assert res.exit_code == 0 and "processed 0 events, rejected 0" in res.stderr
+    assert out.read_text() == header
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("command", ["score", "plot"])
 def test_a_signal_while_the_plot_is_written_is_one_line_and_leaves_no_half_image(tmp_path, small_config,

@@ -13,7 +13,7 @@ import pytest
 from streamlstm.io import plot
 from streamlstm.io.parsers import InputFormatError
 from streamlstm.io.plot import MAX_FEATURE_PANELS, draw_results, plot_results, read_results
-from streamlstm.io.records import csv_header, csv_row
+from streamlstm.io.records import csv_header, csv_row, record_features
 
 matplotlib.use("Agg")
 
@@ -106,7 +106,7 @@ def test_csv_results_keep_their_contributors(tmp_path):
     path = tmp_path / "r.csv"
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(csv_header(recs[0]))
+        w.writerow(csv_header(record_features(recs[0])))
         w.writerows(csv_row(r) for r in recs)
     back = read_results(path)
     assert back[40]["contributors"] == [{"feature": "b", "share": 0.8}]

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from .. import signals
 from ..config import Config
-from ..event import Event, Rejected
+from ..event import UNIVARIATE, Event, Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, most_lines_rejected, no_line_accepted
@@ -227,6 +227,12 @@ class FilterRunner:
     def _nothing_accepted(self) -> bool:
         """Whether every non-empty line so far was rejected: a format mistake (exit 2)."""
         return not self.counts.get("accepted") and any(r not in ("empty_line", "accepted") for r in self.counts)
+
+    @property
+    def input_features(self) -> tuple[str, ...]:
+        """The features a CSV input's columns name; UNIVARIATE for JSON lines (they name theirs
+        event by event) and for an input with no line."""
+        return self.parser.features if isinstance(self.parser, CsvParser) else UNIVARIATE
 
     def checkpoint(self) -> None:
         """The pipeline's checkpoint recipe: drain, flush the sinks, snapshot (no input

@@ -156,16 +156,20 @@ def result_lines(routed: Routed, results: Sequence[BatchResult], only_anomalies:
     return [line for line in lines if line is not None]
 
 
-def csv_header(record: dict[str, Any]) -> list[str]:
-    """CSV columns for results shaped like `record` (see `csv_row`); multivariate results
-    end with `contributors`, as a compact JSON object of feature: share (blank on rows
-    that are neither alerts nor abnormal)."""
+def csv_header(features: tuple[str, ...]) -> list[str]:
+    """CSV columns for the results of events of `features` (see `csv_row`; `record_features`
+    gives a record's); multivariate results end with `contributors`, as a compact JSON object
+    of feature: share (blank on rows that are neither alerts nor abnormal)."""
     tail = ["error", "score", "is_anomaly", "alert_score", "regime", "abnormal"]
-    if "value" in record:
+    if features == UNIVARIATE:
         return ["seq", "stream", "ts", "value", "prediction", *tail]
-    feats = list(record["values"])
-    return (["seq", "stream", "ts"] + [f"value_{f}" for f in feats] + [f"prediction_{f}" for f in feats] + tail
-            + ["contributors"])
+    return (["seq", "stream", "ts"] + [f"value_{f}" for f in features] + [f"prediction_{f}" for f in features]
+            + tail + ["contributors"])
+
+
+def record_features(record: dict[str, Any]) -> tuple[str, ...]:
+    """The features of the event a result record is of (UNIVARIATE for one value)."""
+    return tuple(record["values"]) if "values" in record else UNIVARIATE
 
 
 def csv_row(record: dict[str, Any]) -> list[Any]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from ..event import error_record
+from ..event import UNIVARIATE, error_record
 from ..pool import scored
 from .parsers import InputFormatError
-from .records import csv_header, csv_row, dumps, result_lines, result_record
+from .records import csv_header, csv_row, dumps, record_features, result_lines, result_record
 
 if TYPE_CHECKING:
     from .pipeline import MicroBatch
@@ -87,7 +87,7 @@ class RecordsSink:
 
 
 class CsvSink:
-    """Result records as CSV rows on `out`, with the header of the first result's shape
+    """Result records as CSV rows on `out`, with the header of the first result's features
     (`records.csv_header`: one value column, or one per feature), written also where
     `only_anomalies` leaves out every row (a file of no alerts reads as an empty table, not
     as no CSV). A record of another shape raises InputFormatError once the rows before it
@@ -97,34 +97,38 @@ class CsvSink:
         self.out = out
         self.rows = RecordsSink(only_anomalies)
         self.writer = csv.writer(out, lineterminator="\n")
-        self.shape: tuple[str, ...] | None = None  # the features of the header's records, () univariate
+        self.shape: tuple[str, ...] | None = None  # the features of the header's records
 
     def write(self, batch: MicroBatch) -> None:
         if self.shape is None:
             first = next(iter(scored(batch.routed, batch.results)), None)
             if first is not None:
-                record = result_record(first)
-                self.writer.writerow(csv_header(record))
-                self.shape = _shape(record)
+                self._header(record_features(result_record(first)))
         self.rows.write(batch)
         records, self.rows.records = self.rows.records, []
-        misfit = next((n for n, r in enumerate(records) if _shape(r) != self.shape), None)
+        misfit = next((n for n, r in enumerate(records) if record_features(r) != self.shape), None)
         self.writer.writerows(csv_row(r) for r in records[:misfit])
         if misfit is not None:
             r = records[misfit]
             raise InputFormatError(
                 f"{getattr(self.out, 'name', 'the CSV output')}: the result of line {r['seq']} (stream "
-                f"{r['stream']!r}, {_features(_shape(r))}) does not fit the CSV's columns ({_features(self.shape)}); "
-                "a CSV holds results of one shape: write JSON lines (-o NAME.jsonl) for streams of different "
-                "features")
+                f"{r['stream']!r}, {_features(record_features(r))}) does not fit the CSV's columns "
+                f"({_features(self.shape)}); a CSV holds results of one shape: write JSON lines (-o NAME.jsonl) "
+                "for streams of different features")
+
+    def end(self, features: tuple[str, ...]) -> None:
+        """The input ended: where it gave no result (a CSV's header alone, no line at all),
+        write the header of the `features` the input named, so the file reads as an empty table."""
+        if self.shape is None:
+            self._header(features)
+
+    def _header(self, features: tuple[str, ...]) -> None:
+        self.writer.writerow(csv_header(features))
+        self.shape = features
 
     def flush(self) -> None:
         self.out.flush()
 
 
-def _shape(record: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(record["values"]) if "values" in record else ()
-
-
 def _features(shape: tuple[str, ...]) -> str:
-    return f"features {', '.join(shape)}" if shape else "one value"
+    return "one value" if shape == UNIVARIATE else f"features {', '.join(shape)}"
