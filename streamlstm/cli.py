@@ -470,10 +470,11 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                 status = runner.run(source)
         else:
             status = runner.run(source)
-        if to_csv:  # an input of no events still gets its table's header
-            sinks[0].end(runner.input_features)
-        if commit and (status == 0 or runner.stopped_by is not None):
-            commit()
+        if status == 0 or runner.stopped_by is not None:
+            if to_csv:  # an input of no events still gets its table's header
+                sinks[0].end(runner.input_features)
+            if commit:
+                commit()
         if runner.stopped_by is not None:  # what was read is written (and checkpointed); the rest is not
             log.error("%s was not finished: %s stopped the scoring (the results written cover the lines read "
                       "until then%s)", file, runner.stopped_by.name, "; no plot written" if plot_path else "")

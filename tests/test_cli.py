@@ -522,6 +522,21 @@ def test_score_csv_of_an_input_without_events_is_an_empty_table(tmp_path, name, 
     assert out.read_text() == header
 
 
+def test_a_short_files_counters_are_warned_about_at_its_end(tmp_path):
+    """A file shorter than COUNTER_ROWS rows never got the counters' warning; now at the
+    input's end, over the rows it had (and a file of one column still says nothing)."""
+    rows = "".join(f"{n},{1_700_000_000 + 60 * n},{20 + math.sin(n):.3f}\n" for n in range(1, 301))
+    short, alone = tmp_path / "short.csv", tmp_path / "alone.csv"
+    short.write_text("id,ts,temp\n" + rows)
+    alone.write_text("ts,id\n" + "".join(f"{1_700_000_000 + 60 * n},{n}\n" for n in range(300)))
+    res = invoke(["score", str(short), "--output", str(tmp_path / "out.csv")])
+    assert res.exit_code == 0
+    assert ("'id' only count up (integers that never went down in all 300 rows): ids or counters? Scored as "
+            "measurements, each step can alert; leave them out with --exclude-columns id") in res.stderr
+    res = invoke(["score", str(alone), "--output", str(tmp_path / "out.csv")])
+    assert res.exit_code == 0 and "count up" not in res.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("command", ["score", "plot"])
 def test_a_signal_while_the_plot_is_written_is_one_line_and_leaves_no_half_image(tmp_path, small_config,

@@ -314,6 +314,8 @@ class FilterRunner:
                 elif self.baseline:
                     self.prime(self.baseline)
                 self._loop(read)
+                if isinstance(self.parser, CsvParser) and not self.stopping:
+                    self.parser.end()
                 if self.seq < self.resume_after and not self.stopping:
                     log.warning("the input ended after %d lines, before the %d the checkpoint covers: none of it "
                                 "was scored (--skip-consumed is for the input the checkpoint was taken on, "

@@ -772,8 +772,19 @@ class CsvParser(_LineParser):
             elif v > last and last != -math.inf:
                 self.counter_ups[i] += 1
             self.counter_last[i] = v
+        if not self.counter_rows:
+            self._warn_counters(f"the first {COUNTER_ROWS} rows")
+
+    def end(self) -> None:
+        """The input ended: a file shorter than COUNTER_ROWS rows gets the counters' warning
+        of `_watch_counters` over the rows it had."""
+        if self.counter_rows and self.counter_rows < COUNTER_ROWS:
+            self._warn_counters(f"all {COUNTER_ROWS - self.counter_rows} rows")
+            self.counter_rows = 0
+
+    def _warn_counters(self, rows: str) -> None:
         counters = [n for n, ups in zip(self.names, self.counter_ups) if ups >= 3]
-        if not self.counter_rows and counters:
-            log.warning("%s only count up (integers that never went down in the first %d rows): ids or counters? "
+        if counters:
+            log.warning("%s only count up (integers that never went down in %s): ids or counters? "
                         "Scored as measurements, each step can alert; leave them out with --exclude-columns %s",
-                        _names(counters), COUNTER_ROWS, shlex.quote(",".join(counters)))
+                        _names(counters), rows, shlex.quote(",".join(counters)))

@@ -90,8 +90,9 @@ class CsvSink:
     """Result records as CSV rows on `out`, with the header of the first result's features
     (`records.csv_header`: one value column, or one per feature), written also where
     `only_anomalies` leaves out every row (a file of no alerts reads as an empty table, not
-    as no CSV). A record of another shape raises InputFormatError once the rows before it
-    are written: one CSV holds one shape."""
+    as no CSV), and by `end` where the input gave no result at all. A record of another
+    shape raises InputFormatError once the rows before it are written: one CSV holds one
+    shape."""
 
     def __init__(self, out: TextIO, only_anomalies: bool = False):
         self.out = out
