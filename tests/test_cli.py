@@ -383,6 +383,21 @@ def test_a_state_dir_says_at_info_what_it_starts_from_and_what_it_leaves(tmp_pat
     assert "no checkpoint" not in again.stderr and "restored checkpoint" in again.stderr
 
 
+def test_a_resumed_replay_names_the_rejections_example_from_before_its_checkpoint(tmp_path, small_config):
+    """A --skip-consumed replay counts the whole input's rejections in its summary and its
+    warning of an input mostly rejected, but the warning's example line (the diagnosis'
+    samples) was not in the checkpoint: "all as not_numeric" and no line named."""
+    state = str(tmp_path / "state")
+    bad = "".join(json.dumps({"stream": "a", "value": f"x{n}"}) + "\n" for n in range(20))
+    assert invoke(["--config", small_config, "run", "--state-dir", state], events(5, ("a",)) + bad).exit_code == 0
+    more = "".join(json.dumps({"stream": "a", "ts": 1_700_000_010 + t, "value": 0.5}) + "\n" for t in range(3))
+    res = invoke(["--config", small_config, "run", "--state-dir", state, "--skip-consumed"],
+                 events(5, ("a",)) + bad + more)
+    assert res.exit_code == 0
+    assert ("20 of 28 input lines were rejected: all as not_numeric, e.g. line 6: 'value' must be a number, got "
+            "string 'x0'") in res.stderr
+
+
 def test_a_run_of_which_no_line_is_accepted_leaves_the_checkpoint_as_it_was(tmp_path, small_config):
     """A replay without --skip-consumed (every line ts_backwards) exits 2 and writes no
     checkpoint: it wrote one covering its 40 lines, so the corrected replay skipped 40 of

@@ -221,6 +221,7 @@ class FilterRunner:
         if self.skip_consumed:  # the same input again: its exit summary goes on too
             self.counts = Counter(extra["counts"])
             self.counted_before = self.counts["accepted"]
+            self.first_rejected = [Rejected(*r) for r in extra.get("rejected_samples", ())]
         self.rows_seen = Counter(extra.get("rows_seen", {}))  # a stream's baseline rows stay its first ones
         return extra["lines_consumed"]
 
@@ -246,6 +247,7 @@ class FilterRunner:
         extra = {
             "lines_consumed": max(self.seq, self.resume_after),  # a short replay has not moved it
             "counts": dict(self.counts),
+            "rejected_samples": [list(r) for r in self.first_rejected],  # the diagnosis' examples
             "input_format": self.config.input.format,
             "rows_seen": dict(self.rows_seen),
             "parser": memory.to_json() if memory else [],
