@@ -481,6 +481,9 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
             sys.exit(128 + runner.stopped_by)
         if plot_path and for_plot.records:
             _plot(lambda: for_plot.records, plot_path, threshold=config.model.threshold)
+        elif plot_path and status == 0:
+            log.warning("no results to plot%s: %s not written", " (output.only_anomalies keeps alerts only)"
+                        if only else "", plot_path)
     sys.exit(status)
 
 

@@ -529,12 +529,13 @@ UNIVARIATE_CSV = "seq,stream,ts,value,prediction,error,score,is_anomaly,alert_sc
 def test_score_csv_of_an_input_without_events_is_an_empty_table(tmp_path, name, content, header):
     """An input of no event (a CSV's header alone, blank lines, nothing) gave a results CSV
     of 0 bytes, no table to a reader; now the header of the columns the input named (one
-    value where it named none)."""
-    src, out = tmp_path / name, tmp_path / "out.csv"
+    value where it named none). The plot asked for, and not drawn, went unsaid."""
+    src, out, png = tmp_path / name, tmp_path / "out.csv", tmp_path / "out.png"
     src.write_text(content)
-    res = invoke(["score", str(src), "--output", str(out)])
+    res = invoke(["score", str(src), "--output", str(out), "--plot", str(png)])
     assert res.exit_code == 0 and "processed 0 events, rejected 0" in res.stderr
     assert out.read_text() == header
+    assert f"WARNING streamlstm: no results to plot: {png} not written" in res.stderr and not png.exists()
 
 
 def test_a_short_files_counters_are_warned_about_at_its_end(tmp_path):
