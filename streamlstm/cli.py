@@ -332,8 +332,8 @@ class _Replayed:
         out, self.head = self.head[:n], self.head[n:]
         return out
 
-    def ready(self) -> bool:
-        return bool(self.head) or self.rest.ready()
+    def ready(self, timeout: float = 0.0) -> bool:  # io/filter_loop._FdReader.ready's
+        return bool(self.head) or self.rest.ready(timeout)
 
 
 def _npy_as_csv(path: Path) -> bytes:

@@ -383,6 +383,31 @@ def test_a_state_dir_says_at_info_what_it_starts_from_and_what_it_leaves(tmp_pat
     assert "no checkpoint" not in again.stderr and "restored checkpoint" in again.stderr
 
 
+def test_score_with_a_state_dir_goes_on_from_the_last_files_state(tmp_path):
+    """`score FILE --state-dir DIR` crashed with a traceback (TypeError from the file's
+    reader where it asked whether input was ready, with events not yet checkpointed) on
+    every CSV or JSON lines file. Scoring two files one after the other through a state
+    directory gives the second the results that scoring both as one input gives its rows."""
+    small_config = tmp_path / "small.yaml"  # the default checkpoint cadence: the input's end checkpoints
+    small_config.write_text("model:\n  hidden_size: 8\n  k2: 4\n  warmup: 20\n")
+    rows = [f"{1_700_000_000 + 60 * t},{math.sin(t / 7) + 0.01 * (t % 5):.4f}\n" for t in range(6000)]
+    first, second, both = tmp_path / "first.csv", tmp_path / "second.csv", tmp_path / "both.csv"
+    first.write_text("timestamp,value\n" + "".join(rows[:3000]))
+    second.write_text("timestamp,value\n" + "".join(rows[3000:]))
+    both.write_text("timestamp,value\n" + "".join(rows))
+    state = str(tmp_path / "state")
+    runs = [invoke(["--config", str(small_config), "score", str(f), "--state-dir", state, "--stream", "s", "--output",
+                    str(tmp_path / f"{f.stem}.out.csv")]) for f in (first, second)]
+    assert [r.exit_code for r in runs] == [0, 0] and "restored checkpoint: 1 streams" in runs[1].stderr
+    assert invoke(["--config", str(small_config), "score", str(both), "--stream", "s", "--output",
+                   str(tmp_path / "both.out.csv")]).exit_code == 0
+    read = lambda name: list(csv.DictReader((tmp_path / name).open()))  # noqa: E731
+    tail, alone = read("both.out.csv")[3000:], read("second.out.csv")
+    assert [r["ts"] for r in tail] == [r["ts"] for r in alone]
+    columns = ("prediction", "score", "is_anomaly", "regime")
+    assert [[r[c] for c in columns] for r in tail] == [[r[c] for c in columns] for r in alone]
+
+
 def test_a_resumed_replay_names_the_rejections_example_from_before_its_checkpoint(tmp_path, small_config):
     """A --skip-consumed replay counts the whole input's rejections in its summary and its
     warning of an input mostly rejected, but the warning's example line (the diagnosis'
