@@ -142,9 +142,10 @@ def _open_replacing(files: ExitStack, path: str) -> tuple[_Named, Callable[[], N
     """The results file at `path`, written through a temporary file beside it, and the call
     that puts it in place: until then an existing file keeps its results (a run that fails,
     with no line accepted, once emptied it), and the temporary file is removed with
-    `files`. A path that is no regular file (a FIFO, /dev/stdout) is written directly."""
-    target = Path(path)
-    if target.exists() and not target.is_file():
+    `files`. A path that is no regular file (a FIFO, /dev/stdout) is written directly, and a
+    symbolic link through (its file is replaced, not the link)."""
+    target = Path(path).resolve()
+    if Path(path).absolute().parts[1:2] in (("dev",), ("proc",)) or target.exists() and not target.is_file():
         return _open_named(files, path, "w"), lambda: None
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     files.callback(partial.unlink, missing_ok=True)

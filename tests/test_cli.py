@@ -408,6 +408,23 @@ def test_score_with_a_state_dir_goes_on_from_the_last_files_state(tmp_path):
     assert [[r[c] for c in columns] for r in tail] == [[r[c] for c in columns] for r in alone]
 
 
+def test_score_writes_through_a_symbolic_link(tmp_path):
+    """`--output` and `--plot` naming a symbolic link replaced the link with a file of the
+    results and left its file as it was (as root, `-o /dev/stdout > file` replaced
+    /dev/stdout); now the link's file is replaced and the link stays."""
+    src, real = tmp_path / "a.csv", tmp_path / "real"
+    src.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in range(40)))
+    real.mkdir()
+    (real / "r.csv").write_text("older results\n")
+    for name in ("r.csv", "r.png"):
+        (tmp_path / name).symlink_to(real / name)
+    res = invoke(["score", str(src), "--output", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")])
+    assert res.exit_code == 0
+    assert (tmp_path / "r.csv").is_symlink() and (tmp_path / "r.png").is_symlink()
+    assert len((real / "r.csv").read_text().splitlines()) == 41
+    assert (real / "r.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_a_resumed_replay_names_the_rejections_example_from_before_its_checkpoint(tmp_path, small_config):
     """A --skip-consumed replay counts the whole input's rejections in its summary and its
     warning of an input mostly rejected, but the warning's example line (the diagnosis'

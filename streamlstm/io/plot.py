@@ -153,11 +153,12 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
     import matplotlib.pyplot as plt
 
     out = Path(out_png)
-    part = out.with_name(out.name + ".part")
+    target = out.resolve()  # a symbolic link is written through: its file is replaced, not the link
+    part = target.with_name(target.name + ".part")
     fig = draw_results(records, stream, threshold)
     try:
         fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
-        os.replace(part, out)
+        os.replace(part, target)
     except OSError as exc:  # about the image asked for, not its .part
         raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
