@@ -45,7 +45,7 @@ from .config import ConfigError, dump_yaml, load_config
 from .engine.backend import BackendUnavailable
 from .evaluate.splits import SPLITS
 from .io.checkpoint import CheckpointError
-from .io.parsers import BOM, InputFormatError
+from .io.parsers import BOM, InputFormatError, npy_as_csv
 
 log = logging.getLogger("streamlstm")
 
@@ -337,29 +337,6 @@ class _Replayed:
         return bool(self.head) or self.rest.ready(timeout)
 
 
-def _npy_as_csv(path: Path) -> bytes:
-    """A NumPy array file (.npy, as telemanom's SMAP and MSL channels come) as CSV rows
-    without a header: (T,) one value per event, (T, D) one row of D features per event;
-    NaN a missing value (an empty cell; in a 1-D array "nan", which is rejected as a
-    univariate CSV's empty value is, with a record saying so)."""
-    import numpy as np
-
-    try:
-        # Mapped, not read: a header may claim any shape, and the file must then hold it.
-        a = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (ValueError, EOFError):  # not the format, truncated or empty, or Python objects (only unpickling reads them)
-        raise InputFormatError(f"{path}: not a NumPy array file of numbers (or shorter than its header says)") from None
-    if not isinstance(a, np.ndarray):  # np.load opens a .npz archive whatever its name
-        a.close()
-        raise InputFormatError(f"{path}: a NumPy .npz archive of arrays — score reads one array (.npy, np.save)")
-    if a.ndim not in (1, 2) or a.dtype.kind not in "biuf" or 0 in a.shape[1:]:
-        raise InputFormatError(f"{path}: an array of shape {a.shape} and type {a.dtype} — score reads a "
-                               "1-D or 2-D array of numbers (events, or events x features)")
-    rows = (a[:, None] if a.ndim == 1 else a).astype(np.float64).tolist()
-    nan = "nan" if a.ndim == 1 else ""
-    return "".join(",".join(nan if v != v else repr(v) for v in row) + "\n" for row in rows).encode()
-
-
 def _image(ctx, param, value: str | None) -> str | None:
     """A click callback: `value`, if it names an image of a format the plot can write (checked
     before anything is scored)."""
@@ -457,7 +434,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                      JsonLinesSink(None, _standard("stderr"))] + ([for_plot] if plot_path else [])
             runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows, name=file)
             if npy:
-                series = _npy_as_csv(path)
+                series = npy_as_csv(path)
             else:
                 series = _one_row_series(head, config.input, path.name) if config.input.format == "csv" else None
             if series is not None:

@@ -795,6 +795,30 @@ def test_score_reads_a_numpy_array_file(tmp_path, small_config):
         assert res.exit_code == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
+def test_a_numpy_array_file_is_a_baseline(tmp_path, small_config):
+    """`score test.npy --baseline train.npy` (telemanom's channels come as a train and a
+    test array) exited 2, the baseline read as a CSV whose header is not UTF-8; it is read
+    as `score` reads an array, learnt as its rows written as a CSV would be, and an array
+    of another shape is one error line."""
+    t = np.arange(400)
+    x = np.column_stack([np.sin(t / 6), np.cos(t / 9)]) + 0.01 * (t % 3)[:, None]
+    np.save(tmp_path / "train.npy", x[:300])
+    np.save(tmp_path / "test.npy", x[300:])
+    (tmp_path / "train.csv").write_text("".join(f"{a!r},{b!r}\n" for a, b in x[:300].tolist()))
+    outs = []
+    for baseline in ("train.npy", "train.csv"):
+        out = tmp_path / f"after_{baseline}.csv"
+        res = invoke(["--config", small_config, "score", str(tmp_path / "test.npy"), "--baseline",
+                      str(tmp_path / baseline), "--output", str(out)])
+        assert res.exit_code == 0 and f"learnt 300 baseline events from {tmp_path / baseline}" in res.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 101
+    np.save(tmp_path / "cube.npy", np.zeros((4, 2, 2)))
+    res = invoke(["--config", small_config, "score", str(tmp_path / "test.npy"), "--baseline",
+                  str(tmp_path / "cube.npy")])
+    assert res.exit_code == 2 and "cube.npy: an array of shape (4, 2, 2)" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_score_reads_json_lines_whatever_the_files_suffix(tmp_path, small_config):
     path = tmp_path / "events.txt"
     path.write_text(events(20))

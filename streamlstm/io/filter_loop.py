@@ -24,6 +24,7 @@ or the first `baseline_rows` events of each stream of the input, whose results a
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -34,12 +35,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
 from .. import signals
-from ..config import Config
+from ..config import Config, InputConfig
 from ..event import UNIVARIATE, Event, Rejected
 from ..pool import DetectorPool, Routed, advance
 from .checkpoint import CheckpointError, DirectoryStore
 from .diagnosis import SAMPLE, most_lines_rejected, no_line_accepted
-from .parsers import BOM, CsvParser, InputFormatError, JsonlParser, StreamMemory
+from .parsers import BOM, CsvParser, InputFormatError, JsonlParser, StreamMemory, npy_as_csv
 from .pipeline import MicroBatch, Pipeline, checkpoint
 from .sinks import Sink
 
@@ -170,13 +171,21 @@ class FilterRunner:
     def prime(self, path: str) -> None:
         """Learn every event of the file at `path` as known-good history: nothing is
         scored or written but error records, which name the file. The input's parser
-        goes on from the file's per-stream memory (time order, feature sets)."""
+        goes on from the file's per-stream memory (time order, feature sets). A NumPy
+        array file (.npy) is read as `score` reads one: rows of its columns, no header."""
         cfg = self.config
         parser = None
         learnt = seq = 0
         counts, samples = Counter(), []  # the baseline's rejections, and the first for the diagnosis
         with open(path, "rb") as f:
-            for lines in line_batches(reader(f), cfg.input.max_line_bytes, cfg.batch_size):
+            read = reader(f)
+            if path.lower().endswith(".npy"):
+                rows = npy_as_csv(path)
+                read = reader(io.BytesIO(rows))
+                if rows:
+                    parser = self._make_parser(rows[:rows.index(b"\n")], path, dataclasses.replace(
+                        cfg.input, format="csv", header=False))
+            for lines in line_batches(read, cfg.input.max_line_bytes, cfg.batch_size):
                 parser, parsed = self._parse(parser, path, seq, lines)
                 seq += len(lines)
                 events = [p for p in parsed if type(p) is not Rejected]
@@ -257,9 +266,10 @@ class FilterRunner:
         log.log(logging.INFO if self.stopping or self.finished else logging.DEBUG, "checkpoint %s at line %d",
                 path, extra["lines_consumed"])
 
-    def _make_parser(self, csv_header: bytes | None, name: str) -> JsonlParser | CsvParser:
+    def _make_parser(self, csv_header: bytes | None, name: str, input_config: InputConfig | None = None
+                     ) -> JsonlParser | CsvParser:
         try:
-            parser = make_parser(self.config, csv_header)
+            parser = make_parser(self.config, csv_header, input_config)
         except InputFormatError as exc:
             raise exc.of(name) from None
         if self.memory is not None:
@@ -442,9 +452,11 @@ class FilterRunner:
             self.counts["accepted"] += len(batch.routed.events)
 
 
-def make_parser(config: Config, csv_header: bytes | None) -> JsonlParser | CsvParser:
-    """The parser of the configured input format (a CSV's from its first line: its header,
-    or its first row of data)."""
-    if config.input.format == "csv":
-        return CsvParser(config.input, csv_header, max_streams=config.max_streams)
-    return JsonlParser(config.input, max_streams=config.max_streams)
+def make_parser(config: Config, csv_header: bytes | None, input_config: InputConfig | None = None
+                ) -> JsonlParser | CsvParser:
+    """The parser of the configured input format, or of `input_config` (a CSV's from its
+    first line: its header, or its first row of data)."""
+    cfg = input_config or config.input
+    if cfg.format == "csv":
+        return CsvParser(cfg, csv_header, max_streams=config.max_streams)
+    return JsonlParser(cfg, max_streams=config.max_streams)

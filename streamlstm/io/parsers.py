@@ -31,6 +31,7 @@ import re
 import shlex
 from collections import OrderedDict
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,8 +40,8 @@ from ..config import InputConfig
 from ..event import RAW_LIMIT, TS_MAX, TS_MIN, UNIVARIATE, Event, Rejected, error_record
 
 __all__ = ["DELIMITERS", "MAX_STREAM_ID", "TIME_COLUMNS", "WHITESPACE", "CsvParser", "Event", "InputFormatError",
-           "JsonlParser", "Rejected", "StreamMemory", "error_record", "parse_ts", "row_series", "sniff_delimiter",
-           "split_cells"]
+           "JsonlParser", "Rejected", "StreamMemory", "error_record", "npy_as_csv", "parse_ts", "row_series",
+           "sniff_delimiter", "split_cells"]
 
 log = logging.getLogger("streamlstm")
 
@@ -788,3 +789,26 @@ class CsvParser(_LineParser):
             log.warning("%s only count up (integers that never went down in %s): ids or counters? "
                         "Scored as measurements, each step can alert; leave them out with --exclude-columns %s",
                         _names(counters), rows, shlex.quote(",".join(counters)))
+
+
+def npy_as_csv(path: str | Path) -> bytes:
+    """A NumPy array file (.npy, as telemanom's SMAP and MSL channels come) as CSV rows
+    without a header: (T,) one value per event, (T, D) one row of D features per event;
+    NaN a missing value (an empty cell; in a 1-D array "nan", which is rejected as a
+    univariate CSV's empty value is, with a record saying so)."""
+    import numpy as np
+
+    try:
+        # Mapped, not read: a header may claim any shape, and the file must then hold it.
+        a = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, EOFError):  # not the format, truncated or empty, or Python objects (only unpickling reads them)
+        raise InputFormatError(f"{path}: not a NumPy array file of numbers (or shorter than its header says)") from None
+    if not isinstance(a, np.ndarray):  # np.load opens a .npz archive whatever its name
+        a.close()
+        raise InputFormatError(f"{path}: a NumPy .npz archive of arrays — score reads one array (.npy, np.save)")
+    if a.ndim not in (1, 2) or a.dtype.kind not in "biuf" or 0 in a.shape[1:]:
+        raise InputFormatError(f"{path}: an array of shape {a.shape} and type {a.dtype} — score reads a "
+                               "1-D or 2-D array of numbers (events, or events x features)")
+    rows = (a[:, None] if a.ndim == 1 else a).astype(np.float64).tolist()
+    nan = "nan" if a.ndim == 1 else ""
+    return "".join(",".join(nan if v != v else repr(v) for v in row) + "\n" for row in rows).encode()
