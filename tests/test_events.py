@@ -188,6 +188,23 @@ def test_columns_that_only_count_up_are_warned_about(caplog):
         "batch_no,row_id"]
 
 
+def test_empty_columns_at_a_lines_end_are_ignored():
+    """Delimiters that end a line (a spreadsheet writes ;; for empty trailing columns) in
+    the header, in the rows or in both: a header ending in two was a fatal "empty or
+    repeated column names", one in the header or in the rows alone rejected every row
+    as malformed_csv. A cell with text past the header's columns is still malformed."""
+    for header, rows in ((b"Date;Energy;;", ["2024-01-01 00:00;1,5;;", "2024-01-01 01:00;2,5"]),
+                         (b"ts,value,", ["1709294400,1.5", "1709294460,2.5,"]),
+                         (b"ts,value", ["1709294400,1.5,", "1709294460,2.5,,"])):
+        p = CsvParser(InputConfig(), header)
+        events = [p.parse(2 + n, row.encode()) for n, row in enumerate(rows)]
+        assert [e.values for e in events] == [(1.5,), (2.5,)], (header, events)
+    p = CsvParser(InputConfig(), b"ts,value,")
+    rejected = p.parse(2, b"1709294400,1.5,7")
+    assert reason(rejected) == "malformed_csv" and rejected.detail == "expected 2 columns, got 3"
+    assert reason(p.parse(3, b"1709294460")) == "malformed_csv"
+
+
 def test_evaluate_labelled_reads_true_and_false_labels():
     """pandas writes a bool label column as True/False: read as 1/0 in the label column only."""
     p = CsvParser(InputConfig(), b"time,v,label", label_column="label")
@@ -608,9 +625,9 @@ def test_csv_header_setting_overrides_the_guess():
                                                (b"1.5,2,", ["col_0", "col_1"], b"1.5,2,")])
 def test_csv_lines_ending_with_the_delimiter_have_an_ignored_empty_last_column(first, names, row):
     p = CsvParser(InputConfig(), first)
-    assert p.header_names == names and p.n_columns == len(names) + 1
+    assert p.header_names == names and p.n_columns == len(names)
     assert p.parse(2, row).values == (1.5, 2.0)
-    assert reason(p.parse(3, row[:-1])) == "malformed_csv"  # the rows must end as the first line does
+    assert p.parse(3, row[:-1]).values == (1.5, 2.0)  # a row may end otherwise (test_empty_columns_at_a_lines_end...)
 
 
 def test_csv_byte_order_mark_before_a_first_row_of_data():

@@ -575,8 +575,9 @@ class CsvParser(_LineParser):
     `label_column`, the column a caller reads as the labels (`evaluate labelled`).
 
     In a CSV delimited by ';' a number may have a decimal comma (1,5), as a spreadsheet in a
-    European locale writes it, and in any CSV its thousands may be grouped (read_number). A
-    line that ends with the delimiter has an empty last column, which is ignored. A column
+    European locale writes it, and in any CSV its thousands may be grouped (read_number).
+    Empty columns at the end of the header (a line that ends with delimiters) and empty
+    cells past the header's columns in a row are ignored. A column
     name in `columns` or `exclude_columns` that the header lacks is an error, and so is a
     column in both. An empty cell, or one that says not available (NOT_AVAILABLE), is a
     missing value. A bad header is a usage error
@@ -602,8 +603,8 @@ class CsvParser(_LineParser):
         except csv.Error as exc:
             raise InputFormatError(f"CSV header cannot be read: {exc}") from None
         names = [n.strip() for n in names]
-        trailing = len(names) > 1 and not names[-1]  # a delimiter ends the line: an empty column, ignored
-        names = names[:-1] if trailing else names
+        while len(names) > 1 and not names[-1]:  # delimiters end the line (Excel's ;;): empty columns, ignored
+            names.pop()
         has_header = cfg.header if cfg.header is not None else not _reads_as_data(names)
         if cfg.header is None and has_header and names and all(map(_is_number, names)):
             log.info("the CSV's first line %s is read as column names (pandas' column numbers), not data; "
@@ -620,7 +621,7 @@ class CsvParser(_LineParser):
             raise InputFormatError(f"CSV header has empty or repeated column names: {names}" + (
                 f" ({_names(repeated)} more than once: each column needs a name of its own, a column is chosen "
                 "by its name)" if repeated else ""))
-        self.n_columns = len(names) + trailing
+        self.n_columns = len(names)
         chosen, dropped = set(cfg.columns), set(cfg.exclude_columns)
         unknown = [n for n in dict.fromkeys((*cfg.columns, *cfg.exclude_columns)) if n not in names]
         if unknown:
@@ -695,7 +696,10 @@ class CsvParser(_LineParser):
             except csv.Error as exc:
                 raise _Bad("malformed_csv", f"invalid CSV: {exc}") from None
         if len(row) != self.n_columns:
-            raise _Bad("malformed_csv", f"expected {self.n_columns} columns, got {len(row)}")
+            # Empty cells past the header's columns are the delimiters a spreadsheet ends rows with.
+            if len(row) < self.n_columns or any(cell.strip() for cell in row[self.n_columns:]):
+                raise _Bad("malformed_csv", f"expected {self.n_columns} columns, got {len(row)}")
+            del row[self.n_columns:]
 
         stream = cfg.default_stream if self.stream_col is None else row[self.stream_col].strip()
         if not stream:
