@@ -1051,6 +1051,29 @@ def test_no_line_accepted_exits_2_with_one_line_naming_the_cause(tmp_path, case)
     assert records and all(r["error"] for r in records)  # the per-line error records are still written
 
 
+def test_an_input_sorted_newest_first_is_named_so(tmp_path):
+    """A file sorted newest first (as exports often are) had all but its first line
+    rejected as ts_backwards with no cause named; the warning now says to reverse it, in
+    CSV and in JSON lines of two streams. Older lines arriving in order after newer ones
+    are no such input."""
+    newest = tmp_path / "newest.csv"
+    newest.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in range(300, 0, -1)))
+    two = tmp_path / "two.jsonl"
+    two.write_text("".join(json.dumps({"stream": s, "ts": 1_700_000_000 + 60 * t, "value": t % 5}) + "\n"
+                           for t in range(200, 0, -1) for s in "ab"))
+    older = tmp_path / "older.csv"
+    older.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in (*range(500, 600),
+                                                                                              *range(300))))
+    for path, lines in ((newest, 299), (two, 398)):
+        res = invoke(["score", str(path), "--output", str(tmp_path / "out.jsonl")])
+        assert res.exit_code == 0
+        assert f"{lines} of {lines + 1 + (path == two)} input lines were rejected: the times go back line after line" \
+            in res.stderr and "the input looks sorted newest first — reverse it to oldest first" in res.stderr
+    res = invoke(["score", str(older), "--output", str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 0 and "300 of 400 input lines were rejected" in res.stderr
+    assert "sorted newest first" not in res.stderr
+
+
 def test_most_lines_rejected_is_a_warning_naming_the_cause(tmp_path):
     """A measurement named as the time column (`--time-column cpu`) is read as epoch seconds
     in 1970 that go back and forth: most rows were ts_backwards, the few that went forward

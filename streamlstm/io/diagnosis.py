@@ -29,7 +29,9 @@ objects spread over lines it still names):
    numbers read as 1970), ``--stream-column`` or ``--exclude-columns`` for one whose values
    repeat (a host: a long format's series), a hint for integers grouped by commas
    (``"1,500"``: thousands or a decimal comma?), ``--exclude-columns`` for the others;
-6. otherwise the most common rejection reason with one example.
+6. lines rejected as ``ts_backwards`` whose times go back line after line → the input is
+   sorted newest first: reverse it;
+7. otherwise the most common rejection reason with one example.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import re
 import shlex
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from ..event import Rejected
 from .parsers import (DEFAULT_TS_FIELD, DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, epoch_in_1970, parse_ts,
@@ -77,7 +80,28 @@ def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], 
         hint = _csv_hint(parser, samples, accepted)
     else:
         hint = _jsonl_hint(samples, accepted)
-    return hint or _commonest(samples, counts)
+    return hint or _newest_first(samples) or _commonest(samples, counts)
+
+
+_BACKWARDS = re.compile(r"stream (.*): time (\S+) is before the previous ")
+
+
+def _newest_first(samples: Sequence[Rejected]) -> str | None:
+    """Lines rejected as ts_backwards, most of them, whose times go back line after line in
+    each stream: an input sorted newest first (as exports often are), not a few late lines."""
+    back = [s for s in samples if s.reason == "ts_backwards"]
+    if len(back) < 3 or 2 * len(back) < len(samples):
+        return None
+    times: dict[str, list[datetime]] = {}
+    for s in back:
+        m = _BACKWARDS.match(s.detail)
+        if m is None:
+            return None
+        times.setdefault(m[1], []).append(datetime.fromisoformat(m[2]))
+    if max(map(len, times.values())) < 3 or any(b >= a for t in times.values() for a, b in zip(t, t[1:])):
+        return None
+    return (f"the times go back line after line (line {back[0].seq}: {back[0].detail}): the input looks sorted "
+            "newest first — reverse it to oldest first (tac; a CSV's header line stays first)")
 
 
 def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> str | None:
