@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import stat
 import sys
 import threading
@@ -362,14 +363,19 @@ def _stopped(what: str, file: str):
         sys.exit(128 + stopped.signal)
 
 
-def _plot(records, path: str, **options) -> None:
-    """plot_results (io/plot.py) of `records()` to `path`, stopped by a signal as `_stopped`
-    says (plot_results leaves no half image)."""
+def _plot(records, path: str, results: str | None, **options) -> None:
+    """plot_results (io/plot.py) of `records()` (from the file `results`, if one) to `path`,
+    stopped by a signal as `_stopped` says (plot_results leaves no half image)."""
     from .io.plot import plot_results
 
     with _stopped("%(signal)s stopped the plot: %(file)s is not written", path):
-        n = plot_results(records(), path, **options)
+        recs = records()
+        n = plot_results(recs, path, **options)
     log.info("wrote %s (%d stream%s)", path, n, "s" * (n != 1))
+    streams = len({r["stream"] for r in recs}) if options.get("stream") is None else n
+    if n < streams:
+        log.warning("%s shows %d of the %d streams, those with the most alerts: draw another with streamlstm plot "
+                    "%s --stream ID", path, n, streams, shlex.quote(results) if results else "RESULTS")
 
 
 def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
@@ -458,7 +464,7 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
                       "until then%s)", file, runner.stopped_by.name, "; no plot written" if plot_path else "")
             sys.exit(128 + runner.stopped_by)
         if plot_path and for_plot.records:
-            _plot(lambda: for_plot.records, plot_path, threshold=config.model.threshold)
+            _plot(lambda: for_plot.records, plot_path, output, threshold=config.model.threshold)
         elif plot_path and status == 0:
             log.warning("no results to plot%s: %s not written", " (output.only_anomalies keeps alerts only)"
                         if only else "", plot_path)
@@ -478,7 +484,7 @@ def plot(ctx, results, output, stream) -> None:
 
     config = _load(ctx, {})
     with _fatal_errors():
-        _plot(lambda: read_results(results), output, stream=stream, threshold=config.model.threshold)
+        _plot(lambda: read_results(results), output, results, stream=stream, threshold=config.model.threshold)
 
 
 @main.command("check-config")

@@ -425,6 +425,16 @@ def test_score_writes_through_a_symbolic_link(tmp_path):
     assert (real / "r.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_plot_of_many_streams_says_which_it_shows(tmp_path):
+    src, out, png = tmp_path / "hosts.csv", tmp_path / "r.csv", tmp_path / "r.png"
+    src.write_text("ts,host,value\n" + "".join(f"{1_700_000_000 + 60 * t},h{h},{(t * h) % 7}\n"
+                                               for t in range(5) for h in range(12)))
+    res = invoke(["score", str(src), "--stream-column", "host", "--output", str(out), "--plot", str(png)])
+    assert res.exit_code == 0 and png.exists()
+    assert f"{png} shows 10 of the 12 streams, those with the most alerts: draw another with streamlstm plot " \
+           f"{out} --stream ID" in res.stderr
+
+
 def test_a_resumed_replay_names_the_rejections_example_from_before_its_checkpoint(tmp_path, small_config):
     """A --skip-consumed replay counts the whole input's rejections in its summary and its
     warning of an input mostly rejected, but the warning's example line (the diagnosis'

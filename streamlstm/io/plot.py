@@ -2,7 +2,8 @@
 forecast band, the alerts and the stretches the regime calls abnormal (shaded), and below
 them the continuous score, the alert score against the threshold and the regime's
 probability. The x axis is the events' time when every event of the stream has a
-timestamp, in order, else the event's index."""
+timestamp, in order, else the event's index. Of more than MAX_STREAMS streams, those with
+the most alerts are drawn."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .parsers import InputFormatError, parse_ts
 
 BAND_WINDOW = 50  # events in the trailing window that sets the band's width
 MAX_FEATURE_PANELS = 8  # a stream's features drawn; beyond, those most often named in alerts
+MAX_STREAMS = 10  # streams drawn; beyond, those with the most alerts (then abnormal events)
 
 
 # What a result record holds beside "value" (univariate) or "values" (multivariate).
@@ -146,7 +148,8 @@ def _shown_features(series: dict[str, tuple[np.ndarray, np.ndarray]], top: list[
 def plot_results(records: list[dict], out_png: str | Path, stream: str | None = None,
                  threshold: float | None = None) -> int:
     """Render `records` (of `stream` only, if given) to `out_png`, whole or not at all (a
-    stopped render leaves no half image); returns the number of streams drawn."""
+    stopped render leaves no half image); returns the number of streams drawn (at most
+    MAX_STREAMS)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,12 +167,13 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
     finally:
         plt.close(fig)
         part.unlink(missing_ok=True)
-    return len({r["stream"] for r in records if stream is None or r["stream"] == stream})
+    return min(len({r["stream"] for r in records if stream is None or r["stream"] == stream}), MAX_STREAMS)
 
 
 def draw_results(records: list[dict], stream: str | None = None, threshold: float | None = None):
     """The matplotlib Figure of `records` (of `stream` only, if given): per stream a panel
-    per feature and one of the three outputs (see the module docstring)."""
+    per feature and one of the three outputs (see the module docstring), of MAX_STREAMS
+    streams at most, in their order."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -181,8 +185,13 @@ def draw_results(records: list[dict], stream: str | None = None, threshold: floa
             by_stream[r["stream"]].append(r)
     if not by_stream:
         raise InputFormatError(f"no results for stream {stream!r}" if stream else "no results to plot")
+    # A panel of each of hundreds of streams made an image 100,000 pixels tall in minutes.
+    drawn = sorted(by_stream, key=lambda sid: (-sum(r["is_anomaly"] for r in by_stream[sid]),
+                                               -sum(r["abnormal"] for r in by_stream[sid])))[:MAX_STREAMS]
     layout = []  # per stream: (id, records, series, features shown, top contributors)
     for sid, recs in by_stream.items():
+        if sid not in drawn:
+            continue
         series, top = _series(recs), _top_contributors(recs)
         layout.append((sid, recs, series, _shown_features(series, top), top))
     heights = []
