@@ -205,6 +205,23 @@ def test_empty_columns_at_a_lines_end_are_ignored():
     assert reason(p.parse(3, b"1709294460")) == "malformed_csv"
 
 
+def test_json_lines_with_their_time_under_another_name_are_warned_about(caplog):
+    """A "timestamp" field (a CSV's time column by that name is found) was ignored without
+    a word, and so was a named time field that the lines lack: one warning, at the first
+    event without a time; lines of no time at all say nothing."""
+    lines = [b'{"timestamp": "2024-01-01T00:00:00Z", "value": 1}', b'{"Timestamp": 1709294400, "value": 2}']
+    with caplog.at_level(logging.WARNING, logger="streamlstm"):
+        for cfg in (InputConfig(), InputConfig(ts_field="when")):
+            p = JsonlParser(cfg)
+            assert [p.parse(n + 1, line).ts for n, line in enumerate(lines)] == [None, None]
+        quiet = JsonlParser(InputConfig())
+        assert quiet.parse(1, b'{"value": 1}').ts is None and quiet.parse(2, b'{"ts": 1709294400, "value": 2}').ts
+    assert [r.getMessage() for r in caplog.records] == [
+        f"line 1 has no {name!r} (input.ts_field, --time-column) but a 'timestamp': events without it are read "
+        "without a time (no time-of-day channel, no order check) — name it with --time-column timestamp"
+        for name in ("ts", "when")]
+
+
 def test_evaluate_labelled_reads_true_and_false_labels():
     """pandas writes a bool label column as True/False: read as 1/0 in the label column only."""
     p = CsvParser(InputConfig(), b"time,v,label", label_column="label")

@@ -312,6 +312,7 @@ class JsonlParser(_LineParser):
     def __init__(self, input_config: InputConfig, max_streams: int = 100_000):
         self.cfg = input_config
         self.memory = StreamMemory(max_streams)
+        self.timeless = False  # whether an event without a time was looked at (_without_time)
 
     def _parse(self, seq: int, line: bytes, key: bytes | None) -> Event:
         cfg = self.cfg
@@ -357,9 +358,25 @@ class JsonlParser(_LineParser):
                                         f"{cfg.values_field!r} present")
 
         ts_raw = obj.get(cfg.ts_field)
+        if ts_raw is None and not self.timeless:
+            self._without_time(seq, obj)
         ts = None if ts_raw is None else parse_ts(ts_raw)
         self.memory.admit(stream, features, ts, ts_raw)
         return Event(seq, stream, features, values, ts, ts_raw, raw_values)
+
+    def _without_time(self, seq: int, obj: dict) -> None:
+        """Warn once, at the first event without a time, where it likely has one under
+        another name (a CSV finds its time column by name; JSON lines read `ts_field` only:
+        guessing would turn a field of epoch milliseconds, which a Kafka daemon has scored
+        for months, into rejections), or where `ts_field` was named and is not there."""
+        self.timeless = True
+        named = self.cfg.ts_field != DEFAULT_TS_FIELD
+        other = next((k for k in obj if isinstance(k, str) and k.lower() in TIME_COLUMNS), None)
+        if named or other is not None:
+            log.warning("line %d has no %r (input.ts_field, --time-column)%s: events without it are read without "
+                        "a time (no time-of-day channel, no order check)%s", seq, self.cfg.ts_field,
+                        f" but a {other!r}" if other else "",
+                        f" — name it with --time-column {shlex.quote(other)}" if other else "")
 
     @staticmethod
     def _load_carefully(line: bytes) -> Any:
