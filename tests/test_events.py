@@ -222,6 +222,19 @@ def test_json_lines_with_their_time_under_another_name_are_warned_about(caplog):
         for name in ("ts", "when")]
 
 
+def test_a_time_of_day_beside_a_date_is_one_time():
+    """A logger's Date;Time;... columns: "Time" was taken for the time column, its times of
+    day rejected, and "Date" for a feature, every row rejected as not numeric. Now the time
+    is the two joined; a Time column of whole timestamps beside a Date is read alone."""
+    p = CsvParser(InputConfig(), b"Date;Time;Global_active_power;Voltage")
+    ev = p.parse(2, b"16.12.2006;17:24:00;4,216;234,840")
+    assert ev.features == ("Global_active_power", "Voltage") and ev.values == (4.216, 234.84)
+    assert ev.ts_raw == "16.12.2006 17:24:00" and ev.ts == parse_ts("2006-12-16T17:24:00Z")
+    p = CsvParser(InputConfig(), b"date,time,value")
+    assert p.parse(2, b"2024-01-01,00:01,1.5").ts == parse_ts("2024-01-01T00:01:00Z")
+    assert p.parse(3, b"2024-01-01,2024-01-01T00:02:00Z,2.5").ts == parse_ts("2024-01-01T00:02:00Z")
+
+
 def test_evaluate_labelled_reads_true_and_false_labels():
     """pandas writes a bool label column as True/False: read as 1/0 in the label column only."""
     p = CsvParser(InputConfig(), b"time,v,label", label_column="label")

@@ -48,6 +48,7 @@ log = logging.getLogger("streamlstm")
 # Numbers as float() reads them, minus the spellings we do not want as timestamps
 # ("nan", "inf", "1_000").
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?")  # 17:24, 17:24:00, 17:24:00.5
 _FINER_UNITS = ((1e3, "milliseconds"), (1e6, "microseconds"), (1e9, "nanoseconds"))
 # A stream id is the key of every result message (Kafka) and in every result record: a
 # longer one would make each of them too large to produce, so its event is rejected.
@@ -578,8 +579,11 @@ class CsvParser(_LineParser):
 
     - time: the column named `ts_field`. While `ts_field` is the default ``ts`` and the header
       has no ``ts`` column, the first of `TIME_COLUMNS` the header has, in any case, that is
-      not listed in `columns` or `exclude_columns`; no such column means no timestamps. Any
-      other `ts_field` must be in the header and in neither list.
+      not listed in `columns` or `exclude_columns`; no such column means no timestamps. A
+      ``time`` column so found beside a ``date`` one (a logger's Date;Time;...) holds the
+      time of day of its date: where a row's time cell is a time of day (17:24:00) and its
+      date cell holds none, the time is the two joined by a space. Any other
+      `ts_field` must be in the header and in neither list.
     - stream (optional): the column named `stream_field`, unless it is excluded; it cannot
       be listed in `columns`. Any other `stream_field` than the default ``stream`` must be
       in the header and not excluded (else every row would go to one stream, unsaid).
@@ -658,11 +662,14 @@ class CsvParser(_LineParser):
                 raise InputFormatError(f"the time column {cfg.ts_field!r} (input.ts_field, --time-column) is "
                                        "also in input.columns or input.exclude_columns")
             ts_name = cfg.ts_field
+            date_name = None
         else:  # the default: found by name, unless the column lists claim it
             free = {n.lower(): n for n in reversed(names) if n not in chosen | dropped}
             ts_name = next((free[t] for t in TIME_COLUMNS if t in free), None)
             if ts_name is None and self.index_col is not None and INDEX_NAME in free.values():
                 ts_name = INDEX_NAME
+            # A `time` of day beside a `date` (a logger's Date;Time;...): the time is both.
+            date_name = free["date"] if ts_name is not None and ts_name.lower() == "time" and "date" in free else None
         if cfg.stream_field != _DEFAULT_STREAM_FIELD and (cfg.stream_field not in names or cfg.stream_field in dropped):
             # Named, it must be there: without it every row would go to one stream, unsaid.
             raise InputFormatError(
@@ -675,11 +682,14 @@ class CsvParser(_LineParser):
                                    "it cannot be in input.columns")
         if stream_name is not None and stream_name == ts_name:
             raise InputFormatError(f"column {ts_name!r} cannot be both the time and the stream column")
+        if date_name is not None and date_name == stream_name:
+            date_name = None
         self.ts_col = names.index(ts_name) if ts_name is not None else None
+        self.date_col = names.index(date_name) if date_name is not None else None
         self.stream_col = names.index(stream_name) if stream_name is not None else None
         index = INDEX_NAME if self.index_col is not None else None
-        feature_cols = {n: i for i, n in enumerate(names)
-                        if (n in chosen if chosen else n not in dropped and n not in (ts_name, stream_name, index))}
+        feature_cols = {n: i for i, n in enumerate(names) if (n in chosen if chosen else n not in dropped and n not in (
+            ts_name, date_name, stream_name, index))}
         if not feature_cols:
             raise InputFormatError(f"CSV header has no value columns: {names}")
         self.univariate = list(feature_cols) == [cfg.value_field]
@@ -748,6 +758,8 @@ class CsvParser(_LineParser):
         ts = None
         if self.ts_col is not None and row[self.ts_col].strip():
             ts_raw = row[self.ts_col].strip()
+            if self.date_col is not None and _TIME_OF_DAY.fullmatch(ts_raw) and ":" not in row[self.date_col]:
+                ts_raw = f"{row[self.date_col].strip()} {ts_raw}"
             if self.ts_col == self.index_col and _NUMBER.fullmatch(ts_raw):
                 ts_raw = None  # a row number
             else:
