@@ -143,14 +143,19 @@ def _open_replacing(files: ExitStack, path: str) -> tuple[_Named, Callable[[], N
     """The results file at `path`, written through a temporary file beside it, and the call
     that puts it in place: until then an existing file keeps its results (a run that fails,
     with no line accepted, once emptied it), and the temporary file is removed with
-    `files`. A path that is no regular file (a FIFO, /dev/stdout) is written directly, and a
-    symbolic link through (its file is replaced, not the link)."""
-    target = Path(path).resolve()
-    if Path(path).absolute().parts[1:2] in (("dev",), ("proc",)) or target.exists() and not target.is_file():
+    `files`. A symbolic link is written through, its file replaced; a path that is no
+    regular file (a FIFO, /dev/stdout) is written directly (io/files.replaced_file)."""
+    from .io.files import replaced_file
+
+    target = replaced_file(path)
+    if target is None:
         return _open_named(files, path, "w"), lambda: None
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        named = _Named(open(partial, "w", newline=""), path)
+    except OSError as exc:  # about the file asked for, not its temporary one
+        raise type(exc)(exc.errno, exc.strerror, path) from None
     files.callback(partial.unlink, missing_ok=True)
-    named = _Named(open(partial, "w", newline=""), path)
     files.callback(named.close)
 
     def commit() -> None:

@@ -425,6 +425,26 @@ def test_score_writes_through_a_symbolic_link(tmp_path):
     assert (real / "r.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_file_a_whole_write_replaces(tmp_path):
+    """io/files.replaced_file: a path, or its links' file; None (written in place) for what
+    is no regular file, for links through /proc, and for links that loop."""
+    from streamlstm.io.files import replaced_file
+
+    (tmp_path / "real.csv").write_text("x")
+    (tmp_path / "one").symlink_to("real.csv")
+    (tmp_path / "two").symlink_to(tmp_path / "one")
+    (tmp_path / "dangling").symlink_to("sub/new.csv")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to_fifo").symlink_to("fifo")
+    (tmp_path / "to_stdout").symlink_to("/dev/stdout")
+    (tmp_path / "loop_a").symlink_to("loop_b")
+    (tmp_path / "loop_b").symlink_to("loop_a")
+    assert replaced_file(tmp_path / "new.csv") == tmp_path / "new.csv"
+    assert replaced_file(tmp_path / "two") == replaced_file(tmp_path / "real.csv") == tmp_path / "real.csv"
+    assert replaced_file(tmp_path / "dangling") == tmp_path / "sub" / "new.csv"
+    assert [replaced_file(tmp_path / n) for n in ("fifo", "to_fifo", "to_stdout", "loop_a")] == [None] * 4
+
+
 def test_a_plot_of_many_streams_says_which_it_shows(tmp_path):
     src, out, png = tmp_path / "hosts.csv", tmp_path / "r.csv", tmp_path / "r.png"
     src.write_text("ts,host,value\n" + "".join(f"{1_700_000_000 + 60 * t},h{h},{(t * h) % 7}\n"
@@ -599,7 +619,7 @@ def test_a_short_files_counters_are_warned_about_at_its_end(tmp_path):
     alone.write_text("ts,id\n" + "".join(f"{1_700_000_000 + 60 * n},{n}\n" for n in range(300)))
     res = invoke(["score", str(short), "--output", str(tmp_path / "out.csv")])
     assert res.exit_code == 0
-    assert ("'id' only count up (integers that never went down in all 300 rows): ids or counters? Scored as "
+    assert ("'id' only count up (integers that never went down in the 300 rows read): ids or counters? Scored as "
             "measurements, each step can alert; leave them out with --exclude-columns id") in res.stderr
     res = invoke(["score", str(alone), "--output", str(tmp_path / "out.csv")])
     assert res.exit_code == 0 and "count up" not in res.stderr
@@ -1071,14 +1091,19 @@ def test_an_input_sorted_newest_first_is_named_so(tmp_path):
     two = tmp_path / "two.jsonl"
     two.write_text("".join(json.dumps({"stream": s, "ts": 1_700_000_000 + 60 * t, "value": t % 5}) + "\n"
                            for t in range(200, 0, -1) for s in "ab"))
+    twice = tmp_path / "twice.csv"  # two lines a time, newest first
+    twice.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * (t // 2)},{t % 7}\n"
+                                                   for t in range(300, 0, -1)))
     older = tmp_path / "older.csv"
     older.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in (*range(500, 600),
                                                                                               *range(300))))
-    for path, lines in ((newest, 299), (two, 398)):
+    for path, rejected, whose in ((newest, "299 of 300", "stream 'newest'"), (two, "398 of 400", "streams 'a', 'b'"),
+                                  (twice, "299 of 300", "stream 'twice'")):
         res = invoke(["score", str(path), "--output", str(tmp_path / "out.jsonl")])
         assert res.exit_code == 0
-        assert f"{lines} of {lines + 1 + (path == two)} input lines were rejected: the times go back line after line" \
-            in res.stderr and "the input looks sorted newest first — reverse it to oldest first" in res.stderr
+        assert (f"{rejected} input lines were rejected: the times of {whose} go back line after line (line "
+                in res.stderr)
+        assert "sorted newest first? — put them oldest first (tac reverses a file" in res.stderr
     res = invoke(["score", str(older), "--output", str(tmp_path / "out.jsonl")])
     assert res.exit_code == 0 and "300 of 400 input lines were rejected" in res.stderr
     assert "sorted newest first" not in res.stderr

@@ -29,8 +29,8 @@ objects spread over lines it still names):
    numbers read as 1970), ``--stream-column`` or ``--exclude-columns`` for one whose values
    repeat (a host: a long format's series), a hint for integers grouped by commas
    (``"1,500"``: thousands or a decimal comma?), ``--exclude-columns`` for the others;
-6. lines rejected as ``ts_backwards`` whose times go back line after line → the input is
-   sorted newest first: reverse it;
+6. lines rejected as ``ts_backwards`` whose times go back line after line → the input (or
+   its streams named) sorted newest first: put it oldest first;
 7. otherwise the most common rejection reason with one example.
 """
 
@@ -83,12 +83,13 @@ def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], 
     return hint or _newest_first(samples) or _commonest(samples, counts)
 
 
-_BACKWARDS = re.compile(r"stream (.*): time (\S+) is before the previous ")
+_BACKWARDS = re.compile(r"stream (.*): time (\S+) is before the previous (\S+)")
 
 
 def _newest_first(samples: Sequence[Rejected]) -> str | None:
     """Lines rejected as ts_backwards, most of them, whose times go back line after line in
-    each stream: an input sorted newest first (as exports often are), not a few late lines."""
+    each of their streams (or stay, several lines a time): an input, or a stream of it,
+    sorted newest first (as exports often are), not a few late lines."""
     back = [s for s in samples if s.reason == "ts_backwards"]
     if len(back) < 3 or 2 * len(back) < len(samples):
         return None
@@ -98,10 +99,13 @@ def _newest_first(samples: Sequence[Rejected]) -> str | None:
         if m is None:
             return None
         times.setdefault(m[1], []).append(datetime.fromisoformat(m[2]))
-    if max(map(len, times.values())) < 3 or any(b >= a for t in times.values() for a, b in zip(t, t[1:])):
+    if max(len(t) for t in times.values()) < 3 or any(t[0] == t[-1] or any(b > a for a, b in zip(t, t[1:]))
+                                                      for t in times.values()):
         return None
-    return (f"the times go back line after line (line {back[0].seq}: {back[0].detail}): the input looks sorted "
-            "newest first — reverse it to oldest first (tac; a CSV's header line stays first)")
+    m = _BACKWARDS.match(back[0].detail)
+    whose = f"stream{'s' * (len(times) > 1)} {', '.join(list(times)[:3])}{', ...' if len(times) > 3 else ''}"
+    return (f"the times of {whose} go back line after line (line {back[0].seq}: {m[2]} after {m[3]}): sorted "
+            "newest first? — put them oldest first (tac reverses a file; a CSV's header line stays first)")
 
 
 def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> str | None:

@@ -172,7 +172,8 @@ class FilterRunner:
         """Learn every event of the file at `path` as known-good history: nothing is
         scored or written but error records, which name the file. The input's parser
         goes on from the file's per-stream memory (time order, feature sets). A NumPy
-        array file (.npy) is read as `score` reads one: rows of its columns, no header."""
+        array file (.npy) is read as `score` reads one: rows of its columns col_0, ... (or a
+        value), no header, the input's column settings applied to them."""
         cfg = self.config
         parser = None
         learnt = seq = 0
@@ -184,7 +185,7 @@ class FilterRunner:
                 read = reader(io.BytesIO(rows))
                 if rows:
                     parser = self._make_parser(rows[:rows.index(b"\n")], path, dataclasses.replace(
-                        cfg.input, format="csv", header=False))
+                        cfg.input, format="csv", header=False, delimiter=","))
             for lines in line_batches(read, cfg.input.max_line_bytes, cfg.batch_size):
                 parser, parsed = self._parse(parser, path, seq, lines)
                 seq += len(lines)

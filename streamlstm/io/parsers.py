@@ -810,10 +810,10 @@ class CsvParser(_LineParser):
             self._warn_counters(f"the first {COUNTER_ROWS} rows")
 
     def end(self) -> None:
-        """The input ended: a file shorter than COUNTER_ROWS rows gets the counters' warning
-        of `_watch_counters` over the rows it had."""
+        """The input ended: a file of fewer than COUNTER_ROWS rows read (accepted) gets the
+        counters' warning of `_watch_counters` over those."""
         if self.counter_rows and self.counter_rows < COUNTER_ROWS:
-            self._warn_counters(f"all {COUNTER_ROWS - self.counter_rows} rows")
+            self._warn_counters(f"the {COUNTER_ROWS - self.counter_rows} rows read")
             self.counter_rows = 0
 
     def _warn_counters(self, rows: str) -> None:
@@ -827,8 +827,8 @@ class CsvParser(_LineParser):
 def npy_as_csv(path: str | Path) -> bytes:
     """A NumPy array file (.npy, as telemanom's SMAP and MSL channels come) as CSV rows
     without a header: (T,) one value per event, (T, D) one row of D features per event;
-    NaN a missing value (an empty cell; in a 1-D array "nan", which is rejected as a
-    univariate CSV's empty value is, with a record saying so)."""
+    NaN a missing value (an empty cell; in a 1-D array "nan", rejected as non_finite, as a
+    univariate event must have its value)."""
     import numpy as np
 
     try:

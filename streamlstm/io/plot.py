@@ -8,6 +8,7 @@ the most alerts are drawn."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections import Counter, defaultdict
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..event import TS_MAX, TS_MIN
+from .files import replaced_file
 from .parsers import InputFormatError, parse_ts
 
 BAND_WINDOW = 50  # events in the trailing window that sets the band's width
@@ -156,17 +158,24 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
     import matplotlib.pyplot as plt
 
     out = Path(out_png)
-    target = out.resolve()  # a symbolic link is written through: its file is replaced, not the link
-    part = target.with_name(target.name + ".part")
+    target = replaced_file(out)  # a symbolic link is written through, a FIFO or a device in place
+    part = None if target is None else target.with_name(target.name + ".part")
     fig = draw_results(records, stream, threshold)
     try:
-        fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
-        os.replace(part, target)
+        if part is None:  # rendered whole first: a FIFO cannot seek, as some formats' writers do
+            image = io.BytesIO()
+            fig.savefig(image, dpi=110, format=out.suffix[1:].lower())
+            with out.open("wb") as f:
+                f.write(image.getvalue())
+        else:
+            fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
+            os.replace(part, target)
     except OSError as exc:  # about the image asked for, not its .part
         raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
         plt.close(fig)
-        part.unlink(missing_ok=True)
+        if part is not None:
+            part.unlink(missing_ok=True)
     return min(len({r["stream"] for r in records if stream is None or r["stream"] == stream}), MAX_STREAMS)
 
 
