@@ -399,7 +399,8 @@ def _one_row_series(head: bytes, input_config, name: str) -> bytes | None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Results file: CSV if its name ends in .csv, else JSON lines (default: JSON lines on stdout).")
+              help="Results file: CSV if its name ends in .csv, else JSON lines (default, or -: JSON lines on "
+                   "stdout).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=_image,
               help="Also render a PNG (or another image format, by its suffix).")
 @click.option("--stream", default=None, help="Stream id for a file without a stream column (default: file name).")
@@ -418,6 +419,12 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
     from .io.filter_loop import FilterRunner, reader
     from .io.sinks import CsvSink, JsonLinesSink, RecordsSink
 
+    output = None if output == "-" else output  # the Unix convention: stdout
+    if output and plot_path and os.path.realpath(output) == os.path.realpath(plot_path):
+        raise click.UsageError(f"--output and --plot name the same file ({output}): the image would replace "
+                               "the results")
+    if stream == "":
+        raise click.UsageError("--stream: give a stream id, not an empty string")
     path = Path(file)
     npy = path.suffix.lower() == ".npy"
     with _fatal_errors(), ExitStack() as files:

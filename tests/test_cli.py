@@ -408,6 +408,19 @@ def test_score_with_a_state_dir_goes_on_from_the_last_files_state(tmp_path):
     assert [[r[c] for c in columns] for r in tail] == [[r[c] for c in columns] for r in alone]
 
 
+def test_score_output_mistakes(tmp_path):
+    """`-o -` wrote a file named '-' (the Unix convention: stdout), `-o r.png --plot r.png`
+    replaced the results with the image, and `--stream ''` was taken for no --stream."""
+    src = tmp_path / "a.csv"
+    src.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in range(20)))
+    res = CliRunner().invoke(main, ["score", str(src), "-o", "-"], catch_exceptions=False)
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 20 and not Path("-").exists()
+    same = invoke(["score", str(src), "-o", str(tmp_path / "r.png"), "--plot", str(tmp_path / "r.png")])
+    assert same.exit_code == 2 and "--output and --plot name the same file" in same.stderr
+    empty = invoke(["score", str(src), "--stream", ""])
+    assert empty.exit_code == 2 and "--stream: give a stream id, not an empty string" in empty.stderr
+
+
 def test_score_writes_through_a_symbolic_link(tmp_path):
     """`--output` and `--plot` naming a symbolic link replaced the link with a file of the
     results and left its file as it was (as root, `-o /dev/stdout > file` replaced
