@@ -316,6 +316,10 @@ def _head(read) -> bytes:
             return head
 
 
+# Results file names read as JSON lines without a word (no suffix: /dev/stdout, a FIFO).
+_JSON_LINES_SUFFIXES = ("", ".jsonl", ".ndjson", ".json", ".txt", ".log", ".out")
+
+
 def _file_format(path: Path, head: bytes) -> str:
     """The input format of the file at `path`: by its suffix, else by its first non-blank
     line (a JSON line starts with '{'; anything else is taken for CSV, headed or not)."""
@@ -448,6 +452,8 @@ def score(ctx, file, output, plot_path, stream, state_dir, fmt, baseline, baseli
             out, commit = _open_replacing(files, output) if output else (_Named(_standard("stdout"), "stdout"), None)
             for_plot = RecordsSink(only)
             to_csv = output is not None and output.lower().endswith(".csv")
+            if output and not to_csv and Path(output).suffix.lower() not in _JSON_LINES_SUFFIXES:
+                log.warning("%s: results written as JSON lines (a name ending in .csv writes CSV)", output)
             sinks = [CsvSink(out, only) if to_csv else JsonLinesSink(out, None, only),
                      JsonLinesSink(None, _standard("stderr"))] + ([for_plot] if plot_path else [])
             runner = FilterRunner(config, sinks, baseline=baseline, baseline_rows=baseline_rows, name=file)

@@ -410,7 +410,8 @@ def test_score_with_a_state_dir_goes_on_from_the_last_files_state(tmp_path):
 
 def test_score_output_mistakes(tmp_path):
     """`-o -` wrote a file named '-' (the Unix convention: stdout), `-o r.png --plot r.png`
-    replaced the results with the image, and `--stream ''` was taken for no --stream."""
+    replaced the results with the image, `--stream ''` was taken for no --stream, and
+    `-o r.tsv` got JSON lines without a word."""
     src = tmp_path / "a.csv"
     src.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in range(20)))
     res = CliRunner().invoke(main, ["score", str(src), "-o", "-"], catch_exceptions=False)
@@ -419,6 +420,11 @@ def test_score_output_mistakes(tmp_path):
     assert same.exit_code == 2 and "--output and --plot name the same file" in same.stderr
     empty = invoke(["score", str(src), "--stream", ""])
     assert empty.exit_code == 2 and "--stream: give a stream id, not an empty string" in empty.stderr
+    for name, warned in (("r.tsv", True), ("r.csv.gz", True), ("r.jsonl", False), ("r", False)):
+        res = invoke(["score", str(src), "-o", str(tmp_path / name)])
+        assert res.exit_code == 0
+        assert (f"{tmp_path / name}: results written as JSON lines (a name ending in .csv writes CSV)"
+                in res.stderr) == warned
 
 
 def test_score_writes_through_a_symbolic_link(tmp_path):
