@@ -1082,6 +1082,9 @@ NO_LINE_ACCEPTED = {
     "a wide file's dates as names": (
         lambda d: ["score", _write(d, "wd.csv", "series,2024-01-01,2024-01-02\ncpu,1,2\nmem,3,4\n")], "",
         "column 'series' is not numeric (line 2: 'series' is not a number: 'cpu') — try --exclude-columns series"),
+    "decimal commas in a column": (lambda d: ["score", _write(d, "c.csv", "value\n4,89\n1,07\n-3,5\n")], "",
+                                   "the rows hold numbers with a decimal comma (line 2: '4,89'), split at it — "
+                                   "try --delimiter ';'"),
     "a field name that is not configured": (lambda d: ["run"], '{"val": 1}\n\n{"val": 2}\n',
                                             ("no input line was accepted (2 rejected): all as missing_field, "
                                              "e.g. line 1: neither 'value' nor 'values' present")),

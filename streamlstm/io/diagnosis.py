@@ -19,7 +19,8 @@ objects spread over lines it still names):
    delimiter or a bare number) → ``--format csv`` (CSV that looks like JSON is refused at
    its header, io/parsers.py); JSON lines whose first rejected line opens an array or a
    lone ``{`` (one pretty-printed document, not an object per line) → one object a line;
-3. CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
+3. CSV rows rejected as ``malformed_csv`` that are each one number with a decimal comma →
+   ``--delimiter ';'``; CSV rows rejected as ``bad_timestamp`` → the time column, ``--time-column`` or
    ``--exclude-columns``;
 4. CSV rows rejected as ``ts_backwards`` where the time column holds numbers read as epoch
    seconds in 1970 (a measurement named as the time) → ``--time-column``, or none; where
@@ -137,6 +138,10 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> 
         return None
     reason = reasons.most_common(1)[0][0]
     example = next(s for s in samples if s.reason == reason)
+    if reason == "malformed_csv" and parser.delimiter == "," and all(
+            _DECIMAL_COMMAS.fullmatch(s.raw.strip()) for s in samples if s.reason == reason):
+        return (f"the rows hold numbers with a decimal comma (line {example.seq}: {example.raw.strip()[:40]!r}), "
+                "split at it — try --delimiter ';'")
     if reason == "bad_timestamp" and parser.ts_col is not None:
         name = parser.header_names[parser.ts_col]
         return (f"the time column {name!r} holds no timestamps (line {example.seq}: {example.detail}) — "
@@ -183,6 +188,10 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> 
                    + shlex.quote(",".join(_listed(n) for n in names))
     return None
 
+
+# A row of one number with a decimal comma (4,89): a European spreadsheet's column of them,
+# split at the comma.
+_DECIMAL_COMMAS = re.compile(r"[+-]?\d+,\d+")
 
 # 1,500 in a file delimited by ',' (quoted) or by another delimiter: thousands grouped, or a
 # decimal comma? io/parsers.py reads neither.
