@@ -422,6 +422,10 @@ def test_csv_sniffing_ignores_delimiters_in_quoted_names_and_prefers_the_first_o
     p = CsvParser(InputConfig(), b'"a,b";"c,d";e')
     assert p.delimiter == ";" and p.header_names == ["a,b", "c,d", "e"]
     assert CsvParser(InputConfig(), b"a;b,c").delimiter == ","  # one each: "," comes first
+    # ... unless each comma comes before a space, as in a name (was ',': 'Date;Energy' and ' kWh')
+    p = CsvParser(InputConfig(), b"Date;Energy, kWh;Power, W")
+    assert p.delimiter == ";" and p.header_names == ["Date", "Energy, kWh", "Power, W"]
+    assert CsvParser(InputConfig(), b"time, value").delimiter == ","
 
 
 def test_csv_explicit_delimiter_wins_over_sniffing():

@@ -471,8 +471,9 @@ _DEFAULT_STREAM_FIELD = InputConfig().stream_field
 
 def sniff_delimiter(header: str) -> str:
     """The delimiter of a CSV header line: of `DELIMITERS`, the one it holds most often
-    outside double quotes (the first of them on a tie; but ';' where every comma is a
-    decimal comma between them), "," when it holds none (one
+    outside double quotes (the first of them on a tie, but ';' on a tie with commas before a
+    space, as names hold them, "Energy, kWh"; and ';' where every comma is a decimal comma
+    between them), "," when it holds none (one
     column); but `WHITESPACE` where that is a tab or none, and the line is a row of data
     split by whitespace into several cells (`_reads_as_data`) and not split by the tab:
     numbers aligned by spaces and tabs. Names with spaces in them stay one column."""
@@ -481,6 +482,8 @@ def sniff_delimiter(header: str) -> str:
     delimiter = DELIMITERS[counts.index(max(counts))] if max(counts) else ","
     if delimiter == "," and ";" in bare and all(decimal_comma(c.strip()) for c in bare.split(";") if "," in c):
         return ";"  # every comma is a decimal one between ';' (a European row of data)
+    if delimiter == "," and counts[1] == counts[0] and ", " in bare:
+        return ";"  # as many ';' as commas, each comma before a space: within names ("Energy, kWh")
     if delimiter in ",\t" and counts[DELIMITERS.index(",")] == 0:
         cells = header.split()
         if len(cells) > 1 and _reads_as_data(cells) and not _reads_as_data([c.strip() for c in header.split("\t")]):
