@@ -1082,6 +1082,10 @@ NO_LINE_ACCEPTED = {
     "a wide file's dates as names": (
         lambda d: ["score", _write(d, "wd.csv", "series,2024-01-01,2024-01-02\ncpu,1,2\nmem,3,4\n")], "",
         "column 'series' is not numeric (line 2: 'series' is not a number: 'cpu') — try --exclude-columns series"),
+    "notes above the header": (lambda d: ["score", _write(d, "n.csv", "Device: Logger X\nSerial: 123\nTime,Temp,Hum\n"
+                                                     "2024-01-01T00:00:00Z,20.1,40\n2024-01-01T00:01:00Z,20.2,41\n")],
+                               "", "line 3 ('Time,Temp,Hum') looks like the header, below 2 lines of notes, the first "
+                                   "read as the header — remove them (tail -n +3 FILE)"),
     "decimal commas in a column": (lambda d: ["score", _write(d, "c.csv", "value\n4,89\n1,07\n-3,5\n")], "",
                                    "the rows hold numbers with a decimal comma (line 2: '4,89'), split at it — "
                                    "try --delimiter ';'"),

@@ -12,7 +12,9 @@ in turn (`most_lines_rejected` skips what 1 and 2 say of the input's format as a
 header, a delimiter or another format, since lines were read as the settings say; JSON
 objects spread over lines it still names):
 
-1. CSV whose header is a comment line (``#``) → remove it; whose header holds a time (the
+1. CSV whose header is a comment line (``#``) → remove it; whose header is a note above
+   the real one (one column, then a line of names with the rows below it) → remove the
+   notes; whose header holds a time (the
    first line is data) → ``--no-header``; whose header is one column holding another
    delimiter, or names separated by spaces → ``--delimiter``;
 2. JSON lines that look like CSV (no line starts with ``{`` or ``[``, and some hold a
@@ -44,8 +46,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from ..event import Rejected
-from .parsers import (DEFAULT_TS_FIELD, DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, epoch_in_1970, parse_ts,
-                      read_number)
+from .parsers import (DEFAULT_TS_FIELD, DELIMITERS, NOT_AVAILABLE, CsvParser, JsonlParser, reads_as_data,
+                      epoch_in_1970, parse_ts, read_number, sniff_delimiter, split_cells)
 
 __all__ = ["SAMPLE", "most_lines_rejected", "no_line_accepted"]
 
@@ -126,6 +128,11 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> 
     if not accepted and parser.header_lines and parser.cfg.header is None and stamps:
         return f"the header holds a time ({parser.header_names[stamps[0]]!r}): the first line looks like data " \
                "— try --no-header"
+    header_below = _header_below_notes(parser, samples) if not accepted and parser.n_columns == 1 else None
+    if header_below is not None:
+        return (f"line {header_below.seq} ({header_below.raw.strip()[:60]!r}) looks like the header, below "
+                f"{header_below.seq - 1} line{'s' * (header_below.seq > 2)} of notes, the first read as the "
+                f"header — remove them (tail -n +{header_below.seq} FILE)")
     if not accepted and parser.n_columns == 1:
         header = parser.header_names[0]
         for d in DELIMITERS:
@@ -186,6 +193,23 @@ def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> 
                 "columns " + ", ".join(repr(n) for n in names) + " are"
             return f"{what} not numeric (line {example.seq}: {example.detail}) — try --exclude-columns " \
                    + shlex.quote(",".join(_listed(n) for n in names))
+    return None
+
+
+def _header_below_notes(parser: CsvParser, samples: Sequence[Rejected]) -> Rejected | None:
+    """The rejected line that is the header where lines of notes come first (a logger's
+    "Device: X"): the first that splits into several cells by the delimiter sniffed from
+    it, where they are names (no row of data) and every rejected line from it on splits
+    into as many."""
+    for k, s in enumerate(samples):
+        delimiter = sniff_delimiter(s.raw)
+        cells = split_cells(s.raw.strip(), delimiter)
+        if len(cells) < 2:
+            continue  # a note, or a row of the one column
+        if not reads_as_data(cells) and all(len(split_cells(r.raw.strip(), delimiter)) == len(cells)
+                                             for r in samples[k:]):
+            return s
+        return None
     return None
 
 

@@ -475,7 +475,7 @@ def sniff_delimiter(header: str) -> str:
     space, as names hold them, "Energy, kWh"; and ';' where every comma is a decimal comma
     between them), "," when it holds none (one
     column); but `WHITESPACE` where that is a tab or none, and the line is a row of data
-    split by whitespace into several cells (`_reads_as_data`) and not split by the tab:
+    split by whitespace into several cells (`reads_as_data`) and not split by the tab:
     numbers aligned by spaces and tabs. Names with spaces in them stay one column."""
     bare = re.sub(r'"[^"]*"', "", header)
     counts = [bare.count(d) for d in DELIMITERS]
@@ -486,7 +486,7 @@ def sniff_delimiter(header: str) -> str:
         return ";"  # as many ';' as commas, each comma before a space: within names ("Energy, kWh")
     if delimiter in ",\t" and counts[DELIMITERS.index(",")] == 0:
         cells = header.split()
-        if len(cells) > 1 and _reads_as_data(cells) and not _reads_as_data([c.strip() for c in header.split("\t")]):
+        if len(cells) > 1 and reads_as_data(cells) and not reads_as_data([c.strip() for c in header.split("\t")]):
             return WHITESPACE
     return delimiter
 
@@ -546,7 +546,7 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _reads_as_data(cells: list[str]) -> bool:
+def reads_as_data(cells: list[str]) -> bool:
     """Whether the first line of a CSV is a row of data rather than column names: each
     cell empty, a number or a time, and at least one a number; but not the column numbers
     0, 1, 2, ... or 1, 2, 3, ... that pandas writes for a frame's unnamed columns."""
@@ -629,7 +629,7 @@ class CsvParser(_LineParser):
         names = [n.strip() for n in names]
         while len(names) > 1 and not names[-1]:  # delimiters end the line (Excel's ;;): empty columns, ignored
             names.pop()
-        has_header = cfg.header if cfg.header is not None else not _reads_as_data(names)
+        has_header = cfg.header if cfg.header is not None else not reads_as_data(names)
         if cfg.header is None and has_header and names and all(map(_is_number, names)):
             log.info("the CSV's first line %s is read as column names (pandas' column numbers), not data; "
                      "--no-header reads it as data", text[:80])
