@@ -148,8 +148,8 @@ def _open_replacing(files: ExitStack, path: str) -> tuple[_Named, Callable[[], N
     from .io.files import replaced_file
 
     target = replaced_file(path)
-    if target is None:
-        return _open_named(files, path, "w"), lambda: None
+    if target is None:  # appended to: a file the shell opened with >> keeps what it held
+        return _open_named(files, path, "a"), lambda: None
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         named = _Named(open(partial, "w", newline=""), path)

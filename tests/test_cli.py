@@ -458,10 +458,18 @@ def test_the_file_a_whole_write_replaces(tmp_path):
     (tmp_path / "to_stdout").symlink_to("/dev/stdout")
     (tmp_path / "loop_a").symlink_to("loop_b")
     (tmp_path / "loop_b").symlink_to("loop_a")
-    assert replaced_file(tmp_path / "new.csv") == tmp_path / "new.csv"
-    assert replaced_file(tmp_path / "two") == replaced_file(tmp_path / "real.csv") == tmp_path / "real.csv"
-    assert replaced_file(tmp_path / "dangling") == tmp_path / "sub" / "new.csv"
+    base = Path(os.path.realpath(tmp_path))  # what the answers name
+    assert replaced_file(tmp_path / "new.csv") == base / "new.csv"
+    assert replaced_file(tmp_path / "two") == replaced_file(tmp_path / "real.csv") == base / "real.csv"
+    assert replaced_file(tmp_path / "dangling") == base / "sub" / "new.csv"
     assert [replaced_file(tmp_path / n) for n in ("fifo", "to_fifo", "to_stdout", "loop_a")] == [None] * 4
+    assert replaced_file("/dev/fd/1") is None and replaced_file("/proc/self/fd/1") is None
+    # A directory's link and `..` as the system takes them, in order: d/.. is real/, not tmp_path.
+    (tmp_path / "real" / "deep").mkdir(parents=True)
+    (tmp_path / "d").symlink_to("real/deep")
+    (tmp_path / "real" / "deep" / "up.csv").symlink_to("../out.csv")
+    assert replaced_file(tmp_path / "d" / "up.csv") == base / "real" / "out.csv"
+    assert replaced_file(tmp_path / "d" / ".." / "x.csv") == base / "real" / "x.csv"
 
 
 def test_a_plot_of_many_streams_says_which_it_shows(tmp_path):
@@ -1129,7 +1137,9 @@ def test_an_input_sorted_newest_first_is_named_so(tmp_path):
         assert res.exit_code == 0
         assert (f"{rejected} input lines were rejected: the times of {whose} go back line after line (line "
                 in res.stderr)
-        assert "sorted newest first? — put them oldest first (tac reverses a file" in res.stderr
+        assert "sorted newest first? — " + ("tac FILE puts JSON lines oldest first" if path == two else
+                                           "(head -n 1 FILE; tail -n +2 FILE | tac) puts a CSV's rows oldest first")\
+            in res.stderr
     res = invoke(["score", str(older), "--output", str(tmp_path / "out.jsonl")])
     assert res.exit_code == 0 and "300 of 400 input lines were rejected" in res.stderr
     assert "sorted newest first" not in res.stderr

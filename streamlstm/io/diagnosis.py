@@ -83,16 +83,16 @@ def _cause(parser: CsvParser | JsonlParser | None, samples: Sequence[Rejected], 
         hint = _csv_hint(parser, samples, accepted)
     else:
         hint = _jsonl_hint(samples, accepted)
-    return hint or _newest_first(samples) or _commonest(samples, counts)
+    return hint or _newest_first(samples, isinstance(parser, CsvParser)) or _commonest(samples, counts)
 
 
 _BACKWARDS = re.compile(r"stream (.*): time (\S+) is before the previous (\S+)")
 
 
-def _newest_first(samples: Sequence[Rejected]) -> str | None:
-    """Lines rejected as ts_backwards, most of them, whose times go back line after line in
-    each of their streams (or stay, several lines a time): an input, or a stream of it,
-    sorted newest first (as exports often are), not a few late lines."""
+def _newest_first(samples: Sequence[Rejected], csv: bool) -> str | None:
+    """Lines rejected as ts_backwards, most of them, whose times go back line after line (or
+    stay, several lines a time) in each stream with more than one of them: an input, or
+    streams of it, sorted newest first (as exports often are), not a few late lines."""
     back = [s for s in samples if s.reason == "ts_backwards"]
     if len(back) < 3 or 2 * len(back) < len(samples):
         return None
@@ -102,13 +102,15 @@ def _newest_first(samples: Sequence[Rejected]) -> str | None:
         if m is None:
             return None
         times.setdefault(m[1], []).append(datetime.fromisoformat(m[2]))
-    if max(len(t) for t in times.values()) < 3 or any(t[0] == t[-1] or any(b > a for a, b in zip(t, t[1:]))
-                                                      for t in times.values()):
+    runs = {stream: t for stream, t in times.items() if len(t) > 1}
+    if sum(map(len, runs.values())) < 3 or any(t[0] == t[-1] or any(b > a for a, b in zip(t, t[1:]))
+                                               for t in runs.values()):
         return None
     m = _BACKWARDS.match(back[0].detail)
-    whose = f"stream{'s' * (len(times) > 1)} {', '.join(list(times)[:3])}{', ...' if len(times) > 3 else ''}"
+    whose = f"stream{'s' * (len(runs) > 1)} {', '.join(list(runs)[:3])}{', ...' if len(runs) > 3 else ''}"
+    fix = "(head -n 1 FILE; tail -n +2 FILE | tac) puts a CSV's rows" if csv else "tac FILE puts JSON lines"
     return (f"the times of {whose} go back line after line (line {back[0].seq}: {m[2]} after {m[3]}): sorted "
-            "newest first? — put them oldest first (tac reverses a file; a CSV's header line stays first)")
+            f"newest first? — {fix} oldest first")
 
 
 def _csv_hint(parser: CsvParser, samples: Sequence[Rejected], accepted: int) -> str | None:

@@ -165,7 +165,7 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
         if part is None:  # rendered whole first: a FIFO cannot seek, as some formats' writers do
             image = io.BytesIO()
             fig.savefig(image, dpi=110, format=out.suffix[1:].lower())
-            with out.open("wb") as f:
+            with out.open("ab") as f:  # a FIFO, a device, a file the shell opened (maybe with >>)
                 f.write(image.getvalue())
         else:
             fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
