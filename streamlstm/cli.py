@@ -145,7 +145,7 @@ def _open_replacing(files: ExitStack, path: str) -> tuple[_Named, Callable[[], N
     with no line accepted, once emptied it), and the temporary file is removed with
     `files`. A symbolic link is written through, its file replaced; a path that is no
     regular file (a FIFO, /dev/stdout) is written directly (io/files.replaced_file)."""
-    from .io.files import replaced_file
+    from .io.files import replace, replaced_file
 
     target = replaced_file(path)
     if target is None:  # appended to: a file the shell opened with >> keeps what it held
@@ -160,7 +160,7 @@ def _open_replacing(files: ExitStack, path: str) -> tuple[_Named, Callable[[], N
 
     def commit() -> None:
         named.close()
-        os.replace(partial, target)
+        replace(partial, target)
     return named, commit
 
 

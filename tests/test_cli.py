@@ -470,6 +470,21 @@ def test_the_file_a_whole_write_replaces(tmp_path):
     (tmp_path / "real" / "deep" / "up.csv").symlink_to("../out.csv")
     assert replaced_file(tmp_path / "d" / "up.csv") == base / "real" / "out.csv"
     assert replaced_file(tmp_path / "d" / ".." / "x.csv") == base / "real" / "x.csv"
+    # 40 links are what the system follows; one more is its ELOOP, not an append to the file.
+    for k in range(41):
+        (tmp_path / f"chain{k + 1}").symlink_to(f"chain{k}" if k else "real.csv")
+    assert replaced_file(tmp_path / "chain40") == base / "real.csv" and replaced_file(tmp_path / "chain41") is None
+    with pytest.raises(NotADirectoryError):
+        replaced_file(f"{tmp_path}/real.csv/")
+
+
+def test_a_replaced_results_file_keeps_its_permissions(tmp_path):
+    src, out = tmp_path / "a.csv", tmp_path / "private.csv"
+    src.write_text("timestamp,value\n" + "".join(f"{1_700_000_000 + 60 * t},{t % 7}\n" for t in range(20)))
+    out.write_text("older results\n")
+    out.chmod(0o600)
+    assert invoke(["score", str(src), "--output", str(out)]).exit_code == 0
+    assert out.stat().st_mode & 0o777 == 0o600 and len(out.read_text().splitlines()) == 21
 
 
 def test_a_plot_of_many_streams_says_which_it_shows(tmp_path):
@@ -679,7 +694,7 @@ def test_a_signal_while_the_plot_is_written_is_one_line_and_leaves_no_half_image
     errors = [line for line in res.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and errors[0].endswith(f"{signum.name} stopped the plot: {png} is not written")
     assert "Traceback" not in res.stderr and "Aborted" not in res.stderr
-    assert png.read_bytes() == b"an older image" and not (tmp_path / "r%s.png.part").exists()
+    assert png.read_bytes() == b"an older image" and not list(tmp_path.glob("*.part"))
     assert len(out.read_text().splitlines()) == 51
 
 

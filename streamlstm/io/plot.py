@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..event import TS_MAX, TS_MIN
-from .files import replaced_file
+from .files import replace, replaced_file
 from .parsers import InputFormatError, parse_ts
 
 BAND_WINDOW = 50  # events in the trailing window that sets the band's width
@@ -159,7 +159,7 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
 
     out = Path(out_png)
     target = replaced_file(out)  # a symbolic link is written through, a FIFO or a device in place
-    part = None if target is None else target.with_name(target.name + ".part")
+    part = None if target is None else target.with_name(f".{target.name}.{os.getpid()}.part")
     fig = draw_results(records, stream, threshold)
     try:
         if part is None:  # rendered whole first: a FIFO cannot seek, as some formats' writers do
@@ -169,7 +169,7 @@ def plot_results(records: list[dict], out_png: str | Path, stream: str | None = 
                 f.write(image.getvalue())
         else:
             fig.savefig(part, dpi=110, format=out.suffix[1:].lower())
-            os.replace(part, target)
+            replace(part, target)
     except OSError as exc:  # about the image asked for, not its .part
         raise OSError(exc.errno, exc.strerror, str(out)) from None
     finally:
