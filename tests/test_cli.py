@@ -1160,6 +1160,21 @@ def test_an_input_sorted_newest_first_is_named_so(tmp_path):
     assert "sorted newest first" not in res.stderr
 
 
+def test_a_baseline_of_other_streams_than_the_inputs_is_named(tmp_path):
+    """A baseline whose stream ids the input does not use (web-1 against WEB-1) was learnt
+    and never used, unsaid; a WARNING names its streams. One of them coming is enough."""
+    line = lambda s, t: json.dumps({"stream": s, "ts": 1_700_000_000 + 60 * t, "value": t % 5}) + "\n"  # noqa: E731
+    base = tmp_path / "base.jsonl"
+    base.write_text("".join(line(s, t) for t in range(40) for s in ("web-1", "web-2")))
+    live = "".join(line("WEB-1", t) for t in range(40, 60))
+    res = invoke(["run", "--baseline", str(base)], live)
+    assert res.exit_code == 0
+    assert (f"--baseline {base}: the input had none of its streams ('web-1', 'web-2'), so what it taught was not "
+            "used; a stream is known by its exact id") in res.stderr
+    res = invoke(["run", "--baseline", str(base)], live + "".join(line("web-2", t) for t in range(40, 45)))
+    assert res.exit_code == 0 and "the input had none of its streams" not in res.stderr
+
+
 def test_most_lines_rejected_is_a_warning_naming_the_cause(tmp_path):
     """A measurement named as the time column (`--time-column cpu`) is read as epoch seconds
     in 1970 that go back and forth: most rows were ts_backwards, the few that went forward

@@ -129,6 +129,8 @@ class FilterRunner:
         self.config = config
         self.name = name
         self.baseline = baseline  # path of a file of known-good history
+        self.unmet: set[str] = set()  # the baseline's streams the input has not had yet
+        self.baseline_streams = 0
         self.baseline_rows = baseline_rows  # known-good events at the start of each stream
         self.rows_seen: Counter[str] = Counter()  # per stream, while baseline_rows counts them
         self.memory: StreamMemory | None = None  # the baseline's or checkpoint's, for the input's parser
@@ -190,6 +192,7 @@ class FilterRunner:
                 parser, parsed = self._parse(parser, path, seq, lines)
                 seq += len(lines)
                 events = [p for p in parsed if type(p) is not Rejected]
+                self.unmet.update(ev.stream for ev in events)
                 routed = self.pool.route(events, [True] * len(events))
                 advance(routed)
                 learnt += len(routed.events)
@@ -205,6 +208,7 @@ class FilterRunner:
             # A baseline of which nothing could be read is a mistake, as such an input is.
             raise InputFormatError(f"--baseline {path}: {no_line_accepted(parser, samples, counts)}")
         self.memory = parser.memory if parser else None
+        self.baseline_streams = len(self.unmet)
         # Its rejections are the baseline's, apart from the input's counts (the summary, and
         # whether the input was mostly rejected).
         rejected = sum(n for reason, n in counts.items() if reason != "empty_line")
@@ -358,6 +362,12 @@ class FilterRunner:
         if failed:
             log.error("%s: %s", self.name, no_line_accepted(self.parser, self.first_rejected, self.counts))
             return 2
+        if self.baseline_streams and len(self.unmet) == self.baseline_streams and accepted:
+            # Learnt for nothing: stream ids differ (case, a prefix; `score` names the stream after its file).
+            names = ", ".join(repr(s) for s in sorted(self.unmet)[:3])
+            log.warning("--baseline %s: the input had none of its streams (%s), so what it taught was not used; a "
+                        "stream is known by its exact id", self.baseline,
+                        names + (f", ... {self.baseline_streams} in all" if self.baseline_streams > 3 else ""))
         if sum(self.counts.values()) - empty > accepted:  # likely a column or the time mistaken (io/diagnosis.py)
             log.warning("%s: %s", self.name, most_lines_rejected(self.parser, self.first_rejected, self.counts,
                                                                 accepted))
@@ -406,6 +416,8 @@ class FilterRunner:
             first = max(0, self.resume_after - start)  # lines already covered by the checkpoint
             self.parser, parsed = self._parse(self.parser, self.name, start, lines, first)
             events = [p for p in parsed if type(p) is not Rejected]
+            if self.unmet:  # until each of the baseline's streams has come
+                self.unmet.difference_update(ev.stream for ev in events)
             rejected = [p for p in parsed if type(p) is Rejected] if len(events) < len(parsed) else []
             routed = self.pool.route(events, self._baseline_flags(events) if self.baseline_rows else None)
             if routed.rejected:  # no model could take them (max_models)
